@@ -1,0 +1,941 @@
+//! The loyalty engine: every business decision about points, each made in one database
+//! transaction through [`Store`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use serde::Serialize;
+
+use crate::event::{ClientEvent, ClientRef, CrmEvent, VisitEvent};
+use crate::ledger::{Account, EntryKind, NewEntry, NewLot, plan_draw};
+use crate::model::{Client, ClientId, CrmConnection, EntryId, HoldId, PartnerId, Program};
+use crate::money::{Currency, MoneyError, Points};
+use crate::outbox::{NewOutbox, Notification};
+use crate::phone::PhoneError;
+use crate::store::{DeliveryRecord, Hold, HoldStatus, RecordState, Store, StoreError, StoreTx};
+
+/// How many times a transaction that lost a race is run again before the error is returned.
+const MAX_TX_ATTEMPTS: u32 = 8;
+const DAY_MS: i64 = 86_400_000;
+
+/// Errors of the engine. Each says what was wrong with the request, or that the store failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    #[error(transparent)]
+    Phone(#[from] PhoneError),
+    #[error("partner {0} does not exist")]
+    UnknownPartner(PartnerId),
+    #[error("client {0} does not exist for this partner")]
+    UnknownClient(ClientId),
+    #[error("hold {0} does not exist for this partner")]
+    UnknownHold(HoldId),
+    #[error("event is for company {got}, the connection is for {expected}")]
+    WrongCompany { expected: String, got: String },
+    #[error("event is in {event}, the program counts {program}")]
+    CurrencyMismatch { program: Currency, event: Currency },
+    #[error("record {record_id} must be fetched from the CRM before it can be applied")]
+    NeedsRefetch { record_id: String },
+    #[error("idempotency key {key:?} was already used for a different request")]
+    Conflict { key: String },
+    #[error("not enough points: {available} available, {requested} requested")]
+    InsufficientBalance { available: Points, requested: Points },
+    #[error("amount must be positive, got {0}")]
+    NonPositiveAmount(i64),
+    #[error("hold {hold} is already {status}")]
+    HoldNotPending { hold: HoldId, status: &'static str },
+}
+
+impl EngineError {
+    fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Store(StoreError::Retryable(_) | StoreError::Duplicate(_))
+        )
+    }
+}
+
+/// The time source; tests move it by hand.
+pub trait Clock: Send + Sync {
+    /// Unix milliseconds.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    }
+}
+
+/// A clock that stands still until told to move.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn new(now_ms: i64) -> ManualClock {
+        ManualClock(AtomicI64::new(now_ms))
+    }
+
+    pub fn advance_ms(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// One change of one client's balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Posting {
+    pub client_id: ClientId,
+    pub entry_id: EntryId,
+    /// Signed change of the balance.
+    pub delta: Points,
+    /// The balance after it.
+    pub balance: Points,
+    /// For a reversal: points taken back that had already been spent (now a debt).
+    pub unbacked: Points,
+}
+
+/// What applying one event did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Points were posted (two postings when the record moved to another client).
+    Applied { postings: Vec<Posting> },
+    /// The record's new state earns what it already earned, or there is no client to credit.
+    NoChange { client_id: Option<ClientId> },
+    /// The same delivery as the last one applied.
+    Duplicate,
+    /// Older than what was applied; ignored.
+    Stale,
+    /// A client card was synced.
+    ClientSynced { client_id: ClientId, created: bool },
+    /// An event the program does not act on.
+    Ignored,
+}
+
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Applied { .. } => "applied",
+            Outcome::NoChange { .. } => "no_change",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Stale => "stale",
+            Outcome::ClientSynced { .. } => "client_synced",
+            Outcome::Ignored => "ignored",
+        }
+    }
+
+    fn delta(&self) -> Points {
+        match self {
+            Outcome::Applied { postings } => postings.iter().map(|p| p.delta).sum(),
+            _ => Points::ZERO,
+        }
+    }
+}
+
+/// Runs `$body` (an expression awaiting work on `$tx`) in a transaction, committing on success
+/// and starting over when the transaction lost a race with another one.
+macro_rules! in_tx {
+    ($engine:expr, |$tx:ident, $now:ident| $body:expr) => {{
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let $now = $engine.clock.now_ms();
+            let mut boxed = $engine.store.begin().await?;
+            let result = {
+                let $tx: &mut dyn StoreTx = boxed.as_mut();
+                $body.await
+            };
+            let result = match result {
+                Ok(value) => boxed
+                    .commit()
+                    .await
+                    .map(|()| value)
+                    .map_err(EngineError::from),
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if e.is_retryable() && attempt < MAX_TX_ATTEMPTS => continue,
+                other => break other,
+            }
+        }
+    }};
+}
+
+/// The points program's rules over a [`Store`].
+#[derive(Clone)]
+pub struct LoyaltyEngine {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+impl LoyaltyEngine {
+    pub fn new(store: Arc<dyn Store>) -> LoyaltyEngine {
+        LoyaltyEngine::with_clock(store, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> LoyaltyEngine {
+        LoyaltyEngine { store, clock }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Applies one normalized CRM event for a connection, exactly once whatever the order and
+    /// number of deliveries.
+    pub async fn apply_event(
+        &self,
+        connection: &CrmConnection,
+        event: &CrmEvent,
+    ) -> Result<Outcome, EngineError> {
+        if event.company_id() != connection.company_id {
+            return Err(EngineError::WrongCompany {
+                expected: connection.company_id.clone(),
+                got: event.company_id().to_owned(),
+            });
+        }
+        match event {
+            CrmEvent::Visit(v) => self.apply_visit(connection, v).await,
+            CrmEvent::Sale(s) => self.apply_visit(connection, &s.as_visit()).await,
+            CrmEvent::Client(c) => {
+                in_tx!(self, |tx, now| self.client_tx(tx, connection, c, now))
+            }
+            CrmEvent::Other(o) => {
+                let delivery = DeliveryRecord {
+                    connection_id: connection.id,
+                    resource: o.resource.clone(),
+                    resource_id: o.resource_id.clone(),
+                    outcome: Outcome::Ignored.label().to_owned(),
+                    delta: Points::ZERO,
+                    received_at_ms: self.clock.now_ms(),
+                };
+                in_tx!(self, |tx, _now| async {
+                    tx.record_delivery(connection.partner_id, &delivery).await?;
+                    Ok::<_, EngineError>(Outcome::Ignored)
+                })
+            }
+        }
+    }
+
+    /// Applies the current state of a visit record: posts the difference between what the
+    /// record should have earned and what it already earned.
+    pub async fn apply_visit(
+        &self,
+        connection: &CrmConnection,
+        visit: &VisitEvent,
+    ) -> Result<Outcome, EngineError> {
+        if visit.needs_refetch {
+            return Err(EngineError::NeedsRefetch {
+                record_id: visit.record_id.clone(),
+            });
+        }
+        if let Some(bad) = visit.lines.iter().find(|l| l.paid_minor < 0) {
+            return Err(MoneyError::Negative(bad.paid_minor).into());
+        }
+        in_tx!(self, |tx, now| self.visit_tx(tx, connection, visit, now))
+    }
+
+    async fn visit_tx(
+        &self,
+        tx: &mut dyn StoreTx,
+        conn: &CrmConnection,
+        visit: &VisitEvent,
+        now: i64,
+    ) -> Result<Outcome, EngineError> {
+        let partner = conn.partner_id;
+        let program = program_of(tx, partner).await?;
+        if visit.currency != program.currency {
+            return Err(EngineError::CurrencyMismatch {
+                program: program.currency,
+                event: visit.currency,
+            });
+        }
+        let target = program.target_accrual(visit)?;
+        let mut state = tx.lock_record(partner, conn.id, &visit.record_id).await?;
+        let fingerprint = visit.fingerprint();
+
+        let outcome = if matches!((visit.version, state.version), (Some(new), Some(old)) if new < old)
+        {
+            Outcome::Stale
+        } else if state.fingerprint.as_deref() == Some(fingerprint.as_str())
+            && (visit.version.is_none() || visit.version == state.version)
+        {
+            Outcome::Duplicate
+        } else {
+            let resolved = match &visit.client {
+                Some(r) => resolve_client(tx, conn, r, now).await?.map(|(c, _)| c),
+                None => None,
+            };
+            let postings = self
+                .settle_record(tx, conn, &program, visit, &mut state, resolved, target, now)
+                .await?;
+            state.version = state.version.max(visit.version);
+            state.fingerprint = Some(fingerprint);
+            state.status = Some(visit.status);
+            tx.save_record(partner, conn.id, &visit.record_id, &state, now)
+                .await?;
+            if postings.is_empty() {
+                Outcome::NoChange {
+                    client_id: state.client_id,
+                }
+            } else {
+                Outcome::Applied { postings }
+            }
+        };
+        tx.record_delivery(
+            partner,
+            &DeliveryRecord {
+                connection_id: conn.id,
+                resource: "record".to_owned(),
+                resource_id: Some(visit.record_id.clone()),
+                outcome: outcome.label().to_owned(),
+                delta: outcome.delta(),
+                received_at_ms: now,
+            },
+        )
+        .await?;
+        Ok(outcome)
+    }
+
+    /// Brings the record's accrued points to `target`, moving them when the record changed
+    /// client. Balances are locked in ascending client id order.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle_record(
+        &self,
+        tx: &mut dyn StoreTx,
+        conn: &CrmConnection,
+        program: &Program,
+        visit: &VisitEvent,
+        state: &mut RecordState,
+        resolved: Option<Client>,
+        target: Points,
+        now: i64,
+    ) -> Result<Vec<Posting>, EngineError> {
+        let partner = conn.partner_id;
+        let new_client = match resolved {
+            Some(c) => Some(c),
+            None => match state.client_id {
+                Some(id) => tx.client(partner, id).await?,
+                None => None,
+            },
+        };
+        let Some(new_client) = new_client else {
+            // Nobody to credit yet; a later delivery naming the client will settle it.
+            return Ok(Vec::new());
+        };
+        let mut steps: Vec<(Client, Points)> = Vec::with_capacity(2);
+        match state.client_id {
+            Some(old) if old != new_client.id && state.accrued != Points::ZERO => {
+                let old_client = tx
+                    .client(partner, old)
+                    .await?
+                    .ok_or(EngineError::UnknownClient(old))?;
+                steps.push((old_client, -state.accrued));
+                if target != Points::ZERO {
+                    steps.push((new_client.clone(), target));
+                }
+                steps.sort_by_key(|(c, _)| c.id);
+            }
+            _ => {
+                let delta = target - state.accrued;
+                if delta != Points::ZERO {
+                    steps.push((new_client.clone(), delta));
+                }
+            }
+        }
+        state.client_id = Some(new_client.id);
+
+        let record_key = format!("{}:{}", conn.id, visit.record_id);
+        let mut postings = Vec::with_capacity(steps.len());
+        for (client, delta) in steps {
+            state.postings += 1;
+            let key = format!("visit:{record_key}:{}", state.postings);
+            let balance = tx.lock_balance(partner, client.id).await?;
+            let (posting, notification) = if delta.is_positive() {
+                let entry = NewEntry {
+                    idempotency_key: key,
+                    kind: EntryKind::Accrual,
+                    debit: Account::Issued,
+                    credit: Account::Client(client.id),
+                    amount: delta,
+                    client_id: client.id,
+                    reverses: None,
+                    reason: Some(format!("visit {}", visit.record_id)),
+                };
+                let posting =
+                    credit(tx, partner, program, &entry, balance, Some(&record_key), now).await?;
+                state.last_accrual = Some(posting.entry_id);
+                let note = Notification::Accrued {
+                    points: delta,
+                    paid_minor: visit.paid_minor(),
+                    currency: visit.currency,
+                    balance: posting.balance,
+                    record_id: visit.record_id.clone(),
+                };
+                (posting, note)
+            } else {
+                let amount = -delta;
+                let reason = format!("visit {} is {}", visit.record_id, visit.status);
+                let entry = NewEntry {
+                    idempotency_key: key,
+                    kind: EntryKind::Reversal,
+                    debit: Account::Client(client.id),
+                    credit: Account::Issued,
+                    amount,
+                    client_id: client.id,
+                    reverses: state.last_accrual,
+                    reason: Some(reason.clone()),
+                };
+                let posting = debit(tx, partner, &entry, balance, Some(&record_key), now).await?;
+                let note = Notification::Reversed {
+                    points: amount,
+                    unbacked: posting.unbacked,
+                    balance: posting.balance,
+                    record_id: visit.record_id.clone(),
+                    reason,
+                };
+                (posting, note)
+            };
+            state.accrued += delta;
+            notify(tx, partner, &client, notification, now).await?;
+            postings.push(posting);
+        }
+        Ok(postings)
+    }
+
+    async fn client_tx(
+        &self,
+        tx: &mut dyn StoreTx,
+        conn: &CrmConnection,
+        event: &ClientEvent,
+        now: i64,
+    ) -> Result<Outcome, EngineError> {
+        program_of(tx, conn.partner_id).await?;
+        let r = ClientRef {
+            external_id: Some(event.external_id.clone()),
+            phone: event.phone.clone(),
+            name: event.name.clone(),
+        };
+        let outcome = match resolve_client(tx, conn, &r, now).await? {
+            Some((client, created)) => Outcome::ClientSynced {
+                client_id: client.id,
+                created,
+            },
+            None => Outcome::Ignored,
+        };
+        tx.record_delivery(
+            conn.partner_id,
+            &DeliveryRecord {
+                connection_id: conn.id,
+                resource: "client".to_owned(),
+                resource_id: Some(event.external_id.clone()),
+                outcome: outcome.label().to_owned(),
+                delta: Points::ZERO,
+                received_at_ms: now,
+            },
+        )
+        .await?;
+        Ok(outcome)
+    }
+
+    /// Points added by staff. Replaying the same `key` returns the first posting; the same key
+    /// with other input is a [`EngineError::Conflict`].
+    pub async fn manual_accrual(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+        points: Points,
+        reason: &str,
+        key: &str,
+    ) -> Result<Posting, EngineError> {
+        positive(points)?;
+        in_tx!(self, |tx, now| self.manual_tx(
+            tx,
+            partner,
+            client,
+            points,
+            reason,
+            key,
+            EntryKind::ManualAccrual,
+            now
+        ))
+    }
+
+    /// Points spent at the desk and written off by staff. Never below zero.
+    pub async fn manual_debit(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+        points: Points,
+        reason: &str,
+        key: &str,
+    ) -> Result<Posting, EngineError> {
+        positive(points)?;
+        in_tx!(self, |tx, now| self.manual_tx(
+            tx,
+            partner,
+            client,
+            points,
+            reason,
+            key,
+            EntryKind::ManualDebit,
+            now
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn manual_tx(
+        &self,
+        tx: &mut dyn StoreTx,
+        partner: PartnerId,
+        client_id: ClientId,
+        points: Points,
+        reason: &str,
+        key: &str,
+        kind: EntryKind,
+        now: i64,
+    ) -> Result<Posting, EngineError> {
+        let program = program_of(tx, partner).await?;
+        let client = client_of(tx, partner, client_id).await?;
+        let (debit_account, credit_account) = if kind == EntryKind::ManualAccrual {
+            (Account::Issued, Account::Client(client_id))
+        } else {
+            (Account::Client(client_id), Account::Redeemed)
+        };
+        let entry = NewEntry {
+            idempotency_key: format!("manual:{key}"),
+            kind,
+            debit: debit_account,
+            credit: credit_account,
+            amount: points,
+            client_id,
+            reverses: None,
+            reason: Some(reason.to_owned()),
+        };
+        let balance = tx.lock_balance(partner, client_id).await?;
+        if let Some(done) = replayed(tx, partner, &entry, balance).await? {
+            return Ok(done);
+        }
+        let posting = if kind == EntryKind::ManualAccrual {
+            credit(tx, partner, &program, &entry, balance, None, now).await?
+        } else {
+            enough(balance, points)?;
+            debit(tx, partner, &entry, balance, None, now).await?
+        };
+        let note = Notification::Manual {
+            points: posting.delta,
+            balance: posting.balance,
+            reason: reason.to_owned(),
+        };
+        notify(tx, partner, &client, note, now).await?;
+        Ok(posting)
+    }
+
+    /// Grants the program's welcome bonus once per client; `None` when the program has none
+    /// or it was granted already.
+    pub async fn grant_welcome_bonus(
+        &self,
+        partner: PartnerId,
+        client_id: ClientId,
+    ) -> Result<Option<Posting>, EngineError> {
+        in_tx!(self, |tx, now| async {
+            let program = program_of(tx, partner).await?;
+            let client = client_of(tx, partner, client_id).await?;
+            if !program.welcome_bonus.is_positive() {
+                return Ok(None);
+            }
+            let key = format!("welcome:{client_id}");
+            let balance = tx.lock_balance(partner, client_id).await?;
+            if tx.entry_by_key(partner, &key).await?.is_some() {
+                return Ok(None);
+            }
+            let entry = NewEntry {
+                idempotency_key: key,
+                kind: EntryKind::Welcome,
+                debit: Account::Issued,
+                credit: Account::Client(client_id),
+                amount: program.welcome_bonus,
+                client_id,
+                reverses: None,
+                reason: Some("welcome bonus".to_owned()),
+            };
+            let posting = credit(tx, partner, &program, &entry, balance, None, now).await?;
+            let note = Notification::Welcome {
+                points: posting.delta,
+                balance: posting.balance,
+            };
+            notify(tx, partner, &client, note, now).await?;
+            Ok::<_, EngineError>(Some(posting))
+        })
+    }
+
+    /// Holds points for a redemption: they leave the balance at once. The same `key` returns
+    /// the same hold.
+    pub async fn hold(
+        &self,
+        partner: PartnerId,
+        client_id: ClientId,
+        points: Points,
+        key: &str,
+    ) -> Result<Hold, EngineError> {
+        positive(points)?;
+        in_tx!(self, |tx, now| async {
+            program_of(tx, partner).await?;
+            client_of(tx, partner, client_id).await?;
+            let balance = tx.lock_balance(partner, client_id).await?;
+            if let Some(h) = tx.hold_by_key(partner, key).await? {
+                return if h.client_id == client_id && h.amount == points {
+                    Ok(h)
+                } else {
+                    Err(EngineError::Conflict {
+                        key: key.to_owned(),
+                    })
+                };
+            }
+            enough(balance, points)?;
+            let hold = tx.insert_hold(partner, client_id, points, key, now).await?;
+            let entry = NewEntry {
+                idempotency_key: format!("hold:{key}"),
+                kind: EntryKind::Hold,
+                debit: Account::Client(client_id),
+                credit: Account::Hold(hold.id),
+                amount: points,
+                client_id,
+                reverses: None,
+                reason: None,
+            };
+            debit(tx, partner, &entry, balance, None, now).await?;
+            Ok::<_, EngineError>(hold)
+        })
+    }
+
+    /// Completes a pending hold: the points are spent. Posting twice is a no-op; posting a
+    /// voided hold is an error.
+    pub async fn post_hold(&self, partner: PartnerId, hold: HoldId) -> Result<Hold, EngineError> {
+        self.settle_hold(partner, hold, HoldStatus::Posted).await
+    }
+
+    /// Cancels a pending hold: the points go back to the lots they came from.
+    pub async fn void_hold(&self, partner: PartnerId, hold: HoldId) -> Result<Hold, EngineError> {
+        self.settle_hold(partner, hold, HoldStatus::Voided).await
+    }
+
+    async fn settle_hold(
+        &self,
+        partner: PartnerId,
+        hold_id: HoldId,
+        to: HoldStatus,
+    ) -> Result<Hold, EngineError> {
+        in_tx!(self, |tx, now| async {
+            let mut hold = tx
+                .lock_hold(partner, hold_id)
+                .await?
+                .ok_or(EngineError::UnknownHold(hold_id))?;
+            if hold.status == to {
+                return Ok(hold);
+            }
+            if hold.status != HoldStatus::Pending {
+                return Err(EngineError::HoldNotPending {
+                    hold: hold_id,
+                    status: hold.status.as_str(),
+                });
+            }
+            let client = hold.client_id;
+            let (credit_account, kind, suffix) = match to {
+                HoldStatus::Voided => (Account::Client(client), EntryKind::HoldVoid, "void"),
+                _ => (Account::Redeemed, EntryKind::HoldPost, "post"),
+            };
+            let entry = NewEntry {
+                idempotency_key: format!("hold:{}:{suffix}", hold.idempotency_key),
+                kind,
+                debit: Account::Hold(hold_id),
+                credit: credit_account,
+                amount: hold.amount,
+                client_id: client,
+                reverses: None,
+                reason: None,
+            };
+            if to == HoldStatus::Voided {
+                let balance = tx.lock_balance(partner, client).await?;
+                let held = tx
+                    .entry_by_key(partner, &format!("hold:{}", hold.idempotency_key))
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("hold {hold_id} has no entry")))?;
+                let draws = tx.draws_of(partner, held.id).await?;
+                tx.insert_entry(partner, &entry, now).await?;
+                tx.restore_lots(partner, &draws).await?;
+                tx.set_balance(partner, client, balance + hold.amount)
+                    .await?;
+            } else {
+                tx.insert_entry(partner, &entry, now).await?;
+            }
+            tx.set_hold_status(partner, hold_id, to, now).await?;
+            hold.status = to;
+            Ok::<_, EngineError>(hold)
+        })
+    }
+
+    /// Expires every lot of the partner past its date: each unspent rest is posted to
+    /// `program:expired` and the client is told. Returns one posting per client.
+    pub async fn expire_due(&self, partner: PartnerId) -> Result<Vec<Posting>, EngineError> {
+        let mut postings = Vec::new();
+        loop {
+            let due = in_tx!(self, |tx, now| async {
+                Ok::<_, EngineError>(tx.due_lots(partner, now, 500).await?)
+            })?;
+            let mut clients: Vec<ClientId> = due.iter().map(|l| l.client_id).collect();
+            clients.sort();
+            clients.dedup();
+            if clients.is_empty() {
+                return Ok(postings);
+            }
+            for client in clients {
+                let posting = in_tx!(self, |tx, now| self.expire_client_tx(tx, partner, client, now))?;
+                postings.extend(posting);
+            }
+        }
+    }
+
+    async fn expire_client_tx(
+        &self,
+        tx: &mut dyn StoreTx,
+        partner: PartnerId,
+        client_id: ClientId,
+        now: i64,
+    ) -> Result<Option<Posting>, EngineError> {
+        let client = client_of(tx, partner, client_id).await?;
+        let mut balance = tx.lock_balance(partner, client_id).await?;
+        let lots = tx.open_lots(partner, client_id).await?;
+        let mut total = Points::ZERO;
+        let mut last = None;
+        for lot in lots
+            .iter()
+            .filter(|l| l.expires_at_ms.is_some_and(|at| at <= now))
+        {
+            // The balance lock makes a double expiry impossible (the lot is read fresh); the
+            // time in the key keeps it unique if a voided hold refills the lot later.
+            let entry = NewEntry {
+                idempotency_key: format!("expire:{}:{now}", lot.id),
+                kind: EntryKind::Expiry,
+                debit: Account::Client(client_id),
+                credit: Account::Expired,
+                amount: lot.remaining,
+                client_id,
+                reverses: None,
+                reason: None,
+            };
+            let id = tx.insert_entry(partner, &entry, now).await?;
+            tx.draw_lots(partner, id, &[(lot.id, lot.remaining)])
+                .await?;
+            balance -= lot.remaining;
+            total += lot.remaining;
+            last = Some(id);
+        }
+        let Some(entry_id) = last else {
+            return Ok(None);
+        };
+        tx.set_balance(partner, client_id, balance).await?;
+        let note = Notification::Expired {
+            points: total,
+            balance,
+        };
+        notify(tx, partner, &client, note, now).await?;
+        Ok(Some(Posting {
+            client_id,
+            entry_id,
+            delta: -total,
+            balance,
+            unbacked: Points::ZERO,
+        }))
+    }
+}
+
+async fn program_of(tx: &mut dyn StoreTx, partner: PartnerId) -> Result<Program, EngineError> {
+    tx.program(partner).await.map_err(|e| match e {
+        StoreError::NotFound(_) => EngineError::UnknownPartner(partner),
+        other => other.into(),
+    })
+}
+
+async fn client_of(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    client: ClientId,
+) -> Result<Client, EngineError> {
+    tx.client(partner, client)
+        .await?
+        .ok_or(EngineError::UnknownClient(client))
+}
+
+fn positive(points: Points) -> Result<(), EngineError> {
+    if points.is_positive() {
+        Ok(())
+    } else {
+        Err(EngineError::NonPositiveAmount(points.value()))
+    }
+}
+
+fn enough(balance: Points, wanted: Points) -> Result<(), EngineError> {
+    if balance < wanted {
+        return Err(EngineError::InsufficientBalance {
+            available: balance.max(Points::ZERO),
+            requested: wanted,
+        });
+    }
+    Ok(())
+}
+
+/// The client a CRM reference names: by its CRM id, else by phone (created when new — a
+/// "virtual" client until they link Telegram). `None` when neither identifies anyone.
+async fn resolve_client(
+    tx: &mut dyn StoreTx,
+    conn: &CrmConnection,
+    r: &ClientRef,
+    now: i64,
+) -> Result<Option<(Client, bool)>, EngineError> {
+    let partner = conn.partner_id;
+    if let Some(ext) = &r.external_id
+        && let Some(c) = tx.client_by_external_id(partner, conn.id, ext).await?
+    {
+        return Ok(Some((c, false)));
+    }
+    let Some(phone) = &r.phone else {
+        return Ok(None);
+    };
+    let name = r.name.as_deref().filter(|n| !n.trim().is_empty());
+    let (client, created) = tx.insert_client(partner, phone, name, now).await?;
+    if let Some(ext) = &r.external_id {
+        tx.link_external_id(partner, conn.id, ext, client.id)
+            .await?;
+    }
+    if !created
+        && client.name.is_none()
+        && let Some(name) = name
+    {
+        tx.set_client_name(partner, client.id, name).await?;
+    }
+    Ok(Some((client, created)))
+}
+
+/// The earlier posting when `entry`'s key was used before with the same input.
+async fn replayed(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    entry: &NewEntry,
+    balance: Points,
+) -> Result<Option<Posting>, EngineError> {
+    match tx.entry_by_key(partner, &entry.idempotency_key).await? {
+        None => Ok(None),
+        Some(done) if done.fingerprint == entry.fingerprint() => Ok(Some(Posting {
+            client_id: done.client_id,
+            entry_id: done.id,
+            delta: done.client_delta(),
+            balance,
+            unbacked: Points::ZERO,
+        })),
+        Some(_) => Err(EngineError::Conflict {
+            key: entry.idempotency_key.clone(),
+        }),
+    }
+}
+
+/// Posts an entry that credits the client: first repays any debt, the rest becomes a lot with
+/// the program's expiry. `balance` is the client's locked balance.
+async fn credit(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    program: &Program,
+    entry: &NewEntry,
+    balance: Points,
+    source: Option<&str>,
+    now: i64,
+) -> Result<Posting, EngineError> {
+    let entry_id = tx.insert_entry(partner, entry, now).await?;
+    let debt = (-balance).max(Points::ZERO);
+    let lot_amount = entry.amount - entry.amount.min(debt);
+    if lot_amount.is_positive() {
+        let lot = NewLot {
+            client_id: entry.client_id,
+            entry_id,
+            source: source.map(str::to_owned),
+            amount: lot_amount,
+            expires_at_ms: program
+                .points_ttl_days
+                .map(|days| now.saturating_add(i64::from(days) * DAY_MS)),
+        };
+        tx.insert_lot(partner, &lot, now).await?;
+    }
+    let new_balance = balance + entry.amount;
+    tx.set_balance(partner, entry.client_id, new_balance)
+        .await?;
+    Ok(Posting {
+        client_id: entry.client_id,
+        entry_id,
+        delta: entry.amount,
+        balance: new_balance,
+        unbacked: Points::ZERO,
+    })
+}
+
+/// Posts an entry that debits the client, drawing from lots (`prefer_source`'s first, then the
+/// oldest). What the lots cannot cover is reported as `unbacked`; only reversals get there,
+/// every other caller checks the balance first.
+async fn debit(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    entry: &NewEntry,
+    balance: Points,
+    prefer_source: Option<&str>,
+    now: i64,
+) -> Result<Posting, EngineError> {
+    let lots = tx.open_lots(partner, entry.client_id).await?;
+    let plan = plan_draw(&lots, entry.amount, prefer_source);
+    let entry_id = tx.insert_entry(partner, entry, now).await?;
+    tx.draw_lots(partner, entry_id, &plan.draws).await?;
+    let new_balance = balance - entry.amount;
+    tx.set_balance(partner, entry.client_id, new_balance)
+        .await?;
+    Ok(Posting {
+        client_id: entry.client_id,
+        entry_id,
+        delta: -entry.amount,
+        balance: new_balance,
+        unbacked: plan.shortfall,
+    })
+}
+
+/// Enqueues a notification for a client who linked Telegram and did not opt out.
+async fn notify(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    client: &Client,
+    notification: Notification,
+    now: i64,
+) -> Result<(), EngineError> {
+    if client.telegram_chat_id.is_none() || client.notifications_off {
+        return Ok(());
+    }
+    let msg = NewOutbox::for_client(client.id, notification, now);
+    tx.enqueue(partner, &msg).await?;
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! # loyalty-core
+//!
+//! The domain of Loyalty Bridge, a points loyalty program for beauty salons that lives on top of
+//! the CRM a salon already uses. No HTTP, SQL or Telegram here:
+//!
+//! * [`phone`], [`money`]: E.164 phones, integer money, points and basis-point rates.
+//! * [`model`], [`event`]: partners and their program, clients, CRM connections, and the
+//!   normalized [`CrmEvent`]s every CRM adapter produces.
+//! * [`adapter`]: the [`CrmAdapter`] trait each `crm-*` crate implements.
+//! * [`ledger`], [`store`], [`outbox`]: the double-entry points ledger, the [`Store`] trait the
+//!   `loyalty-store` crate implements, and the notifications enqueued with the points.
+//! * [`engine`]: [`LoyaltyEngine`], which applies events and staff operations exactly once.
+
+pub mod adapter;
+pub mod engine;
+pub mod event;
+pub mod ledger;
+pub mod model;
+pub mod money;
+pub mod outbox;
+pub mod phone;
+pub mod store;
+
+pub use adapter::{AdapterError, Capabilities, CrmAdapter, WebhookError};
+pub use engine::{Clock, EngineError, LoyaltyEngine, ManualClock, Outcome, Posting, SystemClock};
+pub use event::{CrmEvent, VisitEvent, VisitStatus};
+pub use model::{Client, ClientId, ConnectionId, CrmConnection, CrmKind, Partner, PartnerId, Program};
+pub use money::{Bps, Currency, Money, MoneyError, Points};
+pub use phone::{Phone, PhoneError};
+pub use store::{Store, StoreError, StoreTx};

@@ -1,0 +1,390 @@
+//! Partners (tenants), their loyalty program, clients and CRM connections.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::money::{Bps, Currency, MoneyError, Points, accrual_points};
+use crate::phone::Phone;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A salon or a chain of salons: the tenant. Every row in the store belongs to one.
+    PartnerId
+);
+id_type!(
+    /// A client of one partner.
+    ClientId
+);
+id_type!(
+    /// One CRM account (company / location) connected to a partner.
+    ConnectionId
+);
+id_type!(
+    /// A two-phase hold on a client's points.
+    HoldId
+);
+id_type!(
+    /// A ledger entry.
+    EntryId
+);
+
+/// A partner with its loyalty program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partner {
+    pub id: PartnerId,
+    pub name: String,
+    pub program: Program,
+}
+
+/// What the partner sets up when it joins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewPartner {
+    pub name: String,
+    pub program: Program,
+}
+
+/// The rules of a partner's points program. One program per partner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Program {
+    /// The salon's currency; visits in another currency are rejected.
+    pub currency: Currency,
+    /// Cashback on the paid amount of a visit's lines that no rule covers.
+    pub cashback: Bps,
+    /// Visits whose paid total is below this (minor units) earn nothing.
+    #[serde(default)]
+    pub min_paid_minor: i64,
+    /// Services, goods or categories with their own rate; rate 0 excludes them.
+    #[serde(default)]
+    pub rules: Vec<ItemRule>,
+    /// Days after which an accrual expires; `None`: points never expire.
+    #[serde(default)]
+    pub points_ttl_days: Option<u32>,
+    /// The largest share of a bill that points may pay.
+    pub max_redeem_share: Bps,
+    /// Points granted once when a client joins the program.
+    #[serde(default)]
+    pub welcome_bonus: Points,
+    /// What one point is worth in minor units; 100 = one rouble.
+    pub point_value_minor: i64,
+}
+
+/// A per-item exception to the program's cashback rate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemRule {
+    pub target: RuleTarget,
+    pub rate: Bps,
+}
+
+/// What an [`ItemRule`] applies to: an item's CRM id, or a category id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum RuleTarget {
+    Item(String),
+    Category(String),
+}
+
+impl Program {
+    /// A program with the given cashback and the defaults: RUB, no minimum, no expiry,
+    /// points may pay up to half a bill, 1 point = 1 ₽, no welcome bonus.
+    pub fn with_cashback(cashback: Bps) -> Program {
+        Program {
+            currency: Currency::Rub,
+            cashback,
+            min_paid_minor: 0,
+            rules: Vec::new(),
+            points_ttl_days: None,
+            max_redeem_share: Bps::new(5_000).unwrap_or(Bps::FULL),
+            welcome_bonus: Points::ZERO,
+            point_value_minor: 100,
+        }
+    }
+
+    /// Checks the settings that cannot be expressed by types.
+    pub fn validate(&self) -> Result<(), MoneyError> {
+        if self.min_paid_minor < 0 {
+            return Err(MoneyError::Negative(self.min_paid_minor));
+        }
+        if self.welcome_bonus.value() < 0 {
+            return Err(MoneyError::Negative(self.welcome_bonus.value()));
+        }
+        if self.point_value_minor < 1 {
+            return Err(MoneyError::BadPointValue(self.point_value_minor));
+        }
+        Ok(())
+    }
+
+    /// The rate for one line: a rule for the item wins over a rule for its category, which wins
+    /// over the program's cashback.
+    pub fn rate_for(&self, item_id: &str, category_id: Option<&str>) -> Bps {
+        let by_item = self.rules.iter().find(|r| match &r.target {
+            RuleTarget::Item(id) => id == item_id,
+            RuleTarget::Category(_) => false,
+        });
+        let by_category = || {
+            self.rules.iter().find(|r| match (&r.target, category_id) {
+                (RuleTarget::Category(c), Some(cat)) => c == cat,
+                _ => false,
+            })
+        };
+        by_item
+            .or_else(by_category)
+            .map(|r| r.rate)
+            .unwrap_or(self.cashback)
+    }
+
+    /// Points a visit should have earned in total, given its current state.
+    pub fn target_accrual(&self, visit: &crate::event::VisitEvent) -> Result<Points, MoneyError> {
+        if visit.status != crate::event::VisitStatus::Came {
+            return Ok(Points::ZERO);
+        }
+        let paid: i64 = visit
+            .lines
+            .iter()
+            .try_fold(0i64, |acc, l| acc.checked_add(l.paid_minor))
+            .ok_or(MoneyError::Overflow)?;
+        if paid < self.min_paid_minor {
+            return Ok(Points::ZERO);
+        }
+        accrual_points(
+            visit.lines.iter().map(|l| {
+                (
+                    l.paid_minor,
+                    self.rate_for(&l.item_id, l.category_id.as_deref()),
+                )
+            }),
+            self.point_value_minor,
+        )
+    }
+}
+
+/// A client of a partner. `telegram_chat_id` is set once the client shared their contact with
+/// the bot; a client created from a CRM event without one is "virtual" until then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    pub id: ClientId,
+    pub partner_id: PartnerId,
+    pub phone: Phone,
+    pub name: Option<String>,
+    pub telegram_chat_id: Option<i64>,
+    /// The client asked not to get notifications.
+    pub notifications_off: bool,
+}
+
+/// The CRMs Loyalty Bridge connects to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrmKind {
+    Yclients,
+    Altegio,
+    Arnica,
+    Dikidi,
+    Beautypro,
+}
+
+impl CrmKind {
+    pub const ALL: [CrmKind; 5] = [
+        CrmKind::Yclients,
+        CrmKind::Altegio,
+        CrmKind::Arnica,
+        CrmKind::Dikidi,
+        CrmKind::Beautypro,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrmKind::Yclients => "yclients",
+            CrmKind::Altegio => "altegio",
+            CrmKind::Arnica => "arnica",
+            CrmKind::Dikidi => "dikidi",
+            CrmKind::Beautypro => "beautypro",
+        }
+    }
+}
+
+/// A CRM name that is not one of [`CrmKind`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown CRM {0:?} (known: yclients, altegio, arnica, dikidi, beautypro)")]
+pub struct UnknownCrm(pub String);
+
+impl FromStr for CrmKind {
+    type Err = UnknownCrm;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CrmKind::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownCrm(s.to_owned()))
+    }
+}
+
+impl fmt::Display for CrmKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A partner's connection to one CRM company/location.
+///
+/// Credentials are not stored here: `credentials_ref` names where the gateway keeps them, so a
+/// connection can be printed and logged. `webhook_secret` authenticates the CRM's webhooks (the
+/// CRMs do not sign them); it is never logged.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrmConnection {
+    pub id: ConnectionId,
+    pub partner_id: PartnerId,
+    pub kind: CrmKind,
+    pub company_id: String,
+    pub credentials_ref: String,
+    pub webhook_secret: String,
+}
+
+impl fmt::Debug for CrmConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrmConnection")
+            .field("id", &self.id)
+            .field("partner_id", &self.partner_id)
+            .field("kind", &self.kind)
+            .field("company_id", &self.company_id)
+            .field("credentials_ref", &self.credentials_ref)
+            .field("webhook_secret", &"***")
+            .finish()
+    }
+}
+
+/// What is needed to create a [`CrmConnection`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewConnection {
+    pub partner_id: PartnerId,
+    pub kind: CrmKind,
+    pub company_id: String,
+    pub credentials_ref: String,
+    pub webhook_secret: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{VisitEvent, VisitLine, VisitStatus};
+
+    fn visit(status: VisitStatus, lines: Vec<VisitLine>) -> VisitEvent {
+        VisitEvent {
+            record_id: "1".into(),
+            company_id: "42".into(),
+            version: None,
+            status,
+            client: None,
+            currency: Currency::Rub,
+            lines,
+            staff_id: None,
+            visit_at_ms: None,
+            needs_refetch: false,
+        }
+    }
+
+    fn line(item: &str, category: Option<&str>, paid: i64) -> VisitLine {
+        VisitLine {
+            item_id: item.into(),
+            category_id: category.map(Into::into),
+            kind: crate::event::LineKind::Service,
+            title: String::new(),
+            paid_minor: paid,
+        }
+    }
+
+    #[test]
+    fn rules_item_over_category_over_default() {
+        let mut p = Program::with_cashback(Bps::new(500).unwrap());
+        p.rules = vec![
+            ItemRule {
+                target: RuleTarget::Category("hair".into()),
+                rate: Bps::new(1_000).unwrap(),
+            },
+            ItemRule {
+                target: RuleTarget::Item("777".into()),
+                rate: Bps::ZERO,
+            },
+        ];
+        assert_eq!(p.rate_for("1", None).value(), 500);
+        assert_eq!(p.rate_for("1", Some("hair")).value(), 1_000);
+        assert_eq!(p.rate_for("777", Some("hair")).value(), 0);
+
+        let v = visit(
+            VisitStatus::Came,
+            vec![
+                line("1", None, 100_000),         // 5 % → 50
+                line("2", Some("hair"), 100_000), // 10 % → 100
+                line("777", Some("hair"), 500_000), // excluded
+            ],
+        );
+        assert_eq!(p.target_accrual(&v).unwrap(), Points(150));
+    }
+
+    #[test]
+    fn only_came_visits_above_minimum_earn() {
+        let mut p = Program::with_cashback(Bps::new(500).unwrap());
+        p.min_paid_minor = 100_000;
+        for s in [
+            VisitStatus::Waiting,
+            VisitStatus::Confirmed,
+            VisitStatus::NoShow,
+            VisitStatus::Deleted,
+        ] {
+            let v = visit(s, vec![line("1", None, 400_000)]);
+            assert_eq!(p.target_accrual(&v).unwrap(), Points::ZERO, "{s:?}");
+        }
+        let below = visit(VisitStatus::Came, vec![line("1", None, 99_999)]);
+        assert_eq!(p.target_accrual(&below).unwrap(), Points::ZERO);
+        let at = visit(VisitStatus::Came, vec![line("1", None, 100_000)]);
+        assert_eq!(p.target_accrual(&at).unwrap(), Points(50));
+    }
+
+    #[test]
+    fn program_validation_and_strict_config() {
+        let mut p = Program::with_cashback(Bps::new(500).unwrap());
+        assert!(p.validate().is_ok());
+        p.point_value_minor = 0;
+        assert_eq!(p.validate(), Err(MoneyError::BadPointValue(0)));
+        let json = r#"{"currency":"RUB","cashback":500,"max_redeem_share":5000,
+                       "point_value_minor":100,"cashbak":3}"#;
+        assert!(serde_json::from_str::<Program>(json).is_err(), "typos are rejected");
+        let json = r#"{"currency":"RUB","cashback":500,"max_redeem_share":5000,"point_value_minor":100}"#;
+        assert_eq!(
+            serde_json::from_str::<Program>(json).unwrap(),
+            Program::with_cashback(Bps::new(500).unwrap())
+        );
+    }
+
+    #[test]
+    fn crm_kind_parse_and_debug_hides_secret() {
+        assert_eq!("YClients".parse::<CrmKind>().unwrap(), CrmKind::Yclients);
+        assert_eq!(
+            "amo".parse::<CrmKind>(),
+            Err(UnknownCrm("amo".to_owned()))
+        );
+        let c = CrmConnection {
+            id: ConnectionId(1),
+            partner_id: PartnerId(1),
+            kind: CrmKind::Yclients,
+            company_id: "42".into(),
+            credentials_ref: "env:YC".into(),
+            webhook_secret: "s3cr3t-value".into(),
+        };
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+}

@@ -1,0 +1,392 @@
+//! What the engine needs from a database. `loyalty-store` implements it for PostgreSQL and
+//! SQLite; the engine holds an `Arc<dyn Store>`.
+//!
+//! Every method takes the partner it acts for and touches only that partner's rows. The only
+//! cross-partner calls are the outbox worker's ([`Store::claim_outbox`] and friends), which
+//! serve the whole deployment.
+//!
+//! Business rules live in the engine; a [`StoreTx`] only reads, locks and writes rows inside
+//! one database transaction. Locks are taken in one order — record, then client balances by
+//! ascending client id — so concurrent transactions never deadlock.
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::event::VisitStatus;
+use crate::ledger::{AccountTotals, LedgerEntry, Lot, LotId, NewEntry, NewLot};
+use crate::model::{
+    Client, ClientId, ConnectionId, CrmConnection, EntryId, HoldId, NewConnection, NewPartner,
+    Partner, PartnerId, Program,
+};
+use crate::money::Points;
+use crate::outbox::{NewOutbox, OutboxMessage};
+use crate::phone::Phone;
+
+/// Errors of a store. [`StoreError::Retryable`] is a lost race (deadlock, serialization
+/// failure, a busy SQLite file): the engine runs the whole transaction again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("concurrent update, try again: {0}")]
+    Retryable(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("already exists: {0}")]
+    Duplicate(String),
+    #[error("stored row is not valid: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// What the store remembers of one CRM record (or sale) between deliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecordState {
+    /// The newest version applied.
+    pub version: Option<i64>,
+    /// [`crate::event::VisitEvent::fingerprint`] of the last applied delivery.
+    pub fingerprint: Option<String>,
+    pub status: Option<VisitStatus>,
+    /// Whose account holds this record's points.
+    pub client_id: Option<ClientId>,
+    /// Net points posted for this record so far.
+    pub accrued: Points,
+    /// Entries posted for this record so far; numbers the next entry's idempotency key.
+    pub postings: i64,
+    /// The last accrual posted for it: what a reversal names.
+    pub last_accrual: Option<EntryId>,
+}
+
+/// The outcome of one delivery, kept for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryRecord {
+    pub connection_id: ConnectionId,
+    pub resource: String,
+    pub resource_id: Option<String>,
+    pub outcome: String,
+    pub delta: Points,
+    pub received_at_ms: i64,
+}
+
+/// A two-phase hold on a client's points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hold {
+    pub id: HoldId,
+    pub partner_id: PartnerId,
+    pub client_id: ClientId,
+    pub amount: Points,
+    pub status: HoldStatus,
+    pub idempotency_key: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldStatus {
+    Pending,
+    Posted,
+    Voided,
+}
+
+impl HoldStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldStatus::Pending => "pending",
+            HoldStatus::Posted => "posted",
+            HoldStatus::Voided => "voided",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<HoldStatus> {
+        match s {
+            "pending" => Some(HoldStatus::Pending),
+            "posted" => Some(HoldStatus::Posted),
+            "voided" => Some(HoldStatus::Voided),
+            _ => None,
+        }
+    }
+}
+
+/// One database transaction. Dropping it without [`StoreTx::commit`] rolls it back.
+#[async_trait]
+pub trait StoreTx: Send {
+    /// The partner's program; [`StoreError::NotFound`] for an unknown partner.
+    async fn program(&mut self, partner: PartnerId) -> Result<Program, StoreError>;
+
+    /// The state of a record, created empty on first sight, locked until commit.
+    async fn lock_record(
+        &mut self,
+        partner: PartnerId,
+        connection: ConnectionId,
+        record_id: &str,
+    ) -> Result<RecordState, StoreError>;
+
+    async fn save_record(
+        &mut self,
+        partner: PartnerId,
+        connection: ConnectionId,
+        record_id: &str,
+        state: &RecordState,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    async fn client(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Option<Client>, StoreError>;
+
+    async fn client_by_phone(
+        &mut self,
+        partner: PartnerId,
+        phone: &Phone,
+    ) -> Result<Option<Client>, StoreError>;
+
+    async fn client_by_external_id(
+        &mut self,
+        partner: PartnerId,
+        connection: ConnectionId,
+        external_id: &str,
+    ) -> Result<Option<Client>, StoreError>;
+
+    /// Creates the client unless one with this phone exists; returns it and whether it is new.
+    async fn insert_client(
+        &mut self,
+        partner: PartnerId,
+        phone: &Phone,
+        name: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(Client, bool), StoreError>;
+
+    /// Sets the client's name when it has none or a different one.
+    async fn set_client_name(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+        name: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Remembers the client's id in a CRM; a mapping that exists is left as it is.
+    async fn link_external_id(
+        &mut self,
+        partner: PartnerId,
+        connection: ConnectionId,
+        external_id: &str,
+        client: ClientId,
+    ) -> Result<(), StoreError>;
+
+    /// The client's materialized balance, created at zero on first use, locked until commit.
+    async fn lock_balance(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Points, StoreError>;
+
+    async fn set_balance(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+        balance: Points,
+    ) -> Result<(), StoreError>;
+
+    /// The client's lots that still hold points.
+    async fn open_lots(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Vec<Lot>, StoreError>;
+
+    async fn insert_lot(
+        &mut self,
+        partner: PartnerId,
+        lot: &NewLot,
+        now_ms: i64,
+    ) -> Result<LotId, StoreError>;
+
+    /// Takes points from lots and remembers, under `entry`, what was drawn from each so that
+    /// a voided hold can give them back.
+    async fn draw_lots(
+        &mut self,
+        partner: PartnerId,
+        entry: EntryId,
+        draws: &[(LotId, Points)],
+    ) -> Result<(), StoreError>;
+
+    /// Gives points back to lots (a voided hold).
+    async fn restore_lots(
+        &mut self,
+        partner: PartnerId,
+        draws: &[(LotId, Points)],
+    ) -> Result<(), StoreError>;
+
+    /// What `entry` drew from each lot.
+    async fn draws_of(
+        &mut self,
+        partner: PartnerId,
+        entry: EntryId,
+    ) -> Result<Vec<(LotId, Points)>, StoreError>;
+
+    /// The entry posted under this key, if any.
+    async fn entry_by_key(
+        &mut self,
+        partner: PartnerId,
+        key: &str,
+    ) -> Result<Option<LedgerEntry>, StoreError>;
+
+    /// Appends an entry. [`StoreError::Duplicate`] when the key was taken meanwhile.
+    async fn insert_entry(
+        &mut self,
+        partner: PartnerId,
+        entry: &NewEntry,
+        now_ms: i64,
+    ) -> Result<EntryId, StoreError>;
+
+    async fn hold_by_key(
+        &mut self,
+        partner: PartnerId,
+        key: &str,
+    ) -> Result<Option<Hold>, StoreError>;
+
+    async fn insert_hold(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+        amount: Points,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<Hold, StoreError>;
+
+    /// The hold, locked until commit.
+    async fn lock_hold(&mut self, partner: PartnerId, hold: HoldId)
+    -> Result<Option<Hold>, StoreError>;
+
+    async fn set_hold_status(
+        &mut self,
+        partner: PartnerId,
+        hold: HoldId,
+        status: HoldStatus,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Lots of this partner past their expiry that still hold points (not locked).
+    async fn due_lots(
+        &mut self,
+        partner: PartnerId,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Lot>, StoreError>;
+
+    async fn record_delivery(
+        &mut self,
+        partner: PartnerId,
+        delivery: &DeliveryRecord,
+    ) -> Result<(), StoreError>;
+
+    async fn enqueue(&mut self, partner: PartnerId, msg: &NewOutbox) -> Result<(), StoreError>;
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// The database behind the engine, the CLI and the workers.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Starts a write transaction.
+    async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
+
+    async fn create_partner(&self, partner: &NewPartner, now_ms: i64)
+    -> Result<Partner, StoreError>;
+
+    async fn partner(&self, id: PartnerId) -> Result<Option<Partner>, StoreError>;
+
+    async fn create_connection(
+        &self,
+        connection: &NewConnection,
+        now_ms: i64,
+    ) -> Result<CrmConnection, StoreError>;
+
+    /// The connection a webhook URL's secret names (the webhook's only authentication).
+    async fn connection_by_secret(&self, secret: &str)
+    -> Result<Option<CrmConnection>, StoreError>;
+
+    async fn client_by_phone(
+        &self,
+        partner: PartnerId,
+        phone: &Phone,
+    ) -> Result<Option<Client>, StoreError>;
+
+    /// Links (or with `None` unlinks) the client's Telegram chat.
+    async fn set_telegram_chat(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+        chat_id: Option<i64>,
+    ) -> Result<(), StoreError>;
+
+    async fn set_notifications_off(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+        off: bool,
+    ) -> Result<(), StoreError>;
+
+    /// The materialized balance (zero for a client without entries).
+    async fn balance(&self, partner: PartnerId, client: ClientId) -> Result<Points, StoreError>;
+
+    /// The client's entries, newest first.
+    async fn history(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>, StoreError>;
+
+    /// Σ of the ledger entries that touch the client's account.
+    async fn ledger_balance(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Points, StoreError>;
+
+    /// Σ remaining of the client's lots.
+    async fn lots_remaining(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Points, StoreError>;
+
+    /// The partner's ledger totals by account category.
+    async fn account_totals(&self, partner: PartnerId) -> Result<AccountTotals, StoreError>;
+
+    /// Number of ledger entries of the partner (the ledger only grows).
+    async fn entry_count(&self, partner: PartnerId) -> Result<i64, StoreError>;
+
+    async fn hold(&self, partner: PartnerId, hold: HoldId) -> Result<Option<Hold>, StoreError>;
+
+    /// The partner's outbox messages in id order, any state (for the operator and tests).
+    async fn outbox_of(&self, partner: PartnerId) -> Result<Vec<OutboxMessage>, StoreError>;
+
+    /// Claims up to `limit` due messages across all partners, at most one per partition (the
+    /// oldest unsent), leasing them for `lease_ms`: a claimed message is invisible to other
+    /// workers until the lease ends or it is settled. Safe with any number of workers.
+    async fn claim_outbox(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError>;
+
+    /// The message was delivered.
+    async fn outbox_sent(&self, id: i64, now_ms: i64) -> Result<(), StoreError>;
+
+    /// The message failed: try again at `retry_at_ms`, or with `None` move it to dead letters.
+    async fn outbox_failed(
+        &self,
+        id: i64,
+        retry_at_ms: Option<i64>,
+        error: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Puts a dead message back in line, attempts reset.
+    async fn outbox_replay(&self, id: i64, now_ms: i64) -> Result<bool, StoreError>;
+}
