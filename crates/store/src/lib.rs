@@ -1,1 +1,311 @@
+//! # loyalty-store
+//!
+//! The [`loyalty_core::Store`] trait on sqlx, for **PostgreSQL** (production: many gateway
+//! instances share one database) and **SQLite** (the embedded default: one file, no set-up).
+//!
+//! Both backends run the same SQL through sqlx's `Any` driver; the few places where the
+//! dialects differ are chosen by [`Backend`]: row locks (`FOR UPDATE`, and `FOR UPDATE SKIP
+//! LOCKED` for the outbox claim) exist only on PostgreSQL, while SQLite serializes writers by
+//! starting every write transaction with `BEGIN IMMEDIATE`. Migrations live in one folder per
+//! backend and are embedded with `sqlx::migrate!`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), loyalty_store::ConnectError> {
+//! let store = loyalty_store::SqlStore::connect("sqlite://loyalty.db").await?;
+//! store.migrate().await?;
+//! # Ok(()) }
+//! ```
 
+mod rows;
+mod store;
+mod tx;
+
+use std::time::Duration;
+
+use loyalty_core::StoreError;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+pub use tx::SqlTx;
+
+/// Which database a [`SqlStore`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    /// The backend a `DATABASE_URL` names.
+    pub fn of_url(url: &str) -> Result<Backend, ConnectError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else {
+            Err(ConnectError::UnsupportedUrl(redact_url(url)))
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// Errors while opening or migrating a database. Messages never include a password.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("DATABASE_URL {0:?} is neither postgres://… nor sqlite:…")]
+    UnsupportedUrl(String),
+    #[error("cannot open {url}: {message}")]
+    Open { url: String, message: String },
+    #[error("migrations failed on {url}: {message}")]
+    Migrate { url: String, message: String },
+}
+
+/// The sqlx-backed store.
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+    url: String,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("backend", &self.backend)
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+impl SqlStore {
+    /// Opens a pool on `url` (`postgres://…` or `sqlite:PATH`; a missing SQLite file is
+    /// created). Does not migrate: call [`SqlStore::migrate`].
+    pub async fn connect(url: &str) -> Result<SqlStore, ConnectError> {
+        let backend = Backend::of_url(url)?;
+        let max = match backend {
+            Backend::Postgres => 16,
+            Backend::Sqlite => 8,
+        };
+        SqlStore::connect_with(url, max).await
+    }
+
+    /// Like [`SqlStore::connect`] with a chosen pool size.
+    pub async fn connect_with(url: &str, max_connections: u32) -> Result<SqlStore, ConnectError> {
+        install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let redacted = redact_url(url);
+        let (url, max_connections) = match backend {
+            Backend::Postgres => (url.to_owned(), max_connections),
+            Backend::Sqlite => sqlite_url(url, max_connections),
+        };
+        let mut options = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(30));
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers work while one writer commits; the busy timeout makes
+                    // writers queue for the file lock instead of failing.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA busy_timeout = 30000").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options
+            .connect(&url)
+            .await
+            .map_err(|e| ConnectError::Open {
+                url: redacted.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(SqlStore {
+            pool,
+            backend,
+            url: redacted,
+        })
+    }
+
+    /// Applies the embedded migrations of this backend; returns how many were new.
+    pub async fn migrate(&self) -> Result<usize, ConnectError> {
+        let migrator = self.migrator();
+        let before = self.applied_migrations().await;
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| ConnectError::Migrate {
+                url: self.url.clone(),
+                message: e.to_string(),
+            })?;
+        let after = self.applied_migrations().await;
+        Ok(after.saturating_sub(before))
+    }
+
+    /// Whether every embedded migration has been applied (for readiness checks).
+    pub async fn is_migrated(&self) -> bool {
+        self.applied_migrations().await >= self.migrator().iter().count()
+    }
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.backend {
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+        }
+    }
+
+    async fn applied_migrations(&self) -> usize {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map(|n| usize::try_from(n).unwrap_or(0))
+        .unwrap_or(0)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The URL with its password hidden, for logs.
+    pub fn redacted_url(&self) -> &str {
+        &self.url
+    }
+
+    /// The pool, for embedders that keep their own tables next to ours.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Picks the SQL text for this backend.
+    pub(crate) fn sql(&self, postgres: &'static str, sqlite: &'static str) -> &'static str {
+        pick(self.backend, postgres, sqlite)
+    }
+}
+
+pub(crate) fn pick(backend: Backend, postgres: &'static str, sqlite: &'static str) -> &'static str {
+    match backend {
+        Backend::Postgres => postgres,
+        Backend::Sqlite => sqlite,
+    }
+}
+
+/// Makes the SQLite URL create a missing file; an in-memory database must stay on one
+/// connection (each connection would otherwise see its own empty database).
+fn sqlite_url(url: &str, max_connections: u32) -> (String, u32) {
+    let memory = url.contains(":memory:") || url.contains("mode=memory");
+    let url = if url.contains("mode=") || memory {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    };
+    (url, if memory { 1 } else { max_connections })
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{tail}")
+            } else {
+                format!("{scheme}://{user}@{host}{tail}")
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Maps a sqlx error to the store's error: lost races are retryable, a taken unique key is
+/// [`StoreError::Duplicate`], a broken connection is [`StoreError::Unavailable`].
+pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            // PostgreSQL: serialization failure, deadlock. SQLite: BUSY, LOCKED and their
+            // extended codes (the low byte is the primary code).
+            let sqlite_busy = code
+                .parse::<i32>()
+                .map(|c| matches!(c & 0xff, 5 | 6))
+                .unwrap_or(false);
+            if code == "40001" || code == "40P01" || sqlite_busy {
+                StoreError::Retryable(db.message().to_owned())
+            } else if db.is_unique_violation() {
+                StoreError::Duplicate(db.message().to_owned())
+            } else {
+                StoreError::Backend(format!("{} ({code})", db.message()))
+            }
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        sqlx::Error::RowNotFound => StoreError::NotFound("row".to_owned()),
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) => {
+            StoreError::Corrupt(e.to_string())
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db.example:5432/loyalty?sslmode=require"),
+            "postgres://app:***@db.example:5432/loyalty?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+        assert_eq!(redact_url("sqlite://data/l.db"), "sqlite://data/l.db");
+    }
+
+    #[test]
+    fn backend_from_url() {
+        assert_eq!(Backend::of_url("postgres://x/y").unwrap(), Backend::Postgres);
+        assert_eq!(Backend::of_url("postgresql://x/y").unwrap(), Backend::Postgres);
+        assert_eq!(Backend::of_url("sqlite://a.db").unwrap(), Backend::Sqlite);
+        assert_eq!(Backend::of_url("sqlite::memory:").unwrap(), Backend::Sqlite);
+        let err = Backend::of_url("mysql://root:pw@h/db").unwrap_err();
+        assert!(!err.to_string().contains("pw"), "{err}");
+    }
+
+    #[test]
+    fn sqlite_urls_create_files_and_memory_stays_on_one_connection() {
+        assert_eq!(sqlite_url("sqlite://a.db", 8), ("sqlite://a.db?mode=rwc".into(), 8));
+        assert_eq!(
+            sqlite_url("sqlite://a.db?cache=shared", 8),
+            ("sqlite://a.db?cache=shared&mode=rwc".into(), 8)
+        );
+        assert_eq!(sqlite_url("sqlite::memory:", 8), ("sqlite::memory:".into(), 1));
+    }
+}

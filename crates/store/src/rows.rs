@@ -1,0 +1,155 @@
+//! Turning rows into domain types. A row that does not decode is [`StoreError::Corrupt`].
+
+use loyalty_core::ledger::{Account, EntryKind, LedgerEntry, Lot};
+use loyalty_core::model::{EntryId, HoldId};
+use loyalty_core::outbox::{OutboxMessage, OutboxStatus};
+use loyalty_core::store::{Hold, HoldStatus};
+use loyalty_core::{
+    Client, ClientId, ConnectionId, CrmConnection, Partner, PartnerId, Phone, Points, StoreError,
+};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+pub(crate) fn get<'r, T>(row: &'r AnyRow, col: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(col)
+        .map_err(|e| StoreError::Corrupt(format!("column {col}: {e}")))
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {value:?}"))
+}
+
+macro_rules! client_columns {
+    () => {
+        "id, partner_id, phone, name, telegram_chat_id, notifications_off"
+    };
+}
+pub(crate) use client_columns;
+
+pub(crate) fn client(row: &AnyRow) -> Result<Client, StoreError> {
+    let phone: String = get(row, "phone")?;
+    Ok(Client {
+        id: ClientId(get(row, "id")?),
+        partner_id: PartnerId(get(row, "partner_id")?),
+        phone: Phone::parse(&phone).map_err(|_| corrupt("phone", &phone))?,
+        name: get(row, "name")?,
+        telegram_chat_id: get(row, "telegram_chat_id")?,
+        notifications_off: get::<i64>(row, "notifications_off")? != 0,
+    })
+}
+
+pub(crate) fn partner(row: &AnyRow) -> Result<Partner, StoreError> {
+    let program: String = get(row, "program")?;
+    Ok(Partner {
+        id: PartnerId(get(row, "id")?),
+        name: get(row, "name")?,
+        program: serde_json::from_str(&program)
+            .map_err(|e| StoreError::Corrupt(format!("program: {e}")))?,
+    })
+}
+
+pub(crate) fn connection(row: &AnyRow) -> Result<CrmConnection, StoreError> {
+    let kind: String = get(row, "kind")?;
+    Ok(CrmConnection {
+        id: ConnectionId(get(row, "id")?),
+        partner_id: PartnerId(get(row, "partner_id")?),
+        kind: kind.parse().map_err(|_| corrupt("crm kind", &kind))?,
+        company_id: get(row, "company_id")?,
+        credentials_ref: get(row, "credentials_ref")?,
+        webhook_secret: get(row, "webhook_secret")?,
+    })
+}
+
+macro_rules! entry_columns {
+    () => {
+        "id, partner_id, idempotency_key, kind, debit_account, \
+     credit_account, amount, client_id, reverses_entry_id, reason, fingerprint, created_at_ms"
+    };
+}
+pub(crate) use entry_columns;
+
+pub(crate) fn entry(row: &AnyRow) -> Result<LedgerEntry, StoreError> {
+    let kind: String = get(row, "kind")?;
+    let debit: String = get(row, "debit_account")?;
+    let credit: String = get(row, "credit_account")?;
+    Ok(LedgerEntry {
+        id: EntryId(get(row, "id")?),
+        partner_id: PartnerId(get(row, "partner_id")?),
+        idempotency_key: get(row, "idempotency_key")?,
+        kind: EntryKind::parse(&kind).ok_or_else(|| corrupt("entry kind", &kind))?,
+        debit: Account::parse(&debit).ok_or_else(|| corrupt("account", &debit))?,
+        credit: Account::parse(&credit).ok_or_else(|| corrupt("account", &credit))?,
+        amount: Points(get(row, "amount")?),
+        client_id: ClientId(get(row, "client_id")?),
+        reverses: get::<Option<i64>>(row, "reverses_entry_id")?.map(EntryId),
+        reason: get(row, "reason")?,
+        fingerprint: get(row, "fingerprint")?,
+        created_at_ms: get(row, "created_at_ms")?,
+    })
+}
+
+macro_rules! lot_columns {
+    () => {
+        "id, client_id, source, amount, remaining, expires_at_ms, created_at_ms"
+    };
+}
+pub(crate) use lot_columns;
+
+pub(crate) fn lot(row: &AnyRow) -> Result<Lot, StoreError> {
+    Ok(Lot {
+        id: get(row, "id")?,
+        client_id: ClientId(get(row, "client_id")?),
+        source: get(row, "source")?,
+        amount: Points(get(row, "amount")?),
+        remaining: Points(get(row, "remaining")?),
+        expires_at_ms: get(row, "expires_at_ms")?,
+        created_at_ms: get(row, "created_at_ms")?,
+    })
+}
+
+macro_rules! hold_columns {
+    () => {
+        "id, partner_id, client_id, amount, status, idempotency_key, created_at_ms"
+    };
+}
+pub(crate) use hold_columns;
+
+pub(crate) fn hold(row: &AnyRow) -> Result<Hold, StoreError> {
+    let status: String = get(row, "status")?;
+    Ok(Hold {
+        id: HoldId(get(row, "id")?),
+        partner_id: PartnerId(get(row, "partner_id")?),
+        client_id: ClientId(get(row, "client_id")?),
+        amount: Points(get(row, "amount")?),
+        status: HoldStatus::parse(&status).ok_or_else(|| corrupt("hold status", &status))?,
+        idempotency_key: get(row, "idempotency_key")?,
+        created_at_ms: get(row, "created_at_ms")?,
+    })
+}
+
+macro_rules! outbox_columns {
+    () => {
+        "id, partner_id, client_id, partition_key, payload, status, attempts, run_at_ms, last_error"
+    };
+}
+pub(crate) use outbox_columns;
+
+pub(crate) fn outbox(row: &AnyRow) -> Result<OutboxMessage, StoreError> {
+    let payload: String = get(row, "payload")?;
+    let status: String = get(row, "status")?;
+    Ok(OutboxMessage {
+        id: get(row, "id")?,
+        partner_id: PartnerId(get(row, "partner_id")?),
+        client_id: ClientId(get(row, "client_id")?),
+        partition_key: get(row, "partition_key")?,
+        notification: serde_json::from_str(&payload)
+            .map_err(|e| StoreError::Corrupt(format!("outbox payload: {e}")))?,
+        status: OutboxStatus::parse(&status).ok_or_else(|| corrupt("outbox status", &status))?,
+        attempts: get(row, "attempts")?,
+        run_at_ms: get(row, "run_at_ms")?,
+        last_error: get(row, "last_error")?,
+    })
+}

@@ -1,0 +1,413 @@
+//! [`Store`] on sqlx: partners, connections, reads, and the outbox worker's calls.
+
+use async_trait::async_trait;
+use loyalty_core::ledger::{Account, AccountTotals, LedgerEntry};
+use loyalty_core::model::{HoldId, NewConnection, NewPartner};
+use loyalty_core::outbox::OutboxMessage;
+use loyalty_core::store::Hold;
+use loyalty_core::{
+    Client, ClientId, CrmConnection, Partner, PartnerId, Phone, Points, Store, StoreError,
+    StoreTx,
+};
+
+use crate::rows::{self, client_columns, entry_columns, get, hold_columns, outbox_columns};
+use crate::{Backend, SqlStore, SqlTx, db_err};
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
+        let tx = match self.backend {
+            Backend::Postgres => self.pool.begin().await,
+            // Take the write lock up front: a deferred transaction that reads and then writes
+            // can fail with SQLITE_BUSY when another writer got in between.
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+        }
+        .map_err(db_err)?;
+        Ok(Box::new(SqlTx::new(tx, self.backend)))
+    }
+
+    async fn create_partner(
+        &self,
+        partner: &NewPartner,
+        now_ms: i64,
+    ) -> Result<Partner, StoreError> {
+        let program = serde_json::to_string(&partner.program)
+            .map_err(|e| StoreError::Backend(format!("program to JSON: {e}")))?;
+        let row = sqlx::query(
+            "INSERT INTO partners (name, program, created_at_ms) VALUES ($1, $2, $3) \
+             RETURNING id, name, program",
+        )
+        .bind(partner.name.as_str())
+        .bind(program)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows::partner(&row)
+    }
+
+    async fn partner(&self, id: PartnerId) -> Result<Option<Partner>, StoreError> {
+        sqlx::query("SELECT id, name, program FROM partners WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .map(|r| rows::partner(&r))
+            .transpose()
+    }
+
+    async fn create_connection(
+        &self,
+        c: &NewConnection,
+        now_ms: i64,
+    ) -> Result<CrmConnection, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO crm_connections (partner_id, kind, company_id, credentials_ref, \
+             webhook_secret, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+             RETURNING id, partner_id, kind, company_id, credentials_ref, webhook_secret",
+        )
+        .bind(c.partner_id.0)
+        .bind(c.kind.as_str())
+        .bind(c.company_id.as_str())
+        .bind(c.credentials_ref.as_str())
+        .bind(c.webhook_secret.as_str())
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows::connection(&row)
+    }
+
+    async fn connection_by_secret(
+        &self,
+        secret: &str,
+    ) -> Result<Option<CrmConnection>, StoreError> {
+        sqlx::query(
+            "SELECT id, partner_id, kind, company_id, credentials_ref, webhook_secret \
+             FROM crm_connections WHERE webhook_secret = $1",
+        )
+        .bind(secret)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(|r| rows::connection(&r))
+        .transpose()
+    }
+
+    async fn client_by_phone(
+        &self,
+        partner: PartnerId,
+        phone: &Phone,
+    ) -> Result<Option<Client>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE partner_id = $1 AND phone = $2"
+        ))
+        .bind(partner.0)
+        .bind(phone.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(|r| rows::client(&r))
+        .transpose()
+    }
+
+    async fn set_telegram_chat(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+        chat_id: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE clients SET telegram_chat_id = $3 WHERE partner_id = $1 AND id = $2",
+        )
+        .bind(partner.0)
+        .bind(client.0)
+        .bind(chat_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        found(done.rows_affected(), || format!("client {client}"))
+    }
+
+    async fn set_notifications_off(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+        off: bool,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE clients SET notifications_off = $3 WHERE partner_id = $1 AND id = $2",
+        )
+        .bind(partner.0)
+        .bind(client.0)
+        .bind(i64::from(off))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        found(done.rows_affected(), || format!("client {client}"))
+    }
+
+    async fn balance(&self, partner: PartnerId, client: ClientId) -> Result<Points, StoreError> {
+        let balance: Option<i64> = sqlx::query_scalar(
+            "SELECT balance FROM balances WHERE partner_id = $1 AND client_id = $2",
+        )
+        .bind(partner.0)
+        .bind(client.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(Points(balance.unwrap_or(0)))
+    }
+
+    async fn history(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            entry_columns!(),
+            " FROM ledger_entries WHERE partner_id = $1 AND client_id = $2 \
+             ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(partner.0)
+        .bind(client.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::entry)
+        .collect()
+    }
+
+    async fn ledger_balance(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Points, StoreError> {
+        let account = Account::Client(client).name();
+        let sum: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN credit_account = $3 THEN amount \
+             WHEN debit_account = $3 THEN -amount ELSE 0 END), 0) AS BIGINT) \
+             FROM ledger_entries WHERE partner_id = $1 AND client_id = $2",
+        )
+        .bind(partner.0)
+        .bind(client.0)
+        .bind(account)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(Points(sum))
+    }
+
+    async fn lots_remaining(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Points, StoreError> {
+        let sum: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM lots \
+             WHERE partner_id = $1 AND client_id = $2",
+        )
+        .bind(partner.0)
+        .bind(client.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(Points(sum))
+    }
+
+    async fn account_totals(&self, partner: PartnerId) -> Result<AccountTotals, StoreError> {
+        let rows = sqlx::query(
+            "SELECT account, CAST(SUM(delta) AS BIGINT) AS balance FROM ( \
+               SELECT credit_account AS account, amount AS delta FROM ledger_entries \
+                 WHERE partner_id = $1 \
+               UNION ALL \
+               SELECT debit_account AS account, -amount AS delta FROM ledger_entries \
+                 WHERE partner_id = $1 \
+             ) moves GROUP BY account",
+        )
+        .bind(partner.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut totals = AccountTotals::default();
+        for row in &rows {
+            let name: String = get(row, "account")?;
+            let balance = Points(get(row, "balance")?);
+            match Account::parse(&name) {
+                Some(Account::Issued) => totals.issued = -balance,
+                Some(Account::Client(_)) => totals.outstanding += balance,
+                Some(Account::Hold(_)) => totals.held += balance,
+                Some(Account::Redeemed) => totals.spent = balance,
+                Some(Account::Expired) => totals.expired = balance,
+                None => return Err(StoreError::Corrupt(format!("account {name:?}"))),
+            }
+        }
+        let sum: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM balances WHERE partner_id = $1",
+        )
+        .bind(partner.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        totals.balances_sum = Points(sum);
+        Ok(totals)
+    }
+
+    async fn entry_count(&self, partner: PartnerId) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries WHERE partner_id = $1")
+            .bind(partner.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn hold(&self, partner: PartnerId, hold: HoldId) -> Result<Option<Hold>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            hold_columns!(),
+            " FROM holds WHERE partner_id = $1 AND id = $2"
+        ))
+        .bind(partner.0)
+        .bind(hold.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(|r| rows::hold(&r))
+        .transpose()
+    }
+
+    async fn outbox_of(&self, partner: PartnerId) -> Result<Vec<OutboxMessage>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            outbox_columns!(),
+            " FROM outbox WHERE partner_id = $1 ORDER BY id"
+        ))
+        .bind(partner.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::outbox)
+        .collect()
+    }
+
+    async fn claim_outbox(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        // Only the oldest pending message of each partition is eligible, so a client's
+        // messages go out in order; a claimed message stays pending with run_at pushed to the
+        // end of its lease, which keeps the rest of its partition waiting behind it and makes it
+        // claimable again if the worker dies.
+        let sql = self.sql(
+            concat!(
+                "UPDATE outbox SET run_at_ms = $2, attempts = attempts + 1 WHERE id IN ( \
+                   SELECT o.id FROM outbox o WHERE o.status = 'pending' AND o.run_at_ms <= $1 \
+                   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.partition_key = o.partition_key \
+                                   AND p.status = 'pending' AND p.id < o.id) \
+                   ORDER BY o.run_at_ms, o.id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 RETURNING ",
+                outbox_columns!()
+            ),
+            concat!(
+                "UPDATE outbox SET run_at_ms = $2, attempts = attempts + 1 WHERE id IN ( \
+                   SELECT o.id FROM outbox o WHERE o.status = 'pending' AND o.run_at_ms <= $1 \
+                   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.partition_key = o.partition_key \
+                                   AND p.status = 'pending' AND p.id < o.id) \
+                   ORDER BY o.run_at_ms, o.id LIMIT $3) \
+                 RETURNING ",
+                outbox_columns!()
+            ),
+        );
+        let mut tx = self.begin_raw().await?;
+        let rows = sqlx::query(sql)
+            .bind(now_ms)
+            .bind(now_ms.saturating_add(lease_ms))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        let mut claimed = rows.iter().map(rows::outbox).collect::<Result<Vec<_>, _>>()?;
+        claimed.sort_by_key(|m| m.id);
+        Ok(claimed)
+    }
+
+    async fn outbox_sent(&self, id: i64, now_ms: i64) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_at_ms = $2, last_error = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        found(done.rows_affected(), || format!("outbox message {id}"))
+    }
+
+    async fn outbox_failed(
+        &self,
+        id: i64,
+        retry_at_ms: Option<i64>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let done = match retry_at_ms {
+            Some(at) => sqlx::query(
+                "UPDATE outbox SET run_at_ms = $2, last_error = $3 \
+                 WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(id)
+            .bind(at)
+            .bind(error),
+            None => sqlx::query(
+                "UPDATE outbox SET status = 'dead', last_error = $2 \
+                 WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(id)
+            .bind(error),
+        }
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        found(done.rows_affected(), || format!("pending outbox message {id}"))
+    }
+
+    async fn outbox_replay(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'pending', attempts = 0, run_at_ms = $2 \
+             WHERE id = $1 AND status = 'dead'",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+impl SqlStore {
+    async fn begin_raw(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        match self.backend {
+            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+        }
+        .map_err(db_err)
+    }
+}
+
+fn found(rows: u64, what: impl FnOnce() -> String) -> Result<(), StoreError> {
+    if rows == 0 {
+        Err(StoreError::NotFound(what()))
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,598 @@
+//! One write transaction: [`StoreTx`] on sqlx.
+
+use async_trait::async_trait;
+use loyalty_core::ledger::{LedgerEntry, Lot, LotId, NewEntry, NewLot};
+use loyalty_core::model::{EntryId, HoldId};
+use loyalty_core::outbox::{NewOutbox, OutboxStatus};
+use loyalty_core::store::{DeliveryRecord, Hold, HoldStatus, RecordState};
+use loyalty_core::{
+    Client, ClientId, ConnectionId, PartnerId, Phone, Points, Program, StoreError, StoreTx,
+    VisitStatus,
+};
+use sqlx::{Any, Transaction};
+
+use crate::rows::{
+    self, client_columns, entry_columns, get, hold_columns, lot_columns,
+};
+use crate::{Backend, db_err, pick};
+
+/// A transaction on either backend. Dropped without commit, it rolls back.
+pub struct SqlTx {
+    tx: Transaction<'static, Any>,
+    backend: Backend,
+}
+
+impl SqlTx {
+    pub(crate) fn new(tx: Transaction<'static, Any>, backend: Backend) -> SqlTx {
+        SqlTx { tx, backend }
+    }
+
+    fn sql(&self, postgres: &'static str, sqlite: &'static str) -> &'static str {
+        pick(self.backend, postgres, sqlite)
+    }
+}
+
+fn status_from(s: Option<String>) -> Result<Option<VisitStatus>, StoreError> {
+    let Some(s) = s else { return Ok(None) };
+    let status = match s.as_str() {
+        "waiting" => VisitStatus::Waiting,
+        "confirmed" => VisitStatus::Confirmed,
+        "came" => VisitStatus::Came,
+        "no_show" => VisitStatus::NoShow,
+        "deleted" => VisitStatus::Deleted,
+        _ => return Err(StoreError::Corrupt(format!("record status {s:?}"))),
+    };
+    Ok(Some(status))
+}
+
+#[async_trait]
+impl StoreTx for SqlTx {
+    async fn program(&mut self, partner: PartnerId) -> Result<Program, StoreError> {
+        let row = sqlx::query("SELECT program FROM partners WHERE id = $1")
+            .bind(partner.0)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::NotFound(format!("partner {partner}")))?;
+        let json: String = get(&row, "program")?;
+        serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("program: {e}")))
+    }
+
+    async fn lock_record(
+        &mut self,
+        partner: PartnerId,
+        connection: ConnectionId,
+        record_id: &str,
+    ) -> Result<RecordState, StoreError> {
+        // The no-op DO UPDATE takes the row lock on PostgreSQL (SQLite holds the whole file
+        // since BEGIN IMMEDIATE), so one record's deliveries are applied one at a time.
+        let row = sqlx::query(
+            "INSERT INTO crm_records (partner_id, connection_id, record_id, updated_at_ms) \
+             VALUES ($1, $2, $3, 0) \
+             ON CONFLICT (partner_id, connection_id, record_id) \
+             DO UPDATE SET updated_at_ms = crm_records.updated_at_ms \
+             RETURNING version, fingerprint, status, client_id, accrued, postings, last_accrual",
+        )
+        .bind(partner.0)
+        .bind(connection.0)
+        .bind(record_id)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(RecordState {
+            version: get(&row, "version")?,
+            fingerprint: get(&row, "fingerprint")?,
+            status: status_from(get(&row, "status")?)?,
+            client_id: get::<Option<i64>>(&row, "client_id")?.map(ClientId),
+            accrued: Points(get(&row, "accrued")?),
+            postings: get(&row, "postings")?,
+            last_accrual: get::<Option<i64>>(&row, "last_accrual")?.map(EntryId),
+        })
+    }
+
+    async fn save_record(
+        &mut self,
+        partner: PartnerId,
+        connection: ConnectionId,
+        record_id: &str,
+        state: &RecordState,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE crm_records SET version = $4, fingerprint = $5, status = $6, client_id = $7, \
+             accrued = $8, postings = $9, last_accrual = $10, updated_at_ms = $11 \
+             WHERE partner_id = $1 AND connection_id = $2 AND record_id = $3",
+        )
+        .bind(partner.0)
+        .bind(connection.0)
+        .bind(record_id)
+        .bind(state.version)
+        .bind(state.fingerprint.as_deref())
+        .bind(state.status.map(VisitStatus::as_str))
+        .bind(state.client_id.map(|c| c.0))
+        .bind(state.accrued.value())
+        .bind(state.postings)
+        .bind(state.last_accrual.map(|e| e.0))
+        .bind(now_ms)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn client(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Option<Client>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE partner_id = $1 AND id = $2"
+        ))
+        .bind(partner.0)
+        .bind(client.0)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db_err)?
+        .map(|r| rows::client(&r))
+        .transpose()
+    }
+
+    async fn client_by_phone(
+        &mut self,
+        partner: PartnerId,
+        phone: &Phone,
+    ) -> Result<Option<Client>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE partner_id = $1 AND phone = $2"
+        ))
+        .bind(partner.0)
+        .bind(phone.as_str())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db_err)?
+        .map(|r| rows::client(&r))
+        .transpose()
+    }
+
+    async fn client_by_external_id(
+        &mut self,
+        partner: PartnerId,
+        connection: ConnectionId,
+        external_id: &str,
+    ) -> Result<Option<Client>, StoreError> {
+        sqlx::query(
+            "SELECT c.id, c.partner_id, c.phone, c.name, c.telegram_chat_id, c.notifications_off \
+             FROM client_external_ids x JOIN clients c ON c.id = x.client_id \
+             WHERE x.partner_id = $1 AND x.connection_id = $2 AND x.external_id = $3 \
+             AND c.partner_id = $1",
+        )
+        .bind(partner.0)
+        .bind(connection.0)
+        .bind(external_id)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db_err)?
+        .map(|r| rows::client(&r))
+        .transpose()
+    }
+
+    async fn insert_client(
+        &mut self,
+        partner: PartnerId,
+        phone: &Phone,
+        name: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(Client, bool), StoreError> {
+        let inserted = sqlx::query(concat!(
+            "INSERT INTO clients (partner_id, phone, name, created_at_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (partner_id, phone) DO NOTHING RETURNING ",
+            client_columns!()
+        ))
+        .bind(partner.0)
+        .bind(phone.as_str())
+        .bind(name)
+        .bind(now_ms)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        if let Some(row) = inserted {
+            return Ok((rows::client(&row)?, true));
+        }
+        let existing = self.client_by_phone(partner, phone).await?.ok_or_else(|| {
+            StoreError::Retryable(format!("client {} vanished", phone.masked()))
+        })?;
+        Ok((existing, false))
+    }
+
+    async fn set_client_name(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE clients SET name = $3 WHERE partner_id = $1 AND id = $2")
+            .bind(partner.0)
+            .bind(client.0)
+            .bind(name)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn link_external_id(
+        &mut self,
+        partner: PartnerId,
+        connection: ConnectionId,
+        external_id: &str,
+        client: ClientId,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO client_external_ids (partner_id, connection_id, external_id, client_id) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (partner_id, connection_id, external_id) DO NOTHING",
+        )
+        .bind(partner.0)
+        .bind(connection.0)
+        .bind(external_id)
+        .bind(client.0)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn lock_balance(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Points, StoreError> {
+        let balance: i64 = sqlx::query_scalar(
+            "INSERT INTO balances (partner_id, client_id, balance) VALUES ($1, $2, 0) \
+             ON CONFLICT (partner_id, client_id) DO UPDATE SET balance = balances.balance \
+             RETURNING balance",
+        )
+        .bind(partner.0)
+        .bind(client.0)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(Points(balance))
+    }
+
+    async fn set_balance(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+        balance: Points,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE balances SET balance = $3 WHERE partner_id = $1 AND client_id = $2")
+            .bind(partner.0)
+            .bind(client.0)
+            .bind(balance.value())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn open_lots(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Vec<Lot>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            lot_columns!(),
+            " FROM lots WHERE partner_id = $1 AND client_id = $2 AND remaining > 0 ORDER BY id"
+        ))
+        .bind(partner.0)
+        .bind(client.0)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::lot)
+        .collect()
+    }
+
+    async fn insert_lot(
+        &mut self,
+        partner: PartnerId,
+        lot: &NewLot,
+        now_ms: i64,
+    ) -> Result<LotId, StoreError> {
+        sqlx::query_scalar(
+            "INSERT INTO lots (partner_id, client_id, entry_id, source, amount, remaining, \
+             expires_at_ms, created_at_ms) VALUES ($1, $2, $3, $4, $5, $5, $6, $7) RETURNING id",
+        )
+        .bind(partner.0)
+        .bind(lot.client_id.0)
+        .bind(lot.entry_id.0)
+        .bind(lot.source.as_deref())
+        .bind(lot.amount.value())
+        .bind(lot.expires_at_ms)
+        .bind(now_ms)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db_err)
+    }
+
+    async fn draw_lots(
+        &mut self,
+        partner: PartnerId,
+        entry: EntryId,
+        draws: &[(LotId, Points)],
+    ) -> Result<(), StoreError> {
+        for (lot, amount) in draws {
+            sqlx::query(
+                "UPDATE lots SET remaining = remaining - $3 WHERE partner_id = $1 AND id = $2",
+            )
+            .bind(partner.0)
+            .bind(*lot)
+            .bind(amount.value())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+            sqlx::query(
+                "INSERT INTO lot_draws (partner_id, entry_id, lot_id, amount) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(partner.0)
+            .bind(entry.0)
+            .bind(*lot)
+            .bind(amount.value())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    async fn restore_lots(
+        &mut self,
+        partner: PartnerId,
+        draws: &[(LotId, Points)],
+    ) -> Result<(), StoreError> {
+        for (lot, amount) in draws {
+            sqlx::query(
+                "UPDATE lots SET remaining = remaining + $3 WHERE partner_id = $1 AND id = $2",
+            )
+            .bind(partner.0)
+            .bind(*lot)
+            .bind(amount.value())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    async fn draws_of(
+        &mut self,
+        partner: PartnerId,
+        entry: EntryId,
+    ) -> Result<Vec<(LotId, Points)>, StoreError> {
+        sqlx::query(
+            "SELECT lot_id, amount FROM lot_draws WHERE partner_id = $1 AND entry_id = $2 \
+             ORDER BY lot_id",
+        )
+        .bind(partner.0)
+        .bind(entry.0)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|r| Ok((get(r, "lot_id")?, Points(get(r, "amount")?))))
+        .collect()
+    }
+
+    async fn entry_by_key(
+        &mut self,
+        partner: PartnerId,
+        key: &str,
+    ) -> Result<Option<LedgerEntry>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            entry_columns!(),
+            " FROM ledger_entries WHERE partner_id = $1 AND idempotency_key = $2"
+        ))
+        .bind(partner.0)
+        .bind(key)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db_err)?
+        .map(|r| rows::entry(&r))
+        .transpose()
+    }
+
+    async fn insert_entry(
+        &mut self,
+        partner: PartnerId,
+        entry: &NewEntry,
+        now_ms: i64,
+    ) -> Result<EntryId, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO ledger_entries (partner_id, idempotency_key, kind, debit_account, \
+             credit_account, amount, client_id, reverses_entry_id, reason, fingerprint, \
+             created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        )
+        .bind(partner.0)
+        .bind(entry.idempotency_key.as_str())
+        .bind(entry.kind.as_str())
+        .bind(entry.debit.name())
+        .bind(entry.credit.name())
+        .bind(entry.amount.value())
+        .bind(entry.client_id.0)
+        .bind(entry.reverses.map(|e| e.0))
+        .bind(entry.reason.as_deref())
+        .bind(entry.fingerprint())
+        .bind(now_ms)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(EntryId(id))
+    }
+
+    async fn hold_by_key(
+        &mut self,
+        partner: PartnerId,
+        key: &str,
+    ) -> Result<Option<Hold>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            hold_columns!(),
+            " FROM holds WHERE partner_id = $1 AND idempotency_key = $2"
+        ))
+        .bind(partner.0)
+        .bind(key)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db_err)?
+        .map(|r| rows::hold(&r))
+        .transpose()
+    }
+
+    async fn insert_hold(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+        amount: Points,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<Hold, StoreError> {
+        let row = sqlx::query(concat!(
+            "INSERT INTO holds (partner_id, client_id, amount, status, idempotency_key, \
+             created_at_ms) VALUES ($1, $2, $3, 'pending', $4, $5) RETURNING ",
+            hold_columns!()
+        ))
+        .bind(partner.0)
+        .bind(client.0)
+        .bind(amount.value())
+        .bind(key)
+        .bind(now_ms)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        rows::hold(&row)
+    }
+
+    async fn lock_hold(
+        &mut self,
+        partner: PartnerId,
+        hold: HoldId,
+    ) -> Result<Option<Hold>, StoreError> {
+        let sql = self.sql(
+            concat!(
+                "SELECT ",
+                hold_columns!(),
+                " FROM holds WHERE partner_id = $1 AND id = $2 FOR UPDATE"
+            ),
+            concat!(
+                "SELECT ",
+                hold_columns!(),
+                " FROM holds WHERE partner_id = $1 AND id = $2"
+            ),
+        );
+        sqlx::query(sql)
+            .bind(partner.0)
+            .bind(hold.0)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err)?
+            .map(|r| rows::hold(&r))
+            .transpose()
+    }
+
+    async fn set_hold_status(
+        &mut self,
+        partner: PartnerId,
+        hold: HoldId,
+        status: HoldStatus,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE holds SET status = $3, resolved_at_ms = $4 WHERE partner_id = $1 AND id = $2",
+        )
+        .bind(partner.0)
+        .bind(hold.0)
+        .bind(status.as_str())
+        .bind(now_ms)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn due_lots(
+        &mut self,
+        partner: PartnerId,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Lot>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            lot_columns!(),
+            " FROM lots WHERE partner_id = $1 AND remaining > 0 AND expires_at_ms <= $2 \
+             ORDER BY expires_at_ms, id LIMIT $3"
+        ))
+        .bind(partner.0)
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::lot)
+        .collect()
+    }
+
+    async fn record_delivery(
+        &mut self,
+        partner: PartnerId,
+        d: &DeliveryRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO deliveries (partner_id, connection_id, resource, resource_id, outcome, \
+             delta, received_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(partner.0)
+        .bind(d.connection_id.0)
+        .bind(d.resource.as_str())
+        .bind(d.resource_id.as_deref())
+        .bind(d.outcome.as_str())
+        .bind(d.delta.value())
+        .bind(d.received_at_ms)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn enqueue(&mut self, partner: PartnerId, msg: &NewOutbox) -> Result<(), StoreError> {
+        let payload = serde_json::to_string(&msg.notification)
+            .map_err(|e| StoreError::Backend(format!("notification to JSON: {e}")))?;
+        sqlx::query(
+            "INSERT INTO outbox (partner_id, client_id, partition_key, payload, status, \
+             attempts, run_at_ms, created_at_ms) VALUES ($1, $2, $3, $4, $5, 0, $6, $6)",
+        )
+        .bind(partner.0)
+        .bind(msg.client_id.0)
+        .bind(msg.partition_key.as_str())
+        .bind(payload)
+        .bind(OutboxStatus::Pending.as_str())
+        .bind(msg.run_at_ms)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(db_err)
+    }
+}
