@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use serde::Serialize;
 
 use crate::event::{ClientEvent, ClientRef, CrmEvent, VisitEvent};
-use crate::ledger::{Account, EntryKind, NewEntry, NewLot, plan_draw};
+use crate::ledger::{Account, EntryKind, LotId, NewEntry, NewLot, plan_draw};
 use crate::model::{Client, ClientId, CrmConnection, EntryId, HoldId, PartnerId, Program};
 use crate::money::{Currency, MoneyError, Points};
 use crate::outbox::{NewOutbox, Notification};
@@ -681,9 +681,14 @@ impl LoyaltyEngine {
                     .entry_by_key(partner, &format!("hold:{}", hold.idempotency_key))
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("hold {hold_id} has no entry")))?;
+                // Like any credit, returned points repay a debt first (a reversal may have
+                // overdrawn the client while the hold was pending); only the rest refills the
+                // lots they were drawn from.
                 let draws = tx.draws_of(partner, held.id).await?;
+                let debt = (-balance).max(Points::ZERO);
+                let restore = skip_points(&draws, debt.min(hold.amount));
                 tx.insert_entry(partner, &entry, now).await?;
-                tx.restore_lots(partner, &draws).await?;
+                tx.restore_lots(partner, &restore).await?;
                 tx.set_balance(partner, client, balance + hold.amount)
                     .await?;
             } else {
@@ -924,6 +929,20 @@ async fn debit(
     })
 }
 
+/// `draws` without their first `skip` points.
+fn skip_points(draws: &[(LotId, Points)], skip: Points) -> Vec<(LotId, Points)> {
+    let mut left = skip;
+    let mut out = Vec::with_capacity(draws.len());
+    for &(lot, amount) in draws {
+        let skipped = left.min(amount);
+        left -= skipped;
+        if amount > skipped {
+            out.push((lot, amount - skipped));
+        }
+    }
+    out
+}
+
 /// Enqueues a notification for a client who linked Telegram and did not opt out.
 async fn notify(
     tx: &mut dyn StoreTx,
@@ -938,4 +957,18 @@ async fn notify(
     let msg = NewOutbox::for_client(client.id, notification, now);
     tx.enqueue(partner, &msg).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_points_drops_the_first_points_across_lots() {
+        let draws = [(1, Points(30)), (2, Points(50))];
+        assert_eq!(skip_points(&draws, Points(0)), draws.to_vec());
+        assert_eq!(skip_points(&draws, Points(40)), vec![(2, Points(40))]);
+        assert_eq!(skip_points(&draws, Points(30)), vec![(2, Points(50))]);
+        assert!(skip_points(&draws, Points(80)).is_empty());
+    }
 }

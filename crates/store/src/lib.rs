@@ -66,6 +66,27 @@ pub enum ConnectError {
     Migrate { url: String, message: String },
 }
 
+/// Pool settings for [`SqlStore::connect_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long to wait for a connection (also how long an unreachable server is retried).
+    pub acquire_timeout: Duration,
+}
+
+impl PoolSettings {
+    /// 16 connections for PostgreSQL, 8 for SQLite; 30 s to get one.
+    pub fn for_backend(backend: Backend) -> PoolSettings {
+        PoolSettings {
+            max_connections: match backend {
+                Backend::Postgres => 16,
+                Backend::Sqlite => 8,
+            },
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 /// The sqlx-backed store.
 #[derive(Clone)]
 pub struct SqlStore {
@@ -91,25 +112,24 @@ impl SqlStore {
     /// created). Does not migrate: call [`SqlStore::migrate`].
     pub async fn connect(url: &str) -> Result<SqlStore, ConnectError> {
         let backend = Backend::of_url(url)?;
-        let max = match backend {
-            Backend::Postgres => 16,
-            Backend::Sqlite => 8,
-        };
-        SqlStore::connect_with(url, max).await
+        SqlStore::connect_with(url, PoolSettings::for_backend(backend)).await
     }
 
-    /// Like [`SqlStore::connect`] with a chosen pool size.
-    pub async fn connect_with(url: &str, max_connections: u32) -> Result<SqlStore, ConnectError> {
+    /// Like [`SqlStore::connect`] with chosen pool settings.
+    pub async fn connect_with(
+        url: &str,
+        settings: PoolSettings,
+    ) -> Result<SqlStore, ConnectError> {
         install_default_drivers();
         let backend = Backend::of_url(url)?;
         let redacted = redact_url(url);
         let (url, max_connections) = match backend {
-            Backend::Postgres => (url.to_owned(), max_connections),
-            Backend::Sqlite => sqlite_url(url, max_connections),
+            Backend::Postgres => (url.to_owned(), settings.max_connections),
+            Backend::Sqlite => sqlite_url(url, settings.max_connections),
         };
         let mut options = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(30));
+            .acquire_timeout(settings.acquire_timeout);
         if backend == Backend::Sqlite {
             options = options.after_connect(|conn, _meta| {
                 Box::pin(async move {

@@ -448,6 +448,29 @@ async fn holds_are_two_phase_and_settle_exactly_once(db: &TestDb) {
     );
 }
 
+/// Found by the ledger property: a hold is pending, the visit that funded it is reversed (the
+/// client now owes the held points), then the hold is voided. The returned points repay the
+/// debt; nothing is left in the lots.
+async fn voided_hold_repays_a_debt_before_refilling_lots(db: &TestDb) {
+    let (engine, _) = db.engine();
+    let store = db.store.as_ref();
+    let (partner, conn) = salon(store, five_percent()).await;
+    let p = "+79161234567";
+    engine
+        .apply_event(&conn, &visit(&conn, "r1", 1, VisitStatus::Came, 442_000, p))
+        .await
+        .unwrap(); // 221
+    let client = client_id(store, partner.id, p).await;
+    let hold = engine.hold(partner.id, client, Points(95), "h").await.unwrap();
+    engine
+        .apply_event(&conn, &visit(&conn, "r1", 2, VisitStatus::NoShow, 0, p))
+        .await
+        .unwrap();
+    assert_eq!(assert_consistent(store, partner.id, client).await, Points(-95));
+    engine.void_hold(partner.id, hold.id).await.unwrap();
+    assert_eq!(assert_consistent(store, partner.id, client).await, Points(0));
+}
+
 async fn tenants_are_isolated(db: &TestDb) {
     let (engine, _) = db.engine();
     let store = db.store.as_ref();
@@ -691,6 +714,7 @@ both!(
     manual_operations_are_idempotent_and_conflicts_are_errors,
     expiry_draws_oldest_lots_first_and_posts_real_entries,
     holds_are_two_phase_and_settle_exactly_once,
+    voided_hold_repays_a_debt_before_refilling_lots,
     tenants_are_isolated,
     bad_events_are_typed_errors_and_write_nothing,
     clients_and_other_events,

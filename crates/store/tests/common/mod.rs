@@ -10,7 +10,7 @@ use loyalty_core::model::{NewConnection, NewPartner};
 use loyalty_core::{
     Bps, CrmConnection, CrmKind, LoyaltyEngine, ManualClock, Partner, Program, Store,
 };
-use loyalty_store::SqlStore;
+use loyalty_store::{Backend, PoolSettings, SqlStore};
 use sqlx::Connection;
 
 pub const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -77,7 +77,11 @@ impl TestDb {
         admin.close().await.ok();
         let sep = if admin_url.contains('?') { '&' } else { '?' };
         let url = format!("{admin_url}{sep}options[search_path]={schema}");
-        let store = SqlStore::connect_with(&url, max_connections)
+        let settings = PoolSettings {
+            max_connections,
+            ..PoolSettings::for_backend(Backend::Postgres)
+        };
+        let store = SqlStore::connect_with(&url, settings)
             .await
             .expect("open postgres");
         store.migrate().await.expect("migrate postgres");

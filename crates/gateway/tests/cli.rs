@@ -1,0 +1,118 @@
+//! The gateway binary as an operator runs it.
+
+use std::process::{Command, Output};
+
+use sqlx::Connection;
+
+fn gateway(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loyalty-gateway"));
+    cmd.args(args);
+    for var in ["DATABASE_URL", "LOYALTY_CONFIG", "LOYALTY_DATA_DIR"] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("run loyalty-gateway")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn help_explains_itself() {
+    let out = gateway(&["--help"], &[]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for needle in ["migrate", "DATABASE_URL", "sqlite", "postgres", "--config", "--json"] {
+        assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
+    }
+}
+
+#[test]
+fn migrate_creates_the_embedded_sqlite_default_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nested/data");
+    let data = data.to_str().unwrap();
+    let out = gateway(&["migrate", "--json"], &[("LOYALTY_DATA_DIR", data)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(json["backend"], "sqlite");
+    assert!(json["applied"].as_u64().unwrap() >= 1);
+    assert!(dir.path().join("nested/data/loyalty.db").exists());
+    let again = gateway(&["migrate"], &[("LOYALTY_DATA_DIR", data)]);
+    assert!(again.status.success());
+    assert!(text(&again.stdout).contains("up to date"), "{}", text(&again.stdout));
+}
+
+#[test]
+fn migrate_postgres_from_a_config_file() {
+    let admin = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let schema = format!("lbt_cli_{}", std::process::id());
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&admin)
+            .await
+            .expect("PostgreSQL is required: run `cargo xtask test` or set TEST_DATABASE_URL");
+        let create = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
+        sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut conn).await.unwrap();
+    });
+    let sep = if admin.contains('?') { '&' } else { '?' };
+    let url = format!("{admin}{sep}options[search_path]={schema}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateway.toml");
+    std::fs::write(&file, format!("database_url = {url:?}\n")).unwrap();
+    let out = gateway(&["--config", file.to_str().unwrap(), "migrate", "--json"], &[]);
+    let ok = out.status.success();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    rt.block_on(async {
+        let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = $1 \
+             AND table_name IN ('ledger_entries', 'outbox', 'balances')",
+        )
+        .bind(&schema)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        let drop = format!("DROP SCHEMA {schema} CASCADE");
+        sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await.unwrap();
+        assert!(ok, "{}", text(&out.stderr));
+        assert_eq!(json["backend"], "postgres");
+        assert_eq!(tables, 3);
+    });
+}
+
+#[test]
+fn bad_database_urls_fail_clearly_without_leaking_the_password() {
+    let out = gateway(&["migrate"], &[("DATABASE_URL", "mysql://root:hunter2@db/x")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("neither postgres"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    let out = gateway(
+        &["migrate", "--json"],
+        &[("DATABASE_URL", "postgres://app:hunter2@127.0.0.1:1/x")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON error");
+    let msg = json["error"].as_str().unwrap();
+    assert!(msg.contains("cannot open postgres://app:***@127.0.0.1:1/x"), "{msg}");
+    assert!(!msg.contains("hunter2"), "{msg}");
+}
+
+#[test]
+fn config_shows_sources_and_hides_passwords() {
+    let out = gateway(
+        &["config"],
+        &[("DATABASE_URL", "postgres://app:hunter2@db.internal/loyalty")],
+    );
+    assert!(out.status.success());
+    let shown = text(&out.stdout);
+    assert!(shown.contains("postgres://app:***@db.internal/loyalty"), "{shown}");
+    assert!(!shown.contains("hunter2"));
+    let out = gateway(&["config"], &[("LOYALTY_CONFIG", "/nonexistent/gw.toml")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot read config file /nonexistent/gw.toml"));
+}

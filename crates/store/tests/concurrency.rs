@@ -1,0 +1,130 @@
+//! Many deliveries at once: the ledger ends exactly right and each event is announced once.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{T0, TestDb, five_percent, salon};
+use loyalty_core::engine::Outcome;
+use loyalty_core::event::{ClientRef, LineKind, VisitLine};
+use loyalty_core::{CrmConnection, CrmEvent, Currency, Phone, Points, VisitEvent, VisitStatus};
+
+fn came(conn: &CrmConnection, record: &str, paid_minor: i64, phone: &Phone) -> CrmEvent {
+    CrmEvent::Visit(VisitEvent {
+        company_id: conn.company_id.clone(),
+        record_id: record.to_owned(),
+        version: Some(T0),
+        status: VisitStatus::Came,
+        client: Some(ClientRef {
+            external_id: Some(format!("yc-{}", phone.digits())),
+            phone: Some(phone.clone()),
+            name: None,
+        }),
+        currency: Currency::Rub,
+        lines: vec![VisitLine {
+            item_id: "1".into(),
+            category_id: None,
+            kind: LineKind::Service,
+            title: "Окрашивание".into(),
+            paid_minor,
+        }],
+        staff_id: None,
+        visit_at_ms: None,
+        needs_refetch: false,
+    })
+}
+
+async fn storm(db: &TestDb) {
+    let (engine, _) = db.engine();
+    let store = db.dyn_store();
+    let (partner, conn) = salon(store.as_ref(), five_percent()).await;
+    let phone = Phone::parse("+79161234567").unwrap();
+
+    // The client exists and linked Telegram before the storm.
+    let mut waiting = came(&conn, "first", 100_000, &phone);
+    if let CrmEvent::Visit(v) = &mut waiting {
+        v.status = VisitStatus::Waiting;
+    }
+    engine.apply_event(&conn, &waiting).await.unwrap();
+    let client = store.client_by_phone(partner.id, &phone).await.unwrap().unwrap();
+    store.set_telegram_chat(partner.id, client.id, Some(42)).await.unwrap();
+
+    // 200 concurrent deliveries of one webhook event.
+    let event = Arc::new(came(&conn, "same", 400_000, &phone));
+    let conn = Arc::new(conn);
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let (engine, conn, event) = (engine.clone(), conn.clone(), event.clone());
+        tasks.push(tokio::spawn(async move { engine.apply_event(&conn, &event).await }));
+    }
+    let mut applied = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            Outcome::Applied { .. } => applied += 1,
+            Outcome::Duplicate => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(applied, 1);
+    assert_eq!(store.balance(partner.id, client.id).await.unwrap(), Points(200));
+    assert_eq!(store.outbox_of(partner.id).await.unwrap().len(), 1);
+
+    // 50 distinct events for the same client, all at once.
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let (engine, conn) = (engine.clone(), conn.clone());
+        let event = came(&conn, &format!("r{i}"), 100_000 + i * 1_000, &phone);
+        tasks.push(tokio::spawn(async move { engine.apply_event(&conn, &event).await }));
+    }
+    for t in tasks {
+        assert!(matches!(t.await.unwrap().unwrap(), Outcome::Applied { .. }));
+    }
+    // Σ floor(5 % of (1 000 + i×10) ₽) = Σ (50 + i/2) over i in 0..50.
+    let expected: i64 = 200 + (0..50).map(|i| (100_000 + i * 1_000) * 500 / 1_000_000).sum::<i64>();
+    assert_eq!(store.balance(partner.id, client.id).await.unwrap(), Points(expected));
+    assert_eq!(store.ledger_balance(partner.id, client.id).await.unwrap(), Points(expected));
+    assert_eq!(store.lots_remaining(partner.id, client.id).await.unwrap(), Points(expected));
+    assert!(store.account_totals(partner.id).await.unwrap().is_balanced());
+    let outbox = store.outbox_of(partner.id).await.unwrap();
+    assert_eq!(outbox.len(), 51, "one message per event");
+    assert_eq!(store.entry_count(partner.id).await.unwrap(), 51);
+}
+
+/// Two workers claiming at once never get the same message.
+async fn concurrent_claims_are_disjoint(db: &TestDb) {
+    let (engine, _) = db.engine();
+    let store = db.dyn_store();
+    let (partner, conn) = salon(store.as_ref(), five_percent()).await;
+    for i in 0..40 {
+        let phone = Phone::parse(&format!("+7916000{i:04}")).unwrap();
+        engine.apply_event(&conn, &came(&conn, &format!("w{i}"), 1_000, &phone)).await.unwrap();
+        let c = store.client_by_phone(partner.id, &phone).await.unwrap().unwrap();
+        store.set_telegram_chat(partner.id, c.id, Some(i)).await.unwrap();
+        engine.apply_event(&conn, &came(&conn, &format!("x{i}"), 100_000, &phone)).await.unwrap();
+    }
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        workers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let batch = store.claim_outbox(T0 + 1, 60_000, 3).await.unwrap();
+                if batch.is_empty() {
+                    return got;
+                }
+                got.extend(batch.into_iter().map(|m| m.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "a message was claimed twice");
+    assert_eq!(n, 40, "one head message per client");
+}
+
+both!(storm, concurrent_claims_are_disjoint);
