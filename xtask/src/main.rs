@@ -1,1 +1,222 @@
-fn main() {}
+//! Developer automation: `cargo xtask test`.
+//!
+//! The tests need a real PostgreSQL. `cargo xtask test` finds one, in this order:
+//! 1. `TEST_DATABASE_URL`, when set;
+//! 2. a server answering on 127.0.0.1:5432 (user `postgres`, trust auth);
+//! 3. a throwaway cluster it creates with `initdb`/`pg_ctl` in a temporary directory, when
+//!    PostgreSQL's server binaries are installed, and removes afterwards;
+//! 4. otherwise it stops and names the package to install. It never skips the Postgres tests.
+//!
+//! Then it runs `cargo nextest run --workspace` (or `cargo test --workspace` without nextest),
+//! passing on any further arguments.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+const USAGE: &str = "usage: cargo xtask test [-- ARGS for nextest / cargo test]";
+const LOCAL_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn test(extra: &[String]) -> anyhow::Result<bool> {
+    let extra: Vec<String> = extra.iter().filter(|a| *a != "--").cloned().collect();
+    let mut cluster = None;
+    let url = if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
+        eprintln!("xtask: PostgreSQL from TEST_DATABASE_URL");
+        url
+    } else if answers(([127, 0, 0, 1], 5432).into()) {
+        eprintln!("xtask: PostgreSQL on 127.0.0.1:5432");
+        LOCAL_PG.to_owned()
+    } else {
+        let c = Cluster::start()?;
+        let url = c.url();
+        cluster = Some(c);
+        url
+    };
+    let nextest = Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    let mut cmd = Command::new("cargo");
+    if nextest {
+        cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        eprintln!("xtask: cargo-nextest not found, using cargo test");
+        cmd.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    cmd.args(&extra).env("TEST_DATABASE_URL", &url);
+    let status = cmd.status().context("cannot run cargo")?;
+    drop(cluster);
+    Ok(status.success())
+}
+
+fn answers(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
+}
+
+/// A PostgreSQL cluster in a temporary directory, stopped and removed on drop.
+struct Cluster {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl Cluster {
+    fn start() -> anyhow::Result<Cluster> {
+        let Some(bin) = find_pg_bin() else {
+            bail!(
+                "the tests need PostgreSQL and none answers on 127.0.0.1:5432. Install it \
+                 (Debian/Ubuntu: `apt-get install postgresql`), start it, or set \
+                 TEST_DATABASE_URL=postgres://user@host:port/db"
+            );
+        };
+        // initdb refuses to run as root: run the cluster as the `postgres` user then.
+        let as_postgres = is_root();
+        let dir = std::env::temp_dir().join(format!("loyalty-pg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).context("temporary cluster directory")?;
+        if as_postgres {
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir))?;
+        }
+        let port = free_port()?;
+        eprintln!(
+            "xtask: no PostgreSQL on 127.0.0.1:5432; starting a throwaway cluster on port {port}"
+        );
+        let cluster = Cluster {
+            dir,
+            bin,
+            port,
+            as_postgres,
+        };
+        let data = cluster.dir.join("data");
+        run(cluster
+            .pg(&"initdb")
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .arg(&data))?;
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            cluster.dir.display()
+        );
+        run(cluster
+            .pg(&"pg_ctl")
+            .args(["-w", "-t", "60", "-l"])
+            .arg(cluster.dir.join("log"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-o", &opts, "start"]))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !answers(([127, 0, 0, 1], port).into()) {
+            if Instant::now() > deadline {
+                bail!(
+                    "the throwaway cluster did not start; see {}",
+                    cluster.dir.join("log").display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(cluster)
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn pg(&self, tool: &dyn AsRef<Path>) -> Command {
+        let exe = self.bin.join(tool);
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self
+            .pg(&"pg_ctl")
+            .args(["-m", "immediate", "-D"])
+            .arg(self.dir.join("data"))
+            .arg("stop")
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// `initdb` on PATH, else the newest /usr/lib/postgresql/*/bin.
+fn find_pg_bin() -> Option<PathBuf> {
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+        && out.status.success()
+    {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if dir.join("initdb").exists() {
+            return Some(dir);
+        }
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|d| d.join("initdb").exists())
+        .collect();
+    dirs.sort_by_key(|d| {
+        d.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    dirs.pop()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("find a free port")?;
+    Ok(listener.local_addr()?.port())
+}

@@ -180,7 +180,10 @@ pub trait CrmAdapter: Send + Sync {
         body: &[u8],
     ) -> Result<Vec<CrmEvent>, WebhookError>;
 
-    async fn find_client_by_phone(&self, _phone: &Phone) -> Result<Option<CrmClient>, AdapterError> {
+    async fn find_client_by_phone(
+        &self,
+        _phone: &Phone,
+    ) -> Result<Option<CrmClient>, AdapterError> {
         Err(AdapterError::Unsupported(Operation::FindClient))
     }
 

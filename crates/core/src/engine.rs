@@ -42,7 +42,10 @@ pub enum EngineError {
     #[error("idempotency key {key:?} was already used for a different request")]
     Conflict { key: String },
     #[error("not enough points: {available} available, {requested} requested")]
-    InsufficientBalance { available: Points, requested: Points },
+    InsufficientBalance {
+        available: Points,
+        requested: Points,
+    },
     #[error("amount must be positive, got {0}")]
     NonPositiveAmount(i64),
     #[error("hold {hold} is already {status}")]
@@ -382,8 +385,16 @@ impl LoyaltyEngine {
                     reverses: None,
                     reason: Some(format!("visit {}", visit.record_id)),
                 };
-                let posting =
-                    credit(tx, partner, program, &entry, balance, Some(&record_key), now).await?;
+                let posting = credit(
+                    tx,
+                    partner,
+                    program,
+                    &entry,
+                    balance,
+                    Some(&record_key),
+                    now,
+                )
+                .await?;
                 state.last_accrual = Some(posting.entry_id);
                 let note = Notification::Accrued {
                     points: delta,
@@ -715,7 +726,8 @@ impl LoyaltyEngine {
                 return Ok(postings);
             }
             for client in clients {
-                let posting = in_tx!(self, |tx, now| self.expire_client_tx(tx, partner, client, now))?;
+                let posting = in_tx!(self, |tx, now| self
+                    .expire_client_tx(tx, partner, client, now))?;
                 postings.extend(posting);
             }
         }

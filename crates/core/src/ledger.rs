@@ -314,7 +314,10 @@ mod tests {
             lot(3, 30, Some(1_000), None),
         ];
         let plan = plan_draw(&lots, Points(100), None);
-        assert_eq!(plan.draws, vec![(3, Points(30)), (2, Points(50)), (1, Points(20))]);
+        assert_eq!(
+            plan.draws,
+            vec![(3, Points(30)), (2, Points(50)), (1, Points(20))]
+        );
         assert_eq!(plan.shortfall, Points::ZERO);
     }
 

@@ -24,7 +24,9 @@ pub mod store;
 pub use adapter::{AdapterError, Capabilities, CrmAdapter, WebhookError};
 pub use engine::{Clock, EngineError, LoyaltyEngine, ManualClock, Outcome, Posting, SystemClock};
 pub use event::{CrmEvent, VisitEvent, VisitStatus};
-pub use model::{Client, ClientId, ConnectionId, CrmConnection, CrmKind, Partner, PartnerId, Program};
+pub use model::{
+    Client, ClientId, ConnectionId, CrmConnection, CrmKind, Partner, PartnerId, Program,
+};
 pub use money::{Bps, Currency, Money, MoneyError, Points};
 pub use phone::{Phone, PhoneError};
 pub use store::{Store, StoreError, StoreTx};

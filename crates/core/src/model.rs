@@ -327,8 +327,8 @@ mod tests {
         let v = visit(
             VisitStatus::Came,
             vec![
-                line("1", None, 100_000),         // 5 % → 50
-                line("2", Some("hair"), 100_000), // 10 % → 100
+                line("1", None, 100_000),           // 5 % → 50
+                line("2", Some("hair"), 100_000),   // 10 % → 100
                 line("777", Some("hair"), 500_000), // excluded
             ],
         );
@@ -362,8 +362,12 @@ mod tests {
         assert_eq!(p.validate(), Err(MoneyError::BadPointValue(0)));
         let json = r#"{"currency":"RUB","cashback":500,"max_redeem_share":5000,
                        "point_value_minor":100,"cashbak":3}"#;
-        assert!(serde_json::from_str::<Program>(json).is_err(), "typos are rejected");
-        let json = r#"{"currency":"RUB","cashback":500,"max_redeem_share":5000,"point_value_minor":100}"#;
+        assert!(
+            serde_json::from_str::<Program>(json).is_err(),
+            "typos are rejected"
+        );
+        let json =
+            r#"{"currency":"RUB","cashback":500,"max_redeem_share":5000,"point_value_minor":100}"#;
         assert_eq!(
             serde_json::from_str::<Program>(json).unwrap(),
             Program::with_cashback(Bps::new(500).unwrap())
@@ -373,10 +377,7 @@ mod tests {
     #[test]
     fn crm_kind_parse_and_debug_hides_secret() {
         assert_eq!("YClients".parse::<CrmKind>().unwrap(), CrmKind::Yclients);
-        assert_eq!(
-            "amo".parse::<CrmKind>(),
-            Err(UnknownCrm("amo".to_owned()))
-        );
+        assert_eq!("amo".parse::<CrmKind>(), Err(UnknownCrm("amo".to_owned())));
         let c = CrmConnection {
             id: ConnectionId(1),
             partner_id: PartnerId(1),

@@ -172,7 +172,7 @@ fn group_thousands(n: i64) -> String {
         out.push('-');
     }
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push('\u{a0}');
         }
         out.push(ch);
@@ -345,10 +345,7 @@ mod tests {
 
     #[test]
     fn bad_input_is_typed() {
-        assert_eq!(
-            Money::new(-1, Currency::Rub),
-            Err(MoneyError::Negative(-1))
-        );
+        assert_eq!(Money::new(-1, Currency::Rub), Err(MoneyError::Negative(-1)));
         assert_eq!(
             Currency::parse("XYZ"),
             Err(MoneyError::UnknownCurrency("XYZ".into()))

@@ -108,13 +108,7 @@ pub struct OutboxMessage {
 
 /// Waits between attempts: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; then dead letters.
 pub const BACKOFF_MS: [i64; 7] = [
-    5_000,
-    300_000,
-    1_800_000,
-    7_200_000,
-    18_000_000,
-    36_000_000,
-    36_000_000,
+    5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000,
 ];
 
 /// When to try a message again after its `attempts`-th attempt failed; `None`: give up.

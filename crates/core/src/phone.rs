@@ -107,7 +107,11 @@ impl Phone {
     pub fn masked(&self) -> String {
         let digits = self.digits();
         let keep = digits.len().min(4);
-        let cc = if digits.starts_with('7') { 1 } else { 3.min(digits.len() - keep) };
+        let cc = if digits.starts_with('7') {
+            1
+        } else {
+            3.min(digits.len() - keep)
+        };
         let hidden = digits.len() - keep - cc;
         format!(
             "+{}{}{}",

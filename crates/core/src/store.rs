@@ -258,8 +258,11 @@ pub trait StoreTx: Send {
     ) -> Result<Hold, StoreError>;
 
     /// The hold, locked until commit.
-    async fn lock_hold(&mut self, partner: PartnerId, hold: HoldId)
-    -> Result<Option<Hold>, StoreError>;
+    async fn lock_hold(
+        &mut self,
+        partner: PartnerId,
+        hold: HoldId,
+    ) -> Result<Option<Hold>, StoreError>;
 
     async fn set_hold_status(
         &mut self,
@@ -294,8 +297,11 @@ pub trait Store: Send + Sync {
     /// Starts a write transaction.
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
 
-    async fn create_partner(&self, partner: &NewPartner, now_ms: i64)
-    -> Result<Partner, StoreError>;
+    async fn create_partner(
+        &self,
+        partner: &NewPartner,
+        now_ms: i64,
+    ) -> Result<Partner, StoreError>;
 
     async fn partner(&self, id: PartnerId) -> Result<Option<Partner>, StoreError>;
 

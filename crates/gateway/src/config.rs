@@ -81,7 +81,10 @@ impl Config {
         if path.is_empty() || path.contains(":memory:") {
             return Ok(());
         }
-        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create directory {}", dir.display()))?;
         }
@@ -108,8 +111,11 @@ mod tests {
     fn flags_beat_file_beat_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("gw.toml");
-        std::fs::write(&file, "database_url = \"postgres://u:p@h/db\"\ndata_dir = \"/srv/lb\"\n")
-            .unwrap();
+        std::fs::write(
+            &file,
+            "database_url = \"postgres://u:p@h/db\"\ndata_dir = \"/srv/lb\"\n",
+        )
+        .unwrap();
         let from_file = Config::resolve(Overrides {
             config_file: Some(file.clone()),
             ..Overrides::default()

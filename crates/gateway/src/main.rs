@@ -28,7 +28,13 @@ struct Cli {
 
     /// `postgres://user:password@host/db` or `sqlite:PATH`.
     /// Default: a SQLite file `loyalty.db` in the data directory.
-    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     database_url: Option<String>,
 
     /// Where the embedded database lives. Default: $XDG_DATA_HOME/loyalty-bridge or
@@ -89,7 +95,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     })
                 );
             } else {
-                println!("database_url = {database}   # from {}", config.database_url_source);
+                println!(
+                    "database_url = {database}   # from {}",
+                    config.database_url_source
+                );
                 println!("data_dir     = {}", config.data_dir.display());
             }
             Ok(())

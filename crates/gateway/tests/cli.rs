@@ -23,7 +23,14 @@ fn help_explains_itself() {
     let out = gateway(&["--help"], &[]);
     assert!(out.status.success());
     let help = text(&out.stdout);
-    for needle in ["migrate", "DATABASE_URL", "sqlite", "postgres", "--config", "--json"] {
+    for needle in [
+        "migrate",
+        "DATABASE_URL",
+        "sqlite",
+        "postgres",
+        "--config",
+        "--json",
+    ] {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
 }
@@ -41,14 +48,21 @@ fn migrate_creates_the_embedded_sqlite_default_once() {
     assert!(dir.path().join("nested/data/loyalty.db").exists());
     let again = gateway(&["migrate"], &[("LOYALTY_DATA_DIR", data)]);
     assert!(again.status.success());
-    assert!(text(&again.stdout).contains("up to date"), "{}", text(&again.stdout));
+    assert!(
+        text(&again.stdout).contains("up to date"),
+        "{}",
+        text(&again.stdout)
+    );
 }
 
 #[test]
 fn migrate_postgres_from_a_config_file() {
     let admin = std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let schema = format!("lbt_cli_{}", std::process::id());
     rt.block_on(async {
         sqlx::any::install_default_drivers();
@@ -56,14 +70,20 @@ fn migrate_postgres_from_a_config_file() {
             .await
             .expect("PostgreSQL is required: run `cargo xtask test` or set TEST_DATABASE_URL");
         let create = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
-        sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut conn).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(create))
+            .execute(&mut conn)
+            .await
+            .unwrap();
     });
     let sep = if admin.contains('?') { '&' } else { '?' };
     let url = format!("{admin}{sep}options[search_path]={schema}");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("gateway.toml");
     std::fs::write(&file, format!("database_url = {url:?}\n")).unwrap();
-    let out = gateway(&["--config", file.to_str().unwrap(), "migrate", "--json"], &[]);
+    let out = gateway(
+        &["--config", file.to_str().unwrap(), "migrate", "--json"],
+        &[],
+    );
     let ok = out.status.success();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     rt.block_on(async {
@@ -77,7 +97,10 @@ fn migrate_postgres_from_a_config_file() {
         .await
         .unwrap();
         let drop = format!("DROP SCHEMA {schema} CASCADE");
-        sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(&mut conn)
+            .await
+            .unwrap();
         assert!(ok, "{}", text(&out.stderr));
         assert_eq!(json["backend"], "postgres");
         assert_eq!(tables, 3);
@@ -86,7 +109,10 @@ fn migrate_postgres_from_a_config_file() {
 
 #[test]
 fn bad_database_urls_fail_clearly_without_leaking_the_password() {
-    let out = gateway(&["migrate"], &[("DATABASE_URL", "mysql://root:hunter2@db/x")]);
+    let out = gateway(
+        &["migrate"],
+        &[("DATABASE_URL", "mysql://root:hunter2@db/x")],
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains("neither postgres"), "{err}");
@@ -98,7 +124,10 @@ fn bad_database_urls_fail_clearly_without_leaking_the_password() {
     assert_eq!(out.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON error");
     let msg = json["error"].as_str().unwrap();
-    assert!(msg.contains("cannot open postgres://app:***@127.0.0.1:1/x"), "{msg}");
+    assert!(
+        msg.contains("cannot open postgres://app:***@127.0.0.1:1/x"),
+        "{msg}"
+    );
     assert!(!msg.contains("hunter2"), "{msg}");
 }
 
@@ -110,7 +139,10 @@ fn config_shows_sources_and_hides_passwords() {
     );
     assert!(out.status.success());
     let shown = text(&out.stdout);
-    assert!(shown.contains("postgres://app:***@db.internal/loyalty"), "{shown}");
+    assert!(
+        shown.contains("postgres://app:***@db.internal/loyalty"),
+        "{shown}"
+    );
     assert!(!shown.contains("hunter2"));
     let out = gateway(&["config"], &[("LOYALTY_CONFIG", "/nonexistent/gw.toml")]);
     assert_eq!(out.status.code(), Some(1));

@@ -116,10 +116,7 @@ impl SqlStore {
     }
 
     /// Like [`SqlStore::connect`] with chosen pool settings.
-    pub async fn connect_with(
-        url: &str,
-        settings: PoolSettings,
-    ) -> Result<SqlStore, ConnectError> {
+    pub async fn connect_with(url: &str, settings: PoolSettings) -> Result<SqlStore, ConnectError> {
         install_default_drivers();
         let backend = Backend::of_url(url)?;
         let redacted = redact_url(url);
@@ -185,13 +182,11 @@ impl SqlStore {
     }
 
     async fn applied_migrations(&self) -> usize {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map(|n| usize::try_from(n).unwrap_or(0))
-        .unwrap_or(0)
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_one(&self.pool)
+            .await
+            .map(|n| usize::try_from(n).unwrap_or(0))
+            .unwrap_or(0)
     }
 
     pub fn backend(&self) -> Backend {
@@ -311,8 +306,14 @@ mod tests {
 
     #[test]
     fn backend_from_url() {
-        assert_eq!(Backend::of_url("postgres://x/y").unwrap(), Backend::Postgres);
-        assert_eq!(Backend::of_url("postgresql://x/y").unwrap(), Backend::Postgres);
+        assert_eq!(
+            Backend::of_url("postgres://x/y").unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Backend::of_url("postgresql://x/y").unwrap(),
+            Backend::Postgres
+        );
         assert_eq!(Backend::of_url("sqlite://a.db").unwrap(), Backend::Sqlite);
         assert_eq!(Backend::of_url("sqlite::memory:").unwrap(), Backend::Sqlite);
         let err = Backend::of_url("mysql://root:pw@h/db").unwrap_err();
@@ -321,11 +322,17 @@ mod tests {
 
     #[test]
     fn sqlite_urls_create_files_and_memory_stays_on_one_connection() {
-        assert_eq!(sqlite_url("sqlite://a.db", 8), ("sqlite://a.db?mode=rwc".into(), 8));
+        assert_eq!(
+            sqlite_url("sqlite://a.db", 8),
+            ("sqlite://a.db?mode=rwc".into(), 8)
+        );
         assert_eq!(
             sqlite_url("sqlite://a.db?cache=shared", 8),
             ("sqlite://a.db?cache=shared&mode=rwc".into(), 8)
         );
-        assert_eq!(sqlite_url("sqlite::memory:", 8), ("sqlite::memory:".into(), 1));
+        assert_eq!(
+            sqlite_url("sqlite::memory:", 8),
+            ("sqlite::memory:".into(), 1)
+        );
     }
 }

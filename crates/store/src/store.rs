@@ -6,8 +6,7 @@ use loyalty_core::model::{HoldId, NewConnection, NewPartner};
 use loyalty_core::outbox::OutboxMessage;
 use loyalty_core::store::Hold;
 use loyalty_core::{
-    Client, ClientId, CrmConnection, Partner, PartnerId, Phone, Points, Store, StoreError,
-    StoreTx,
+    Client, ClientId, CrmConnection, Partner, PartnerId, Phone, Points, Store, StoreError, StoreTx,
 };
 
 use crate::rows::{self, client_columns, entry_columns, get, hold_columns, outbox_columns};
@@ -336,7 +335,10 @@ impl Store for SqlStore {
             .await
             .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
-        let mut claimed = rows.iter().map(rows::outbox).collect::<Result<Vec<_>, _>>()?;
+        let mut claimed = rows
+            .iter()
+            .map(rows::outbox)
+            .collect::<Result<Vec<_>, _>>()?;
         claimed.sort_by_key(|m| m.id);
         Ok(claimed)
     }
@@ -377,7 +379,9 @@ impl Store for SqlStore {
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
-        found(done.rows_affected(), || format!("pending outbox message {id}"))
+        found(done.rows_affected(), || {
+            format!("pending outbox message {id}")
+        })
     }
 
     async fn outbox_replay(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {

@@ -11,9 +11,7 @@ use loyalty_core::{
 };
 use sqlx::{Any, Transaction};
 
-use crate::rows::{
-    self, client_columns, entry_columns, get, hold_columns, lot_columns,
-};
+use crate::rows::{self, client_columns, entry_columns, get, hold_columns, lot_columns};
 use crate::{Backend, db_err, pick};
 
 /// A transaction on either backend. Dropped without commit, it rolls back.
@@ -202,9 +200,10 @@ impl StoreTx for SqlTx {
         if let Some(row) = inserted {
             return Ok((rows::client(&row)?, true));
         }
-        let existing = self.client_by_phone(partner, phone).await?.ok_or_else(|| {
-            StoreError::Retryable(format!("client {} vanished", phone.masked()))
-        })?;
+        let existing = self
+            .client_by_phone(partner, phone)
+            .await?
+            .ok_or_else(|| StoreError::Retryable(format!("client {} vanished", phone.masked())))?;
         Ok((existing, false))
     }
 

@@ -46,8 +46,15 @@ async fn storm(db: &TestDb) {
         v.status = VisitStatus::Waiting;
     }
     engine.apply_event(&conn, &waiting).await.unwrap();
-    let client = store.client_by_phone(partner.id, &phone).await.unwrap().unwrap();
-    store.set_telegram_chat(partner.id, client.id, Some(42)).await.unwrap();
+    let client = store
+        .client_by_phone(partner.id, &phone)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .set_telegram_chat(partner.id, client.id, Some(42))
+        .await
+        .unwrap();
 
     // 200 concurrent deliveries of one webhook event.
     let event = Arc::new(came(&conn, "same", 400_000, &phone));
@@ -55,7 +62,9 @@ async fn storm(db: &TestDb) {
     let mut tasks = Vec::new();
     for _ in 0..200 {
         let (engine, conn, event) = (engine.clone(), conn.clone(), event.clone());
-        tasks.push(tokio::spawn(async move { engine.apply_event(&conn, &event).await }));
+        tasks.push(tokio::spawn(async move {
+            engine.apply_event(&conn, &event).await
+        }));
     }
     let mut applied = 0;
     for t in tasks {
@@ -66,7 +75,10 @@ async fn storm(db: &TestDb) {
         }
     }
     assert_eq!(applied, 1);
-    assert_eq!(store.balance(partner.id, client.id).await.unwrap(), Points(200));
+    assert_eq!(
+        store.balance(partner.id, client.id).await.unwrap(),
+        Points(200)
+    );
     assert_eq!(store.outbox_of(partner.id).await.unwrap().len(), 1);
 
     // 50 distinct events for the same client, all at once.
@@ -74,17 +86,37 @@ async fn storm(db: &TestDb) {
     for i in 0..50 {
         let (engine, conn) = (engine.clone(), conn.clone());
         let event = came(&conn, &format!("r{i}"), 100_000 + i * 1_000, &phone);
-        tasks.push(tokio::spawn(async move { engine.apply_event(&conn, &event).await }));
+        tasks.push(tokio::spawn(async move {
+            engine.apply_event(&conn, &event).await
+        }));
     }
     for t in tasks {
         assert!(matches!(t.await.unwrap().unwrap(), Outcome::Applied { .. }));
     }
     // Σ floor(5 % of (1 000 + i×10) ₽) = Σ (50 + i/2) over i in 0..50.
-    let expected: i64 = 200 + (0..50).map(|i| (100_000 + i * 1_000) * 500 / 1_000_000).sum::<i64>();
-    assert_eq!(store.balance(partner.id, client.id).await.unwrap(), Points(expected));
-    assert_eq!(store.ledger_balance(partner.id, client.id).await.unwrap(), Points(expected));
-    assert_eq!(store.lots_remaining(partner.id, client.id).await.unwrap(), Points(expected));
-    assert!(store.account_totals(partner.id).await.unwrap().is_balanced());
+    let expected: i64 = 200
+        + (0..50)
+            .map(|i| (100_000 + i * 1_000) * 500 / 1_000_000)
+            .sum::<i64>();
+    assert_eq!(
+        store.balance(partner.id, client.id).await.unwrap(),
+        Points(expected)
+    );
+    assert_eq!(
+        store.ledger_balance(partner.id, client.id).await.unwrap(),
+        Points(expected)
+    );
+    assert_eq!(
+        store.lots_remaining(partner.id, client.id).await.unwrap(),
+        Points(expected)
+    );
+    assert!(
+        store
+            .account_totals(partner.id)
+            .await
+            .unwrap()
+            .is_balanced()
+    );
     let outbox = store.outbox_of(partner.id).await.unwrap();
     assert_eq!(outbox.len(), 51, "one message per event");
     assert_eq!(store.entry_count(partner.id).await.unwrap(), 51);
@@ -97,10 +129,23 @@ async fn concurrent_claims_are_disjoint(db: &TestDb) {
     let (partner, conn) = salon(store.as_ref(), five_percent()).await;
     for i in 0..40 {
         let phone = Phone::parse(&format!("+7916000{i:04}")).unwrap();
-        engine.apply_event(&conn, &came(&conn, &format!("w{i}"), 1_000, &phone)).await.unwrap();
-        let c = store.client_by_phone(partner.id, &phone).await.unwrap().unwrap();
-        store.set_telegram_chat(partner.id, c.id, Some(i)).await.unwrap();
-        engine.apply_event(&conn, &came(&conn, &format!("x{i}"), 100_000, &phone)).await.unwrap();
+        engine
+            .apply_event(&conn, &came(&conn, &format!("w{i}"), 1_000, &phone))
+            .await
+            .unwrap();
+        let c = store
+            .client_by_phone(partner.id, &phone)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .set_telegram_chat(partner.id, c.id, Some(i))
+            .await
+            .unwrap();
+        engine
+            .apply_event(&conn, &came(&conn, &format!("x{i}"), 100_000, &phone))
+            .await
+            .unwrap();
     }
     let mut workers = Vec::new();
     for _ in 0..4 {

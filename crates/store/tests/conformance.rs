@@ -65,7 +65,10 @@ async fn client_id(store: &dyn Store, partner: PartnerId, p: &str) -> ClientId {
 /// Balance, ledger and lots agree, and the partner's accounts balance.
 async fn assert_consistent(store: &dyn Store, partner: PartnerId, client: ClientId) -> Points {
     let balance = store.balance(partner, client).await.unwrap();
-    assert_eq!(store.ledger_balance(partner, client).await.unwrap(), balance);
+    assert_eq!(
+        store.ledger_balance(partner, client).await.unwrap(),
+        balance
+    );
     assert_eq!(
         store.lots_remaining(partner, client).await.unwrap(),
         balance.max(Points::ZERO)
@@ -87,7 +90,17 @@ async fn visit_accrues_floor_of_rate(db: &TestDb) {
     let store = db.store.as_ref();
     let (partner, conn) = salon(store, five_percent()).await;
     let out = engine
-        .apply_event(&conn, &visit(&conn, "r1", 1, VisitStatus::Came, 400_000, "8 916 123-45-67"))
+        .apply_event(
+            &conn,
+            &visit(
+                &conn,
+                "r1",
+                1,
+                VisitStatus::Came,
+                400_000,
+                "8 916 123-45-67",
+            ),
+        )
         .await
         .unwrap();
     assert_eq!(delta_of(&out), 200);
@@ -98,7 +111,10 @@ async fn visit_accrues_floor_of_rate(db: &TestDb) {
         .expect("virtual client created by phone");
     assert_eq!(client.name.as_deref(), Some("Анна"));
     assert_eq!(client.telegram_chat_id, None);
-    assert_eq!(assert_consistent(store, partner.id, client.id).await, Points(200));
+    assert_eq!(
+        assert_consistent(store, partner.id, client.id).await,
+        Points(200)
+    );
     let history = store.history(partner.id, client.id, 10).await.unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].kind, EntryKind::Accrual);
@@ -112,12 +128,21 @@ async fn duplicates_change_nothing(db: &TestDb) {
     let store = db.store.as_ref();
     let (partner, conn) = salon(store, five_percent()).await;
     let event = visit(&conn, "r1", 5, VisitStatus::Came, 400_000, "+79161234567");
-    assert_eq!(delta_of(&engine.apply_event(&conn, &event).await.unwrap()), 200);
+    assert_eq!(
+        delta_of(&engine.apply_event(&conn, &event).await.unwrap()),
+        200
+    );
     for _ in 0..5 {
-        assert_eq!(engine.apply_event(&conn, &event).await.unwrap(), Outcome::Duplicate);
+        assert_eq!(
+            engine.apply_event(&conn, &event).await.unwrap(),
+            Outcome::Duplicate
+        );
     }
     let client = client_id(store, partner.id, "+79161234567").await;
-    assert_eq!(assert_consistent(store, partner.id, client).await, Points(200));
+    assert_eq!(
+        assert_consistent(store, partner.id, client).await,
+        Points(200)
+    );
     assert_eq!(store.entry_count(partner.id).await.unwrap(), 1);
 }
 
@@ -139,19 +164,33 @@ async fn status_flips_reverse_and_reaccrue(db: &TestDb) {
             .unwrap();
         assert_eq!(delta_of(&out), delta, "{status:?}");
         let client = client_id(store, partner.id, p).await;
-        assert_eq!(assert_consistent(store, partner.id, client).await, Points(balance));
+        assert_eq!(
+            assert_consistent(store, partner.id, client).await,
+            Points(balance)
+        );
     }
     let client = client_id(store, partner.id, p).await;
     let history = store.history(partner.id, client, 10).await.unwrap();
     let kinds: Vec<_> = history.iter().rev().map(|e| e.kind).collect();
     assert_eq!(
         kinds,
-        [EntryKind::Accrual, EntryKind::Reversal, EntryKind::Accrual, EntryKind::Reversal]
+        [
+            EntryKind::Accrual,
+            EntryKind::Reversal,
+            EntryKind::Accrual,
+            EntryKind::Reversal
+        ]
     );
     // Each reversal names the accrual it corrects.
     assert_eq!(history[2].reverses, Some(history[3].id));
     assert_eq!(history[0].reverses, Some(history[1].id));
-    assert!(history[0].reason.as_deref().unwrap_or("").contains("deleted"));
+    assert!(
+        history[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("deleted")
+    );
 }
 
 async fn stale_versions_are_ignored(db: &TestDb) {
@@ -160,16 +199,25 @@ async fn stale_versions_are_ignored(db: &TestDb) {
     let (partner, conn) = salon(store, five_percent()).await;
     let p = "+79161234567";
     engine
-        .apply_event(&conn, &visit(&conn, "r1", 20, VisitStatus::Came, 300_000, p))
+        .apply_event(
+            &conn,
+            &visit(&conn, "r1", 20, VisitStatus::Came, 300_000, p),
+        )
         .await
         .unwrap();
     let out = engine
-        .apply_event(&conn, &visit(&conn, "r1", 10, VisitStatus::Came, 400_000, p))
+        .apply_event(
+            &conn,
+            &visit(&conn, "r1", 10, VisitStatus::Came, 400_000, p),
+        )
         .await
         .unwrap();
     assert_eq!(out, Outcome::Stale);
     let client = client_id(store, partner.id, p).await;
-    assert_eq!(assert_consistent(store, partner.id, client).await, Points(150));
+    assert_eq!(
+        assert_consistent(store, partner.id, client).await,
+        Points(150)
+    );
 }
 
 async fn amount_edits_post_the_delta(db: &TestDb) {
@@ -179,13 +227,19 @@ async fn amount_edits_post_the_delta(db: &TestDb) {
     let p = "+79161234567";
     for (version, paid, delta) in [(1, 400_000, 200), (2, 500_000, 50), (3, 300_000, -100)] {
         let out = engine
-            .apply_event(&conn, &visit(&conn, "r1", version, VisitStatus::Came, paid, p))
+            .apply_event(
+                &conn,
+                &visit(&conn, "r1", version, VisitStatus::Came, paid, p),
+            )
             .await
             .unwrap();
         assert_eq!(delta_of(&out), delta);
     }
     let client = client_id(store, partner.id, p).await;
-    assert_eq!(assert_consistent(store, partner.id, client).await, Points(150));
+    assert_eq!(
+        assert_consistent(store, partner.id, client).await,
+        Points(150)
+    );
 }
 
 async fn reversing_spent_points_leaves_a_visible_debt_repaid_later(db: &TestDb) {
@@ -203,15 +257,25 @@ async fn reversing_spent_points_leaves_a_visible_debt_repaid_later(db: &TestDb) 
         .await
         .unwrap();
     let out = engine
-        .apply_event(&conn, &visit(&conn, "r1", 2, VisitStatus::NoShow, 400_000, p))
+        .apply_event(
+            &conn,
+            &visit(&conn, "r1", 2, VisitStatus::NoShow, 400_000, p),
+        )
         .await
         .unwrap();
     let Outcome::Applied { postings } = out else {
         panic!("expected a reversal")
     };
     assert_eq!(postings[0].delta, Points(-200));
-    assert_eq!(postings[0].unbacked, Points(150), "spent points are reported");
-    assert_eq!(assert_consistent(store, partner.id, client).await, Points(-150));
+    assert_eq!(
+        postings[0].unbacked,
+        Points(150),
+        "spent points are reported"
+    );
+    assert_eq!(
+        assert_consistent(store, partner.id, client).await,
+        Points(-150)
+    );
     // A further debit cannot go below zero.
     let err = engine
         .manual_debit(partner.id, client, Points(1), "x", "d2")
@@ -229,7 +293,10 @@ async fn reversing_spent_points_leaves_a_visible_debt_repaid_later(db: &TestDb) 
         .apply_event(&conn, &visit(&conn, "r2", 1, VisitStatus::Came, 400_000, p))
         .await
         .unwrap();
-    assert_eq!(assert_consistent(store, partner.id, client).await, Points(50));
+    assert_eq!(
+        assert_consistent(store, partner.id, client).await,
+        Points(50)
+    );
 }
 
 async fn record_moved_to_another_client_moves_its_points(db: &TestDb) {
@@ -249,7 +316,10 @@ async fn record_moved_to_another_client_moves_its_points(db: &TestDb) {
         panic!("expected postings")
     };
     assert_eq!(postings.len(), 2);
-    let (ca, cb) = (client_id(store, partner.id, a).await, client_id(store, partner.id, b).await);
+    let (ca, cb) = (
+        client_id(store, partner.id, a).await,
+        client_id(store, partner.id, b).await,
+    );
     assert_eq!(assert_consistent(store, partner.id, ca).await, Points(0));
     assert_eq!(assert_consistent(store, partner.id, cb).await, Points(200));
 }
@@ -264,13 +334,19 @@ async fn linked_clients_get_notifications_in_the_same_transaction(db: &TestDb) {
         .await
         .unwrap();
     let client = client_id(store, partner.id, p).await;
-    store.set_telegram_chat(partner.id, client, Some(555)).await.unwrap();
+    store
+        .set_telegram_chat(partner.id, client, Some(555))
+        .await
+        .unwrap();
     engine
         .apply_event(&conn, &visit(&conn, "r2", 1, VisitStatus::Came, 200_000, p))
         .await
         .unwrap();
     engine
-        .apply_event(&conn, &visit(&conn, "r2", 2, VisitStatus::NoShow, 200_000, p))
+        .apply_event(
+            &conn,
+            &visit(&conn, "r2", 2, VisitStatus::NoShow, 200_000, p),
+        )
         .await
         .unwrap();
     let outbox = store.outbox_of(partner.id).await.unwrap();
@@ -287,17 +363,31 @@ async fn linked_clients_get_notifications_in_the_same_transaction(db: &TestDb) {
     );
     assert!(matches!(
         &outbox[1].notification,
-        Notification::Reversed { points: Points(100), balance: Points(200), .. }
+        Notification::Reversed {
+            points: Points(100),
+            balance: Points(200),
+            ..
+        }
     ));
-    assert!(outbox.iter().all(|m| m.partition_key == format!("client:{client}")));
+    assert!(
+        outbox
+            .iter()
+            .all(|m| m.partition_key == format!("client:{client}"))
+    );
     // Opted out: points still move, no message.
-    store.set_notifications_off(partner.id, client, true).await.unwrap();
+    store
+        .set_notifications_off(partner.id, client, true)
+        .await
+        .unwrap();
     engine
         .apply_event(&conn, &visit(&conn, "r3", 1, VisitStatus::Came, 200_000, p))
         .await
         .unwrap();
     assert_eq!(store.outbox_of(partner.id).await.unwrap().len(), 2);
-    assert_eq!(assert_consistent(store, partner.id, client).await, Points(300));
+    assert_eq!(
+        assert_consistent(store, partner.id, client).await,
+        Points(300)
+    );
 }
 
 async fn manual_operations_are_idempotent_and_conflicts_are_errors(db: &TestDb) {
@@ -319,17 +409,30 @@ async fn manual_operations_are_idempotent_and_conflicts_are_errors(db: &TestDb) 
         .await
         .unwrap();
     assert_eq!(again.entry_id, first.entry_id);
-    assert_eq!(assert_consistent(store, partner.id, client).await, Points(150));
+    assert_eq!(
+        assert_consistent(store, partner.id, client).await,
+        Points(150)
+    );
     let err = engine
         .manual_accrual(partner.id, client, Points(101), "birthday", "k1")
         .await
         .unwrap_err();
-    assert_eq!(err, EngineError::Conflict { key: "manual:k1".into() });
+    assert_eq!(
+        err,
+        EngineError::Conflict {
+            key: "manual:k1".into()
+        }
+    );
     let err = engine
         .manual_debit(partner.id, client, Points(100), "birthday", "k1")
         .await
         .unwrap_err();
-    assert_eq!(err, EngineError::Conflict { key: "manual:k1".into() });
+    assert_eq!(
+        err,
+        EngineError::Conflict {
+            key: "manual:k1".into()
+        }
+    );
     let err = engine
         .manual_debit(partner.id, client, Points(151), "too much", "k2")
         .await
@@ -346,7 +449,10 @@ async fn manual_operations_are_idempotent_and_conflicts_are_errors(db: &TestDb) 
         .manual_debit(partner.id, client, Points(150), "everything", "k4")
         .await
         .unwrap();
-    assert_eq!(assert_consistent(store, partner.id, client).await, Points(0));
+    assert_eq!(
+        assert_consistent(store, partner.id, client).await,
+        Points(0)
+    );
     assert_eq!(
         engine
             .manual_accrual(partner.id, ClientId(999_999), Points(1), "x", "k5")
@@ -380,14 +486,23 @@ async fn expiry_draws_oldest_lots_first_and_posts_real_entries(db: &TestDb) {
         .unwrap(); // all of A, 50 of B
     clock.advance_ms(11 * DAY); // T0+31d: A is past its date but empty
     assert!(engine.expire_due(partner.id).await.unwrap().is_empty());
-    assert_eq!(assert_consistent(store, partner.id, client).await, Points(50));
+    assert_eq!(
+        assert_consistent(store, partner.id, client).await,
+        Points(50)
+    );
     clock.advance_ms(10 * DAY); // T0+41d: B's 50 expire
     let expired = engine.expire_due(partner.id).await.unwrap();
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0].delta, Points(-50));
-    assert_eq!(assert_consistent(store, partner.id, client).await, Points(0));
+    assert_eq!(
+        assert_consistent(store, partner.id, client).await,
+        Points(0)
+    );
     let totals = store.account_totals(partner.id).await.unwrap();
-    assert_eq!((totals.issued, totals.spent, totals.expired), (Points(200), Points(150), Points(50)));
+    assert_eq!(
+        (totals.issued, totals.spent, totals.expired),
+        (Points(200), Points(150), Points(50))
+    );
     // Nothing left to expire: running again changes nothing.
     assert!(engine.expire_due(partner.id).await.unwrap().is_empty());
 }
@@ -403,47 +518,103 @@ async fn holds_are_two_phase_and_settle_exactly_once(db: &TestDb) {
         .unwrap();
     let client = client_id(store, partner.id, p).await;
 
-    let h = engine.hold(partner.id, client, Points(120), "redeem-1").await.unwrap();
+    let h = engine
+        .hold(partner.id, client, Points(120), "redeem-1")
+        .await
+        .unwrap();
     assert_eq!(h.status, HoldStatus::Pending);
-    assert_eq!(assert_consistent(store, partner.id, client).await, Points(80));
-    assert_eq!(store.account_totals(partner.id).await.unwrap().held, Points(120));
+    assert_eq!(
+        assert_consistent(store, partner.id, client).await,
+        Points(80)
+    );
+    assert_eq!(
+        store.account_totals(partner.id).await.unwrap().held,
+        Points(120)
+    );
     // Same key, same request: the same hold, nothing held twice.
-    let again = engine.hold(partner.id, client, Points(120), "redeem-1").await.unwrap();
+    let again = engine
+        .hold(partner.id, client, Points(120), "redeem-1")
+        .await
+        .unwrap();
     assert_eq!(again.id, h.id);
     assert_eq!(
-        engine.hold(partner.id, client, Points(10), "redeem-1").await.unwrap_err(),
-        EngineError::Conflict { key: "redeem-1".into() }
+        engine
+            .hold(partner.id, client, Points(10), "redeem-1")
+            .await
+            .unwrap_err(),
+        EngineError::Conflict {
+            key: "redeem-1".into()
+        }
     );
     assert!(matches!(
-        engine.hold(partner.id, client, Points(81), "redeem-2").await.unwrap_err(),
+        engine
+            .hold(partner.id, client, Points(81), "redeem-2")
+            .await
+            .unwrap_err(),
         EngineError::InsufficientBalance { .. }
     ));
 
     let posted = engine.post_hold(partner.id, h.id).await.unwrap();
     assert_eq!(posted.status, HoldStatus::Posted);
-    assert_eq!(engine.post_hold(partner.id, h.id).await.unwrap().status, HoldStatus::Posted);
+    assert_eq!(
+        engine.post_hold(partner.id, h.id).await.unwrap().status,
+        HoldStatus::Posted
+    );
     assert_eq!(
         engine.void_hold(partner.id, h.id).await.unwrap_err(),
-        EngineError::HoldNotPending { hold: h.id, status: "posted" }
+        EngineError::HoldNotPending {
+            hold: h.id,
+            status: "posted"
+        }
     );
     let totals = store.account_totals(partner.id).await.unwrap();
     assert_eq!((totals.held, totals.spent), (Points(0), Points(120)));
 
-    let h2 = engine.hold(partner.id, client, Points(80), "redeem-3").await.unwrap();
-    assert_eq!(assert_consistent(store, partner.id, client).await, Points(0));
+    let h2 = engine
+        .hold(partner.id, client, Points(80), "redeem-3")
+        .await
+        .unwrap();
+    assert_eq!(
+        assert_consistent(store, partner.id, client).await,
+        Points(0)
+    );
     engine.void_hold(partner.id, h2.id).await.unwrap();
-    assert_eq!(engine.void_hold(partner.id, h2.id).await.unwrap().status, HoldStatus::Voided);
+    assert_eq!(
+        engine.void_hold(partner.id, h2.id).await.unwrap().status,
+        HoldStatus::Voided
+    );
     assert_eq!(
         engine.post_hold(partner.id, h2.id).await.unwrap_err(),
-        EngineError::HoldNotPending { hold: h2.id, status: "voided" }
+        EngineError::HoldNotPending {
+            hold: h2.id,
+            status: "voided"
+        }
     );
     // Voided points went back to their lot and can be spent again.
-    assert_eq!(assert_consistent(store, partner.id, client).await, Points(80));
-    let entries = store.history(partner.id, client, 50).await.unwrap();
-    assert_eq!(entries.iter().filter(|e| e.kind == EntryKind::HoldPost).count(), 1);
-    assert_eq!(entries.iter().filter(|e| e.kind == EntryKind::HoldVoid).count(), 1);
     assert_eq!(
-        engine.post_hold(partner.id, HoldId(987_654)).await.unwrap_err(),
+        assert_consistent(store, partner.id, client).await,
+        Points(80)
+    );
+    let entries = store.history(partner.id, client, 50).await.unwrap();
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::HoldPost)
+            .count(),
+        1
+    );
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::HoldVoid)
+            .count(),
+        1
+    );
+    assert_eq!(
+        engine
+            .post_hold(partner.id, HoldId(987_654))
+            .await
+            .unwrap_err(),
         EngineError::UnknownHold(HoldId(987_654))
     );
 }
@@ -461,14 +632,23 @@ async fn voided_hold_repays_a_debt_before_refilling_lots(db: &TestDb) {
         .await
         .unwrap(); // 221
     let client = client_id(store, partner.id, p).await;
-    let hold = engine.hold(partner.id, client, Points(95), "h").await.unwrap();
+    let hold = engine
+        .hold(partner.id, client, Points(95), "h")
+        .await
+        .unwrap();
     engine
         .apply_event(&conn, &visit(&conn, "r1", 2, VisitStatus::NoShow, 0, p))
         .await
         .unwrap();
-    assert_eq!(assert_consistent(store, partner.id, client).await, Points(-95));
+    assert_eq!(
+        assert_consistent(store, partner.id, client).await,
+        Points(-95)
+    );
     engine.void_hold(partner.id, hold.id).await.unwrap();
-    assert_eq!(assert_consistent(store, partner.id, client).await, Points(0));
+    assert_eq!(
+        assert_consistent(store, partner.id, client).await,
+        Points(0)
+    );
 }
 
 async fn tenants_are_isolated(db: &TestDb) {
@@ -478,11 +658,17 @@ async fn tenants_are_isolated(db: &TestDb) {
     let (b, conn_b) = salon(store, five_percent()).await;
     let p = "+79161234567";
     engine
-        .apply_event(&conn_a, &visit(&conn_a, "r1", 1, VisitStatus::Came, 400_000, p))
+        .apply_event(
+            &conn_a,
+            &visit(&conn_a, "r1", 1, VisitStatus::Came, 400_000, p),
+        )
         .await
         .unwrap();
     engine
-        .apply_event(&conn_b, &visit(&conn_b, "r1", 1, VisitStatus::Came, 200_000, p))
+        .apply_event(
+            &conn_b,
+            &visit(&conn_b, "r1", 1, VisitStatus::Came, 200_000, p),
+        )
         .await
         .unwrap();
     let ca = client_id(store, a.id, p).await;
@@ -494,7 +680,10 @@ async fn tenants_are_isolated(db: &TestDb) {
     assert_eq!(store.balance(a.id, cb).await.unwrap(), Points(0));
     assert!(store.history(a.id, cb, 10).await.unwrap().is_empty());
     assert_eq!(
-        engine.manual_debit(a.id, cb, Points(1), "x", "k").await.unwrap_err(),
+        engine
+            .manual_debit(a.id, cb, Points(1), "x", "k")
+            .await
+            .unwrap_err(),
         EngineError::UnknownClient(cb)
     );
     let hold_b = engine.hold(b.id, cb, Points(50), "h").await.unwrap();
@@ -505,9 +694,19 @@ async fn tenants_are_isolated(db: &TestDb) {
     assert!(store.hold(a.id, hold_b.id).await.unwrap().is_none());
     assert!(store.set_telegram_chat(a.id, cb, Some(1)).await.is_err());
     // Each secret names its own connection.
-    let found = store.connection_by_secret(&conn_b.webhook_secret).await.unwrap().unwrap();
+    let found = store
+        .connection_by_secret(&conn_b.webhook_secret)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.partner_id, b.id);
-    assert!(store.connection_by_secret("no-such-secret").await.unwrap().is_none());
+    assert!(
+        store
+            .connection_by_secret("no-such-secret")
+            .await
+            .unwrap()
+            .is_none()
+    );
     // A's event cannot be applied through B's connection (company ids differ).
     let err = engine
         .apply_event(&conn_b, &visit(&conn_a, "r9", 1, VisitStatus::Came, 1, p))
@@ -530,7 +729,10 @@ async fn bad_events_are_typed_errors_and_write_nothing(db: &TestDb) {
     }
     assert_eq!(
         engine.apply_event(&conn, &usd).await.unwrap_err(),
-        EngineError::CurrencyMismatch { program: Currency::Rub, event: Currency::Usd }
+        EngineError::CurrencyMismatch {
+            program: Currency::Rub,
+            event: Currency::Usd
+        }
     );
     let negative = visit(&conn, "r1", 1, VisitStatus::Came, -1, p);
     assert_eq!(
@@ -543,18 +745,29 @@ async fn bad_events_are_typed_errors_and_write_nothing(db: &TestDb) {
     }
     assert_eq!(
         engine.apply_event(&conn, &partial).await.unwrap_err(),
-        EngineError::NeedsRefetch { record_id: "r1".into() }
+        EngineError::NeedsRefetch {
+            record_id: "r1".into()
+        }
     );
     let mut foreign = conn.clone();
     foreign.partner_id = PartnerId(999_999);
     assert_eq!(
         engine
-            .apply_event(&foreign, &visit(&conn, "r1", 1, VisitStatus::Came, 1_000, p))
+            .apply_event(
+                &foreign,
+                &visit(&conn, "r1", 1, VisitStatus::Came, 1_000, p)
+            )
             .await
             .unwrap_err(),
         EngineError::UnknownPartner(PartnerId(999_999))
     );
-    assert!(store.client_by_phone(partner.id, &phone(p)).await.unwrap().is_none());
+    assert!(
+        store
+            .client_by_phone(partner.id, &phone(p))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(store.entry_count(partner.id).await.unwrap(), 0);
 }
 
@@ -570,13 +783,21 @@ async fn clients_and_other_events(db: &TestDb) {
         deleted: false,
     });
     let out = engine.apply_event(&conn, &event).await.unwrap();
-    let Outcome::ClientSynced { client_id: id, created: true } = out else {
+    let Outcome::ClientSynced {
+        client_id: id,
+        created: true,
+    } = out
+    else {
         panic!("{out:?}")
     };
     // A later record names only the CRM id: the client is found by it.
     let mut by_id = visit(&conn, "r1", 1, VisitStatus::Came, 400_000, "+79990000000");
     if let CrmEvent::Visit(v) = &mut by_id {
-        v.client = Some(ClientRef { external_id: Some("c-77".into()), phone: None, name: None });
+        v.client = Some(ClientRef {
+            external_id: Some("c-77".into()),
+            phone: None,
+            name: None,
+        });
     }
     engine.apply_event(&conn, &by_id).await.unwrap();
     assert_eq!(assert_consistent(store, partner.id, id).await, Points(200));
@@ -595,7 +816,10 @@ async fn clients_and_other_events(db: &TestDb) {
         resource_id: Some("5".into()),
         status: Some("update".into()),
     });
-    assert_eq!(engine.apply_event(&conn, &other).await.unwrap(), Outcome::Ignored);
+    assert_eq!(
+        engine.apply_event(&conn, &other).await.unwrap(),
+        Outcome::Ignored
+    );
 }
 
 async fn welcome_bonus_is_granted_once(db: &TestDb) {
@@ -606,14 +830,29 @@ async fn welcome_bonus_is_granted_once(db: &TestDb) {
     let (partner, conn) = salon(store, program).await;
     let p = "+79161234567";
     engine
-        .apply_event(&conn, &visit(&conn, "r1", 1, VisitStatus::Waiting, 400_000, p))
+        .apply_event(
+            &conn,
+            &visit(&conn, "r1", 1, VisitStatus::Waiting, 400_000, p),
+        )
         .await
         .unwrap();
     let client = client_id(store, partner.id, p).await;
-    let first = engine.grant_welcome_bonus(partner.id, client).await.unwrap();
+    let first = engine
+        .grant_welcome_bonus(partner.id, client)
+        .await
+        .unwrap();
     assert_eq!(first.map(|p| p.balance), Some(Points(300)));
-    assert_eq!(engine.grant_welcome_bonus(partner.id, client).await.unwrap(), None);
-    assert_eq!(assert_consistent(store, partner.id, client).await, Points(300));
+    assert_eq!(
+        engine
+            .grant_welcome_bonus(partner.id, client)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        assert_consistent(store, partner.id, client).await,
+        Points(300)
+    );
 }
 
 async fn outbox_claims_in_partition_order_with_leases_retries_and_dead_letters(db: &TestDb) {
@@ -623,16 +862,25 @@ async fn outbox_claims_in_partition_order_with_leases_retries_and_dead_letters(d
     let (a, b) = ("+79161234567", "+79167654321");
     for p in [a, b] {
         engine
-            .apply_event(&conn, &visit(&conn, &format!("{p}-0"), 1, VisitStatus::Came, 100_000, p))
+            .apply_event(
+                &conn,
+                &visit(&conn, &format!("{p}-0"), 1, VisitStatus::Came, 100_000, p),
+            )
             .await
             .unwrap();
         let id = client_id(store, partner.id, p).await;
-        store.set_telegram_chat(partner.id, id, Some(id.0)).await.unwrap();
+        store
+            .set_telegram_chat(partner.id, id, Some(id.0))
+            .await
+            .unwrap();
     }
     for i in 1..=3 {
         for p in [a, b] {
             engine
-                .apply_event(&conn, &visit(&conn, &format!("{p}-{i}"), 1, VisitStatus::Came, 100_000, p))
+                .apply_event(
+                    &conn,
+                    &visit(&conn, &format!("{p}-{i}"), 1, VisitStatus::Came, 100_000, p),
+                )
                 .await
                 .unwrap();
         }
@@ -642,30 +890,44 @@ async fn outbox_claims_in_partition_order_with_leases_retries_and_dead_letters(d
     let now = T0 + 1_000;
     // Only the head of each client's queue is claimable.
     let first = store.claim_outbox(now, 30_000, 10).await.unwrap();
-    let mine: Vec<_> = first.iter().filter(|m| m.partner_id == partner.id).collect();
+    let mine: Vec<_> = first
+        .iter()
+        .filter(|m| m.partner_id == partner.id)
+        .collect();
     assert_eq!(mine.len(), 2, "{mine:?}");
     assert_eq!(mine[0].attempts, 1);
     // Leased: nobody else gets them, and their successors wait behind them.
-    assert!(store
-        .claim_outbox(now, 30_000, 10)
-        .await
-        .unwrap()
-        .iter()
-        .all(|m| m.partner_id != partner.id));
+    assert!(
+        store
+            .claim_outbox(now, 30_000, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.partner_id != partner.id)
+    );
     // One is sent, one fails: the sent one's successor comes next; the failed one waits.
     store.outbox_sent(mine[0].id, now).await.unwrap();
-    store.outbox_failed(mine[1].id, Some(now + 5_000), "429").await.unwrap();
+    store
+        .outbox_failed(mine[1].id, Some(now + 5_000), "429")
+        .await
+        .unwrap();
     let next = store.claim_outbox(now, 30_000, 10).await.unwrap();
     let next: Vec<_> = next.iter().filter(|m| m.partner_id == partner.id).collect();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].partition_key, mine[0].partition_key);
     // After the back-off the failed one is claimable again, with its attempt counted.
     let retry = store.claim_outbox(now + 5_000, 30_000, 10).await.unwrap();
-    let retry: Vec<_> = retry.iter().filter(|m| m.partner_id == partner.id).collect();
+    let retry: Vec<_> = retry
+        .iter()
+        .filter(|m| m.partner_id == partner.id)
+        .collect();
     assert_eq!(retry.len(), 1);
     assert_eq!((retry[0].id, retry[0].attempts), (mine[1].id, 2));
     // Giving up moves it to dead letters and unblocks its partition; replay brings it back.
-    store.outbox_failed(retry[0].id, None, "chat not found").await.unwrap();
+    store
+        .outbox_failed(retry[0].id, None, "chat not found")
+        .await
+        .unwrap();
     let dead = store.outbox_of(partner.id).await.unwrap();
     let dead_msg = dead.iter().find(|m| m.id == retry[0].id).unwrap();
     assert_eq!(dead_msg.status, OutboxStatus::Dead);
@@ -680,7 +942,10 @@ async fn ledger_rows_cannot_be_updated_or_deleted(db: &TestDb) {
     let store = db.store.as_ref();
     let (partner, conn) = salon(store, five_percent()).await;
     engine
-        .apply_event(&conn, &visit(&conn, "r1", 1, VisitStatus::Came, 400_000, "+79161234567"))
+        .apply_event(
+            &conn,
+            &visit(&conn, "r1", 1, VisitStatus::Came, 400_000, "+79161234567"),
+        )
         .await
         .unwrap();
     let pool = db.store.pool();

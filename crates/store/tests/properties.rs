@@ -43,7 +43,13 @@ fn config() -> Config {
     }
 }
 
-fn event(conn: &CrmConnection, record: usize, version: i64, status: VisitStatus, paid: i64) -> CrmEvent {
+fn event(
+    conn: &CrmConnection,
+    record: usize,
+    version: i64,
+    status: VisitStatus,
+    paid: i64,
+) -> CrmEvent {
     CrmEvent::Visit(VisitEvent {
         company_id: conn.company_id.clone(),
         record_id: format!("rec-{record}"),
@@ -70,7 +76,11 @@ fn event(conn: &CrmConnection, record: usize, version: i64, status: VisitStatus,
 
 /// 5 %, rounded down, only for visits that came.
 fn target(status: VisitStatus, paid: i64) -> i64 {
-    if status == VisitStatus::Came { paid * 500 / 1_000_000 } else { 0 }
+    if status == VisitStatus::Came {
+        paid * 500 / 1_000_000
+    } else {
+        0
+    }
 }
 
 fn status() -> impl Strategy<Value = VisitStatus> {
@@ -98,19 +108,30 @@ async fn check(
     prop_assert!(totals.is_balanced(), "unbalanced: {:?}", totals);
     if let Some(client) = client {
         let balance = store.balance(partner, client).await.unwrap();
-        prop_assert_eq!(store.ledger_balance(partner, client).await.unwrap(), balance);
+        prop_assert_eq!(
+            store.ledger_balance(partner, client).await.unwrap(),
+            balance
+        );
         prop_assert_eq!(
             store.lots_remaining(partner, client).await.unwrap(),
             balance.max(Points::ZERO)
         );
-        prop_assert!(balance >= Points::ZERO || debt_logged, "negative balance {}", balance);
+        prop_assert!(
+            balance >= Points::ZERO || debt_logged,
+            "negative balance {}",
+            balance
+        );
     }
     Ok(())
 }
 
 async fn client_of(store: &dyn Store, partner: PartnerId) -> Option<ClientId> {
     let phone = Phone::parse(PHONE).expect("phone");
-    store.client_by_phone(partner, &phone).await.unwrap().map(|c| c.id)
+    store
+        .client_by_phone(partner, &phone)
+        .await
+        .unwrap()
+        .map(|c| c.id)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -137,20 +158,34 @@ fn visit_case() -> impl Strategy<Value = VisitCase> {
         let all: Vec<VisitStep> = records
             .iter()
             .enumerate()
-            .flat_map(|(r, h)| (1..=h.len()).map(move |v| VisitStep::Deliver { record: r, version: v }))
+            .flat_map(|(r, h)| {
+                (1..=h.len()).map(move |v| VisitStep::Deliver {
+                    record: r,
+                    version: v,
+                })
+            })
             .collect();
         let dups = prop::collection::vec(prop::sample::select(all.clone()), 0..=4);
         let debits = prop::collection::vec((1i64..=300).prop_map(VisitStep::Debit), 0..=3);
-        (Just(records), (Just(all), dups, debits).prop_map(|(mut a, d, b)| {
-            a.extend(d);
-            a.extend(b);
-            a
-        }).prop_shuffle())
+        (
+            Just(records),
+            (Just(all), dups, debits)
+                .prop_map(|(mut a, d, b)| {
+                    a.extend(d);
+                    a.extend(b);
+                    a
+                })
+                .prop_shuffle(),
+        )
             .prop_map(|(records, steps)| VisitCase { records, steps })
     })
 }
 
-async fn visits_case(db: &TestDb, engine: &LoyaltyEngine, case: VisitCase) -> Result<(), TestCaseError> {
+async fn visits_case(
+    db: &TestDb,
+    engine: &LoyaltyEngine,
+    case: VisitCase,
+) -> Result<(), TestCaseError> {
     let store = db.store.as_ref();
     let (partner, conn) = salon(store, five_percent()).await;
     let mut entries = 0;
@@ -169,10 +204,15 @@ async fn visits_case(db: &TestDb, engine: &LoyaltyEngine, case: VisitCase) -> Re
                 }
             }
             VisitStep::Debit(points) => {
-                let Some(client) = client_of(store, partner.id).await else { continue };
+                let Some(client) = client_of(store, partner.id).await else {
+                    continue;
+                };
                 let before = store.balance(partner.id, client).await.unwrap();
                 let key = format!("debit-{entries}-{points}");
-                match engine.manual_debit(partner.id, client, Points(points), "desk", &key).await {
+                match engine
+                    .manual_debit(partner.id, client, Points(points), "desk", &key)
+                    .await
+                {
                     Ok(_) => debited += points,
                     Err(EngineError::InsufficientBalance { .. }) => {
                         prop_assert!(before < Points(points), "refused with {} available", before)
@@ -193,8 +233,13 @@ async fn visits_case(db: &TestDb, engine: &LoyaltyEngine, case: VisitCase) -> Re
         })
         .sum::<i64>()
         - debited;
-    let client = client_of(store, partner.id).await.expect("every case delivers a visit");
-    prop_assert_eq!(store.balance(partner.id, client).await.unwrap(), Points(expected));
+    let client = client_of(store, partner.id)
+        .await
+        .expect("every case delivers a visit");
+    prop_assert_eq!(
+        store.balance(partner.id, client).await.unwrap(),
+        Points(expected)
+    );
     Ok(())
 }
 
@@ -263,10 +308,16 @@ async fn ledger_case(
         let fail = |e: EngineError| TestCaseError::fail(format!("op {i} {op:?}: {e}"));
         match *op {
             LedgerOp::Accrue(n) => {
-                engine.manual_accrual(p, client, Points(n), "gift", &key).await.map_err(fail)?;
+                engine
+                    .manual_accrual(p, client, Points(n), "gift", &key)
+                    .await
+                    .map_err(fail)?;
                 model.manual_issued += n;
             }
-            LedgerOp::Debit(n) => match engine.manual_debit(p, client, Points(n), "desk", &key).await {
+            LedgerOp::Debit(n) => match engine
+                .manual_debit(p, client, Points(n), "desk", &key)
+                .await
+            {
                 Ok(_) => model.spent += n,
                 Err(EngineError::InsufficientBalance { .. }) => prop_assert!(before < Points(n)),
                 Err(e) => return Err(fail(e)),
@@ -283,7 +334,11 @@ async fn ledger_case(
                 let slot = idx % model.holds.len();
                 let (id, amount, state) = model.holds[slot];
                 let posting = matches!(op, LedgerOp::Post(_));
-                let wanted = if posting { HoldStatus::Posted } else { HoldStatus::Voided };
+                let wanted = if posting {
+                    HoldStatus::Posted
+                } else {
+                    HoldStatus::Voided
+                };
                 let result = if posting {
                     engine.post_hold(p, id).await
                 } else {
@@ -303,7 +358,11 @@ async fn ledger_case(
                 }
             }
             LedgerOp::Visit(record, came, paid) => {
-                let status = if came { VisitStatus::Came } else { VisitStatus::NoShow };
+                let status = if came {
+                    VisitStatus::Came
+                } else {
+                    VisitStatus::NoShow
+                };
                 let out = engine
                     .apply_event(&conn, &event(&conn, record, i as i64 + 1, status, paid))
                     .await
@@ -343,7 +402,10 @@ async fn ledger_case(
             .map(|e| e.kind)
             .collect();
         prop_assert!(settled.len() <= 1, "hold {} settled {:?}", id, settled);
-        prop_assert_eq!(store.hold(p, *id).await.unwrap().map(|h| h.status), Some(*state));
+        prop_assert_eq!(
+            store.hold(p, *id).await.unwrap().map(|h| h.status),
+            Some(*state)
+        );
     }
     Ok(())
 }
@@ -351,7 +413,9 @@ async fn ledger_case(
 fn run_visits(db: TestDb, rt: &tokio::runtime::Runtime) {
     let (engine, _) = db.engine();
     let mut runner = TestRunner::new(config());
-    let result = runner.run(&visit_case(), |case| rt.block_on(visits_case(&db, &engine, case)));
+    let result = runner.run(&visit_case(), |case| {
+        rt.block_on(visits_case(&db, &engine, case))
+    });
     rt.block_on(db.finish());
     if let Err(e) = result {
         panic!("{e}");
@@ -362,7 +426,9 @@ fn run_ledger(db: TestDb, rt: &tokio::runtime::Runtime) {
     let (engine, clock) = db.engine();
     let mut runner = TestRunner::new(config());
     let strategy = prop::collection::vec(ledger_op(), 1..=24);
-    let result = runner.run(&strategy, |ops| rt.block_on(ledger_case(&db, &engine, &clock, ops)));
+    let result = runner.run(&strategy, |ops| {
+        rt.block_on(ledger_case(&db, &engine, &clock, ops))
+    });
     rt.block_on(db.finish());
     if let Err(e) = result {
         panic!("{e}");
