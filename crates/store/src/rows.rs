@@ -29,6 +29,29 @@ macro_rules! client_columns {
 }
 pub(crate) use client_columns;
 
+/// The partner's client with this phone, on the pool or inside a transaction.
+pub(crate) async fn client_by_phone<'e, E>(
+    executor: E,
+    partner: PartnerId,
+    phone: &Phone,
+) -> Result<Option<Client>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query(concat!(
+        "SELECT ",
+        client_columns!(),
+        " FROM clients WHERE partner_id = $1 AND phone = $2"
+    ))
+    .bind(partner.0)
+    .bind(phone.as_str())
+    .fetch_optional(executor)
+    .await
+    .map_err(crate::db_err)?
+    .map(|r| client(&r))
+    .transpose()
+}
+
 pub(crate) fn client(row: &AnyRow) -> Result<Client, StoreError> {
     let phone: String = get(row, "phone")?;
     Ok(Client {

@@ -9,19 +9,13 @@ use loyalty_core::{
     Client, ClientId, CrmConnection, Partner, PartnerId, Phone, Points, Store, StoreError, StoreTx,
 };
 
-use crate::rows::{self, client_columns, entry_columns, get, hold_columns, outbox_columns};
+use crate::rows::{self, entry_columns, get, hold_columns, outbox_columns};
 use crate::{Backend, SqlStore, SqlTx, db_err};
 
 #[async_trait]
 impl Store for SqlStore {
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
-        let tx = match self.backend {
-            Backend::Postgres => self.pool.begin().await,
-            // Take the write lock up front: a deferred transaction that reads and then writes
-            // can fail with SQLITE_BUSY when another writer got in between.
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-        }
-        .map_err(db_err)?;
+        let tx = self.begin_raw().await?;
         Ok(Box::new(SqlTx::new(tx, self.backend)))
     }
 
@@ -98,18 +92,7 @@ impl Store for SqlStore {
         partner: PartnerId,
         phone: &Phone,
     ) -> Result<Option<Client>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            client_columns!(),
-            " FROM clients WHERE partner_id = $1 AND phone = $2"
-        ))
-        .bind(partner.0)
-        .bind(phone.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?
-        .map(|r| rows::client(&r))
-        .transpose()
+        rows::client_by_phone(&self.pool, partner, phone).await
     }
 
     async fn set_telegram_chat(
@@ -402,6 +385,8 @@ impl SqlStore {
     async fn begin_raw(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         match self.backend {
             Backend::Postgres => self.pool.begin().await,
+            // Take the write lock up front: a deferred transaction that reads and then writes
+            // can fail with SQLITE_BUSY when another writer got in between.
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
         }
         .map_err(db_err)

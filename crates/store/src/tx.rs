@@ -142,18 +142,7 @@ impl StoreTx for SqlTx {
         partner: PartnerId,
         phone: &Phone,
     ) -> Result<Option<Client>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            client_columns!(),
-            " FROM clients WHERE partner_id = $1 AND phone = $2"
-        ))
-        .bind(partner.0)
-        .bind(phone.as_str())
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(db_err)?
-        .map(|r| rows::client(&r))
-        .transpose()
+        rows::client_by_phone(&mut *self.tx, partner, phone).await
     }
 
     async fn client_by_external_id(

@@ -6,32 +6,22 @@ use std::sync::Arc;
 
 use common::{T0, TestDb, five_percent, salon};
 use loyalty_core::engine::Outcome;
-use loyalty_core::event::{ClientRef, LineKind, VisitLine};
-use loyalty_core::{CrmConnection, CrmEvent, Currency, Phone, Points, VisitEvent, VisitStatus};
+use loyalty_core::event::ClientRef;
+use loyalty_core::{CrmConnection, CrmEvent, Phone, Points, VisitStatus};
 
 fn came(conn: &CrmConnection, record: &str, paid_minor: i64, phone: &Phone) -> CrmEvent {
-    CrmEvent::Visit(VisitEvent {
-        company_id: conn.company_id.clone(),
-        record_id: record.to_owned(),
-        version: Some(T0),
-        status: VisitStatus::Came,
-        client: Some(ClientRef {
-            external_id: Some(format!("yc-{}", phone.digits())),
-            phone: Some(phone.clone()),
-            name: None,
-        }),
-        currency: Currency::Rub,
-        lines: vec![VisitLine {
-            item_id: "1".into(),
-            category_id: None,
-            kind: LineKind::Service,
-            title: "Окрашивание".into(),
-            paid_minor,
-        }],
-        staff_id: None,
-        visit_at_ms: None,
-        needs_refetch: false,
-    })
+    let client = ClientRef {
+        external_id: Some(format!("yc-{}", phone.digits())),
+        ..common::by_phone(phone.as_str())
+    };
+    common::visit(
+        conn,
+        record,
+        T0,
+        VisitStatus::Came,
+        paid_minor,
+        Some(client),
+    )
 }
 
 async fn storm(db: &TestDb) {

@@ -5,14 +5,14 @@ mod common;
 
 use common::{T0, TestDb, five_percent, salon};
 use loyalty_core::engine::{EngineError, Outcome};
-use loyalty_core::event::{ClientEvent, ClientRef, LineKind, OtherEvent, VisitLine};
+use loyalty_core::event::{ClientEvent, ClientRef, OtherEvent};
 use loyalty_core::ledger::EntryKind;
 use loyalty_core::model::HoldId;
 use loyalty_core::outbox::{Notification, OutboxStatus};
 use loyalty_core::store::HoldStatus;
 use loyalty_core::{
     ClientId, CrmConnection, CrmEvent, Currency, MoneyError, PartnerId, Phone, Points, Store,
-    VisitEvent, VisitStatus,
+    VisitStatus,
 };
 
 const DAY: i64 = 86_400_000;
@@ -29,28 +29,11 @@ fn visit(
     paid_minor: i64,
     client_phone: &str,
 ) -> CrmEvent {
-    CrmEvent::Visit(VisitEvent {
-        company_id: conn.company_id.clone(),
-        record_id: record.to_owned(),
-        version: Some(version),
-        status,
-        client: Some(ClientRef {
-            external_id: None,
-            phone: Some(phone(client_phone)),
-            name: Some("Анна".into()),
-        }),
-        currency: Currency::Rub,
-        lines: vec![VisitLine {
-            item_id: "svc-1".into(),
-            category_id: None,
-            kind: LineKind::Service,
-            title: "Стрижка".into(),
-            paid_minor,
-        }],
-        staff_id: Some("7".into()),
-        visit_at_ms: Some(T0),
-        needs_refetch: false,
-    })
+    let client = ClientRef {
+        name: Some("Анна".into()),
+        ..common::by_phone(client_phone)
+    };
+    common::visit(conn, record, version, status, paid_minor, Some(client))
 }
 
 async fn client_id(store: &dyn Store, partner: PartnerId, p: &str) -> ClientId {

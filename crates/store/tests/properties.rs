@@ -17,13 +17,12 @@ use std::collections::HashMap;
 
 use common::{TestDb, five_percent, salon};
 use loyalty_core::engine::{EngineError, Outcome};
-use loyalty_core::event::{ClientRef, LineKind, VisitLine};
 use loyalty_core::ledger::{Account, EntryKind};
 use loyalty_core::model::HoldId;
 use loyalty_core::store::HoldStatus;
 use loyalty_core::{
-    ClientId, CrmConnection, CrmEvent, Currency, LoyaltyEngine, ManualClock, PartnerId, Phone,
-    Points, Store, VisitEvent, VisitStatus,
+    ClientId, CrmConnection, CrmEvent, LoyaltyEngine, ManualClock, PartnerId, Phone, Points, Store,
+    VisitStatus,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -50,28 +49,15 @@ fn event(
     status: VisitStatus,
     paid: i64,
 ) -> CrmEvent {
-    CrmEvent::Visit(VisitEvent {
-        company_id: conn.company_id.clone(),
-        record_id: format!("rec-{record}"),
-        version: Some(version),
+    let client = Some(common::by_phone(PHONE));
+    common::visit(
+        conn,
+        &format!("rec-{record}"),
+        version,
         status,
-        client: Some(ClientRef {
-            external_id: None,
-            phone: Some(Phone::parse(PHONE).expect("phone")),
-            name: None,
-        }),
-        currency: Currency::Rub,
-        lines: vec![VisitLine {
-            item_id: "1".into(),
-            category_id: None,
-            kind: LineKind::Service,
-            title: String::new(),
-            paid_minor: paid,
-        }],
-        staff_id: None,
-        visit_at_ms: None,
-        needs_refetch: false,
-    })
+        paid,
+        client,
+    )
 }
 
 /// 5 %, rounded down, only for visits that came.

@@ -6,9 +6,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use loyalty_core::event::{ClientRef, LineKind, VisitLine};
 use loyalty_core::model::{NewConnection, NewPartner};
 use loyalty_core::{
-    Bps, CrmConnection, CrmKind, LoyaltyEngine, ManualClock, Partner, Program, Store,
+    Bps, CrmConnection, CrmEvent, CrmKind, Currency, LoyaltyEngine, ManualClock, Partner, Phone,
+    Program, Store, VisitEvent, VisitStatus,
 };
 use loyalty_store::{Backend, PoolSettings, SqlStore};
 use sqlx::Connection;
@@ -154,6 +156,44 @@ pub async fn salon(store: &dyn Store, program: Program) -> (Partner, CrmConnecti
 /// 5 % cashback, RUB, no expiry.
 pub fn five_percent() -> Program {
     Program::with_cashback(Bps::new(500).expect("bps"))
+}
+
+/// A record of `conn`'s company in the given state: one service line of `paid_minor` kopecks.
+pub fn visit(
+    conn: &CrmConnection,
+    record: &str,
+    version: i64,
+    status: VisitStatus,
+    paid_minor: i64,
+    client: Option<ClientRef>,
+) -> CrmEvent {
+    CrmEvent::Visit(VisitEvent {
+        company_id: conn.company_id.clone(),
+        record_id: record.to_owned(),
+        version: Some(version),
+        status,
+        client,
+        currency: Currency::Rub,
+        lines: vec![VisitLine {
+            item_id: "svc-1".into(),
+            category_id: None,
+            kind: LineKind::Service,
+            title: "Стрижка".into(),
+            paid_minor,
+        }],
+        staff_id: None,
+        visit_at_ms: Some(T0),
+        needs_refetch: false,
+    })
+}
+
+/// A client known to the CRM by phone only.
+pub fn by_phone(phone: &str) -> ClientRef {
+    ClientRef {
+        external_id: None,
+        phone: Some(Phone::parse(phone).expect("phone")),
+        name: None,
+    }
 }
 
 /// Declares one async test body for both backends: `both!(name);` makes `sqlite::name` and
