@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use serde::Serialize;
 
 use crate::event::{ClientEvent, ClientRef, CrmEvent, VisitEvent};
-use crate::ledger::{Account, EntryKind, LotId, NewEntry, NewLot, plan_draw};
+use crate::ledger::{Account, EntryKind, LedgerEntry, LotId, NewEntry, NewLot, plan_draw};
 use crate::model::{Client, ClientId, CrmConnection, EntryId, HoldId, PartnerId, Program};
 use crate::money::{Currency, MoneyError, Points};
 use crate::outbox::{NewOutbox, Notification};
-use crate::phone::PhoneError;
+use crate::phone::{Phone, PhoneError};
 use crate::store::{DeliveryRecord, Hold, HoldStatus, RecordState, Store, StoreError, StoreTx};
 
 /// How many times a transaction that lost a race is run again before the error is returned.
@@ -113,6 +113,15 @@ pub struct Posting {
     pub unbacked: Points,
 }
 
+/// A client's balance and latest entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Statement {
+    pub client: Client,
+    pub balance: Points,
+    /// Newest first.
+    pub history: Vec<LedgerEntry>,
+}
+
 /// What applying one event did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -204,6 +213,26 @@ impl LoyaltyEngine {
         self.clock.now_ms()
     }
 
+    /// The client with this phone at this partner, with balance and the latest `limit`
+    /// entries; `None` when the phone is not a client there.
+    pub async fn statement(
+        &self,
+        partner: PartnerId,
+        phone: &Phone,
+        limit: u32,
+    ) -> Result<Option<Statement>, EngineError> {
+        let Some(client) = self.store.client_by_phone(partner, phone).await? else {
+            return Ok(None);
+        };
+        let balance = self.store.balance(partner, client.id).await?;
+        let history = self.store.history(partner, client.id, limit).await?;
+        Ok(Some(Statement {
+            client,
+            balance,
+            history,
+        }))
+    }
+
     /// Applies one normalized CRM event for a connection, exactly once whatever the order and
     /// number of deliveries.
     pub async fn apply_event(
@@ -224,17 +253,12 @@ impl LoyaltyEngine {
                 in_tx!(self, |tx, now| self.client_tx(tx, connection, c, now))
             }
             CrmEvent::Other(o) => {
-                let delivery = DeliveryRecord {
-                    connection_id: connection.id,
-                    resource: o.resource.clone(),
-                    resource_id: o.resource_id.clone(),
-                    outcome: Outcome::Ignored.label().to_owned(),
-                    delta: Points::ZERO,
-                    received_at_ms: self.clock.now_ms(),
-                };
-                in_tx!(self, |tx, _now| async {
-                    tx.record_delivery(connection.partner_id, &delivery).await?;
-                    Ok::<_, EngineError>(Outcome::Ignored)
+                in_tx!(self, |tx, now| async {
+                    let outcome = Outcome::Ignored;
+                    let id = o.resource_id.clone();
+                    let d = delivery(connection, &o.resource, id, &outcome, now);
+                    tx.record_delivery(connection.partner_id, &d).await?;
+                    Ok::<_, EngineError>(outcome)
                 })
             }
         }
@@ -305,18 +329,9 @@ impl LoyaltyEngine {
                 Outcome::Applied { postings }
             }
         };
-        tx.record_delivery(
-            partner,
-            &DeliveryRecord {
-                connection_id: conn.id,
-                resource: "record".to_owned(),
-                resource_id: Some(visit.record_id.clone()),
-                outcome: outcome.label().to_owned(),
-                delta: outcome.delta(),
-                received_at_ms: now,
-            },
-        )
-        .await?;
+        let id = Some(visit.record_id.clone());
+        tx.record_delivery(partner, &delivery(conn, "record", id, &outcome, now))
+            .await?;
         Ok(outcome)
     }
 
@@ -447,23 +462,23 @@ impl LoyaltyEngine {
             phone: event.phone.clone(),
             name: event.name.clone(),
         };
-        let outcome = match resolve_client(tx, conn, &r, now).await? {
+        // A card deleted in the CRM creates nobody; an existing client keeps points and history.
+        let resolved = if event.deleted {
+            None
+        } else {
+            resolve_client(tx, conn, &r, now).await?
+        };
+        let outcome = match resolved {
             Some((client, created)) => Outcome::ClientSynced {
                 client_id: client.id,
                 created,
             },
             None => Outcome::Ignored,
         };
+        let id = Some(event.external_id.clone());
         tx.record_delivery(
             conn.partner_id,
-            &DeliveryRecord {
-                connection_id: conn.id,
-                resource: "client".to_owned(),
-                resource_id: Some(event.external_id.clone()),
-                outcome: outcome.label().to_owned(),
-                delta: Points::ZERO,
-                received_at_ms: now,
-            },
+            &delivery(conn, "client", id, &outcome, now),
         )
         .await?;
         Ok(outcome)
@@ -784,6 +799,23 @@ impl LoyaltyEngine {
             balance,
             unbacked: Points::ZERO,
         }))
+    }
+}
+
+fn delivery(
+    conn: &CrmConnection,
+    resource: &str,
+    resource_id: Option<String>,
+    outcome: &Outcome,
+    now: i64,
+) -> DeliveryRecord {
+    DeliveryRecord {
+        connection_id: conn.id,
+        resource: resource.to_owned(),
+        resource_id,
+        outcome: outcome.label().to_owned(),
+        delta: outcome.delta(),
+        received_at_ms: now,
     }
 }
 

@@ -22,7 +22,9 @@ pub mod phone;
 pub mod store;
 
 pub use adapter::{AdapterError, Capabilities, CrmAdapter, WebhookError};
-pub use engine::{Clock, EngineError, LoyaltyEngine, ManualClock, Outcome, Posting, SystemClock};
+pub use engine::{
+    Clock, EngineError, LoyaltyEngine, ManualClock, Outcome, Posting, Statement, SystemClock,
+};
 pub use event::{CrmEvent, VisitEvent, VisitStatus};
 pub use model::{
     Client, ClientId, ConnectionId, CrmConnection, CrmKind, Partner, PartnerId, Program,

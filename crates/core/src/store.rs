@@ -369,6 +369,13 @@ pub trait Store: Send + Sync {
 
     async fn hold(&self, partner: PartnerId, hold: HoldId) -> Result<Option<Hold>, StoreError>;
 
+    /// The partner's latest deliveries and what each did, newest first.
+    async fn recent_deliveries(
+        &self,
+        partner: PartnerId,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+
     /// The partner's outbox messages in id order, any state (for the operator and tests).
     async fn outbox_of(&self, partner: PartnerId) -> Result<Vec<OutboxMessage>, StoreError>;
 

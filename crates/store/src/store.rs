@@ -4,9 +4,10 @@ use async_trait::async_trait;
 use loyalty_core::ledger::{Account, AccountTotals, LedgerEntry};
 use loyalty_core::model::{HoldId, NewConnection, NewPartner};
 use loyalty_core::outbox::OutboxMessage;
-use loyalty_core::store::Hold;
+use loyalty_core::store::{DeliveryRecord, Hold};
 use loyalty_core::{
-    Client, ClientId, CrmConnection, Partner, PartnerId, Phone, Points, Store, StoreError, StoreTx,
+    Client, ClientId, ConnectionId, CrmConnection, Partner, PartnerId, Phone, Points, Store,
+    StoreError, StoreTx,
 };
 
 use crate::rows::{self, entry_columns, get, hold_columns, outbox_columns};
@@ -262,6 +263,34 @@ impl Store for SqlStore {
         .map_err(db_err)?
         .map(|r| rows::hold(&r))
         .transpose()
+    }
+
+    async fn recent_deliveries(
+        &self,
+        partner: PartnerId,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        sqlx::query(
+            "SELECT connection_id, resource, resource_id, outcome, delta, received_at_ms \
+             FROM deliveries WHERE partner_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(partner.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|r| {
+            Ok(DeliveryRecord {
+                connection_id: ConnectionId(get(r, "connection_id")?),
+                resource: get(r, "resource")?,
+                resource_id: get(r, "resource_id")?,
+                outcome: get(r, "outcome")?,
+                delta: Points(get(r, "delta")?),
+                received_at_ms: get(r, "received_at_ms")?,
+            })
+        })
+        .collect()
     }
 
     async fn outbox_of(&self, partner: PartnerId) -> Result<Vec<OutboxMessage>, StoreError> {

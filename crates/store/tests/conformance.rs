@@ -98,10 +98,25 @@ async fn visit_accrues_floor_of_rate(db: &TestDb) {
         assert_consistent(store, partner.id, client.id).await,
         Points(200)
     );
-    let history = store.history(partner.id, client.id, 10).await.unwrap();
-    assert_eq!(history.len(), 1);
-    assert_eq!(history[0].kind, EntryKind::Accrual);
-    assert_eq!(history[0].amount, Points(200));
+    let statement = engine
+        .statement(partner.id, &phone("9161234567"), 10)
+        .await
+        .unwrap()
+        .expect("statement");
+    assert_eq!(
+        (statement.client.id, statement.balance),
+        (client.id, Points(200))
+    );
+    assert_eq!(statement.history.len(), 1);
+    assert_eq!(statement.history[0].kind, EntryKind::Accrual);
+    assert_eq!(statement.history[0].amount, Points(200));
+    assert!(
+        engine
+            .statement(partner.id, &phone("+79990000000"), 10)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // A client without Telegram gets no outbox message.
     assert!(store.outbox_of(partner.id).await.unwrap().is_empty());
 }
@@ -945,6 +960,42 @@ async fn ledger_rows_cannot_be_updated_or_deleted(db: &TestDb) {
     assert_eq!(store.entry_count(partner.id).await.unwrap(), 1);
 }
 
+/// A transaction that never commits (the process died mid-way) leaves no trace.
+async fn an_uncommitted_transaction_leaves_nothing(db: &TestDb) {
+    let store = db.store.as_ref();
+    let (partner, conn) = salon(store, five_percent()).await;
+    let p = phone("+79161234567");
+    {
+        let mut tx = store.begin().await.unwrap();
+        let (client, created) = tx.insert_client(partner.id, &p, None, T0).await.unwrap();
+        assert!(created);
+        tx.lock_record(partner.id, conn.id, "r1").await.unwrap();
+        tx.lock_balance(partner.id, client.id).await.unwrap();
+        tx.set_balance(partner.id, client.id, Points(500))
+            .await
+            .unwrap();
+        // Dropped here without commit.
+    }
+    assert!(
+        store
+            .client_by_phone(partner.id, &p)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.entry_count(partner.id).await.unwrap(), 0);
+    // The record was never seen either: a redelivery applies in full.
+    let (engine, _) = db.engine();
+    let out = engine
+        .apply_event(
+            &conn,
+            &visit(&conn, "r1", 1, VisitStatus::Came, 400_000, p.as_str()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(delta_of(&out), 200);
+}
+
 async fn migrations_are_idempotent(db: &TestDb) {
     assert_eq!(db.store.migrate().await.unwrap(), 0);
     assert!(db.store.is_migrated().await);
@@ -969,5 +1020,6 @@ both!(
     welcome_bonus_is_granted_once,
     outbox_claims_in_partition_order_with_leases_retries_and_dead_letters,
     ledger_rows_cannot_be_updated_or_deleted,
+    an_uncommitted_transaction_leaves_nothing,
     migrations_are_idempotent,
 );
