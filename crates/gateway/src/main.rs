@@ -2,12 +2,14 @@
 //! `loyalty-core`, the SQL in `loyalty-store`.
 
 mod config;
+mod inspect;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use loyalty_core::{CrmKind, Currency};
 use loyalty_store::{PoolSettings, SqlStore};
 use serde_json::json;
 
@@ -56,11 +58,41 @@ enum Command {
     Migrate,
     /// Show the effective configuration, passwords hidden.
     Config,
+    /// Print what a CRM webhook body means, one JSON object per event; no database needed.
+    /// Exit status 2 when the body cannot be understood.
+    InspectWebhook {
+        /// Which CRM sent it.
+        #[arg(long, value_name = "yclients|altegio")]
+        crm: CrmKind,
+        /// The company's currency (default: RUB for YCLIENTS, USD for Altegio).
+        #[arg(long, value_name = "CODE")]
+        currency: Option<Currency>,
+        /// The company's offset from UTC in minutes, for times sent without one
+        /// (default: 180 for YCLIENTS, 0 for Altegio).
+        #[arg(long, value_name = "MINUTES", allow_hyphen_values = true)]
+        utc_offset_minutes: Option<i32>,
+        /// The body, or `-` for standard input.
+        file: PathBuf,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::InspectWebhook {
+        crm,
+        currency,
+        utc_offset_minutes,
+        file,
+    } = cli.command
+    {
+        return inspect_webhook(inspect::Request {
+            crm,
+            file,
+            currency,
+            utc_offset_minutes,
+        });
+    }
     let json = cli.json;
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,6 +115,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     })?;
     match cli.command {
         Command::Migrate => migrate(&config, cli.json).await,
+        Command::InspectWebhook { .. } => unreachable!("handled before configuration"),
         Command::Config => {
             let database = loyalty_store::redact_url(&config.database_url);
             if cli.json {
@@ -102,6 +135,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("data_dir     = {}", config.data_dir.display());
             }
             Ok(())
+        }
+    }
+}
+
+fn inspect_webhook(req: inspect::Request) -> ExitCode {
+    match inspect::inspect(&req) {
+        Ok(events) => {
+            for event in events {
+                println!("{event}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }

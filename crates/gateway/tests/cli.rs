@@ -148,3 +148,125 @@ fn config_shows_sources_and_hides_passwords() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("cannot read config file /nonexistent/gw.toml"));
 }
+
+fn inspect(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loyalty-gateway"));
+    cmd.arg("inspect-webhook").args(args);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(stdin.unwrap_or_default()).expect("stdin");
+    }
+    child.wait_with_output().expect("wait")
+}
+
+fn fixture_path(name: &str) -> String {
+    format!("{}/../../fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn lines(out: &Output) -> Vec<serde_json::Value> {
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+        .collect()
+}
+
+#[test]
+fn inspect_webhook_prints_one_object_per_event() {
+    let out = inspect(
+        &[
+            "--crm",
+            "yclients",
+            &fixture_path("yclients/record_came.json"),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events = lines(&out);
+    assert_eq!(events.len(), 1);
+    let v = &events[0];
+    assert_eq!(v["kind"], "visit");
+    assert_eq!(v["record_id"], "2");
+    assert_eq!(v["company_id"], "4564");
+    assert_eq!(v["status"], "came");
+    assert_eq!(v["phone"], "+70001234567");
+    assert_eq!(v["amount_minor"], 400_000);
+    assert_eq!(v["needs_refetch"], false);
+
+    let partial = std::fs::read(fixture_path("yclients/record_partial.json")).unwrap();
+    let out = inspect(&["--crm", "yclients", "-"], Some(&partial));
+    let v = &lines(&out)[0];
+    assert_eq!(
+        (v["needs_refetch"].clone(), v["status"].clone()),
+        (true.into(), "waiting".into())
+    );
+    assert!(v["phone"].is_null());
+
+    let out = inspect(
+        &[
+            "--crm",
+            "yclients",
+            &fixture_path("yclients/events_array.json"),
+        ],
+        None,
+    );
+    let kinds: Vec<_> = lines(&out).iter().map(|e| e["kind"].clone()).collect();
+    assert_eq!(kinds, ["visit", "client"]);
+
+    let out = inspect(
+        &[
+            "--crm",
+            "altegio",
+            "--currency",
+            "KZT",
+            &fixture_path("altegio/record_came.json"),
+        ],
+        None,
+    );
+    let v = &lines(&out)[0];
+    assert_eq!(
+        (v["currency"].clone(), v["amount_minor"].clone()),
+        ("KZT".into(), 1_200_000.into())
+    );
+}
+
+#[test]
+fn inspect_webhook_rejects_bad_input_with_status_2() {
+    for (args, stdin, needle) in [
+        (
+            vec!["--crm", "yclients", "-"],
+            &b"{\"company_id\": 1"[..],
+            "not valid JSON",
+        ),
+        (vec!["--crm", "yclients", "-"], &b""[..], "empty"),
+        (
+            vec!["--crm", "yclients", "-"],
+            &b"{\"resource\": \"record\"}"[..],
+            "company_id",
+        ),
+        (
+            vec!["--crm", "yclients", "/nonexistent/body.json"],
+            &b""[..],
+            "cannot read",
+        ),
+        (
+            vec!["--crm", "dikidi", "-"],
+            &b"{}"[..],
+            "yclients and altegio",
+        ),
+        (vec!["--crm", "amo", "-"], &b"{}"[..], "unknown CRM"),
+    ] {
+        let out = inspect(&args, Some(stdin));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(needle),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty());
+    }
+}

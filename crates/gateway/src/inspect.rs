@@ -1,0 +1,84 @@
+//! `inspect-webhook`: what a webhook body means, without a database. The operator's answer to
+//! "why did this visit not accrue?".
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use crm_yclients::{Flavor, YclientsAdapter, YclientsConfig};
+use loyalty_core::{CrmAdapter, CrmEvent, CrmKind, Currency};
+use serde_json::{Value, json};
+
+/// Why the input could not be inspected (exit status 2).
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error("inspect-webhook understands yclients and altegio, not {0}")]
+    UnsupportedCrm(CrmKind),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Webhook(#[from] loyalty_core::WebhookError),
+}
+
+pub struct Request {
+    pub crm: CrmKind,
+    pub file: PathBuf,
+    pub currency: Option<Currency>,
+    pub utc_offset_minutes: Option<i32>,
+}
+
+/// One JSON line per normalized event.
+pub fn inspect(req: &Request) -> Result<Vec<Value>, InspectError> {
+    let flavor = Flavor::of(req.crm).ok_or(InspectError::UnsupportedCrm(req.crm))?;
+    let mut config = YclientsConfig::new(flavor, "");
+    if let Some(currency) = req.currency {
+        config.context.currency = currency;
+    }
+    if let Some(offset) = req.utc_offset_minutes {
+        config.context.utc_offset_minutes = offset;
+    }
+    let body = read(&req.file)?;
+    let events = YclientsAdapter::new(config).parse_webhook(None, &body)?;
+    Ok(events.iter().map(describe).collect())
+}
+
+fn read(file: &PathBuf) -> Result<Vec<u8>, InspectError> {
+    let mut body = Vec::new();
+    let result = if file.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut body).map(|_| ())
+    } else {
+        std::fs::read(file).map(|b| body = b)
+    };
+    result.map_err(|source| InspectError::Read {
+        path: file.display().to_string(),
+        source,
+    })?;
+    Ok(body)
+}
+
+/// The event as JSON; visits and sales also get the flat fields an operator looks for first.
+fn describe(event: &CrmEvent) -> Value {
+    let mut out = serde_json::to_value(event).unwrap_or_else(|e| json!({ "error": e.to_string() }));
+    let (client, amount_minor) = match event {
+        CrmEvent::Visit(v) => (v.client.as_ref(), v.paid_minor()),
+        CrmEvent::Sale(s) => (
+            s.client.as_ref(),
+            s.lines
+                .iter()
+                .fold(0i64, |a, l| a.saturating_add(l.paid_minor)),
+        ),
+        _ => return out,
+    };
+    if let Value::Object(map) = &mut out {
+        let phone = client.and_then(|c| c.phone.as_ref()).map(|p| p.to_string());
+        map.insert("phone".into(), json!(phone));
+        map.insert(
+            "client_id".into(),
+            json!(client.and_then(|c| c.external_id.clone())),
+        );
+        map.insert("amount_minor".into(), json!(amount_minor));
+    }
+    out
+}
