@@ -4,15 +4,25 @@
 //! platform, one code path, two [`Flavor`]s (base URL and `Accept` header differ; paths, fields
 //! and webhooks are the same).
 //!
-//! This step covers webhook parsing ([`parse_webhook`], [`YclientsAdapter`]'s
-//! [`CrmAdapter::parse_webhook`]); the HTTP client comes next. What the vendors document and
+//! [`parse_webhook`] turns deliveries into events; [`YclientsClient`] calls the REST API through
+//! a tower stack (retry, the shared [`RateLimiter`], timeout). What the vendors document and
 //! what is only assumed is in `docs/crm/yclients.md`.
 
+mod api;
 pub mod lenient;
+mod limit;
 mod webhook;
 
-use loyalty_core::{Capabilities, CrmAdapter, CrmEvent, CrmKind, Currency, WebhookError};
+use std::sync::Arc;
 
+use loyalty_core::adapter::{ClientDraft, CrmClient, RecordPage};
+use loyalty_core::{
+    AdapterError, Capabilities, CrmAdapter, CrmEvent, CrmKind, Currency, Phone, VisitEvent,
+    WebhookError,
+};
+
+pub use api::{Credentials, Transport, YclientsClient, http_client};
+pub use limit::RateLimiter;
 pub use webhook::{ParseContext, parse as parse_webhook};
 
 /// Which edition of the platform.
@@ -58,6 +68,8 @@ pub struct YclientsConfig {
     pub flavor: Flavor,
     pub company_id: String,
     pub context: ParseContext,
+    /// Another REST base than the flavor's (a test server, a proxy).
+    pub base_url: Option<String>,
 }
 
 impl YclientsConfig {
@@ -76,6 +88,7 @@ impl YclientsConfig {
                 currency: flavor.default_currency,
                 utc_offset_minutes,
             },
+            base_url: None,
         }
     }
 }
@@ -84,15 +97,37 @@ impl YclientsConfig {
 #[derive(Debug, Clone)]
 pub struct YclientsAdapter {
     config: YclientsConfig,
+    api: Option<YclientsClient>,
 }
 
 impl YclientsAdapter {
+    /// Webhook parsing only; API operations answer [`AdapterError::Auth`].
     pub fn new(config: YclientsConfig) -> YclientsAdapter {
-        YclientsAdapter { config }
+        YclientsAdapter { config, api: None }
+    }
+
+    /// Webhooks and the API, through the process's HTTP client and limiter.
+    pub fn with_api(
+        config: YclientsConfig,
+        http: reqwest::Client,
+        limiter: Arc<RateLimiter>,
+        credentials: Credentials,
+    ) -> YclientsAdapter {
+        let api = YclientsClient::new(http, limiter, &config, credentials);
+        YclientsAdapter {
+            config,
+            api: Some(api),
+        }
     }
 
     pub fn config(&self) -> &YclientsConfig {
         &self.config
+    }
+
+    pub fn api(&self) -> Result<&YclientsClient, AdapterError> {
+        self.api
+            .as_ref()
+            .ok_or_else(|| AdapterError::Auth("this connection has no API credentials".into()))
     }
 }
 
@@ -115,10 +150,45 @@ impl CrmAdapter for YclientsAdapter {
     }
 
     fn capabilities(&self) -> Capabilities {
+        let api = self.api.is_some();
         Capabilities {
             webhooks: true,
+            poll_records: api,
+            client_write: api,
             ..Capabilities::default()
         }
+    }
+
+    async fn find_client_by_phone(&self, phone: &Phone) -> Result<Option<CrmClient>, AdapterError> {
+        self.api()?.find_client_by_phone(phone).await
+    }
+
+    async fn get_client(&self, external_id: &str) -> Result<CrmClient, AdapterError> {
+        self.api()?.get_client(external_id).await
+    }
+
+    async fn create_client(&self, draft: &ClientDraft) -> Result<CrmClient, AdapterError> {
+        self.api()?.create_client(draft).await
+    }
+
+    async fn update_client(
+        &self,
+        external_id: &str,
+        draft: &ClientDraft,
+    ) -> Result<CrmClient, AdapterError> {
+        self.api()?.update_client(external_id, draft).await
+    }
+
+    async fn get_record(&self, record_id: &str) -> Result<VisitEvent, AdapterError> {
+        self.api()?.get_record(record_id).await
+    }
+
+    async fn records_changed_since(
+        &self,
+        since_ms: i64,
+        page: u32,
+    ) -> Result<RecordPage, AdapterError> {
+        self.api()?.records_changed_since(since_ms, page).await
     }
 
     fn parse_webhook(

@@ -31,7 +31,7 @@ impl From<FieldError> for ParseError {
 
 /// A payload whose shape is wrong; becomes [`WebhookError::Shape`].
 #[derive(Debug)]
-pub(crate) struct ParseError(String);
+pub(crate) struct ParseError(pub(crate) String);
 
 fn shape(msg: impl Into<String>) -> ParseError {
     ParseError(msg.into())
@@ -102,6 +102,16 @@ fn event(ctx: &ParseContext, envelope: &Value) -> Result<CrmEvent, ParseError> {
             status,
         })),
     }
+}
+
+/// A record as the API returns it (`GET /record/…`, `GET /records/…`).
+pub(crate) fn record_from_data(
+    ctx: &ParseContext,
+    company_id: String,
+    resource_id: Option<String>,
+    data: &Map<String, Value>,
+) -> Result<VisitEvent, ParseError> {
+    record(ctx, company_id, resource_id, false, data)
 }
 
 /// A record (appointment). Its `data` is the record as `GET /record/{company_id}/{id}` returns

@@ -1,0 +1,596 @@
+//! The REST client: one per connection, sharing the process's [`reqwest::Client`] and
+//! [`RateLimiter`].
+//!
+//! Every call goes through a tower stack: **retry** (idempotent calls only, on 429/502/503/504
+//! and timeouts, honouring `Retry-After`, else exponential back-off with jitter) → **rate limit**
+//! (the shared sliding window; every attempt counts) → **timeout** → reqwest. A create is never
+//! retried blindly. A 401 on a user-scoped call logs in again once when a login is held.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use loyalty_core::adapter::{ClientDraft, CrmClient, RecordPage};
+use loyalty_core::{AdapterError, Phone, VisitEvent};
+use reqwest::{Method, StatusCode};
+use serde_json::{Map, Value, json};
+use tokio::sync::RwLock;
+use tower::retry::{Policy, RetryLayer};
+use tower::{ServiceBuilder, ServiceExt};
+
+use crate::lenient;
+use crate::limit::RateLimiter;
+use crate::webhook::{ParseContext, record_from_data};
+
+/// What the salon and the operator give to call the API. `Debug` hides every secret.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    /// The developer account's partner token.
+    pub partner_token: String,
+    /// A user token of the salon, if given.
+    pub user_token: Option<String>,
+    /// A login (phone or e-mail) and password to obtain or renew the user token.
+    pub login: Option<(String, String)>,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("partner_token", &"***")
+            .field("user_token", &self.user_token.as_ref().map(|_| "***"))
+            .field("login", &self.login.as_ref().map(|(l, _)| (l, "***")))
+            .finish()
+    }
+}
+
+/// Tuning of the transport.
+#[derive(Debug, Clone, Copy)]
+pub struct Transport {
+    pub timeout: Duration,
+    /// Attempts of an idempotent call, the first included.
+    pub max_attempts: u32,
+    /// First back-off; doubles per attempt, with up to 50 % jitter, at most `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// A `Retry-After` up to this long is waited out; a longer one ends the call with
+    /// [`AdapterError::RateLimited`] so the caller can schedule it.
+    pub max_retry_after: Duration,
+    /// Records per page when listing.
+    pub page_size: u32,
+}
+
+impl Default for Transport {
+    fn default() -> Transport {
+        Transport {
+            timeout: Duration::from_secs(15),
+            max_attempts: 4,
+            base_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(60),
+            page_size: 200,
+        }
+    }
+}
+
+/// A buffered HTTP answer.
+#[derive(Debug, Clone)]
+struct Reply {
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: Vec<u8>,
+}
+
+/// The API of one company.
+#[derive(Clone)]
+pub struct YclientsClient {
+    http: reqwest::Client,
+    limiter: Arc<RateLimiter>,
+    base_url: String,
+    accept: &'static str,
+    company_id: String,
+    context: ParseContext,
+    credentials: Credentials,
+    user_token: Arc<RwLock<Option<String>>>,
+    transport: Transport,
+}
+
+impl fmt::Debug for YclientsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("YclientsClient")
+            .field("base_url", &self.base_url)
+            .field("company_id", &self.company_id)
+            .field("credentials", &self.credentials)
+            .finish()
+    }
+}
+
+/// One `reqwest::Client` for the process, TLS through rustls on ring.
+pub fn http_client() -> Result<reqwest::Client, AdapterError> {
+    // Installing twice is harmless: the first provider stays.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .user_agent(concat!("loyalty-bridge/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| AdapterError::Unexpected(format!("HTTP client: {e}")))
+}
+
+impl YclientsClient {
+    pub fn new(
+        http: reqwest::Client,
+        limiter: Arc<RateLimiter>,
+        config: &crate::YclientsConfig,
+        credentials: Credentials,
+    ) -> YclientsClient {
+        YclientsClient {
+            http,
+            limiter,
+            base_url: config
+                .base_url
+                .clone()
+                .unwrap_or_else(|| config.flavor.base_url.to_owned()),
+            accept: config.flavor.accept,
+            company_id: config.company_id.clone(),
+            context: config.context,
+            user_token: Arc::new(RwLock::new(credentials.user_token.clone())),
+            credentials,
+            transport: Transport::default(),
+        }
+    }
+
+    pub fn with_transport(mut self, transport: Transport) -> YclientsClient {
+        self.transport = transport;
+        self
+    }
+
+    /// `POST /auth`: exchanges the held login for a user token (201 `data.user_token`).
+    pub async fn login(&self) -> Result<String, AdapterError> {
+        let Some((login, password)) = &self.credentials.login else {
+            return Err(AdapterError::Auth(
+                "no user token and no login to obtain one".to_owned(),
+            ));
+        };
+        let body = json!({ "login": login, "password": password });
+        let (data, _) = self
+            .request(Method::POST, "/auth", &[], Some(&body), None, false)
+            .await?;
+        let token = object(&data)
+            .and_then(|d| lenient::text(d, "user_token"))
+            .ok_or_else(|| AdapterError::Unexpected("POST /auth returned no user_token".into()))?;
+        *self.user_token.write().await = Some(token.clone());
+        Ok(token)
+    }
+
+    /// The client with exactly this phone: `quick_search` by digits, then an exact match on the
+    /// normalized phone (the search also matches parts of numbers and names). Two cards with
+    /// the same phone: the oldest (lowest id).
+    pub async fn find_client_by_phone(
+        &self,
+        phone: &Phone,
+    ) -> Result<Option<CrmClient>, AdapterError> {
+        let body = json!({
+            "page": 1,
+            "page_size": 50,
+            "fields": ["id", "name", "phone", "email"],
+            "filters": [{ "type": "quick_search", "state": { "value": phone.digits() } }],
+        });
+        let path = format!("/company/{}/clients/search", self.company_id);
+        let data = self
+            .call(Method::POST, &path, &[], Some(body), true)
+            .await?;
+        let mut found: Vec<CrmClient> = lenient::items(Some(&data))
+            .iter()
+            .filter_map(|c| object(c).map(crm_client))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|c| c.phone.as_ref() == Some(phone))
+            .collect();
+        found.sort_by_key(|c| c.external_id.parse::<i64>().unwrap_or(i64::MAX));
+        Ok(found.into_iter().next())
+    }
+
+    /// `GET /client/{company_id}/{id}`.
+    pub async fn get_client(&self, id: &str) -> Result<CrmClient, AdapterError> {
+        let path = format!("/client/{}/{}", self.company_id, segment(id)?);
+        let data = self.call(Method::GET, &path, &[], None, true).await?;
+        object(&data)
+            .map(crm_client)
+            .unwrap_or_else(|| Err(unexpected("client is not an object")))
+    }
+
+    /// `POST /clients/{company_id}` (never retried: a retry could create a second card).
+    pub async fn create_client(&self, draft: &ClientDraft) -> Result<CrmClient, AdapterError> {
+        let path = format!("/clients/{}", self.company_id);
+        let data = self
+            .call(Method::POST, &path, &[], Some(client_body(draft)), false)
+            .await?;
+        object(&data)
+            .map(crm_client)
+            .unwrap_or_else(|| Err(unexpected("created client is not an object")))
+    }
+
+    /// `PUT /client/{company_id}/{id}` (idempotent: retried).
+    pub async fn update_client(
+        &self,
+        id: &str,
+        draft: &ClientDraft,
+    ) -> Result<CrmClient, AdapterError> {
+        let path = format!("/client/{}/{}", self.company_id, segment(id)?);
+        let data = self
+            .call(Method::PUT, &path, &[], Some(client_body(draft)), true)
+            .await?;
+        object(&data)
+            .map(crm_client)
+            .unwrap_or_else(|| Err(unexpected("updated client is not an object")))
+    }
+
+    /// `GET /record/{company_id}/{record_id}`, as the visit it describes.
+    pub async fn get_record(&self, id: &str) -> Result<VisitEvent, AdapterError> {
+        let path = format!("/record/{}/{}", self.company_id, segment(id)?);
+        let data = self.call(Method::GET, &path, &[], None, true).await?;
+        let record = object(&data).ok_or_else(|| unexpected("record is not an object"))?;
+        self.visit(record)
+    }
+
+    /// One page of `GET /records/{company_id}?changed_after=…&with_deleted=1`. `changed_after`
+    /// is typed as a date in the spec, so the day (company-local) of `since_ms` is sent: the
+    /// window starts a little early, which deduplication makes free.
+    pub async fn records_changed_since(
+        &self,
+        since_ms: i64,
+        page: u32,
+    ) -> Result<RecordPage, AdapterError> {
+        let local = since_ms + i64::from(self.context.utc_offset_minutes) * 60_000;
+        let day = chrono::DateTime::from_timestamp_millis(local)
+            .ok_or_else(|| AdapterError::Validation(vec![format!("bad cursor {since_ms}")]))?
+            .format("%Y-%m-%d")
+            .to_string();
+        let page = page.max(1);
+        let count = self.transport.page_size;
+        let query = [
+            ("changed_after", day),
+            ("with_deleted", "1".to_owned()),
+            ("page", page.to_string()),
+            ("count", count.to_string()),
+        ];
+        let path = format!("/records/{}", self.company_id);
+        let (data, meta) = self
+            .call_with_meta(Method::GET, &path, &query, None, true)
+            .await?;
+        let records = lenient::items(Some(&data))
+            .iter()
+            .map(|r| {
+                object(r)
+                    .ok_or_else(|| unexpected("record is not an object"))
+                    .and_then(|r| self.visit(r))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let total = object(&meta)
+            .map(|m| lenient::int(m, "total_count"))
+            .transpose()
+            .map_err(|e| unexpected(&e.to_string()))?
+            .flatten();
+        let seen = i64::from(page) * i64::from(count);
+        let more = match total {
+            Some(total) => seen < total && !records.is_empty(),
+            None => records.len() >= count as usize,
+        };
+        Ok(RecordPage {
+            records,
+            next_page: more.then_some(page + 1),
+        })
+    }
+
+    fn visit(&self, record: &Map<String, Value>) -> Result<VisitEvent, AdapterError> {
+        let mut visit = record_from_data(&self.context, self.company_id.clone(), None, record)
+            .map_err(|e| unexpected(&e.0))?;
+        // A record fetched from the API is the whole record.
+        visit.needs_refetch = false;
+        Ok(visit)
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Value>,
+        idempotent: bool,
+    ) -> Result<Value, AdapterError> {
+        self.call_with_meta(method, path, query, body, idempotent)
+            .await
+            .map(|(data, _)| data)
+    }
+
+    /// A user-scoped call (partner and user token), unwrapping the `{success, data, meta}`
+    /// envelope; a 401 logs in again once when a login is held.
+    async fn call_with_meta(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Value>,
+        idempotent: bool,
+    ) -> Result<(Value, Value), AdapterError> {
+        let user = self.current_user_token().await?;
+        let first = self
+            .request(
+                method.clone(),
+                path,
+                query,
+                body.as_ref(),
+                Some(&user),
+                idempotent,
+            )
+            .await;
+        match first {
+            Err(AdapterError::Auth(_)) if self.credentials.login.is_some() => {
+                let user = self.login().await?;
+                self.request(method, path, query, body.as_ref(), Some(&user), idempotent)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// One request with the given tokens, through the transport stack.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        user: Option<&str>,
+        idempotent: bool,
+    ) -> Result<(Value, Value), AdapterError> {
+        let mut auth = format!("Bearer {}", self.credentials.partner_token);
+        if let Some(user) = user {
+            auth.push_str(&format!(", User {user}"));
+        }
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base_url))
+            .header(reqwest::header::ACCEPT, self.accept)
+            .header(reqwest::header::AUTHORIZATION, auth);
+        if !query.is_empty() {
+            req = req.query(query);
+        }
+        if let Some(body) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        let req = req
+            .build()
+            .map_err(|e| AdapterError::Unexpected(format!("request: {e}")))?;
+        envelope(self.send(req, idempotent).await?)
+    }
+
+    async fn current_user_token(&self) -> Result<String, AdapterError> {
+        if let Some(token) = self.user_token.read().await.clone() {
+            return Ok(token);
+        }
+        self.login().await
+    }
+
+    /// One call through the stack: retry (tower) around a service that waits for the shared
+    /// limiter, then sends under the timeout. Each attempt counts against the limit, and waiting
+    /// for the limiter does not count against the timeout.
+    async fn send(&self, req: reqwest::Request, idempotent: bool) -> Result<Reply, AdapterError> {
+        let http = self.http.clone();
+        let limiter = self.limiter.clone();
+        let timeout = self.transport.timeout;
+        let policy = RetryPolicy {
+            idempotent,
+            attempt: 1,
+            transport: self.transport,
+        };
+        let stack = ServiceBuilder::new()
+            .layer(RetryLayer::new(policy))
+            .service_fn(move |req: reqwest::Request| {
+                let (http, limiter) = (http.clone(), limiter.clone());
+                async move {
+                    limiter.acquire().await;
+                    let resp = tokio::time::timeout(timeout, http.execute(req))
+                        .await
+                        .map_err(|_| SendError::Timeout)?
+                        .map_err(SendError::Http)?;
+                    let status = resp.status();
+                    let retry_after = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let body = tokio::time::timeout(timeout, resp.bytes())
+                        .await
+                        .map_err(|_| SendError::Timeout)?
+                        .map_err(SendError::Http)?
+                        .to_vec();
+                    Ok::<_, SendError>(Reply {
+                        status,
+                        retry_after,
+                        body,
+                    })
+                }
+            });
+        stack.oneshot(req).await.map_err(|e| match e {
+            SendError::Timeout => AdapterError::Transient("timed out".to_owned()),
+            SendError::Http(e) if e.is_timeout() || e.is_connect() || e.is_request() => {
+                AdapterError::Transient(e.to_string())
+            }
+            SendError::Http(e) => AdapterError::Unexpected(e.to_string()),
+        })
+    }
+}
+
+/// A failed attempt before any answer.
+#[derive(Debug)]
+enum SendError {
+    Timeout,
+    Http(reqwest::Error),
+}
+
+impl SendError {
+    fn is_transient(&self) -> bool {
+        match self {
+            SendError::Timeout => true,
+            SendError::Http(e) => e.is_timeout() || e.is_connect() || e.is_request() || e.is_body(),
+        }
+    }
+}
+
+/// Retries idempotent calls on 429/502/503/504 and transport failures.
+#[derive(Clone)]
+struct RetryPolicy {
+    idempotent: bool,
+    attempt: u32,
+    transport: Transport,
+}
+
+impl RetryPolicy {
+    fn backoff(&self) -> Duration {
+        let exp = self
+            .transport
+            .base_backoff
+            .saturating_mul(1u32 << self.attempt.saturating_sub(1).min(16));
+        let capped = exp.min(self.transport.max_backoff);
+        // Up to half again, so many clients that failed together do not retry together.
+        capped + capped.mul_f64(fastrand::f64() * 0.5)
+    }
+}
+
+impl Policy<reqwest::Request, Reply, SendError> for RetryPolicy {
+    type Future = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    fn retry(
+        &mut self,
+        _req: &mut reqwest::Request,
+        result: &mut Result<Reply, SendError>,
+    ) -> Option<Self::Future> {
+        if !self.idempotent || self.attempt >= self.transport.max_attempts {
+            return None;
+        }
+        let wait = match result {
+            Ok(reply) => match reply.status.as_u16() {
+                429 | 502 | 503 | 504 => match reply.retry_after {
+                    Some(wait) if wait > self.transport.max_retry_after => return None,
+                    Some(wait) => wait,
+                    None => self.backoff(),
+                },
+                _ => return None,
+            },
+            Err(e) if e.is_transient() => self.backoff(),
+            Err(_) => return None,
+        };
+        self.attempt += 1;
+        Some(Box::pin(tokio::time::sleep(wait)))
+    }
+
+    fn clone_request(&mut self, req: &reqwest::Request) -> Option<reqwest::Request> {
+        req.try_clone()
+    }
+}
+
+/// Unwraps `{success, data, meta}` and maps failures to typed errors.
+fn envelope(reply: Reply) -> Result<(Value, Value), AdapterError> {
+    let status = reply.status.as_u16();
+    let body: Option<Value> = serde_json::from_slice(&reply.body).ok();
+    let map = body.as_ref().and_then(|b| b.as_object());
+    let success = map
+        .map(|m| lenient::flag(m, "success"))
+        .transpose()
+        .ok()
+        .flatten()
+        .flatten();
+    let meta = map
+        .and_then(|m| m.get("meta"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let messages = messages(&meta);
+    let message = messages.join("; ");
+    match status {
+        200..=299 => {
+            let Some(map) = map else {
+                return Err(unexpected(&format!(
+                    "HTTP {status} without a JSON envelope"
+                )));
+            };
+            if success == Some(false) {
+                return Err(AdapterError::Validation(if messages.is_empty() {
+                    vec!["success: false".to_owned()]
+                } else {
+                    messages
+                }));
+            }
+            Ok((map.get("data").cloned().unwrap_or(Value::Null), meta))
+        }
+        401 => Err(AdapterError::Auth(message)),
+        402 | 403 => Err(AdapterError::Forbidden(message)),
+        404 => Err(AdapterError::NotFound(message)),
+        400 | 422 => Err(AdapterError::Validation(messages)),
+        429 => Err(AdapterError::RateLimited {
+            retry_after: reply.retry_after,
+        }),
+        500..=599 => Err(AdapterError::Transient(format!("HTTP {status}: {message}"))),
+        _ => Err(unexpected(&format!("HTTP {status}: {message}"))),
+    }
+}
+
+/// `meta.message` and every string inside `meta.errors` (whose shape varies).
+fn messages(meta: &Value) -> Vec<String> {
+    fn strings(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) if !s.is_empty() => out.push(s.clone()),
+            Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+            Value::Object(map) => map.values().for_each(|i| strings(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(m) = meta.get("message") {
+        strings(m, &mut out);
+    }
+    if let Some(e) = meta.get("errors") {
+        strings(e, &mut out);
+    }
+    out
+}
+
+fn object(v: &Value) -> Option<&Map<String, Value>> {
+    lenient::object(Some(v))
+}
+
+fn crm_client(c: &Map<String, Value>) -> Result<CrmClient, AdapterError> {
+    let external_id = lenient::id(c, "id")
+        .map_err(|e| unexpected(&e.to_string()))?
+        .ok_or_else(|| unexpected("client without an id"))?;
+    Ok(CrmClient {
+        external_id,
+        phone: lenient::text(c, "phone").and_then(|p| Phone::parse(&p).ok()),
+        name: lenient::text(c, "display_name").or_else(|| lenient::text(c, "name")),
+        email: lenient::text(c, "email"),
+    })
+}
+
+fn client_body(draft: &ClientDraft) -> Value {
+    let mut body = json!({ "name": draft.name, "phone": draft.phone.digits() });
+    if let Some(email) = &draft.email {
+        body["email"] = json!(email);
+    }
+    body
+}
+
+/// An id for a URL path: digits and letters only, so it cannot change the path.
+fn segment(id: &str) -> Result<&str, AdapterError> {
+    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(id)
+    } else {
+        Err(AdapterError::Validation(vec![format!("bad id {id:?}")]))
+    }
+}
+
+fn unexpected(msg: &str) -> AdapterError {
+    AdapterError::Unexpected(msg.to_owned())
+}
