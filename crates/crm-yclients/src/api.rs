@@ -194,9 +194,7 @@ impl YclientsClient {
     pub async fn get_client(&self, id: &str) -> Result<CrmClient, AdapterError> {
         let path = format!("/client/{}/{}", self.company_id, segment(id)?);
         let data = self.call(Method::GET, &path, &[], None, true).await?;
-        object(&data)
-            .map(crm_client)
-            .unwrap_or_else(|| Err(unexpected("client is not an object")))
+        client_in(&data)
     }
 
     /// `POST /clients/{company_id}` (never retried: a retry could create a second card).
@@ -205,9 +203,7 @@ impl YclientsClient {
         let data = self
             .call(Method::POST, &path, &[], Some(client_body(draft)), false)
             .await?;
-        object(&data)
-            .map(crm_client)
-            .unwrap_or_else(|| Err(unexpected("created client is not an object")))
+        client_in(&data)
     }
 
     /// `PUT /client/{company_id}/{id}` (idempotent: retried).
@@ -220,9 +216,7 @@ impl YclientsClient {
         let data = self
             .call(Method::PUT, &path, &[], Some(client_body(draft)), true)
             .await?;
-        object(&data)
-            .map(crm_client)
-            .unwrap_or_else(|| Err(unexpected("updated client is not an object")))
+        client_in(&data)
     }
 
     /// `GET /record/{company_id}/{record_id}`, as the visit it describes.
@@ -560,6 +554,13 @@ fn messages(meta: &Value) -> Vec<String> {
 
 fn object(v: &Value) -> Option<&Map<String, Value>> {
     lenient::object(Some(v))
+}
+
+/// The client an answer's `data` holds.
+fn client_in(data: &Value) -> Result<CrmClient, AdapterError> {
+    object(data)
+        .map(crm_client)
+        .unwrap_or_else(|| Err(unexpected("the client in the answer is not an object")))
 }
 
 fn crm_client(c: &Map<String, Value>) -> Result<CrmClient, AdapterError> {
