@@ -89,11 +89,12 @@ pub struct YclientsClient {
     limiter: Arc<RateLimiter>,
     base_url: String,
     accept: &'static str,
-    company_id: String,
-    context: ParseContext,
+    pub(crate) company_id: String,
+    pub(crate) context: ParseContext,
+    pub(crate) flavor_kind: loyalty_core::CrmKind,
     credentials: Credentials,
     user_token: Arc<RwLock<Option<String>>>,
-    transport: Transport,
+    pub(crate) transport: Transport,
 }
 
 impl fmt::Debug for YclientsClient {
@@ -133,6 +134,7 @@ impl YclientsClient {
             accept: config.flavor.accept,
             company_id: config.company_id.clone(),
             context: config.context,
+            flavor_kind: config.flavor.kind,
             user_token: Arc::new(RwLock::new(credentials.user_token.clone())),
             credentials,
             transport: Transport::default(),
@@ -284,7 +286,7 @@ impl YclientsClient {
         Ok(visit)
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -299,7 +301,7 @@ impl YclientsClient {
 
     /// A user-scoped call (partner and user token), unwrapping the `{success, data, meta}`
     /// envelope; a 401 logs in again once when a login is held.
-    async fn call_with_meta(
+    pub(crate) async fn call_with_meta(
         &self,
         method: Method,
         path: &str,
@@ -552,7 +554,7 @@ fn messages(meta: &Value) -> Vec<String> {
     out
 }
 
-fn object(v: &Value) -> Option<&Map<String, Value>> {
+pub(crate) fn object(v: &Value) -> Option<&Map<String, Value>> {
     lenient::object(Some(v))
 }
 
@@ -584,7 +586,7 @@ fn client_body(draft: &ClientDraft) -> Value {
 }
 
 /// An id for a URL path: digits and letters only, so it cannot change the path.
-fn segment(id: &str) -> Result<&str, AdapterError> {
+pub(crate) fn segment(id: &str) -> Result<&str, AdapterError> {
     if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         Ok(id)
     } else {
@@ -592,6 +594,6 @@ fn segment(id: &str) -> Result<&str, AdapterError> {
     }
 }
 
-fn unexpected(msg: &str) -> AdapterError {
+pub(crate) fn unexpected(msg: &str) -> AdapterError {
     AdapterError::Unexpected(msg.to_owned())
 }

@@ -123,6 +123,29 @@ pub fn money_minor(map: &Map<String, Value>, field: &str) -> Result<Option<i64>,
     decimal_to_minor(&raw).map(Some).map_err(|p| bad(field, p))
 }
 
+/// Like [`money_minor`], but a balance may be negative (a debt).
+pub fn signed_money_minor(
+    map: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<i64>, FieldError> {
+    let negative = match map.get(field) {
+        Some(Value::Number(n)) => n.to_string().starts_with('-'),
+        Some(Value::String(s)) => s.trim().starts_with('-'),
+        _ => false,
+    };
+    if !negative {
+        return money_minor(map, field);
+    }
+    let raw = match map.get(field) {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.trim().replace(',', "."),
+        _ => return Ok(None),
+    };
+    decimal_to_minor(raw.trim_start_matches('-'))
+        .map(|m| Some(-m))
+        .map_err(|p| bad(field, p))
+}
+
 fn decimal_to_minor(raw: &str) -> Result<i64, String> {
     if raw.starts_with('-') {
         return Err(format!("{raw} is negative"));
@@ -240,6 +263,8 @@ mod tests {
         assert_eq!(money_minor(&m, "i").unwrap(), Some(100_000));
         assert_eq!(money_minor(&m, "j").unwrap(), None);
         assert_eq!(money_minor(&m, "k").unwrap(), Some(10));
+        assert_eq!(signed_money_minor(&m, "f").unwrap(), Some(-1_000));
+        assert_eq!(signed_money_minor(&m, "b").unwrap(), Some(150_050));
     }
 
     #[test]

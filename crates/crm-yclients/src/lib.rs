@@ -11,11 +11,12 @@
 mod api;
 pub mod lenient;
 mod limit;
+mod ops;
 mod webhook;
 
 use std::sync::Arc;
 
-use loyalty_core::adapter::{ClientDraft, CrmClient, RecordPage};
+use loyalty_core::adapter::{ClientDraft, CrmClient, CrmService, CrmStaff, RecordPage};
 use loyalty_core::{
     AdapterError, Capabilities, CrmAdapter, CrmEvent, CrmKind, Currency, Phone, VisitEvent,
     WebhookError,
@@ -23,6 +24,9 @@ use loyalty_core::{
 
 pub use api::{Credentials, Transport, YclientsClient, http_client};
 pub use limit::RateLimiter;
+pub use ops::{
+    Bookform, CardType, Certificate, CertificateType, Company, Good, LoyaltyCard, ServiceCategory,
+};
 pub use webhook::{ParseContext, parse as parse_webhook};
 
 /// Which edition of the platform.
@@ -155,6 +159,7 @@ impl CrmAdapter for YclientsAdapter {
             webhooks: true,
             poll_records: api,
             client_write: api,
+            loyalty_cards: api,
             ..Capabilities::default()
         }
     }
@@ -189,6 +194,18 @@ impl CrmAdapter for YclientsAdapter {
         page: u32,
     ) -> Result<RecordPage, AdapterError> {
         self.api()?.records_changed_since(since_ms, page).await
+    }
+
+    async fn list_services(&self) -> Result<Vec<CrmService>, AdapterError> {
+        self.api()?.list_services().await
+    }
+
+    async fn list_staff(&self) -> Result<Vec<CrmStaff>, AdapterError> {
+        self.api()?.list_staff().await
+    }
+
+    async fn booking_link(&self) -> Result<String, AdapterError> {
+        self.api()?.booking_link().await
     }
 
     fn parse_webhook(

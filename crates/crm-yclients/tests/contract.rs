@@ -522,3 +522,256 @@ async fn sixty_requests_stay_within_five_per_second_and_run_at_the_limit() {
         "{elapsed:?} is more than 10% over the limit's 11 s"
     );
 }
+
+// ---- Catalogue, company and loyalty. Answers are the OpenAPI examples of each endpoint. ----
+
+fn envelope(data: Value, meta: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({ "success": true, "data": data, "meta": meta }))
+}
+
+#[tokio::test]
+async fn services_categories_and_staff() {
+    let server = MockServer::start().await;
+    user_call("GET", "/company/4564/services")
+        .respond_with(envelope(
+            json!([
+                { "id": "79067", "title": "Бритье головы", "category_id": "4", "price_min": "1000.00",
+                  "price_max": "1000.00", "discount": "0", "active": "1", "api_id": "", "staff": [] },
+                { "id": "83169", "title": "Мужская стрижка", "category_id": "83167", "price_min": "1300.00",
+                  "price_max": "1300.00", "staff": [{ "id": "5905", "seance_length": "2700" }] }
+            ]),
+            json!({ "total_count": 2 }),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    user_call("GET", "/company/4564/service_categories")
+        .respond_with(envelope(
+            json!([{ "id": 345, "salon_service_id": 353, "title": "Стрижки мужские", "api_id": "adw322",
+                     "weight": 10, "staff": [5006, 8901] }]),
+            json!({ "total_count": 1 }),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    user_call("GET", "/company/4564/staff")
+        .respond_with(envelope(
+            json!([
+                { "id": 1001539, "name": "Сотрудник 1", "company_id": 176275, "fired": 0, "status": 0, "hidden": 0 },
+                { "id": 1001540, "name": "Уволен", "fired": 1, "status": 0 },
+                { "id": 1001541, "name": "Удалён", "fired": 0, "status": 1 }
+            ]),
+            json!({ "total_count": 3 }),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let api = yclients(&server);
+    let services = api.list_services().await.unwrap();
+    assert_eq!(services.len(), 2);
+    assert_eq!(services[1].external_id, "83169");
+    assert_eq!(services[1].category_id.as_deref(), Some("83167"));
+    assert_eq!(services[1].price_min.map(|m| m.minor()), Some(130_000));
+    let categories = api.service_categories().await.unwrap();
+    assert_eq!(
+        (categories[0].id.as_str(), categories[0].title.as_str()),
+        ("345", "Стрижки мужские")
+    );
+    let staff = api.list_staff().await.unwrap();
+    assert_eq!(staff.len(), 1, "fired and deleted staff are left out");
+    assert_eq!(staff[0].external_id, "1001539");
+}
+
+#[tokio::test]
+async fn goods_page() {
+    let server = MockServer::start().await;
+    user_call("GET", "/goods/4564")
+        .and(query_param("page", "2"))
+        .and(query_param("count", "200"))
+        .respond_with(envelope(
+            json!([{ "title": "Шампунь 1", "good_id": "123456", "cost": "100500", "unit_id": "4835",
+                     "loyalty_abonement_type_id": 0, "loyalty_certificate_type_id": 0 },
+                   { "title": "Сертификат 3000", "good_id": "777", "cost": "3000",
+                     "loyalty_certificate_type_id": 27841 }]),
+            json!([]),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let goods = yclients(&server).goods(2).await.unwrap();
+    assert_eq!(goods[0].price_minor, Some(10_050_000));
+    assert_eq!(goods[0].certificate_type_id, None);
+    assert_eq!(goods[1].certificate_type_id.as_deref(), Some("27841"));
+}
+
+#[tokio::test]
+async fn company_and_booking_link() {
+    let server = MockServer::start().await;
+    user_call("GET", "/company/4564/")
+        .respond_with(envelope(
+            json!({ "id": 4564, "title": "Салон Лотос", "timezone_name": "Europe/Moscow", "main_group_id": 145071,
+                    "bookforms": [{ "id": 5, "title": "Старая", "is_default": 0, "url": "https://n5.yclients.com/" },
+                                  { "id": 19203, "title": "Основная", "is_default": 1 }] }),
+            json!([]),
+        ))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let api = yclients(&server);
+    let company = api.company().await.unwrap();
+    assert_eq!(company.chain_id.as_deref(), Some("145071"));
+    assert_eq!(company.timezone_name.as_deref(), Some("Europe/Moscow"));
+    assert_eq!(
+        api.booking_link().await.unwrap(),
+        "https://n19203.yclients.com/"
+    );
+}
+
+#[tokio::test]
+async fn loyalty_card_types_cards_issue_and_manual_transaction() {
+    let server = MockServer::start().await;
+    user_call("GET", "/loyalty/card_types/salon/4564")
+        .respond_with(envelope(
+            json!([{ "id": 10992, "title": "Кэшбек", "salon_group_id": 145071,
+                     "salon_group": { "id": 145071, "title": "Сеть 1" } }]),
+            json!([]),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    user_call("GET", "/loyalty/cards/79161234567/145071/4564")
+        .respond_with(envelope(
+            json!([{ "id": 9210520, "balance": 100, "points": 0, "paid_amount": 1000, "number": 14507109210520u64,
+                     "type_id": 10992, "salon_group_id": 145071 }]),
+            json!([]),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    user_call("POST", "/loyalty/cards/4564")
+        .and(body_json(
+            json!({ "loyalty_card_number": "01010101", "loyalty_card_type_id": "8230",
+                               "phone": 79161234567u64 }),
+        ))
+        .respond_with(envelope(
+            json!({ "id": 9250498, "balance": 0, "points": 0, "number": "01010101", "type_id": 8230,
+                    "salon_group_id": 145071 }),
+            json!([]),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    user_call(
+        "POST",
+        "/company/4564/loyalty/cards/9250498/manual_transaction",
+    )
+    .and(body_json(
+        json!({ "amount": 100.5, "title": "Loyalty Bridge: награда 201" }),
+    ))
+    .respond_with(envelope(
+        json!({ "id": 9250498, "balance": 100.5, "number": "01010101", "type_id": 8230 }),
+        json!([]),
+    ))
+    .expect(1)
+    .mount(&server)
+    .await;
+    let api = yclients(&server);
+    let p = phone("+79161234567");
+    assert_eq!(
+        api.card_types().await.unwrap()[0].chain_id.as_deref(),
+        Some("145071")
+    );
+    let cards = api.client_cards(&p, "145071").await.unwrap();
+    assert_eq!(
+        (cards[0].id.as_str(), cards[0].balance_minor),
+        ("9210520", 10_000)
+    );
+    assert_eq!(cards[0].number.as_deref(), Some("14507109210520"));
+    let issued = api.issue_card(&p, "8230", "01010101").await.unwrap();
+    assert_eq!(issued.id, "9250498");
+    let topped = api
+        .card_manual_transaction(&issued.id, 10_050, "Loyalty Bridge: награда 201")
+        .await
+        .unwrap();
+    assert_eq!(topped.balance_minor, 10_050);
+    assert!(matches!(
+        api.card_manual_transaction(&issued.id, 0, "x").await,
+        Err(AdapterError::Validation(_))
+    ));
+}
+
+#[tokio::test]
+async fn card_writes_are_never_retried() {
+    let server = MockServer::start().await;
+    user_call("POST", "/company/4564/loyalty/cards/1/manual_transaction")
+        .respond_with(ResponseTemplate::new(504))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = yclients(&server)
+        .card_manual_transaction("1", -500, "списание")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AdapterError::Transient(_)), "{err:?}");
+    let sent = server.received_requests().await.unwrap_or_default();
+    let body: Value = serde_json::from_slice(&sent[0].body).unwrap();
+    assert_eq!(body, json!({ "amount": -5, "title": "списание" }));
+}
+
+#[tokio::test]
+async fn certificate_types_client_certificates_and_codes() {
+    let server = MockServer::start().await;
+    user_call("GET", "/company/4564/loyalty/certificate_types/search")
+        .and(query_param("page", "1"))
+        .and(query_param("page_size", "100"))
+        .respond_with(envelope(
+            json!([{ "id": 11, "title": "Сертификат на 6 месяцев", "balance": 100, "is_multi": false,
+                     "company_group_id": 12, "item_type_id": 2, "expiration_type_id": 2,
+                     "expiration_timeout": 6, "is_allow_empty_code": true }]),
+            json!({ "count": 1 }),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    user_call("GET", "/loyalty/certificates/")
+        .and(query_param("company_id", "4564"))
+        .and(query_param("phone", "79161234567"))
+        .respond_with(envelope(
+            json!([{ "id": 409726, "number": "888", "balance": 9000, "default_balance": 9000, "type_id": 27841,
+                     "status_id": 2, "created_date": "2020-01-01T15:30:21+04:00",
+                     "expiration_date": "2020-02-30T15:30:21+04:00",
+                     "status": { "id": 2, "title": "Активирован" } }]),
+            json!({ "count": 1 }),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    user_call("GET", "/loyalty/generate_code/4564/777")
+        .respond_with(envelope(json!({ "code": "1" }), json!([])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let api = yclients(&server);
+    let types = api.certificate_types().await.unwrap();
+    assert_eq!(
+        (
+            types[0].id.as_str(),
+            types[0].face_value_minor,
+            types[0].is_multi
+        ),
+        ("11", 10_000, false)
+    );
+    let certs = api
+        .client_certificates(&phone("+79161234567"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (certs[0].code.as_str(), certs[0].balance_minor),
+        ("888", 900_000)
+    );
+    assert_eq!(
+        certs[0].expires_at_ms, None,
+        "the spec example's 30 February is no date"
+    );
+    assert_eq!(api.generate_code("777").await.unwrap(), "1");
+}
