@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde::Serialize;
 
+use crate::adapter::{AdapterError, CrmAdapter};
 use crate::event::{ClientEvent, ClientRef, CrmEvent, VisitEvent};
 use crate::ledger::{Account, EntryKind, LedgerEntry, LotId, NewEntry, NewLot, plan_draw};
 use crate::model::{Client, ClientId, CrmConnection, EntryId, HoldId, PartnerId, Program};
@@ -27,6 +28,8 @@ pub enum EngineError {
     Money(#[from] MoneyError),
     #[error(transparent)]
     Phone(#[from] PhoneError),
+    #[error("CRM: {0}")]
+    Crm(#[from] AdapterError),
     #[error("partner {0} does not exist")]
     UnknownPartner(PartnerId),
     #[error("client {0} does not exist for this partner")]
@@ -231,6 +234,28 @@ impl LoyaltyEngine {
             balance,
             history,
         }))
+    }
+
+    /// Like [`LoyaltyEngine::apply_event`], but a visit that arrived without what the decision
+    /// needs (`needs_refetch`) is first fetched whole through the connection's adapter.
+    pub async fn apply_event_via(
+        &self,
+        adapter: &dyn CrmAdapter,
+        connection: &CrmConnection,
+        event: &CrmEvent,
+    ) -> Result<Outcome, EngineError> {
+        match event {
+            CrmEvent::Visit(v) if v.needs_refetch => {
+                let fresh = adapter.get_record(&v.record_id).await?;
+                if fresh.needs_refetch || fresh.record_id != v.record_id {
+                    return Err(EngineError::NeedsRefetch {
+                        record_id: v.record_id.clone(),
+                    });
+                }
+                self.apply_event(connection, &CrmEvent::Visit(fresh)).await
+            }
+            other => self.apply_event(connection, other).await,
+        }
     }
 
     /// Applies one normalized CRM event for a connection, exactly once whatever the order and
