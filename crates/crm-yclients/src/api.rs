@@ -181,10 +181,7 @@ impl YclientsClient {
         let data = self
             .call(Method::POST, &path, &[], Some(body), true)
             .await?;
-        let mut found: Vec<CrmClient> = lenient::items(Some(&data))
-            .iter()
-            .filter_map(|c| object(c).map(crm_client))
-            .collect::<Result<Vec<_>, _>>()?
+        let mut found: Vec<CrmClient> = each(&data, crm_client)?
             .into_iter()
             .filter(|c| c.phone.as_ref() == Some(phone))
             .collect();
@@ -254,14 +251,7 @@ impl YclientsClient {
         let (data, meta) = self
             .call_with_meta(Method::GET, &path, &query, None, true)
             .await?;
-        let records = lenient::items(Some(&data))
-            .iter()
-            .map(|r| {
-                object(r)
-                    .ok_or_else(|| unexpected("record is not an object"))
-                    .and_then(|r| self.visit(r))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let records = each(&data, |r| self.visit(r))?;
         let total = object(&meta)
             .map(|m| lenient::int(m, "total_count"))
             .transpose()
@@ -278,12 +268,11 @@ impl YclientsClient {
         })
     }
 
+    /// A record from the API, read like a webhook's: one without `attendance` stays
+    /// undecidable (`needs_refetch`), and the engine refuses to guess its status.
     fn visit(&self, record: &Map<String, Value>) -> Result<VisitEvent, AdapterError> {
-        let mut visit = record_from_data(&self.context, self.company_id.clone(), None, record)
-            .map_err(|e| unexpected(&e.0))?;
-        // A record fetched from the API is the whole record.
-        visit.needs_refetch = false;
-        Ok(visit)
+        record_from_data(&self.context, self.company_id.clone(), None, record)
+            .map_err(|e| unexpected(&e.0))
     }
 
     pub(crate) async fn call(
@@ -552,6 +541,21 @@ fn messages(meta: &Value) -> Vec<String> {
         strings(e, &mut out);
     }
     out
+}
+
+/// The objects of a list answer; anything else in it is an error.
+pub(crate) fn each<T>(
+    data: &Value,
+    f: impl Fn(&Map<String, Value>) -> Result<T, AdapterError>,
+) -> Result<Vec<T>, AdapterError> {
+    lenient::items(Some(data))
+        .iter()
+        .map(|v| {
+            object(v)
+                .ok_or_else(|| unexpected("a list item is not an object"))
+                .and_then(&f)
+        })
+        .collect()
 }
 
 pub(crate) fn object(v: &Value) -> Option<&Map<String, Value>> {

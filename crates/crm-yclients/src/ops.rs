@@ -8,7 +8,7 @@ use loyalty_core::{AdapterError, CrmKind, Money, Phone};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use crate::api::{YclientsClient, object, segment, unexpected};
+use crate::api::{YclientsClient, each, object, segment, unexpected};
 use crate::lenient;
 
 /// The company (location) as `GET /company/{id}/` describes it.
@@ -115,21 +115,6 @@ fn id_of(m: &Map<String, Value>, field: &str) -> Result<String, AdapterError> {
     lenient::id(m, field)
         .map_err(field_err)?
         .ok_or_else(|| unexpected(&format!("no {field} in an answer")))
-}
-
-/// The objects of a list answer; anything else in it is an error.
-fn each<T>(
-    data: &Value,
-    f: impl Fn(&Map<String, Value>) -> Result<T, AdapterError>,
-) -> Result<Vec<T>, AdapterError> {
-    lenient::items(Some(data))
-        .iter()
-        .map(|v| {
-            object(v)
-                .ok_or_else(|| unexpected("a list item is not an object"))
-                .and_then(&f)
-        })
-        .collect()
 }
 
 fn card(m: &Map<String, Value>) -> Result<LoyaltyCard, AdapterError> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crm_yclients::{Credentials, Flavor, RateLimiter, YclientsAdapter, YclientsConfig};
 use loyalty_core::model::{NewConnection, NewPartner};
 use loyalty_core::{
-    Bps, CrmAdapter, CrmKind, LoyaltyEngine, Outcome, Phone, Points, Program, Store,
+    Bps, CrmAdapter, CrmKind, EngineError, LoyaltyEngine, Outcome, Phone, Points, Program, Store,
 };
 use loyalty_store::SqlStore;
 use wiremock::matchers::{method, path};
@@ -23,9 +23,21 @@ async fn a_partial_record_is_refetched_then_accrued() {
         .unwrap(),
     )
     .unwrap();
+    let mut undecidable = record.clone();
+    if let Some(data) = undecidable["data"].as_object_mut() {
+        data.remove("attendance");
+        data.remove("visit_attendance");
+        data.insert("id".into(), 3.into());
+    }
     Mock::given(method("GET"))
         .and(path("/record/4564/2"))
         .respond_with(ResponseTemplate::new(200).set_body_json(record))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/record/4564/3"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(undecidable))
         .expect(1)
         .mount(&server)
         .await;
@@ -96,4 +108,18 @@ async fn a_partial_record_is_refetched_then_accrued() {
         store.balance(partner.id, client.id).await.unwrap(),
         Points(5)
     );
+    // The CRM's own record lacks attendance too: the engine refuses to guess, posts nothing.
+    let partial = partial.replace("\"resource_id\": 2", "\"resource_id\": 3");
+    let events = adapter.parse_webhook(None, partial.as_bytes()).unwrap();
+    let err = engine
+        .apply_event_via(&adapter, &connection, &events[0])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::NeedsRefetch {
+            record_id: "3".into()
+        }
+    );
+    assert_eq!(store.entry_count(partner.id).await.unwrap(), 1);
 }
