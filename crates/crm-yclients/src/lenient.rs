@@ -108,19 +108,10 @@ pub fn text(map: &Map<String, Value>, field: &str) -> Option<String> {
 /// the number's decimal text is read, never a float. More than two decimals are cut (toward
 /// zero); a negative amount is an error.
 pub fn money_minor(map: &Map<String, Value>, field: &str) -> Result<Option<i64>, FieldError> {
-    let raw = match map.get(field) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
-        Some(Value::String(s)) => s.trim().replace(',', "."),
-        Some(other) => {
-            return Err(bad(
-                field,
-                format!("expected an amount, got {}", kind(other)),
-            ));
-        }
-    };
-    decimal_to_minor(&raw).map(Some).map_err(|p| bad(field, p))
+    match amount_text(map, field)? {
+        None => Ok(None),
+        Some(raw) => decimal_to_minor(&raw).map(Some).map_err(|p| bad(field, p)),
+    }
 }
 
 /// Like [`money_minor`], but a balance may be negative (a debt).
@@ -128,22 +119,30 @@ pub fn signed_money_minor(
     map: &Map<String, Value>,
     field: &str,
 ) -> Result<Option<i64>, FieldError> {
-    let negative = match map.get(field) {
-        Some(Value::Number(n)) => n.to_string().starts_with('-'),
-        Some(Value::String(s)) => s.trim().starts_with('-'),
-        _ => false,
+    let Some(raw) = amount_text(map, field)? else {
+        return Ok(None);
     };
-    if !negative {
-        return money_minor(map, field);
-    }
-    let raw = match map.get(field) {
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) => s.trim().replace(',', "."),
-        _ => return Ok(None),
+    let (sign, digits) = match raw.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, raw.as_str()),
     };
-    decimal_to_minor(raw.trim_start_matches('-'))
-        .map(|m| Some(-m))
+    decimal_to_minor(digits)
+        .map(|m| Some(sign * m))
         .map_err(|p| bad(field, p))
+}
+
+/// The decimal text of an amount given as a number or a string (`,` read as `.`).
+fn amount_text(map: &Map<String, Value>, field: &str) -> Result<Option<String>, FieldError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().replace(',', "."))),
+        Some(other) => Err(bad(
+            field,
+            format!("expected an amount, got {}", kind(other)),
+        )),
+    }
 }
 
 fn decimal_to_minor(raw: &str) -> Result<i64, String> {
