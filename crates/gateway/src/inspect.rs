@@ -63,12 +63,7 @@ fn describe(event: &CrmEvent) -> Value {
     let mut out = serde_json::to_value(event).unwrap_or_else(|e| json!({ "error": e.to_string() }));
     let (client, amount_minor) = match event {
         CrmEvent::Visit(v) => (v.client.as_ref(), v.paid_minor()),
-        CrmEvent::Sale(s) => (
-            s.client.as_ref(),
-            s.lines
-                .iter()
-                .fold(0i64, |a, l| a.saturating_add(l.paid_minor)),
-        ),
+        CrmEvent::Sale(s) => (s.client.as_ref(), s.as_visit().paid_minor()),
         _ => return out,
     };
     if let Value::Object(map) = &mut out {

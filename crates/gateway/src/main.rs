@@ -79,23 +79,9 @@ enum Command {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::InspectWebhook {
-        crm,
-        currency,
-        utc_offset_minutes,
-        file,
-    } = cli.command
-    {
-        return inspect_webhook(inspect::Request {
-            crm,
-            file,
-            currency,
-            utc_offset_minutes,
-        });
-    }
     let json = cli.json;
     match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             if json {
                 println!("{}", json!({ "error": format!("{e:#}") }));
@@ -107,35 +93,54 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::resolve(Overrides {
+/// Runs one command. `inspect-webhook` needs no configuration and answers bad input with exit
+/// status 2; the others resolve the configuration first.
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let overrides = Overrides {
         config_file: cli.config,
         database_url: cli.database_url,
         data_dir: cli.data_dir,
-    })?;
+    };
     match cli.command {
-        Command::Migrate => migrate(&config, cli.json).await,
-        Command::InspectWebhook { .. } => unreachable!("handled before configuration"),
-        Command::Config => {
-            let database = loyalty_store::redact_url(&config.database_url);
-            if cli.json {
-                println!(
-                    "{}",
-                    json!({
-                        "database_url": database,
-                        "database_url_source": config.database_url_source,
-                        "data_dir": config.data_dir,
-                    })
-                );
-            } else {
-                println!(
-                    "database_url = {database}   # from {}",
-                    config.database_url_source
-                );
-                println!("data_dir     = {}", config.data_dir.display());
-            }
-            Ok(())
+        Command::InspectWebhook {
+            crm,
+            currency,
+            utc_offset_minutes,
+            file,
+        } => Ok(inspect_webhook(inspect::Request {
+            crm,
+            file,
+            currency,
+            utc_offset_minutes,
+        })),
+        Command::Migrate => {
+            migrate(&Config::resolve(overrides)?, cli.json).await?;
+            Ok(ExitCode::SUCCESS)
         }
+        Command::Config => {
+            show_config(&Config::resolve(overrides)?, cli.json);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn show_config(config: &Config, json: bool) {
+    let database = loyalty_store::redact_url(&config.database_url);
+    if json {
+        println!(
+            "{}",
+            json!({
+                "database_url": database,
+                "database_url_source": config.database_url_source,
+                "data_dir": config.data_dir,
+            })
+        );
+    } else {
+        println!(
+            "database_url = {database}   # from {}",
+            config.database_url_source
+        );
+        println!("data_dir     = {}", config.data_dir.display());
     }
 }
 
