@@ -14,7 +14,13 @@ const CTX: ParseContext = ParseContext {
     utc_offset_minutes: 180,
 };
 
-fn fixtures() -> Vec<Vec<u8>> {
+/// Every fixture, read once for all cases.
+fn fixtures() -> &'static [Vec<u8>] {
+    static ALL: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    ALL.get_or_init(read_fixtures)
+}
+
+fn read_fixtures() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for crm in ["yclients", "altegio"] {
         let dir = format!("{}/../../fixtures/{crm}", env!("CARGO_MANIFEST_DIR"));
