@@ -5,8 +5,10 @@ mod common;
 use std::sync::Arc;
 
 use common::{T0, TestDb, five_percent, salon};
-use loyalty_core::engine::Outcome;
+use loyalty_core::engine::{EngineError, Outcome};
 use loyalty_core::event::ClientRef;
+use loyalty_core::ledger::Account;
+use loyalty_core::store::HoldStatus;
 use loyalty_core::{CrmConnection, CrmEvent, Phone, Points, VisitStatus};
 
 fn came(conn: &CrmConnection, record: &str, paid_minor: i64, phone: &Phone) -> CrmEvent {
@@ -162,4 +164,130 @@ async fn concurrent_claims_are_disjoint(db: &TestDb) {
     assert_eq!(n, 40, "one head message per client");
 }
 
-both!(storm, concurrent_claims_are_disjoint);
+/// A client with `points` to spend, created by a visit and topped up by staff.
+async fn client_with(
+    db: &TestDb,
+    points: i64,
+) -> (
+    loyalty_core::LoyaltyEngine,
+    loyalty_core::Partner,
+    loyalty_core::ClientId,
+) {
+    let (engine, _) = db.engine();
+    let store = db.dyn_store();
+    let (partner, conn) = salon(store.as_ref(), five_percent()).await;
+    let phone = Phone::parse("+79161234567").unwrap();
+    engine
+        .apply_event(&conn, &came(&conn, "r", 0, &phone))
+        .await
+        .unwrap();
+    let client = store
+        .client_by_phone(partner.id, &phone)
+        .await
+        .unwrap()
+        .unwrap();
+    engine
+        .manual_accrual(partner.id, client.id, Points(points), "top-up", "top-up")
+        .await
+        .unwrap();
+    (engine, partner, client.id)
+}
+
+/// A hold posted and voided at the same moment settles exactly one way.
+async fn racing_settlements_settle_once(db: &TestDb) {
+    let (engine, partner, client) = client_with(db, 1_000).await;
+    let store = db.dyn_store();
+    let mut holds = Vec::new();
+    for i in 0..20 {
+        holds.push(
+            engine
+                .hold(partner.id, client, Points(10), &format!("h{i}"))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut races = Vec::new();
+    for hold in &holds {
+        let (post, void) = (engine.clone(), engine.clone());
+        let (p, id) = (partner.id, hold.id);
+        races.push((
+            id,
+            tokio::spawn(async move { post.post_hold(p, id).await }),
+            tokio::spawn(async move { void.void_hold(p, id).await }),
+        ));
+    }
+    let mut posted = 0;
+    for (id, post, void) in races {
+        let (post, void) = (post.await.unwrap(), void.await.unwrap());
+        let winner = match (&post, &void) {
+            (Ok(h), Err(EngineError::HoldNotPending { .. })) => h.status,
+            (Err(EngineError::HoldNotPending { .. }), Ok(h)) => h.status,
+            other => panic!("hold {id}: both or neither settled: {other:?}"),
+        };
+        let stored = store.hold(partner.id, id).await.unwrap().unwrap();
+        assert_eq!(stored.status, winner);
+        if winner == HoldStatus::Posted {
+            posted += 1;
+        }
+    }
+    let history = store.history(partner.id, client, 1_000).await.unwrap();
+    for hold in &holds {
+        let settled = history
+            .iter()
+            .filter(|e| e.debit == Account::Hold(hold.id))
+            .count();
+        assert_eq!(settled, 1, "hold {} settled {settled} times", hold.id);
+    }
+    let balance = store.balance(partner.id, client).await.unwrap();
+    assert_eq!(balance, Points(1_000 - 10 * posted));
+    assert_eq!(
+        store.lots_remaining(partner.id, client).await.unwrap(),
+        balance
+    );
+    let totals = store.account_totals(partner.id).await.unwrap();
+    assert!(totals.is_balanced(), "{totals:?}");
+    assert_eq!(
+        (totals.held, totals.spent),
+        (Points(0), Points(10 * posted))
+    );
+}
+
+/// Redemptions racing for one balance: only what it covers is held, never below zero.
+async fn holds_racing_for_one_balance(db: &TestDb) {
+    let (engine, partner, client) = client_with(db, 500).await;
+    let store = db.dyn_store();
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let engine = engine.clone();
+        let p = partner.id;
+        tasks.push(tokio::spawn(async move {
+            engine
+                .hold(p, client, Points(100), &format!("race-{i}"))
+                .await
+        }));
+    }
+    let (mut held, mut refused) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => held += 1,
+            Err(EngineError::InsufficientBalance { .. }) => refused += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!((held, refused), (5, 5));
+    assert_eq!(store.balance(partner.id, client).await.unwrap(), Points(0));
+    assert_eq!(
+        store.lots_remaining(partner.id, client).await.unwrap(),
+        Points(0)
+    );
+    let totals = store.account_totals(partner.id).await.unwrap();
+    assert_eq!(totals.held, Points(500));
+    assert!(totals.is_balanced(), "{totals:?}");
+}
+
+both!(
+    storm,
+    concurrent_claims_are_disjoint,
+    racing_settlements_settle_once,
+    holds_racing_for_one_balance
+);
