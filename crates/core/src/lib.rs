@@ -31,4 +31,4 @@ pub use model::{
 };
 pub use money::{Bps, Currency, Money, MoneyError, Points};
 pub use phone::{Phone, PhoneError};
-pub use store::{Store, StoreError, StoreTx};
+pub use store::{OutboxStats, Store, StoreError, StoreTx, TelegramChat};

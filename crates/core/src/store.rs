@@ -108,6 +108,28 @@ impl HoldStatus {
     }
 }
 
+/// A Telegram chat that shared a phone with the bot (deployment-wide: one person may be a
+/// client of several salons).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TelegramChat {
+    pub chat_id: i64,
+    /// The phone the chat shared, once it did.
+    pub phone: Option<Phone>,
+    /// `ru` or `en`: what the bot speaks to this chat.
+    pub language: String,
+    /// False once Telegram said the user blocked the bot; a new message from them revives it.
+    pub active: bool,
+}
+
+/// Gauges of the outbox, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct OutboxStats {
+    pub pending: i64,
+    pub dead: i64,
+    /// When the oldest pending message was enqueued (Unix ms).
+    pub oldest_pending_created_ms: Option<i64>,
+}
+
 /// One database transaction. Dropping it without [`StoreTx::commit`] rolls it back.
 #[async_trait]
 pub trait StoreTx: Send {
@@ -402,4 +424,27 @@ pub trait Store: Send + Sync {
 
     /// Puts a dead message back in line, attempts reset.
     async fn outbox_replay(&self, id: i64, now_ms: i64) -> Result<bool, StoreError>;
+
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError>;
+
+    async fn client(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Option<Client>, StoreError>;
+
+    // Telegram: these serve the whole deployment, like the outbox calls.
+
+    async fn telegram_chat(&self, chat_id: i64) -> Result<Option<TelegramChat>, StoreError>;
+
+    /// Creates or replaces the chat's row.
+    async fn save_telegram_chat(&self, chat: &TelegramChat, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Links the chat to the client with this phone at every partner (and unlinks it from
+    /// clients with another phone); returns the linked clients. A client created later with
+    /// this phone is linked when it is created.
+    async fn link_chat(&self, phone: &Phone, chat_id: i64) -> Result<Vec<Client>, StoreError>;
+
+    /// The clients, at any partner, this chat is linked to.
+    async fn clients_of_chat(&self, chat_id: i64) -> Result<Vec<Client>, StoreError>;
 }

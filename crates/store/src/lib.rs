@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod gateway;
 mod rows;
 mod store;
 mod tx;
@@ -26,6 +27,7 @@ use loyalty_core::StoreError;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
+pub use gateway::{ConnectionSettings, REJECTED_KEPT, RejectedDelivery};
 pub use tx::SqlTx;
 
 /// Which database a [`SqlStore`] talks to.

@@ -52,6 +52,19 @@ where
     .transpose()
 }
 
+pub(crate) fn telegram_chat(row: &AnyRow) -> Result<loyalty_core::TelegramChat, StoreError> {
+    let phone: Option<String> = get(row, "phone")?;
+    let phone = phone
+        .map(|p| Phone::parse(&p).map_err(|_| corrupt("phone", &p)))
+        .transpose()?;
+    Ok(loyalty_core::TelegramChat {
+        chat_id: get(row, "chat_id")?,
+        phone,
+        language: get(row, "language")?,
+        active: get::<i64>(row, "active")? != 0,
+    })
+}
+
 pub(crate) fn client(row: &AnyRow) -> Result<Client, StoreError> {
     let phone: String = get(row, "phone")?;
     Ok(Client {

@@ -10,7 +10,9 @@ use loyalty_core::{
     StoreError, StoreTx,
 };
 
-use crate::rows::{self, entry_columns, get, hold_columns, outbox_columns};
+use loyalty_core::store::{OutboxStats, TelegramChat};
+
+use crate::rows::{self, client_columns, entry_columns, get, hold_columns, outbox_columns};
 use crate::{Backend, SqlStore, SqlTx, db_err};
 
 #[async_trait]
@@ -407,6 +409,115 @@ impl Store for SqlStore {
         .await
         .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT COUNT(*) FROM outbox WHERE status = 'pending') AS pending, \
+               (SELECT COUNT(*) FROM outbox WHERE status = 'dead') AS dead, \
+               (SELECT MIN(created_at_ms) FROM outbox WHERE status = 'pending') AS oldest",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(OutboxStats {
+            pending: get(&row, "pending")?,
+            dead: get(&row, "dead")?,
+            oldest_pending_created_ms: get(&row, "oldest")?,
+        })
+    }
+
+    async fn client(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Option<Client>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE partner_id = $1 AND id = $2"
+        ))
+        .bind(partner.0)
+        .bind(client.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(|r| rows::client(&r))
+        .transpose()
+    }
+
+    async fn telegram_chat(&self, chat_id: i64) -> Result<Option<TelegramChat>, StoreError> {
+        sqlx::query(
+            "SELECT chat_id, phone, language, active FROM telegram_chats WHERE chat_id = $1",
+        )
+        .bind(chat_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(|r| rows::telegram_chat(&r))
+        .transpose()
+    }
+
+    async fn save_telegram_chat(&self, chat: &TelegramChat, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO telegram_chats (chat_id, phone, language, active, updated_at_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (chat_id) DO UPDATE SET \
+             phone = excluded.phone, language = excluded.language, active = excluded.active, \
+             updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(chat.chat_id)
+        .bind(chat.phone.as_ref().map(Phone::as_str))
+        .bind(chat.language.as_str())
+        .bind(i64::from(chat.active))
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn link_chat(&self, phone: &Phone, chat_id: i64) -> Result<Vec<Client>, StoreError> {
+        let mut tx = self.begin_raw().await?;
+        sqlx::query(
+            "UPDATE clients SET telegram_chat_id = NULL WHERE telegram_chat_id = $1 AND phone <> $2",
+        )
+        .bind(chat_id)
+        .bind(phone.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let linked = sqlx::query(concat!(
+            "UPDATE clients SET telegram_chat_id = $2 WHERE phone = $1 RETURNING ",
+            client_columns!()
+        ))
+        .bind(phone.as_str())
+        .bind(chat_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        let mut clients = linked
+            .iter()
+            .map(rows::client)
+            .collect::<Result<Vec<_>, _>>()?;
+        clients.sort_by_key(|c| (c.partner_id, c.id));
+        Ok(clients)
+    }
+
+    async fn clients_of_chat(&self, chat_id: i64) -> Result<Vec<Client>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE telegram_chat_id = $1 ORDER BY partner_id, id"
+        ))
+        .bind(chat_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::client)
+        .collect()
     }
 }
 

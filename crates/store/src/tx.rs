@@ -175,7 +175,11 @@ impl StoreTx for SqlTx {
         now_ms: i64,
     ) -> Result<(Client, bool), StoreError> {
         let inserted = sqlx::query(concat!(
-            "INSERT INTO clients (partner_id, phone, name, created_at_ms) VALUES ($1, $2, $3, $4) \
+            // A chat that already shared this phone with the bot is linked at once.
+            "INSERT INTO clients (partner_id, phone, name, created_at_ms, telegram_chat_id) \
+             VALUES ($1, $2, $3, $4, \
+               (SELECT chat_id FROM telegram_chats WHERE phone = $2 \
+                ORDER BY updated_at_ms DESC LIMIT 1)) \
              ON CONFLICT (partner_id, phone) DO NOTHING RETURNING ",
             client_columns!()
         ))

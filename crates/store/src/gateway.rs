@@ -1,0 +1,180 @@
+//! The gateway's own rows, beside the [`loyalty_core::Store`] trait: connection settings (API
+//! credentials, the company's clock), rejected webhook deliveries and delivery retention.
+//! Embedders that do not run the gateway never need them.
+
+use std::fmt;
+
+use loyalty_core::{ConnectionId, CrmConnection, PartnerId, StoreError};
+use serde::Serialize;
+
+use crate::rows::{self, get};
+use crate::{SqlStore, db_err};
+
+/// How many rejected deliveries are kept; older ones are deleted as new ones arrive.
+pub const REJECTED_KEPT: i64 = 1_000;
+
+/// What the gateway needs to call a connection's CRM. `Debug` hides the tokens.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct ConnectionSettings {
+    pub partner_token: Option<String>,
+    pub user_token: Option<String>,
+    /// The company's offset from UTC, for CRM times sent without one.
+    pub utc_offset_minutes: i32,
+}
+
+impl fmt::Debug for ConnectionSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hide = |t: &Option<String>| t.as_ref().map(|_| "***");
+        f.debug_struct("ConnectionSettings")
+            .field("partner_token", &hide(&self.partner_token))
+            .field("user_token", &hide(&self.user_token))
+            .field("utc_offset_minutes", &self.utc_offset_minutes)
+            .finish()
+    }
+}
+
+/// A webhook delivery answered with a 4xx, as kept for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectedDelivery {
+    pub partner_id: PartnerId,
+    pub connection_id: ConnectionId,
+    pub crm: String,
+    pub http_status: u16,
+    pub reason: String,
+    pub content_type: Option<String>,
+    /// The body's full size.
+    pub body_bytes: i64,
+    /// The start of the body, already redacted by the caller.
+    pub body_excerpt: String,
+    pub received_at_ms: i64,
+}
+
+impl SqlStore {
+    pub async fn save_connection_settings(
+        &self,
+        connection: ConnectionId,
+        settings: &ConnectionSettings,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO connection_settings (connection_id, partner_token, user_token, \
+             utc_offset_minutes) VALUES ($1, $2, $3, $4) ON CONFLICT (connection_id) DO UPDATE \
+             SET partner_token = excluded.partner_token, user_token = excluded.user_token, \
+             utc_offset_minutes = excluded.utc_offset_minutes",
+        )
+        .bind(connection.0)
+        .bind(settings.partner_token.as_deref())
+        .bind(settings.user_token.as_deref())
+        .bind(settings.utc_offset_minutes)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// The connection's settings; `None` for a connection made without the gateway.
+    pub async fn connection_settings(
+        &self,
+        connection: ConnectionId,
+    ) -> Result<Option<ConnectionSettings>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT partner_token, user_token, utc_offset_minutes FROM connection_settings \
+             WHERE connection_id = $1",
+        )
+        .bind(connection.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(ConnectionSettings {
+            partner_token: get(&row, "partner_token")?,
+            user_token: get(&row, "user_token")?,
+            utc_offset_minutes: get(&row, "utc_offset_minutes")?,
+        }))
+    }
+
+    /// Every connection of the deployment, by id.
+    pub async fn connections(&self) -> Result<Vec<CrmConnection>, StoreError> {
+        sqlx::query(
+            "SELECT id, partner_id, kind, company_id, credentials_ref, webhook_secret \
+             FROM crm_connections ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::connection)
+        .collect()
+    }
+
+    /// Keeps a rejected delivery, dropping the oldest beyond [`REJECTED_KEPT`].
+    pub async fn record_rejected(&self, r: &RejectedDelivery) -> Result<(), StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO rejected_deliveries (partner_id, connection_id, crm, http_status, \
+             reason, content_type, body_bytes, body_excerpt, received_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(r.partner_id.0)
+        .bind(r.connection_id.0)
+        .bind(r.crm.as_str())
+        .bind(i32::from(r.http_status))
+        .bind(r.reason.as_str())
+        .bind(r.content_type.as_deref())
+        .bind(r.body_bytes)
+        .bind(r.body_excerpt.as_str())
+        .bind(r.received_at_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("DELETE FROM rejected_deliveries WHERE id <= $1")
+            .bind(id - REJECTED_KEPT)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// The latest rejected deliveries, newest first.
+    pub async fn rejected_deliveries(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<RejectedDelivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT partner_id, connection_id, crm, http_status, reason, content_type, \
+             body_bytes, body_excerpt, received_at_ms FROM rejected_deliveries \
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                let status: i32 = get(row, "http_status")?;
+                Ok(RejectedDelivery {
+                    partner_id: PartnerId(get(row, "partner_id")?),
+                    connection_id: ConnectionId(get(row, "connection_id")?),
+                    crm: get(row, "crm")?,
+                    http_status: u16::try_from(status)
+                        .map_err(|_| StoreError::Corrupt(format!("http_status {status}")))?,
+                    reason: get(row, "reason")?,
+                    content_type: get(row, "content_type")?,
+                    body_bytes: get(row, "body_bytes")?,
+                    body_excerpt: get(row, "body_excerpt")?,
+                    received_at_ms: get(row, "received_at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes the delivery log older than `before_ms`; returns how many rows went.
+    pub async fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM deliveries WHERE received_at_ms < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+}

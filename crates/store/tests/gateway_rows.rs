@@ -1,0 +1,224 @@
+//! The rows the gateway and the bot keep beside the ledger, on SQLite and PostgreSQL: Telegram
+//! chats and their links to clients, connection settings, rejected deliveries, retention.
+
+mod common;
+
+use common::{T0, TestDb, five_percent, salon};
+use loyalty_core::event::ClientRef;
+use loyalty_core::outbox::Notification;
+use loyalty_core::{Clock, Phone, Points, TelegramChat, VisitStatus};
+use loyalty_store::{ConnectionSettings, REJECTED_KEPT, RejectedDelivery};
+
+fn phone(s: &str) -> Phone {
+    Phone::parse(s).expect("phone")
+}
+
+fn came(
+    conn: &loyalty_core::CrmConnection,
+    record: &str,
+    client_phone: &str,
+) -> loyalty_core::CrmEvent {
+    let client = ClientRef {
+        name: Some("Анна".into()),
+        ..common::by_phone(client_phone)
+    };
+    common::visit(conn, record, 1, VisitStatus::Came, 400_000, Some(client))
+}
+
+async fn a_chat_links_to_its_phone_at_every_salon_and_later_clients_follow(db: &TestDb) {
+    let store = db.dyn_store();
+    let (engine, _clock) = db.engine();
+    let (a, conn_a) = salon(store.as_ref(), five_percent()).await;
+    let (b, conn_b) = salon(store.as_ref(), five_percent()).await;
+    let anna = "+79161234567";
+    engine
+        .apply_event(&conn_a, &came(&conn_a, "1", anna))
+        .await
+        .unwrap();
+    engine
+        .apply_event(&conn_a, &came(&conn_a, "2", "+79990000000"))
+        .await
+        .unwrap();
+
+    // Before linking nobody is told anything.
+    assert!(store.outbox_of(a.id).await.unwrap().is_empty());
+
+    store
+        .save_telegram_chat(
+            &TelegramChat {
+                chat_id: 555,
+                phone: Some(phone(anna)),
+                language: "ru".into(),
+                active: true,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let linked = store.link_chat(&phone(anna), 555).await.unwrap();
+    assert_eq!(linked.len(), 1, "only salon A knows Anna yet");
+    assert_eq!(linked[0].partner_id, a.id);
+    assert_eq!(linked[0].telegram_chat_id, Some(555));
+
+    // Salon B sees Anna for the first time after she linked: her new client card is linked at
+    // once and she is told about the visit.
+    engine
+        .apply_event(&conn_b, &came(&conn_b, "1", anna))
+        .await
+        .unwrap();
+    let at_b = store
+        .client_by_phone(b.id, &phone(anna))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(at_b.telegram_chat_id, Some(555));
+    let told = store.outbox_of(b.id).await.unwrap();
+    assert_eq!(told.len(), 1);
+    assert!(matches!(
+        told[0].notification,
+        Notification::Accrued {
+            points: Points(200),
+            ..
+        }
+    ));
+
+    let of_chat = store.clients_of_chat(555).await.unwrap();
+    assert_eq!(
+        of_chat.iter().map(|c| c.partner_id).collect::<Vec<_>>(),
+        vec![a.id, b.id]
+    );
+    assert_eq!(
+        store.client(b.id, at_b.id).await.unwrap(),
+        Some(at_b.clone())
+    );
+    assert_eq!(
+        store.client(a.id, at_b.id).await.unwrap(),
+        None,
+        "scoped by partner"
+    );
+
+    // The chat shares another phone: the old links go, the new one comes.
+    let other = "+79990000000";
+    let relinked = store.link_chat(&phone(other), 555).await.unwrap();
+    assert_eq!(relinked.len(), 1);
+    assert_eq!(relinked[0].phone, phone(other));
+    assert_eq!(store.clients_of_chat(555).await.unwrap(), relinked);
+
+    // Blocking the bot is remembered per chat.
+    let mut chat = store.telegram_chat(555).await.unwrap().unwrap();
+    assert!(chat.active);
+    chat.active = false;
+    chat.language = "en".into();
+    store.save_telegram_chat(&chat, T0 + 1).await.unwrap();
+    assert_eq!(store.telegram_chat(555).await.unwrap(), Some(chat));
+    assert_eq!(store.telegram_chat(556).await.unwrap(), None);
+}
+
+async fn connection_settings_round_trip_and_hide_tokens(db: &TestDb) {
+    let store = &db.store;
+    let (_p, conn) = salon(store.as_ref(), five_percent()).await;
+    assert_eq!(store.connection_settings(conn.id).await.unwrap(), None);
+    let settings = ConnectionSettings {
+        partner_token: Some("partner-secret".into()),
+        user_token: None,
+        utc_offset_minutes: 300,
+    };
+    store
+        .save_connection_settings(conn.id, &settings)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.connection_settings(conn.id).await.unwrap(),
+        Some(settings.clone())
+    );
+    let updated = ConnectionSettings {
+        user_token: Some("user-secret".into()),
+        ..settings
+    };
+    store
+        .save_connection_settings(conn.id, &updated)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.connection_settings(conn.id).await.unwrap(),
+        Some(updated.clone())
+    );
+    let shown = format!("{updated:?}");
+    assert!(!shown.contains("secret"), "{shown}");
+    assert_eq!(store.connections().await.unwrap(), vec![conn]);
+}
+
+async fn rejected_deliveries_keep_the_newest(db: &TestDb) {
+    let store = &db.store;
+    let (p, conn) = salon(store.as_ref(), five_percent()).await;
+    let total = REJECTED_KEPT + 5;
+    for i in 0..total {
+        store
+            .record_rejected(&RejectedDelivery {
+                partner_id: p.id,
+                connection_id: conn.id,
+                crm: "yclients".into(),
+                http_status: 400,
+                reason: format!("bad {i}"),
+                content_type: Some("application/json".into()),
+                body_bytes: 3,
+                body_excerpt: "{x}".into(),
+                received_at_ms: T0 + i,
+            })
+            .await
+            .unwrap();
+    }
+    let kept = store.rejected_deliveries(u32::MAX).await.unwrap();
+    assert_eq!(kept.len() as i64, REJECTED_KEPT);
+    assert_eq!(kept[0].reason, format!("bad {}", total - 1), "newest first");
+    assert_eq!(kept.last().unwrap().reason, "bad 5", "the oldest five went");
+}
+
+async fn old_deliveries_are_pruned_and_outbox_gauges_count(db: &TestDb) {
+    let store = db.dyn_store();
+    let (engine, clock) = db.engine();
+    let (p, conn) = salon(store.as_ref(), five_percent()).await;
+    engine
+        .apply_event(&conn, &came(&conn, "1", "+79161234567"))
+        .await
+        .unwrap();
+    clock.advance_ms(10_000);
+    engine
+        .apply_event(&conn, &came(&conn, "2", "+79161234567"))
+        .await
+        .unwrap();
+    assert_eq!(store.recent_deliveries(p.id, 10).await.unwrap().len(), 2);
+    let pruned = db.store.prune_deliveries(T0 + 5_000).await.unwrap();
+    assert_eq!(pruned, 1);
+    assert_eq!(store.recent_deliveries(p.id, 10).await.unwrap().len(), 1);
+
+    assert_eq!(
+        store.outbox_stats().await.unwrap().pending,
+        0,
+        "no linked chat, no messages"
+    );
+    let client = store
+        .client_by_phone(p.id, &phone("+79161234567"))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .set_telegram_chat(p.id, client.id, Some(42))
+        .await
+        .unwrap();
+    engine
+        .apply_event(&conn, &came(&conn, "3", "+79161234567"))
+        .await
+        .unwrap();
+    let stats = store.outbox_stats().await.unwrap();
+    assert_eq!(stats.pending, 1);
+    assert_eq!(stats.dead, 0);
+    assert_eq!(stats.oldest_pending_created_ms, Some(clock.now_ms()));
+}
+
+both!(
+    a_chat_links_to_its_phone_at_every_salon_and_later_clients_follow,
+    connection_settings_round_trip_and_hide_tokens,
+    rejected_deliveries_keep_the_newest,
+    old_deliveries_are_pruned_and_outbox_gauges_count,
+);
