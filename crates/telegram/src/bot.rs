@@ -1,0 +1,514 @@
+//! The client bot: link a chat to a phone, then balance, history and notification settings.
+
+use std::time::Duration;
+
+use frankenstein::AsyncTelegramApi;
+use frankenstein::methods::{DeleteWebhookParams, GetUpdatesParams, SetWebhookParams};
+use frankenstein::types::{
+    AllowedUpdate, KeyboardButton, Message, ReplyKeyboardMarkup, ReplyMarkup,
+};
+use frankenstein::updates::{Update, UpdateContent};
+use loyalty_core::ledger::EntryKind;
+use loyalty_core::{Client, EngineError, LoyaltyEngine, PartnerId, Phone, TelegramChat};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::text::{self, Lang};
+use crate::{Telegram, TelegramError, classify};
+
+/// Seconds Telegram holds a long poll open.
+const POLL_TIMEOUT_S: u32 = 25;
+
+/// The bot's side of a conversation. Stateless between updates: everything it knows is in
+/// the store, so any gateway instance can answer any update.
+pub struct ClientBot {
+    engine: LoyaltyEngine,
+    telegram: Telegram,
+}
+
+/// What a message asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Intent {
+    Start(Option<String>),
+    Balance,
+    History,
+    NotificationsOff,
+    NotificationsOn,
+    Help,
+}
+
+fn intent(text: &str) -> Option<Intent> {
+    let text = text.trim();
+    let (command, rest) = match text.split_once(char::is_whitespace) {
+        Some((c, r)) => (c, r.trim()),
+        None => (text, ""),
+    };
+    // `/balance@SalonBot` in groups names the bot; drop it.
+    let command = command.split('@').next().unwrap_or(command);
+    Some(match command {
+        "/start" => Intent::Start(Some(rest.to_owned()).filter(|r| !r.is_empty())),
+        "/balance" => Intent::Balance,
+        "/history" => Intent::History,
+        "/stop" | "/notifications_off" => Intent::NotificationsOff,
+        "/notifications_on" => Intent::NotificationsOn,
+        "/help" => Intent::Help,
+        _ => match text {
+            "💎 Баланс" | "💎 Balance" => Intent::Balance,
+            "📜 История" | "📜 History" => Intent::History,
+            "🔕 Без уведомлений" | "🔕 Mute" => Intent::NotificationsOff,
+            "🔔 С уведомлениями" | "🔔 Unmute" => Intent::NotificationsOn,
+            _ => return None,
+        },
+    })
+}
+
+fn contact_keyboard(lang: Lang) -> ReplyMarkup {
+    let label = match lang {
+        Lang::Ru => "📱 Поделиться номером",
+        Lang::En => "📱 Share my phone number",
+    };
+    let button = KeyboardButton::builder()
+        .text(label)
+        .request_contact(true)
+        .build();
+    ReplyMarkup::ReplyKeyboardMarkup(
+        ReplyKeyboardMarkup::builder()
+            .keyboard(vec![vec![button]])
+            .resize_keyboard(true)
+            .one_time_keyboard(true)
+            .build(),
+    )
+}
+
+fn menu_keyboard(lang: Lang, muted: bool) -> ReplyMarkup {
+    let b = |t: &str| KeyboardButton::builder().text(t).build();
+    let (balance, history, toggle) = match (lang, muted) {
+        (Lang::Ru, false) => ("💎 Баланс", "📜 История", "🔕 Без уведомлений"),
+        (Lang::Ru, true) => ("💎 Баланс", "📜 История", "🔔 С уведомлениями"),
+        (Lang::En, false) => ("💎 Balance", "📜 History", "🔕 Mute"),
+        (Lang::En, true) => ("💎 Balance", "📜 History", "🔔 Unmute"),
+    };
+    ReplyMarkup::ReplyKeyboardMarkup(
+        ReplyKeyboardMarkup::builder()
+            .keyboard(vec![vec![b(balance), b(history)], vec![b(toggle)]])
+            .resize_keyboard(true)
+            .is_persistent(true)
+            .build(),
+    )
+}
+
+/// Errors of the bot: the store, or Telegram.
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Telegram(#[from] TelegramError),
+}
+
+impl From<loyalty_core::StoreError> for BotError {
+    fn from(e: loyalty_core::StoreError) -> BotError {
+        BotError::Engine(EngineError::from(e))
+    }
+}
+
+impl ClientBot {
+    pub fn new(engine: LoyaltyEngine, telegram: Telegram) -> ClientBot {
+        ClientBot { engine, telegram }
+    }
+
+    /// Long polling until `shutdown`: the default way to get updates. Only one process per
+    /// bot token may poll (Telegram answers 409 to a second one).
+    pub async fn poll(&self, mut shutdown: watch::Receiver<bool>) {
+        if let Err(e) = self
+            .telegram
+            .api()
+            .delete_webhook(&DeleteWebhookParams::builder().build())
+            .await
+        {
+            warn!(error = %classify(e), "could not remove a webhook before polling");
+        }
+        info!("Telegram bot polling for updates");
+        let mut offset: Option<i64> = None;
+        while !*shutdown.borrow() {
+            let params = GetUpdatesParams::builder()
+                .maybe_offset(offset)
+                .timeout(POLL_TIMEOUT_S)
+                .allowed_updates(vec![AllowedUpdate::Message])
+                .build();
+            let polled = tokio::select! {
+                r = self.telegram.api().get_updates(&params) => r,
+                _ = shutdown.changed() => break,
+            };
+            match polled {
+                Ok(response) => {
+                    for update in response.result {
+                        offset = Some(i64::from(update.update_id) + 1);
+                        self.handle_update(update).await;
+                    }
+                }
+                Err(e) => {
+                    let e = classify(e);
+                    let wait = match e {
+                        TelegramError::RetryAfter(d) => d,
+                        _ => Duration::from_secs(3),
+                    };
+                    warn!(error = %e, "getUpdates failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                }
+            }
+        }
+        info!("Telegram bot stopped polling");
+    }
+
+    /// Registers `url` as the bot's webhook, with the secret Telegram must echo in
+    /// `X-Telegram-Bot-Api-Secret-Token`.
+    pub async fn set_webhook(&self, url: &str, secret: &str) -> Result<(), TelegramError> {
+        let params = SetWebhookParams::builder()
+            .url(url)
+            .secret_token(secret)
+            .allowed_updates(vec![AllowedUpdate::Message])
+            .build();
+        self.telegram
+            .api()
+            .set_webhook(&params)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    /// Answers one update. Failures are logged, never returned: a bad update must not stop
+    /// the bot or make Telegram redeliver it forever.
+    pub async fn handle_update(&self, update: Update) {
+        let UpdateContent::Message(message) = update.content else {
+            return;
+        };
+        if let Err(e) = self.on_message(&message).await {
+            warn!(chat = message.chat.id, error = %e, "bot could not answer");
+        }
+    }
+
+    async fn on_message(&self, message: &Message) -> Result<(), BotError> {
+        let chat_id = message.chat.id;
+        let Some(from) = message.from.as_deref() else {
+            return Ok(());
+        };
+        if from.is_bot {
+            return Ok(());
+        }
+        let lang = Lang::from_code(from.language_code.as_deref());
+        let store = self.engine.store();
+        let known = store.telegram_chat(chat_id).await?;
+        let now = self.engine.now_ms();
+        // Any message from the user means the chat works again; keep the language current.
+        let chat = TelegramChat {
+            chat_id,
+            phone: known.as_ref().and_then(|c| c.phone.clone()),
+            language: lang.code().to_owned(),
+            active: true,
+        };
+        if known.as_ref() != Some(&chat) {
+            store.save_telegram_chat(&chat, now).await?;
+        }
+
+        if let Some(contact) = message.contact.as_deref() {
+            if contact.user_id != Some(from.id) {
+                let text = match lang {
+                    Lang::Ru => {
+                        "Пожалуйста, поделитесь своим номером кнопкой ниже — чужие контакты не подходят."
+                    }
+                    Lang::En => {
+                        "Please share your own number with the button below; other people's contacts are not accepted."
+                    }
+                };
+                return self
+                    .reply(chat_id, text, Some(contact_keyboard(lang)))
+                    .await;
+            }
+            let Ok(phone) = Phone::parse(&contact.phone_number) else {
+                let text = match lang {
+                    Lang::Ru => "Не получилось прочитать этот номер телефона.",
+                    Lang::En => "That phone number could not be read.",
+                };
+                return self
+                    .reply(chat_id, text, Some(contact_keyboard(lang)))
+                    .await;
+            };
+            return self.link(chat, phone, lang).await;
+        }
+
+        let Some(text) = message.text.as_deref() else {
+            return Ok(());
+        };
+        match intent(text) {
+            Some(Intent::Start(payload)) => self.start(chat_id, payload, lang).await,
+            Some(Intent::Balance) => self.balance(chat_id, lang).await,
+            Some(Intent::History) => self.history(chat_id, lang).await,
+            Some(Intent::NotificationsOff) => self.notifications(chat_id, true, lang).await,
+            Some(Intent::NotificationsOn) => self.notifications(chat_id, false, lang).await,
+            Some(Intent::Help) | None => self.help(chat_id, lang).await,
+        }
+    }
+
+    async fn reply(
+        &self,
+        chat_id: i64,
+        text: &str,
+        markup: Option<ReplyMarkup>,
+    ) -> Result<(), BotError> {
+        self.telegram.send_text(chat_id, text, markup).await?;
+        Ok(())
+    }
+
+    async fn salon_name(&self, partner: PartnerId) -> Result<String, BotError> {
+        Ok(self
+            .engine
+            .store()
+            .partner(partner)
+            .await?
+            .map(|p| p.name)
+            .unwrap_or_default())
+    }
+
+    /// Who invited the user: `s<partner>` names a salon, `r<partner>_<client>` a client of it.
+    async fn inviter(&self, payload: &str, lang: Lang) -> Result<Option<String>, BotError> {
+        let store = self.engine.store();
+        if let Some(id) = payload
+            .strip_prefix('s')
+            .and_then(|s| s.parse::<i64>().ok())
+        {
+            let Some(p) = store.partner(PartnerId(id)).await? else {
+                return Ok(None);
+            };
+            return Ok(Some(match lang {
+                Lang::Ru => format!("Вас пригласил салон «{}».", p.name),
+                Lang::En => format!("You were invited by {}.", p.name),
+            }));
+        }
+        let Some((p, c)) = payload.strip_prefix('r').and_then(|r| r.split_once('_')) else {
+            return Ok(None);
+        };
+        let (Ok(p), Ok(c)) = (p.parse::<i64>(), c.parse::<i64>()) else {
+            return Ok(None);
+        };
+        let partner = PartnerId(p);
+        let (Some(salon), Some(friend)) = (
+            store.partner(partner).await?,
+            store.client(partner, loyalty_core::ClientId(c)).await?,
+        ) else {
+            return Ok(None);
+        };
+        let who = friend.name.unwrap_or_else(|| match lang {
+            Lang::Ru => "ваш друг".into(),
+            Lang::En => "a friend".into(),
+        });
+        Ok(Some(match lang {
+            Lang::Ru => format!("Вас пригласил(а) {who}, клиент салона «{}».", salon.name),
+            Lang::En => format!("You were invited by {who}, a client of {}.", salon.name),
+        }))
+    }
+
+    async fn start(
+        &self,
+        chat_id: i64,
+        payload: Option<String>,
+        lang: Lang,
+    ) -> Result<(), BotError> {
+        let mut text = match lang {
+            Lang::Ru => "Здравствуйте! Это бонусная программа ваших салонов красоты: баллы за визиты, баланс и история.".to_owned(),
+            Lang::En => "Hello! This is your beauty salons' loyalty program: points for visits, balance and history.".to_owned(),
+        };
+        if let Some(invited) = match payload {
+            Some(p) => self.inviter(&p, lang).await?,
+            None => None,
+        } {
+            text.push('\n');
+            text.push_str(&invited);
+        }
+        text.push('\n');
+        text.push_str(match lang {
+            Lang::Ru => "Поделитесь номером телефона, который вы называете в салоне, — и мы покажем ваши баллы.",
+            Lang::En => "Share the phone number you give at the salon and we will show your points.",
+        });
+        self.reply(chat_id, &text, Some(contact_keyboard(lang)))
+            .await
+    }
+
+    async fn link(&self, mut chat: TelegramChat, phone: Phone, lang: Lang) -> Result<(), BotError> {
+        let store = self.engine.store();
+        chat.phone = Some(phone.clone());
+        store
+            .save_telegram_chat(&chat, self.engine.now_ms())
+            .await?;
+        let clients = store.link_chat(&phone, chat.chat_id).await?;
+        info!(chat = chat.chat_id, phone = %phone.masked(), salons = clients.len(), "chat linked");
+        for c in &clients {
+            self.engine.grant_welcome_bonus(c.partner_id, c.id).await?;
+        }
+        let mut text = match lang {
+            Lang::Ru => "✅ Номер привязан.".to_owned(),
+            Lang::En => "✅ Your number is linked.".to_owned(),
+        };
+        if clients.is_empty() {
+            text.push(' ');
+            text.push_str(match lang {
+                Lang::Ru => "Баллы появятся здесь после первого визита в салон-участник программы.",
+                Lang::En => "Your points will show up here after your first visit to a salon in the program.",
+            });
+        } else {
+            text.push('\n');
+            text.push_str(&self.balances(&clients, lang).await?);
+        }
+        let muted = clients.iter().any(|c| c.notifications_off);
+        self.reply(chat.chat_id, &text, Some(menu_keyboard(lang, muted)))
+            .await
+    }
+
+    async fn balances(&self, clients: &[Client], lang: Lang) -> Result<String, BotError> {
+        let store = self.engine.store();
+        let mut lines = Vec::with_capacity(clients.len());
+        for c in clients {
+            let balance = store.balance(c.partner_id, c.id).await?;
+            let salon = self.salon_name(c.partner_id).await?;
+            lines.push(format!("💎 {salon}: {}", text::points(balance, lang)));
+        }
+        Ok(lines.join("\n"))
+    }
+
+    /// The chat's clients, or a request to share the phone first.
+    async fn linked(&self, chat_id: i64, lang: Lang) -> Result<Option<Vec<Client>>, BotError> {
+        let clients = self.engine.store().clients_of_chat(chat_id).await?;
+        if !clients.is_empty() {
+            return Ok(Some(clients));
+        }
+        let known = self.engine.store().telegram_chat(chat_id).await?;
+        let text = if known.and_then(|c| c.phone).is_some() {
+            match lang {
+                Lang::Ru => {
+                    "Пока баллов нет: они появятся после первого визита в салон-участник программы."
+                }
+                Lang::En => {
+                    "No points yet: they will appear after your first visit to a salon in the program."
+                }
+            }
+        } else {
+            match lang {
+                Lang::Ru => "Сначала поделитесь номером телефона — кнопка ниже.",
+                Lang::En => "Please share your phone number first: use the button below.",
+            }
+        };
+        self.reply(chat_id, text, Some(contact_keyboard(lang)))
+            .await?;
+        Ok(None)
+    }
+
+    async fn balance(&self, chat_id: i64, lang: Lang) -> Result<(), BotError> {
+        let Some(clients) = self.linked(chat_id, lang).await? else {
+            return Ok(());
+        };
+        let text = self.balances(&clients, lang).await?;
+        self.reply(chat_id, &text, None).await
+    }
+
+    async fn history(&self, chat_id: i64, lang: Lang) -> Result<(), BotError> {
+        let Some(clients) = self.linked(chat_id, lang).await? else {
+            return Ok(());
+        };
+        let store = self.engine.store();
+        let mut out = Vec::new();
+        for c in &clients {
+            out.push(format!("🏠 {}", self.salon_name(c.partner_id).await?));
+            let entries = store.history(c.partner_id, c.id, 10).await?;
+            if entries.is_empty() {
+                out.push(match lang {
+                    Lang::Ru => "  операций пока нет".into(),
+                    Lang::En => "  nothing yet".into(),
+                });
+            }
+            for e in entries {
+                let delta = e.client_delta();
+                let sign = if delta.is_positive() { "+" } else { "" };
+                out.push(format!(
+                    "  {sign}{} — {}",
+                    text::points(delta, lang),
+                    kind_label(e.kind, lang)
+                ));
+            }
+        }
+        self.reply(chat_id, &out.join("\n"), None).await
+    }
+
+    async fn notifications(&self, chat_id: i64, off: bool, lang: Lang) -> Result<(), BotError> {
+        let Some(clients) = self.linked(chat_id, lang).await? else {
+            return Ok(());
+        };
+        for c in &clients {
+            self.engine
+                .store()
+                .set_notifications_off(c.partner_id, c.id, off)
+                .await?;
+        }
+        let text = match (off, lang) {
+            (true, Lang::Ru) => {
+                "🔕 Уведомления о баллах выключены. Баланс можно смотреть здесь в любой момент."
+            }
+            (true, Lang::En) => {
+                "🔕 Points notifications are off. You can check your balance here at any time."
+            }
+            (false, Lang::Ru) => "🔔 Уведомления о баллах включены.",
+            (false, Lang::En) => "🔔 Points notifications are on.",
+        };
+        self.reply(chat_id, text, Some(menu_keyboard(lang, off)))
+            .await
+    }
+
+    async fn help(&self, chat_id: i64, lang: Lang) -> Result<(), BotError> {
+        let text = match lang {
+            Lang::Ru => {
+                "/balance — баланс\n/history — история\n/notifications_off, /notifications_on — уведомления\n/start — привязать номер"
+            }
+            Lang::En => {
+                "/balance — balance\n/history — history\n/notifications_off, /notifications_on — notifications\n/start — link your number"
+            }
+        };
+        self.reply(chat_id, text, None).await
+    }
+}
+
+fn kind_label(kind: EntryKind, lang: Lang) -> &'static str {
+    match (kind, lang) {
+        (EntryKind::Accrual, Lang::Ru) => "визит",
+        (EntryKind::Accrual, Lang::En) => "visit",
+        (EntryKind::Reversal, Lang::Ru) => "визит отменён или изменён",
+        (EntryKind::Reversal, Lang::En) => "visit cancelled or changed",
+        (EntryKind::ManualAccrual | EntryKind::ManualDebit, Lang::Ru) => "администратор",
+        (EntryKind::ManualAccrual | EntryKind::ManualDebit, Lang::En) => "by the salon",
+        (EntryKind::Welcome, Lang::Ru) => "приветственный бонус",
+        (EntryKind::Welcome, Lang::En) => "welcome bonus",
+        (EntryKind::Expiry, Lang::Ru) => "сгорание",
+        (EntryKind::Expiry, Lang::En) => "expired",
+        (_, Lang::Ru) => "обмен баллов",
+        (_, Lang::En) => "points exchange",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_and_buttons() {
+        assert_eq!(
+            intent("/start s12"),
+            Some(Intent::Start(Some("s12".into())))
+        );
+        assert_eq!(intent("/start"), Some(Intent::Start(None)));
+        assert_eq!(intent("/balance@LotusBot"), Some(Intent::Balance));
+        assert_eq!(intent("💎 Balance"), Some(Intent::Balance));
+        assert_eq!(intent("🔕 Без уведомлений"), Some(Intent::NotificationsOff));
+        assert_eq!(intent("hello"), None);
+    }
+}

@@ -1,0 +1,121 @@
+//! # loyalty-telegram
+//!
+//! Loyalty Bridge on Telegram, over `frankenstein`:
+//!
+//! * [`OutboxWorker`] delivers the notifications the engine enqueued (retries with back-off,
+//!   Telegram's `retry_after` honoured, about 30 messages/s overall and 1/s per chat, chats
+//!   that blocked the bot marked inactive). Any number of workers may run against one database.
+//! * [`ClientBot`] is the client's side of the program: `/start`, sharing a contact to link the
+//!   chat to the phone at every salon, balance, history, notification opt-out; Russian by
+//!   default, English for English-speaking users. Updates come by long polling
+//!   ([`ClientBot::poll`]) or by webhook ([`ClientBot::handle_update`]).
+
+mod bot;
+pub mod text;
+mod worker;
+
+use std::time::Duration;
+
+use frankenstein::AsyncTelegramApi;
+use frankenstein::client_reqwest::Bot;
+use frankenstein::methods::SendMessageParams;
+use frankenstein::types::ReplyMarkup;
+
+pub use bot::{BotError, ClientBot};
+pub use text::Lang;
+pub use worker::{OutboxWorker, SendStats, WorkerSettings};
+
+/// Telegram's Bot API base URL.
+pub const TELEGRAM_API_URL: &str = "https://api.telegram.org";
+
+/// Why a call to Telegram failed, sorted by what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TelegramError {
+    /// 429: wait this long, then try again (the limit is bot-wide).
+    #[error("Telegram asks to wait {0:?}")]
+    RetryAfter(Duration),
+    /// The user blocked the bot, deleted their account, or the chat is gone: stop writing.
+    #[error("chat is unreachable: {0}")]
+    ChatGone(String),
+    /// Telegram refused the request itself; sending it again will not help.
+    #[error("Telegram rejected the request: {0}")]
+    Rejected(String),
+    /// A network failure, a timeout or a 5xx: try again later.
+    #[error("Telegram is unreachable: {0}")]
+    Transient(String),
+}
+
+/// A bot token and the API it talks to. `Debug` hides the token.
+#[derive(Clone)]
+pub struct Telegram {
+    bot: Bot,
+}
+
+impl std::fmt::Debug for Telegram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Telegram { token: *** }")
+    }
+}
+
+impl Telegram {
+    /// A bot at `api_url` (Telegram's, or a stand-in in tests) through the given HTTP client.
+    /// Give the client a timeout longer than the long-polling timeout (25 s).
+    pub fn new(api_url: &str, token: &str, http: frankenstein::reqwest::Client) -> Telegram {
+        let base = api_url.trim_end_matches('/');
+        let bot = Bot::builder()
+            .api_url(format!("{base}/bot{token}"))
+            .client(http)
+            .build();
+        Telegram { bot }
+    }
+
+    pub(crate) fn api(&self) -> &Bot {
+        &self.bot
+    }
+
+    /// Sends a text message, with an optional keyboard.
+    pub async fn send_text(
+        &self,
+        chat_id: i64,
+        text: &str,
+        markup: Option<ReplyMarkup>,
+    ) -> Result<(), TelegramError> {
+        let params = SendMessageParams::builder()
+            .chat_id(chat_id)
+            .text(text)
+            .maybe_reply_markup(markup)
+            .build();
+        self.bot
+            .send_message(&params)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+}
+
+/// Sorts frankenstein's error by what the caller should do.
+pub(crate) fn classify(e: frankenstein::Error) -> TelegramError {
+    match e {
+        frankenstein::Error::Api(api) => {
+            let desc = api.description;
+            let lower = desc.to_ascii_lowercase();
+            match api.error_code {
+                429 => {
+                    let secs = api.parameters.and_then(|p| p.retry_after).unwrap_or(1);
+                    TelegramError::RetryAfter(Duration::from_secs(u64::from(secs.max(1))))
+                }
+                403 => TelegramError::ChatGone(desc),
+                400 if lower.contains("chat not found")
+                    || lower.contains("user is deactivated") =>
+                {
+                    TelegramError::ChatGone(desc)
+                }
+                code if code >= 500 => TelegramError::Transient(format!("{code}: {desc}")),
+                code => TelegramError::Rejected(format!("{code}: {desc}")),
+            }
+        }
+        frankenstein::Error::HttpReqwest(e) => TelegramError::Transient(e.to_string()),
+        // A reply that does not decode: Telegram (or a proxy) answered something else; retry.
+        other => TelegramError::Transient(other.to_string()),
+    }
+}

@@ -1,0 +1,240 @@
+//! What the bot says, in Russian (the default) and English.
+
+use loyalty_core::outbox::Notification;
+use loyalty_core::{Currency, Points};
+
+/// The two languages the bot speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Ru,
+    En,
+}
+
+impl Lang {
+    /// English for users whose Telegram is in English, Russian for everyone else.
+    pub fn from_code(code: Option<&str>) -> Lang {
+        match code {
+            Some(c) if c.to_ascii_lowercase().starts_with("en") => Lang::En,
+            _ => Lang::Ru,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Ru => "ru",
+            Lang::En => "en",
+        }
+    }
+}
+
+/// `1 балл`, `2 балла`, `5 баллов`; `1 point`, `2 points`.
+pub fn points(n: Points, lang: Lang) -> String {
+    let v = n.value();
+    let abs = v.unsigned_abs();
+    let word = match lang {
+        Lang::En => {
+            if abs == 1 {
+                "point"
+            } else {
+                "points"
+            }
+        }
+        Lang::Ru => match (abs % 10, abs % 100) {
+            (1, r) if r != 11 => "балл",
+            (2..=4, r) if !(12..=14).contains(&r) => "балла",
+            _ => "баллов",
+        },
+    };
+    format!("{} {word}", group(v))
+}
+
+/// Money in minor units as people write it: `4 000 ₽`, `4 000,50 ₽`; `$12.50` in English.
+pub fn money(minor: i64, currency: Currency, lang: Lang) -> String {
+    let per = currency.minor_per_major();
+    let major = minor / per;
+    let cents = (minor % per).abs();
+    let whole = group(major);
+    let amount = match (cents, lang) {
+        (0, _) => whole,
+        (c, Lang::Ru) => format!("{whole},{c:02}"),
+        (c, Lang::En) => format!("{whole}.{c:02}"),
+    };
+    format!("{amount} {}", currency.symbol())
+}
+
+/// Thousands separated by a narrow space: `12 345`.
+fn group(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push('\u{202f}');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// The message a client gets for a notification from `salon`.
+pub fn notification(n: &Notification, salon: &str, lang: Lang) -> String {
+    match (n, lang) {
+        (
+            Notification::Accrued {
+                points: p,
+                paid_minor,
+                currency,
+                balance,
+                ..
+            },
+            Lang::Ru,
+        ) => format!(
+            "💎 +{} за визит на {} в «{salon}». Баланс: {}",
+            points(*p, lang),
+            money(*paid_minor, *currency, lang),
+            points(*balance, lang)
+        ),
+        (
+            Notification::Accrued {
+                points: p,
+                paid_minor,
+                currency,
+                balance,
+                ..
+            },
+            Lang::En,
+        ) => format!(
+            "💎 +{} for your visit of {} at {salon}. Balance: {}",
+            points(*p, lang),
+            money(*paid_minor, *currency, lang),
+            points(*balance, lang)
+        ),
+        (
+            Notification::Reversed {
+                points: p,
+                unbacked,
+                balance,
+                reason,
+                ..
+            },
+            lang,
+        ) => {
+            let debt = unbacked.is_positive();
+            match lang {
+                Lang::Ru => format!(
+                    "↩️ −{} в «{salon}»: визит отменён или изменён ({reason}). Баланс: {}{}",
+                    points(*p, lang),
+                    points(*balance, lang),
+                    if debt {
+                        ". Часть баллов уже была потрачена — их вернут будущие начисления."
+                    } else {
+                        ""
+                    }
+                ),
+                Lang::En => format!(
+                    "↩️ −{} at {salon}: the visit was cancelled or changed ({reason}). Balance: {}{}",
+                    points(*p, lang),
+                    points(*balance, lang),
+                    if debt {
+                        ". Some of them were already spent; future visits will make up for it."
+                    } else {
+                        ""
+                    }
+                ),
+            }
+        }
+        (
+            Notification::Manual {
+                points: p,
+                balance,
+                reason,
+            },
+            Lang::Ru,
+        ) => format!(
+            "✍️ {}{} в «{salon}»: {reason}. Баланс: {}",
+            if p.is_positive() { "+" } else { "" },
+            points(*p, lang),
+            points(*balance, lang)
+        ),
+        (
+            Notification::Manual {
+                points: p,
+                balance,
+                reason,
+            },
+            Lang::En,
+        ) => format!(
+            "✍️ {}{} at {salon}: {reason}. Balance: {}",
+            if p.is_positive() { "+" } else { "" },
+            points(*p, lang),
+            points(*balance, lang)
+        ),
+        (Notification::Welcome { points: p, balance }, Lang::Ru) => format!(
+            "🎉 Добро пожаловать в программу «{salon}»! Приветственный бонус: +{}. Баланс: {}",
+            points(*p, lang),
+            points(*balance, lang)
+        ),
+        (Notification::Welcome { points: p, balance }, Lang::En) => format!(
+            "🎉 Welcome to the {salon} loyalty program! Welcome bonus: +{}. Balance: {}",
+            points(*p, lang),
+            points(*balance, lang)
+        ),
+        (Notification::Expired { points: p, balance }, Lang::Ru) => format!(
+            "⌛ Сгорели {} в «{salon}». Баланс: {}",
+            points(*p, lang),
+            points(*balance, lang)
+        ),
+        (Notification::Expired { points: p, balance }, Lang::En) => format!(
+            "⌛ {} expired at {salon}. Balance: {}",
+            points(*p, lang),
+            points(*balance, lang)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn russian_plurals_and_grouping() {
+        let ru = |n| points(Points(n), Lang::Ru);
+        assert_eq!(ru(1), "1 балл");
+        assert_eq!(ru(2), "2 балла");
+        assert_eq!(ru(5), "5 баллов");
+        assert_eq!(ru(11), "11 баллов");
+        assert_eq!(ru(12), "12 баллов");
+        assert_eq!(ru(21), "21 балл");
+        assert_eq!(ru(104), "104 балла");
+        assert_eq!(ru(1_000), "1\u{202f}000 баллов");
+        assert_eq!(points(Points(1), Lang::En), "1 point");
+        assert_eq!(points(Points(-3), Lang::En), "-3 points");
+        assert_eq!(money(400_000, Currency::Rub, Lang::Ru), "4\u{202f}000 ₽");
+        assert_eq!(money(400_050, Currency::Rub, Lang::Ru), "4\u{202f}000,50 ₽");
+        assert_eq!(money(1_250, Currency::Usd, Lang::En), "12.50 $");
+    }
+
+    #[test]
+    fn accrual_message_names_points_visit_and_balance() {
+        let n = Notification::Accrued {
+            points: Points(200),
+            paid_minor: 400_000,
+            currency: Currency::Rub,
+            balance: Points(350),
+            record_id: "1".into(),
+        };
+        assert_eq!(
+            notification(&n, "Лотос", Lang::Ru),
+            "💎 +200 баллов за визит на 4\u{202f}000 ₽ в «Лотос». Баланс: 350 баллов"
+        );
+        assert_eq!(
+            notification(&n, "Lotus", Lang::En),
+            "💎 +200 points for your visit of 4\u{202f}000 ₽ at Lotus. Balance: 350 points"
+        );
+        assert_eq!(Lang::from_code(Some("en-GB")), Lang::En);
+        assert_eq!(Lang::from_code(Some("uk")), Lang::Ru);
+        assert_eq!(Lang::from_code(None), Lang::Ru);
+    }
+}

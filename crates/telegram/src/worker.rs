@@ -1,0 +1,274 @@
+//! The outbox worker: claims due notifications and sends them to Telegram.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use loyalty_core::outbox::{OutboxMessage, retry_at};
+use loyalty_core::{Clock, PartnerId, Store, StoreError};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::text::{self, Lang};
+use crate::{Telegram, TelegramError};
+
+/// How the worker paces itself.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Messages claimed per round.
+    pub batch: u32,
+    /// How long a claimed message stays invisible to other workers.
+    pub lease: Duration,
+    /// The least time between two sends of the whole bot (Telegram: about 30 messages/s).
+    pub min_interval: Duration,
+    /// The least time between two messages to one chat (Telegram: about 1/s).
+    pub per_chat_interval: Duration,
+    /// How long to sleep when nothing is due.
+    pub idle: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> WorkerSettings {
+        WorkerSettings {
+            batch: 30,
+            lease: Duration::from_secs(60),
+            min_interval: Duration::from_millis(34),
+            per_chat_interval: Duration::from_secs(1),
+            idle: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Counts of send results since start, for metrics.
+#[derive(Debug, Default)]
+pub struct SendStats {
+    pub sent: AtomicU64,
+    /// Failed for now; the message waits for its next attempt.
+    pub retried: AtomicU64,
+    /// Telegram answered 429.
+    pub rate_limited: AtomicU64,
+    /// The chat blocked the bot or is gone; it is marked inactive.
+    pub chat_gone: AtomicU64,
+    /// Given up: rejected by Telegram, out of attempts, or nobody to send it to.
+    pub dead: AtomicU64,
+}
+
+impl SendStats {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Delivers the outbox. Several workers (in one process or many) can run against one
+/// database: a claim leases its messages, so no message is sent twice except when a worker
+/// dies between sending and recording it (then once more, after the lease).
+pub struct OutboxWorker {
+    store: Arc<dyn Store>,
+    telegram: Telegram,
+    clock: Arc<dyn Clock>,
+    settings: WorkerSettings,
+    stats: Arc<SendStats>,
+    salons: HashMap<PartnerId, String>,
+    last_to_chat: HashMap<i64, Instant>,
+    next_send: Instant,
+}
+
+/// What happened to one message.
+enum Settle {
+    Sent,
+    Retry(String),
+    RateLimited(Duration),
+    Dead(String),
+}
+
+impl OutboxWorker {
+    pub fn new(
+        store: Arc<dyn Store>,
+        telegram: Telegram,
+        clock: Arc<dyn Clock>,
+        settings: WorkerSettings,
+    ) -> OutboxWorker {
+        OutboxWorker {
+            store,
+            telegram,
+            clock,
+            settings,
+            stats: Arc::new(SendStats::default()),
+            salons: HashMap::new(),
+            last_to_chat: HashMap::new(),
+            next_send: Instant::now(),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<SendStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Runs until `shutdown` turns true; the message being sent when it does is finished and
+    /// recorded first.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        info!("outbox worker started");
+        while !*shutdown.borrow() {
+            let worked = match self.round(&shutdown).await {
+                Ok(n) => n > 0,
+                Err(e) => {
+                    warn!(error = %e, "outbox round failed");
+                    false
+                }
+            };
+            if !worked {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.settings.idle) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+        info!("outbox worker stopped");
+    }
+
+    /// Claims one batch and settles every message of it; returns how many were claimed.
+    pub async fn round(&mut self, shutdown: &watch::Receiver<bool>) -> Result<usize, StoreError> {
+        let now = self.clock.now_ms();
+        let lease = i64::try_from(self.settings.lease.as_millis()).unwrap_or(60_000);
+        let batch = self
+            .store
+            .claim_outbox(now, lease, self.settings.batch)
+            .await?;
+        let claimed = batch.len();
+        for (i, msg) in batch.iter().enumerate() {
+            if *shutdown.borrow() {
+                // Hand the rest back at once rather than leaving them to their lease.
+                for rest in &batch[i..] {
+                    self.store
+                        .outbox_failed(rest.id, Some(self.clock.now_ms()), "worker stopped")
+                        .await?;
+                }
+                break;
+            }
+            let settle = self.deliver(msg).await?;
+            self.record(msg, settle).await?;
+        }
+        Ok(claimed)
+    }
+
+    async fn deliver(&mut self, msg: &OutboxMessage) -> Result<Settle, StoreError> {
+        let Some(client) = self.store.client(msg.partner_id, msg.client_id).await? else {
+            return Ok(Settle::Dead("client not found".into()));
+        };
+        let Some(chat_id) = client.telegram_chat_id else {
+            return Ok(Settle::Dead("client has no Telegram chat".into()));
+        };
+        if client.notifications_off {
+            return Ok(Settle::Dead("client turned notifications off".into()));
+        }
+        let chat = self.store.telegram_chat(chat_id).await?;
+        if chat.as_ref().is_some_and(|c| !c.active) {
+            return Ok(Settle::Dead(
+                "chat inactive: the user blocked the bot".into(),
+            ));
+        }
+        let lang = Lang::from_code(chat.as_ref().map(|c| c.language.as_str()));
+        let salon = self.salon(msg.partner_id).await?;
+        let body = text::notification(&msg.notification, &salon, lang);
+
+        self.pace(chat_id).await;
+        match self.telegram.send_text(chat_id, &body, None).await {
+            Ok(()) => Ok(Settle::Sent),
+            Err(TelegramError::RetryAfter(wait)) => {
+                // The limit is the bot's, not the chat's: everyone waits.
+                self.next_send = Instant::now() + wait;
+                Ok(Settle::RateLimited(wait))
+            }
+            Err(TelegramError::ChatGone(why)) => {
+                let mut chat = chat.unwrap_or(loyalty_core::TelegramChat {
+                    chat_id,
+                    phone: Some(client.phone.clone()),
+                    language: lang.code().into(),
+                    active: true,
+                });
+                chat.active = false;
+                self.store
+                    .save_telegram_chat(&chat, self.clock.now_ms())
+                    .await?;
+                SendStats::bump(&self.stats.chat_gone);
+                Ok(Settle::Dead(format!("chat inactive: {why}")))
+            }
+            Err(TelegramError::Rejected(why)) => Ok(Settle::Dead(why)),
+            Err(TelegramError::Transient(why)) => Ok(Settle::Retry(why)),
+        }
+    }
+
+    async fn record(&mut self, msg: &OutboxMessage, settle: Settle) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        match settle {
+            Settle::Sent => {
+                self.store.outbox_sent(msg.id, now).await?;
+                SendStats::bump(&self.stats.sent);
+                debug!(message = msg.id, "notification sent");
+            }
+            Settle::RateLimited(wait) => {
+                let at = now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
+                self.store
+                    .outbox_failed(msg.id, Some(at), "Telegram: 429 Too Many Requests")
+                    .await?;
+                SendStats::bump(&self.stats.rate_limited);
+                warn!(
+                    message = msg.id,
+                    wait_s = wait.as_secs(),
+                    "rate limited by Telegram"
+                );
+            }
+            Settle::Retry(why) => match retry_at(msg.attempts, now) {
+                Some(at) => {
+                    self.store.outbox_failed(msg.id, Some(at), &why).await?;
+                    SendStats::bump(&self.stats.retried);
+                    warn!(message = msg.id, attempts = msg.attempts, error = %why, "send failed, will retry");
+                }
+                None => {
+                    self.store.outbox_failed(msg.id, None, &why).await?;
+                    SendStats::bump(&self.stats.dead);
+                    warn!(message = msg.id, error = %why, "send failed for good");
+                }
+            },
+            Settle::Dead(why) => {
+                self.store.outbox_failed(msg.id, None, &why).await?;
+                SendStats::bump(&self.stats.dead);
+                info!(message = msg.id, reason = %why, "notification not deliverable");
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the bot-wide slot and the chat's own.
+    async fn pace(&mut self, chat_id: i64) {
+        let mut at = self.next_send;
+        if let Some(last) = self.last_to_chat.get(&chat_id) {
+            at = at.max(*last + self.settings.per_chat_interval);
+        }
+        tokio::time::sleep_until(at).await;
+        let now = Instant::now();
+        self.next_send = now + self.settings.min_interval;
+        self.last_to_chat.insert(chat_id, now);
+        if self.last_to_chat.len() > 10_000 {
+            let horizon = self.settings.per_chat_interval;
+            self.last_to_chat
+                .retain(|_, t| now.duration_since(*t) < horizon);
+        }
+    }
+
+    async fn salon(&mut self, partner: PartnerId) -> Result<String, StoreError> {
+        if let Some(name) = self.salons.get(&partner) {
+            return Ok(name.clone());
+        }
+        let name = self
+            .store
+            .partner(partner)
+            .await?
+            .map(|p| p.name)
+            .unwrap_or_default();
+        self.salons.insert(partner, name.clone());
+        Ok(name)
+    }
+}

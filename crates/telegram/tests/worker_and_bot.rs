@@ -1,0 +1,407 @@
+//! The outbox worker and the client bot against a Telegram stand-in (wiremock) and a real
+//! SQLite store: the exact requests sent, and what the store holds afterwards.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use loyalty_core::event::{ClientRef, LineKind, VisitLine};
+use loyalty_core::model::{NewConnection, NewPartner};
+use loyalty_core::outbox::OutboxStatus;
+use loyalty_core::{
+    Bps, CrmConnection, CrmEvent, CrmKind, Currency, LoyaltyEngine, ManualClock, Partner, Phone,
+    Points, Program, Store, VisitEvent, VisitStatus,
+};
+use loyalty_store::SqlStore;
+use loyalty_telegram::{ClientBot, OutboxWorker, Telegram, WorkerSettings};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const TOKEN: &str = "123456:TEST-token";
+const T0: i64 = 1_767_225_600_000;
+const ANNA: &str = "+79161234567";
+
+struct World {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    engine: LoyaltyEngine,
+    clock: Arc<ManualClock>,
+    partner: Partner,
+    conn: CrmConnection,
+    telegram: MockServer,
+}
+
+async fn world(welcome: i64) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let sql = SqlStore::connect(&url).await.unwrap();
+    sql.migrate().await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(sql);
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = LoyaltyEngine::with_clock(Arc::clone(&store), clock.clone());
+    let mut program = Program::with_cashback(Bps::new(500).unwrap());
+    program.welcome_bonus = Points(welcome);
+    let partner = store
+        .create_partner(
+            &NewPartner {
+                name: "Лотос".into(),
+                program,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let conn = store
+        .create_connection(
+            &NewConnection {
+                partner_id: partner.id,
+                kind: CrmKind::Yclients,
+                company_id: "4564".into(),
+                credentials_ref: "db".into(),
+                webhook_secret: "s".into(),
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    World {
+        _dir: dir,
+        store,
+        engine,
+        clock,
+        partner,
+        conn,
+        telegram: MockServer::start().await,
+    }
+}
+
+impl World {
+    fn telegram(&self) -> Telegram {
+        Telegram::new(
+            &self.telegram.uri(),
+            TOKEN,
+            frankenstein::reqwest::Client::new(),
+        )
+    }
+
+    fn worker(&self) -> OutboxWorker {
+        let settings = WorkerSettings {
+            min_interval: Duration::from_millis(1),
+            per_chat_interval: Duration::from_millis(1),
+            ..WorkerSettings::default()
+        };
+        OutboxWorker::new(
+            Arc::clone(&self.store),
+            self.telegram(),
+            self.clock.clone(),
+            settings,
+        )
+    }
+
+    async fn visit(&self, record: &str, status: VisitStatus, paid_minor: i64) {
+        let event = CrmEvent::Visit(VisitEvent {
+            company_id: "4564".into(),
+            record_id: record.into(),
+            version: Some(self.clock_now()),
+            status,
+            client: Some(ClientRef {
+                external_id: None,
+                phone: Some(Phone::parse(ANNA).unwrap()),
+                name: Some("Анна".into()),
+            }),
+            currency: Currency::Rub,
+            lines: vec![VisitLine {
+                item_id: "1".into(),
+                category_id: None,
+                kind: LineKind::Service,
+                title: "Стрижка".into(),
+                paid_minor,
+            }],
+            staff_id: None,
+            visit_at_ms: Some(T0),
+            needs_refetch: false,
+        });
+        self.engine.apply_event(&self.conn, &event).await.unwrap();
+        self.clock.advance_ms(1);
+    }
+
+    fn clock_now(&self) -> i64 {
+        use loyalty_core::Clock;
+        self.clock.now_ms()
+    }
+
+    async fn link(&self, chat: i64) {
+        let client = self
+            .store
+            .client_by_phone(self.partner.id, &Phone::parse(ANNA).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        self.store
+            .set_telegram_chat(self.partner.id, client.id, Some(chat))
+            .await
+            .unwrap();
+    }
+
+    async fn round(&self, worker: &mut OutboxWorker) -> usize {
+        let (_tx, rx) = watch::channel(false);
+        worker.round(&rx).await.unwrap()
+    }
+
+    async fn sends(&self) -> Vec<Value> {
+        self.telegram
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.url.path().ends_with("/sendMessage"))
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect()
+    }
+}
+
+fn sent_ok(chat: i64) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "ok": true,
+        "result": {"message_id": 1, "date": 1_767_225_600, "chat": {"id": chat, "type": "private"}, "text": "ok"}
+    }))
+}
+
+#[tokio::test]
+async fn an_accrual_is_sent_once_to_the_linked_chat_with_the_exact_request() {
+    let w = world(0).await;
+    w.visit("1", VisitStatus::Waiting, 400_000).await;
+    w.link(777).await;
+    w.visit("1", VisitStatus::Came, 400_000).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/sendMessage")))
+        .respond_with(sent_ok(777))
+        .expect(1)
+        .mount(&w.telegram)
+        .await;
+
+    let mut worker = w.worker();
+    assert_eq!(w.round(&mut worker).await, 1);
+    assert_eq!(w.round(&mut worker).await, 0, "nothing left");
+    let requests = w.telegram.received_requests().await.unwrap();
+    let req: &Request = &requests[0];
+    assert_eq!(
+        req.headers.get("content-type").map(|v| v.to_str().unwrap()),
+        Some("application/json")
+    );
+    let body: Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(
+        body,
+        json!({"chat_id": 777, "text": "💎 +200 баллов за визит на 4\u{202f}000 ₽ в «Лотос». Баланс: 200 баллов"})
+    );
+    let outbox = w.store.outbox_of(w.partner.id).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].status, OutboxStatus::Sent);
+    assert_eq!(
+        worker
+            .stats()
+            .sent
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+#[tokio::test]
+async fn telegram_429_waits_retry_after_and_5xx_backs_off() {
+    let w = world(0).await;
+    w.visit("1", VisitStatus::Waiting, 400_000).await;
+    w.link(777).await;
+    w.visit("1", VisitStatus::Came, 400_000).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).set_body_json(json!({
+            "ok": false, "error_code": 429,
+            "description": "Too Many Requests: retry after 7",
+            "parameters": {"retry_after": 7}
+        })))
+        .up_to_n_times(1)
+        .mount(&w.telegram)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("<html>Bad Gateway</html>"))
+        .up_to_n_times(1)
+        .mount(&w.telegram)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(sent_ok(777))
+        .mount(&w.telegram)
+        .await;
+
+    let mut worker = w.worker();
+    let started = tokio::time::Instant::now();
+    assert_eq!(w.round(&mut worker).await, 1);
+    let msg = &w.store.outbox_of(w.partner.id).await.unwrap()[0];
+    assert_eq!(msg.status, OutboxStatus::Pending);
+    assert_eq!(msg.run_at_ms, w.clock_now() + 7_000, "retry_after honoured");
+    assert_eq!(w.round(&mut worker).await, 0, "not due before retry_after");
+
+    w.clock.advance_ms(7_000);
+    // The worker itself also holds every send until Telegram's wait is over.
+    assert_eq!(w.round(&mut worker).await, 1);
+    assert!(started.elapsed() >= Duration::from_secs(7));
+    let msg = &w.store.outbox_of(w.partner.id).await.unwrap()[0];
+    assert_eq!(msg.status, OutboxStatus::Pending, "502 is retried");
+    assert_eq!(
+        msg.run_at_ms,
+        w.clock_now() + 300_000,
+        "second attempt waits 5 min"
+    );
+
+    w.clock.advance_ms(300_000);
+    assert_eq!(w.round(&mut worker).await, 1);
+    assert_eq!(
+        w.store.outbox_of(w.partner.id).await.unwrap()[0].status,
+        OutboxStatus::Sent
+    );
+    assert_eq!(w.sends().await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_blocked_bot_marks_the_chat_inactive_and_stops_writing() {
+    let w = world(0).await;
+    w.visit("1", VisitStatus::Waiting, 400_000).await;
+    w.link(777).await;
+    w.visit("1", VisitStatus::Came, 400_000).await;
+    w.visit("2", VisitStatus::Came, 100_000).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the user"
+        })))
+        .mount(&w.telegram)
+        .await;
+    let mut worker = w.worker();
+    assert_eq!(w.round(&mut worker).await, 1);
+    assert_eq!(w.round(&mut worker).await, 1);
+    let outbox = w.store.outbox_of(w.partner.id).await.unwrap();
+    assert!(
+        outbox.iter().all(|m| m.status == OutboxStatus::Dead),
+        "{outbox:?}"
+    );
+    assert!(outbox[1].last_error.as_deref().unwrap().contains("blocked"));
+    assert_eq!(
+        w.sends().await.len(),
+        1,
+        "the second message is not attempted"
+    );
+    assert!(!w.store.telegram_chat(777).await.unwrap().unwrap().active);
+}
+
+fn update(id: u32, from: u64, lang: &str, message: Value) -> frankenstein::updates::Update {
+    let mut msg = json!({
+        "message_id": id, "date": 1_767_225_600,
+        "chat": {"id": from, "type": "private", "first_name": "Anna"},
+        "from": {"id": from, "is_bot": false, "first_name": "Anna", "language_code": lang}
+    });
+    if let (Some(m), Some(extra)) = (msg.as_object_mut(), message.as_object()) {
+        m.extend(extra.clone());
+    }
+    serde_json::from_value(json!({"update_id": id, "message": msg})).unwrap()
+}
+
+#[tokio::test]
+async fn sharing_ones_own_contact_links_the_phone_shows_points_and_grants_the_bonus() {
+    let w = world(50).await;
+    w.visit("1", VisitStatus::Came, 400_000).await;
+    Mock::given(method("POST"))
+        .respond_with(sent_ok(900))
+        .mount(&w.telegram)
+        .await;
+    let bot = ClientBot::new(w.engine.clone(), w.telegram());
+
+    // /start with the salon's deep link names the salon and asks for the contact.
+    let start = format!("/start s{}", w.partner.id);
+    bot.handle_update(update(1, 900, "ru", json!({"text": start})))
+        .await;
+    // Someone else's contact is refused.
+    bot.handle_update(update(
+        2,
+        900,
+        "ru",
+        json!({"contact": {
+        "phone_number": "79161234567", "first_name": "Anna", "user_id": 901}}),
+    ))
+    .await;
+    let client = w
+        .store
+        .client_by_phone(w.partner.id, &Phone::parse(ANNA).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(client.telegram_chat_id, None);
+    // Her own contact links her and shows the points she already had.
+    bot.handle_update(update(
+        3,
+        900,
+        "ru",
+        json!({"contact": {
+        "phone_number": "79161234567", "first_name": "Anna", "user_id": 900}}),
+    ))
+    .await;
+    // English-speaking users get English.
+    bot.handle_update(update(4, 900, "en", json!({"text": "/balance"})))
+        .await;
+
+    let sends = w.sends().await;
+    assert_eq!(sends.len(), 4);
+    let text = |i: usize| sends[i]["text"].as_str().unwrap().to_owned();
+    assert!(
+        text(0).contains("Вас пригласил салон «Лотос»"),
+        "{}",
+        text(0)
+    );
+    assert_eq!(
+        sends[0]["reply_markup"]["keyboard"][0][0]["request_contact"],
+        json!(true)
+    );
+    assert!(text(1).contains("своим номером"), "{}", text(1));
+    assert!(text(2).starts_with("✅ Номер привязан."), "{}", text(2));
+    assert!(
+        text(2).contains("Лотос: 250 баллов"),
+        "200 for the visit + 50 welcome: {}",
+        text(2)
+    );
+    assert_eq!(text(3), "💎 Лотос: 250 points");
+
+    let client = w
+        .store
+        .client(w.partner.id, client.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(client.telegram_chat_id, Some(900));
+    let chat = w.store.telegram_chat(900).await.unwrap().unwrap();
+    assert_eq!(chat.phone, Some(Phone::parse(ANNA).unwrap()));
+    assert_eq!(chat.language, "en");
+    // The welcome bonus is announced through the outbox, once.
+    bot.handle_update(update(
+        5,
+        900,
+        "ru",
+        json!({"contact": {
+        "phone_number": "+7 916 123-45-67", "first_name": "Anna", "user_id": 900}}),
+    ))
+    .await;
+    let outbox = w.store.outbox_of(w.partner.id).await.unwrap();
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    assert_eq!(
+        w.store.balance(w.partner.id, client.id).await.unwrap(),
+        Points(250)
+    );
+
+    // Opting out is stored for every salon of the chat.
+    bot.handle_update(update(6, 900, "ru", json!({"text": "🔕 Без уведомлений"})))
+        .await;
+    assert!(
+        w.store
+            .client(w.partner.id, client.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .notifications_off
+    );
+}
