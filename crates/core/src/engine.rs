@@ -144,7 +144,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn label(&self) -> &'static str {
+    /// A short name of the outcome, for logs and metrics.
+    pub fn label(&self) -> &'static str {
         match self {
             Outcome::Applied { .. } => "applied",
             Outcome::NoChange { .. } => "no_change",
@@ -155,7 +156,8 @@ impl Outcome {
         }
     }
 
-    fn delta(&self) -> Points {
+    /// The net change of balances it made.
+    pub fn delta(&self) -> Points {
         match self {
             Outcome::Applied { postings } => postings.iter().map(|p| p.delta).sum(),
             _ => Points::ZERO,

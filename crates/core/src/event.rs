@@ -31,6 +31,16 @@ impl CrmEvent {
             CrmEvent::Other(o) => &o.company_id,
         }
     }
+
+    /// What kind of thing changed, for logs: `record`, `client`, `sale`, or the CRM's name.
+    pub fn resource(&self) -> &str {
+        match self {
+            CrmEvent::Visit(_) => "record",
+            CrmEvent::Client(_) => "client",
+            CrmEvent::Sale(_) => "sale",
+            CrmEvent::Other(o) => &o.resource,
+        }
+    }
 }
 
 /// The state of a visit record in the CRM at one moment.

@@ -1,10 +1,18 @@
 //! Gateway configuration: command-line flags override environment variables, which override
-//! the TOML file, which overrides the defaults.
+//! the TOML file, which overrides the defaults. Every key is listed in `docs/configuration.md`.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Deserialize;
+
+/// Telegram's Bot API.
+pub const DEFAULT_TELEGRAM_API_URL: &str = loyalty_telegram::TELEGRAM_API_URL;
+/// Where `serve` listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Days of delivery history kept.
+pub const DEFAULT_RETENTION_DAYS: u32 = 90;
 
 /// The optional TOML file. Every key is optional; unknown keys are an error so a typo is not
 /// silently ignored.
@@ -15,6 +23,16 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     /// Where the embedded SQLite database lives when `database_url` is not set.
     pub data_dir: Option<PathBuf>,
+    /// `HOST:PORT` for the HTTP service.
+    pub listen: Option<String>,
+    /// The gateway's address as the CRMs and Telegram reach it, e.g. `https://loyalty.example`.
+    pub public_url: Option<String>,
+    pub telegram_bot_token: Option<String>,
+    pub telegram_api_url: Option<String>,
+    /// The secret in the Telegram webhook's path and header (webhook mode only).
+    pub telegram_webhook_secret: Option<String>,
+    /// Days of webhook delivery history to keep.
+    pub delivery_retention_days: Option<u32>,
 }
 
 impl FileConfig {
@@ -26,12 +44,37 @@ impl FileConfig {
 }
 
 /// The effective configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub database_url: String,
     pub data_dir: PathBuf,
     /// Where the database URL came from, for `config` output.
     pub database_url_source: &'static str,
+    pub listen: SocketAddr,
+    pub public_url: Option<String>,
+    pub telegram_bot_token: Option<String>,
+    pub telegram_api_url: String,
+    pub telegram_webhook_secret: Option<String>,
+    pub delivery_retention_days: u32,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field(
+                "database_url",
+                &loyalty_store::redact_url(&self.database_url),
+            )
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field(
+                "telegram_bot_token",
+                &self.telegram_bot_token.as_ref().map(|_| "***"),
+            )
+            .field("telegram_api_url", &self.telegram_api_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the command line and environment said (clap has merged the two).
@@ -40,6 +83,11 @@ pub struct Overrides {
     pub config_file: Option<PathBuf>,
     pub database_url: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub telegram_bot_token: Option<String>,
+    pub telegram_api_url: Option<String>,
+    pub telegram_webhook_secret: Option<String>,
 }
 
 impl Config {
@@ -61,11 +109,57 @@ impl Config {
                 "default (SQLite in the data directory)",
             ),
         };
+        let listen_text = overrides
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text
+            .parse::<SocketAddr>()
+            .with_context(|| format!("listen address {listen_text:?} is not HOST:PORT"))?;
+        let public_url = overrides
+            .public_url
+            .or(file.public_url)
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(url) = &public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            anyhow::bail!("public URL {url:?} must start with http:// or https://");
+        }
+        let telegram_bot_token = overrides
+            .telegram_bot_token
+            .or(file.telegram_bot_token)
+            .filter(|t| !t.trim().is_empty());
+        let telegram_api_url = overrides
+            .telegram_api_url
+            .or(file.telegram_api_url)
+            .unwrap_or_else(|| DEFAULT_TELEGRAM_API_URL.to_owned())
+            .trim_end_matches('/')
+            .to_owned();
         Ok(Config {
             database_url,
             data_dir,
             database_url_source,
+            listen,
+            public_url,
+            telegram_bot_token,
+            telegram_api_url,
+            telegram_webhook_secret: overrides
+                .telegram_webhook_secret
+                .or(file.telegram_webhook_secret)
+                .filter(|s| !s.is_empty()),
+            delivery_retention_days: file
+                .delivery_retention_days
+                .unwrap_or(DEFAULT_RETENTION_DAYS),
         })
+    }
+
+    /// The base of the URLs to paste into a CRM: the public URL, else the listen address.
+    pub fn base_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.clone(),
+            None => format!("http://{}", self.listen),
+        }
     }
 
     /// Creates the directory of a SQLite database file so a fresh machine needs no set-up.
@@ -113,7 +207,9 @@ mod tests {
         let file = dir.path().join("gw.toml");
         std::fs::write(
             &file,
-            "database_url = \"postgres://u:p@h/db\"\ndata_dir = \"/srv/lb\"\n",
+            "database_url = \"postgres://u:p@h/db\"\ndata_dir = \"/srv/lb\"\n\
+             listen = \"0.0.0.0:9000\"\npublic_url = \"https://lb.example/\"\n\
+             telegram_bot_token = \"1:file\"\ndelivery_retention_days = 30\n",
         )
         .unwrap();
         let from_file = Config::resolve(Overrides {
@@ -123,23 +219,35 @@ mod tests {
         .unwrap();
         assert_eq!(from_file.database_url, "postgres://u:p@h/db");
         assert_eq!(from_file.data_dir, PathBuf::from("/srv/lb"));
+        assert_eq!(from_file.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(from_file.base_url(), "https://lb.example");
+        assert_eq!(from_file.telegram_bot_token.as_deref(), Some("1:file"));
+        assert_eq!(from_file.telegram_api_url, "https://api.telegram.org");
+        assert_eq!(from_file.delivery_retention_days, 30);
+        assert!(!format!("{from_file:?}").contains("1:file"));
         let flagged = Config::resolve(Overrides {
             config_file: Some(file),
             database_url: Some("sqlite://x.db".into()),
-            data_dir: None,
+            listen: Some("127.0.0.1:1".into()),
+            telegram_api_url: Some("http://127.0.0.1:2/".into()),
+            ..Overrides::default()
         })
         .unwrap();
         assert_eq!(flagged.database_url, "sqlite://x.db");
+        assert_eq!(flagged.listen.to_string(), "127.0.0.1:1");
+        assert_eq!(flagged.telegram_api_url, "http://127.0.0.1:2");
         let defaulted = Config::resolve(Overrides {
             data_dir: Some(PathBuf::from("/tmp/lbd")),
             ..Overrides::default()
         })
         .unwrap();
         assert_eq!(defaulted.database_url, "sqlite:///tmp/lbd/loyalty.db");
+        assert_eq!(defaulted.base_url(), "http://127.0.0.1:8080");
+        assert_eq!(defaulted.telegram_bot_token, None);
     }
 
     #[test]
-    fn unknown_keys_are_errors() {
+    fn unknown_keys_and_bad_values_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("gw.toml");
         std::fs::write(&file, "databse_url = \"x\"\n").unwrap();
@@ -149,5 +257,17 @@ mod tests {
         })
         .unwrap_err();
         assert!(format!("{err:#}").contains("databse_url"), "{err:#}");
+        let err = Config::resolve(Overrides {
+            listen: Some("localhost".into()),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("HOST:PORT"), "{err:#}");
+        let err = Config::resolve(Overrides {
+            public_url: Some("lb.example".into()),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("http"), "{err:#}");
     }
 }

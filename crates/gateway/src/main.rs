@@ -1,19 +1,16 @@
-//! `loyalty-gateway`: the Loyalty Bridge service binary. Wiring only; the rules live in
-//! `loyalty-core`, the SQL in `loyalty-store`.
-
-mod config;
-mod inspect;
+//! `loyalty-gateway`: the Loyalty Bridge service binary and the operator's CLI.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use loyalty_core::{CrmKind, Currency};
+use clap::{Args, Parser, Subcommand};
+use loyalty_core::{Clock, CrmKind, Currency, LoyaltyEngine, SystemClock};
+use loyalty_gateway::cli::{self, ConnectionAdd, PartnerAdd, Usage};
+use loyalty_gateway::config::{Config, Overrides};
+use loyalty_gateway::{StartOptions, demo, inspect, open_store};
 use loyalty_store::{PoolSettings, SqlStore};
-use serde_json::json;
-
-use crate::config::{Config, Overrides};
+use serde_json::{Value, json};
 
 /// Loyalty Bridge gateway: a points loyalty program for beauty salons, on top of the CRM the
 /// salon already uses.
@@ -24,7 +21,7 @@ use crate::config::{Config, Overrides};
 #[derive(Debug, Parser)]
 #[command(name = "loyalty-gateway", version, about, long_about)]
 struct Cli {
-    /// TOML file with `database_url` and `data_dir` keys (every key optional).
+    /// TOML file; its keys are listed in docs/configuration.md (every key optional).
     #[arg(long, global = true, env = "LOYALTY_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -44,6 +41,39 @@ struct Cli {
     #[arg(long, global = true, env = "LOYALTY_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
+    /// Where `serve` listens. Default: 127.0.0.1:8080.
+    #[arg(long, global = true, env = "LOYALTY_LISTEN", value_name = "HOST:PORT")]
+    listen: Option<String>,
+
+    /// The gateway's address as CRMs and Telegram reach it (prints webhook URLs; with a bot
+    /// token it switches the bot from long polling to a webhook).
+    #[arg(long, global = true, env = "LOYALTY_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+
+    /// The bot's token from @BotFather. Without it the gateway runs without the bot.
+    #[arg(
+        long,
+        global = true,
+        env = "TELEGRAM_BOT_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    telegram_bot_token: Option<String>,
+
+    /// The Bot API base URL. Default: https://api.telegram.org.
+    #[arg(long, global = true, env = "TELEGRAM_API_URL", value_name = "URL")]
+    telegram_api_url: Option<String>,
+
+    /// The secret of the Telegram webhook (webhook mode; random per start if unset).
+    #[arg(
+        long,
+        global = true,
+        env = "TELEGRAM_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    telegram_webhook_secret: Option<String>,
+
     /// Print exactly one JSON object on stdout instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -54,10 +84,29 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the HTTP service, the outbox worker and the Telegram bot until SIGTERM or Ctrl-C.
+    Serve,
+    /// A day of a small salon, end to end, on a throwaway embedded database: a simulated
+    /// YCLIENTS sends webhooks to the real gateway and a Telegram stand-in prints each message.
+    Demo,
     /// Apply the database migrations (safe to run again: applied ones are skipped).
     Migrate,
-    /// Show the effective configuration, passwords hidden.
+    /// Show the effective configuration, secrets hidden.
     Config,
+    /// Partners (salons or chains) and their points program.
+    #[command(subcommand)]
+    Partner(PartnerCmd),
+    /// Connections of partners to their CRM.
+    #[command(subcommand)]
+    Connection(ConnectionCmd),
+    /// A client's balance and history.
+    #[command(subcommand)]
+    Client(ClientCmd),
+    /// The latest webhook deliveries the gateway refused, with why.
+    Rejected {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
     /// Print what a CRM webhook body means, one JSON object per event; no database needed.
     /// Exit status 2 when the body cannot be understood.
     InspectWebhook {
@@ -76,31 +125,126 @@ enum Command {
     },
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+#[derive(Debug, Subcommand)]
+enum PartnerCmd {
+    /// Add a partner; prints its id.
+    Add(PartnerArgs),
+}
+
+#[derive(Debug, Args)]
+struct PartnerArgs {
+    #[arg(long)]
+    name: String,
+    /// Cashback in basis points: 500 = 5 % of the paid amount.
+    #[arg(long)]
+    cashback_bps: u32,
+    #[arg(long, default_value = "RUB")]
+    currency: Currency,
+    /// Visits paid below this (minor units: kopecks) earn nothing.
+    #[arg(long, default_value_t = 0)]
+    min_paid_minor: i64,
+    /// Points expire this many days after they were earned (default: never).
+    #[arg(long)]
+    points_ttl_days: Option<u32>,
+    /// Points granted once when a client links Telegram.
+    #[arg(long, default_value_t = 0)]
+    welcome_bonus: i64,
+    /// What one point is worth in minor units (100 = 1 ₽).
+    #[arg(long, default_value_t = 100)]
+    point_value_minor: i64,
+    /// The largest share of a bill points may pay, in basis points.
+    #[arg(long, default_value_t = 5000)]
+    max_redeem_share_bps: u32,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectionCmd {
+    /// Connect a partner to a CRM company; prints the webhook URL to paste into the CRM.
+    Add {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long, value_name = "yclients|altegio")]
+        crm: CrmKind,
+        /// The company (location) id in the CRM.
+        #[arg(long)]
+        company_id: String,
+        /// The developer partner token (lets the gateway re-fetch partial records).
+        #[arg(long, env = "CRM_PARTNER_TOKEN", hide_env_values = true)]
+        partner_token: Option<String>,
+        /// The salon's user token.
+        #[arg(long, env = "CRM_USER_TOKEN", hide_env_values = true)]
+        user_token: Option<String>,
+        /// The company's offset from UTC (default: 180 for YCLIENTS, 0 for Altegio).
+        #[arg(long, allow_hyphen_values = true)]
+        utc_offset_minutes: Option<i32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCmd {
+    /// Balance and latest history of the client with this phone.
+    Show {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        phone: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
-    match run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
+            let usage = e.downcast_ref::<Usage>().is_some();
             if json {
                 println!("{}", json!({ "error": format!("{e:#}") }));
             } else {
                 eprintln!("error: {e:#}");
             }
-            ExitCode::FAILURE
+            if usage {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
 
-/// Runs one command. `inspect-webhook` needs no configuration and answers bad input with exit
-/// status 2; the others resolve the configuration first.
+fn print(value: &Value, json: bool, text: impl FnOnce(&Value) -> String) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{}", text(value));
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let overrides = Overrides {
         config_file: cli.config,
         database_url: cli.database_url,
         data_dir: cli.data_dir,
+        listen: cli.listen,
+        public_url: cli.public_url,
+        telegram_bot_token: cli.telegram_bot_token,
+        telegram_api_url: cli.telegram_api_url,
+        telegram_webhook_secret: cli.telegram_webhook_secret,
     };
+    let json = cli.json;
+    let now = SystemClock.now_ms();
     match cli.command {
         Command::InspectWebhook {
             crm,
@@ -114,18 +258,174 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             utc_offset_minutes,
         })),
         Command::Migrate => {
-            migrate(&Config::resolve(overrides)?, cli.json).await?;
+            migrate(&Config::resolve(overrides)?, json).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Config => {
-            show_config(&Config::resolve(overrides)?, cli.json);
+            show_config(&Config::resolve(overrides)?, json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve => {
+            loyalty_gateway::init_logging();
+            serve(&Config::resolve(overrides)?).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo => {
+            demo::run(json).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Partner(PartnerCmd::Add(a)) => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let req = PartnerAdd {
+                name: a.name,
+                cashback_bps: a.cashback_bps,
+                currency: a.currency,
+                min_paid_minor: a.min_paid_minor,
+                points_ttl_days: a.points_ttl_days,
+                welcome_bonus: a.welcome_bonus,
+                point_value_minor: a.point_value_minor,
+                max_redeem_share_bps: a.max_redeem_share_bps,
+            };
+            let out = cli::partner_add(&store, &req, now).await;
+            store.close().await;
+            print(&out?, json, |v| {
+                format!("Partner {} added: {}", v["id"], v["name"])
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Connection(ConnectionCmd::Add {
+            partner,
+            crm,
+            company_id,
+            partner_token,
+            user_token,
+            utc_offset_minutes,
+        }) => {
+            let config = Config::resolve(overrides)?;
+            let store = open_migrated(&config).await?;
+            let req = ConnectionAdd {
+                partner,
+                crm,
+                company_id,
+                partner_token,
+                user_token,
+                utc_offset_minutes,
+            };
+            let out = cli::connection_add(&store, &config, &req, now).await;
+            store.close().await;
+            print(&out?, json, |v| {
+                format!(
+                    "Connection {} added. Paste this URL into the CRM's webhook settings:\n{}",
+                    v["id"],
+                    v["webhook_url"].as_str().unwrap_or_default()
+                )
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client(ClientCmd::Show {
+            partner,
+            phone,
+            limit,
+        }) => {
+            let store = std::sync::Arc::new(open_migrated(&Config::resolve(overrides)?).await?);
+            let engine = LoyaltyEngine::new(store.clone());
+            let out = cli::client_show(&engine, partner, &phone, limit).await;
+            store.close().await;
+            print(&out?, json, client_text);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rejected { limit } => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = cli::rejected(&store, limit).await;
+            store.close().await;
+            print(&out?, json, |v| {
+                let rows = v["rejected"].as_array().cloned().unwrap_or_default();
+                if rows.is_empty() {
+                    return "No rejected deliveries.".into();
+                }
+                rows.iter()
+                    .map(|r| {
+                        format!(
+                            "{} connection {} [{}] {}",
+                            r["received_at_ms"], r["connection_id"], r["http_status"], r["reason"]
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
+fn client_text(v: &Value) -> String {
+    let mut out = format!(
+        "{} {}: balance {}",
+        v["phone"].as_str().unwrap_or_default(),
+        v["name"].as_str().unwrap_or_default(),
+        v["balance"]
+    );
+    for h in v["history"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\n  {:>+6}  {}  {}",
+            h["points"].as_i64().unwrap_or_default(),
+            h["kind"].as_str().unwrap_or_default(),
+            h["reason"].as_str().unwrap_or_default()
+        ));
+    }
+    out
+}
+
+async fn open_migrated(config: &Config) -> anyhow::Result<SqlStore> {
+    let store = open_store(config).await?;
+    if !store.is_migrated().await {
+        store.close().await;
+        return Err(Usage(format!(
+            "{} is not migrated: run `loyalty-gateway migrate` first",
+            loyalty_store::redact_url(&config.database_url)
+        ))
+        .into());
+    }
+    Ok(store)
+}
+
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    let gateway = loyalty_gateway::start(config, StartOptions::default()).await?;
+    tracing::info!(
+        "webhook URLs look like {}/webhooks/yclients/<secret> (see `connection add`)",
+        config.base_url()
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests and sends");
+    gateway.stop().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
 fn show_config(config: &Config, json: bool) {
     let database = loyalty_store::redact_url(&config.database_url);
+    let token = config.telegram_bot_token.as_ref().map(|_| "***");
     if json {
         println!(
             "{}",
@@ -133,14 +433,33 @@ fn show_config(config: &Config, json: bool) {
                 "database_url": database,
                 "database_url_source": config.database_url_source,
                 "data_dir": config.data_dir,
+                "listen": config.listen.to_string(),
+                "public_url": config.public_url,
+                "telegram_bot_token": token,
+                "telegram_api_url": config.telegram_api_url,
+                "delivery_retention_days": config.delivery_retention_days,
             })
         );
     } else {
         println!(
-            "database_url = {database}   # from {}",
+            "database_url        = {database}   # from {}",
             config.database_url_source
         );
-        println!("data_dir     = {}", config.data_dir.display());
+        println!("data_dir            = {}", config.data_dir.display());
+        println!("listen              = {}", config.listen);
+        println!(
+            "public_url          = {}",
+            config.public_url.as_deref().unwrap_or("(not set)")
+        );
+        println!(
+            "telegram_bot_token  = {}",
+            token.unwrap_or("(not set: no bot)")
+        );
+        println!("telegram_api_url    = {}", config.telegram_api_url);
+        println!(
+            "delivery_retention  = {} days",
+            config.delivery_retention_days
+        );
     }
 }
 

@@ -116,7 +116,6 @@ pub fn notification(n: &Notification, salon: &str, lang: Lang) -> String {
                 points: p,
                 unbacked,
                 balance,
-                reason,
                 ..
             },
             lang,
@@ -124,7 +123,7 @@ pub fn notification(n: &Notification, salon: &str, lang: Lang) -> String {
             let debt = unbacked.is_positive();
             match lang {
                 Lang::Ru => format!(
-                    "↩️ −{} в «{salon}»: визит отменён или изменён ({reason}). Баланс: {}{}",
+                    "↩️ −{} в «{salon}»: визит отменён или изменён. Баланс: {}{}",
                     points(*p, lang),
                     points(*balance, lang),
                     if debt {
@@ -134,7 +133,7 @@ pub fn notification(n: &Notification, salon: &str, lang: Lang) -> String {
                     }
                 ),
                 Lang::En => format!(
-                    "↩️ −{} at {salon}: the visit was cancelled or changed ({reason}). Balance: {}{}",
+                    "↩️ −{} at {salon}: the visit was cancelled or changed. Balance: {}{}",
                     points(*p, lang),
                     points(*balance, lang),
                     if debt {

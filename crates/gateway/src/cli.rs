@@ -1,0 +1,210 @@
+//! The operator's commands on partners, connections and clients. Each returns one JSON object
+//! (printed as is with `--json`) and a text rendering.
+
+use loyalty_core::model::{NewConnection, NewPartner};
+use loyalty_core::{
+    Bps, CrmKind, Currency, LoyaltyEngine, PartnerId, Phone, Points, Program, Store,
+};
+use loyalty_store::{ConnectionSettings, SqlStore};
+use serde_json::{Value, json};
+
+use crate::config::Config;
+
+/// `partner add`.
+#[derive(Debug, Clone)]
+pub struct PartnerAdd {
+    pub name: String,
+    pub cashback_bps: u32,
+    pub currency: Currency,
+    pub min_paid_minor: i64,
+    pub points_ttl_days: Option<u32>,
+    pub welcome_bonus: i64,
+    pub point_value_minor: i64,
+    pub max_redeem_share_bps: u32,
+}
+
+/// An operator's mistake, reported as such (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
+pub async fn partner_add(store: &SqlStore, req: &PartnerAdd, now_ms: i64) -> anyhow::Result<Value> {
+    let name = req.name.trim();
+    if name.is_empty() {
+        return Err(Usage("--name must not be empty".into()).into());
+    }
+    let bps = |v: u32, flag: &str| {
+        Bps::new(i64::from(v))
+            .map_err(|_| Usage(format!("{flag} must be 0..=10000 (basis points), got {v}")))
+    };
+    let program = Program {
+        currency: req.currency,
+        cashback: bps(req.cashback_bps, "--cashback-bps")?,
+        min_paid_minor: req.min_paid_minor,
+        rules: Vec::new(),
+        points_ttl_days: req.points_ttl_days,
+        max_redeem_share: bps(req.max_redeem_share_bps, "--max-redeem-share-bps")?,
+        welcome_bonus: Points(req.welcome_bonus),
+        point_value_minor: req.point_value_minor,
+    };
+    program
+        .validate()
+        .map_err(|e| Usage(format!("invalid program: {e}")))?;
+    let partner = store
+        .create_partner(
+            &NewPartner {
+                name: name.to_owned(),
+                program,
+            },
+            now_ms,
+        )
+        .await?;
+    Ok(json!({ "id": partner.id, "name": partner.name, "program": partner.program }))
+}
+
+/// `connection add`.
+#[derive(Debug, Clone)]
+pub struct ConnectionAdd {
+    pub partner: i64,
+    pub crm: CrmKind,
+    pub company_id: String,
+    pub partner_token: Option<String>,
+    pub user_token: Option<String>,
+    pub utc_offset_minutes: Option<i32>,
+}
+
+/// An unguessable webhook secret: 160 random bits as hex.
+pub fn new_secret() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no system randomness: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+pub fn webhook_url(config: &Config, crm: CrmKind, secret: &str) -> String {
+    format!("{}/webhooks/{crm}/{secret}", config.base_url())
+}
+
+pub async fn connection_add(
+    store: &SqlStore,
+    config: &Config,
+    req: &ConnectionAdd,
+    now_ms: i64,
+) -> anyhow::Result<Value> {
+    let partner = PartnerId(req.partner);
+    if store.partner(partner).await?.is_none() {
+        return Err(Usage(format!("partner {partner} does not exist")).into());
+    }
+    let Some(flavor) = crm_yclients::Flavor::of(req.crm) else {
+        return Err(Usage(format!(
+            "{} is not supported by this gateway yet (yclients, altegio)",
+            req.crm
+        ))
+        .into());
+    };
+    let company = req.company_id.trim();
+    if company.is_empty() || !company.chars().all(|c| c.is_ascii_digit()) {
+        return Err(Usage(format!(
+            "--company-id must be the CRM's numeric id, got {company:?}"
+        ))
+        .into());
+    }
+    let offset = req.utc_offset_minutes.unwrap_or_else(|| {
+        crm_yclients::YclientsConfig::new(flavor, company)
+            .context
+            .utc_offset_minutes
+    });
+    if !(-720..=840).contains(&offset) {
+        return Err(Usage(format!(
+            "--utc-offset-minutes must be -720..=840, got {offset}"
+        ))
+        .into());
+    }
+    if req.user_token.is_some() && req.partner_token.is_none() {
+        return Err(Usage("--user-token needs --partner-token".into()).into());
+    }
+    let secret = new_secret()?;
+    let connection = store
+        .create_connection(
+            &NewConnection {
+                partner_id: partner,
+                kind: req.crm,
+                company_id: company.to_owned(),
+                credentials_ref: "db:connection_settings".into(),
+                webhook_secret: secret.clone(),
+            },
+            now_ms,
+        )
+        .await
+        .map_err(|e| match e {
+            loyalty_core::StoreError::Duplicate(_) => anyhow::Error::from(Usage(format!(
+                "partner {partner} is already connected to {} company {company}",
+                req.crm
+            ))),
+            other => other.into(),
+        })?;
+    store
+        .save_connection_settings(
+            connection.id,
+            &ConnectionSettings {
+                partner_token: req.partner_token.clone(),
+                user_token: req.user_token.clone(),
+                utc_offset_minutes: offset,
+            },
+        )
+        .await?;
+    Ok(json!({
+        "id": connection.id,
+        "partner": partner,
+        "crm": req.crm,
+        "company_id": company,
+        "api": req.partner_token.is_some(),
+        "webhook_url": webhook_url(config, req.crm, &secret),
+    }))
+}
+
+/// `client show`.
+pub async fn client_show(
+    engine: &LoyaltyEngine,
+    partner: i64,
+    phone: &str,
+    limit: u32,
+) -> anyhow::Result<Value> {
+    let phone = Phone::parse(phone).map_err(|e| Usage(format!("--phone: {e}")))?;
+    let partner = PartnerId(partner);
+    if engine.store().partner(partner).await?.is_none() {
+        return Err(Usage(format!("partner {partner} does not exist")).into());
+    }
+    let Some(statement) = engine.statement(partner, &phone, limit).await? else {
+        return Err(Usage(format!(
+            "{} is not a client of partner {partner}",
+            phone.masked()
+        ))
+        .into());
+    };
+    let history: Vec<Value> = statement
+        .history
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "kind": e.kind,
+                "points": e.client_delta(),
+                "reason": e.reason,
+                "at_ms": e.created_at_ms,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "phone": statement.client.phone,
+        "name": statement.client.name,
+        "telegram_linked": statement.client.telegram_chat_id.is_some(),
+        "balance": statement.balance,
+        "history": history,
+    }))
+}
+
+/// `rejected`: the latest refused webhook deliveries.
+pub async fn rejected(store: &SqlStore, limit: u32) -> anyhow::Result<Value> {
+    let rows = store.rejected_deliveries(limit).await?;
+    Ok(json!({ "rejected": rows }))
+}

@@ -1,0 +1,251 @@
+//! The connections a webhook URL can name, each with its CRM adapter, cached briefly so a
+//! delivery costs no extra query.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use crm_yclients::{Credentials, Flavor, RateLimiter, YclientsAdapter, YclientsConfig};
+use loyalty_core::adapter::{ClientDraft, CrmClient, CrmService, CrmStaff, RecordPage};
+use loyalty_core::{
+    AdapterError, Capabilities, CrmAdapter, CrmConnection, CrmEvent, CrmKind, Phone, Store,
+    StoreError, VisitEvent, WebhookError,
+};
+use loyalty_store::SqlStore;
+
+use crate::metrics::Metrics;
+
+/// How long a looked-up connection is reused.
+const TTL: Duration = Duration::from_secs(30);
+
+/// A connection and its adapter.
+pub struct Connected {
+    pub connection: CrmConnection,
+    pub adapter: Arc<dyn CrmAdapter>,
+}
+
+/// Looks up connections by webhook secret.
+pub struct Connections {
+    store: Arc<SqlStore>,
+    http: reqwest::Client,
+    limiter: Arc<RateLimiter>,
+    metrics: Arc<Metrics>,
+    cache: RwLock<HashMap<String, (Instant, Arc<Connected>)>>,
+}
+
+impl Connections {
+    pub fn new(
+        store: Arc<SqlStore>,
+        http: reqwest::Client,
+        limiter: Arc<RateLimiter>,
+        metrics: Arc<Metrics>,
+    ) -> Connections {
+        Connections {
+            store,
+            http,
+            limiter,
+            metrics,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The connection this secret names; `None` for an unknown secret (not cached, so a new
+    /// connection works at once).
+    pub async fn by_secret(&self, secret: &str) -> Result<Option<Arc<Connected>>, StoreError> {
+        if let Ok(cache) = self.cache.read()
+            && let Some((at, found)) = cache.get(secret)
+            && at.elapsed() < TTL
+        {
+            return Ok(Some(Arc::clone(found)));
+        }
+        let Some(connection) = self.store.connection_by_secret(secret).await? else {
+            return Ok(None);
+        };
+        let adapter = self.adapter_for(&connection).await?;
+        let found = Arc::new(Connected {
+            connection,
+            adapter,
+        });
+        if let Ok(mut cache) = self.cache.write() {
+            if cache.len() > 10_000 {
+                cache.retain(|_, (at, _)| at.elapsed() < TTL);
+            }
+            cache.insert(secret.to_owned(), (Instant::now(), Arc::clone(&found)));
+        }
+        Ok(Some(found))
+    }
+
+    async fn adapter_for(
+        &self,
+        connection: &CrmConnection,
+    ) -> Result<Arc<dyn CrmAdapter>, StoreError> {
+        let Some(flavor) = Flavor::of(connection.kind) else {
+            return Ok(Arc::new(NoAdapter(connection.kind)));
+        };
+        let program = self
+            .store
+            .partner(connection.partner_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("partner {}", connection.partner_id)))?
+            .program;
+        let settings = self.store.connection_settings(connection.id).await?;
+        let mut config = YclientsConfig::new(flavor, connection.company_id.clone());
+        config.context.currency = program.currency;
+        if let Some(s) = &settings {
+            config.context.utc_offset_minutes = s.utc_offset_minutes;
+        }
+        let adapter = match settings.and_then(|s| s.partner_token.map(|p| (p, s.user_token))) {
+            Some((partner_token, user_token)) => YclientsAdapter::with_api(
+                config,
+                self.http.clone(),
+                Arc::clone(&self.limiter),
+                Credentials {
+                    partner_token,
+                    user_token,
+                    login: None,
+                },
+            ),
+            None => YclientsAdapter::new(config),
+        };
+        Ok(Arc::new(Metered {
+            inner: adapter,
+            metrics: Arc::clone(&self.metrics),
+        }))
+    }
+}
+
+/// A CRM this gateway has no adapter for yet: every operation is `Unsupported`.
+struct NoAdapter(CrmKind);
+
+#[async_trait]
+impl CrmAdapter for NoAdapter {
+    fn kind(&self) -> CrmKind {
+        self.0
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
+    fn parse_webhook(&self, _: Option<&str>, _: &[u8]) -> Result<Vec<CrmEvent>, WebhookError> {
+        Err(WebhookError::Shape(format!(
+            "this gateway cannot read {} webhooks yet",
+            self.0
+        )))
+    }
+}
+
+/// The adapter with each API call counted and timed.
+struct Metered<A> {
+    inner: A,
+    metrics: Arc<Metrics>,
+}
+
+impl<A: CrmAdapter> Metered<A> {
+    async fn timed<T>(
+        &self,
+        operation: &str,
+        call: impl std::future::Future<Output = Result<T, AdapterError>>,
+    ) -> Result<T, AdapterError> {
+        let started = Instant::now();
+        let result = call.await;
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(AdapterError::RateLimited { .. }) => "rate_limited",
+            Err(AdapterError::Transient(_)) => "transient",
+            Err(AdapterError::Auth(_)) => "auth",
+            Err(AdapterError::Forbidden(_)) => "forbidden",
+            Err(AdapterError::NotFound(_)) => "not_found",
+            Err(AdapterError::Validation(_)) => "validation",
+            Err(AdapterError::Unsupported(_)) => "unsupported",
+            Err(_) => "error",
+        };
+        self.metrics.crm_call(
+            self.inner.kind().as_str(),
+            operation,
+            label,
+            started.elapsed(),
+        );
+        result
+    }
+}
+
+#[async_trait]
+impl<A: CrmAdapter> CrmAdapter for Metered<A> {
+    fn kind(&self) -> CrmKind {
+        self.inner.kind()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    fn parse_webhook(
+        &self,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Vec<CrmEvent>, WebhookError> {
+        self.inner.parse_webhook(content_type, body)
+    }
+
+    async fn find_client_by_phone(&self, phone: &Phone) -> Result<Option<CrmClient>, AdapterError> {
+        self.timed(
+            "find_client_by_phone",
+            self.inner.find_client_by_phone(phone),
+        )
+        .await
+    }
+
+    async fn get_client(&self, external_id: &str) -> Result<CrmClient, AdapterError> {
+        self.timed("get_client", self.inner.get_client(external_id))
+            .await
+    }
+
+    async fn create_client(&self, draft: &ClientDraft) -> Result<CrmClient, AdapterError> {
+        self.timed("create_client", self.inner.create_client(draft))
+            .await
+    }
+
+    async fn update_client(
+        &self,
+        external_id: &str,
+        draft: &ClientDraft,
+    ) -> Result<CrmClient, AdapterError> {
+        self.timed(
+            "update_client",
+            self.inner.update_client(external_id, draft),
+        )
+        .await
+    }
+
+    async fn list_services(&self) -> Result<Vec<CrmService>, AdapterError> {
+        self.timed("list_services", self.inner.list_services())
+            .await
+    }
+
+    async fn list_staff(&self) -> Result<Vec<CrmStaff>, AdapterError> {
+        self.timed("list_staff", self.inner.list_staff()).await
+    }
+
+    async fn get_record(&self, record_id: &str) -> Result<VisitEvent, AdapterError> {
+        self.timed("get_record", self.inner.get_record(record_id))
+            .await
+    }
+
+    async fn records_changed_since(
+        &self,
+        since_ms: i64,
+        page: u32,
+    ) -> Result<RecordPage, AdapterError> {
+        self.timed(
+            "records_changed_since",
+            self.inner.records_changed_since(since_ms, page),
+        )
+        .await
+    }
+
+    async fn booking_link(&self) -> Result<String, AdapterError> {
+        self.timed("booking_link", self.inner.booking_link()).await
+    }
+}

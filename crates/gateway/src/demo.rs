@@ -1,0 +1,506 @@
+//! `loyalty-gateway demo`: a day of a small salon, end to end, on a throwaway embedded
+//! database. The real gateway serves; a simulated YCLIENTS posts real-shaped webhooks to it
+//! over HTTP; a Telegram stand-in (a local HTTP server speaking the Bot API) feeds the bot
+//! the clients' messages and prints every message a client would receive.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::post;
+use loyalty_core::{Currency, PartnerId, Phone, Store};
+use loyalty_telegram::WorkerSettings;
+use serde_json::{Value, json};
+
+use crate::cli::{self, ConnectionAdd, PartnerAdd};
+use crate::config::{Config, Overrides};
+use crate::sample::{Record, record_webhook};
+use crate::{StartOptions, start};
+
+const TOKEN: &str = "demo-token";
+const COMPANY: &str = "4564";
+
+/// A client of the demo salon.
+struct Person {
+    name: &'static str,
+    phone: &'static str,
+    chat: i64,
+    crm_id: u64,
+}
+
+const ANNA: Person = Person {
+    name: "Анна",
+    phone: "79161110001",
+    chat: 1001,
+    crm_id: 501,
+};
+const OLGA: Person = Person {
+    name: "Ольга",
+    phone: "79161110002",
+    chat: 1002,
+    crm_id: 502,
+};
+const MARIA: Person = Person {
+    name: "Мария",
+    phone: "79161110003",
+    chat: 1003,
+    crm_id: 503,
+};
+const IRINA: Person = Person {
+    name: "Ирина",
+    phone: "79161110004",
+    chat: 1004,
+    crm_id: 504,
+};
+const PEOPLE: [&Person; 4] = [&ANNA, &OLGA, &MARIA, &IRINA];
+
+/// The Telegram stand-in's state: updates waiting for the bot, and what the bot sent.
+#[derive(Default)]
+struct Standin {
+    updates: Mutex<VecDeque<Value>>,
+    sent: Mutex<Vec<(i64, String)>>,
+    next_update: Mutex<u32>,
+    quiet: bool,
+}
+
+impl Standin {
+    fn push_message(&self, who: &Person, message: Value) {
+        let mut id = self.next_update.lock().unwrap_or_else(|p| p.into_inner());
+        *id += 1;
+        let mut msg = json!({
+            "message_id": *id,
+            "date": 1_795_000_000,
+            "chat": {"id": who.chat, "type": "private", "first_name": who.name},
+            "from": {"id": who.chat, "is_bot": false, "first_name": who.name, "language_code": "ru"},
+        });
+        if let (Some(m), Some(extra)) = (msg.as_object_mut(), message.as_object()) {
+            m.extend(extra.clone());
+        }
+        self.updates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(json!({"update_id": *id, "message": msg}));
+    }
+
+    fn sent_count(&self) -> usize {
+        self.sent.lock().map(|s| s.len()).unwrap_or(0)
+    }
+}
+
+fn chat_name(chat: i64) -> &'static str {
+    PEOPLE
+        .iter()
+        .find(|p| p.chat == chat)
+        .map(|p| p.name)
+        .unwrap_or("?")
+}
+
+async fn bot_api(
+    State(standin): State<Arc<Standin>>,
+    Path((_bot, method)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> axum::Json<Value> {
+    let params: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    match method.as_str() {
+        "getUpdates" => {
+            for _ in 0..10 {
+                let batch: Vec<Value> = standin
+                    .updates
+                    .lock()
+                    .map(|mut q| q.drain(..).collect())
+                    .unwrap_or_default();
+                if !batch.is_empty() {
+                    return axum::Json(json!({"ok": true, "result": batch}));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            axum::Json(json!({"ok": true, "result": []}))
+        }
+        "sendMessage" => {
+            let chat = params["chat_id"].as_i64().unwrap_or_default();
+            let text = params["text"].as_str().unwrap_or_default().to_owned();
+            if !standin.quiet {
+                let indented = text.replace('\n', "\n              ");
+                println!("      📱 {} ← {indented}", chat_name(chat));
+            }
+            if let Ok(mut sent) = standin.sent.lock() {
+                sent.push((chat, text));
+            }
+            axum::Json(json!({"ok": true, "result": {
+                "message_id": 1, "date": 1_795_000_000,
+                "chat": {"id": chat, "type": "private"}, "text": "ok"}}))
+        }
+        _ => axum::Json(json!({"ok": true, "result": true})),
+    }
+}
+
+/// Runs the demo; with `json` prints only the final summary as one JSON object.
+pub async fn run(json_out: bool) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir().context("temporary directory")?;
+    let standin = Arc::new(Standin {
+        quiet: json_out,
+        ..Standin::default()
+    });
+    let tg_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let tg_addr = tg_listener.local_addr()?;
+    let tg_app = Router::new()
+        .route("/{bot}/{method}", post(bot_api))
+        .with_state(Arc::clone(&standin));
+    let tg_server = tokio::spawn(async move { axum::serve(tg_listener, tg_app).await });
+
+    let config = Config::resolve(Overrides {
+        data_dir: Some(dir.path().to_owned()),
+        listen: Some("127.0.0.1:0".into()),
+        telegram_bot_token: Some(TOKEN.into()),
+        telegram_api_url: Some(format!("http://{tg_addr}")),
+        ..Overrides::default()
+    })?;
+    let worker = WorkerSettings {
+        idle: Duration::from_millis(50),
+        ..WorkerSettings::default()
+    };
+    let gateway = start(
+        &config,
+        StartOptions {
+            worker: Some(worker),
+            migrate: true,
+        },
+    )
+    .await?;
+    let mut config = config;
+    config.listen = gateway.addr;
+    let say = |line: String| {
+        if !json_out {
+            println!("{line}");
+        }
+    };
+
+    say("Loyalty Bridge demo: one day at «Лотос», a small salon on YCLIENTS.".into());
+    say(format!(
+        "Gateway on http://{} with an embedded SQLite database in {}; Telegram is a local stand-in.\n",
+        gateway.addr,
+        dir.path().display()
+    ));
+
+    let partner = cli::partner_add(
+        &gateway.store,
+        &PartnerAdd {
+            name: "Лотос".into(),
+            cashback_bps: 500,
+            currency: Currency::Rub,
+            min_paid_minor: 0,
+            points_ttl_days: Some(365),
+            welcome_bonus: 0,
+            point_value_minor: 100,
+            max_redeem_share_bps: 5_000,
+        },
+        gateway.engine.now_ms(),
+    )
+    .await?;
+    let partner_id = PartnerId(partner["id"].as_i64().unwrap_or_default());
+    let connection = cli::connection_add(
+        &gateway.store,
+        &config,
+        &ConnectionAdd {
+            partner: partner_id.0,
+            crm: loyalty_core::CrmKind::Yclients,
+            company_id: COMPANY.into(),
+            partner_token: None,
+            user_token: None,
+            utc_offset_minutes: None,
+        },
+        gateway.engine.now_ms(),
+    )
+    .await?;
+    let hook = connection["webhook_url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    say("$ loyalty-gateway partner add --name Лотос --cashback-bps 500".into());
+    say(format!("  {partner}"));
+    say(format!(
+        "$ loyalty-gateway connection add --partner {partner_id} --crm yclients --company-id {COMPANY}"
+    ));
+    say(format!("  webhook URL for YCLIENTS: {hook}\n"));
+
+    let http = reqwest::Client::new();
+    let mut journal: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut rejected = 0;
+    let mut record_count = 0;
+
+    let bot_says = async |time: &str, who: &Person, message: Value, what: &str| {
+        say(format!("{time}  {} in Telegram: {what}", who.name));
+        let before = standin.sent_count();
+        standin.push_message(who, message);
+        wait_until(|| standin.sent_count() > before).await;
+        drain(gateway.store.as_ref(), &standin).await;
+    };
+
+    bot_says(
+        "09:00",
+        &ANNA,
+        json!({"text": format!("/start s{partner_id}")}),
+        "opens the salon's link t.me/…?start=s1",
+    )
+    .await;
+    for p in [&ANNA, &MARIA, &IRINA] {
+        bot_says(
+            "09:05",
+            p,
+            json!({"contact": {"phone_number": p.phone, "first_name": p.name, "user_id": p.chat}}),
+            "shares her phone number",
+        )
+        .await;
+    }
+    say(String::new());
+
+    let steps: Vec<(&str, &Person, u64, &str, i32, &str)> = vec![
+        ("10:00", &ANNA, 1001, "4000", 1, "came; colouring, 4 000 ₽"),
+        (
+            "10:00",
+            &ANNA,
+            1001,
+            "4000",
+            1,
+            "the same webhook delivered again",
+        ),
+        (
+            "11:30",
+            &OLGA,
+            1002,
+            "2500",
+            1,
+            "new client, came; haircut, 2 500 ₽ (no Telegram yet)",
+        ),
+        (
+            "12:00",
+            &MARIA,
+            1003,
+            "3000",
+            1,
+            "a regular, came; manicure, 3 000 ₽",
+        ),
+        ("13:00", &IRINA, 1004, "1800", 1, "came; brows, 1 800 ₽"),
+        (
+            "13:20",
+            &IRINA,
+            1004,
+            "1800",
+            -1,
+            "the administrator corrects it: did not come",
+        ),
+        (
+            "15:00",
+            &ANNA,
+            1001,
+            "4600",
+            1,
+            "amount edited: 4 600 ₽ (hair mask added)",
+        ),
+        (
+            "18:00",
+            &MARIA,
+            1005,
+            "2000",
+            1,
+            "second visit today; pedicure, 2 000 ₽",
+        ),
+    ];
+    for (i, (time, who, record, cost, attendance, what)) in steps.iter().enumerate() {
+        let body = record_webhook(&Record {
+            company_id: COMPANY,
+            record_id: *record,
+            client_id: who.crm_id,
+            client_name: who.name,
+            phone: who.phone,
+            cost,
+            attendance: *attendance,
+            deleted: false,
+            changed_at_s: u32::try_from(i).unwrap_or(0) * 600 + if i == 1 { 0 } else { 1 },
+        });
+        // The duplicate is byte for byte the first delivery.
+        let body = if i == 1 {
+            record_webhook(&Record {
+                company_id: COMPANY,
+                record_id: 1001,
+                client_id: ANNA.crm_id,
+                client_name: ANNA.name,
+                phone: ANNA.phone,
+                cost: "4000",
+                attendance: 1,
+                deleted: false,
+                changed_at_s: 1,
+            })
+        } else {
+            body
+        };
+        record_count += 1;
+        let answer = post_json(&http, &hook, &body).await?;
+        let outcome = answer["events"][0]["outcome"]
+            .as_str()
+            .unwrap_or("?")
+            .to_owned();
+        let points = answer["events"][0]["points"].as_i64().unwrap_or_default();
+        say(format!(
+            "{time}  YCLIENTS → record {record} of {}: {what}\n      gateway: {outcome}{}",
+            who.name,
+            if points != 0 {
+                format!(" {points:+} points")
+            } else {
+                String::new()
+            }
+        ));
+        journal
+            .entry(who.name)
+            .or_default()
+            .push(format!("{time} {outcome} {points:+}"));
+        drain(gateway.store.as_ref(), &standin).await;
+    }
+
+    // A delivery that cannot be read is refused with a 4xx and kept for the operator.
+    let broken = http
+        .post(&hook)
+        .header("content-type", "application/json")
+        .body("{\"resource\": \"record\", \"data\": ")
+        .send()
+        .await?;
+    rejected += 1;
+    say(format!(
+        "18:30  YCLIENTS → a truncated body\n      gateway: HTTP {} {}",
+        broken.status().as_u16(),
+        broken.text().await.unwrap_or_default()
+    ));
+
+    bot_says(
+        "19:00",
+        &OLGA,
+        json!({"contact": {"phone_number": OLGA.phone, "first_name": OLGA.name, "user_id": OLGA.chat}}),
+        "opens the bot after her visit and shares her number",
+    )
+    .await;
+    bot_says(
+        "19:05",
+        &MARIA,
+        json!({"text": "/history"}),
+        "asks for her history",
+    )
+    .await;
+
+    // The summary.
+    let mut rows = Vec::new();
+    for p in PEOPLE {
+        let phone = Phone::parse(p.phone)?;
+        let Some(client) = gateway.store.client_by_phone(partner_id, &phone).await? else {
+            continue;
+        };
+        let balance = gateway.store.balance(partner_id, client.id).await?;
+        let told = standin
+            .sent
+            .lock()
+            .map(|s| s.iter().filter(|(c, _)| *c == p.chat).count())
+            .unwrap_or(0);
+        rows.push(json!({
+            "client": p.name,
+            "phone": phone.masked(),
+            "telegram": client.telegram_chat_id.is_some(),
+            "balance": balance,
+            "messages": told,
+            "deliveries": journal.get(p.name).cloned().unwrap_or_default(),
+        }));
+    }
+    let outbox = gateway.store.outbox_stats().await?;
+    let summary = json!({
+        "clients": rows,
+        "webhooks_sent": record_count + rejected,
+        "rejected": gateway.store.rejected_deliveries(10).await?.len(),
+        "telegram_messages": standin.sent_count(),
+        "outbox_pending": outbox.pending,
+    });
+    if json_out {
+        println!("{summary}");
+    } else {
+        println!("\nEnd of the day at «Лотос»:\n");
+        println!(
+            "{:<8} {:<15} {:<9} {:>7} {:>9}  what happened",
+            "client", "phone", "telegram", "points", "messages"
+        );
+        for r in summary["clients"].as_array().into_iter().flatten() {
+            let linked = if r["telegram"].as_bool() == Some(true) {
+                "linked"
+            } else {
+                "—"
+            };
+            let what = r["deliveries"]
+                .as_array()
+                .map(|d| {
+                    d.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .unwrap_or_default();
+            println!(
+                "{:<8} {:<15} {:<9} {:>7} {:>9}  {what}",
+                r["client"].as_str().unwrap_or_default(),
+                r["phone"].as_str().unwrap_or_default(),
+                linked,
+                r["balance"].to_string(),
+                r["messages"].to_string(),
+            );
+        }
+        println!(
+            "\n{} webhooks, {} refused and kept for the operator (`loyalty-gateway rejected`), {} Telegram messages.",
+            summary["webhooks_sent"], summary["rejected"], summary["telegram_messages"]
+        );
+        println!(
+            "\nTo run it for real (README.md, \"Running for real\"):\n  \
+             export DATABASE_URL=postgres://…  TELEGRAM_BOT_TOKEN=…  LOYALTY_PUBLIC_URL=https://…\n  \
+             loyalty-gateway migrate\n  \
+             loyalty-gateway partner add --name \"My salon\" --cashback-bps 500\n  \
+             loyalty-gateway connection add --partner 1 --crm yclients --company-id <id> --partner-token … --user-token …\n  \
+             loyalty-gateway serve      # then paste the printed webhook URL into YCLIENTS"
+        );
+    }
+    gateway.stop().await?;
+    tg_server.abort();
+    Ok(())
+}
+
+async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<Value> {
+    let resp = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .context("posting a webhook to the gateway")?;
+    let status = resp.status();
+    let answer: Value = serde_json::from_slice(&resp.bytes().await?).unwrap_or(Value::Null);
+    anyhow::ensure!(status.is_success(), "gateway answered {status}: {answer}");
+    Ok(answer)
+}
+
+/// Waits (up to 10 s) until `done` holds.
+async fn wait_until(done: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the outbox has sent everything due, so the output reads in order.
+async fn drain(store: &dyn Store, standin: &Standin) {
+    let _ = standin;
+    for _ in 0..200 {
+        match store.outbox_stats().await {
+            Ok(s) if s.pending == 0 => return,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => return,
+        }
+    }
+}

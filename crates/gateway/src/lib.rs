@@ -1,0 +1,221 @@
+//! # loyalty-gateway
+//!
+//! The Loyalty Bridge service: wiring only. The rules live in `loyalty-core`, the SQL in
+//! `loyalty-store`, Telegram in `loyalty-telegram`, each CRM in its `crm-*` crate.
+//!
+//! [`start`] runs the HTTP service ([`server`]), the outbox worker, the Telegram bot and the
+//! housekeeping task until [`Gateway::stop`]; the binary calls it for `serve` and `demo`.
+
+pub mod cli;
+pub mod config;
+mod connections;
+pub mod demo;
+pub mod inspect;
+pub mod metrics;
+pub mod sample;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use loyalty_core::{Clock, LoyaltyEngine, Store, SystemClock};
+use loyalty_store::SqlStore;
+use loyalty_telegram::{ClientBot, OutboxWorker, Telegram, WorkerSettings};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::connections::Connections;
+use crate::metrics::Metrics;
+use crate::server::App;
+
+/// How often old delivery history is pruned.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+
+/// Opens (and, for the embedded SQLite default, creates) the configured database.
+pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
+    config.prepare_sqlite_dir()?;
+    let backend = loyalty_store::Backend::of_url(&config.database_url)?;
+    let mut settings = loyalty_store::PoolSettings::for_backend(backend);
+    settings.acquire_timeout = Duration::from_secs(5);
+    Ok(SqlStore::connect_with(&config.database_url, settings).await?)
+}
+
+/// Knobs the demo and tests turn; `serve` uses the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Pacing of the outbox worker.
+    pub worker: Option<WorkerSettings>,
+    /// Apply migrations before serving (the demo does; `serve` expects `migrate` to have run,
+    /// and refuses to start otherwise).
+    pub migrate: bool,
+}
+
+/// A running gateway.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub store: Arc<SqlStore>,
+    pub engine: LoyaltyEngine,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Gateway {
+    /// Stops accepting, lets in-flight requests and the message being sent finish, then
+    /// returns.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        let served = self.server.await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.store.close().await;
+        served.context("HTTP server task")??;
+        Ok(())
+    }
+
+    /// A receiver that turns true when the gateway is stopping.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+}
+
+/// Starts the gateway on `config.listen` (port 0 picks a free one).
+pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gateway> {
+    let sql = Arc::new(open_store(config).await?);
+    if options.migrate {
+        sql.migrate().await?;
+    }
+    if !sql.is_migrated().await {
+        anyhow::bail!(
+            "{} is not migrated: run `loyalty-gateway migrate` first",
+            sql.redacted_url()
+        );
+    }
+    let store: Arc<dyn Store> = sql.clone();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let engine = LoyaltyEngine::with_clock(Arc::clone(&store), Arc::clone(&clock));
+    let (shutdown, stopping) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    let crm_http = crm_yclients::http_client()?;
+    let mut bot = None;
+    let mut telegram_secret = None;
+    let mut send_stats = None;
+    match &config.telegram_bot_token {
+        None => warn!(
+            "TELEGRAM_BOT_TOKEN is not set: running without the Telegram bot; \
+             notifications wait in the outbox until a token is configured"
+        ),
+        Some(token) => {
+            let http = reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .timeout(Duration::from_secs(40))
+                .build()
+                .context("Telegram HTTP client")?;
+            let telegram = Telegram::new(&config.telegram_api_url, token, http);
+            let worker = OutboxWorker::new(
+                Arc::clone(&store),
+                telegram.clone(),
+                Arc::clone(&clock),
+                options.worker.clone().unwrap_or_default(),
+            );
+            send_stats = Some(worker.stats());
+            tasks.push(tokio::spawn(worker.run(stopping.clone())));
+            let client_bot = Arc::new(ClientBot::new(engine.clone(), telegram));
+            match &config.public_url {
+                Some(public) => {
+                    let secret = match &config.telegram_webhook_secret {
+                        Some(s) => s.clone(),
+                        None => cli::new_secret()?,
+                    };
+                    let url = format!("{public}/telegram/{secret}");
+                    match client_bot.set_webhook(&url, &secret).await {
+                        Ok(()) => info!("Telegram updates come by webhook at {public}/telegram/…"),
+                        Err(e) => warn!(error = %e, "could not register the Telegram webhook"),
+                    }
+                    telegram_secret = Some(secret);
+                    bot = Some(client_bot);
+                }
+                None => {
+                    let polling = Arc::clone(&client_bot);
+                    let rx = stopping.clone();
+                    tasks.push(tokio::spawn(async move { polling.poll(rx).await }));
+                }
+            }
+        }
+    }
+
+    let metrics = Arc::new(Metrics::new(send_stats));
+    let limiter = Arc::new(crm_yclients::RateLimiter::yclients());
+    let app = Arc::new(App {
+        store: Arc::clone(&sql),
+        engine: engine.clone(),
+        connections: Connections::new(Arc::clone(&sql), crm_http, limiter, Arc::clone(&metrics)),
+        metrics,
+        bot,
+        telegram_secret,
+    });
+
+    tasks.push(tokio::spawn(housekeeping(
+        Arc::clone(&sql),
+        config.delivery_retention_days,
+        stopping.clone(),
+    )));
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let mut rx = stopping.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, server::router(app))
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    info!(%addr, database = sql.redacted_url(), "gateway listening");
+    Ok(Gateway {
+        addr,
+        store: sql,
+        engine,
+        shutdown,
+        tasks,
+        server,
+    })
+}
+
+async fn housekeeping(store: Arc<SqlStore>, retention_days: u32, mut stop: watch::Receiver<bool>) {
+    let keep_ms = i64::from(retention_days) * 86_400_000;
+    loop {
+        let cutoff = SystemClock.now_ms() - keep_ms;
+        match store.prune_deliveries(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => info!(rows = n, retention_days, "pruned old delivery history"),
+            Err(e) => warn!(error = %e, "could not prune delivery history"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Structured logs on stderr; `RUST_LOG` (e.g. `info`, `warn,loyalty_gateway=debug`) filters.
+pub fn init_logging() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let _ = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
+        .try_init();
+}
