@@ -33,6 +33,11 @@ pub struct FileConfig {
     pub telegram_webhook_secret: Option<String>,
     /// Days of webhook delivery history to keep.
     pub delivery_retention_days: Option<u32>,
+    /// Another YCLIENTS REST base than `https://api.yclients.com/api/v1` (a proxy, a test
+    /// server).
+    pub yclients_api_url: Option<String>,
+    /// Another Altegio REST base than `https://api.alteg.io/api/v1`.
+    pub altegio_api_url: Option<String>,
 }
 
 impl FileConfig {
@@ -56,6 +61,8 @@ pub struct Config {
     pub telegram_api_url: String,
     pub telegram_webhook_secret: Option<String>,
     pub delivery_retention_days: u32,
+    pub yclients_api_url: Option<String>,
+    pub altegio_api_url: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -88,6 +95,8 @@ pub struct Overrides {
     pub telegram_bot_token: Option<String>,
     pub telegram_api_url: Option<String>,
     pub telegram_webhook_secret: Option<String>,
+    pub yclients_api_url: Option<String>,
+    pub altegio_api_url: Option<String>,
 }
 
 impl Config {
@@ -151,6 +160,14 @@ impl Config {
             delivery_retention_days: file
                 .delivery_retention_days
                 .unwrap_or(DEFAULT_RETENTION_DAYS),
+            yclients_api_url: overrides
+                .yclients_api_url
+                .or(file.yclients_api_url)
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            altegio_api_url: overrides
+                .altegio_api_url
+                .or(file.altegio_api_url)
+                .map(|u| u.trim_end_matches('/').to_owned()),
         })
     }
 

@@ -25,12 +25,20 @@ pub struct Connected {
     pub adapter: Arc<dyn CrmAdapter>,
 }
 
+/// REST bases that replace the CRMs' own (proxies, test servers).
+#[derive(Debug, Clone, Default)]
+pub struct ApiUrls {
+    pub yclients: Option<String>,
+    pub altegio: Option<String>,
+}
+
 /// Looks up connections by webhook secret.
 pub struct Connections {
     store: Arc<SqlStore>,
     http: reqwest::Client,
     limiter: Arc<RateLimiter>,
     metrics: Arc<Metrics>,
+    api_urls: ApiUrls,
     cache: RwLock<HashMap<String, (Instant, Arc<Connected>)>>,
 }
 
@@ -40,12 +48,14 @@ impl Connections {
         http: reqwest::Client,
         limiter: Arc<RateLimiter>,
         metrics: Arc<Metrics>,
+        api_urls: ApiUrls,
     ) -> Connections {
         Connections {
             store,
             http,
             limiter,
             metrics,
+            api_urls,
             cache: RwLock::new(HashMap::new()),
         }
     }
@@ -92,6 +102,10 @@ impl Connections {
         let settings = self.store.connection_settings(connection.id).await?;
         let mut config = YclientsConfig::new(flavor, connection.company_id.clone());
         config.context.currency = program.currency;
+        config.base_url = match connection.kind {
+            CrmKind::Altegio => self.api_urls.altegio.clone(),
+            _ => self.api_urls.yclients.clone(),
+        };
         if let Some(s) = &settings {
             config.context.utc_offset_minutes = s.utc_offset_minutes;
         }

@@ -155,7 +155,16 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
     let app = Arc::new(App {
         store: Arc::clone(&sql),
         engine: engine.clone(),
-        connections: Connections::new(Arc::clone(&sql), crm_http, limiter, Arc::clone(&metrics)),
+        connections: Connections::new(
+            Arc::clone(&sql),
+            crm_http,
+            limiter,
+            Arc::clone(&metrics),
+            connections::ApiUrls {
+                yclients: config.yclients_api_url.clone(),
+                altegio: config.altegio_api_url.clone(),
+            },
+        ),
         metrics,
         bot,
         telegram_secret,

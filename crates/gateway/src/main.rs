@@ -74,6 +74,14 @@ struct Cli {
     )]
     telegram_webhook_secret: Option<String>,
 
+    /// Another YCLIENTS REST base (a proxy or a test server).
+    #[arg(long, global = true, env = "YCLIENTS_API_URL", value_name = "URL")]
+    yclients_api_url: Option<String>,
+
+    /// Another Altegio REST base (a proxy or a test server).
+    #[arg(long, global = true, env = "ALTEGIO_API_URL", value_name = "URL")]
+    altegio_api_url: Option<String>,
+
     /// Print exactly one JSON object on stdout instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -242,6 +250,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         telegram_bot_token: cli.telegram_bot_token,
         telegram_api_url: cli.telegram_api_url,
         telegram_webhook_secret: cli.telegram_webhook_secret,
+        yclients_api_url: cli.yclients_api_url,
+        altegio_api_url: cli.altegio_api_url,
     };
     let json = cli.json;
     let now = SystemClock.now_ms();

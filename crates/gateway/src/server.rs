@@ -340,7 +340,9 @@ async fn refuse(
     body: &[u8],
     r: Refusal,
 ) -> Response {
-    app.metrics.delivery(crm, "rejected");
+    // The URL's CRM name is the sender's to choose: only known names become label values.
+    let label = crm.parse::<CrmKind>().map_or("unknown", CrmKind::as_str);
+    app.metrics.delivery(label, "rejected");
     warn!(
         connection = %found.connection.id,
         crm,

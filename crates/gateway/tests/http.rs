@@ -1,0 +1,316 @@
+//! The gateway's HTTP door, in process over real HTTP, on a real PostgreSQL: what bad input
+//! gets back, and that it writes nothing but the rejected-delivery record.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::PgSchema;
+use loyalty_core::{CrmKind, Currency, PartnerId, Store};
+use loyalty_gateway::cli::{self, ConnectionAdd, PartnerAdd};
+use loyalty_gateway::config::{Config, Overrides};
+use loyalty_gateway::sample::{Record, record_webhook};
+use loyalty_gateway::{Gateway, StartOptions, start};
+use serde_json::{Value, json};
+
+struct Fixture {
+    gateway: Gateway,
+    schema: PgSchema,
+    partner: PartnerId,
+    hook: String,
+    http: reqwest::Client,
+}
+
+async fn fixture() -> Fixture {
+    let schema = PgSchema::new().await;
+    let config = Config::resolve(Overrides {
+        database_url: Some(schema.url.clone()),
+        listen: Some("127.0.0.1:0".into()),
+        ..Overrides::default()
+    })
+    .unwrap();
+    let gateway = start(
+        &config,
+        StartOptions {
+            migrate: true,
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut config = config;
+    config.listen = gateway.addr;
+    let partner = cli::partner_add(
+        &gateway.store,
+        &PartnerAdd {
+            name: "Лотос".into(),
+            cashback_bps: 500,
+            currency: Currency::Rub,
+            min_paid_minor: 0,
+            points_ttl_days: None,
+            welcome_bonus: 0,
+            point_value_minor: 100,
+            max_redeem_share_bps: 5000,
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    let partner = PartnerId(partner["id"].as_i64().unwrap());
+    let conn = cli::connection_add(
+        &gateway.store,
+        &config,
+        &ConnectionAdd {
+            partner: partner.0,
+            crm: CrmKind::Yclients,
+            company_id: "4564".into(),
+            partner_token: None,
+            user_token: None,
+            utc_offset_minutes: None,
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    let hook = conn["webhook_url"].as_str().unwrap().to_owned();
+    assert!(
+        hook.starts_with(&format!("http://{}/webhooks/yclients/", gateway.addr)),
+        "{hook}"
+    );
+    Fixture {
+        gateway,
+        schema,
+        partner,
+        hook,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Fixture {
+    async fn post(&self, url: &str, content_type: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+        let mut req = self.http.post(url).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let resp = self
+            .http
+            .get(format!("http://{}{path}", self.gateway.addr))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    async fn finish(self) {
+        self.gateway.stop().await.unwrap();
+        self.schema.drop().await;
+    }
+}
+
+fn came() -> Value {
+    record_webhook(&Record {
+        company_id: "4564",
+        record_id: 9,
+        client_id: 1,
+        client_name: "Анна",
+        phone: "79161234567",
+        cost: "4000",
+        attendance: 1,
+        deleted: false,
+        changed_at_s: 0,
+    })
+}
+
+/// What is sent, where, with which content type; the status and error code expected.
+type Case<'a> = (&'a str, String, Option<&'a str>, Vec<u8>, u16, &'a str);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_specific_4xx_and_writes_only_the_rejection() {
+    let f = fixture().await;
+    let json_ct = Some("application/json");
+    let secret = f.hook.rsplit('/').next().unwrap().to_owned();
+    let base = format!("http://{}/webhooks", f.gateway.addr);
+
+    let mut wrong_types = came();
+    wrong_types["data"]["attendance"] = json!("came");
+    let mut wrong_company = came();
+    wrong_company["company_id"] = json!(1);
+    wrong_company["data"]["company_id"] = json!(1);
+    let huge = {
+        let mut v = came();
+        v["data"]["comment"] = json!("x".repeat(5 * 1024 * 1024));
+        serde_json::to_vec(&v).unwrap()
+    };
+
+    let cases: Vec<Case> = vec![
+        (
+            "malformed JSON",
+            f.hook.clone(),
+            json_ct,
+            b"{\"resource\": \"record\", ".to_vec(),
+            400,
+            "malformed_json",
+        ),
+        (
+            "wrong types",
+            f.hook.clone(),
+            json_ct,
+            serde_json::to_vec(&wrong_types).unwrap(),
+            422,
+            "unexpected_payload",
+        ),
+        (
+            "empty body",
+            f.hook.clone(),
+            json_ct,
+            Vec::new(),
+            400,
+            "empty_body",
+        ),
+        (
+            "5 MiB body",
+            f.hook.clone(),
+            json_ct,
+            huge,
+            413,
+            "body_too_large",
+        ),
+        (
+            "unknown CRM name",
+            format!("{base}/amocrm/{secret}"),
+            json_ct,
+            serde_json::to_vec(&came()).unwrap(),
+            404,
+            "unknown_crm",
+        ),
+        (
+            "another CRM's URL",
+            format!("{base}/altegio/{secret}"),
+            json_ct,
+            serde_json::to_vec(&came()).unwrap(),
+            404,
+            "unknown_crm",
+        ),
+        (
+            "form body",
+            f.hook.clone(),
+            Some("application/x-www-form-urlencoded"),
+            b"a=1".to_vec(),
+            415,
+            "unsupported_content_type",
+        ),
+        (
+            "another company",
+            f.hook.clone(),
+            json_ct,
+            serde_json::to_vec(&wrong_company).unwrap(),
+            422,
+            "wrong_company",
+        ),
+    ];
+    for (what, url, ct, body, status, code) in &cases {
+        let (got, answer) = f.post(url, *ct, body.clone()).await;
+        assert_eq!(
+            (got, answer["error"].as_str()),
+            (*status, Some(*code)),
+            "{what}: {answer}"
+        );
+        assert!(
+            answer["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{what}: {answer}"
+        );
+    }
+    // An unknown secret touches nothing, not even the rejected deliveries.
+    let (got, answer) = f
+        .post(
+            &format!("{base}/yclients/not-a-secret"),
+            json_ct,
+            serde_json::to_vec(&came()).unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (got, answer["error"].as_str()),
+        (404, Some("unknown_connection"))
+    );
+
+    let store: Arc<dyn Store> = f.gateway.store.clone();
+    assert_eq!(store.entry_count(f.partner).await.unwrap(), 0);
+    assert!(
+        store
+            .recent_deliveries(f.partner, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.outbox_of(f.partner).await.unwrap().is_empty());
+    let rejected = f.gateway.store.rejected_deliveries(100).await.unwrap();
+    assert_eq!(rejected.len(), cases.len());
+    // Newest first: the last case is first.
+    assert_eq!(rejected[0].http_status, 422);
+    assert!(rejected[0].reason.starts_with("wrong_company"));
+    let big = rejected.iter().find(|r| r.http_status == 413).unwrap();
+    assert!(big.body_bytes > 5 * 1024 * 1024 && big.body_excerpt.is_empty());
+    assert!(rejected.iter().all(|r| !r.body_excerpt.contains(&secret)));
+
+    // The same delivery, well-formed, is applied.
+    let (got, answer) = f
+        .post(&f.hook, json_ct, serde_json::to_vec(&came()).unwrap())
+        .await;
+    assert_eq!(got, 200, "{answer}");
+    assert_eq!(
+        answer["events"][0],
+        json!({"outcome": "applied", "points": 200})
+    );
+    let (got, answer) = f
+        .post(&f.hook, json_ct, serde_json::to_vec(&came()).unwrap())
+        .await;
+    assert_eq!(
+        (got, &answer["events"][0]["outcome"]),
+        (200, &json!("duplicate"))
+    );
+
+    let (status, text) = f.get("/metrics").await;
+    assert_eq!(status, 200);
+    for line in [
+        "loyalty_webhook_deliveries_total{crm=\"yclients\",result=\"rejected\"} 6",
+        "loyalty_webhook_deliveries_total{crm=\"altegio\",result=\"rejected\"} 1",
+        "loyalty_webhook_deliveries_total{crm=\"yclients\",result=\"accepted\"} 1",
+        "loyalty_webhook_deliveries_total{crm=\"yclients\",result=\"duplicate\"} 1",
+        "loyalty_webhook_deliveries_total{crm=\"unknown\",result=\"rejected\"} 2",
+        "loyalty_points_accrued_total 200",
+        "loyalty_outbox_pending 0",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_the_telegram_door() {
+    let f = fixture().await;
+    assert_eq!(
+        f.get("/healthz").await,
+        (200, r#"{"status":"ok"}"#.to_owned())
+    );
+    assert_eq!(
+        f.get("/readyz").await,
+        (200, r#"{"status":"ready"}"#.to_owned())
+    );
+    // No bot configured: the Telegram webhook does not exist.
+    let (status, _) = f
+        .post(
+            &format!("http://{}/telegram/x", f.gateway.addr),
+            Some("application/json"),
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 404);
+    f.finish().await;
+}
