@@ -1,4 +1,4 @@
-//! Developer automation: `cargo xtask test`.
+//! Developer automation: `cargo xtask test`, `cargo xtask bench`, `cargo xtask demo`.
 //!
 //! The tests need a real PostgreSQL. `cargo xtask test` finds one, in this order:
 //! 1. `TEST_DATABASE_URL`, when set;
@@ -9,6 +9,12 @@
 //!
 //! Then it runs `cargo nextest run --workspace` (or `cargo test --workspace` without nextest),
 //! passing on any further arguments.
+//!
+//! `cargo xtask bench` builds the gateway and the bench in release and runs the bench against
+//! the PostgreSQL at `DATABASE_URL` (default 127.0.0.1:5432), in a database of its own that it
+//! drops afterwards. Method: docs/benchmarks.md.
+//!
+//! `cargo xtask demo` is `cargo run -p loyalty-gateway -- demo`.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -17,13 +23,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-const USAGE: &str = "usage: cargo xtask test [-- ARGS for nextest / cargo test]";
+const USAGE: &str = "usage: cargo xtask test [-- ARGS for nextest / cargo test]\n       \
+                     cargo xtask bench\n       cargo xtask demo";
 const LOCAL_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
+        Some("bench") => bench(),
+        Some("demo") => Command::new("cargo")
+            .args(["run", "--quiet", "-p", "loyalty-gateway", "--", "demo"])
+            .status()
+            .map(|s| s.success())
+            .context("cannot run cargo"),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -69,6 +82,40 @@ fn test(extra: &[String]) -> anyhow::Result<bool> {
     cmd.args(&extra).env("TEST_DATABASE_URL", &url);
     let status = cmd.status().context("cannot run cargo")?;
     drop(cluster);
+    Ok(status.success())
+}
+
+fn bench() -> anyhow::Result<bool> {
+    let admin = match std::env::var("DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => url,
+        Ok(url) => bail!("the bench needs PostgreSQL; DATABASE_URL is {url:?}"),
+        Err(_) => LOCAL_PG.to_owned(),
+    };
+    eprintln!("xtask: building the gateway and the bench in release (a few minutes on 2 cores)");
+    let built = Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "loyalty-gateway",
+            "-p",
+            "loyalty-bench",
+        ])
+        .status()
+        .context("cannot run cargo")?;
+    if !built.success() {
+        return Ok(false);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let release = target.join("release");
+    let status = Command::new(release.join("loyalty-bench"))
+        .env("BENCH_ADMIN_URL", admin)
+        .env("BENCH_GATEWAY", release.join("loyalty-gateway"))
+        .status()
+        .context("cannot run the bench")?;
     Ok(status.success())
 }
 

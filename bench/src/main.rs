@@ -1,0 +1,574 @@
+//! The ingestion bench (`cargo xtask bench` builds it in release and runs it). Method and
+//! figures: docs/benchmarks.md.
+//!
+//! 1. Creates a database `loyalty_bench_<pid>` on the PostgreSQL at `BENCH_ADMIN_URL`, migrates
+//!    it, adds two partners with a YCLIENTS connection each (one for the gateway, one for the
+//!    SQL run), and starts the release gateway (`BENCH_GATEWAY`) on it.
+//! 2. For each concurrency (1, 16, 64): posts realistic record webhooks (the YCLIENTS fixture,
+//!    2,000 recurring clients, 10 % duplicates) through the gateway's HTTP door, closed loop;
+//!    then runs the same work as the same SQL transactions straight through the store's sqlx
+//!    transaction, with no HTTP, JSON or engine around it.
+//! 3. At half the best gateway rate, an open-loop run (requests started on a fixed schedule,
+//!    latency measured from the scheduled start) gives the latency figures.
+//! 4. Prints a table, then one JSON object, last.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use loyalty_core::event::VisitStatus;
+use loyalty_core::ledger::{Account, EntryKind, NewEntry, NewLot};
+use loyalty_core::store::DeliveryRecord;
+use loyalty_core::{ClientId, ConnectionId, PartnerId, Phone, Points, Store, StoreError, StoreTx};
+use loyalty_gateway::sample::{Record, record_webhook};
+use loyalty_store::{PoolSettings, SqlStore};
+use serde_json::json;
+use sqlx::Connection;
+
+const CLIENTS: u64 = 2_000;
+const COMPANY_HTTP: &str = "4564";
+const COMPANY_SQL: &str = "4565";
+
+/// One delivery of the workload: the same facts go over HTTP as JSON and to the SQL run as
+/// values.
+#[derive(Clone)]
+struct Delivery {
+    record_id: u64,
+    client: u64,
+    cost_rub: i64,
+    changed_at_s: u32,
+}
+
+impl Delivery {
+    fn phone(&self) -> String {
+        format!("7916{:07}", self.client)
+    }
+
+    fn body(&self, company: &str) -> Vec<u8> {
+        let phone = self.phone();
+        let cost = self.cost_rub.to_string();
+        let name = format!("Клиент {}", self.client);
+        record_webhook(&Record {
+            company_id: company,
+            record_id: self.record_id,
+            client_id: 1_000_000 + self.client,
+            client_name: &name,
+            phone: &phone,
+            cost: &cost,
+            attendance: 1,
+            deleted: false,
+            changed_at_s: self.changed_at_s,
+        })
+        .to_string()
+        .into_bytes()
+    }
+}
+
+/// `n` deliveries of fresh records starting at `first_record`; every tenth repeats an earlier
+/// one of the batch byte for byte.
+fn workload(first_record: u64, n: usize, seed: u64) -> Vec<Delivery> {
+    let mut out: Vec<Delivery> = Vec::with_capacity(n);
+    let mut x = seed | 1;
+    let mut rand = move || {
+        // xorshift64: a fixed, repeatable sequence.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut record = first_record;
+    for i in 0..n {
+        if i % 10 == 9 && i > 0 {
+            let back = usize::try_from(rand() % 8).unwrap_or(0) + 1;
+            out.push(out[i.saturating_sub(back)].clone());
+            continue;
+        }
+        record += 1;
+        out.push(Delivery {
+            record_id: record,
+            client: rand() % CLIENTS,
+            cost_rub: 1_000 + i64::try_from(rand() % 9_000).unwrap_or(0),
+            changed_at_s: u32::try_from(record % 30_000).unwrap_or(0),
+        });
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Figures {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn figures(mut lat: Vec<Duration>, took: Duration) -> Figures {
+    lat.sort();
+    let pick = |q: f64| {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let idx = ((lat.len() as f64 - 1.0) * q).round() as usize;
+        lat[idx.min(lat.len() - 1)].as_secs_f64() * 1e3
+    };
+    Figures {
+        rps: lat.len() as f64 / took.as_secs_f64(),
+        p50_ms: pick(0.50),
+        p99_ms: pick(0.99),
+    }
+}
+
+/// Closed loop over HTTP: `concurrency` workers, each posting the next delivery when its last
+/// one is answered.
+async fn http_run(
+    http: &reqwest::Client,
+    url: &str,
+    bodies: Arc<Vec<Vec<u8>>>,
+    concurrency: usize,
+) -> anyhow::Result<Figures> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (http, url, bodies, next) = (
+            http.clone(),
+            url.to_owned(),
+            Arc::clone(&bodies),
+            Arc::clone(&next),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { break };
+                let t = Instant::now();
+                post(&http, &url, body.clone()).await?;
+                lat.push(t.elapsed());
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await??);
+    }
+    Ok(figures(all, started.elapsed()))
+}
+
+async fn post(http: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Result<()> {
+    let r = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!(
+            "gateway answered {}: {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        );
+    }
+    r.bytes().await?;
+    Ok(())
+}
+
+/// Open loop: request `i` starts at `i / rate` seconds whatever happened to the others;
+/// latency counts from that scheduled start.
+async fn open_loop(
+    http: &reqwest::Client,
+    url: &str,
+    bodies: Vec<Vec<u8>>,
+    rate: f64,
+) -> anyhow::Result<Figures> {
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(bodies.len());
+    for (i, body) in bodies.into_iter().enumerate() {
+        let at = started + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(at).await;
+        let (http, url) = (http.clone(), url.to_owned());
+        tasks.push(tokio::spawn(async move {
+            post(&http, &url, body).await?;
+            anyhow::Ok(at.elapsed())
+        }));
+    }
+    let mut lat = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        lat.push(t.await??);
+    }
+    Ok(figures(lat, started.elapsed()))
+}
+
+/// The SQL the engine issues for one record delivery, through the store's transaction and
+/// nothing else: lock the record, resolve the client by CRM id (creating it on first sight),
+/// lock the balance, post the entry and its lot, save the record, log the delivery, commit.
+async fn sql_delivery(
+    store: &SqlStore,
+    partner: PartnerId,
+    conn: ConnectionId,
+    d: &Delivery,
+    now: i64,
+) -> Result<(), StoreError> {
+    loop {
+        match sql_delivery_once(store, partner, conn, d, now).await {
+            Err(StoreError::Retryable(_) | StoreError::Duplicate(_)) => continue,
+            other => return other,
+        }
+    }
+}
+
+async fn sql_delivery_once(
+    store: &SqlStore,
+    partner: PartnerId,
+    conn: ConnectionId,
+    d: &Delivery,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut tx: Box<dyn StoreTx> = store.begin().await?;
+    let program = tx.program(partner).await?;
+    let record_id = d.record_id.to_string();
+    let mut state = tx.lock_record(partner, conn, &record_id).await?;
+    let fingerprint = format!("{}:{}", d.record_id, d.cost_rub);
+    let mut outcome = "duplicate";
+    let mut delta = Points::ZERO;
+    if state.fingerprint.as_deref() != Some(fingerprint.as_str()) {
+        let external = (1_000_000 + d.client).to_string();
+        let client = match tx.client_by_external_id(partner, conn, &external).await? {
+            Some(c) => c,
+            None => {
+                let phone =
+                    Phone::parse(&d.phone()).map_err(|e| StoreError::Backend(e.to_string()))?;
+                let name = format!("Клиент {}", d.client);
+                let (c, _) = tx.insert_client(partner, &phone, Some(&name), now).await?;
+                tx.link_external_id(partner, conn, &external, c.id).await?;
+                c
+            }
+        };
+        let client_id: ClientId = client.id;
+        let balance = tx.lock_balance(partner, client_id).await?;
+        let amount = Points(d.cost_rub * program.cashback.value() / 10_000);
+        state.postings += 1;
+        let entry = NewEntry {
+            idempotency_key: format!("visit:{conn}:{record_id}:{}", state.postings),
+            kind: EntryKind::Accrual,
+            debit: Account::Issued,
+            credit: Account::Client(client_id),
+            amount,
+            client_id,
+            reverses: None,
+            reason: Some(format!("visit {record_id}")),
+        };
+        let entry_id = tx.insert_entry(partner, &entry, now).await?;
+        let lot = NewLot {
+            client_id,
+            entry_id,
+            source: Some(format!("{conn}:{record_id}")),
+            amount,
+            expires_at_ms: None,
+        };
+        tx.insert_lot(partner, &lot, now).await?;
+        tx.set_balance(partner, client_id, balance + amount).await?;
+        state.client_id = Some(client_id);
+        state.accrued = amount;
+        state.last_accrual = Some(entry_id);
+        state.version = Some(i64::from(d.changed_at_s));
+        state.fingerprint = Some(fingerprint);
+        state.status = Some(VisitStatus::Came);
+        tx.save_record(partner, conn, &record_id, &state, now)
+            .await?;
+        outcome = "applied";
+        delta = amount;
+    }
+    let delivery = DeliveryRecord {
+        connection_id: conn,
+        resource: "record".into(),
+        resource_id: Some(record_id),
+        outcome: outcome.into(),
+        delta,
+        received_at_ms: now,
+    };
+    tx.record_delivery(partner, &delivery).await?;
+    tx.commit().await
+}
+
+async fn sql_run(
+    store: Arc<SqlStore>,
+    partner: PartnerId,
+    conn: ConnectionId,
+    work: Arc<Vec<Delivery>>,
+    concurrency: usize,
+) -> anyhow::Result<Figures> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (store, work, next) = (Arc::clone(&store), Arc::clone(&work), Arc::clone(&next));
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(d) = work.get(i) else { break };
+                let t = Instant::now();
+                sql_delivery(&store, partner, conn, d, 1_795_000_000_000).await?;
+                lat.push(t.elapsed());
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await??);
+    }
+    Ok(figures(all, started.elapsed()))
+}
+
+fn run_cli(gateway: &str, db: &str, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let out = std::process::Command::new(gateway)
+        .env("DATABASE_URL", db)
+        .arg("--json")
+        .args(args)
+        .output()
+        .with_context(|| format!("running {gateway}"))?;
+    if !out.status.success() {
+        bail!("{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn rss_mib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn with_db(admin: &str, db: &str) -> String {
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (admin, None),
+    };
+    let head = base.rsplit_once('/').map_or(base, |(h, _)| h);
+    match query {
+        Some(q) => format!("{head}/{db}?{q}"),
+        None => format!("{head}/{db}"),
+    }
+}
+
+struct Database {
+    admin: String,
+    name: String,
+}
+
+impl Database {
+    async fn create(admin: &str) -> anyhow::Result<Database> {
+        sqlx::any::install_default_drivers();
+        let name = format!("loyalty_bench_{}", std::process::id());
+        let mut c = sqlx::AnyConnection::connect(admin)
+            .await
+            .context("connecting to BENCH_ADMIN_URL")?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut c)
+            .await?;
+        c.close().await?;
+        Ok(Database {
+            admin: admin.to_owned(),
+            name,
+        })
+    }
+
+    async fn drop_now(&self) {
+        if let Ok(mut c) = sqlx::AnyConnection::connect(&self.admin).await {
+            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
+            let _ = c.close().await;
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let admin = std::env::var("BENCH_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let gateway_bin =
+        std::env::var("BENCH_GATEWAY").context("BENCH_GATEWAY (the release gateway binary)")?;
+    let scale: usize = std::env::var("BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6_000);
+    let db = Database::create(&admin).await?;
+    let result = bench(&db, &gateway_bin, scale).await;
+    db.drop_now().await;
+    result
+}
+
+async fn bench(db: &Database, gateway_bin: &str, scale: usize) -> anyhow::Result<()> {
+    let url = with_db(&db.admin, &db.name);
+    run_cli(gateway_bin, &url, &["migrate"])?;
+    let mut conns = Vec::new();
+    for company in [COMPANY_HTTP, COMPANY_SQL] {
+        let p = run_cli(
+            gateway_bin,
+            &url,
+            &["partner", "add", "--name", company, "--cashback-bps", "500"],
+        )?;
+        let pid = p["id"].to_string();
+        let c = run_cli(
+            gateway_bin,
+            &url,
+            &[
+                "connection",
+                "add",
+                "--partner",
+                &pid,
+                "--crm",
+                "yclients",
+                "--company-id",
+                company,
+            ],
+        )?;
+        conns.push((
+            PartnerId(p["id"].as_i64().unwrap_or_default()),
+            ConnectionId(c["id"].as_i64().unwrap_or_default()),
+            c["webhook_url"].as_str().unwrap_or_default().to_owned(),
+        ));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(gateway_bin)
+        .env("DATABASE_URL", &url)
+        .env("LOYALTY_LISTEN", &listen)
+        .env("RUST_LOG", "info")
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let pid = child.id();
+    let outcome = drive(&url, &listen, &conns, pid, scale).await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = child.wait();
+    outcome
+}
+
+async fn drive(
+    url: &str,
+    listen: &str,
+    conns: &[(PartnerId, ConnectionId, String)],
+    pid: u32,
+    scale: usize,
+) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(128)
+        .build()?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http
+        .get(format!("http://{listen}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .ok()
+        != Some(true)
+    {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the gateway did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The webhook URL names the configured listen address of the CLI run; use the live one.
+    let secret = conns[0].2.rsplit('/').next().unwrap_or_default();
+    let hook = format!("http://{listen}/webhooks/yclients/{secret}");
+    let store = Arc::new(
+        SqlStore::connect_with(
+            url,
+            PoolSettings::for_backend(loyalty_store::Backend::Postgres),
+        )
+        .await?,
+    );
+    let (sql_partner, sql_conn) = (conns[1].0, conns[1].1);
+
+    // Warm-up: every client's card exists on both sides, caches and plans are warm.
+    let warm = workload(0, usize::try_from(CLIENTS).unwrap_or(2_000), 7);
+    let warm_bodies: Vec<Vec<u8>> = warm.iter().map(|d| d.body(COMPANY_HTTP)).collect();
+    http_run(&http, &hook, Arc::new(warm_bodies), 16).await?;
+    sql_run(
+        Arc::clone(&store),
+        sql_partner,
+        sql_conn,
+        Arc::new(warm),
+        16,
+    )
+    .await?;
+
+    println!(
+        "concurrency  gateway rps   p50 ms   p99 ms |  sql rps   p50 ms   p99 ms | ratio  rss MiB"
+    );
+    let mut rows = Vec::new();
+    let mut first = 1_000_000u64;
+    for (i, concurrency) in [1usize, 16, 64].into_iter().enumerate() {
+        let n = if concurrency == 1 { scale / 4 } else { scale };
+        let work = workload(first, n, 11 + i as u64);
+        first += n as u64 + 1;
+        let bodies: Vec<Vec<u8>> = work.iter().map(|d| d.body(COMPANY_HTTP)).collect();
+        let g = http_run(&http, &hook, Arc::new(bodies), concurrency).await?;
+        let rss = rss_mib(pid, "VmRSS:");
+        let s = sql_run(
+            Arc::clone(&store),
+            sql_partner,
+            sql_conn,
+            Arc::new(work),
+            concurrency,
+        )
+        .await?;
+        println!(
+            "{concurrency:>11}  {:>11.0} {:>8.2} {:>8.2} | {:>8.0} {:>8.2} {:>8.2} | {:>5.2} {:>8.1}",
+            g.rps,
+            g.p50_ms,
+            g.p99_ms,
+            s.rps,
+            s.p50_ms,
+            s.p99_ms,
+            g.rps / s.rps,
+            rss
+        );
+        rows.push((concurrency, g, s, rss));
+    }
+    let Some(&(best_c, best_g, best_s, _)) = rows.iter().max_by(|a, b| a.1.rps.total_cmp(&b.1.rps))
+    else {
+        bail!("no runs");
+    };
+    let half = best_g.rps / 2.0;
+    let n = ((half * 10.0) as usize).clamp(500, 20_000);
+    let work = workload(first, n, 99);
+    let bodies: Vec<Vec<u8>> = work.iter().map(|d| d.body(COMPANY_HTTP)).collect();
+    let open = open_loop(&http, &hook, bodies, half).await?;
+    let peak_rss = rss_mib(pid, "VmHWM:");
+    println!(
+        "open loop at half the peak ({half:.0} req/s, {n} requests): {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+        open.rps, open.p50_ms, open.p99_ms
+    );
+    println!("gateway peak RSS: {peak_rss:.1} MiB");
+    let round = |v: f64| (v * 100.0).round() / 100.0;
+    println!(
+        "{}",
+        json!({
+            "ingest_rps": round(best_g.rps),
+            "sql_limit_rps": round(best_s.rps),
+            "ratio": round(best_g.rps / best_s.rps),
+            "p50_ms": round(open.p50_ms),
+            "p99_ms": round(open.p99_ms),
+            "rss_mib": round(peak_rss),
+            "concurrency": best_c,
+        })
+    );
+    store.close().await;
+    Ok(())
+}
