@@ -8,6 +8,7 @@
 //!    2,000 recurring clients, 10 % duplicates) through the gateway's HTTP door, closed loop;
 //!    then runs the same work as the same SQL transactions straight through the store's sqlx
 //!    transaction, with no HTTP, JSON or engine around it.
+//!    Each figure is the median of `BENCH_ROUNDS` (default 3) interleaved runs.
 //! 3. At half the best gateway rate, an open-loop run (requests started on a fixed schedule,
 //!    latency measured from the scheduled start) gives the latency figures.
 //! 4. Prints a table, then one JSON object, last.
@@ -115,6 +116,30 @@ fn figures(mut lat: Vec<Duration>, took: Duration) -> Figures {
         rps: lat.len() as f64 / took.as_secs_f64(),
         p50_ms: pick(0.50),
         p99_ms: pick(0.99),
+    }
+}
+
+/// Flushes dirty pages (`CHECKPOINT`, as the bench's superuser) and refreshes statistics
+/// before a run, so one run's writes do not land as another run's checkpoint stall.
+async fn settle(store: &SqlStore) {
+    for sql in ["CHECKPOINT", "ANALYZE"] {
+        if let Err(e) = sqlx::query(sql).execute(store.pool()).await {
+            eprintln!("bench: {sql} failed ({e}); figures may include its stalls");
+        }
+    }
+}
+
+/// The median of each figure over several runs.
+fn median(runs: &[Figures]) -> Figures {
+    let mid = |f: fn(&Figures) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    Figures {
+        rps: mid(|f| f.rps),
+        p50_ms: mid(|f| f.p50_ms),
+        p99_ms: mid(|f| f.p99_ms),
     }
 }
 
@@ -508,6 +533,34 @@ async fn drive(
     )
     .await?;
 
+    // BENCH_OPEN_RATE=R: first, three open-loop runs at a fixed R requests/s (latency probes).
+    if let Some(rate) = std::env::var("BENCH_OPEN_RATE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+    {
+        for round in 0..3u64 {
+            settle(&store).await;
+            let work = workload(
+                50_000_000 + round * 100_000,
+                (rate * 10.0) as usize,
+                500 + round,
+            );
+            let bodies: Vec<Vec<u8>> = work.iter().map(|d| d.body(COMPANY_HTTP)).collect();
+            let f = open_loop(&http, &hook, bodies, rate).await?;
+            println!(
+                "open loop at {rate} req/s: p50 {:.2} ms, p99 {:.2} ms",
+                f.p50_ms, f.p99_ms
+            );
+        }
+    }
+    // This machine shares its cores with neighbours (steal time shows in `top`): every figure
+    // is the median of `rounds` runs, the HTTP and SQL runs interleaved.
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    println!("median of {rounds} rounds each");
     println!(
         "concurrency  gateway rps   p50 ms   p99 ms |  sql rps   p50 ms   p99 ms | ratio  rss MiB"
     );
@@ -515,19 +568,26 @@ async fn drive(
     let mut first = 1_000_000u64;
     for (i, concurrency) in [1usize, 16, 64].into_iter().enumerate() {
         let n = if concurrency == 1 { scale / 4 } else { scale };
-        let work = workload(first, n, 11 + i as u64);
-        first += n as u64 + 1;
-        let bodies: Vec<Vec<u8>> = work.iter().map(|d| d.body(COMPANY_HTTP)).collect();
-        let g = http_run(&http, &hook, Arc::new(bodies), concurrency).await?;
-        let rss = rss_mib(pid, "VmRSS:");
-        let s = sql_run(
-            Arc::clone(&store),
-            sql_partner,
-            sql_conn,
-            Arc::new(work),
-            concurrency,
-        )
-        .await?;
+        let (mut gs, mut ss, mut rss) = (Vec::new(), Vec::new(), 0.0f64);
+        for round in 0..rounds {
+            settle(&store).await;
+            let work = workload(first, n, 11 + (i * rounds + round) as u64);
+            first += n as u64 + 1;
+            let bodies: Vec<Vec<u8>> = work.iter().map(|d| d.body(COMPANY_HTTP)).collect();
+            gs.push(http_run(&http, &hook, Arc::new(bodies), concurrency).await?);
+            rss = rss.max(rss_mib(pid, "VmRSS:"));
+            ss.push(
+                sql_run(
+                    Arc::clone(&store),
+                    sql_partner,
+                    sql_conn,
+                    Arc::new(work),
+                    concurrency,
+                )
+                .await?,
+            );
+        }
+        let (g, s) = (median(&gs), median(&ss));
         println!(
             "{concurrency:>11}  {:>11.0} {:>8.2} {:>8.2} | {:>8.0} {:>8.2} {:>8.2} | {:>5.2} {:>8.1}",
             g.rps,
@@ -547,12 +607,18 @@ async fn drive(
     };
     let half = best_g.rps / 2.0;
     let n = ((half * 10.0) as usize).clamp(500, 20_000);
-    let work = workload(first, n, 99);
-    let bodies: Vec<Vec<u8>> = work.iter().map(|d| d.body(COMPANY_HTTP)).collect();
-    let open = open_loop(&http, &hook, bodies, half).await?;
+    let mut opens = Vec::new();
+    for round in 0..rounds {
+        settle(&store).await;
+        let work = workload(first, n, 99 + round as u64);
+        first += n as u64 + 1;
+        let bodies: Vec<Vec<u8>> = work.iter().map(|d| d.body(COMPANY_HTTP)).collect();
+        opens.push(open_loop(&http, &hook, bodies, half).await?);
+    }
+    let open = median(&opens);
     let peak_rss = rss_mib(pid, "VmHWM:");
     println!(
-        "open loop at half the peak ({half:.0} req/s, {n} requests): {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+        "open loop at half the peak ({half:.0} req/s, {n} requests each): {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
         open.rps, open.p50_ms, open.p99_ms
     );
     println!("gateway peak RSS: {peak_rss:.1} MiB");

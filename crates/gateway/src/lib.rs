@@ -180,6 +180,12 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    // Answers are small and latency matters more than packet count: no Nagle delay.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            warn!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let mut rx = stopping.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, server::router(app))
