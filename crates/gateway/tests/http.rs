@@ -314,3 +314,94 @@ async fn health_readiness_and_the_telegram_door() {
     assert_eq!(status, 404);
     f.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_public_url_the_bot_takes_updates_by_webhook_checking_the_secret() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let schema = PgSchema::new().await;
+    let telegram = MockServer::start().await;
+    let token = "77:webhook-token";
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{token}/setWebhook")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})))
+        .expect(1)
+        .mount(&telegram)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{token}/sendMessage")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {
+            "message_id": 1, "date": 1_795_000_000, "chat": {"id": 5, "type": "private"}}})),
+        )
+        .mount(&telegram)
+        .await;
+    let config = Config::resolve(Overrides {
+        database_url: Some(schema.url.clone()),
+        listen: Some("127.0.0.1:0".into()),
+        public_url: Some("https://loyalty.example".into()),
+        telegram_bot_token: Some(token.into()),
+        telegram_api_url: Some(telegram.uri()),
+        telegram_webhook_secret: Some("s3cret".into()),
+        ..Overrides::default()
+    })
+    .unwrap();
+    let gateway = start(
+        &config,
+        StartOptions {
+            migrate: true,
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let registered = telegram.received_requests().await.unwrap();
+    let body: Value = serde_json::from_slice(&registered[0].body).unwrap();
+    assert_eq!(
+        body["url"],
+        json!("https://loyalty.example/telegram/s3cret")
+    );
+    assert_eq!(body["secret_token"], json!("s3cret"));
+
+    let update = json!({"update_id": 1, "message": {"message_id": 1, "date": 1_795_000_000,
+        "chat": {"id": 5, "type": "private"},
+        "from": {"id": 5, "is_bot": false, "first_name": "Anna", "language_code": "en"},
+        "text": "/start"}});
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/telegram/s3cret", gateway.addr);
+    let send = |secret: Option<&'static str>| {
+        let mut req = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(update.to_string());
+        if let Some(s) = secret {
+            req = req.header("x-telegram-bot-api-secret-token", s);
+        }
+        req.send()
+    };
+    assert_eq!(send(None).await.unwrap().status(), 404, "no header");
+    assert_eq!(
+        send(Some("wrong")).await.unwrap().status(),
+        404,
+        "wrong header"
+    );
+    assert_eq!(send(Some("s3cret")).await.unwrap().status(), 200);
+    let replies: Vec<Value> = telegram
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().ends_with("/sendMessage"))
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(
+        replies.len(),
+        1,
+        "only the authenticated update is answered"
+    );
+    assert_eq!(replies[0]["chat_id"], json!(5));
+    assert!(replies[0]["text"].as_str().unwrap().starts_with("Hello!"));
+    gateway.stop().await.unwrap();
+    schema.drop().await;
+}
