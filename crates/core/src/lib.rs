@@ -12,6 +12,7 @@
 //! * [`engine`]: [`LoyaltyEngine`], which applies events and staff operations exactly once.
 
 pub mod adapter;
+pub mod code;
 pub mod engine;
 pub mod event;
 pub mod ledger;
@@ -19,6 +20,7 @@ pub mod model;
 pub mod money;
 pub mod outbox;
 pub mod phone;
+pub mod reward;
 pub mod store;
 
 pub use adapter::{AdapterError, Capabilities, CrmAdapter, WebhookError};
@@ -27,8 +29,9 @@ pub use engine::{
 };
 pub use event::{CrmEvent, VisitEvent, VisitStatus};
 pub use model::{
-    Client, ClientId, ConnectionId, CrmConnection, CrmKind, Partner, PartnerId, Program,
+    Client, ClientId, ConnectionId, CrmConnection, CrmKind, Partner, PartnerId, Program, RewardId,
 };
 pub use money::{Bps, Currency, Money, MoneyError, Points};
 pub use phone::{Phone, PhoneError};
+pub use reward::{NewReward, Reward, RewardKind};
 pub use store::{OutboxStats, Store, StoreError, StoreTx, TelegramChat};

@@ -43,6 +43,10 @@ id_type!(
     /// A ledger entry.
     EntryId
 );
+id_type!(
+    /// A reward in a partner's catalog.
+    RewardId
+);
 
 /// A partner with its loyalty program.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

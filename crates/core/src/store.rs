@@ -16,11 +16,12 @@ use crate::event::VisitStatus;
 use crate::ledger::{AccountTotals, LedgerEntry, Lot, LotId, NewEntry, NewLot};
 use crate::model::{
     Client, ClientId, ConnectionId, CrmConnection, EntryId, HoldId, NewConnection, NewPartner,
-    Partner, PartnerId, Program,
+    Partner, PartnerId, Program, RewardId,
 };
 use crate::money::Points;
 use crate::outbox::{NewOutbox, OutboxMessage};
 use crate::phone::Phone;
+use crate::reward::{NewReward, Reward};
 
 /// Errors of a store. [`StoreError::Retryable`] is a lost race (deadlock, serialization
 /// failure, a busy SQLite file): the engine runs the whole transaction again.
@@ -447,4 +448,25 @@ pub trait Store: Send + Sync {
 
     /// The clients, at any partner, this chat is linked to.
     async fn clients_of_chat(&self, chat_id: i64) -> Result<Vec<Client>, StoreError>;
+
+    // The rewards catalog.
+
+    async fn create_reward(
+        &self,
+        partner: PartnerId,
+        reward: &NewReward,
+        now_ms: i64,
+    ) -> Result<Reward, StoreError>;
+
+    /// The partner's rewards by id; removed ones only with `include_removed`.
+    async fn rewards(
+        &self,
+        partner: PartnerId,
+        include_removed: bool,
+    ) -> Result<Vec<Reward>, StoreError>;
+
+    async fn reward(&self, partner: PartnerId, id: RewardId) -> Result<Option<Reward>, StoreError>;
+
+    /// Takes a reward off the catalog; false when it was not there.
+    async fn remove_reward(&self, partner: PartnerId, id: RewardId) -> Result<bool, StoreError>;
 }

@@ -3,7 +3,8 @@
 
 use loyalty_core::model::{NewConnection, NewPartner};
 use loyalty_core::{
-    Bps, CrmKind, Currency, LoyaltyEngine, PartnerId, Phone, Points, Program, Store,
+    Bps, CrmKind, Currency, LoyaltyEngine, NewReward, PartnerId, Phone, Points, Program, RewardId,
+    RewardKind, Store,
 };
 use loyalty_store::{ConnectionSettings, SqlStore};
 use serde_json::{Value, json};
@@ -201,6 +202,71 @@ pub async fn client_show(
         "balance": statement.balance,
         "history": history,
     }))
+}
+
+/// `reward add`: a certificate (`value_minor`) or a CRM service (`service_id` + `price_minor`).
+#[derive(Debug, Clone)]
+pub struct RewardAdd {
+    pub partner: i64,
+    pub title: String,
+    pub points: i64,
+    pub certificate_minor: Option<i64>,
+    pub service_id: Option<String>,
+    pub price_minor: Option<i64>,
+}
+
+async fn known_partner(store: &dyn Store, partner: i64) -> anyhow::Result<PartnerId> {
+    let id = PartnerId(partner);
+    if store.partner(id).await?.is_none() {
+        return Err(Usage(format!("partner {id} does not exist")).into());
+    }
+    Ok(id)
+}
+
+pub async fn reward_add(store: &SqlStore, req: &RewardAdd, now_ms: i64) -> anyhow::Result<Value> {
+    let partner = known_partner(store, req.partner).await?;
+    let kind = match (&req.certificate_minor, &req.service_id, req.price_minor) {
+        (Some(value), None, None) => RewardKind::Certificate {
+            value_minor: *value,
+        },
+        (None, Some(service), Some(price)) => RewardKind::Service {
+            service_id: service.trim().to_owned(),
+            price_minor: price,
+        },
+        _ => {
+            return Err(Usage(
+                "give either --certificate-minor, or --service-id with --price-minor".into(),
+            )
+            .into());
+        }
+    };
+    let reward = NewReward {
+        title: req.title.trim().to_owned(),
+        cost: Points(req.points),
+        kind,
+    };
+    reward
+        .validate()
+        .map_err(|e| Usage(format!("invalid reward: {e}")))?;
+    let created = store.create_reward(partner, &reward, now_ms).await?;
+    Ok(json!({ "id": created.id, "reward": created }))
+}
+
+pub async fn reward_list(store: &SqlStore, partner: i64, all: bool) -> anyhow::Result<Value> {
+    let partner = known_partner(store, partner).await?;
+    Ok(json!({ "rewards": store.rewards(partner, all).await? }))
+}
+
+pub async fn reward_remove(store: &SqlStore, partner: i64, reward: i64) -> anyhow::Result<Value> {
+    let partner = known_partner(store, partner).await?;
+    let id = RewardId(reward);
+    if !store.remove_reward(partner, id).await? {
+        return Err(Usage(format!(
+            "partner {partner} has no reward {id} in the catalog"
+        ))
+        .into());
+    }
+    Ok(json!({ "removed": id }))
 }
 
 /// `rejected`: the latest refused webhook deliveries.

@@ -110,6 +110,9 @@ enum Command {
     /// A client's balance and history.
     #[command(subcommand)]
     Client(ClientCmd),
+    /// The partner's rewards catalog: what points buy.
+    #[command(subcommand)]
+    Reward(RewardCmd),
     /// The latest webhook deliveries the gateway refused, with why.
     Rejected {
         #[arg(long, default_value_t = 20)]
@@ -185,6 +188,44 @@ enum ConnectionCmd {
         /// The company's offset from UTC (default: 180 for YCLIENTS, 0 for Altegio).
         #[arg(long, allow_hyphen_values = true)]
         utc_offset_minutes: Option<i32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RewardCmd {
+    /// Add a money certificate (--certificate-minor) or a CRM service (--service-id,
+    /// --price-minor) bought for --points.
+    Add {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        title: String,
+        /// What it costs in points.
+        #[arg(long)]
+        points: i64,
+        /// A certificate of this value in minor units (50000 = 500 ₽).
+        #[arg(long)]
+        certificate_minor: Option<i64>,
+        /// The service's id in the CRM.
+        #[arg(long)]
+        service_id: Option<String>,
+        /// The service's price in minor units.
+        #[arg(long)]
+        price_minor: Option<i64>,
+    },
+    /// The rewards clients can buy now (with --all, removed ones too).
+    List {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Take a reward off the catalog.
+    Remove {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        reward: i64,
     },
 }
 
@@ -344,6 +385,36 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&out?, json, client_text);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Reward(cmd) => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = match cmd {
+                RewardCmd::Add {
+                    partner,
+                    title,
+                    points,
+                    certificate_minor,
+                    service_id,
+                    price_minor,
+                } => {
+                    let req = cli::RewardAdd {
+                        partner,
+                        title,
+                        points,
+                        certificate_minor,
+                        service_id,
+                        price_minor,
+                    };
+                    cli::reward_add(&store, &req, now).await
+                }
+                RewardCmd::List { partner, all } => cli::reward_list(&store, partner, all).await,
+                RewardCmd::Remove { partner, reward } => {
+                    cli::reward_remove(&store, partner, reward).await
+                }
+            };
+            store.close().await;
+            print(&out?, json, reward_text);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Rejected { limit } => {
             let store = open_migrated(&Config::resolve(overrides)?).await?;
             let out = cli::rejected(&store, limit).await;
@@ -366,6 +437,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn reward_text(v: &Value) -> String {
+    if let Some(id) = v.get("removed") {
+        return format!("Reward {id} removed from the catalog.");
+    }
+    let one = v.get("reward").map(|r| vec![r.clone()]);
+    let rewards = one.unwrap_or_else(|| v["rewards"].as_array().cloned().unwrap_or_default());
+    if rewards.is_empty() {
+        return "No rewards.".into();
+    }
+    rewards
+        .iter()
+        .map(|r| {
+            format!(
+                "{:>4}  {:>6} points  {}{}",
+                r["id"].to_string(),
+                r["cost"].to_string(),
+                r["title"].as_str().unwrap_or_default(),
+                if r["active"] == Value::Bool(false) {
+                    "  (removed)"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn client_text(v: &Value) -> String {

@@ -270,3 +270,114 @@ fn inspect_webhook_rejects_bad_input_with_status_2() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[test]
+fn the_rewards_catalog_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let env = [("LOYALTY_DATA_DIR", data)];
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = gateway(&all, &env);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("one JSON object")
+    };
+    json(&["migrate"]);
+    let partner = json(&["partner", "add", "--name", "Лотос", "--cashback-bps", "500"]);
+    assert_eq!(partner["id"], 1);
+    let cert = json(&[
+        "reward",
+        "add",
+        "--partner",
+        "1",
+        "--title",
+        "Сертификат 500 ₽",
+        "--points",
+        "500",
+        "--certificate-minor",
+        "50000",
+    ]);
+    assert_eq!(
+        cert["reward"]["kind"],
+        serde_json::json!({"kind": "certificate", "value_minor": 50000})
+    );
+    json(&[
+        "reward",
+        "add",
+        "--partner",
+        "1",
+        "--title",
+        "Маникюр",
+        "--points",
+        "1200",
+        "--service-id",
+        "8401",
+        "--price-minor",
+        "120000",
+    ]);
+    let listed = json(&["reward", "list", "--partner", "1"]);
+    assert_eq!(listed["rewards"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        json(&["reward", "remove", "--partner", "1", "--reward", "1"])["removed"],
+        1
+    );
+    let listed = json(&["reward", "list", "--partner", "1"]);
+    assert_eq!(listed["rewards"][0]["title"], "Маникюр");
+    assert_eq!(
+        json(&["reward", "list", "--partner", "1", "--all"])["rewards"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Operator mistakes: exit status 2 and one JSON error object.
+    for bad in [
+        &[
+            "reward",
+            "add",
+            "--partner",
+            "1",
+            "--title",
+            "x",
+            "--points",
+            "0",
+            "--certificate-minor",
+            "1",
+        ][..],
+        &[
+            "reward",
+            "add",
+            "--partner",
+            "1",
+            "--title",
+            "x",
+            "--points",
+            "5",
+        ][..],
+        &[
+            "reward",
+            "add",
+            "--partner",
+            "9",
+            "--title",
+            "x",
+            "--points",
+            "5",
+            "--certificate-minor",
+            "1",
+        ][..],
+        &["reward", "remove", "--partner", "1", "--reward", "1"][..],
+    ] {
+        let mut args = bad.to_vec();
+        args.push("--json");
+        let out = gateway(&args, &env);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let err: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            err["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{bad:?}"
+        );
+    }
+}

@@ -52,6 +52,25 @@ where
     .transpose()
 }
 
+macro_rules! reward_columns {
+    () => {
+        "id, partner_id, title, cost, kind, active"
+    };
+}
+pub(crate) use reward_columns;
+
+pub(crate) fn reward(row: &AnyRow) -> Result<loyalty_core::Reward, StoreError> {
+    let kind: String = get(row, "kind")?;
+    Ok(loyalty_core::Reward {
+        id: loyalty_core::RewardId(get(row, "id")?),
+        partner_id: PartnerId(get(row, "partner_id")?),
+        title: get(row, "title")?,
+        cost: Points(get(row, "cost")?),
+        kind: serde_json::from_str(&kind).map_err(|_| corrupt("reward kind", &kind))?,
+        active: get::<i64>(row, "active")? != 0,
+    })
+}
+
 pub(crate) fn telegram_chat(row: &AnyRow) -> Result<loyalty_core::TelegramChat, StoreError> {
     let phone: Option<String> = get(row, "phone")?;
     let phone = phone

@@ -10,9 +10,13 @@ use loyalty_core::{
     StoreError, StoreTx,
 };
 
+use loyalty_core::model::RewardId;
 use loyalty_core::store::{OutboxStats, TelegramChat};
+use loyalty_core::{NewReward, Reward};
 
-use crate::rows::{self, client_columns, entry_columns, get, hold_columns, outbox_columns};
+use crate::rows::{
+    self, client_columns, entry_columns, get, hold_columns, outbox_columns, reward_columns,
+};
 use crate::{Backend, SqlStore, SqlTx, db_err};
 
 #[async_trait]
@@ -518,6 +522,77 @@ impl Store for SqlStore {
         .iter()
         .map(rows::client)
         .collect()
+    }
+
+    async fn create_reward(
+        &self,
+        partner: PartnerId,
+        reward: &NewReward,
+        now_ms: i64,
+    ) -> Result<Reward, StoreError> {
+        let kind = serde_json::to_string(&reward.kind)
+            .map_err(|e| StoreError::Backend(format!("reward kind to JSON: {e}")))?;
+        let row = sqlx::query(concat!(
+            "INSERT INTO rewards (partner_id, title, cost, kind, active, created_at_ms) \
+             VALUES ($1, $2, $3, $4, 1, $5) RETURNING ",
+            reward_columns!()
+        ))
+        .bind(partner.0)
+        .bind(reward.title.trim())
+        .bind(reward.cost.value())
+        .bind(kind)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows::reward(&row)
+    }
+
+    async fn rewards(
+        &self,
+        partner: PartnerId,
+        include_removed: bool,
+    ) -> Result<Vec<Reward>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            reward_columns!(),
+            " FROM rewards WHERE partner_id = $1 AND (active = 1 OR $2 = 1) ORDER BY id"
+        ))
+        .bind(partner.0)
+        .bind(i64::from(include_removed))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::reward)
+        .collect()
+    }
+
+    async fn reward(&self, partner: PartnerId, id: RewardId) -> Result<Option<Reward>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            reward_columns!(),
+            " FROM rewards WHERE partner_id = $1 AND id = $2"
+        ))
+        .bind(partner.0)
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(|r| rows::reward(&r))
+        .transpose()
+    }
+
+    async fn remove_reward(&self, partner: PartnerId, id: RewardId) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE rewards SET active = 0 WHERE partner_id = $1 AND id = $2 AND active = 1",
+        )
+        .bind(partner.0)
+        .bind(id.0)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

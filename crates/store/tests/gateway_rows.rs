@@ -216,7 +216,64 @@ async fn old_deliveries_are_pruned_and_outbox_gauges_count(db: &TestDb) {
     assert_eq!(stats.oldest_pending_created_ms, Some(clock.now_ms()));
 }
 
+async fn the_rewards_catalog_is_per_partner_and_removal_keeps_the_row(db: &TestDb) {
+    use loyalty_core::{NewReward, RewardKind};
+    let store = db.dyn_store();
+    let (a, _) = salon(store.as_ref(), five_percent()).await;
+    let (b, _) = salon(store.as_ref(), five_percent()).await;
+    let certificate = NewReward {
+        title: "Сертификат 500 ₽".into(),
+        cost: Points(500),
+        kind: RewardKind::Certificate {
+            value_minor: 50_000,
+        },
+    };
+    let service = NewReward {
+        title: "Маникюр".into(),
+        cost: Points(1_200),
+        kind: RewardKind::Service {
+            service_id: "8401".into(),
+            price_minor: 120_000,
+        },
+    };
+    let r1 = store.create_reward(a.id, &certificate, T0).await.unwrap();
+    let r2 = store.create_reward(a.id, &service, T0).await.unwrap();
+    assert_eq!(
+        (r1.title.as_str(), r1.cost, r1.active),
+        ("Сертификат 500 ₽", Points(500), true)
+    );
+    assert_eq!(r2.kind, service.kind);
+    assert_eq!(
+        store.rewards(a.id, false).await.unwrap(),
+        vec![r1.clone(), r2.clone()]
+    );
+    assert!(
+        store.rewards(b.id, false).await.unwrap().is_empty(),
+        "scoped by partner"
+    );
+    assert_eq!(store.reward(b.id, r1.id).await.unwrap(), None);
+    assert!(
+        !store.remove_reward(b.id, r1.id).await.unwrap(),
+        "not B's to remove"
+    );
+
+    assert!(store.remove_reward(a.id, r1.id).await.unwrap());
+    assert!(
+        !store.remove_reward(a.id, r1.id).await.unwrap(),
+        "already removed"
+    );
+    assert_eq!(store.rewards(a.id, false).await.unwrap(), vec![r2.clone()]);
+    let all = store.rewards(a.id, true).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(!all[0].active);
+    assert_eq!(
+        store.reward(a.id, r1.id).await.unwrap().map(|r| r.active),
+        Some(false)
+    );
+}
+
 both!(
+    the_rewards_catalog_is_per_partner_and_removal_keeps_the_row,
     a_chat_links_to_its_phone_at_every_salon_and_later_clients_follow,
     connection_settings_round_trip_and_hide_tokens,
     rejected_deliveries_keep_the_newest,
