@@ -7,12 +7,17 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use serde::Serialize;
 
 use crate::adapter::{AdapterError, CrmAdapter};
+use crate::code::Code;
 use crate::event::{ClientEvent, ClientRef, CrmEvent, VisitEvent};
 use crate::ledger::{Account, EntryKind, LedgerEntry, LotId, NewEntry, NewLot, plan_draw};
-use crate::model::{Client, ClientId, CrmConnection, EntryId, HoldId, PartnerId, Program};
+use crate::model::{
+    Client, ClientId, CrmConnection, EntryId, HoldId, PartnerId, Program, RewardId,
+};
 use crate::money::{Currency, MoneyError, Points};
 use crate::outbox::{NewOutbox, Notification};
 use crate::phone::{Phone, PhoneError};
+use crate::redemption::{NewRedemption, Redemption, RedemptionStatus, Strategy};
+use crate::reward::Reward;
 use crate::store::{DeliveryRecord, Hold, HoldStatus, RecordState, Store, StoreError, StoreTx};
 
 /// How many times a transaction that lost a race is run again before the error is returned.
@@ -53,6 +58,12 @@ pub enum EngineError {
     NonPositiveAmount(i64),
     #[error("hold {hold} is already {status}")]
     HoldNotPending { hold: HoldId, status: &'static str },
+    #[error("reward {0} is not in this partner's catalog")]
+    RewardUnavailable(RewardId),
+    #[error("no redemption has the code {0}")]
+    UnknownCode(String),
+    #[error("code {code} is {status}")]
+    CodeNotUsable { code: String, status: &'static str },
 }
 
 impl EngineError {
@@ -652,34 +663,45 @@ impl LoyaltyEngine {
         key: &str,
     ) -> Result<Hold, EngineError> {
         positive(points)?;
-        in_tx!(self, |tx, now| async {
-            program_of(tx, partner).await?;
-            client_of(tx, partner, client_id).await?;
-            let balance = tx.lock_balance(partner, client_id).await?;
-            if let Some(h) = tx.hold_by_key(partner, key).await? {
-                return if h.client_id == client_id && h.amount == points {
-                    Ok(h)
-                } else {
-                    Err(EngineError::Conflict {
-                        key: key.to_owned(),
-                    })
-                };
-            }
-            enough(balance, points)?;
-            let hold = tx.insert_hold(partner, client_id, points, key, now).await?;
-            let entry = NewEntry {
-                idempotency_key: format!("hold:{key}"),
-                kind: EntryKind::Hold,
-                debit: Account::Client(client_id),
-                credit: Account::Hold(hold.id),
-                amount: points,
-                client_id,
-                reverses: None,
-                reason: None,
+        in_tx!(self, |tx, now| self
+            .hold_tx(tx, partner, client_id, points, key, now))
+    }
+
+    async fn hold_tx(
+        &self,
+        tx: &mut dyn StoreTx,
+        partner: PartnerId,
+        client_id: ClientId,
+        points: Points,
+        key: &str,
+        now: i64,
+    ) -> Result<Hold, EngineError> {
+        program_of(tx, partner).await?;
+        client_of(tx, partner, client_id).await?;
+        let balance = tx.lock_balance(partner, client_id).await?;
+        if let Some(h) = tx.hold_by_key(partner, key).await? {
+            return if h.client_id == client_id && h.amount == points {
+                Ok(h)
+            } else {
+                Err(EngineError::Conflict {
+                    key: key.to_owned(),
+                })
             };
-            debit(tx, partner, &entry, balance, None, now).await?;
-            Ok::<_, EngineError>(hold)
-        })
+        }
+        enough(balance, points)?;
+        let hold = tx.insert_hold(partner, client_id, points, key, now).await?;
+        let entry = NewEntry {
+            idempotency_key: format!("hold:{key}"),
+            kind: EntryKind::Hold,
+            debit: Account::Client(client_id),
+            credit: Account::Hold(hold.id),
+            amount: points,
+            client_id,
+            reverses: None,
+            reason: None,
+        };
+        debit(tx, partner, &entry, balance, None, now).await?;
+        Ok(hold)
     }
 
     /// Completes a pending hold: the points are spent. Posting twice is a no-op; posting a
@@ -699,57 +721,198 @@ impl LoyaltyEngine {
         hold_id: HoldId,
         to: HoldStatus,
     ) -> Result<Hold, EngineError> {
-        in_tx!(self, |tx, now| async {
-            let mut hold = tx
-                .lock_hold(partner, hold_id)
+        in_tx!(self, |tx, now| self
+            .settle_hold_tx(tx, partner, hold_id, to, now))
+    }
+
+    async fn settle_hold_tx(
+        &self,
+        tx: &mut dyn StoreTx,
+        partner: PartnerId,
+        hold_id: HoldId,
+        to: HoldStatus,
+        now: i64,
+    ) -> Result<Hold, EngineError> {
+        let mut hold = tx
+            .lock_hold(partner, hold_id)
+            .await?
+            .ok_or(EngineError::UnknownHold(hold_id))?;
+        if hold.status == to {
+            return Ok(hold);
+        }
+        if hold.status != HoldStatus::Pending {
+            return Err(EngineError::HoldNotPending {
+                hold: hold_id,
+                status: hold.status.as_str(),
+            });
+        }
+        let client = hold.client_id;
+        let (credit_account, kind, suffix) = match to {
+            HoldStatus::Voided => (Account::Client(client), EntryKind::HoldVoid, "void"),
+            _ => (Account::Redeemed, EntryKind::HoldPost, "post"),
+        };
+        let entry = NewEntry {
+            idempotency_key: format!("hold:{}:{suffix}", hold.idempotency_key),
+            kind,
+            debit: Account::Hold(hold_id),
+            credit: credit_account,
+            amount: hold.amount,
+            client_id: client,
+            reverses: None,
+            reason: None,
+        };
+        if to == HoldStatus::Voided {
+            let balance = tx.lock_balance(partner, client).await?;
+            let held = tx
+                .entry_by_key(partner, &format!("hold:{}", hold.idempotency_key))
                 .await?
-                .ok_or(EngineError::UnknownHold(hold_id))?;
-            if hold.status == to {
-                return Ok(hold);
+                .ok_or_else(|| StoreError::Corrupt(format!("hold {hold_id} has no entry")))?;
+            // Like any credit, returned points repay a debt first (a reversal may have
+            // overdrawn the client while the hold was pending); only the rest refills the
+            // lots they were drawn from.
+            let draws = tx.draws_of(partner, held.id).await?;
+            let debt = (-balance).max(Points::ZERO);
+            let restore = skip_points(&draws, debt.min(hold.amount));
+            tx.insert_entry(partner, &entry, now).await?;
+            tx.restore_lots(partner, &restore).await?;
+            tx.set_balance(partner, client, balance + hold.amount)
+                .await?;
+        } else {
+            tx.insert_entry(partner, &entry, now).await?;
+        }
+        tx.set_hold_status(partner, hold_id, to, now).await?;
+        hold.status = to;
+        Ok(hold)
+    }
+
+    /// Exchanges `reward.cost` points of the client for `reward`: the points are held at once
+    /// and a code is issued, in one transaction. With [`Strategy::GatewayCode`] the code is
+    /// usable at once; the CRM strategies start `Pending` until [`LoyaltyEngine::mark_issued`]
+    /// (or [`LoyaltyEngine::mark_failed`]). The same `key` returns the same redemption.
+    /// `new_code` draws a code (from the OS's randomness in the gateway); a collision draws
+    /// again.
+    pub async fn redeem(
+        &self,
+        partner: PartnerId,
+        client_id: ClientId,
+        reward: &Reward,
+        key: &str,
+        strategy: Strategy,
+        new_code: &(dyn Fn() -> Code + Send + Sync),
+    ) -> Result<Redemption, EngineError> {
+        if reward.partner_id != partner || !reward.active {
+            return Err(EngineError::RewardUnavailable(reward.id));
+        }
+        in_tx!(self, |tx, now| async {
+            let program = program_of(tx, partner).await?;
+            if let Some(r) = tx.redemption_by_key(partner, key).await? {
+                return if r.client_id == client_id && r.reward_id == reward.id {
+                    Ok(r)
+                } else {
+                    Err(EngineError::Conflict {
+                        key: key.to_owned(),
+                    })
+                };
             }
-            if hold.status != HoldStatus::Pending {
-                return Err(EngineError::HoldNotPending {
-                    hold: hold_id,
-                    status: hold.status.as_str(),
+            let hold = self
+                .hold_tx(
+                    tx,
+                    partner,
+                    client_id,
+                    reward.cost,
+                    &format!("redeem:{key}"),
+                    now,
+                )
+                .await?;
+            let status = match strategy {
+                Strategy::GatewayCode => RedemptionStatus::Issued,
+                _ => RedemptionStatus::Pending,
+            };
+            let ttl = i64::from(program.code_ttl_days).saturating_mul(DAY_MS);
+            let new = NewRedemption {
+                client_id,
+                reward_id: reward.id,
+                hold_id: hold.id,
+                code: new_code(),
+                strategy,
+                status,
+                cost: reward.cost,
+                idempotency_key: key.to_owned(),
+                expires_at_ms: now.saturating_add(ttl),
+            };
+            Ok::<_, EngineError>(tx.insert_redemption(partner, &new, now).await?)
+        })
+    }
+
+    /// The code was used at the desk: its points are spent. Using it twice is an error; a
+    /// code past its date is expired instead (its points come back) and returned so.
+    pub async fn use_code(&self, code: &Code) -> Result<Redemption, EngineError> {
+        self.settle_redemption(code, RedemptionStatus::Used).await
+    }
+
+    /// Cancels an unused code: its points come back.
+    pub async fn cancel_code(&self, code: &Code) -> Result<Redemption, EngineError> {
+        self.settle_redemption(code, RedemptionStatus::Cancelled)
+            .await
+    }
+
+    /// The CRM holds the reward now: the code can be used.
+    pub async fn mark_issued(&self, code: &Code) -> Result<Redemption, EngineError> {
+        self.settle_redemption(code, RedemptionStatus::Issued).await
+    }
+
+    /// The CRM refused the reward for good: the points come back.
+    pub async fn mark_failed(&self, code: &Code) -> Result<Redemption, EngineError> {
+        self.settle_redemption(code, RedemptionStatus::Failed).await
+    }
+
+    async fn settle_redemption(
+        &self,
+        code: &Code,
+        to: RedemptionStatus,
+    ) -> Result<Redemption, EngineError> {
+        in_tx!(self, |tx, now| async {
+            let mut r = tx
+                .lock_redemption(code)
+                .await?
+                .ok_or_else(|| EngineError::UnknownCode(code.to_string()))?;
+            // Settling twice the same way is a no-op, except using: a code is used once.
+            if r.status == to && to != RedemptionStatus::Used {
+                return Ok(r);
+            }
+            let mut target = to;
+            let allowed = match (r.status, to) {
+                (RedemptionStatus::Pending, RedemptionStatus::Issued) => true,
+                (RedemptionStatus::Issued, RedemptionStatus::Used) => {
+                    if now > r.expires_at_ms {
+                        target = RedemptionStatus::Expired;
+                    }
+                    true
+                }
+                (from, RedemptionStatus::Cancelled | RedemptionStatus::Failed) => from.is_open(),
+                _ => false,
+            };
+            if !allowed {
+                return Err(EngineError::CodeNotUsable {
+                    code: code.to_string(),
+                    status: r.status.as_str(),
                 });
             }
-            let client = hold.client_id;
-            let (credit_account, kind, suffix) = match to {
-                HoldStatus::Voided => (Account::Client(client), EntryKind::HoldVoid, "void"),
-                _ => (Account::Redeemed, EntryKind::HoldPost, "post"),
-            };
-            let entry = NewEntry {
-                idempotency_key: format!("hold:{}:{suffix}", hold.idempotency_key),
-                kind,
-                debit: Account::Hold(hold_id),
-                credit: credit_account,
-                amount: hold.amount,
-                client_id: client,
-                reverses: None,
-                reason: None,
-            };
-            if to == HoldStatus::Voided {
-                let balance = tx.lock_balance(partner, client).await?;
-                let held = tx
-                    .entry_by_key(partner, &format!("hold:{}", hold.idempotency_key))
-                    .await?
-                    .ok_or_else(|| StoreError::Corrupt(format!("hold {hold_id} has no entry")))?;
-                // Like any credit, returned points repay a debt first (a reversal may have
-                // overdrawn the client while the hold was pending); only the rest refills the
-                // lots they were drawn from.
-                let draws = tx.draws_of(partner, held.id).await?;
-                let debt = (-balance).max(Points::ZERO);
-                let restore = skip_points(&draws, debt.min(hold.amount));
-                tx.insert_entry(partner, &entry, now).await?;
-                tx.restore_lots(partner, &restore).await?;
-                tx.set_balance(partner, client, balance + hold.amount)
-                    .await?;
-            } else {
-                tx.insert_entry(partner, &entry, now).await?;
+            match target {
+                RedemptionStatus::Used => {
+                    self.settle_hold_tx(tx, r.partner_id, r.hold_id, HoldStatus::Posted, now)
+                        .await?;
+                }
+                RedemptionStatus::Issued => {}
+                _ => {
+                    self.settle_hold_tx(tx, r.partner_id, r.hold_id, HoldStatus::Voided, now)
+                        .await?;
+                }
             }
-            tx.set_hold_status(partner, hold_id, to, now).await?;
-            hold.status = to;
-            Ok::<_, EngineError>(hold)
+            tx.set_redemption_status(r.partner_id, r.id, target, now)
+                .await?;
+            r.status = target;
+            Ok::<_, EngineError>(r)
         })
     }
 

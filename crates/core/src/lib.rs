@@ -20,6 +20,7 @@ pub mod model;
 pub mod money;
 pub mod outbox;
 pub mod phone;
+pub mod redemption;
 pub mod reward;
 pub mod store;
 

@@ -87,6 +87,13 @@ pub struct Program {
     pub welcome_bonus: Points,
     /// What one point is worth in minor units; 100 = one rouble.
     pub point_value_minor: i64,
+    /// Days a redemption code stays usable; unused, its points come back.
+    #[serde(default = "default_code_ttl_days")]
+    pub code_ttl_days: u32,
+}
+
+fn default_code_ttl_days() -> u32 {
+    90
 }
 
 /// A per-item exception to the program's cashback rate.
@@ -106,7 +113,7 @@ pub enum RuleTarget {
 
 impl Program {
     /// A program with the given cashback and the defaults: RUB, no minimum, no expiry,
-    /// points may pay up to half a bill, 1 point = 1 ₽, no welcome bonus.
+    /// points may pay up to half a bill, 1 point = 1 ₽, no welcome bonus, codes last 90 days.
     pub fn with_cashback(cashback: Bps) -> Program {
         Program {
             currency: Currency::Rub,
@@ -117,6 +124,7 @@ impl Program {
             max_redeem_share: Bps::new(5_000).unwrap_or(Bps::FULL),
             welcome_bonus: Points::ZERO,
             point_value_minor: 100,
+            code_ttl_days: default_code_ttl_days(),
         }
     }
 

@@ -12,6 +12,7 @@
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::code::Code;
 use crate::event::VisitStatus;
 use crate::ledger::{AccountTotals, LedgerEntry, Lot, LotId, NewEntry, NewLot};
 use crate::model::{
@@ -21,6 +22,7 @@ use crate::model::{
 use crate::money::Points;
 use crate::outbox::{NewOutbox, OutboxMessage};
 use crate::phone::Phone;
+use crate::redemption::{NewRedemption, Redemption, RedemptionStatus};
 use crate::reward::{NewReward, Reward};
 
 /// Errors of a store. [`StoreError::Retryable`] is a lost race (deadlock, serialization
@@ -303,6 +305,33 @@ pub trait StoreTx: Send {
         limit: u32,
     ) -> Result<Vec<Lot>, StoreError>;
 
+    /// The redemption made under this key, if any.
+    async fn redemption_by_key(
+        &mut self,
+        partner: PartnerId,
+        key: &str,
+    ) -> Result<Option<Redemption>, StoreError>;
+
+    /// The redemption with this code, at any partner (staff type only the code), locked until
+    /// commit.
+    async fn lock_redemption(&mut self, code: &Code) -> Result<Option<Redemption>, StoreError>;
+
+    /// [`StoreError::Duplicate`] when the code is taken (draw another).
+    async fn insert_redemption(
+        &mut self,
+        partner: PartnerId,
+        redemption: &NewRedemption,
+        now_ms: i64,
+    ) -> Result<Redemption, StoreError>;
+
+    async fn set_redemption_status(
+        &mut self,
+        partner: PartnerId,
+        id: i64,
+        status: RedemptionStatus,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
     async fn record_delivery(
         &mut self,
         partner: PartnerId,
@@ -466,6 +495,13 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<Reward>, StoreError>;
 
     async fn reward(&self, partner: PartnerId, id: RewardId) -> Result<Option<Reward>, StoreError>;
+
+    /// The client's redemptions, newest first.
+    async fn redemptions_of(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Vec<Redemption>, StoreError>;
 
     /// Takes a reward off the catalog; false when it was not there.
     async fn remove_reward(&self, partner: PartnerId, id: RewardId) -> Result<bool, StoreError>;

@@ -22,6 +22,7 @@ pub struct PartnerAdd {
     pub welcome_bonus: i64,
     pub point_value_minor: i64,
     pub max_redeem_share_bps: u32,
+    pub code_ttl_days: u32,
 }
 
 /// An operator's mistake, reported as such (exit status 2).
@@ -47,6 +48,7 @@ pub async fn partner_add(store: &SqlStore, req: &PartnerAdd, now_ms: i64) -> any
         max_redeem_share: bps(req.max_redeem_share_bps, "--max-redeem-share-bps")?,
         welcome_bonus: Points(req.welcome_bonus),
         point_value_minor: req.point_value_minor,
+        code_ttl_days: req.code_ttl_days,
     };
     program
         .validate()

@@ -196,6 +196,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
             welcome_bonus: 0,
             point_value_minor: 100,
             max_redeem_share_bps: 5_000,
+            code_ttl_days: 90,
         },
         gateway.engine.now_ms(),
     )

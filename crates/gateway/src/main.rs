@@ -166,6 +166,9 @@ struct PartnerArgs {
     /// The largest share of a bill points may pay, in basis points.
     #[arg(long, default_value_t = 5000)]
     max_redeem_share_bps: u32,
+    /// Days a redemption code stays usable.
+    #[arg(long, default_value_t = 90)]
+    code_ttl_days: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -336,6 +339,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 welcome_bonus: a.welcome_bonus,
                 point_value_minor: a.point_value_minor,
                 max_redeem_share_bps: a.max_redeem_share_bps,
+                code_ttl_days: a.code_ttl_days,
             };
             let out = cli::partner_add(&store, &req, now).await;
             store.close().await;

@@ -51,6 +51,7 @@ async fn fixture() -> Fixture {
             welcome_bonus: 0,
             point_value_minor: 100,
             max_redeem_share_bps: 5000,
+            code_ttl_days: 90,
         },
         0,
     )

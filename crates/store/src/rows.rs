@@ -52,6 +52,35 @@ where
     .transpose()
 }
 
+macro_rules! redemption_columns {
+    () => {
+        "id, partner_id, client_id, reward_id, hold_id, code, strategy, status, cost, \
+         idempotency_key, expires_at_ms, created_at_ms"
+    };
+}
+pub(crate) use redemption_columns;
+
+pub(crate) fn redemption(row: &AnyRow) -> Result<loyalty_core::redemption::Redemption, StoreError> {
+    use loyalty_core::redemption::{RedemptionStatus, Strategy};
+    let code: String = get(row, "code")?;
+    let strategy: String = get(row, "strategy")?;
+    let status: String = get(row, "status")?;
+    Ok(loyalty_core::redemption::Redemption {
+        id: get(row, "id")?,
+        partner_id: PartnerId(get(row, "partner_id")?),
+        client_id: ClientId(get(row, "client_id")?),
+        reward_id: loyalty_core::RewardId(get(row, "reward_id")?),
+        hold_id: HoldId(get(row, "hold_id")?),
+        code: loyalty_core::code::Code::parse(&code).map_err(|_| corrupt("code", &code))?,
+        strategy: Strategy::parse(&strategy).ok_or_else(|| corrupt("strategy", &strategy))?,
+        status: RedemptionStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        cost: Points(get(row, "cost")?),
+        idempotency_key: get(row, "idempotency_key")?,
+        expires_at_ms: get(row, "expires_at_ms")?,
+        created_at_ms: get(row, "created_at_ms")?,
+    })
+}
+
 macro_rules! reward_columns {
     () => {
         "id, partner_id, title, cost, kind, active"

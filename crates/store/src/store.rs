@@ -15,9 +15,11 @@ use loyalty_core::store::{OutboxStats, TelegramChat};
 use loyalty_core::{NewReward, Reward};
 
 use crate::rows::{
-    self, client_columns, entry_columns, get, hold_columns, outbox_columns, reward_columns,
+    self, client_columns, entry_columns, get, hold_columns, outbox_columns, redemption_columns,
+    reward_columns,
 };
 use crate::{Backend, SqlStore, SqlTx, db_err};
+use loyalty_core::redemption::Redemption;
 
 #[async_trait]
 impl Store for SqlStore {
@@ -581,6 +583,26 @@ impl Store for SqlStore {
         .map_err(db_err)?
         .map(|r| rows::reward(&r))
         .transpose()
+    }
+
+    async fn redemptions_of(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Vec<Redemption>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            redemption_columns!(),
+            " FROM redemptions WHERE partner_id = $1 AND client_id = $2 ORDER BY id DESC"
+        ))
+        .bind(partner.0)
+        .bind(client.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::redemption)
+        .collect()
     }
 
     async fn remove_reward(&self, partner: PartnerId, id: RewardId) -> Result<bool, StoreError> {

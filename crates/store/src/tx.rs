@@ -11,7 +11,12 @@ use loyalty_core::{
 };
 use sqlx::{Any, Transaction};
 
-use crate::rows::{self, client_columns, entry_columns, get, hold_columns, lot_columns};
+use loyalty_core::code::Code;
+use loyalty_core::redemption::{NewRedemption, Redemption, RedemptionStatus};
+
+use crate::rows::{
+    self, client_columns, entry_columns, get, hold_columns, lot_columns, redemption_columns,
+};
 use crate::{Backend, db_err, pick};
 
 /// A transaction on either backend. Dropped without commit, it rolls back.
@@ -541,6 +546,99 @@ impl StoreTx for SqlTx {
         .iter()
         .map(rows::lot)
         .collect()
+    }
+
+    async fn redemption_by_key(
+        &mut self,
+        partner: PartnerId,
+        key: &str,
+    ) -> Result<Option<Redemption>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            redemption_columns!(),
+            " FROM redemptions WHERE partner_id = $1 AND idempotency_key = $2"
+        ))
+        .bind(partner.0)
+        .bind(key)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db_err)?
+        .map(|r| rows::redemption(&r))
+        .transpose()
+    }
+
+    async fn lock_redemption(&mut self, code: &Code) -> Result<Option<Redemption>, StoreError> {
+        let sql = self.sql(
+            concat!(
+                "SELECT ",
+                redemption_columns!(),
+                " FROM redemptions WHERE code = $1 FOR UPDATE"
+            ),
+            concat!(
+                "SELECT ",
+                redemption_columns!(),
+                " FROM redemptions WHERE code = $1"
+            ),
+        );
+        sqlx::query(sql)
+            .bind(code.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err)?
+            .map(|r| rows::redemption(&r))
+            .transpose()
+    }
+
+    async fn insert_redemption(
+        &mut self,
+        partner: PartnerId,
+        r: &NewRedemption,
+        now_ms: i64,
+    ) -> Result<Redemption, StoreError> {
+        let row = sqlx::query(concat!(
+            "INSERT INTO redemptions (partner_id, client_id, reward_id, hold_id, code, strategy, \
+             status, cost, idempotency_key, expires_at_ms, created_at_ms, updated_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING ",
+            redemption_columns!()
+        ))
+        .bind(partner.0)
+        .bind(r.client_id.0)
+        .bind(r.reward_id.0)
+        .bind(r.hold_id.0)
+        .bind(r.code.as_str())
+        .bind(r.strategy.as_str())
+        .bind(r.status.as_str())
+        .bind(r.cost.value())
+        .bind(r.idempotency_key.as_str())
+        .bind(r.expires_at_ms)
+        .bind(now_ms)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        rows::redemption(&row)
+    }
+
+    async fn set_redemption_status(
+        &mut self,
+        partner: PartnerId,
+        id: i64,
+        status: RedemptionStatus,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE redemptions SET status = $3, updated_at_ms = $4 WHERE partner_id = $1 AND id = $2",
+        )
+        .bind(partner.0)
+        .bind(id)
+        .bind(status.as_str())
+        .bind(now_ms)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("redemption {id}")));
+        }
+        Ok(())
     }
 
     async fn record_delivery(
