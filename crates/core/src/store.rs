@@ -496,6 +496,9 @@ pub trait Store: Send + Sync {
 
     async fn reward(&self, partner: PartnerId, id: RewardId) -> Result<Option<Reward>, StoreError>;
 
+    /// The redemption with this code, at any partner (staff type only the code).
+    async fn redemption_by_code(&self, code: &Code) -> Result<Option<Redemption>, StoreError>;
+
     /// The client's redemptions, newest first.
     async fn redemptions_of(
         &self,

@@ -1,10 +1,12 @@
 //! The operator's commands on partners, connections and clients. Each returns one JSON object
 //! (printed as is with `--json`) and a text rendering.
 
+use loyalty_core::code::Code;
 use loyalty_core::model::{NewConnection, NewPartner};
+use loyalty_core::redemption::{Redemption, RedemptionStatus, Strategy};
 use loyalty_core::{
-    Bps, CrmKind, Currency, LoyaltyEngine, NewReward, PartnerId, Phone, Points, Program, RewardId,
-    RewardKind, Store,
+    Bps, CrmKind, Currency, EngineError, LoyaltyEngine, NewReward, PartnerId, Phone, Points,
+    Program, RewardId, RewardKind, Store,
 };
 use loyalty_store::{ConnectionSettings, SqlStore};
 use serde_json::{Value, json};
@@ -269,6 +271,107 @@ pub async fn reward_remove(store: &SqlStore, partner: i64, reward: i64) -> anyho
         .into());
     }
     Ok(json!({ "removed": id }))
+}
+
+/// A code from the OS's randomness.
+pub fn random_code() -> Code {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: fall back to the clock's nanoseconds; still checked for uniqueness
+        // by the database.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        bytes = nanos.to_le_bytes();
+    }
+    Code::from_entropy(bytes)
+}
+
+fn redemption_json(r: &Redemption, reward: Option<&loyalty_core::Reward>) -> Value {
+    json!({
+        "code": r.code,
+        "status": r.status,
+        "partner": r.partner_id,
+        "reward": reward.map(|w| w.title.clone()),
+        "points": r.cost,
+        "strategy": r.strategy,
+        "expires_at_ms": r.expires_at_ms,
+    })
+}
+
+/// `redeem`: a client at the desk exchanges points for a reward; prints the code.
+pub async fn redeem(
+    engine: &LoyaltyEngine,
+    partner: i64,
+    phone: &str,
+    reward: i64,
+    key: Option<String>,
+) -> anyhow::Result<Value> {
+    let store = engine.store();
+    let partner = known_partner(store.as_ref(), partner).await?;
+    let phone = Phone::parse(phone).map_err(|e| Usage(format!("--phone: {e}")))?;
+    let Some(client) = store.client_by_phone(partner, &phone).await? else {
+        return Err(Usage(format!(
+            "{} is not a client of partner {partner}",
+            phone.masked()
+        ))
+        .into());
+    };
+    let Some(reward) = store.reward(partner, RewardId(reward)).await? else {
+        return Err(Usage(format!("partner {partner} has no reward {reward}")).into());
+    };
+    let key = match key {
+        Some(k) => format!("desk:{k}"),
+        None => format!("desk:{}", new_secret()?),
+    };
+    let r = engine
+        .redeem(
+            partner,
+            client.id,
+            &reward,
+            &key,
+            Strategy::GatewayCode,
+            &random_code,
+        )
+        .await
+        .map_err(|e| match e {
+            EngineError::InsufficientBalance { .. }
+            | EngineError::RewardUnavailable(_)
+            | EngineError::Conflict { .. } => anyhow::Error::from(Usage(e.to_string())),
+            other => other.into(),
+        })?;
+    let mut out = redemption_json(&r, Some(&reward));
+    out["balance"] = json!(store.balance(partner, client.id).await?);
+    Ok(out)
+}
+
+/// `code show` / `code use`.
+pub async fn code(engine: &LoyaltyEngine, typed: &str, use_it: bool) -> anyhow::Result<Value> {
+    let code = Code::parse(typed).map_err(|e| Usage(format!("{typed:?}: {e}")))?;
+    let store = engine.store();
+    let r = if use_it {
+        engine.use_code(&code).await.map_err(|e| match e {
+            EngineError::UnknownCode(_) | EngineError::CodeNotUsable { .. } => {
+                anyhow::Error::from(Usage(e.to_string()))
+            }
+            other => other.into(),
+        })?
+    } else {
+        store
+            .redemption_by_code(&code)
+            .await?
+            .ok_or_else(|| Usage(format!("no redemption has the code {code}")))?
+    };
+    if use_it && r.status == RedemptionStatus::Expired {
+        return Err(Usage(format!(
+            "code {code} expired unused; its {} points went back to the client",
+            r.cost
+        ))
+        .into());
+    }
+    let reward = store.reward(r.partner_id, r.reward_id).await?;
+    Ok(redemption_json(&r, reward.as_ref()))
 }
 
 /// `rejected`: the latest refused webhook deliveries.

@@ -390,6 +390,48 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
     )
     .await;
 
+    // Spending: Anna exchanges points at the desk; the administrator uses the code once.
+    let reward = cli::reward_add(
+        &gateway.store,
+        &cli::RewardAdd {
+            partner: partner_id.0,
+            title: "Сертификат 200 ₽".into(),
+            points: 200,
+            certificate_minor: Some(20_000),
+            service_id: None,
+            price_minor: None,
+        },
+        gateway.engine.now_ms(),
+    )
+    .await?;
+    let reward_id = reward["id"].as_i64().unwrap_or_default();
+    say(format!(
+        "\n19:30  The salon offers a reward:\n      $ loyalty-gateway reward add --partner {partner_id} --title \"Сертификат 200 ₽\" --points 200 --certificate-minor 20000"
+    ));
+    let issued = cli::redeem(&gateway.engine, partner_id.0, ANNA.phone, reward_id, None).await?;
+    let code = issued["code"].as_str().unwrap_or_default().to_owned();
+    say(format!(
+        "19:40  Анна at the desk exchanges 200 points:\n      $ loyalty-gateway redeem --partner {partner_id} --phone +{} --reward {reward_id}\n      code {code}, balance left {} points",
+        ANNA.phone, issued["balance"]
+    ));
+    journal
+        .entry(ANNA.name)
+        .or_default()
+        .push(format!("19:40 redeemed -200 ({code})"));
+    let used = cli::code(&gateway.engine, &code, true).await?;
+    say(format!(
+        "19:41  The administrator applies it:\n      $ loyalty-gateway code use {code}\n      {}",
+        used["status"].as_str().unwrap_or_default()
+    ));
+    let again = cli::code(&gateway.engine, &code, true).await;
+    say(format!(
+        "19:42  …and tries the same code again: {}",
+        again
+            .err()
+            .map(|e| format!("refused: {e}"))
+            .unwrap_or_else(|| "accepted?!".into())
+    ));
+
     // The summary.
     let mut rows = Vec::new();
     for p in PEOPLE {

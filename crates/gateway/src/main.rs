@@ -113,6 +113,21 @@ enum Command {
     /// The partner's rewards catalog: what points buy.
     #[command(subcommand)]
     Reward(RewardCmd),
+    /// A client at the desk exchanges points for a reward; prints the code to use.
+    Redeem {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        phone: String,
+        #[arg(long)]
+        reward: i64,
+        /// The same key twice gives the same code (safe to retry).
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Redemption codes at the desk.
+    #[command(subcommand)]
+    Code(CodeCmd),
     /// The latest webhook deliveries the gateway refused, with why.
     Rejected {
         #[arg(long, default_value_t = 20)]
@@ -192,6 +207,14 @@ enum ConnectionCmd {
         #[arg(long, allow_hyphen_values = true)]
         utc_offset_minutes: Option<i32>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum CodeCmd {
+    /// What a code is for and whether it can be used.
+    Show { code: String },
+    /// Mark a code used: its points are spent. A code is used once.
+    Use { code: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -419,6 +442,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&out?, json, reward_text);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Redeem {
+            partner,
+            phone,
+            reward,
+            key,
+        } => {
+            let store = std::sync::Arc::new(open_migrated(&Config::resolve(overrides)?).await?);
+            let engine = LoyaltyEngine::new(store.clone());
+            let out = cli::redeem(&engine, partner, &phone, reward, key).await;
+            store.close().await;
+            print(&out?, json, code_text);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Code(cmd) => {
+            let store = std::sync::Arc::new(open_migrated(&Config::resolve(overrides)?).await?);
+            let engine = LoyaltyEngine::new(store.clone());
+            let out = match &cmd {
+                CodeCmd::Show { code } => cli::code(&engine, code, false).await,
+                CodeCmd::Use { code } => cli::code(&engine, code, true).await,
+            };
+            store.close().await;
+            print(&out?, json, code_text);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Rejected { limit } => {
             let store = open_migrated(&Config::resolve(overrides)?).await?;
             let out = cli::rejected(&store, limit).await;
@@ -441,6 +488,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn code_text(v: &Value) -> String {
+    let mut out = format!(
+        "{}  {}  {} points  {}",
+        v["code"].as_str().unwrap_or_default(),
+        v["status"].as_str().unwrap_or_default(),
+        v["points"],
+        v["reward"].as_str().unwrap_or_default()
+    );
+    if let Some(balance) = v.get("balance") {
+        out.push_str(&format!("\nbalance left: {balance} points"));
+    }
+    out
 }
 
 fn reward_text(v: &Value) -> String {

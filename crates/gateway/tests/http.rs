@@ -406,3 +406,67 @@ async fn with_a_public_url_the_bot_takes_updates_by_webhook_checking_the_secret(
     gateway.stop().await.unwrap();
     schema.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desk_redeems_points_and_uses_the_code_once() {
+    let f = fixture().await;
+    let (status, _) = f
+        .post(
+            &f.hook,
+            Some("application/json"),
+            serde_json::to_vec(&came()).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let reward = cli::reward_add(
+        &f.gateway.store,
+        &cli::RewardAdd {
+            partner: f.partner.0,
+            title: "Сертификат 150 ₽".into(),
+            points: 150,
+            certificate_minor: Some(15_000),
+            service_id: None,
+            price_minor: None,
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    let reward_id = reward["id"].as_i64().unwrap();
+    let engine = &f.gateway.engine;
+    let phone = "8 (916) 123-45-67";
+    let issued = cli::redeem(engine, f.partner.0, phone, reward_id, Some("desk-1".into()))
+        .await
+        .unwrap();
+    assert_eq!(issued["status"], "issued");
+    assert_eq!(issued["balance"], 50);
+    assert_eq!(issued["reward"], "Сертификат 150 ₽");
+    let code = issued["code"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 11, "{code}");
+    // Retrying the same desk request gives the same code, not a second redemption.
+    let retried = cli::redeem(engine, f.partner.0, phone, reward_id, Some("desk-1".into()))
+        .await
+        .unwrap();
+    assert_eq!(retried["code"], issued["code"]);
+    // Not enough points for another.
+    let err = cli::redeem(engine, f.partner.0, phone, reward_id, None)
+        .await
+        .unwrap_err();
+    assert!(err.downcast_ref::<cli::Usage>().is_some(), "{err:#}");
+
+    let shown = cli::code(engine, &code.to_lowercase(), false)
+        .await
+        .unwrap();
+    assert_eq!(shown["status"], "issued");
+    let used = cli::code(engine, &code, true).await.unwrap();
+    assert_eq!(used["status"], "used");
+    let again = cli::code(engine, &code, true).await.unwrap_err();
+    assert!(format!("{again:#}").contains("used"), "{again:#}");
+    // One mistyped character is caught by the check character.
+    let mut typo: Vec<char> = code.chars().collect();
+    typo[0] = if typo[0] == 'A' { 'B' } else { 'A' };
+    let typo: String = typo.into_iter().collect();
+    let err = cli::code(engine, &typo, false).await.unwrap_err();
+    assert!(format!("{err:#}").contains("mistyped"), "{err:#}");
+    f.finish().await;
+}

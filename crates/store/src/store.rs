@@ -19,6 +19,7 @@ use crate::rows::{
     reward_columns,
 };
 use crate::{Backend, SqlStore, SqlTx, db_err};
+use loyalty_core::code::Code;
 use loyalty_core::redemption::Redemption;
 
 #[async_trait]
@@ -582,6 +583,20 @@ impl Store for SqlStore {
         .await
         .map_err(db_err)?
         .map(|r| rows::reward(&r))
+        .transpose()
+    }
+
+    async fn redemption_by_code(&self, code: &Code) -> Result<Option<Redemption>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            redemption_columns!(),
+            " FROM redemptions WHERE code = $1"
+        ))
+        .bind(code.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(|r| rows::redemption(&r))
         .transpose()
     }
 
