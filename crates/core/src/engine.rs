@@ -856,6 +856,29 @@ impl LoyaltyEngine {
             .await
     }
 
+    /// Expires every issued code past its date, at every partner: its points come back.
+    /// Returns how many expired.
+    pub async fn expire_codes(&self) -> Result<usize, EngineError> {
+        let mut expired = 0;
+        loop {
+            let due = self.store.due_codes(self.clock.now_ms(), 200).await?;
+            if due.is_empty() {
+                return Ok(expired);
+            }
+            for code in &due {
+                match self
+                    .settle_redemption(code, RedemptionStatus::Expired)
+                    .await
+                {
+                    Ok(_) => expired += 1,
+                    // Used or cancelled meanwhile: nothing to expire.
+                    Err(EngineError::CodeNotUsable { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
     /// The CRM holds the reward now: the code can be used.
     pub async fn mark_issued(&self, code: &Code) -> Result<Redemption, EngineError> {
         self.settle_redemption(code, RedemptionStatus::Issued).await
@@ -889,6 +912,7 @@ impl LoyaltyEngine {
                     }
                     true
                 }
+                (RedemptionStatus::Issued, RedemptionStatus::Expired) => now > r.expires_at_ms,
                 (from, RedemptionStatus::Cancelled | RedemptionStatus::Failed) => from.is_open(),
                 _ => false,
             };

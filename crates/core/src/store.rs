@@ -499,6 +499,9 @@ pub trait Store: Send + Sync {
     /// The redemption with this code, at any partner (staff type only the code).
     async fn redemption_by_code(&self, code: &Code) -> Result<Option<Redemption>, StoreError>;
 
+    /// Codes of every partner still issued after their date, oldest first.
+    async fn due_codes(&self, now_ms: i64, limit: u32) -> Result<Vec<Code>, StoreError>;
+
     /// The client's redemptions, newest first.
     async fn redemptions_of(
         &self,

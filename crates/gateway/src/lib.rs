@@ -32,8 +32,8 @@ use crate::connections::Connections;
 use crate::metrics::Metrics;
 use crate::server::App;
 
-/// How often old delivery history is pruned.
-const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+/// How often old delivery history is pruned and unused codes past their date expire.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(600);
 
 /// Opens (and, for the embedded SQLite default, creates) the configured database.
 pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
@@ -172,6 +172,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
 
     tasks.push(tokio::spawn(housekeeping(
         Arc::clone(&sql),
+        engine.clone(),
         config.delivery_retention_days,
         stopping.clone(),
     )));
@@ -205,9 +206,19 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
     })
 }
 
-async fn housekeeping(store: Arc<SqlStore>, retention_days: u32, mut stop: watch::Receiver<bool>) {
+async fn housekeeping(
+    store: Arc<SqlStore>,
+    engine: LoyaltyEngine,
+    retention_days: u32,
+    mut stop: watch::Receiver<bool>,
+) {
     let keep_ms = i64::from(retention_days) * 86_400_000;
     loop {
+        match engine.expire_codes().await {
+            Ok(0) => {}
+            Ok(n) => info!(codes = n, "expired unused codes; their points went back"),
+            Err(e) => warn!(error = %e, "could not expire codes"),
+        }
         let cutoff = SystemClock.now_ms() - keep_ms;
         match store.prune_deliveries(cutoff).await {
             Ok(0) => {}

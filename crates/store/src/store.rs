@@ -600,6 +600,21 @@ impl Store for SqlStore {
         .transpose()
     }
 
+    async fn due_codes(&self, now_ms: i64, limit: u32) -> Result<Vec<Code>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT code FROM redemptions WHERE status = 'issued' AND expires_at_ms < $1 \
+             ORDER BY expires_at_ms, id LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|c| Code::parse(c).map_err(|_| StoreError::Corrupt(format!("code {c:?}"))))
+            .collect()
+    }
+
     async fn redemptions_of(
         &self,
         partner: PartnerId,

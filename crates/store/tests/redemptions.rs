@@ -198,6 +198,38 @@ async fn cancelled_and_expired_codes_give_the_points_back(db: &TestDb) {
     assert_eq!(late.status, RedemptionStatus::Expired);
     assert_eq!(store.balance(partner, client).await.unwrap(), Points(500));
     assert!(store.account_totals(partner).await.unwrap().is_balanced());
+    // The sweep expires what nobody presents.
+    let d = engine
+        .redeem(
+            partner,
+            client,
+            &reward,
+            "sweep",
+            Strategy::GatewayCode,
+            &next_code,
+        )
+        .await
+        .unwrap();
+    assert_eq!(engine.expire_codes().await.unwrap(), 0, "not due yet");
+    clock.advance_ms(91 * DAY);
+    assert_eq!(engine.expire_codes().await.unwrap(), 1);
+    assert_eq!(
+        store
+            .redemption_by_code(&d.code)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        RedemptionStatus::Expired
+    );
+    assert_eq!(store.balance(partner, client).await.unwrap(), Points(500));
+    assert!(matches!(
+        engine.use_code(&d.code).await.unwrap_err(),
+        EngineError::CodeNotUsable {
+            status: "expired",
+            ..
+        }
+    ));
     // A CRM strategy starts pending; failing it returns the points.
     let c = engine
         .redeem(
