@@ -227,7 +227,12 @@ async fn a_closed_visit_becomes_points_and_one_message_exactly_once_across_kills
         .mount(&yclients)
         .await;
 
-    assert_eq!(env.cli(&["migrate"])["applied"], json!(2));
+    assert!(env.cli(&["migrate"])["applied"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        env.cli(&["migrate"])["applied"],
+        json!(0),
+        "migrating again applies nothing"
+    );
     let partner = env.cli(&["partner", "add", "--name", "Лотос", "--cashback-bps", "500"]);
     let partner_id = partner["id"].to_string();
     let conn = env.cli(&[
