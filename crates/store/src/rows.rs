@@ -113,6 +113,87 @@ pub(crate) fn telegram_chat(row: &AnyRow) -> Result<loyalty_core::TelegramChat, 
     })
 }
 
+/// The partner's client with this id, on the pool or inside a transaction.
+pub(crate) async fn client_by_id<'e, E>(
+    executor: E,
+    partner: PartnerId,
+    client: ClientId,
+) -> Result<Option<Client>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query(concat!(
+        "SELECT ",
+        client_columns!(),
+        " FROM clients WHERE partner_id = $1 AND id = $2"
+    ))
+    .bind(partner.0)
+    .bind(client.0)
+    .fetch_optional(executor)
+    .await
+    .map_err(crate::db_err)?
+    .map(|r| self::client(&r))
+    .transpose()
+}
+
+/// A hold by id; with `for_update` (PostgreSQL inside a transaction) its row stays locked.
+pub(crate) async fn hold_by_id<'e, E>(
+    executor: E,
+    partner: PartnerId,
+    hold_id: HoldId,
+    for_update: bool,
+) -> Result<Option<Hold>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    const PLAIN: &str = concat!(
+        "SELECT ",
+        hold_columns!(),
+        " FROM holds WHERE partner_id = $1 AND id = $2"
+    );
+    const LOCKED: &str = concat!(
+        "SELECT ",
+        hold_columns!(),
+        " FROM holds WHERE partner_id = $1 AND id = $2 FOR UPDATE"
+    );
+    sqlx::query(if for_update { LOCKED } else { PLAIN })
+        .bind(partner.0)
+        .bind(hold_id.0)
+        .fetch_optional(executor)
+        .await
+        .map_err(crate::db_err)?
+        .map(|r| hold(&r))
+        .transpose()
+}
+
+/// A redemption by code, at any partner; with `for_update` its row stays locked.
+pub(crate) async fn redemption_by_code<'e, E>(
+    executor: E,
+    code: &loyalty_core::code::Code,
+    for_update: bool,
+) -> Result<Option<loyalty_core::redemption::Redemption>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    const PLAIN: &str = concat!(
+        "SELECT ",
+        redemption_columns!(),
+        " FROM redemptions WHERE code = $1"
+    );
+    const LOCKED: &str = concat!(
+        "SELECT ",
+        redemption_columns!(),
+        " FROM redemptions WHERE code = $1 FOR UPDATE"
+    );
+    sqlx::query(if for_update { LOCKED } else { PLAIN })
+        .bind(code.as_str())
+        .fetch_optional(executor)
+        .await
+        .map_err(crate::db_err)?
+        .map(|r| redemption(&r))
+        .transpose()
+}
+
 pub(crate) fn client(row: &AnyRow) -> Result<Client, StoreError> {
     let phone: String = get(row, "phone")?;
     Ok(Client {

@@ -15,8 +15,7 @@ use loyalty_core::store::{OutboxStats, TelegramChat};
 use loyalty_core::{NewReward, Reward};
 
 use crate::rows::{
-    self, client_columns, entry_columns, get, hold_columns, outbox_columns, redemption_columns,
-    reward_columns,
+    self, client_columns, entry_columns, get, outbox_columns, redemption_columns, reward_columns,
 };
 use crate::{Backend, SqlStore, SqlTx, db_err};
 use loyalty_core::code::Code;
@@ -260,18 +259,7 @@ impl Store for SqlStore {
     }
 
     async fn hold(&self, partner: PartnerId, hold: HoldId) -> Result<Option<Hold>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            hold_columns!(),
-            " FROM holds WHERE partner_id = $1 AND id = $2"
-        ))
-        .bind(partner.0)
-        .bind(hold.0)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?
-        .map(|r| rows::hold(&r))
-        .transpose()
+        rows::hold_by_id(&self.pool, partner, hold, false).await
     }
 
     async fn recent_deliveries(
@@ -440,18 +428,7 @@ impl Store for SqlStore {
         partner: PartnerId,
         client: ClientId,
     ) -> Result<Option<Client>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            client_columns!(),
-            " FROM clients WHERE partner_id = $1 AND id = $2"
-        ))
-        .bind(partner.0)
-        .bind(client.0)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?
-        .map(|r| rows::client(&r))
-        .transpose()
+        rows::client_by_id(&self.pool, partner, client).await
     }
 
     async fn telegram_chat(&self, chat_id: i64) -> Result<Option<TelegramChat>, StoreError> {
@@ -587,17 +564,7 @@ impl Store for SqlStore {
     }
 
     async fn redemption_by_code(&self, code: &Code) -> Result<Option<Redemption>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            redemption_columns!(),
-            " FROM redemptions WHERE code = $1"
-        ))
-        .bind(code.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?
-        .map(|r| rows::redemption(&r))
-        .transpose()
+        rows::redemption_by_code(&self.pool, code, false).await
     }
 
     async fn due_codes(&self, now_ms: i64, limit: u32) -> Result<Vec<Code>, StoreError> {

@@ -17,7 +17,7 @@ use loyalty_core::redemption::{NewRedemption, Redemption, RedemptionStatus};
 use crate::rows::{
     self, client_columns, entry_columns, get, hold_columns, lot_columns, redemption_columns,
 };
-use crate::{Backend, db_err, pick};
+use crate::{Backend, db_err};
 
 /// A transaction on either backend. Dropped without commit, it rolls back.
 pub struct SqlTx {
@@ -28,10 +28,6 @@ pub struct SqlTx {
 impl SqlTx {
     pub(crate) fn new(tx: Transaction<'static, Any>, backend: Backend) -> SqlTx {
         SqlTx { tx, backend }
-    }
-
-    fn sql(&self, postgres: &'static str, sqlite: &'static str) -> &'static str {
-        pick(self.backend, postgres, sqlite)
     }
 }
 
@@ -128,18 +124,7 @@ impl StoreTx for SqlTx {
         partner: PartnerId,
         client: ClientId,
     ) -> Result<Option<Client>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            client_columns!(),
-            " FROM clients WHERE partner_id = $1 AND id = $2"
-        ))
-        .bind(partner.0)
-        .bind(client.0)
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(db_err)?
-        .map(|r| rows::client(&r))
-        .transpose()
+        rows::client_by_id(&mut *self.tx, partner, client).await
     }
 
     async fn client_by_phone(
@@ -483,26 +468,8 @@ impl StoreTx for SqlTx {
         partner: PartnerId,
         hold: HoldId,
     ) -> Result<Option<Hold>, StoreError> {
-        let sql = self.sql(
-            concat!(
-                "SELECT ",
-                hold_columns!(),
-                " FROM holds WHERE partner_id = $1 AND id = $2 FOR UPDATE"
-            ),
-            concat!(
-                "SELECT ",
-                hold_columns!(),
-                " FROM holds WHERE partner_id = $1 AND id = $2"
-            ),
-        );
-        sqlx::query(sql)
-            .bind(partner.0)
-            .bind(hold.0)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(db_err)?
-            .map(|r| rows::hold(&r))
-            .transpose()
+        let for_update = self.backend == Backend::Postgres;
+        rows::hold_by_id(&mut *self.tx, partner, hold, for_update).await
     }
 
     async fn set_hold_status(
@@ -568,25 +535,8 @@ impl StoreTx for SqlTx {
     }
 
     async fn lock_redemption(&mut self, code: &Code) -> Result<Option<Redemption>, StoreError> {
-        let sql = self.sql(
-            concat!(
-                "SELECT ",
-                redemption_columns!(),
-                " FROM redemptions WHERE code = $1 FOR UPDATE"
-            ),
-            concat!(
-                "SELECT ",
-                redemption_columns!(),
-                " FROM redemptions WHERE code = $1"
-            ),
-        );
-        sqlx::query(sql)
-            .bind(code.as_str())
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(db_err)?
-            .map(|r| rows::redemption(&r))
-            .transpose()
+        let for_update = self.backend == Backend::Postgres;
+        rows::redemption_by_code(&mut *self.tx, code, for_update).await
     }
 
     async fn insert_redemption(
