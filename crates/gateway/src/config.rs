@@ -84,18 +84,74 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// What the command line and environment said (clap has merged the two).
-#[derive(Debug, Default, Clone)]
+/// What the command line and environment said (clap merges the two; `serve`, `demo` and the
+/// other commands share these as global flags).
+#[derive(Debug, Default, Clone, clap::Args)]
 pub struct Overrides {
+    /// TOML file; its keys are listed in docs/configuration.md (every key optional).
+    #[arg(
+        long = "config",
+        global = true,
+        env = "LOYALTY_CONFIG",
+        value_name = "FILE"
+    )]
     pub config_file: Option<PathBuf>,
+
+    /// `postgres://user:password@host/db` or `sqlite:PATH`.
+    /// Default: a SQLite file `loyalty.db` in the data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub database_url: Option<String>,
+
+    /// Where the embedded database lives. Default: $XDG_DATA_HOME/loyalty-bridge or
+    /// ~/.local/share/loyalty-bridge.
+    #[arg(long, global = true, env = "LOYALTY_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// Where `serve` listens. Default: 127.0.0.1:8080.
+    #[arg(long, global = true, env = "LOYALTY_LISTEN", value_name = "HOST:PORT")]
     pub listen: Option<String>,
+
+    /// The gateway's address as CRMs and Telegram reach it (prints webhook URLs; with a bot
+    /// token it switches the bot from long polling to a webhook).
+    #[arg(long, global = true, env = "LOYALTY_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+
+    /// The bot's token from @BotFather. Without it the gateway runs without the bot.
+    #[arg(
+        long,
+        global = true,
+        env = "TELEGRAM_BOT_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub telegram_bot_token: Option<String>,
+
+    /// The Bot API base URL. Default: https://api.telegram.org.
+    #[arg(long, global = true, env = "TELEGRAM_API_URL", value_name = "URL")]
     pub telegram_api_url: Option<String>,
+
+    /// The secret of the Telegram webhook (webhook mode; random per start if unset).
+    #[arg(
+        long,
+        global = true,
+        env = "TELEGRAM_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
     pub telegram_webhook_secret: Option<String>,
+
+    /// Another YCLIENTS REST base (a proxy or a test server).
+    #[arg(long, global = true, env = "YCLIENTS_API_URL", value_name = "URL")]
     pub yclients_api_url: Option<String>,
+
+    /// Another Altegio REST base (a proxy or a test server).
+    #[arg(long, global = true, env = "ALTEGIO_API_URL", value_name = "URL")]
     pub altegio_api_url: Option<String>,
 }
 

@@ -237,7 +237,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
         let before = standin.sent_count();
         standin.push_message(who, message);
         wait_until(|| standin.sent_count() > before).await;
-        drain(gateway.store.as_ref(), &standin).await;
+        drain(gateway.store.as_ref()).await;
     };
 
     bot_says(
@@ -310,36 +310,29 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
             "second visit today; pedicure, 2 000 ₽",
         ),
     ];
+    let mut last: Option<Value> = None;
     for (i, (time, who, record, cost, attendance, what)) in steps.iter().enumerate() {
-        let body = record_webhook(&Record {
-            company_id: COMPANY,
-            record_id: *record,
-            client_id: who.crm_id,
-            client_name: who.name,
-            phone: who.phone,
-            cost,
-            attendance: *attendance,
-            deleted: false,
-            changed_at_s: u32::try_from(i).unwrap_or(0) * 600 + if i == 1 { 0 } else { 1 },
+        // A step that repeats the one before is the CRM delivering it again: the same bytes.
+        let repeat = i.checked_sub(1).map(|j| &steps[j]).is_some_and(|p| {
+            p.1.phone == who.phone && p.2 == *record && p.3 == *cost && p.4 == *attendance
         });
-        // The duplicate is byte for byte the first delivery.
-        let body = if i == 1 {
-            record_webhook(&Record {
+        let body = match last.take() {
+            Some(previous) if repeat => previous,
+            _ => record_webhook(&Record {
                 company_id: COMPANY,
-                record_id: 1001,
-                client_id: ANNA.crm_id,
-                client_name: ANNA.name,
-                phone: ANNA.phone,
-                cost: "4000",
-                attendance: 1,
+                record_id: *record,
+                client_id: who.crm_id,
+                client_name: who.name,
+                phone: who.phone,
+                cost,
+                attendance: *attendance,
                 deleted: false,
-                changed_at_s: 1,
-            })
-        } else {
-            body
+                changed_at_s: u32::try_from(i).unwrap_or(0) * 600,
+            }),
         };
         record_count += 1;
         let answer = post_json(&http, &hook, &body).await?;
+        last = Some(body);
         let outcome = answer["events"][0]["outcome"]
             .as_str()
             .unwrap_or("?")
@@ -358,7 +351,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
             .entry(who.name)
             .or_default()
             .push(format!("{time} {outcome} {points:+}"));
-        drain(gateway.store.as_ref(), &standin).await;
+        drain(gateway.store.as_ref()).await;
     }
 
     // A delivery that cannot be read is refused with a 4xx and kept for the operator.
@@ -537,8 +530,7 @@ async fn wait_until(done: impl Fn() -> bool) {
 }
 
 /// Waits until the outbox has sent everything due, so the output reads in order.
-async fn drain(store: &dyn Store, standin: &Standin) {
-    let _ = standin;
+async fn drain(store: &dyn Store) {
     for _ in 0..200 {
         match store.outbox_stats().await {
             Ok(s) if s.pending == 0 => return,

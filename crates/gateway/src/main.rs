@@ -2,14 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use loyalty_core::{Clock, CrmKind, Currency, LoyaltyEngine, SystemClock};
 use loyalty_gateway::cli::{self, ConnectionAdd, PartnerAdd, Usage};
 use loyalty_gateway::config::{Config, Overrides};
 use loyalty_gateway::{StartOptions, demo, inspect, open_store};
-use loyalty_store::{PoolSettings, SqlStore};
+use loyalty_store::SqlStore;
 use serde_json::{Value, json};
 
 /// Loyalty Bridge gateway: a points loyalty program for beauty salons, on top of the CRM the
@@ -21,66 +20,8 @@ use serde_json::{Value, json};
 #[derive(Debug, Parser)]
 #[command(name = "loyalty-gateway", version, about, long_about)]
 struct Cli {
-    /// TOML file; its keys are listed in docs/configuration.md (every key optional).
-    #[arg(long, global = true, env = "LOYALTY_CONFIG", value_name = "FILE")]
-    config: Option<PathBuf>,
-
-    /// `postgres://user:password@host/db` or `sqlite:PATH`.
-    /// Default: a SQLite file `loyalty.db` in the data directory.
-    #[arg(
-        long,
-        global = true,
-        env = "DATABASE_URL",
-        hide_env_values = true,
-        value_name = "URL"
-    )]
-    database_url: Option<String>,
-
-    /// Where the embedded database lives. Default: $XDG_DATA_HOME/loyalty-bridge or
-    /// ~/.local/share/loyalty-bridge.
-    #[arg(long, global = true, env = "LOYALTY_DATA_DIR", value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-
-    /// Where `serve` listens. Default: 127.0.0.1:8080.
-    #[arg(long, global = true, env = "LOYALTY_LISTEN", value_name = "HOST:PORT")]
-    listen: Option<String>,
-
-    /// The gateway's address as CRMs and Telegram reach it (prints webhook URLs; with a bot
-    /// token it switches the bot from long polling to a webhook).
-    #[arg(long, global = true, env = "LOYALTY_PUBLIC_URL", value_name = "URL")]
-    public_url: Option<String>,
-
-    /// The bot's token from @BotFather. Without it the gateway runs without the bot.
-    #[arg(
-        long,
-        global = true,
-        env = "TELEGRAM_BOT_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    telegram_bot_token: Option<String>,
-
-    /// The Bot API base URL. Default: https://api.telegram.org.
-    #[arg(long, global = true, env = "TELEGRAM_API_URL", value_name = "URL")]
-    telegram_api_url: Option<String>,
-
-    /// The secret of the Telegram webhook (webhook mode; random per start if unset).
-    #[arg(
-        long,
-        global = true,
-        env = "TELEGRAM_WEBHOOK_SECRET",
-        hide_env_values = true,
-        value_name = "SECRET"
-    )]
-    telegram_webhook_secret: Option<String>,
-
-    /// Another YCLIENTS REST base (a proxy or a test server).
-    #[arg(long, global = true, env = "YCLIENTS_API_URL", value_name = "URL")]
-    yclients_api_url: Option<String>,
-
-    /// Another Altegio REST base (a proxy or a test server).
-    #[arg(long, global = true, env = "ALTEGIO_API_URL", value_name = "URL")]
-    altegio_api_url: Option<String>,
+    #[command(flatten)]
+    settings: Overrides,
 
     /// Print exactly one JSON object on stdout instead of text.
     #[arg(long, global = true)]
@@ -308,18 +249,7 @@ fn print(value: &Value, json: bool, text: impl FnOnce(&Value) -> String) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let overrides = Overrides {
-        config_file: cli.config,
-        database_url: cli.database_url,
-        data_dir: cli.data_dir,
-        listen: cli.listen,
-        public_url: cli.public_url,
-        telegram_bot_token: cli.telegram_bot_token,
-        telegram_api_url: cli.telegram_api_url,
-        telegram_webhook_secret: cli.telegram_webhook_secret,
-        yclients_api_url: cli.yclients_api_url,
-        altegio_api_url: cli.altegio_api_url,
-    };
+    let overrides = cli.settings;
     let json = cli.json;
     let now = SystemClock.now_ms();
     match cli.command {
@@ -653,12 +583,7 @@ fn inspect_webhook(req: inspect::Request) -> ExitCode {
 }
 
 async fn migrate(config: &Config, json: bool) -> anyhow::Result<()> {
-    config.prepare_sqlite_dir()?;
-    let settings = PoolSettings {
-        max_connections: 2,
-        acquire_timeout: Duration::from_secs(5),
-    };
-    let store = SqlStore::connect_with(&config.database_url, settings).await?;
+    let store = open_store(config).await?;
     let applied = store.migrate().await?;
     if json {
         println!(
