@@ -80,116 +80,112 @@ fn group(n: i64) -> String {
 
 /// The message a client gets for a notification from `salon`.
 pub fn notification(n: &Notification, salon: &str, lang: Lang) -> String {
-    match (n, lang) {
-        (
-            Notification::Accrued {
-                points: p,
-                paid_minor,
-                currency,
-                balance,
-                ..
-            },
-            Lang::Ru,
-        ) => format!(
-            "💎 +{} за визит на {} в «{salon}». Баланс: {}",
-            points(*p, lang),
-            money(*paid_minor, *currency, lang),
-            points(*balance, lang)
-        ),
-        (
-            Notification::Accrued {
-                points: p,
-                paid_minor,
-                currency,
-                balance,
-                ..
-            },
-            Lang::En,
-        ) => format!(
-            "💎 +{} for your visit of {} at {salon}. Balance: {}",
-            points(*p, lang),
-            money(*paid_minor, *currency, lang),
-            points(*balance, lang)
-        ),
-        (
-            Notification::Reversed {
-                points: p,
-                unbacked,
-                balance,
-                ..
-            },
-            lang,
-        ) => {
+    let pts = |p: &Points| points(*p, lang);
+    let ru = lang == Lang::Ru;
+    match n {
+        Notification::Accrued {
+            points: p,
+            paid_minor,
+            currency,
+            balance,
+            ..
+        } => {
+            let paid = money(*paid_minor, *currency, lang);
+            if ru {
+                format!(
+                    "💎 +{} за визит на {paid} в «{salon}». Баланс: {}",
+                    pts(p),
+                    pts(balance)
+                )
+            } else {
+                format!(
+                    "💎 +{} for your visit of {paid} at {salon}. Balance: {}",
+                    pts(p),
+                    pts(balance)
+                )
+            }
+        }
+        Notification::Reversed {
+            points: p,
+            unbacked,
+            balance,
+            ..
+        } => {
             let debt = unbacked.is_positive();
-            match lang {
-                Lang::Ru => format!(
+            if ru {
+                format!(
                     "↩️ −{} в «{salon}»: визит отменён или изменён. Баланс: {}{}",
-                    points(*p, lang),
-                    points(*balance, lang),
+                    pts(p),
+                    pts(balance),
                     if debt {
                         ". Часть баллов уже была потрачена — их вернут будущие начисления."
                     } else {
                         ""
                     }
-                ),
-                Lang::En => format!(
+                )
+            } else {
+                format!(
                     "↩️ −{} at {salon}: the visit was cancelled or changed. Balance: {}{}",
-                    points(*p, lang),
-                    points(*balance, lang),
+                    pts(p),
+                    pts(balance),
                     if debt {
                         ". Some of them were already spent; future visits will make up for it."
                     } else {
                         ""
                     }
-                ),
+                )
             }
         }
-        (
-            Notification::Manual {
-                points: p,
-                balance,
-                reason,
-            },
-            Lang::Ru,
-        ) => format!(
-            "✍️ {}{} в «{salon}»: {reason}. Баланс: {}",
-            if p.is_positive() { "+" } else { "" },
-            points(*p, lang),
-            points(*balance, lang)
-        ),
-        (
-            Notification::Manual {
-                points: p,
-                balance,
-                reason,
-            },
-            Lang::En,
-        ) => format!(
-            "✍️ {}{} at {salon}: {reason}. Balance: {}",
-            if p.is_positive() { "+" } else { "" },
-            points(*p, lang),
-            points(*balance, lang)
-        ),
-        (Notification::Welcome { points: p, balance }, Lang::Ru) => format!(
-            "🎉 Добро пожаловать в программу «{salon}»! Приветственный бонус: +{}. Баланс: {}",
-            points(*p, lang),
-            points(*balance, lang)
-        ),
-        (Notification::Welcome { points: p, balance }, Lang::En) => format!(
-            "🎉 Welcome to the {salon} loyalty program! Welcome bonus: +{}. Balance: {}",
-            points(*p, lang),
-            points(*balance, lang)
-        ),
-        (Notification::Expired { points: p, balance }, Lang::Ru) => format!(
-            "⌛ Сгорели {} в «{salon}». Баланс: {}",
-            points(*p, lang),
-            points(*balance, lang)
-        ),
-        (Notification::Expired { points: p, balance }, Lang::En) => format!(
-            "⌛ {} expired at {salon}. Balance: {}",
-            points(*p, lang),
-            points(*balance, lang)
-        ),
+        Notification::Manual {
+            points: p,
+            balance,
+            reason,
+        } => {
+            let sign = if p.is_positive() { "+" } else { "" };
+            if ru {
+                format!(
+                    "✍️ {sign}{} в «{salon}»: {reason}. Баланс: {}",
+                    pts(p),
+                    pts(balance)
+                )
+            } else {
+                format!(
+                    "✍️ {sign}{} at {salon}: {reason}. Balance: {}",
+                    pts(p),
+                    pts(balance)
+                )
+            }
+        }
+        Notification::Welcome { points: p, balance } => {
+            if ru {
+                format!(
+                    "🎉 Добро пожаловать в программу «{salon}»! Приветственный бонус: +{}. Баланс: {}",
+                    pts(p),
+                    pts(balance)
+                )
+            } else {
+                format!(
+                    "🎉 Welcome to the {salon} loyalty program! Welcome bonus: +{}. Balance: {}",
+                    pts(p),
+                    pts(balance)
+                )
+            }
+        }
+        Notification::Expired { points: p, balance } => {
+            if ru {
+                format!(
+                    "⌛ Сгорели {} в «{salon}». Баланс: {}",
+                    pts(p),
+                    pts(balance)
+                )
+            } else {
+                format!(
+                    "⌛ {} expired at {salon}. Balance: {}",
+                    pts(p),
+                    pts(balance)
+                )
+            }
+        }
     }
 }
 
