@@ -100,6 +100,10 @@ impl World {
     }
 
     async fn visit(&self, record: &str, status: VisitStatus, paid_minor: i64) {
+        self.visit_of(ANNA, record, status, paid_minor).await;
+    }
+
+    async fn visit_of(&self, phone: &str, record: &str, status: VisitStatus, paid_minor: i64) {
         let event = CrmEvent::Visit(VisitEvent {
             company_id: "4564".into(),
             record_id: record.into(),
@@ -107,7 +111,7 @@ impl World {
             status,
             client: Some(ClientRef {
                 external_id: None,
-                phone: Some(Phone::parse(ANNA).unwrap()),
+                phone: Some(Phone::parse(phone).unwrap()),
                 name: Some("Анна".into()),
             }),
             currency: Currency::Rub,
@@ -132,9 +136,13 @@ impl World {
     }
 
     async fn link(&self, chat: i64) {
+        self.link_of(ANNA, chat).await;
+    }
+
+    async fn link_of(&self, phone: &str, chat: i64) {
         let client = self
             .store
-            .client_by_phone(self.partner.id, &Phone::parse(ANNA).unwrap())
+            .client_by_phone(self.partner.id, &Phone::parse(phone).unwrap())
             .await
             .unwrap()
             .unwrap();
@@ -289,6 +297,171 @@ async fn a_blocked_bot_marks_the_chat_inactive_and_stops_writing() {
         "the second message is not attempted"
     );
     assert!(!w.store.telegram_chat(777).await.unwrap().unwrap().active);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_racing_on_one_outbox_send_each_message_once() {
+    let w = world(0).await;
+    let phones: Vec<String> = (0..12).map(|i| format!("+7916555{i:04}")).collect();
+    for (i, phone) in phones.iter().enumerate() {
+        w.visit_of(phone, &format!("w{i}"), VisitStatus::Waiting, 100_000)
+            .await;
+        w.link_of(phone, 9_000 + i as i64).await;
+        w.visit_of(phone, &format!("w{i}"), VisitStatus::Came, 100_000)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .respond_with(sent_ok(1))
+        .mount(&w.telegram)
+        .await;
+    let settings = WorkerSettings {
+        batch: 4,
+        min_interval: Duration::from_millis(1),
+        per_chat_interval: Duration::from_millis(1),
+        ..WorkerSettings::default()
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let mut worker = OutboxWorker::new(
+            Arc::clone(&w.store),
+            w.telegram(),
+            w.clock.clone(),
+            settings.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let (_tx, rx) = watch::channel(false);
+            while worker.round(&rx).await.unwrap() > 0 {}
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut chats: Vec<i64> = w
+        .sends()
+        .await
+        .iter()
+        .map(|b| b["chat_id"].as_i64().unwrap())
+        .collect();
+    chats.sort();
+    assert_eq!(
+        chats,
+        (9_000..9_012).collect::<Vec<i64>>(),
+        "each chat exactly once"
+    );
+    let outbox = w.store.outbox_of(w.partner.id).await.unwrap();
+    assert!(
+        outbox.iter().all(|m| m.status == OutboxStatus::Sent),
+        "{outbox:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_chat_gets_at_most_one_message_per_interval() {
+    let w = world(0).await;
+    // The same person at two salons: two partitions, one chat.
+    let other = w
+        .store
+        .create_partner(
+            &NewPartner {
+                name: "Роза".into(),
+                program: Program::with_cashback(Bps::new(500).unwrap()),
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let other_conn = w
+        .store
+        .create_connection(
+            &NewConnection {
+                partner_id: other.id,
+                kind: CrmKind::Yclients,
+                company_id: "4564".into(),
+                credentials_ref: "db".into(),
+                webhook_secret: "s2".into(),
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    w.visit("1", VisitStatus::Waiting, 100_000).await;
+    w.link(777).await;
+    w.visit("1", VisitStatus::Came, 100_000).await;
+    // Anna's visit at the second salon, before that salon knows her chat.
+    let visit = VisitEvent {
+        company_id: "4564".into(),
+        record_id: "1".into(),
+        version: Some(1),
+        status: VisitStatus::Came,
+        client: Some(ClientRef {
+            external_id: None,
+            phone: Some(Phone::parse(ANNA).unwrap()),
+            name: None,
+        }),
+        currency: Currency::Rub,
+        lines: vec![VisitLine {
+            item_id: "1".into(),
+            category_id: None,
+            kind: LineKind::Service,
+            title: String::new(),
+            paid_minor: 100_000,
+        }],
+        staff_id: None,
+        visit_at_ms: None,
+        needs_refetch: false,
+    };
+    w.engine
+        .apply_event(&other_conn, &CrmEvent::Visit(visit.clone()))
+        .await
+        .unwrap();
+    let at_other = w
+        .store
+        .client_by_phone(other.id, &Phone::parse(ANNA).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(at_other.telegram_chat_id, None);
+    w.store
+        .set_telegram_chat(other.id, at_other.id, Some(777))
+        .await
+        .unwrap();
+    // Now one message from each salon is due at once, both to chat 777.
+    let second = VisitEvent {
+        record_id: "2".into(),
+        ..visit
+    };
+    w.engine
+        .apply_event(&other_conn, &CrmEvent::Visit(second))
+        .await
+        .unwrap();
+    Mock::given(method("POST"))
+        .respond_with(sent_ok(777))
+        .mount(&w.telegram)
+        .await;
+
+    let gap = Duration::from_millis(400);
+    let settings = WorkerSettings {
+        min_interval: Duration::from_millis(1),
+        per_chat_interval: gap,
+        ..WorkerSettings::default()
+    };
+    let mut worker = OutboxWorker::new(
+        Arc::clone(&w.store),
+        w.telegram(),
+        w.clock.clone(),
+        settings,
+    );
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        w.round(&mut worker).await,
+        2,
+        "one message of each salon's partition"
+    );
+    assert!(
+        started.elapsed() >= gap,
+        "the second waited for the chat's interval"
+    );
+    assert_eq!(w.sends().await.len(), 2);
 }
 
 fn update(id: u32, from: u64, lang: &str, message: Value) -> frankenstein::updates::Update {
