@@ -44,7 +44,11 @@ pub enum Operation {
     GetRecord,
     RecordsChangedSince,
     IssueCertificate,
+    FindCertificate,
     IssuePromoCode,
+    FindCard,
+    IssueCard,
+    TopUpCard,
     BookingLink,
 }
 
@@ -144,17 +148,30 @@ pub struct RecordPage {
     pub next_page: Option<u32>,
 }
 
-/// A certificate or promo code to create in the CRM.
+/// A reward to write into the CRM: a certificate, a promo code or a card top-up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RewardRequest {
+    /// The client's id in this CRM, when known; otherwise the adapter finds them by phone.
     pub client_external_id: Option<String>,
     pub phone: Phone,
     pub value: Money,
+    /// The gateway's code (`ABCD-EFGH-K`): written on the certificate, or into the card
+    /// transaction's title, so the reward can be found again.
     pub code: String,
+    /// The reward's title in the catalog.
+    pub title: String,
     /// Unix milliseconds.
     pub expires_at_ms: Option<i64>,
-    /// Unique per redemption: a retried call with the same key must not create a second reward.
+    /// Unique per redemption.
     pub idempotency_key: String,
+}
+
+impl RewardRequest {
+    /// The title a card top-up carries in the CRM: it names the code, so staff and the
+    /// gateway can find it in the card's history.
+    pub fn card_title(&self) -> String {
+        format!("Loyalty Bridge {}: {}", self.code, self.title)
+    }
 }
 
 /// What the CRM created.
@@ -162,6 +179,13 @@ pub struct RewardRequest {
 pub struct IssuedReward {
     pub external_id: String,
     pub code: String,
+}
+
+/// A client's loyalty card in the CRM and the money on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrmCard {
+    pub external_id: String,
+    pub balance: Money,
 }
 
 /// One CRM connection's API. Unsupported operations keep the default body, which answers
@@ -224,8 +248,38 @@ pub trait CrmAdapter: Send + Sync {
         Err(AdapterError::Unsupported(Operation::RecordsChangedSince))
     }
 
+    /// Creates a certificate carrying `req.code`. Not idempotent in the CRM: callers ask
+    /// [`CrmAdapter::find_certificate`] first.
     async fn issue_certificate(&self, _req: &RewardRequest) -> Result<IssuedReward, AdapterError> {
         Err(AdapterError::Unsupported(Operation::IssueCertificate))
+    }
+
+    /// The client's certificate carrying `req.code`, if an earlier call created it.
+    async fn find_certificate(
+        &self,
+        _req: &RewardRequest,
+    ) -> Result<Option<IssuedReward>, AdapterError> {
+        Err(AdapterError::Unsupported(Operation::FindCertificate))
+    }
+
+    /// The client's loyalty card of the connection's card type, if they have one.
+    async fn find_card(&self, _phone: &Phone) -> Result<Option<CrmCard>, AdapterError> {
+        Err(AdapterError::Unsupported(Operation::FindCard))
+    }
+
+    /// Issues the client a loyalty card of the connection's card type.
+    async fn issue_card(&self, _phone: &Phone) -> Result<CrmCard, AdapterError> {
+        Err(AdapterError::Unsupported(Operation::IssueCard))
+    }
+
+    /// Adds `req.value` to the card's balance. Not idempotent in the CRM: a second call adds
+    /// again, so callers check the card's balance before retrying.
+    async fn top_up_card(
+        &self,
+        _card_id: &str,
+        _req: &RewardRequest,
+    ) -> Result<CrmCard, AdapterError> {
+        Err(AdapterError::Unsupported(Operation::TopUpCard))
     }
 
     async fn issue_promo_code(&self, _req: &RewardRequest) -> Result<IssuedReward, AdapterError> {

@@ -16,12 +16,12 @@ use crate::model::{
 use crate::money::{Currency, MoneyError, Points};
 use crate::outbox::{NewOutbox, Notification};
 use crate::phone::{Phone, PhoneError};
-use crate::redemption::{NewRedemption, Redemption, RedemptionStatus, Strategy};
+use crate::redemption::{NewRedemption, Redemption, RedemptionStatus, Strategy, Target};
 use crate::reward::Reward;
 use crate::store::{DeliveryRecord, Hold, HoldStatus, RecordState, Store, StoreError, StoreTx};
 
 /// How many times a transaction that lost a race is run again before the error is returned.
-const MAX_TX_ATTEMPTS: u32 = 8;
+pub(crate) const MAX_TX_ATTEMPTS: u32 = 8;
 const DAY_MS: i64 = 86_400_000;
 
 /// Errors of the engine. Each says what was wrong with the request, or that the store failed.
@@ -64,6 +64,8 @@ pub enum EngineError {
     UnknownCode(String),
     #[error("code {code} is {status}")]
     CodeNotUsable { code: String, status: &'static str },
+    #[error("the {0} strategy writes to a CRM: name the connection")]
+    NoConnection(&'static str),
 }
 
 impl EngineError {
@@ -198,12 +200,15 @@ macro_rules! in_tx {
                 Err(e) => Err(e),
             };
             match result {
-                Err(e) if e.is_retryable() && attempt < MAX_TX_ATTEMPTS => continue,
+                Err(e) if e.is_retryable() && attempt < $crate::engine::MAX_TX_ATTEMPTS => continue,
                 other => break other,
             }
         }
     }};
 }
+
+mod writeback;
+pub use writeback::{AdapterSource, Resolution, WriteBackOutcome, WriteBackPass, WriteBackPolicy};
 
 /// The points program's rules over a [`Store`].
 #[derive(Clone)]
@@ -787,8 +792,9 @@ impl LoyaltyEngine {
 
     /// Exchanges `reward.cost` points of the client for `reward`: the points are held at once
     /// and a code is issued, in one transaction. With [`Strategy::GatewayCode`] the code is
-    /// usable at once; the CRM strategies start `Pending` until [`LoyaltyEngine::mark_issued`]
-    /// (or [`LoyaltyEngine::mark_failed`]). The same `key` returns the same redemption.
+    /// usable at once; the CRM strategies start `Pending`, due for
+    /// [`LoyaltyEngine::write_back_due`] to write the reward into `connection`'s CRM. The same
+    /// `key` returns the same redemption.
     /// `new_code` draws a code (from the OS's randomness in the gateway); a collision draws
     /// again.
     pub async fn redeem(
@@ -797,11 +803,18 @@ impl LoyaltyEngine {
         client_id: ClientId,
         reward: &Reward,
         key: &str,
-        strategy: Strategy,
+        target: Target,
         new_code: &(dyn Fn() -> Code + Send + Sync),
     ) -> Result<Redemption, EngineError> {
         if reward.partner_id != partner || !reward.active {
             return Err(EngineError::RewardUnavailable(reward.id));
+        }
+        let Target {
+            strategy,
+            connection,
+        } = target;
+        if strategy != Strategy::GatewayCode && connection.is_none() {
+            return Err(EngineError::NoConnection(strategy.as_str()));
         }
         in_tx!(self, |tx, now| async {
             let program = program_of(tx, partner).await?;
@@ -839,6 +852,7 @@ impl LoyaltyEngine {
                 cost: reward.cost,
                 idempotency_key: key.to_owned(),
                 expires_at_ms: now.saturating_add(ttl),
+                connection_id: connection.filter(|_| strategy != Strategy::GatewayCode),
             };
             Ok::<_, EngineError>(tx.insert_redemption(partner, &new, now).await?)
         })
@@ -879,16 +893,6 @@ impl LoyaltyEngine {
         }
     }
 
-    /// The CRM holds the reward now: the code can be used.
-    pub async fn mark_issued(&self, code: &Code) -> Result<Redemption, EngineError> {
-        self.settle_redemption(code, RedemptionStatus::Issued).await
-    }
-
-    /// The CRM refused the reward for good: the points come back.
-    pub async fn mark_failed(&self, code: &Code) -> Result<Redemption, EngineError> {
-        self.settle_redemption(code, RedemptionStatus::Failed).await
-    }
-
     async fn settle_redemption(
         &self,
         code: &Code,
@@ -905,7 +909,6 @@ impl LoyaltyEngine {
             }
             let mut target = to;
             let allowed = match (r.status, to) {
-                (RedemptionStatus::Pending, RedemptionStatus::Issued) => true,
                 (RedemptionStatus::Issued, RedemptionStatus::Used) => {
                     if now > r.expires_at_ms {
                         target = RedemptionStatus::Expired;
@@ -927,7 +930,6 @@ impl LoyaltyEngine {
                     self.settle_hold_tx(tx, r.partner_id, r.hold_id, HoldStatus::Posted, now)
                         .await?;
                 }
-                RedemptionStatus::Issued => {}
                 _ => {
                     self.settle_hold_tx(tx, r.partner_id, r.hold_id, HoldStatus::Voided, now)
                         .await?;

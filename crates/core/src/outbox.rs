@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{ClientId, PartnerId};
 use crate::money::{Currency, Points};
+use crate::redemption::Strategy;
 
 /// What a client is told. Rendered into a message by the Telegram crate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +38,22 @@ pub enum Notification {
         balance: Points,
     },
     Expired {
+        points: Points,
+        balance: Points,
+    },
+    /// A redemption's reward is in the CRM: a certificate with the code, or money on the
+    /// client's loyalty card.
+    RewardReady {
+        title: String,
+        code: String,
+        strategy: Strategy,
+        value_minor: i64,
+        currency: Currency,
+        expires_at_ms: i64,
+    },
+    /// The CRM did not take the reward: the points are back.
+    RewardFailed {
+        title: String,
         points: Points,
         balance: Points,
     },

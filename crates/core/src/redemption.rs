@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::code::Code;
-use crate::model::{ClientId, HoldId, PartnerId, RewardId};
+use crate::model::{ClientId, ConnectionId, HoldId, PartnerId, RewardId};
 use crate::money::Points;
 
 /// How the reward reaches the desk.
@@ -39,6 +39,31 @@ impl Strategy {
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
+    }
+}
+
+/// Where a redemption's reward goes: the gateway's own code, or a CRM strategy on a
+/// connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub strategy: Strategy,
+    /// The connection whose CRM gets the reward; needed by every strategy but the gateway's.
+    pub connection: Option<ConnectionId>,
+}
+
+impl Target {
+    /// A code the salon's staff check and mark used.
+    pub const GATEWAY: Target = Target {
+        strategy: Strategy::GatewayCode,
+        connection: None,
+    };
+
+    /// The reward written into `connection`'s CRM.
+    pub fn crm(strategy: Strategy, connection: ConnectionId) -> Target {
+        Target {
+            strategy,
+            connection: Some(connection),
+        }
     }
 }
 
@@ -100,6 +125,28 @@ pub struct Redemption {
     pub idempotency_key: String,
     pub expires_at_ms: i64,
     pub created_at_ms: i64,
+    /// How far writing the reward into the CRM got (CRM strategies only).
+    pub write_back: WriteBack,
+}
+
+/// The CRM side of a redemption: where the reward is written and how far that got. It lets a
+/// restarted gateway finish what a stopped one began without writing the reward twice.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct WriteBack {
+    /// The connection whose CRM gets the reward.
+    pub connection_id: Option<ConnectionId>,
+    /// Calls tried so far.
+    pub attempts: u32,
+    /// When the next try is due; `None` once nothing more is scheduled (done, failed, or
+    /// waiting for the operator).
+    pub next_attempt_at_ms: Option<i64>,
+    /// The certificate's or the loyalty card's id in the CRM.
+    pub external_id: Option<String>,
+    /// A card's balance (minor units) just before the top-up was first sent: after an
+    /// answer that never came, the balance tells whether the top-up happened.
+    pub witness_minor: Option<i64>,
+    /// Why the last try did not finish.
+    pub last_error: Option<String>,
 }
 
 /// A redemption to store.
@@ -114,4 +161,6 @@ pub struct NewRedemption {
     pub cost: Points,
     pub idempotency_key: String,
     pub expires_at_ms: i64,
+    /// The connection whose CRM gets the reward (CRM strategies).
+    pub connection_id: Option<ConnectionId>,
 }

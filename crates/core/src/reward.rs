@@ -18,6 +18,16 @@ pub enum RewardKind {
     },
 }
 
+impl RewardKind {
+    /// What the reward is worth in money (minor units).
+    pub fn value_minor(&self) -> i64 {
+        match self {
+            RewardKind::Certificate { value_minor } => *value_minor,
+            RewardKind::Service { price_minor, .. } => *price_minor,
+        }
+    }
+}
+
 /// A reward in the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reward {

@@ -22,7 +22,7 @@ use crate::model::{
 use crate::money::Points;
 use crate::outbox::{NewOutbox, OutboxMessage};
 use crate::phone::Phone;
-use crate::redemption::{NewRedemption, Redemption, RedemptionStatus};
+use crate::redemption::{NewRedemption, Redemption, RedemptionStatus, WriteBack};
 use crate::reward::{NewReward, Reward};
 
 /// Errors of a store. [`StoreError::Retryable`] is a lost race (deadlock, serialization
@@ -332,6 +332,15 @@ pub trait StoreTx: Send {
         now_ms: i64,
     ) -> Result<(), StoreError>;
 
+    /// Saves how far writing the reward into the CRM got.
+    async fn set_write_back(
+        &mut self,
+        partner: PartnerId,
+        id: i64,
+        write_back: &WriteBack,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
     async fn record_delivery(
         &mut self,
         partner: PartnerId,
@@ -499,7 +508,12 @@ pub trait Store: Send + Sync {
     /// The redemption with this code, at any partner (staff type only the code).
     async fn redemption_by_code(&self, code: &Code) -> Result<Option<Redemption>, StoreError>;
 
-    /// Codes of every partner still issued after their date, oldest first.
+    /// Pending redemptions of every partner whose CRM write-back is due, most overdue first.
+    async fn due_write_backs(&self, now_ms: i64, limit: u32)
+    -> Result<Vec<Redemption>, StoreError>;
+
+    /// Gateway codes of every partner still issued after their date, oldest first. CRM
+    /// certificates follow the CRM's own expiry.
     async fn due_codes(&self, now_ms: i64, limit: u32) -> Result<Vec<Code>, StoreError>;
 
     /// The client's redemptions, newest first.

@@ -12,11 +12,14 @@ mod api;
 pub mod lenient;
 mod limit;
 mod ops;
+mod rewards;
 mod webhook;
 
 use std::sync::Arc;
 
-use loyalty_core::adapter::{ClientDraft, CrmClient, CrmService, CrmStaff, RecordPage};
+use loyalty_core::adapter::{
+    ClientDraft, CrmCard, CrmClient, CrmService, CrmStaff, IssuedReward, RecordPage, RewardRequest,
+};
 use loyalty_core::{
     AdapterError, Capabilities, CrmAdapter, CrmEvent, CrmKind, Currency, Phone, VisitEvent,
     WebhookError,
@@ -27,6 +30,7 @@ pub use limit::RateLimiter;
 pub use ops::{
     Bookform, CardType, Certificate, CertificateType, Company, Good, LoyaltyCard, ServiceCategory,
 };
+pub use rewards::RewardSetup;
 pub use webhook::{ParseContext, parse as parse_webhook};
 
 /// Which edition of the platform.
@@ -74,6 +78,8 @@ pub struct YclientsConfig {
     pub context: ParseContext,
     /// Another REST base than the flavor's (a test server, a proxy).
     pub base_url: Option<String>,
+    /// How rewards are written into the CRM; `None`: they are not (the gateway's own codes).
+    pub rewards: Option<RewardSetup>,
 }
 
 impl YclientsConfig {
@@ -93,6 +99,7 @@ impl YclientsConfig {
                 utc_offset_minutes,
             },
             base_url: None,
+            rewards: None,
         }
     }
 }
@@ -124,6 +131,12 @@ impl YclientsAdapter {
         }
     }
 
+    /// Other retry and timeout settings for the API calls.
+    pub fn with_transport(mut self, transport: Transport) -> YclientsAdapter {
+        self.api = self.api.map(|api| api.with_transport(transport));
+        self
+    }
+
     pub fn config(&self) -> &YclientsConfig {
         &self.config
     }
@@ -132,6 +145,19 @@ impl YclientsAdapter {
         self.api
             .as_ref()
             .ok_or_else(|| AdapterError::Auth("this connection has no API credentials".into()))
+    }
+
+    /// The chain and card type of a loyalty-card setup.
+    fn card_setup(&self) -> Result<(&str, &str), AdapterError> {
+        match &self.config.rewards {
+            Some(RewardSetup::LoyaltyCard {
+                chain_id,
+                card_type_id,
+            }) => Ok((chain_id, card_type_id)),
+            _ => Err(AdapterError::Validation(vec![
+                "the connection has no loyalty card type set up".into(),
+            ])),
+        }
     }
 }
 
@@ -159,7 +185,13 @@ impl CrmAdapter for YclientsAdapter {
             webhooks: true,
             poll_records: api,
             client_write: api,
-            loyalty_cards: api,
+            loyalty_cards: api
+                && matches!(self.config.rewards, Some(RewardSetup::LoyaltyCard { .. })),
+            certificates: api
+                && matches!(
+                    self.config.rewards,
+                    Some(RewardSetup::CrmCertificate { .. })
+                ),
             ..Capabilities::default()
         }
     }
@@ -206,6 +238,55 @@ impl CrmAdapter for YclientsAdapter {
 
     async fn booking_link(&self) -> Result<String, AdapterError> {
         self.api()?.booking_link().await
+    }
+
+    async fn find_certificate(
+        &self,
+        req: &RewardRequest,
+    ) -> Result<Option<IssuedReward>, AdapterError> {
+        Ok(self
+            .api()?
+            .find_certificate_with_code(req)
+            .await?
+            .map(|c| IssuedReward {
+                external_id: c.id,
+                code: c.code,
+            }))
+    }
+
+    async fn issue_certificate(&self, req: &RewardRequest) -> Result<IssuedReward, AdapterError> {
+        let Some(RewardSetup::CrmCertificate {
+            good_id,
+            storage_id,
+        }) = &self.config.rewards
+        else {
+            return Err(AdapterError::Validation(vec![
+                "the connection has no certificate good set up".into(),
+            ]));
+        };
+        let now_ms = loyalty_core::Clock::now_ms(&loyalty_core::SystemClock);
+        self.api()?
+            .sell_certificate(req, good_id, storage_id, now_ms)
+            .await
+    }
+
+    async fn find_card(&self, phone: &Phone) -> Result<Option<CrmCard>, AdapterError> {
+        let (chain, card_type) = self.card_setup()?;
+        self.api()?.find_card_of_type(phone, chain, card_type).await
+    }
+
+    async fn issue_card(&self, phone: &Phone) -> Result<CrmCard, AdapterError> {
+        let (_, card_type) = self.card_setup()?;
+        self.api()?.issue_card_of_type(phone, card_type).await
+    }
+
+    async fn top_up_card(
+        &self,
+        card_id: &str,
+        req: &RewardRequest,
+    ) -> Result<CrmCard, AdapterError> {
+        self.card_setup()?;
+        self.api()?.top_up(card_id, req).await
     }
 
     fn parse_webhook(

@@ -129,7 +129,7 @@ fn card(m: &Map<String, Value>) -> Result<LoyaltyCard, AdapterError> {
 }
 
 /// Major units as a JSON number, exactly: `10050` → `100.5`, `-20000` → `-200`.
-fn major_units(minor: i64) -> Value {
+pub(crate) fn major_units(minor: i64) -> Value {
     if minor % 100 == 0 {
         json!(minor / 100)
     } else {

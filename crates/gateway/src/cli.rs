@@ -1,12 +1,14 @@
 //! The operator's commands on partners, connections and clients. Each returns one JSON object
 //! (printed as is with `--json`) and a text rendering.
 
+use crm_yclients::RewardSetup;
 use loyalty_core::code::Code;
+use loyalty_core::engine::Resolution;
 use loyalty_core::model::{NewConnection, NewPartner};
-use loyalty_core::redemption::{Redemption, RedemptionStatus, Strategy};
+use loyalty_core::redemption::{Redemption, RedemptionStatus, Strategy, Target};
 use loyalty_core::{
-    Bps, CrmKind, Currency, EngineError, LoyaltyEngine, NewReward, PartnerId, Phone, Points,
-    Program, RewardId, RewardKind, Store,
+    Bps, ConnectionId, CrmKind, Currency, EngineError, LoyaltyEngine, NewReward, PartnerId, Phone,
+    Points, Program, RewardId, RewardKind, Store,
 };
 use loyalty_store::{ConnectionSettings, SqlStore};
 use serde_json::{Value, json};
@@ -154,6 +156,7 @@ pub async fn connection_add(
                 partner_token: req.partner_token.clone(),
                 user_token: req.user_token.clone(),
                 utc_offset_minutes: offset,
+                reward_setup: None,
             },
         )
         .await?;
@@ -165,6 +168,120 @@ pub async fn connection_add(
         "api": req.partner_token.is_some(),
         "webhook_url": webhook_url(config, req.crm, &secret),
     }))
+}
+
+/// `connection rewards`: how the connection writes rewards into its CRM (`None`: the
+/// gateway's own codes, checked by staff).
+pub async fn connection_rewards(
+    store: &SqlStore,
+    connection: i64,
+    setup: Option<RewardSetup>,
+) -> anyhow::Result<Value> {
+    let id = ConnectionId(connection);
+    let Some(conn) = store.connections().await?.into_iter().find(|c| c.id == id) else {
+        return Err(Usage(format!("there is no connection {connection}")).into());
+    };
+    let Some(mut settings) = store.connection_settings(id).await? else {
+        return Err(Usage(format!("connection {connection} has no API settings")).into());
+    };
+    if let Some(setup) = &setup {
+        if crm_yclients::Flavor::of(conn.kind).is_none() {
+            return Err(Usage(format!("{} has no reward write-back yet", conn.kind)).into());
+        }
+        if settings.partner_token.is_none() || settings.user_token.is_none() {
+            return Err(Usage(format!(
+                "connection {connection} needs a partner and a user token to write rewards"
+            ))
+            .into());
+        }
+        setup
+            .validate()
+            .map_err(|e| Usage(format!("reward setup: {e}")))?;
+    }
+    settings.reward_setup = setup.as_ref().map(serde_json::to_string).transpose()?;
+    store.save_connection_settings(id, &settings).await?;
+    Ok(json!({
+        "connection": connection,
+        "strategy": setup.as_ref().map_or(Strategy::GatewayCode, RewardSetup::strategy),
+        "setup": setup,
+    }))
+}
+
+/// The setup `connection rewards` flags describe.
+pub fn reward_setup(
+    strategy: &str,
+    chain: Option<String>,
+    card_type: Option<String>,
+    good: Option<String>,
+    storage: Option<String>,
+) -> anyhow::Result<Option<RewardSetup>> {
+    let need = |v: Option<String>, flag: &str| {
+        v.filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| Usage(format!("--strategy {strategy} needs {flag}")))
+    };
+    let setup = match strategy {
+        "loyalty-card" => Some(RewardSetup::LoyaltyCard {
+            chain_id: need(chain, "--chain")?,
+            card_type_id: need(card_type, "--card-type")?,
+        }),
+        "certificate" => Some(RewardSetup::CrmCertificate {
+            good_id: need(good, "--good")?,
+            storage_id: need(storage, "--storage")?,
+        }),
+        "gateway-code" => None,
+        other => {
+            return Err(Usage(format!(
+                "--strategy must be loyalty-card, certificate or gateway-code, got {other:?}"
+            ))
+            .into());
+        }
+    };
+    Ok(setup)
+}
+
+/// Where the partner's rewards go: the first connection with a reward setup, else the
+/// gateway's own codes.
+async fn target_of(sql: &SqlStore, partner: PartnerId) -> anyhow::Result<Target> {
+    for conn in sql.connections().await? {
+        if conn.partner_id != partner {
+            continue;
+        }
+        let setup = sql
+            .connection_settings(conn.id)
+            .await?
+            .and_then(|s| s.reward_setup)
+            .and_then(|json| serde_json::from_str::<RewardSetup>(&json).ok());
+        if let Some(setup) = setup {
+            return Ok(Target::crm(setup.strategy(), conn.id));
+        }
+    }
+    Ok(Target::GATEWAY)
+}
+
+/// `code resolve`: the operator's answer for a reward the gateway could not confirm in the
+/// CRM.
+pub async fn code_resolve(
+    engine: &LoyaltyEngine,
+    typed: &str,
+    written: bool,
+) -> anyhow::Result<Value> {
+    let code = Code::parse(typed).map_err(|e| Usage(format!("{typed:?}: {e}")))?;
+    let resolution = if written {
+        Resolution::Written
+    } else {
+        Resolution::NotWritten
+    };
+    let r = engine
+        .resolve_write_back(&code, resolution)
+        .await
+        .map_err(|e| match e {
+            EngineError::UnknownCode(_) | EngineError::CodeNotUsable { .. } => {
+                anyhow::Error::from(Usage(e.to_string()))
+            }
+            other => other.into(),
+        })?;
+    let reward = engine.store().reward(r.partner_id, r.reward_id).await?;
+    Ok(redemption_json(&r, reward.as_ref()))
 }
 
 /// `client show`.
@@ -297,12 +414,16 @@ fn redemption_json(r: &Redemption, reward: Option<&loyalty_core::Reward>) -> Val
         "points": r.cost,
         "strategy": r.strategy,
         "expires_at_ms": r.expires_at_ms,
+        "crm_id": r.write_back.external_id,
+        "crm_attempts": r.write_back.attempts,
+        "crm_error": r.write_back.last_error,
     })
 }
 
 /// `redeem`: a client at the desk exchanges points for a reward; prints the code.
 pub async fn redeem(
     engine: &LoyaltyEngine,
+    sql: &SqlStore,
     partner: i64,
     phone: &str,
     reward: i64,
@@ -331,7 +452,7 @@ pub async fn redeem(
             client.id,
             &reward,
             &key,
-            Strategy::GatewayCode,
+            target_of(sql, partner).await?,
             &random_code,
         )
         .await

@@ -6,11 +6,16 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use crm_yclients::{Credentials, Flavor, RateLimiter, YclientsAdapter, YclientsConfig};
-use loyalty_core::adapter::{ClientDraft, CrmClient, CrmService, CrmStaff, RecordPage};
+use crm_yclients::{
+    Credentials, Flavor, RateLimiter, RewardSetup, YclientsAdapter, YclientsConfig,
+};
+use loyalty_core::adapter::{
+    ClientDraft, CrmCard, CrmClient, CrmService, CrmStaff, IssuedReward, RecordPage, RewardRequest,
+};
+use loyalty_core::engine::AdapterSource;
 use loyalty_core::{
-    AdapterError, Capabilities, CrmAdapter, CrmConnection, CrmEvent, CrmKind, Phone, Store,
-    StoreError, VisitEvent, WebhookError,
+    AdapterError, Capabilities, ConnectionId, CrmAdapter, CrmConnection, CrmEvent, CrmKind, Phone,
+    Store, StoreError, VisitEvent, WebhookError,
 };
 use loyalty_store::SqlStore;
 
@@ -86,6 +91,35 @@ impl Connections {
         Ok(Some(found))
     }
 
+    /// The connection with this id and its adapter (cached like [`Connections::by_secret`]).
+    pub async fn by_id(&self, id: ConnectionId) -> Result<Option<Arc<Connected>>, StoreError> {
+        let key = format!("id:{}", id.0);
+        if let Ok(cache) = self.cache.read()
+            && let Some((at, found)) = cache.get(&key)
+            && at.elapsed() < TTL
+        {
+            return Ok(Some(Arc::clone(found)));
+        }
+        let Some(connection) = self
+            .store
+            .connections()
+            .await?
+            .into_iter()
+            .find(|c| c.id == id)
+        else {
+            return Ok(None);
+        };
+        let adapter = self.adapter_for(&connection).await?;
+        let found = Arc::new(Connected {
+            connection,
+            adapter,
+        });
+        if let Ok(mut cache) = self.cache.write() {
+            cache.insert(key, (Instant::now(), Arc::clone(&found)));
+        }
+        Ok(Some(found))
+    }
+
     async fn adapter_for(
         &self,
         connection: &CrmConnection,
@@ -108,6 +142,14 @@ impl Connections {
         };
         if let Some(s) = &settings {
             config.context.utc_offset_minutes = s.utc_offset_minutes;
+            config.rewards = s.reward_setup.as_deref().and_then(|json| {
+                serde_json::from_str::<RewardSetup>(json)
+                    .inspect_err(|e| {
+                        tracing::warn!(connection = connection.id.0, error = %e,
+                            "the connection's reward setup does not read; rewards use gateway codes")
+                    })
+                    .ok()
+            });
         }
         let adapter = match settings.and_then(|s| s.partner_token.map(|p| (p, s.user_token))) {
             Some((partner_token, user_token)) => YclientsAdapter::with_api(
@@ -126,6 +168,19 @@ impl Connections {
             inner: adapter,
             metrics: Arc::clone(&self.metrics),
         }))
+    }
+}
+
+#[async_trait]
+impl AdapterSource for Connections {
+    async fn adapter(
+        &self,
+        connection: ConnectionId,
+    ) -> Result<Option<Arc<dyn CrmAdapter>>, StoreError> {
+        Ok(self
+            .by_id(connection)
+            .await?
+            .map(|c| Arc::clone(&c.adapter)))
     }
 }
 
@@ -261,5 +316,35 @@ impl<A: CrmAdapter> CrmAdapter for Metered<A> {
 
     async fn booking_link(&self) -> Result<String, AdapterError> {
         self.timed("booking_link", self.inner.booking_link()).await
+    }
+
+    async fn issue_certificate(&self, req: &RewardRequest) -> Result<IssuedReward, AdapterError> {
+        self.timed("issue_certificate", self.inner.issue_certificate(req))
+            .await
+    }
+
+    async fn find_certificate(
+        &self,
+        req: &RewardRequest,
+    ) -> Result<Option<IssuedReward>, AdapterError> {
+        self.timed("find_certificate", self.inner.find_certificate(req))
+            .await
+    }
+
+    async fn find_card(&self, phone: &Phone) -> Result<Option<CrmCard>, AdapterError> {
+        self.timed("find_card", self.inner.find_card(phone)).await
+    }
+
+    async fn issue_card(&self, phone: &Phone) -> Result<CrmCard, AdapterError> {
+        self.timed("issue_card", self.inner.issue_card(phone)).await
+    }
+
+    async fn top_up_card(
+        &self,
+        card_id: &str,
+        req: &RewardRequest,
+    ) -> Result<CrmCard, AdapterError> {
+        self.timed("top_up_card", self.inner.top_up_card(card_id, req))
+            .await
     }
 }

@@ -167,6 +167,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
         StartOptions {
             worker: Some(worker),
             migrate: true,
+            write_back: None,
         },
     )
     .await?;
@@ -401,7 +402,15 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
     say(format!(
         "\n19:30  The salon offers a reward:\n      $ loyalty-gateway reward add --partner {partner_id} --title \"Сертификат 200 ₽\" --points 200 --certificate-minor 20000"
     ));
-    let issued = cli::redeem(&gateway.engine, partner_id.0, ANNA.phone, reward_id, None).await?;
+    let issued = cli::redeem(
+        &gateway.engine,
+        &gateway.store,
+        partner_id.0,
+        ANNA.phone,
+        reward_id,
+        None,
+    )
+    .await?;
     let code = issued["code"].as_str().unwrap_or_default().to_owned();
     say(format!(
         "19:40  Анна at the desk exchanges 200 points:\n      $ loyalty-gateway redeem --partner {partner_id} --phone +{} --reward {reward_id}\n      code {code}, balance left {} points",

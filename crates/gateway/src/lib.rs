@@ -4,7 +4,7 @@
 //! `loyalty-store`, Telegram in `loyalty-telegram`, each CRM in its `crm-*` crate.
 //!
 //! [`start`] runs the HTTP service ([`server`]), the outbox worker, the Telegram bot and the
-//! housekeeping task until [`Gateway::stop`]; the binary calls it for `serve` and `demo`.
+//! reward write-back (CRM certificates and card top-ups) and the housekeeping task until [`Gateway::stop`]; the binary calls it for `serve` and `demo`.
 
 pub mod cli;
 pub mod config;
@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use loyalty_core::engine::WriteBackPolicy;
 use loyalty_core::{Clock, LoyaltyEngine, Store, SystemClock};
 use loyalty_store::SqlStore;
 use loyalty_telegram::{ClientBot, OutboxWorker, Telegram, WorkerSettings};
@@ -31,6 +32,10 @@ use crate::config::Config;
 use crate::connections::Connections;
 use crate::metrics::Metrics;
 use crate::server::App;
+
+/// How often due rewards are written into the CRMs (each redemption also waits out its own
+/// back-off).
+const WRITE_BACK_EVERY: Duration = Duration::from_secs(30);
 
 /// How often old delivery history is pruned and unused codes past their date expire.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(600);
@@ -52,6 +57,8 @@ pub struct StartOptions {
     /// Apply migrations before serving (the demo does; `serve` expects `migrate` to have run,
     /// and refuses to start otherwise).
     pub migrate: bool,
+    /// How hard rewards are written into the CRMs.
+    pub write_back: Option<WriteBackPolicy>,
 }
 
 /// A running gateway.
@@ -152,19 +159,27 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
 
     let metrics = Arc::new(Metrics::new(send_stats));
     let limiter = Arc::new(crm_yclients::RateLimiter::yclients());
+    let connections = Arc::new(Connections::new(
+        Arc::clone(&sql),
+        crm_http,
+        limiter,
+        Arc::clone(&metrics),
+        connections::ApiUrls {
+            yclients: config.yclients_api_url.clone(),
+            altegio: config.altegio_api_url.clone(),
+        },
+    ));
+    // Its first pass is the recovery pass: rewards a stopped gateway left half-written.
+    tasks.push(tokio::spawn(write_backs(
+        engine.clone(),
+        Arc::clone(&connections),
+        options.write_back.unwrap_or_default(),
+        stopping.clone(),
+    )));
     let app = Arc::new(App {
         store: Arc::clone(&sql),
         engine: engine.clone(),
-        connections: Connections::new(
-            Arc::clone(&sql),
-            crm_http,
-            limiter,
-            Arc::clone(&metrics),
-            connections::ApiUrls {
-                yclients: config.yclients_api_url.clone(),
-                altegio: config.altegio_api_url.clone(),
-            },
-        ),
+        connections,
         metrics,
         bot,
         telegram_secret,
@@ -204,6 +219,33 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         tasks,
         server,
     })
+}
+
+/// Writes due rewards into the CRMs, every [`WRITE_BACK_EVERY`] and once at start.
+async fn write_backs(
+    engine: LoyaltyEngine,
+    connections: Arc<Connections>,
+    policy: WriteBackPolicy,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        match engine.write_back_due(connections.as_ref(), &policy).await {
+            Ok(pass) if pass.is_empty() => {}
+            Ok(pass) => info!(
+                issued = pass.issued,
+                delivered = pass.delivered,
+                failed = pass.failed,
+                retried = pass.retried,
+                needs_operator = pass.needs_operator,
+                "wrote rewards into the CRM"
+            ),
+            Err(e) => warn!(error = %e, "could not write rewards into the CRM"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(WRITE_BACK_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 async fn housekeeping(

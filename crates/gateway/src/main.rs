@@ -148,6 +148,25 @@ enum ConnectionCmd {
         #[arg(long, allow_hyphen_values = true)]
         utc_offset_minutes: Option<i32>,
     },
+    /// How the connection writes rewards into its CRM: top up the client's loyalty card,
+    /// sell a certificate, or (the default) the gateway's own codes checked by staff.
+    Rewards {
+        connection: i64,
+        #[arg(long, value_name = "loyalty-card|certificate|gateway-code")]
+        strategy: String,
+        /// loyalty-card: the chain (network) id the card type belongs to.
+        #[arg(long)]
+        chain: Option<String>,
+        /// loyalty-card: the card type to top up (issued to clients who have none).
+        #[arg(long)]
+        card_type: Option<String>,
+        /// certificate: the good linked to a certificate type.
+        #[arg(long)]
+        good: Option<String>,
+        /// certificate: the storage the good is sold from.
+        #[arg(long)]
+        storage: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +175,19 @@ enum CodeCmd {
     Show { code: String },
     /// Mark a code used: its points are spent. A code is used once.
     Use { code: String },
+    /// Settle a reward the gateway could not confirm in the CRM (see `crm_error`): --written
+    /// when it is there, --not-written to give the points back.
+    Resolve {
+        code: String,
+        #[arg(
+            long,
+            conflicts_with = "not_written",
+            required_unless_present = "not_written"
+        )]
+        written: bool,
+        #[arg(long)]
+        not_written: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -330,6 +362,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             Ok(ExitCode::SUCCESS)
         }
+        Command::Connection(ConnectionCmd::Rewards {
+            connection,
+            strategy,
+            chain,
+            card_type,
+            good,
+            storage,
+        }) => {
+            let setup = cli::reward_setup(&strategy, chain, card_type, good, storage)?;
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = cli::connection_rewards(&store, connection, setup).await;
+            store.close().await;
+            print(&out?, json, |v| {
+                format!(
+                    "Connection {} writes rewards as {}",
+                    v["connection"], v["strategy"]
+                )
+            });
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Client(ClientCmd::Show {
             partner,
             phone,
@@ -380,7 +432,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let store = std::sync::Arc::new(open_migrated(&Config::resolve(overrides)?).await?);
             let engine = LoyaltyEngine::new(store.clone());
-            let out = cli::redeem(&engine, partner, &phone, reward, key).await;
+            let out = cli::redeem(&engine, &store, partner, &phone, reward, key).await;
             store.close().await;
             print(&out?, json, code_text);
             Ok(ExitCode::SUCCESS)
@@ -391,6 +443,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let out = match &cmd {
                 CodeCmd::Show { code } => cli::code(&engine, code, false).await,
                 CodeCmd::Use { code } => cli::code(&engine, code, true).await,
+                CodeCmd::Resolve { code, written, .. } => {
+                    cli::code_resolve(&engine, code, *written).await
+                }
             };
             store.close().await;
             print(&out?, json, code_text);

@@ -30,7 +30,7 @@ const EXCERPT: usize = 4 * 1024;
 pub struct App {
     pub store: Arc<SqlStore>,
     pub engine: LoyaltyEngine,
-    pub connections: Connections,
+    pub connections: Arc<Connections>,
     pub metrics: Arc<Metrics>,
     /// The bot, when a token is configured and updates come by webhook.
     pub bot: Option<Arc<ClientBot>>,

@@ -444,23 +444,44 @@ async fn the_desk_redeems_points_and_uses_the_code_once() {
     let reward_id = reward["id"].as_i64().unwrap();
     let engine = &f.gateway.engine;
     let phone = "8 (916) 123-45-67";
-    let issued = cli::redeem(engine, f.partner.0, phone, reward_id, Some("desk-1".into()))
-        .await
-        .unwrap();
+    let issued = cli::redeem(
+        engine,
+        &f.gateway.store,
+        f.partner.0,
+        phone,
+        reward_id,
+        Some("desk-1".into()),
+    )
+    .await
+    .unwrap();
     assert_eq!(issued["status"], "issued");
     assert_eq!(issued["balance"], 50);
     assert_eq!(issued["reward"], "Сертификат 150 ₽");
     let code = issued["code"].as_str().unwrap().to_owned();
     assert_eq!(code.len(), 11, "{code}");
     // Retrying the same desk request gives the same code, not a second redemption.
-    let retried = cli::redeem(engine, f.partner.0, phone, reward_id, Some("desk-1".into()))
-        .await
-        .unwrap();
+    let retried = cli::redeem(
+        engine,
+        &f.gateway.store,
+        f.partner.0,
+        phone,
+        reward_id,
+        Some("desk-1".into()),
+    )
+    .await
+    .unwrap();
     assert_eq!(retried["code"], issued["code"]);
     // Not enough points for another.
-    let err = cli::redeem(engine, f.partner.0, phone, reward_id, None)
-        .await
-        .unwrap_err();
+    let err = cli::redeem(
+        engine,
+        &f.gateway.store,
+        f.partner.0,
+        phone,
+        reward_id,
+        None,
+    )
+    .await
+    .unwrap_err();
     assert!(err.downcast_ref::<cli::Usage>().is_some(), "{err:#}");
 
     let shown = cli::code(engine, &code.to_lowercase(), false)
@@ -478,4 +499,162 @@ async fn the_desk_redeems_points_and_uses_the_code_once() {
     let err = cli::code(engine, &typo, false).await.unwrap_err();
     assert!(format!("{err:#}").contains("mistyped"), "{err:#}");
     f.finish().await;
+}
+
+/// A card reward redeemed at the desk and left pending (the gateway stopped before writing
+/// it) is written into YCLIENTS when the gateway starts again: the recovery pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_card_reward_is_written_into_the_crm_when_the_gateway_starts() {
+    use wiremock::matchers::{body_json, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let crm = MockServer::start().await;
+    let ok = |data: Value| {
+        ResponseTemplate::new(200)
+            .set_body_json(json!({ "success": true, "data": data, "meta": [] }))
+    };
+    Mock::given(method("GET"))
+        .and(path("/loyalty/cards/79161234567/145071/4564"))
+        .respond_with(ok(
+            json!([{ "id": 9210520, "balance": 0, "type_id": 8230 }]),
+        ))
+        .mount(&crm)
+        .await;
+    let schema = PgSchema::new().await;
+    let overrides = || Overrides {
+        yclients_api_url: Some(crm.uri()),
+        ..Overrides::default()
+    };
+    let (first, config) = serve_on(&schema, overrides()).await;
+    let partner = cli::partner_add(
+        &first.store,
+        &PartnerAdd {
+            name: "Лотос".into(),
+            cashback_bps: 500,
+            currency: Currency::Rub,
+            min_paid_minor: 0,
+            points_ttl_days: None,
+            welcome_bonus: 0,
+            point_value_minor: 100,
+            max_redeem_share_bps: 5000,
+            code_ttl_days: 90,
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    let partner = partner["id"].as_i64().unwrap();
+    let conn = cli::connection_add(
+        &first.store,
+        &config,
+        &ConnectionAdd {
+            partner,
+            crm: CrmKind::Yclients,
+            company_id: "4564".into(),
+            partner_token: Some("partner-token".into()),
+            user_token: Some("user-token".into()),
+            utc_offset_minutes: None,
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    let conn_id = conn["id"].as_i64().unwrap();
+    // A setup missing its card type is refused; a full one names the strategy.
+    let err =
+        cli::reward_setup("loyalty-card", Some("145071".into()), None, None, None).unwrap_err();
+    assert!(format!("{err:#}").contains("--card-type"), "{err:#}");
+    let setup = cli::reward_setup(
+        "loyalty-card",
+        Some("145071".into()),
+        Some("8230".into()),
+        None,
+        None,
+    )
+    .unwrap();
+    let set = cli::connection_rewards(&first.store, conn_id, setup)
+        .await
+        .unwrap();
+    assert_eq!(set["strategy"], "loyalty_card");
+    let hook = conn["webhook_url"].as_str().unwrap();
+    let resp = reqwest::Client::new()
+        .post(hook)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&came()).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let reward = cli::reward_add(
+        &first.store,
+        &cli::RewardAdd {
+            partner,
+            title: "Сертификат 150 ₽".into(),
+            points: 150,
+            certificate_minor: Some(15_000),
+            service_id: None,
+            price_minor: None,
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    let issued = cli::redeem(
+        &first.engine,
+        &first.store,
+        partner,
+        "+79161234567",
+        reward["id"].as_i64().unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (issued["status"].as_str(), issued["strategy"].as_str()),
+        (Some("pending"), Some("loyalty_card"))
+    );
+    assert_eq!(issued["balance"], 50, "held at once");
+    first.stop().await.unwrap();
+
+    let code = issued["code"].as_str().unwrap().to_owned();
+    Mock::given(method("POST"))
+        .and(path(
+            "/company/4564/loyalty/cards/9210520/manual_transaction",
+        ))
+        .and(body_json(json!({
+            "amount": 150,
+            "title": format!("Loyalty Bridge {code}: Сертификат 150 ₽"),
+        })))
+        .respond_with(ok(
+            json!({ "id": 9210520, "balance": 150, "type_id": 8230 }),
+        ))
+        .expect(1)
+        .mount(&crm)
+        .await;
+    let (second, _) = serve_on(&schema, overrides()).await;
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = cli::code(&second.engine, &code, false).await.unwrap()["status"].clone();
+        if status == "used" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        status, "used",
+        "the card was topped up and the points spent"
+    );
+    let shown = cli::code(&second.engine, &code, false).await.unwrap();
+    assert_eq!(shown["crm_id"], "9210520");
+    let sent = crm.received_requests().await.unwrap();
+    let top_up = sent
+        .iter()
+        .find(|r| r.url.path().ends_with("/manual_transaction"))
+        .unwrap();
+    assert_eq!(
+        top_up.headers.get("authorization").unwrap(),
+        "Bearer partner-token, User user-token"
+    );
+    second.stop().await.unwrap();
+    schema.drop().await;
 }

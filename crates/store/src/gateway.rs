@@ -20,6 +20,9 @@ pub struct ConnectionSettings {
     pub user_token: Option<String>,
     /// The company's offset from UTC, for CRM times sent without one.
     pub utc_offset_minutes: i32,
+    /// How rewards are written into the CRM, as JSON the CRM's crate reads; `None`: the
+    /// gateway's own codes.
+    pub reward_setup: Option<String>,
 }
 
 impl fmt::Debug for ConnectionSettings {
@@ -29,6 +32,7 @@ impl fmt::Debug for ConnectionSettings {
             .field("partner_token", &hide(&self.partner_token))
             .field("user_token", &hide(&self.user_token))
             .field("utc_offset_minutes", &self.utc_offset_minutes)
+            .field("reward_setup", &self.reward_setup)
             .finish()
     }
 }
@@ -57,14 +61,17 @@ impl SqlStore {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO connection_settings (connection_id, partner_token, user_token, \
-             utc_offset_minutes) VALUES ($1, $2, $3, $4) ON CONFLICT (connection_id) DO UPDATE \
+             utc_offset_minutes, reward_setup) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (connection_id) DO UPDATE \
              SET partner_token = excluded.partner_token, user_token = excluded.user_token, \
-             utc_offset_minutes = excluded.utc_offset_minutes",
+             utc_offset_minutes = excluded.utc_offset_minutes, \
+             reward_setup = excluded.reward_setup",
         )
         .bind(connection.0)
         .bind(settings.partner_token.as_deref())
         .bind(settings.user_token.as_deref())
         .bind(settings.utc_offset_minutes)
+        .bind(settings.reward_setup.as_deref())
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
@@ -77,8 +84,8 @@ impl SqlStore {
         connection: ConnectionId,
     ) -> Result<Option<ConnectionSettings>, StoreError> {
         let Some(row) = sqlx::query(
-            "SELECT partner_token, user_token, utc_offset_minutes FROM connection_settings \
-             WHERE connection_id = $1",
+            "SELECT partner_token, user_token, utc_offset_minutes, reward_setup \
+             FROM connection_settings WHERE connection_id = $1",
         )
         .bind(connection.0)
         .fetch_optional(&self.pool)
@@ -91,6 +98,7 @@ impl SqlStore {
             partner_token: get(&row, "partner_token")?,
             user_token: get(&row, "user_token")?,
             utc_offset_minutes: get(&row, "utc_offset_minutes")?,
+            reward_setup: get(&row, "reward_setup")?,
         }))
     }
 

@@ -55,7 +55,8 @@ where
 macro_rules! redemption_columns {
     () => {
         "id, partner_id, client_id, reward_id, hold_id, code, strategy, status, cost, \
-         idempotency_key, expires_at_ms, created_at_ms"
+         idempotency_key, expires_at_ms, created_at_ms, connection_id, wb_attempts, \
+         wb_next_at_ms, wb_external_id, wb_witness_minor, wb_last_error"
     };
 }
 pub(crate) use redemption_columns;
@@ -78,6 +79,14 @@ pub(crate) fn redemption(row: &AnyRow) -> Result<loyalty_core::redemption::Redem
         idempotency_key: get(row, "idempotency_key")?,
         expires_at_ms: get(row, "expires_at_ms")?,
         created_at_ms: get(row, "created_at_ms")?,
+        write_back: loyalty_core::redemption::WriteBack {
+            connection_id: get::<Option<i64>>(row, "connection_id")?.map(ConnectionId),
+            attempts: u32::try_from(get::<i64>(row, "wb_attempts")?).unwrap_or(u32::MAX),
+            next_attempt_at_ms: get(row, "wb_next_at_ms")?,
+            external_id: get(row, "wb_external_id")?,
+            witness_minor: get(row, "wb_witness_minor")?,
+            last_error: get(row, "wb_last_error")?,
+        },
     })
 }
 

@@ -569,8 +569,8 @@ impl Store for SqlStore {
 
     async fn due_codes(&self, now_ms: i64, limit: u32) -> Result<Vec<Code>, StoreError> {
         let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT code FROM redemptions WHERE status = 'issued' AND expires_at_ms < $1 \
-             ORDER BY expires_at_ms, id LIMIT $2",
+            "SELECT code FROM redemptions WHERE status = 'issued' AND strategy = 'gateway_code' \
+             AND expires_at_ms < $1 ORDER BY expires_at_ms, id LIMIT $2",
         )
         .bind(now_ms)
         .bind(i64::from(limit))
@@ -580,6 +580,27 @@ impl Store for SqlStore {
         rows.iter()
             .map(|c| Code::parse(c).map_err(|_| StoreError::Corrupt(format!("code {c:?}"))))
             .collect()
+    }
+
+    async fn due_write_backs(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Redemption>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            redemption_columns!(),
+            " FROM redemptions WHERE wb_next_at_ms IS NOT NULL AND wb_next_at_ms <= $1 \
+             AND status = 'pending' ORDER BY wb_next_at_ms, id LIMIT $2"
+        ))
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::redemption)
+        .collect()
     }
 
     async fn redemptions_of(

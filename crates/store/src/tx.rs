@@ -12,7 +12,7 @@ use loyalty_core::{
 use sqlx::{Any, Transaction};
 
 use loyalty_core::code::Code;
-use loyalty_core::redemption::{NewRedemption, Redemption, RedemptionStatus};
+use loyalty_core::redemption::{NewRedemption, Redemption, RedemptionStatus, WriteBack};
 
 use crate::rows::{
     self, client_columns, entry_columns, get, hold_columns, lot_columns, redemption_columns,
@@ -547,8 +547,9 @@ impl StoreTx for SqlTx {
     ) -> Result<Redemption, StoreError> {
         let row = sqlx::query(concat!(
             "INSERT INTO redemptions (partner_id, client_id, reward_id, hold_id, code, strategy, \
-             status, cost, idempotency_key, expires_at_ms, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING ",
+             status, cost, idempotency_key, expires_at_ms, created_at_ms, updated_at_ms, \
+             connection_id, wb_next_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13) RETURNING ",
             redemption_columns!()
         ))
         .bind(partner.0)
@@ -562,6 +563,9 @@ impl StoreTx for SqlTx {
         .bind(r.idempotency_key.as_str())
         .bind(r.expires_at_ms)
         .bind(now_ms)
+        .bind(r.connection_id.map(|c| c.0))
+        // A reward for the CRM is due to be written at once.
+        .bind((r.status == RedemptionStatus::Pending).then_some(now_ms))
         .fetch_one(&mut *self.tx)
         .await
         .map_err(db_err)?;
@@ -581,6 +585,35 @@ impl StoreTx for SqlTx {
         .bind(partner.0)
         .bind(id)
         .bind(status.as_str())
+        .bind(now_ms)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("redemption {id}")));
+        }
+        Ok(())
+    }
+
+    async fn set_write_back(
+        &mut self,
+        partner: PartnerId,
+        id: i64,
+        wb: &WriteBack,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE redemptions SET wb_attempts = $3, wb_next_at_ms = $4, wb_external_id = $5, \
+             wb_witness_minor = $6, wb_last_error = $7, updated_at_ms = $8 \
+             WHERE partner_id = $1 AND id = $2",
+        )
+        .bind(partner.0)
+        .bind(id)
+        .bind(i64::from(wb.attempts))
+        .bind(wb.next_attempt_at_ms)
+        .bind(wb.external_id.as_deref())
+        .bind(wb.witness_minor)
+        .bind(wb.last_error.as_deref())
         .bind(now_ms)
         .execute(&mut *self.tx)
         .await

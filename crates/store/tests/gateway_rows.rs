@@ -122,6 +122,7 @@ async fn connection_settings_round_trip_and_hide_tokens(db: &TestDb) {
         partner_token: Some("partner-secret".into()),
         user_token: None,
         utc_offset_minutes: 300,
+        reward_setup: None,
     };
     store
         .save_connection_settings(conn.id, &settings)
@@ -133,6 +134,7 @@ async fn connection_settings_round_trip_and_hide_tokens(db: &TestDb) {
     );
     let updated = ConnectionSettings {
         user_token: Some("user-secret".into()),
+        reward_setup: Some(r#"{"strategy":"loyalty_card"}"#.into()),
         ..settings
     };
     store

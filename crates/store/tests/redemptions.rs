@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{TestDb, five_percent, salon};
 use loyalty_core::code::Code;
-use loyalty_core::redemption::{RedemptionStatus, Strategy};
+use loyalty_core::engine::Resolution;
+use loyalty_core::redemption::{RedemptionStatus, Strategy, Target};
 use loyalty_core::{
     ClientId, CrmConnection, EngineError, LoyaltyEngine, NewReward, PartnerId, Phone, Points,
     Reward, RewardKind, VisitStatus,
@@ -82,7 +83,7 @@ async fn a_redemption_holds_at_once_and_the_code_is_used_once(db: &TestDb) {
             client,
             &reward,
             "tg:1",
-            Strategy::GatewayCode,
+            Target::GATEWAY,
             &next_code,
         )
         .await
@@ -100,7 +101,7 @@ async fn a_redemption_holds_at_once_and_the_code_is_used_once(db: &TestDb) {
             client,
             &reward,
             "tg:1",
-            Strategy::GatewayCode,
+            Target::GATEWAY,
             &next_code,
         )
         .await
@@ -117,7 +118,7 @@ async fn a_redemption_holds_at_once_and_the_code_is_used_once(db: &TestDb) {
             client,
             &reward,
             "tg:2",
-            Strategy::GatewayCode,
+            Target::GATEWAY,
             &next_code,
         )
         .await
@@ -161,28 +162,14 @@ async fn a_redemption_holds_at_once_and_the_code_is_used_once(db: &TestDb) {
 }
 
 async fn cancelled_and_expired_codes_give_the_points_back(db: &TestDb) {
-    let (engine, clock, partner, client, reward, _) = setup(db, 10_000, 100).await;
+    let (engine, clock, partner, client, reward, conn) = setup(db, 10_000, 100).await;
     let store = db.dyn_store();
     let a = engine
-        .redeem(
-            partner,
-            client,
-            &reward,
-            "a",
-            Strategy::GatewayCode,
-            &next_code,
-        )
+        .redeem(partner, client, &reward, "a", Target::GATEWAY, &next_code)
         .await
         .unwrap();
     let b = engine
-        .redeem(
-            partner,
-            client,
-            &reward,
-            "b",
-            Strategy::GatewayCode,
-            &next_code,
-        )
+        .redeem(partner, client, &reward, "b", Target::GATEWAY, &next_code)
         .await
         .unwrap();
     assert_eq!(store.balance(partner, client).await.unwrap(), Points(300));
@@ -205,7 +192,7 @@ async fn cancelled_and_expired_codes_give_the_points_back(db: &TestDb) {
             client,
             &reward,
             "sweep",
-            Strategy::GatewayCode,
+            Target::GATEWAY,
             &next_code,
         )
         .await
@@ -230,19 +217,46 @@ async fn cancelled_and_expired_codes_give_the_points_back(db: &TestDb) {
             ..
         }
     ));
-    // A CRM strategy starts pending; failing it returns the points.
+    // A CRM strategy needs the connection to write to; it starts pending, due at once, and
+    // the operator saying it was not written returns the points.
+    let no_connection = engine
+        .redeem(
+            partner,
+            client,
+            &reward,
+            "c",
+            Target {
+                strategy: Strategy::LoyaltyCard,
+                connection: None,
+            },
+            &next_code,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        no_connection,
+        EngineError::NoConnection("loyalty_card")
+    ));
     let c = engine
         .redeem(
             partner,
             client,
             &reward,
             "c",
-            Strategy::LoyaltyCard,
+            Target::crm(Strategy::LoyaltyCard, conn.id),
             &next_code,
         )
         .await
         .unwrap();
     assert_eq!(c.status, RedemptionStatus::Pending);
+    assert_eq!(c.write_back.connection_id, Some(conn.id));
+    assert_eq!(c.write_back.next_attempt_at_ms, Some(engine.now_ms()));
+    let due = engine
+        .store()
+        .due_write_backs(engine.now_ms(), 10)
+        .await
+        .unwrap();
+    assert_eq!(due.iter().map(|r| r.id).collect::<Vec<_>>(), vec![c.id]);
     assert!(matches!(
         engine.use_code(&c.code).await.unwrap_err(),
         EngineError::CodeNotUsable {
@@ -250,23 +264,25 @@ async fn cancelled_and_expired_codes_give_the_points_back(db: &TestDb) {
             ..
         }
     ));
-    assert_eq!(
-        engine.mark_failed(&c.code).await.unwrap().status,
-        RedemptionStatus::Failed
-    );
+    let failed = engine
+        .resolve_write_back(&c.code, Resolution::NotWritten)
+        .await
+        .unwrap();
+    assert_eq!(failed.status, RedemptionStatus::Failed);
     assert_eq!(store.balance(partner, client).await.unwrap(), Points(500));
+    assert!(
+        engine
+            .store()
+            .due_write_backs(engine.now_ms(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // A removed reward cannot be bought.
     assert!(store.remove_reward(partner, reward.id).await.unwrap());
     let removed = store.reward(partner, reward.id).await.unwrap().unwrap();
     let err = engine
-        .redeem(
-            partner,
-            client,
-            &removed,
-            "d",
-            Strategy::GatewayCode,
-            &next_code,
-        )
+        .redeem(partner, client, &removed, "d", Target::GATEWAY, &next_code)
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::RewardUnavailable(_)), "{err}");
@@ -286,7 +302,7 @@ async fn racing_redemptions_and_uses(db: &TestDb) {
                     client,
                     &reward,
                     &format!("race:{i}"),
-                    Strategy::GatewayCode,
+                    Target::GATEWAY,
                     &next_code,
                 )
                 .await

@@ -1,6 +1,7 @@
 //! What the bot says, in Russian (the default) and English.
 
 use loyalty_core::outbox::Notification;
+use loyalty_core::redemption::Strategy;
 use loyalty_core::{Currency, Points};
 
 /// The two languages the bot speaks.
@@ -60,6 +61,17 @@ pub fn money(minor: i64, currency: Currency, lang: Lang) -> String {
         (c, Lang::En) => format!("{whole}.{c:02}"),
     };
     format!("{amount} {}", currency.symbol())
+}
+
+/// A day as people write it: `24.02.2027` (UTC).
+pub fn date(ms: i64, lang: Lang) -> String {
+    let Some(t) = chrono::DateTime::from_timestamp_millis(ms) else {
+        return String::from("?");
+    };
+    match lang {
+        Lang::Ru => t.format("%d.%m.%Y").to_string(),
+        Lang::En => t.format("%Y-%m-%d").to_string(),
+    }
 }
 
 /// Thousands separated by a narrow space: `12 345`.
@@ -181,6 +193,54 @@ pub fn notification(n: &Notification, salon: &str, lang: Lang) -> String {
             } else {
                 format!(
                     "⌛ {} expired at {salon}. Balance: {}",
+                    pts(p),
+                    pts(balance)
+                )
+            }
+        }
+        Notification::RewardReady {
+            title,
+            code,
+            strategy,
+            value_minor,
+            currency,
+            expires_at_ms,
+        } => {
+            let value = money(*value_minor, *currency, lang);
+            let until = date(*expires_at_ms, lang);
+            match (strategy, ru) {
+                (Strategy::LoyaltyCard, true) => format!(
+                    "🎁 «{title}»: {value} зачислены на вашу карту лояльности в «{salon}». \
+                     Администратор спишет их при оплате."
+                ),
+                (Strategy::LoyaltyCard, false) => format!(
+                    "🎁 \"{title}\": {value} is on your loyalty card at {salon}. \
+                     The administrator takes it off your bill at checkout."
+                ),
+                (_, true) => format!(
+                    "🎁 «{title}» в «{salon}» готов: сертификат {code} на {value}, до {until}. \
+                     Назовите код администратору при оплате."
+                ),
+                (_, false) => format!(
+                    "🎁 \"{title}\" at {salon} is ready: certificate {code} for {value}, valid \
+                     until {until}. Give the code to the administrator when you pay."
+                ),
+            }
+        }
+        Notification::RewardFailed {
+            title,
+            points: p,
+            balance,
+        } => {
+            if ru {
+                format!(
+                    "⚠️ «{title}» в «{salon}» оформить не удалось. {} вернулись на счёт. Баланс: {}",
+                    pts(p),
+                    pts(balance)
+                )
+            } else {
+                format!(
+                    "⚠️ \"{title}\" at {salon} could not be issued. Your {} are back. Balance: {}",
                     pts(p),
                     pts(balance)
                 )
