@@ -486,6 +486,17 @@ fn code_text(v: &Value) -> String {
     if let Some(balance) = v.get("balance") {
         out.push_str(&format!("\nbalance left: {balance} points"));
     }
+    if v["strategy"] != "gateway_code" {
+        out.push_str(&format!(
+            "\n{}: CRM id {}, {} tries",
+            v["strategy"].as_str().unwrap_or_default(),
+            v["crm_id"].as_str().unwrap_or("-"),
+            v["crm_attempts"]
+        ));
+    }
+    if let Some(error) = v["crm_error"].as_str() {
+        out.push_str(&format!("\nlast CRM error: {error}"));
+    }
     out
 }
 
