@@ -909,13 +909,17 @@ impl LoyaltyEngine {
             }
             let mut target = to;
             let allowed = match (r.status, to) {
+                // The gateway's own codes live by the program's date; a CRM certificate by the
+                // CRM's.
                 (RedemptionStatus::Issued, RedemptionStatus::Used) => {
-                    if now > r.expires_at_ms {
+                    if now > r.expires_at_ms && r.strategy == Strategy::GatewayCode {
                         target = RedemptionStatus::Expired;
                     }
                     true
                 }
-                (RedemptionStatus::Issued, RedemptionStatus::Expired) => now > r.expires_at_ms,
+                (RedemptionStatus::Issued, RedemptionStatus::Expired) => {
+                    now > r.expires_at_ms && r.strategy == Strategy::GatewayCode
+                }
                 (from, RedemptionStatus::Cancelled | RedemptionStatus::Failed) => from.is_open(),
                 _ => false,
             };

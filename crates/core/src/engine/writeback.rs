@@ -443,3 +443,16 @@ async fn certificate(
     let created = adapter.issue_certificate(request).await?;
     Ok(Step::Issued(created.external_id))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_double_up_to_the_cap() {
+        let p = WriteBackPolicy::default();
+        let minutes: Vec<i64> = (1..=8).map(|a| p.pause_ms(a) / 60_000).collect();
+        assert_eq!(minutes, vec![1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(p.pause_ms(u32::MAX), 3_600_000);
+    }
+}
