@@ -179,6 +179,8 @@ impl RewardRequest {
 pub struct IssuedReward {
     pub external_id: String,
     pub code: String,
+    /// The CRM shows it (partly) spent: paid with at checkout.
+    pub spent: bool,
 }
 
 /// A client's loyalty card in the CRM and the money on it.

@@ -508,6 +508,14 @@ pub trait Store: Send + Sync {
     /// The redemption with this code, at any partner (staff type only the code).
     async fn redemption_by_code(&self, code: &Code) -> Result<Option<Redemption>, StoreError>;
 
+    /// Issued CRM certificates of every partner with an id above `after_id`, by id: the ones
+    /// whose use at the desk the CRM may report.
+    async fn issued_certificates(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<Redemption>, StoreError>;
+
     /// Pending redemptions of every partner whose CRM write-back is due, most overdue first.
     async fn due_write_backs(&self, now_ms: i64, limit: u32)
     -> Result<Vec<Redemption>, StoreError>;

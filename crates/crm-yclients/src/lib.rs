@@ -249,6 +249,9 @@ impl CrmAdapter for YclientsAdapter {
             .find_certificate_with_code(req)
             .await?
             .map(|c| IssuedReward {
+                spent: c
+                    .default_balance_minor
+                    .is_some_and(|full| c.balance_minor < full),
                 external_id: c.id,
                 code: c.code,
             }))

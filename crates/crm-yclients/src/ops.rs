@@ -102,6 +102,8 @@ pub struct Certificate {
     /// The code written on it.
     pub code: String,
     pub balance_minor: i64,
+    /// What it held when sold.
+    pub default_balance_minor: Option<i64>,
     pub type_id: Option<String>,
     pub status_id: Option<i64>,
     pub expires_at_ms: Option<i64>,
@@ -378,6 +380,8 @@ impl YclientsClient {
                 balance_minor: lenient::money_minor(c, "balance")
                     .map_err(field_err)?
                     .unwrap_or(0),
+                default_balance_minor: lenient::money_minor(c, "default_balance")
+                    .map_err(field_err)?,
                 type_id: lenient::id(c, "type_id").map_err(field_err)?,
                 status_id: lenient::int(c, "status_id").map_err(field_err)?,
                 // The spec's own example has 2020-02-30: an impossible date reads as none.

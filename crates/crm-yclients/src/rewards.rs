@@ -221,6 +221,7 @@ impl YclientsClient {
         Ok(IssuedReward {
             external_id,
             code: req.code.clone(),
+            spent: false,
         })
     }
 }

@@ -678,3 +678,59 @@ async fn a_card_whose_balance_moved_is_left_to_the_operator() {
     assert_eq!(r.status, RedemptionStatus::Failed);
     assert_eq!(s.balance().await, Points(1_000));
 }
+
+#[tokio::test]
+async fn a_certificate_the_crm_shows_spent_is_marked_used() {
+    let server = MockServer::start().await;
+    let p = "/loyalty/certificates/";
+    let cert = |balance: i64| {
+        ok(
+            json!([{ "id": 409901, "number": the_code().to_string(), "balance": balance,
+                    "default_balance": 1000, "type_id": 27841, "status_id": 1 }]),
+        )
+    };
+    // Not there before the sale; whole after it and at the first check; then 400 ₽ paid with it.
+    Mock::given(method("GET"))
+        .and(path(p))
+        .respond_with(ok(json!([])))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(p))
+        .respond_with(cert(1000))
+        .up_to_n_times(2)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(p))
+        .respond_with(cert(600))
+        .with_priority(3)
+        .mount(&server)
+        .await;
+    client_search(&server).await;
+    document(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/storage_operations/goods_transactions/4564"))
+        .respond_with(ok(json!({ "id": 88001 })))
+        .mount(&server)
+        .await;
+    let s = salon(&server, certificate_setup()).await;
+    let r = s.redeem(Strategy::CrmCertificate).await;
+    let source = OneConnection(s.connection.id, s.adapter.clone());
+    assert!(matches!(s.pass().await, WriteBackOutcome::Issued(_)));
+
+    let first = s.engine.close_spent_certificates(&source).await.unwrap();
+    assert_eq!((first.used, first.unspent, first.unknown), (0, 1, 0));
+    assert_eq!(s.now(&the_code()).await.status, RedemptionStatus::Issued);
+    let second = s.engine.close_spent_certificates(&source).await.unwrap();
+    assert_eq!(second.used, 1);
+    assert_eq!(s.now(&the_code()).await.status, RedemptionStatus::Used);
+    assert_eq!(s.hold(&r).await, HoldStatus::Posted);
+    assert_eq!(s.balance().await, Points(500));
+    // Used is final: nothing left to check.
+    let third = s.engine.close_spent_certificates(&source).await.unwrap();
+    assert_eq!((third.used, third.unspent, third.unknown), (0, 0, 0));
+}

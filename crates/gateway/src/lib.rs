@@ -37,7 +37,8 @@ use crate::server::App;
 /// back-off).
 const WRITE_BACK_EVERY: Duration = Duration::from_secs(30);
 
-/// How often old delivery history is pruned and unused codes past their date expire.
+/// How often old delivery history is pruned, unused codes past their date expire and CRM
+/// certificates are checked for use.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(600);
 
 /// Opens (and, for the embedded SQLite default, creates) the configured database.
@@ -188,6 +189,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
     tasks.push(tokio::spawn(housekeeping(
         Arc::clone(&sql),
         engine.clone(),
+        Arc::clone(&app.connections),
         config.delivery_retention_days,
         stopping.clone(),
     )));
@@ -251,6 +253,7 @@ async fn write_backs(
 async fn housekeeping(
     store: Arc<SqlStore>,
     engine: LoyaltyEngine,
+    connections: Arc<Connections>,
     retention_days: u32,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -260,6 +263,15 @@ async fn housekeeping(
             Ok(0) => {}
             Ok(n) => info!(codes = n, "expired unused codes; their points went back"),
             Err(e) => warn!(error = %e, "could not expire codes"),
+        }
+        match engine.close_spent_certificates(connections.as_ref()).await {
+            Ok(check) if check.used > 0 || check.unknown > 0 => info!(
+                used = check.used,
+                unknown = check.unknown,
+                "checked CRM certificates: the spent ones are used now"
+            ),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "could not check CRM certificates"),
         }
         let cutoff = SystemClock.now_ms() - keep_ms;
         match store.prune_deliveries(cutoff).await {

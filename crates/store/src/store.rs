@@ -582,6 +582,27 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn issued_certificates(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<Redemption>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            redemption_columns!(),
+            " FROM redemptions WHERE status = 'issued' AND strategy = 'crm_certificate' \
+             AND id > $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::redemption)
+        .collect()
+    }
+
     async fn due_write_backs(
         &self,
         now_ms: i64,

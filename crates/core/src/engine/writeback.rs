@@ -71,6 +71,17 @@ pub trait AdapterSource: Send + Sync {
     ) -> Result<Option<Arc<dyn CrmAdapter>>, StoreError>;
 }
 
+/// What one look at the issued CRM certificates found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CertificateCheck {
+    /// Spent in the CRM: marked used now.
+    pub used: usize,
+    /// Not spent yet (or not found).
+    pub unspent: usize,
+    /// The CRM could not be asked.
+    pub unknown: usize,
+}
+
 /// What one try did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteBackOutcome {
@@ -153,6 +164,43 @@ impl LoyaltyEngine {
             }
         }
         Ok(pass)
+    }
+
+    /// Closes the loop for CRM certificates: each issued one the CRM shows spent (its balance
+    /// below what it was sold with) is marked used, and its points are spent. A CRM that cannot
+    /// be asked is skipped until the next pass.
+    pub async fn close_spent_certificates(
+        &self,
+        adapters: &dyn AdapterSource,
+    ) -> Result<CertificateCheck, EngineError> {
+        let mut check = CertificateCheck::default();
+        let mut after = 0;
+        loop {
+            let page = self.store.issued_certificates(after, 100).await?;
+            let Some(last) = page.last() else {
+                return Ok(check);
+            };
+            after = last.id;
+            for r in page {
+                let Some(connection) = r.write_back.connection_id else {
+                    continue;
+                };
+                let Some(adapter) = adapters.adapter(connection).await? else {
+                    continue;
+                };
+                let request = self.request_for(&r).await?;
+                match adapter.find_certificate(&request).await {
+                    Ok(Some(found)) if found.spent => match self.use_code(&r.code).await {
+                        Ok(_) => check.used += 1,
+                        // Used at the desk meanwhile.
+                        Err(EngineError::CodeNotUsable { .. }) => {}
+                        Err(e) => return Err(e),
+                    },
+                    Ok(_) => check.unspent += 1,
+                    Err(_) => check.unknown += 1,
+                }
+            }
+        }
     }
 
     /// One try at writing `r`'s reward into the CRM through `adapter`.
