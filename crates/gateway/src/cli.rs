@@ -5,7 +5,7 @@ use crm_yclients::RewardSetup;
 use loyalty_core::code::Code;
 use loyalty_core::engine::Resolution;
 use loyalty_core::model::{NewConnection, NewPartner};
-use loyalty_core::redemption::{Redemption, RedemptionStatus, Strategy, Target};
+use loyalty_core::redemption::{Redemption, RedemptionStatus, Strategy};
 use loyalty_core::{
     Bps, ConnectionId, CrmKind, Currency, EngineError, LoyaltyEngine, NewReward, PartnerId, Phone,
     Points, Program, RewardId, RewardKind, Store,
@@ -239,25 +239,6 @@ pub fn reward_setup(
     Ok(setup)
 }
 
-/// Where the partner's rewards go: the first connection with a reward setup, else the
-/// gateway's own codes.
-async fn target_of(sql: &SqlStore, partner: PartnerId) -> anyhow::Result<Target> {
-    for conn in sql.connections().await? {
-        if conn.partner_id != partner {
-            continue;
-        }
-        let setup = sql
-            .connection_settings(conn.id)
-            .await?
-            .and_then(|s| s.reward_setup)
-            .and_then(|json| serde_json::from_str::<RewardSetup>(&json).ok());
-        if let Some(setup) = setup {
-            return Ok(Target::crm(setup.strategy(), conn.id));
-        }
-    }
-    Ok(Target::GATEWAY)
-}
-
 /// `code resolve`: the operator's answer for a reward the gateway could not confirm in the
 /// CRM.
 pub async fn code_resolve(
@@ -452,7 +433,7 @@ pub async fn redeem(
             client.id,
             &reward,
             &key,
-            target_of(sql, partner).await?,
+            crate::connections::reward_target(sql, partner).await?,
             &random_code,
         )
         .await

@@ -13,9 +13,10 @@ use loyalty_core::adapter::{
     ClientDraft, CrmCard, CrmClient, CrmService, CrmStaff, IssuedReward, RecordPage, RewardRequest,
 };
 use loyalty_core::engine::AdapterSource;
+use loyalty_core::redemption::Target;
 use loyalty_core::{
-    AdapterError, Capabilities, ConnectionId, CrmAdapter, CrmConnection, CrmEvent, CrmKind, Phone,
-    Store, StoreError, VisitEvent, WebhookError,
+    AdapterError, Capabilities, ConnectionId, CrmAdapter, CrmConnection, CrmEvent, CrmKind,
+    PartnerId, Phone, Store, StoreError, VisitEvent, WebhookError,
 };
 use loyalty_store::SqlStore;
 
@@ -181,6 +182,35 @@ impl AdapterSource for Connections {
             .by_id(connection)
             .await?
             .map(|c| Arc::clone(&c.adapter)))
+    }
+}
+
+/// Where the partner's rewards go: the first connection with a reward setup (by id), else the
+/// gateway's own codes.
+pub async fn reward_target(sql: &SqlStore, partner: PartnerId) -> Result<Target, StoreError> {
+    for conn in sql.connections().await? {
+        if conn.partner_id != partner {
+            continue;
+        }
+        let setup = sql
+            .connection_settings(conn.id)
+            .await?
+            .and_then(|s| s.reward_setup)
+            .and_then(|json| serde_json::from_str::<RewardSetup>(&json).ok());
+        if let Some(setup) = setup {
+            return Ok(Target::crm(setup.strategy(), conn.id));
+        }
+    }
+    Ok(Target::GATEWAY)
+}
+
+/// The bot's view of [`reward_target`].
+pub struct SqlTargets(pub Arc<SqlStore>);
+
+#[async_trait]
+impl loyalty_telegram::RewardTargets for SqlTargets {
+    async fn target(&self, partner: PartnerId) -> Result<Target, StoreError> {
+        reward_target(&self.0, partner).await
     }
 }
 

@@ -134,7 +134,10 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
             );
             send_stats = Some(worker.stats());
             tasks.push(tokio::spawn(worker.run(stopping.clone())));
-            let client_bot = Arc::new(ClientBot::new(engine.clone(), telegram));
+            let client_bot = Arc::new(ClientBot::new(engine.clone(), telegram).with_exchange(
+                Arc::new(connections::SqlTargets(Arc::clone(&sql))),
+                Arc::new(cli::random_code),
+            ));
             match &config.public_url {
                 Some(public) => {
                     let secret = match &config.telegram_webhook_secret {

@@ -1,15 +1,25 @@
-//! The client bot: link a chat to a phone, then balance, history and notification settings.
+//! The client bot: link a chat to a phone, then balance, history, notification settings,
+//! exchanging points for rewards and the codes they gave.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use frankenstein::AsyncTelegramApi;
-use frankenstein::methods::{DeleteWebhookParams, GetUpdatesParams, SetWebhookParams};
+use frankenstein::methods::{
+    AnswerCallbackQueryParams, DeleteWebhookParams, GetUpdatesParams, SetWebhookParams,
+};
 use frankenstein::types::{
-    AllowedUpdate, KeyboardButton, Message, ReplyKeyboardMarkup, ReplyMarkup,
+    AllowedUpdate, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton,
+    MaybeInaccessibleMessage, Message, ReplyKeyboardMarkup, ReplyMarkup,
 };
 use frankenstein::updates::{Update, UpdateContent};
+use loyalty_core::code::Code;
 use loyalty_core::ledger::EntryKind;
-use loyalty_core::{Client, EngineError, LoyaltyEngine, PartnerId, Phone, TelegramChat};
+use loyalty_core::redemption::{RedemptionStatus, Strategy, Target};
+use loyalty_core::{
+    Client, EngineError, LoyaltyEngine, PartnerId, Phone, RewardId, StoreError, TelegramChat,
+};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -19,11 +29,35 @@ use crate::{Telegram, TelegramError, classify};
 /// Seconds Telegram holds a long poll open.
 const POLL_TIMEOUT_S: u32 = 25;
 
+/// The updates the bot asks Telegram for.
+const UPDATES: [AllowedUpdate; 2] = [AllowedUpdate::Message, AllowedUpdate::CallbackQuery];
+
+/// Where a salon's rewards go: the gateway answers from its connections' reward setups.
+#[async_trait]
+pub trait RewardTargets: Send + Sync {
+    async fn target(&self, partner: PartnerId) -> Result<Target, StoreError>;
+}
+
+/// Every salon's rewards are the gateway's own codes.
+pub struct GatewayCodes;
+
+#[async_trait]
+impl RewardTargets for GatewayCodes {
+    async fn target(&self, _partner: PartnerId) -> Result<Target, StoreError> {
+        Ok(Target::GATEWAY)
+    }
+}
+
+/// Draws a fresh code (from the OS's randomness in the gateway).
+pub type NewCode = Arc<dyn Fn() -> Code + Send + Sync>;
+
 /// The bot's side of a conversation. Stateless between updates: everything it knows is in
 /// the store, so any gateway instance can answer any update.
 pub struct ClientBot {
     engine: LoyaltyEngine,
     telegram: Telegram,
+    /// How rewards are issued; `None`: the bot does not exchange points.
+    exchange: Option<(Arc<dyn RewardTargets>, NewCode)>,
 }
 
 /// What a message asks for.
@@ -34,6 +68,8 @@ enum Intent {
     History,
     NotificationsOff,
     NotificationsOn,
+    Exchange,
+    MyCodes,
     Help,
 }
 
@@ -51,12 +87,16 @@ fn intent(text: &str) -> Option<Intent> {
         "/history" => Intent::History,
         "/stop" | "/notifications_off" => Intent::NotificationsOff,
         "/notifications_on" => Intent::NotificationsOn,
+        "/exchange" => Intent::Exchange,
+        "/codes" => Intent::MyCodes,
         "/help" => Intent::Help,
         _ => match text {
             "💎 Баланс" | "💎 Balance" => Intent::Balance,
             "📜 История" | "📜 History" => Intent::History,
             "🔕 Без уведомлений" | "🔕 Mute" => Intent::NotificationsOff,
             "🔔 С уведомлениями" | "🔔 Unmute" => Intent::NotificationsOn,
+            "🎁 Обменять баллы" | "🎁 Exchange points" => Intent::Exchange,
+            "🎟 Мои коды" | "🎟 My codes" => Intent::MyCodes,
             _ => return None,
         },
     })
@@ -88,9 +128,17 @@ fn menu_keyboard(lang: Lang, muted: bool) -> ReplyMarkup {
         (Lang::En, false) => ("💎 Balance", "📜 History", "🔕 Mute"),
         (Lang::En, true) => ("💎 Balance", "📜 History", "🔔 Unmute"),
     };
+    let (exchange, codes) = match lang {
+        Lang::Ru => ("🎁 Обменять баллы", "🎟 Мои коды"),
+        Lang::En => ("🎁 Exchange points", "🎟 My codes"),
+    };
     ReplyMarkup::ReplyKeyboardMarkup(
         ReplyKeyboardMarkup::builder()
-            .keyboard(vec![vec![b(balance), b(history)], vec![b(toggle)]])
+            .keyboard(vec![
+                vec![b(balance), b(history)],
+                vec![b(exchange), b(codes)],
+                vec![b(toggle)],
+            ])
             .resize_keyboard(true)
             .is_persistent(true)
             .build(),
@@ -114,7 +162,22 @@ impl From<loyalty_core::StoreError> for BotError {
 
 impl ClientBot {
     pub fn new(engine: LoyaltyEngine, telegram: Telegram) -> ClientBot {
-        ClientBot { engine, telegram }
+        ClientBot {
+            engine,
+            telegram,
+            exchange: None,
+        }
+    }
+
+    /// Lets clients exchange points for rewards: `targets` says where each salon's rewards go,
+    /// `new_code` draws codes.
+    pub fn with_exchange(
+        mut self,
+        targets: Arc<dyn RewardTargets>,
+        new_code: NewCode,
+    ) -> ClientBot {
+        self.exchange = Some((targets, new_code));
+        self
     }
 
     /// Long polling until `shutdown`: the default way to get updates. Only one process per
@@ -134,7 +197,7 @@ impl ClientBot {
             let params = GetUpdatesParams::builder()
                 .maybe_offset(offset)
                 .timeout(POLL_TIMEOUT_S)
-                .allowed_updates(vec![AllowedUpdate::Message])
+                .allowed_updates(UPDATES.to_vec())
                 .build();
             let polled = tokio::select! {
                 r = self.telegram.api().get_updates(&params) => r,
@@ -170,7 +233,7 @@ impl ClientBot {
         let params = SetWebhookParams::builder()
             .url(url)
             .secret_token(secret)
-            .allowed_updates(vec![AllowedUpdate::Message])
+            .allowed_updates(UPDATES.to_vec())
             .build();
         self.telegram
             .api()
@@ -183,11 +246,18 @@ impl ClientBot {
     /// Answers one update. Failures are logged, never returned: a bad update must not stop
     /// the bot or make Telegram redeliver it forever.
     pub async fn handle_update(&self, update: Update) {
-        let UpdateContent::Message(message) = update.content else {
-            return;
-        };
-        if let Err(e) = self.on_message(&message).await {
-            warn!(chat = message.chat.id, error = %e, "bot could not answer");
+        match update.content {
+            UpdateContent::Message(message) => {
+                if let Err(e) = self.on_message(&message).await {
+                    warn!(chat = message.chat.id, error = %e, "bot could not answer");
+                }
+            }
+            UpdateContent::CallbackQuery(query) => {
+                if let Err(e) = self.on_callback(&query).await {
+                    warn!(user = query.from.id, error = %e, "bot could not answer a button");
+                }
+            }
+            _ => {}
         }
     }
 
@@ -249,6 +319,8 @@ impl ClientBot {
             Some(Intent::History) => self.history(chat_id, lang).await,
             Some(Intent::NotificationsOff) => self.notifications(chat_id, true, lang).await,
             Some(Intent::NotificationsOn) => self.notifications(chat_id, false, lang).await,
+            Some(Intent::Exchange) => self.exchange_menu(chat_id, lang).await,
+            Some(Intent::MyCodes) => self.my_codes(chat_id, lang).await,
             Some(Intent::Help) | None => self.help(chat_id, lang).await,
         }
     }
@@ -465,13 +537,275 @@ impl ClientBot {
             .await
     }
 
+    /// What the balance can buy at each salon, as buttons; or what is still missing.
+    async fn exchange_menu(&self, chat_id: i64, lang: Lang) -> Result<(), BotError> {
+        if self.exchange.is_none() {
+            let text = match lang {
+                Lang::Ru => "Обмен баллов в этом боте пока не включён: спросите администратора.",
+                Lang::En => "Exchanging points is not switched on in this bot yet: ask the salon.",
+            };
+            return self.reply(chat_id, text, None).await;
+        }
+        let Some(clients) = self.linked(chat_id, lang).await? else {
+            return Ok(());
+        };
+        let store = self.engine.store();
+        let mut buttons = Vec::new();
+        let mut short = Vec::new();
+        for c in &clients {
+            let balance = store.balance(c.partner_id, c.id).await?;
+            let salon = self.salon_name(c.partner_id).await?;
+            for reward in store.rewards(c.partner_id, false).await? {
+                let price = text::points(reward.cost, lang);
+                if reward.cost <= balance {
+                    buttons.push(vec![
+                        InlineKeyboardButton::builder()
+                            .text(format!("{} — {price} ({salon})", reward.title))
+                            .callback_data(format!("x:{}:{}", c.partner_id, reward.id))
+                            .build(),
+                    ]);
+                } else {
+                    short.push((reward.cost - balance, reward.title, salon.clone()));
+                }
+            }
+        }
+        if buttons.is_empty() {
+            short.sort();
+            let mut text = match lang {
+                Lang::Ru => "Пока баллов не хватает ни на одну награду.".to_owned(),
+                Lang::En => "Not enough points for a reward yet.".to_owned(),
+            };
+            for (missing, title, salon) in short.iter().take(3) {
+                text.push_str(&match lang {
+                    Lang::Ru => format!(
+                        "\n• «{title}» в «{salon}»: не хватает {}",
+                        text::points(*missing, lang)
+                    ),
+                    Lang::En => format!(
+                        "\n• \"{title}\" at {salon}: {} to go",
+                        text::points(*missing, lang)
+                    ),
+                });
+            }
+            return self.reply(chat_id, &text, None).await;
+        }
+        let text = match lang {
+            Lang::Ru => "🎁 Что можно получить за баллы:",
+            Lang::En => "🎁 What your points can buy:",
+        };
+        let markup = InlineKeyboardMarkup::builder()
+            .inline_keyboard(buttons)
+            .build();
+        self.reply(
+            chat_id,
+            text,
+            Some(ReplyMarkup::InlineKeyboardMarkup(markup)),
+        )
+        .await
+    }
+
+    /// The chat's codes still to be used, and rewards still being written into a CRM.
+    async fn my_codes(&self, chat_id: i64, lang: Lang) -> Result<(), BotError> {
+        let Some(clients) = self.linked(chat_id, lang).await? else {
+            return Ok(());
+        };
+        let store = self.engine.store();
+        let mut lines = Vec::new();
+        for c in &clients {
+            let salon = self.salon_name(c.partner_id).await?;
+            for r in store.redemptions_of(c.partner_id, c.id).await? {
+                let title = store
+                    .reward(c.partner_id, r.reward_id)
+                    .await?
+                    .map(|w| w.title)
+                    .unwrap_or_default();
+                let until = text::date(r.expires_at_ms, lang);
+                match (r.status, r.strategy, lang) {
+                    (RedemptionStatus::Pending, _, Lang::Ru) => {
+                        lines.push(format!("⏳ «{title}» в «{salon}»: оформляется"))
+                    }
+                    (RedemptionStatus::Pending, _, Lang::En) => {
+                        lines.push(format!("⏳ \"{title}\" at {salon}: being issued"))
+                    }
+                    (RedemptionStatus::Issued, Strategy::CrmCertificate, Lang::Ru) => {
+                        lines.push(format!("🎟 {} — сертификат «{title}» в «{salon}»", r.code))
+                    }
+                    (RedemptionStatus::Issued, Strategy::CrmCertificate, Lang::En) => {
+                        lines.push(format!("🎟 {} — certificate \"{title}\" at {salon}", r.code))
+                    }
+                    (RedemptionStatus::Issued, _, Lang::Ru) => {
+                        lines.push(format!("🎟 {} — «{title}» в «{salon}», до {until}", r.code))
+                    }
+                    (RedemptionStatus::Issued, _, Lang::En) => lines.push(format!(
+                        "🎟 {} — \"{title}\" at {salon}, until {until}",
+                        r.code
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        let text = if lines.is_empty() {
+            match lang {
+                Lang::Ru => "Активных кодов нет. «🎁 Обменять баллы» покажет, что можно получить.",
+                Lang::En => "No active codes. \"🎁 Exchange points\" shows what you can get.",
+            }
+            .to_owned()
+        } else {
+            lines.join("\n")
+        };
+        self.reply(chat_id, &text, None).await
+    }
+
+    /// A button under one of the bot's messages: `x:<partner>:<reward>` asks to confirm,
+    /// `y:<partner>:<reward>` exchanges, `n` cancels. Everything is checked again: the data
+    /// comes from the user's side.
+    async fn on_callback(&self, query: &CallbackQuery) -> Result<(), BotError> {
+        // Stop the button's spinner whatever happens next.
+        let answered = self
+            .telegram
+            .api()
+            .answer_callback_query(
+                &AnswerCallbackQueryParams::builder()
+                    .callback_query_id(query.id.clone())
+                    .build(),
+            )
+            .await;
+        if let Err(e) = answered {
+            warn!(error = %classify(e), "could not answer a callback query");
+        }
+        let lang = Lang::from_code(query.from.language_code.as_deref());
+        let (chat_id, message_id) = match &query.message {
+            Some(MaybeInaccessibleMessage::Message(m)) => (m.chat.id, Some(m.message_id)),
+            Some(MaybeInaccessibleMessage::InaccessibleMessage(m)) => {
+                (m.chat.id, Some(m.message_id))
+            }
+            None => (i64::try_from(query.from.id).unwrap_or_default(), None),
+        };
+        let data = query.data.as_deref().unwrap_or_default();
+        let mut parts = data.split(':');
+        let (kind, partner, reward) = (
+            parts.next().unwrap_or_default(),
+            parts.next().and_then(|p| p.parse::<i64>().ok()),
+            parts.next().and_then(|r| r.parse::<i64>().ok()),
+        );
+        let (Some(partner), Some(reward)) = (partner, reward) else {
+            let text = match lang {
+                Lang::Ru => "Хорошо, ничего не меняем.",
+                Lang::En => "All right, nothing changed.",
+            };
+            return self.reply(chat_id, text, None).await;
+        };
+        let (partner, reward) = (PartnerId(partner), RewardId(reward));
+        let store = self.engine.store();
+        let client = store
+            .clients_of_chat(chat_id)
+            .await?
+            .into_iter()
+            .find(|c| c.partner_id == partner);
+        let reward = store.reward(partner, reward).await?.filter(|r| r.active);
+        let (Some(client), Some(reward), Some((targets, new_code))) =
+            (client, reward, self.exchange.as_ref())
+        else {
+            let text = match lang {
+                Lang::Ru => "Эта награда больше недоступна.",
+                Lang::En => "This reward is no longer available.",
+            };
+            return self.reply(chat_id, text, None).await;
+        };
+        let salon = self.salon_name(partner).await?;
+        let price = text::points(reward.cost, lang);
+        if kind == "x" {
+            let text = match lang {
+                Lang::Ru => format!("Обменять {price} на «{}» в «{salon}»?", reward.title),
+                Lang::En => format!("Exchange {price} for \"{}\" at {salon}?", reward.title),
+            };
+            let (yes, no) = match lang {
+                Lang::Ru => ("✅ Да, обменять", "✖️ Нет"),
+                Lang::En => ("✅ Yes, exchange", "✖️ No"),
+            };
+            let markup = InlineKeyboardMarkup::builder()
+                .inline_keyboard(vec![vec![
+                    InlineKeyboardButton::builder()
+                        .text(yes)
+                        .callback_data(format!("y:{partner}:{}", reward.id))
+                        .build(),
+                    InlineKeyboardButton::builder()
+                        .text(no)
+                        .callback_data("n")
+                        .build(),
+                ]])
+                .build();
+            return self
+                .reply(
+                    chat_id,
+                    &text,
+                    Some(ReplyMarkup::InlineKeyboardMarkup(markup)),
+                )
+                .await;
+        }
+        if kind != "y" {
+            return Ok(());
+        }
+        // One confirmation message, one redemption: tapping "yes" twice gives the same code.
+        let key = match message_id {
+            Some(m) => format!("tg:{chat_id}:{m}"),
+            None => format!("tg:{chat_id}:q{}", query.id),
+        };
+        let target = targets.target(partner).await?;
+        let make = Arc::clone(new_code);
+        let redeemed = self
+            .engine
+            .redeem(partner, client.id, &reward, &key, target, &move || make())
+            .await;
+        let r = match redeemed {
+            Ok(r) => r,
+            Err(EngineError::InsufficientBalance { available, .. }) => {
+                let text = match lang {
+                    Lang::Ru => format!(
+                        "Не хватает баллов: нужно {price}, доступно {}.",
+                        text::points(available, lang)
+                    ),
+                    Lang::En => format!(
+                        "Not enough points: {price} needed, {} available.",
+                        text::points(available, lang)
+                    ),
+                };
+                return self.reply(chat_id, &text, None).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        info!(chat = chat_id, partner = partner.0, reward = reward.id.0, code = %r.code, "points exchanged in the bot");
+        let balance = store.balance(partner, client.id).await?;
+        let left = text::points(balance, lang);
+        let until = text::date(r.expires_at_ms, lang);
+        let text = match (r.status, lang) {
+            (RedemptionStatus::Issued, Lang::Ru) => format!(
+                "🎟 Ваш код: {}\n«{}» в «{salon}», действует до {until}.\nНазовите код администратору при оплате.\nОстаток: {left}",
+                r.code, reward.title
+            ),
+            (RedemptionStatus::Issued, Lang::En) => format!(
+                "🎟 Your code: {}\n\"{}\" at {salon}, valid until {until}.\nGive the code to the administrator when you pay.\nBalance left: {left}",
+                r.code, reward.title
+            ),
+            (_, Lang::Ru) => format!(
+                "⏳ Оформляем «{}» в «{salon}»: пришлём сообщение, как только будет готово.\nОстаток: {left}",
+                reward.title
+            ),
+            (_, Lang::En) => format!(
+                "⏳ Issuing \"{}\" at {salon}: we will message you as soon as it is ready.\nBalance left: {left}",
+                reward.title
+            ),
+        };
+        self.reply(chat_id, &text, None).await
+    }
+
     async fn help(&self, chat_id: i64, lang: Lang) -> Result<(), BotError> {
         let text = match lang {
             Lang::Ru => {
-                "/balance — баланс\n/history — история\n/notifications_off, /notifications_on — уведомления\n/start — привязать номер"
+                "/balance — баланс\n/history — история\n/exchange — обменять баллы\n/codes — мои коды\n/notifications_off, /notifications_on — уведомления\n/start — привязать номер"
             }
             Lang::En => {
-                "/balance — balance\n/history — history\n/notifications_off, /notifications_on — notifications\n/start — link your number"
+                "/balance — balance\n/history — history\n/exchange — exchange points\n/codes — my codes\n/notifications_off, /notifications_on — notifications\n/start — link your number"
             }
         };
         self.reply(chat_id, text, None).await

@@ -21,7 +21,7 @@ use frankenstein::client_reqwest::Bot;
 use frankenstein::methods::SendMessageParams;
 use frankenstein::types::ReplyMarkup;
 
-pub use bot::{BotError, ClientBot};
+pub use bot::{BotError, ClientBot, GatewayCodes, NewCode, RewardTargets};
 pub use text::Lang;
 pub use worker::{OutboxWorker, SendStats, WorkerSettings};
 

@@ -578,3 +578,162 @@ async fn sharing_ones_own_contact_links_the_phone_shows_points_and_grants_the_bo
             .notifications_off
     );
 }
+
+/// A button pressed under the bot's message `message_id`.
+fn press(id: u32, from: u64, message_id: u32, data: &str) -> frankenstein::updates::Update {
+    serde_json::from_value(json!({"update_id": id, "callback_query": {
+        "id": format!("q{id}"),
+        "from": {"id": from, "is_bot": false, "first_name": "Anna", "language_code": "ru"},
+        "chat_instance": "ci",
+        "data": data,
+        "message": {"message_id": message_id, "date": 1_767_225_600,
+                    "chat": {"id": from, "type": "private", "first_name": "Anna"}, "text": "…"}
+    }}))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_client_exchanges_points_in_the_bot_once_and_sees_the_code() {
+    use loyalty_core::code::Code;
+    use loyalty_core::{NewReward, RewardKind};
+    use loyalty_telegram::GatewayCodes;
+
+    let w = world(0).await;
+    w.visit("1", VisitStatus::Came, 400_000).await; // 200 points
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/sendMessage")))
+        .respond_with(sent_ok(900))
+        .mount(&w.telegram)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/answerCallbackQuery")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})))
+        .mount(&w.telegram)
+        .await;
+    let reward = |title: &str, cost: i64| NewReward {
+        title: title.into(),
+        cost: Points(cost),
+        kind: RewardKind::Certificate {
+            value_minor: cost * 100,
+        },
+    };
+    let p = w.partner.id;
+    let cheap = w
+        .store
+        .create_reward(p, &reward("Сертификат 150 ₽", 150), T0)
+        .await
+        .unwrap();
+    let dear = w
+        .store
+        .create_reward(p, &reward("Сертификат 500 ₽", 500), T0)
+        .await
+        .unwrap();
+    let draws = Arc::new(std::sync::atomic::AtomicU8::new(1));
+    let bot = ClientBot::new(w.engine.clone(), w.telegram()).with_exchange(
+        Arc::new(GatewayCodes),
+        Arc::new(move || {
+            Code::from_entropy([draws.fetch_add(1, std::sync::atomic::Ordering::SeqCst); 8])
+        }),
+    );
+    bot.handle_update(update(
+        1,
+        900,
+        "ru",
+        json!({"contact": {"phone_number": "79161234567", "first_name": "Anna", "user_id": 900}}),
+    ))
+    .await;
+    let linked = w.sends().await;
+    assert_eq!(
+        linked[0]["reply_markup"]["keyboard"][1],
+        json!([{"text": "🎁 Обменять баллы"}, {"text": "🎟 Мои коды"}])
+    );
+
+    // Only what 200 points buy is offered.
+    bot.handle_update(update(2, 900, "ru", json!({"text": "🎁 Обменять баллы"})))
+        .await;
+    let menu = w.sends().await.pop().unwrap();
+    assert_eq!(
+        menu["reply_markup"]["inline_keyboard"],
+        json!([[{"text": "Сертификат 150 ₽ — 150 баллов (Лотос)",
+                 "callback_data": format!("x:{p}:{}", cheap.id)}]])
+    );
+    // Choosing it asks to confirm.
+    bot.handle_update(press(3, 900, 10, &format!("x:{p}:{}", cheap.id)))
+        .await;
+    let confirm = w.sends().await.pop().unwrap();
+    assert_eq!(
+        confirm["text"],
+        "Обменять 150 баллов на «Сертификат 150 ₽» в «Лотос»?"
+    );
+    assert_eq!(
+        confirm["reply_markup"]["inline_keyboard"][0][0]["callback_data"],
+        json!(format!("y:{p}:{}", cheap.id))
+    );
+    // "Yes", tapped twice on the same message: one redemption, the same code both times.
+    bot.handle_update(press(4, 900, 11, &format!("y:{p}:{}", cheap.id)))
+        .await;
+    bot.handle_update(press(5, 900, 11, &format!("y:{p}:{}", cheap.id)))
+        .await;
+    let client = w
+        .store
+        .client_by_phone(p, &Phone::parse(ANNA).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let made = w.store.redemptions_of(p, client.id).await.unwrap();
+    assert_eq!(made.len(), 1);
+    let code = made[0].code.to_string();
+    let sends = w.sends().await;
+    let (first, second) = (&sends[sends.len() - 2], &sends[sends.len() - 1]);
+    assert_eq!(first["text"], second["text"]);
+    let text = first["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "🎟 Ваш код: {code}\n«Сертификат 150 ₽» в «Лотос», действует до 01.04.2026."
+        )),
+        "{text}"
+    );
+    assert!(text.ends_with("Остаток: 50 баллов"), "{text}");
+    assert_eq!(w.store.balance(p, client.id).await.unwrap(), Points(50));
+    // A forged press for what the balance cannot cover, or another salon's reward, changes
+    // nothing.
+    bot.handle_update(press(6, 900, 12, &format!("y:{p}:{}", dear.id)))
+        .await;
+    assert_eq!(
+        w.sends().await.pop().unwrap()["text"],
+        "Не хватает баллов: нужно 500 баллов, доступно 50 баллов."
+    );
+    bot.handle_update(press(7, 900, 13, &format!("y:{}:{}", p.0 + 1, cheap.id)))
+        .await;
+    assert_eq!(
+        w.sends().await.pop().unwrap()["text"],
+        "Эта награда больше недоступна."
+    );
+    assert_eq!(w.store.redemptions_of(p, client.id).await.unwrap().len(), 1);
+    // "My codes" lists it until it is used.
+    bot.handle_update(update(8, 900, "ru", json!({"text": "🎟 Мои коды"})))
+        .await;
+    assert_eq!(
+        w.sends().await.pop().unwrap()["text"],
+        format!("🎟 {code} — «Сертификат 150 ₽» в «Лотос», до 01.04.2026")
+    );
+    w.engine.use_code(&made[0].code).await.unwrap();
+    bot.handle_update(update(9, 900, "ru", json!({"text": "/codes"})))
+        .await;
+    assert!(
+        w.sends().await.pop().unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Активных кодов нет.")
+    );
+    // Every press was answered, so no button kept spinning.
+    let answered = w
+        .telegram
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().ends_with("/answerCallbackQuery"))
+        .count();
+    assert_eq!(answered, 5);
+}
