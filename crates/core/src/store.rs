@@ -531,6 +531,17 @@ pub trait Store: Send + Sync {
         client: ClientId,
     ) -> Result<Vec<Redemption>, StoreError>;
 
+    /// Lets the chat check and use the partner's codes in the bot; adding twice is a no-op.
+    async fn add_staff_chat(
+        &self,
+        partner: PartnerId,
+        chat_id: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The partners whose staff the chat belongs to.
+    async fn staff_partners(&self, chat_id: i64) -> Result<Vec<PartnerId>, StoreError>;
+
     /// Takes a reward off the catalog; false when it was not there.
     async fn remove_reward(&self, partner: PartnerId, id: RewardId) -> Result<bool, StoreError>;
 }

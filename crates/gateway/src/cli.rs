@@ -239,6 +239,21 @@ pub fn reward_setup(
     Ok(setup)
 }
 
+/// `staff-add`: a staff member's chat may check and use the partner's codes in the bot.
+pub async fn staff_add(
+    store: &SqlStore,
+    partner: i64,
+    chat: i64,
+    now_ms: i64,
+) -> anyhow::Result<Value> {
+    let partner = known_partner(store, partner).await?;
+    if chat == 0 {
+        return Err(Usage("--chat must be a Telegram chat id".into()).into());
+    }
+    store.add_staff_chat(partner, chat, now_ms).await?;
+    Ok(json!({ "partner": partner, "chat": chat }))
+}
+
 /// `code resolve`: the operator's answer for a reward the gateway could not confirm in the
 /// CRM.
 pub async fn code_resolve(

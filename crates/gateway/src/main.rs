@@ -69,6 +69,14 @@ enum Command {
     /// Redemption codes at the desk.
     #[command(subcommand)]
     Code(CodeCmd),
+    /// Let a staff member's Telegram chat check and use the partner's codes in the bot
+    /// (`/check CODE`, `/use CODE`). The chat id is what the bot replies to; @userinfobot shows it.
+    StaffAdd {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long, allow_hyphen_values = true)]
+        chat: i64,
+    },
     /// The latest webhook deliveries the gateway refused, with why.
     Rejected {
         #[arg(long, default_value_t = 20)]
@@ -449,6 +457,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             store.close().await;
             print(&out?, json, code_text);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::StaffAdd { partner, chat } => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = cli::staff_add(&store, partner, chat, now).await;
+            store.close().await;
+            print(&out?, json, |v| {
+                format!(
+                    "Chat {} may now /check and /use partner {}'s codes in the bot.",
+                    v["chat"], v["partner"]
+                )
+            });
             Ok(ExitCode::SUCCESS)
         }
         Command::Rejected { limit } => {

@@ -644,6 +644,36 @@ impl Store for SqlStore {
         .collect()
     }
 
+    async fn add_staff_chat(
+        &self,
+        partner: PartnerId,
+        chat_id: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO staff_chats (partner_id, chat_id, added_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (partner_id, chat_id) DO NOTHING",
+        )
+        .bind(partner.0)
+        .bind(chat_id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn staff_partners(&self, chat_id: i64) -> Result<Vec<PartnerId>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT partner_id FROM staff_chats WHERE chat_id = $1 ORDER BY partner_id",
+        )
+        .bind(chat_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(ids.into_iter().map(PartnerId).collect())
+    }
+
     async fn remove_reward(&self, partner: PartnerId, id: RewardId) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE rewards SET active = 0 WHERE partner_id = $1 AND id = $2 AND active = 1",

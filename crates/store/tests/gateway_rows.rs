@@ -274,7 +274,24 @@ async fn the_rewards_catalog_is_per_partner_and_removal_keeps_the_row(db: &TestD
     );
 }
 
+async fn staff_chats_are_per_partner_and_added_once(db: &TestDb) {
+    use loyalty_core::Store;
+    let store = &db.store;
+    let (a, _) = salon(store.as_ref(), five_percent()).await;
+    let (b, _) = salon(store.as_ref(), five_percent()).await;
+    assert!(store.staff_partners(700).await.unwrap().is_empty());
+    store.add_staff_chat(b.id, 700, 1).await.unwrap();
+    store.add_staff_chat(a.id, 700, 2).await.unwrap();
+    store.add_staff_chat(a.id, 700, 3).await.unwrap();
+    store.add_staff_chat(a.id, 701, 4).await.unwrap();
+    let mut want = vec![a.id, b.id];
+    want.sort();
+    assert_eq!(store.staff_partners(700).await.unwrap(), want);
+    assert_eq!(store.staff_partners(701).await.unwrap(), vec![a.id]);
+}
+
 both!(
+    staff_chats_are_per_partner_and_added_once,
     the_rewards_catalog_is_per_partner_and_removal_keeps_the_row,
     a_chat_links_to_its_phone_at_every_salon_and_later_clients_follow,
     connection_settings_round_trip_and_hide_tokens,

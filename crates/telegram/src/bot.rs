@@ -70,6 +70,10 @@ enum Intent {
     NotificationsOn,
     Exchange,
     MyCodes,
+    /// Staff: what a code is for.
+    Check(String),
+    /// Staff: mark a code used.
+    Use(String),
     Help,
 }
 
@@ -89,6 +93,8 @@ fn intent(text: &str) -> Option<Intent> {
         "/notifications_on" => Intent::NotificationsOn,
         "/exchange" => Intent::Exchange,
         "/codes" => Intent::MyCodes,
+        "/check" => Intent::Check(rest.to_owned()),
+        "/use" => Intent::Use(rest.to_owned()),
         "/help" => Intent::Help,
         _ => match text {
             "💎 Баланс" | "💎 Balance" => Intent::Balance,
@@ -321,6 +327,8 @@ impl ClientBot {
             Some(Intent::NotificationsOn) => self.notifications(chat_id, false, lang).await,
             Some(Intent::Exchange) => self.exchange_menu(chat_id, lang).await,
             Some(Intent::MyCodes) => self.my_codes(chat_id, lang).await,
+            Some(Intent::Check(code)) => self.staff_code(chat_id, &code, false, lang).await,
+            Some(Intent::Use(code)) => self.staff_code(chat_id, &code, true, lang).await,
             Some(Intent::Help) | None => self.help(chat_id, lang).await,
         }
     }
@@ -799,6 +807,69 @@ impl ClientBot {
         self.reply(chat_id, &text, None).await
     }
 
+    /// `/check CODE` and `/use CODE` for the salon's staff. To anyone else, and for another
+    /// salon's code, the commands do not exist: nothing is revealed.
+    async fn staff_code(
+        &self,
+        chat_id: i64,
+        typed: &str,
+        use_it: bool,
+        lang: Lang,
+    ) -> Result<(), BotError> {
+        let store = self.engine.store();
+        let salons = store.staff_partners(chat_id).await?;
+        if salons.is_empty() {
+            return self.help(chat_id, lang).await;
+        }
+        let not_found = match lang {
+            Lang::Ru => "Такого кода нет. Проверьте, как он написан: например ABCD-EFGH-K.",
+            Lang::En => "There is no such code. Check how it is written, e.g. ABCD-EFGH-K.",
+        };
+        let code = match Code::parse(typed) {
+            Ok(code) => code,
+            Err(_) => return self.reply(chat_id, not_found, None).await,
+        };
+        let Some(found) = store
+            .redemption_by_code(&code)
+            .await?
+            .filter(|r| salons.contains(&r.partner_id))
+        else {
+            return self.reply(chat_id, not_found, None).await;
+        };
+        let (r, just_used) = if use_it {
+            match self.engine.use_code(&code).await {
+                Ok(r) => (r, true),
+                Err(EngineError::CodeNotUsable { .. }) => (found, false),
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            (found, false)
+        };
+        let title = store
+            .reward(r.partner_id, r.reward_id)
+            .await?
+            .map(|w| w.title)
+            .unwrap_or_default();
+        let points = text::points(r.cost, lang);
+        let until = text::date(r.expires_at_ms, lang);
+        let state = match (r.status, just_used, lang) {
+            (RedemptionStatus::Used, true, Lang::Ru) => "✅ погашен сейчас".to_owned(),
+            (RedemptionStatus::Used, true, Lang::En) => "✅ used now".to_owned(),
+            (RedemptionStatus::Issued, _, Lang::Ru) => format!("можно использовать до {until}"),
+            (RedemptionStatus::Issued, _, Lang::En) => format!("usable until {until}"),
+            (RedemptionStatus::Used, false, Lang::Ru) => "уже использован".to_owned(),
+            (RedemptionStatus::Used, false, Lang::En) => "already used".to_owned(),
+            (other, _, Lang::Ru) => format!("нельзя использовать: {}", status_ru(other)),
+            (other, _, Lang::En) => format!("cannot be used: {}", other.as_str()),
+        };
+        self.reply(
+            chat_id,
+            &format!("🎟 {} — «{title}», {points}: {state}", r.code),
+            None,
+        )
+        .await
+    }
+
     async fn help(&self, chat_id: i64, lang: Lang) -> Result<(), BotError> {
         let text = match lang {
             Lang::Ru => {
@@ -809,6 +880,17 @@ impl ClientBot {
             }
         };
         self.reply(chat_id, text, None).await
+    }
+}
+
+fn status_ru(status: RedemptionStatus) -> &'static str {
+    match status {
+        RedemptionStatus::Pending => "ещё оформляется в CRM",
+        RedemptionStatus::Issued => "действует",
+        RedemptionStatus::Used => "уже использован",
+        RedemptionStatus::Cancelled => "отменён",
+        RedemptionStatus::Expired => "срок истёк, баллы вернулись клиенту",
+        RedemptionStatus::Failed => "не оформлен, баллы вернулись клиенту",
     }
 }
 

@@ -737,3 +737,95 @@ async fn a_client_exchanges_points_in_the_bot_once_and_sees_the_code() {
         .count();
     assert_eq!(answered, 5);
 }
+
+#[tokio::test]
+async fn only_the_salons_staff_check_and_use_its_codes_in_the_bot() {
+    use loyalty_core::code::Code;
+    use loyalty_core::redemption::Target;
+    use loyalty_core::{NewReward, RewardKind};
+
+    let w = world(0).await;
+    w.visit("1", VisitStatus::Came, 400_000).await;
+    Mock::given(method("POST"))
+        .respond_with(sent_ok(700))
+        .mount(&w.telegram)
+        .await;
+    let p = w.partner.id;
+    let reward = w
+        .store
+        .create_reward(
+            p,
+            &NewReward {
+                title: "Маникюр".into(),
+                cost: Points(150),
+                kind: RewardKind::Certificate {
+                    value_minor: 15_000,
+                },
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let client = w
+        .store
+        .client_by_phone(p, &Phone::parse(ANNA).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let r = w
+        .engine
+        .redeem(p, client.id, &reward, "desk", Target::GATEWAY, &|| {
+            Code::from_entropy([3; 8])
+        })
+        .await
+        .unwrap();
+    let code = r.code.to_string();
+    w.store.add_staff_chat(p, 700, T0).await.unwrap();
+    let bot = ClientBot::new(w.engine.clone(), w.telegram());
+    let say = |id: u32, from: u64, text: &str| update(id, from, "ru", json!({"text": text}));
+
+    // A stranger gets the help text: the commands do not exist for them.
+    bot.handle_update(say(1, 800, &format!("/use {code}")))
+        .await;
+    assert!(
+        w.sends().await[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("/balance")
+    );
+    assert_eq!(
+        w.store
+            .redemption_by_code(&r.code)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        r.status
+    );
+    // The salon's administrator checks it (typed loosely), uses it, and cannot use it again.
+    bot.handle_update(say(2, 700, &format!("/check {}", code.to_lowercase())))
+        .await;
+    bot.handle_update(say(3, 700, &format!("/use {code}")))
+        .await;
+    bot.handle_update(say(4, 700, &format!("/use {code}")))
+        .await;
+    bot.handle_update(say(5, 700, "/check ABCD-EFGH-K")).await;
+    let texts: Vec<String> = w.sends().await[1..]
+        .iter()
+        .map(|s| s["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        texts,
+        vec![
+            format!("🎟 {code} — «Маникюр», 150 баллов: можно использовать до 01.04.2026"),
+            format!("🎟 {code} — «Маникюр», 150 баллов: ✅ погашен сейчас"),
+            format!("🎟 {code} — «Маникюр», 150 баллов: уже использован"),
+            "Такого кода нет. Проверьте, как он написан: например ABCD-EFGH-K.".to_owned(),
+        ]
+    );
+    assert_eq!(
+        w.store.balance(p, client.id).await.unwrap(),
+        Points(50),
+        "spent once"
+    );
+}
