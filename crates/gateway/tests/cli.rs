@@ -159,7 +159,10 @@ fn inspect(args: &[&str], stdin: Option<&[u8]>) -> Output {
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     if let Some(mut pipe) = child.stdin.take() {
-        pipe.write_all(stdin.unwrap_or_default()).expect("stdin");
+        // A command that fails on its arguments exits without reading standard input.
+        if let Err(e) = pipe.write_all(stdin.unwrap_or_default()) {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "stdin: {e}");
+        }
     }
     child.wait_with_output().expect("wait")
 }
