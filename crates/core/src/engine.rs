@@ -984,10 +984,18 @@ impl LoyaltyEngine {
             .iter()
             .filter(|l| l.expires_at_ms.is_some_and(|at| at <= now))
         {
-            // The balance lock makes a double expiry impossible (the lot is read fresh); the
-            // time in the key keeps it unique if a voided hold refills the lot later.
+            // The balance lock makes a double expiry impossible (the lot is read fresh). A
+            // voided hold can refill an expired lot, which then expires again, possibly within
+            // the same millisecond: the key counts those expiries.
+            let base = format!("expire:{}:{now}", lot.id);
+            let mut key = base.clone();
+            let mut n = 1;
+            while tx.entry_by_key(partner, &key).await?.is_some() {
+                n += 1;
+                key = format!("{base}:{n}");
+            }
             let entry = NewEntry {
-                idempotency_key: format!("expire:{}:{now}", lot.id),
+                idempotency_key: key,
                 kind: EntryKind::Expiry,
                 debit: Account::Client(client_id),
                 credit: Account::Expired,

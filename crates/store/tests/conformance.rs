@@ -505,6 +505,41 @@ async fn expiry_draws_oldest_lots_first_and_posts_real_entries(db: &TestDb) {
     assert!(engine.expire_due(partner.id).await.unwrap().is_empty());
 }
 
+/// A hold voided after its lot expired refills the lot, and the next expiry takes those points
+/// too, even in the same millisecond (found by the ledger property test).
+async fn points_a_voided_hold_returns_to_an_expired_lot_expire_again(db: &TestDb) {
+    let (engine, clock) = db.engine();
+    let store = db.store.as_ref();
+    let mut program = five_percent();
+    program.points_ttl_days = Some(30);
+    let (partner, conn) = salon(store, program).await;
+    let p = "+79161234567";
+    engine
+        .apply_event(&conn, &visit(&conn, "a", 1, VisitStatus::Came, 220_000, p))
+        .await
+        .unwrap(); // one lot of 110, expires T0+30d
+    let client = client_id(store, partner.id, p).await;
+    clock.advance_ms(14 * DAY);
+    let hold = engine
+        .hold(partner.id, client, Points(1), "h")
+        .await
+        .unwrap();
+    clock.advance_ms(16 * DAY);
+    let first = engine.expire_due(partner.id).await.unwrap();
+    assert_eq!(first[0].delta, Points(-109));
+    engine.void_hold(partner.id, hold.id).await.unwrap();
+    let second = engine.expire_due(partner.id).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].delta, Points(-1));
+    assert_eq!(
+        assert_consistent(store, partner.id, client).await,
+        Points(0)
+    );
+    let totals = store.account_totals(partner.id).await.unwrap();
+    assert_eq!((totals.issued, totals.expired), (Points(110), Points(110)));
+    assert!(engine.expire_due(partner.id).await.unwrap().is_empty());
+}
+
 async fn holds_are_two_phase_and_settle_exactly_once(db: &TestDb) {
     let (engine, _) = db.engine();
     let store = db.store.as_ref();
@@ -1002,6 +1037,7 @@ async fn migrations_are_idempotent(db: &TestDb) {
 }
 
 both!(
+    points_a_voided_hold_returns_to_an_expired_lot_expire_again,
     visit_accrues_floor_of_rate,
     duplicates_change_nothing,
     status_flips_reverse_and_reaccrue,
