@@ -167,9 +167,9 @@ pub struct RewardRequest {
 }
 
 impl RewardRequest {
-    /// The title a card top-up carries in the CRM: it names the code, so staff and the
-    /// gateway can find it in the card's history.
-    pub fn card_title(&self) -> String {
+    /// The title the reward carries in the CRM (a card top-up's title, a certificate sale's
+    /// comment): it names the code, so staff and the gateway can find it.
+    pub fn crm_title(&self) -> String {
         format!("Loyalty Bridge {}: {}", self.code, self.title)
     }
 }

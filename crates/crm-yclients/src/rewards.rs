@@ -26,7 +26,7 @@ use loyalty_core::adapter::{CrmCard, IssuedReward, RewardRequest};
 use loyalty_core::{AdapterError, Money, Phone};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::api::{YclientsClient, object, segment, unexpected};
 use crate::lenient;
@@ -135,7 +135,7 @@ impl YclientsClient {
         req: &RewardRequest,
     ) -> Result<CrmCard, AdapterError> {
         let card = self
-            .card_manual_transaction(card_id, req.value.minor(), &req.card_title())
+            .card_manual_transaction(card_id, req.value.minor(), &req.crm_title())
             .await?;
         self.card_of(card)
     }
@@ -151,6 +151,16 @@ impl YclientsClient {
             Err(e) => return Err(e),
         };
         Ok(all.into_iter().find(|c| same_code(&c.code, &req.code)))
+    }
+
+    /// A create (never retried) whose answer names the new object's id.
+    async fn create(&self, path: &str, body: Value, what: &str) -> Result<String, AdapterError> {
+        let data = self
+            .call(Method::POST, path, &[], Some(body), false)
+            .await?;
+        object(&data)
+            .and_then(|m| lenient::id(m, "id").ok().flatten())
+            .ok_or_else(|| unexpected(&format!("{what} has no id")))
     }
 
     /// Sells the certificate good to the client as a gift (see the module's assumption).
@@ -179,7 +189,7 @@ impl YclientsClient {
             .with_timezone(&offset)
             .format("%Y-%m-%dT%H:%M:%S%:z")
             .to_string();
-        let comment = format!("Loyalty Bridge {}: {}", req.code, req.title);
+        let comment = req.crm_title();
         let document = json!({
             "type_id": 1,
             "storage_id": number_or_text(storage_id),
@@ -187,12 +197,7 @@ impl YclientsClient {
             "comment": comment,
         });
         let path = format!("/storage_operations/documents/{}", self.company_id);
-        let data = self
-            .call(Method::POST, &path, &[], Some(document), false)
-            .await?;
-        let document_id = object(&data)
-            .and_then(|m| lenient::id(m, "id").ok().flatten())
-            .ok_or_else(|| unexpected("the document has no id"))?;
+        let document_id = self.create(&path, document, "the document").await?;
         let value = crate::ops::major_units(req.value.minor());
         let sale = json!({
             "document_id": number_or_text(&document_id),
@@ -207,12 +212,7 @@ impl YclientsClient {
             "comment": comment,
         });
         let path = format!("/storage_operations/goods_transactions/{}", self.company_id);
-        let data = self
-            .call(Method::POST, &path, &[], Some(sale), false)
-            .await?;
-        let transaction = object(&data)
-            .and_then(|m| lenient::id(m, "id").ok().flatten())
-            .ok_or_else(|| unexpected("the goods transaction has no id"))?;
+        let transaction = self.create(&path, sale, "the goods transaction").await?;
         // The certificate's own id, when the CRM lists it already.
         let external_id = match self.find_certificate_with_code(req).await {
             Ok(Some(c)) => c.id,

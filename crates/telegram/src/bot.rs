@@ -16,7 +16,7 @@ use frankenstein::types::{
 use frankenstein::updates::{Update, UpdateContent};
 use loyalty_core::code::Code;
 use loyalty_core::ledger::EntryKind;
-use loyalty_core::redemption::{RedemptionStatus, Strategy, Target};
+use loyalty_core::redemption::{Redemption, RedemptionStatus, Strategy, Target};
 use loyalty_core::{
     Client, EngineError, LoyaltyEngine, PartnerId, Phone, RewardId, StoreError, TelegramChat,
 };
@@ -353,6 +353,17 @@ impl ClientBot {
             .unwrap_or_default())
     }
 
+    /// What a redemption bought, as the catalog names it.
+    async fn reward_title(&self, r: &Redemption) -> Result<String, BotError> {
+        Ok(self
+            .engine
+            .store()
+            .reward(r.partner_id, r.reward_id)
+            .await?
+            .map(|w| w.title)
+            .unwrap_or_default())
+    }
+
     /// Who invited the user: `s<partner>` names a salon, `r<partner>_<client>` a client of it.
     async fn inviter(&self, payload: &str, lang: Lang) -> Result<Option<String>, BotError> {
         let store = self.engine.store();
@@ -622,11 +633,7 @@ impl ClientBot {
         for c in &clients {
             let salon = self.salon_name(c.partner_id).await?;
             for r in store.redemptions_of(c.partner_id, c.id).await? {
-                let title = store
-                    .reward(c.partner_id, r.reward_id)
-                    .await?
-                    .map(|w| w.title)
-                    .unwrap_or_default();
+                let title = self.reward_title(&r).await?;
                 let until = text::date(r.expires_at_ms, lang);
                 match (r.status, r.strategy, lang) {
                     (RedemptionStatus::Pending, _, Lang::Ru) => {
@@ -760,10 +767,9 @@ impl ClientBot {
             None => format!("tg:{chat_id}:q{}", query.id),
         };
         let target = targets.target(partner).await?;
-        let make = Arc::clone(new_code);
         let redeemed = self
             .engine
-            .redeem(partner, client.id, &reward, &key, target, &move || make())
+            .redeem(partner, client.id, &reward, &key, target, new_code.as_ref())
             .await;
         let r = match redeemed {
             Ok(r) => r,
@@ -845,11 +851,7 @@ impl ClientBot {
         } else {
             (found, false)
         };
-        let title = store
-            .reward(r.partner_id, r.reward_id)
-            .await?
-            .map(|w| w.title)
-            .unwrap_or_default();
+        let title = self.reward_title(&r).await?;
         let points = text::points(r.cost, lang);
         let until = text::date(r.expires_at_ms, lang);
         let state = match (r.status, just_used, lang) {

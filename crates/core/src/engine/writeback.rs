@@ -115,11 +115,21 @@ impl WriteBackPass {
     }
 }
 
-/// How a try ended, before it is saved.
+/// What the CRM step found.
 enum Step {
+    /// The certificate exists (its CRM id).
+    Issued(String),
+    /// The card holds the value (its CRM id).
+    Delivered(String),
+    /// The CRM's state does not say: the operator decides.
+    Operator(String),
+}
+
+/// How a pending redemption ends.
+enum End {
     Issued(String),
     Delivered(String),
-    Operator(String),
+    Failed(String),
 }
 
 /// How the operator settles a redemption the gateway could not decide.
@@ -150,7 +160,7 @@ impl LoyaltyEngine {
             let outcome = match adapter {
                 Some(adapter) => self.write_back(&r, adapter.as_ref(), policy).await?,
                 None => {
-                    self.finish(&r.code, Err("the connection is gone".into()))
+                    self.finish(&r.code, End::Failed("the connection is gone".into()))
                         .await?
                 }
             };
@@ -213,26 +223,26 @@ impl LoyaltyEngine {
         let Some(claimed) = self.claim(&r.code, policy).await? else {
             return Ok(WriteBackOutcome::Skipped);
         };
+        // What this try learns is kept here and saved with how it ended.
+        let mut wb = claimed.write_back.clone();
         let request = self.request_for(&claimed).await?;
         let step = match claimed.strategy {
             Strategy::CrmCertificate => certificate(adapter, &request).await,
-            Strategy::LoyaltyCard => self.top_up(&claimed, adapter, &request).await,
+            Strategy::LoyaltyCard => self.card(&claimed, &mut wb, adapter, &request).await?,
             Strategy::GatewayCode => Err(AdapterError::Validation(vec![
                 "a gateway code is not written to the CRM".into(),
             ])),
         };
+        let code = claimed.code.clone();
         match step {
+            Ok(Step::Issued(id)) => self.finish(&code, End::Issued(id)).await,
+            Ok(Step::Delivered(id)) => self.finish(&code, End::Delivered(id)).await,
             Ok(Step::Operator(reason)) => {
-                let mut wb = self.current_write_back(&claimed.code).await?;
                 wb.next_attempt_at_ms = None;
                 wb.last_error = Some(reason.clone());
                 self.save_write_back(&claimed, &wb).await?;
-                Ok(WriteBackOutcome::NeedsOperator {
-                    code: claimed.code,
-                    reason,
-                })
+                Ok(WriteBackOutcome::NeedsOperator { code, reason })
             }
-            Ok(step) => self.finish(&claimed.code, Ok(step)).await,
             Err(e) => {
                 let permanent = matches!(
                     e,
@@ -240,14 +250,13 @@ impl LoyaltyEngine {
                         | AdapterError::NotFound(_)
                         | AdapterError::Unsupported(_)
                 );
-                if permanent || claimed.write_back.attempts >= policy.max_attempts {
-                    return self.finish(&claimed.code, Err(e.to_string())).await;
+                if permanent || wb.attempts >= policy.max_attempts {
+                    return self.finish(&code, End::Failed(e.to_string())).await;
                 }
-                let mut wb = self.current_write_back(&claimed.code).await?;
                 wb.last_error = Some(e.to_string());
                 self.save_write_back(&claimed, &wb).await?;
                 Ok(WriteBackOutcome::Retry {
-                    code: claimed.code,
+                    code,
                     next_attempt_at_ms: wb.next_attempt_at_ms.unwrap_or_default(),
                 })
             }
@@ -274,12 +283,14 @@ impl LoyaltyEngine {
             });
         }
         let external = r.write_back.external_id.clone().unwrap_or_default();
-        let result = match (resolution, r.strategy) {
-            (Resolution::Written, Strategy::LoyaltyCard) => Ok(Step::Delivered(external)),
-            (Resolution::Written, _) => Ok(Step::Issued(external)),
-            (Resolution::NotWritten, _) => Err("the operator says it was not written".into()),
+        let end = match (resolution, r.strategy) {
+            (Resolution::Written, Strategy::LoyaltyCard) => End::Delivered(external),
+            (Resolution::Written, _) => End::Issued(external),
+            (Resolution::NotWritten, _) => {
+                End::Failed("the operator says it was not written".into())
+            }
         };
-        match self.finish(code, result).await? {
+        match self.finish(code, end).await? {
             WriteBackOutcome::Issued(r)
             | WriteBackOutcome::Delivered(r)
             | WriteBackOutcome::Failed(r) => Ok(r),
@@ -315,11 +326,17 @@ impl LoyaltyEngine {
     }
 
     async fn request_for(&self, r: &Redemption) -> Result<RewardRequest, EngineError> {
-        let (program, client) = in_tx!(self, |tx, _now| async {
-            let program = program_of(tx, r.partner_id).await?;
-            let client = client_of(tx, r.partner_id, r.client_id).await?;
-            Ok::<_, EngineError>((program, client))
-        })?;
+        let program = self
+            .store
+            .partner(r.partner_id)
+            .await?
+            .ok_or(EngineError::UnknownPartner(r.partner_id))?
+            .program;
+        let client = self
+            .store
+            .client(r.partner_id, r.client_id)
+            .await?
+            .ok_or(EngineError::UnknownClient(r.client_id))?;
         let reward = self
             .store
             .reward(r.partner_id, r.reward_id)
@@ -337,52 +354,49 @@ impl LoyaltyEngine {
         })
     }
 
-    async fn top_up(
+    /// The card step: find (or issue) the card, then top it up unless the balance noted
+    /// before an earlier send says it happened already. Store failures are the outer error;
+    /// the CRM's, the inner one.
+    async fn card(
         &self,
         r: &Redemption,
+        wb: &mut WriteBack,
         adapter: &dyn CrmAdapter,
         request: &RewardRequest,
-    ) -> Result<Step, AdapterError> {
-        let card = match adapter.find_card(&request.phone).await? {
-            Some(card) => card,
-            None => adapter.issue_card(&request.phone).await?,
+    ) -> Result<Result<Step, AdapterError>, EngineError> {
+        let card = match adapter.find_card(&request.phone).await {
+            Ok(Some(card)) => card,
+            Ok(None) => match adapter.issue_card(&request.phone).await {
+                Ok(card) => card,
+                Err(e) => return Ok(Err(e)),
+            },
+            Err(e) => return Ok(Err(e)),
         };
         let now = card.balance.minor();
-        match r.write_back.witness_minor {
+        match wb.witness_minor {
             Some(before) if now == before => {}
             Some(before) if now == before.saturating_add(request.value.minor()) => {
-                return Ok(Step::Delivered(card.external_id));
+                return Ok(Ok(Step::Delivered(card.external_id)));
             }
             Some(before) => {
-                return Ok(Step::Operator(format!(
+                return Ok(Ok(Step::Operator(format!(
                     "card {} held {before} (minor units) before the top-up and holds {now} now: \
                      check its history for \"{}\"",
                     card.external_id,
-                    request.card_title()
-                )));
+                    request.crm_title()
+                ))));
             }
             None => {
                 // Noted before sending, so a lost answer can be told from a lost request.
-                let mut wb = r.write_back.clone();
                 wb.witness_minor = Some(now);
                 wb.external_id = Some(card.external_id.clone());
-                self.save_write_back(r, &wb)
-                    .await
-                    .map_err(|e| AdapterError::Transient(format!("saving the card state: {e}")))?;
+                self.save_write_back(r, wb).await?;
             }
         }
-        let card = adapter.top_up_card(&card.external_id, request).await?;
-        Ok(Step::Delivered(card.external_id))
-    }
-
-    /// The write-back as stored now (a try may have saved a witness since it was claimed).
-    async fn current_write_back(&self, code: &Code) -> Result<WriteBack, EngineError> {
-        Ok(self
-            .store
-            .redemption_by_code(code)
-            .await?
-            .ok_or_else(|| EngineError::UnknownCode(code.to_string()))?
-            .write_back)
+        Ok(adapter
+            .top_up_card(&card.external_id, request)
+            .await
+            .map(|card| Step::Delivered(card.external_id)))
     }
 
     async fn save_write_back(&self, r: &Redemption, wb: &WriteBack) -> Result<(), EngineError> {
@@ -394,11 +408,7 @@ impl LoyaltyEngine {
 
     /// Ends a pending redemption: issued, delivered (points spent) or failed (points back),
     /// telling the client, in one transaction. A redemption no longer pending is left as it is.
-    async fn finish(
-        &self,
-        code: &Code,
-        result: Result<Step, String>,
-    ) -> Result<WriteBackOutcome, EngineError> {
+    async fn finish(&self, code: &Code, end: End) -> Result<WriteBackOutcome, EngineError> {
         // The reward as the catalog has it (its title and value do not change).
         let Some(seen) = self.store.redemption_by_code(code).await? else {
             return Err(EngineError::UnknownCode(code.to_string()));
@@ -414,62 +424,44 @@ impl LoyaltyEngine {
             if r.status != RedemptionStatus::Pending {
                 return Ok(WriteBackOutcome::Skipped);
             }
-            let client = client_of(tx, r.partner_id, r.client_id).await?;
+            let (partner, title) = (r.partner_id, title.clone());
             r.write_back.next_attempt_at_ms = None;
-            let (status, hold, note) = match &result {
-                Ok(Step::Issued(id)) | Ok(Step::Delivered(id)) => {
+            let (status, hold) = match &end {
+                End::Issued(_) => (RedemptionStatus::Issued, None),
+                End::Delivered(_) => (RedemptionStatus::Used, Some(HoldStatus::Posted)),
+                End::Failed(_) => (RedemptionStatus::Failed, Some(HoldStatus::Voided)),
+            };
+            match &end {
+                End::Issued(id) | End::Delivered(id) => {
                     if !id.is_empty() {
                         r.write_back.external_id = Some(id.clone());
                     }
                     r.write_back.last_error = None;
-                    let delivered = matches!(result, Ok(Step::Delivered(_)));
-                    let program = program_of(tx, r.partner_id).await?;
-                    let note = Notification::RewardReady {
-                        title: title.clone(),
-                        code: r.code.to_string(),
-                        strategy: r.strategy,
-                        value_minor,
-                        currency: program.currency,
-                        expires_at_ms: r.expires_at_ms,
-                    };
-                    if delivered {
-                        (RedemptionStatus::Used, Some(HoldStatus::Posted), note)
-                    } else {
-                        (RedemptionStatus::Issued, None, note)
-                    }
                 }
-                Ok(Step::Operator(_)) => return Ok(WriteBackOutcome::Skipped),
-                Err(reason) => {
-                    r.write_back.last_error = Some(reason.clone());
-                    (
-                        RedemptionStatus::Failed,
-                        Some(HoldStatus::Voided),
-                        Notification::RewardFailed {
-                            title: title.clone(),
-                            points: r.cost,
-                            // Filled in below, once the points are back.
-                            balance: r.cost,
-                        },
-                    )
-                }
-            };
-            if let Some(to) = hold {
-                self.settle_hold_tx(tx, r.partner_id, r.hold_id, to, now)
-                    .await?;
+                End::Failed(reason) => r.write_back.last_error = Some(reason.clone()),
             }
-            let note = match note {
-                Notification::RewardFailed { title, points, .. } => Notification::RewardFailed {
+            if let Some(to) = hold {
+                self.settle_hold_tx(tx, partner, r.hold_id, to, now).await?;
+            }
+            let note = match status {
+                RedemptionStatus::Failed => Notification::RewardFailed {
                     title,
-                    points,
-                    balance: tx.lock_balance(r.partner_id, r.client_id).await?,
+                    points: r.cost,
+                    balance: tx.lock_balance(partner, r.client_id).await?,
                 },
-                other => other,
+                _ => Notification::RewardReady {
+                    title,
+                    code: r.code.to_string(),
+                    strategy: r.strategy,
+                    value_minor,
+                    currency: program_of(tx, partner).await?.currency,
+                    expires_at_ms: r.expires_at_ms,
+                },
             };
-            tx.set_redemption_status(r.partner_id, r.id, status, now)
-                .await?;
-            tx.set_write_back(r.partner_id, r.id, &r.write_back, now)
-                .await?;
-            notify(tx, r.partner_id, &client, note, now).await?;
+            tx.set_redemption_status(partner, r.id, status, now).await?;
+            tx.set_write_back(partner, r.id, &r.write_back, now).await?;
+            let client = client_of(tx, partner, r.client_id).await?;
+            notify(tx, partner, &client, note, now).await?;
             r.status = status;
             Ok::<_, EngineError>(match status {
                 RedemptionStatus::Issued => WriteBackOutcome::Issued(r),
