@@ -178,7 +178,7 @@ pub async fn connection_rewards(
     setup: Option<RewardSetup>,
 ) -> anyhow::Result<Value> {
     let id = ConnectionId(connection);
-    let Some(conn) = store.connections().await?.into_iter().find(|c| c.id == id) else {
+    let Some(conn) = store.connection(id).await? else {
         return Err(Usage(format!("there is no connection {connection}")).into());
     };
     let Some(mut settings) = store.connection_settings(id).await? else {

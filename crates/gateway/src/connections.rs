@@ -45,7 +45,14 @@ pub struct Connections {
     limiter: Arc<RateLimiter>,
     metrics: Arc<Metrics>,
     api_urls: ApiUrls,
-    cache: RwLock<HashMap<String, (Instant, Arc<Connected>)>>,
+    cache: RwLock<HashMap<Key, (Instant, Arc<Connected>)>>,
+}
+
+/// How a connection was looked up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Secret(String),
+    Id(ConnectionId),
 }
 
 impl Connections {
@@ -69,13 +76,37 @@ impl Connections {
     /// The connection this secret names; `None` for an unknown secret (not cached, so a new
     /// connection works at once).
     pub async fn by_secret(&self, secret: &str) -> Result<Option<Arc<Connected>>, StoreError> {
-        if let Ok(cache) = self.cache.read()
-            && let Some((at, found)) = cache.get(secret)
-            && at.elapsed() < TTL
-        {
-            return Ok(Some(Arc::clone(found)));
+        let key = Key::Secret(secret.to_owned());
+        if let Some(found) = self.cached(&key) {
+            return Ok(Some(found));
         }
-        let Some(connection) = self.store.connection_by_secret(secret).await? else {
+        let connection = self.store.connection_by_secret(secret).await?;
+        self.remember(key, connection).await
+    }
+
+    /// The connection with this id and its adapter, cached like [`Connections::by_secret`].
+    pub async fn by_id(&self, id: ConnectionId) -> Result<Option<Arc<Connected>>, StoreError> {
+        let key = Key::Id(id);
+        if let Some(found) = self.cached(&key) {
+            return Ok(Some(found));
+        }
+        let connection = self.store.connection(id).await?;
+        self.remember(key, connection).await
+    }
+
+    fn cached(&self, key: &Key) -> Option<Arc<Connected>> {
+        let cache = self.cache.read().ok()?;
+        let (at, found) = cache.get(key)?;
+        (at.elapsed() < TTL).then(|| Arc::clone(found))
+    }
+
+    /// Builds the adapter of a connection just looked up and caches both.
+    async fn remember(
+        &self,
+        key: Key,
+        connection: Option<CrmConnection>,
+    ) -> Result<Option<Arc<Connected>>, StoreError> {
+        let Some(connection) = connection else {
             return Ok(None);
         };
         let adapter = self.adapter_for(&connection).await?;
@@ -87,35 +118,6 @@ impl Connections {
             if cache.len() > 10_000 {
                 cache.retain(|_, (at, _)| at.elapsed() < TTL);
             }
-            cache.insert(secret.to_owned(), (Instant::now(), Arc::clone(&found)));
-        }
-        Ok(Some(found))
-    }
-
-    /// The connection with this id and its adapter (cached like [`Connections::by_secret`]).
-    pub async fn by_id(&self, id: ConnectionId) -> Result<Option<Arc<Connected>>, StoreError> {
-        let key = format!("id:{}", id.0);
-        if let Ok(cache) = self.cache.read()
-            && let Some((at, found)) = cache.get(&key)
-            && at.elapsed() < TTL
-        {
-            return Ok(Some(Arc::clone(found)));
-        }
-        let Some(connection) = self
-            .store
-            .connections()
-            .await?
-            .into_iter()
-            .find(|c| c.id == id)
-        else {
-            return Ok(None);
-        };
-        let adapter = self.adapter_for(&connection).await?;
-        let found = Arc::new(Connected {
-            connection,
-            adapter,
-        });
-        if let Ok(mut cache) = self.cache.write() {
             cache.insert(key, (Instant::now(), Arc::clone(&found)));
         }
         Ok(Some(found))
@@ -143,14 +145,10 @@ impl Connections {
         };
         if let Some(s) = &settings {
             config.context.utc_offset_minutes = s.utc_offset_minutes;
-            config.rewards = s.reward_setup.as_deref().and_then(|json| {
-                serde_json::from_str::<RewardSetup>(json)
-                    .inspect_err(|e| {
-                        tracing::warn!(connection = connection.id.0, error = %e,
-                            "the connection's reward setup does not read; rewards use gateway codes")
-                    })
-                    .ok()
-            });
+            config.rewards = s
+                .reward_setup
+                .as_deref()
+                .and_then(|json| read_setup(connection.id, json));
         }
         let adapter = match settings.and_then(|s| s.partner_token.map(|p| (p, s.user_token))) {
             Some((partner_token, user_token)) => YclientsAdapter::with_api(
@@ -188,20 +186,24 @@ impl AdapterSource for Connections {
 /// Where the partner's rewards go: the first connection with a reward setup (by id), else the
 /// gateway's own codes.
 pub async fn reward_target(sql: &SqlStore, partner: PartnerId) -> Result<Target, StoreError> {
-    for conn in sql.connections().await? {
-        if conn.partner_id != partner {
-            continue;
-        }
-        let setup = sql
-            .connection_settings(conn.id)
-            .await?
-            .and_then(|s| s.reward_setup)
-            .and_then(|json| serde_json::from_str::<RewardSetup>(&json).ok());
-        if let Some(setup) = setup {
-            return Ok(Target::crm(setup.strategy(), conn.id));
-        }
-    }
-    Ok(Target::GATEWAY)
+    let Some((connection, json)) = sql.reward_setup_of(partner).await? else {
+        return Ok(Target::GATEWAY);
+    };
+    Ok(
+        read_setup(connection, &json).map_or(Target::GATEWAY, |setup| {
+            Target::crm(setup.strategy(), connection)
+        }),
+    )
+}
+
+/// A stored reward setup; one that does not read (written by hand) means gateway codes.
+fn read_setup(connection: ConnectionId, json: &str) -> Option<RewardSetup> {
+    serde_json::from_str(json)
+        .inspect_err(|e| {
+            tracing::warn!(connection = connection.0, error = %e,
+                "the connection's reward setup does not read; rewards use gateway codes")
+        })
+        .ok()
 }
 
 /// The bot's view of [`reward_target`].

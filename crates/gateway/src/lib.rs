@@ -226,6 +226,14 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
     })
 }
 
+/// Waits `pause`; true when the gateway began stopping meanwhile.
+async fn stopped_during(pause: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(pause) => false,
+        _ = stop.wait_for(|s| *s) => true,
+    }
+}
+
 /// Writes due rewards into the CRMs, every [`WRITE_BACK_EVERY`] and once at start.
 async fn write_backs(
     engine: LoyaltyEngine,
@@ -246,9 +254,8 @@ async fn write_backs(
             ),
             Err(e) => warn!(error = %e, "could not write rewards into the CRM"),
         }
-        tokio::select! {
-            _ = tokio::time::sleep(WRITE_BACK_EVERY) => {}
-            _ = stop.wait_for(|s| *s) => return,
+        if stopped_during(WRITE_BACK_EVERY, &mut stop).await {
+            return;
         }
     }
 }
@@ -282,9 +289,8 @@ async fn housekeeping(
             Ok(n) => info!(rows = n, retention_days, "pruned old delivery history"),
             Err(e) => warn!(error = %e, "could not prune delivery history"),
         }
-        tokio::select! {
-            _ = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}
-            _ = stop.wait_for(|s| *s) => return,
+        if stopped_during(HOUSEKEEPING_EVERY, &mut stop).await {
+            return;
         }
     }
 }

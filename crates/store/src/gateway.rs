@@ -116,6 +116,44 @@ impl SqlStore {
         .collect()
     }
 
+    /// One connection by id.
+    pub async fn connection(&self, id: ConnectionId) -> Result<Option<CrmConnection>, StoreError> {
+        sqlx::query(
+            "SELECT id, partner_id, kind, company_id, credentials_ref, webhook_secret \
+             FROM crm_connections WHERE id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(|r| rows::connection(&r))
+        .transpose()
+    }
+
+    /// Where the partner's rewards are written: its first connection (by id) with a reward
+    /// setup, and that setup's JSON.
+    pub async fn reward_setup_of(
+        &self,
+        partner: PartnerId,
+    ) -> Result<Option<(ConnectionId, String)>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT c.id, s.reward_setup FROM crm_connections c \
+             JOIN connection_settings s ON s.connection_id = c.id \
+             WHERE c.partner_id = $1 AND s.reward_setup IS NOT NULL ORDER BY c.id LIMIT 1",
+        )
+        .bind(partner.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((
+            ConnectionId(get(&row, "id")?),
+            get(&row, "reward_setup")?,
+        )))
+    }
+
     /// Keeps a rejected delivery, dropping the oldest beyond [`REJECTED_KEPT`].
     pub async fn record_rejected(&self, r: &RejectedDelivery) -> Result<(), StoreError> {
         let id: i64 = sqlx::query_scalar(

@@ -587,20 +587,13 @@ impl Store for SqlStore {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<Redemption>, StoreError> {
-        sqlx::query(concat!(
+        const SQL: &str = concat!(
             "SELECT ",
             redemption_columns!(),
             " FROM redemptions WHERE status = 'issued' AND strategy = 'crm_certificate' \
              AND id > $1 ORDER BY id LIMIT $2"
-        ))
-        .bind(after_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?
-        .iter()
-        .map(rows::redemption)
-        .collect()
+        );
+        self.redemptions_by(SQL, after_id, i64::from(limit)).await
     }
 
     async fn due_write_backs(
@@ -608,20 +601,13 @@ impl Store for SqlStore {
         now_ms: i64,
         limit: u32,
     ) -> Result<Vec<Redemption>, StoreError> {
-        sqlx::query(concat!(
+        const SQL: &str = concat!(
             "SELECT ",
             redemption_columns!(),
             " FROM redemptions WHERE wb_next_at_ms IS NOT NULL AND wb_next_at_ms <= $1 \
              AND status = 'pending' ORDER BY wb_next_at_ms, id LIMIT $2"
-        ))
-        .bind(now_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?
-        .iter()
-        .map(rows::redemption)
-        .collect()
+        );
+        self.redemptions_by(SQL, now_ms, i64::from(limit)).await
     }
 
     async fn redemptions_of(
@@ -629,19 +615,12 @@ impl Store for SqlStore {
         partner: PartnerId,
         client: ClientId,
     ) -> Result<Vec<Redemption>, StoreError> {
-        sqlx::query(concat!(
+        const SQL: &str = concat!(
             "SELECT ",
             redemption_columns!(),
             " FROM redemptions WHERE partner_id = $1 AND client_id = $2 ORDER BY id DESC"
-        ))
-        .bind(partner.0)
-        .bind(client.0)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?
-        .iter()
-        .map(rows::redemption)
-        .collect()
+        );
+        self.redemptions_by(SQL, partner.0, client.0).await
     }
 
     async fn add_staff_chat(
@@ -688,6 +667,24 @@ impl Store for SqlStore {
 }
 
 impl SqlStore {
+    /// The redemptions a query with two integer parameters selects.
+    async fn redemptions_by(
+        &self,
+        sql: &'static str,
+        a: i64,
+        b: i64,
+    ) -> Result<Vec<Redemption>, StoreError> {
+        sqlx::query(sql)
+            .bind(a)
+            .bind(b)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(rows::redemption)
+            .collect()
+    }
+
     async fn begin_raw(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         match self.backend {
             Backend::Postgres => self.pool.begin().await,

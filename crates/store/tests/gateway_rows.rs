@@ -6,7 +6,7 @@ mod common;
 use common::{T0, TestDb, five_percent, salon};
 use loyalty_core::event::ClientRef;
 use loyalty_core::outbox::Notification;
-use loyalty_core::{Clock, Phone, Points, TelegramChat, VisitStatus};
+use loyalty_core::{Clock, Phone, Points, Store, TelegramChat, VisitStatus};
 use loyalty_store::{ConnectionSettings, REJECTED_KEPT, RejectedDelivery};
 
 fn phone(s: &str) -> Phone {
@@ -275,7 +275,6 @@ async fn the_rewards_catalog_is_per_partner_and_removal_keeps_the_row(db: &TestD
 }
 
 async fn staff_chats_are_per_partner_and_added_once(db: &TestDb) {
-    use loyalty_core::Store;
     let store = &db.store;
     let (a, _) = salon(store.as_ref(), five_percent()).await;
     let (b, _) = salon(store.as_ref(), five_percent()).await;
@@ -290,7 +289,62 @@ async fn staff_chats_are_per_partner_and_added_once(db: &TestDb) {
     assert_eq!(store.staff_partners(701).await.unwrap(), vec![a.id]);
 }
 
+async fn a_partners_reward_setup_is_its_own(db: &TestDb) {
+    use loyalty_core::model::NewConnection;
+    use loyalty_core::{ConnectionId, CrmKind};
+    let store = &db.store;
+    let (a, a_plain) = salon(store.as_ref(), five_percent()).await;
+    let (b, b_conn) = salon(store.as_ref(), five_percent()).await;
+    let (c, _) = salon(store.as_ref(), five_percent()).await;
+    let a_cards = store
+        .create_connection(
+            &NewConnection {
+                partner_id: a.id,
+                kind: CrmKind::Altegio,
+                company_id: "77".into(),
+                credentials_ref: "test".into(),
+                webhook_secret: format!("second-{}", a.id),
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    let with = |setup: Option<&str>| ConnectionSettings {
+        partner_token: Some("p".into()),
+        user_token: Some("u".into()),
+        utc_offset_minutes: 0,
+        reward_setup: setup.map(str::to_owned),
+    };
+    store
+        .save_connection_settings(a_plain.id, &with(None))
+        .await
+        .unwrap();
+    store
+        .save_connection_settings(a_cards.id, &with(Some("{\"a\":1}")))
+        .await
+        .unwrap();
+    store
+        .save_connection_settings(b_conn.id, &with(Some("{\"b\":2}")))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.reward_setup_of(a.id).await.unwrap(),
+        Some((a_cards.id, "{\"a\":1}".to_owned()))
+    );
+    assert_eq!(
+        store.reward_setup_of(b.id).await.unwrap(),
+        Some((b_conn.id, "{\"b\":2}".to_owned()))
+    );
+    assert_eq!(store.reward_setup_of(c.id).await.unwrap(), None);
+    assert_eq!(store.connection(a_cards.id).await.unwrap(), Some(a_cards));
+    assert_eq!(
+        store.connection(ConnectionId(i64::MAX)).await.unwrap(),
+        None
+    );
+}
+
 both!(
+    a_partners_reward_setup_is_its_own,
     staff_chats_are_per_partner_and_added_once,
     the_rewards_catalog_is_per_partner_and_removal_keeps_the_row,
     a_chat_links_to_its_phone_at_every_salon_and_later_clients_follow,
