@@ -248,6 +248,20 @@ async fn certificates(server: &MockServer, before: u64) {
         .await;
 }
 
+/// The CRM's side of one certificate sale: the client is found, one document is opened and
+/// one sale of the exact body is answered with `sale`.
+async fn crm_sells(server: &MockServer, sale: ResponseTemplate) {
+    client_search(server).await;
+    document(server).await;
+    Mock::given(method("POST"))
+        .and(path("/storage_operations/goods_transactions/4564"))
+        .and(body_json(sale_body()))
+        .respond_with(sale)
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
 async fn client_search(server: &MockServer) {
     Mock::given(method("POST"))
         .and(path("/company/4564/clients/search"))
@@ -291,17 +305,11 @@ async fn requests_to(server: &MockServer, p: &str) -> Vec<wiremock::Request> {
 async fn certificate_sale_follows_the_documented_assumption() {
     let server = MockServer::start().await;
     certificates(&server, 1).await;
-    client_search(&server).await;
-    document(&server).await;
-    Mock::given(method("POST"))
-        .and(path("/storage_operations/goods_transactions/4564"))
-        .and(body_json(sale_body()))
-        .respond_with(ok(
-            json!({ "id": 88001, "document_id": 5010, "good_id": 777 }),
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
+    crm_sells(
+        &server,
+        ok(json!({ "id": 88001, "document_id": 5010, "good_id": 777 })),
+    )
+    .await;
     let s = salon(&server, certificate_setup()).await;
     let r = s.redeem(Strategy::CrmCertificate).await;
     assert_eq!(r.status, RedemptionStatus::Pending);
@@ -361,15 +369,8 @@ async fn certificate_sale_follows_the_documented_assumption() {
 async fn a_certificate_created_before_a_timeout_is_found_not_created_again() {
     let server = MockServer::start().await;
     certificates(&server, 1).await;
-    client_search(&server).await;
-    document(&server).await;
     // The CRM creates the certificate but the answer never arrives in time.
-    Mock::given(method("POST"))
-        .and(path("/storage_operations/goods_transactions/4564"))
-        .respond_with(slow())
-        .expect(1)
-        .mount(&server)
-        .await;
+    crm_sells(&server, slow()).await;
     let s = salon(&server, certificate_setup()).await;
     s.redeem(Strategy::CrmCertificate).await;
 
@@ -395,7 +396,7 @@ async fn a_certificate_created_before_a_timeout_is_found_not_created_again() {
     };
     assert_eq!(done.write_back.external_id.as_deref(), Some("409901"));
     assert_eq!(done.write_back.attempts, 2);
-    // `expect(1)` on the sale and the document: verified when the server drops.
+    // `expect(1)` on the sale and the document (`crm_sells`): verified when the server drops.
 }
 
 #[tokio::test]
@@ -464,14 +465,7 @@ impl AdapterSource for OneConnection {
 async fn a_gateway_stopped_mid_call_is_recovered_on_start() {
     let server = MockServer::start().await;
     certificates(&server, 1).await;
-    client_search(&server).await;
-    document(&server).await;
-    Mock::given(method("POST"))
-        .and(path("/storage_operations/goods_transactions/4564"))
-        .respond_with(slow())
-        .expect(1)
-        .mount(&server)
-        .await;
+    crm_sells(&server, slow()).await;
     let s = salon(&server, certificate_setup()).await;
     s.redeem(Strategy::CrmCertificate).await;
     let source = OneConnection(s.connection.id, s.adapter.clone());
@@ -512,14 +506,7 @@ async fn a_gateway_stopped_mid_call_is_recovered_on_start() {
 async fn two_workers_on_one_redemption_write_it_once() {
     let server = MockServer::start().await;
     certificates(&server, 1).await;
-    client_search(&server).await;
-    document(&server).await;
-    Mock::given(method("POST"))
-        .and(path("/storage_operations/goods_transactions/4564"))
-        .respond_with(ok(json!({ "id": 88001 })))
-        .expect(1)
-        .mount(&server)
-        .await;
+    crm_sells(&server, ok(json!({ "id": 88001 }))).await;
     let s = salon(&server, certificate_setup()).await;
     s.redeem(Strategy::CrmCertificate).await;
     let source = OneConnection(s.connection.id, s.adapter.clone());
@@ -710,13 +697,7 @@ async fn a_certificate_the_crm_shows_spent_is_marked_used() {
         .with_priority(3)
         .mount(&server)
         .await;
-    client_search(&server).await;
-    document(&server).await;
-    Mock::given(method("POST"))
-        .and(path("/storage_operations/goods_transactions/4564"))
-        .respond_with(ok(json!({ "id": 88001 })))
-        .mount(&server)
-        .await;
+    crm_sells(&server, ok(json!({ "id": 88001 }))).await;
     let s = salon(&server, certificate_setup()).await;
     let r = s.redeem(Strategy::CrmCertificate).await;
     let source = OneConnection(s.connection.id, s.adapter.clone());

@@ -11,6 +11,7 @@ use loyalty_gateway::cli::{self, ConnectionAdd, PartnerAdd};
 use loyalty_gateway::config::{Config, Overrides};
 use loyalty_gateway::sample::{Record, record_webhook};
 use loyalty_gateway::{Gateway, StartOptions, start};
+use loyalty_store::SqlStore;
 use serde_json::{Value, json};
 
 struct Fixture {
@@ -38,11 +39,10 @@ async fn serve_on(schema: &PgSchema, overrides: Overrides) -> (Gateway, Config) 
     (gateway, config)
 }
 
-async fn fixture() -> Fixture {
-    let schema = PgSchema::new().await;
-    let (gateway, config) = serve_on(&schema, Overrides::default()).await;
+/// Partner "Лотос": 5 % cashback in roubles, codes valid 90 days. Returns its id.
+async fn add_lotos(store: &SqlStore) -> i64 {
     let partner = cli::partner_add(
-        &gateway.store,
+        store,
         &PartnerAdd {
             name: "Лотос".into(),
             cashback_bps: 500,
@@ -58,22 +58,38 @@ async fn fixture() -> Fixture {
     )
     .await
     .unwrap();
-    let partner = PartnerId(partner["id"].as_i64().unwrap());
-    let conn = cli::connection_add(
-        &gateway.store,
-        &config,
+    partner["id"].as_i64().unwrap()
+}
+
+/// The partner's connection to YCLIENTS company 4564, with (partner, user) tokens if given.
+async fn connect_yclients(
+    store: &SqlStore,
+    config: &Config,
+    partner: i64,
+    tokens: Option<(&str, &str)>,
+) -> Value {
+    cli::connection_add(
+        store,
+        config,
         &ConnectionAdd {
-            partner: partner.0,
+            partner,
             crm: CrmKind::Yclients,
             company_id: "4564".into(),
-            partner_token: None,
-            user_token: None,
+            partner_token: tokens.map(|t| t.0.to_owned()),
+            user_token: tokens.map(|t| t.1.to_owned()),
             utc_offset_minutes: None,
         },
         0,
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+async fn fixture() -> Fixture {
+    let schema = PgSchema::new().await;
+    let (gateway, config) = serve_on(&schema, Overrides::default()).await;
+    let partner = PartnerId(add_lotos(&gateway.store).await);
+    let conn = connect_yclients(&gateway.store, &config, partner.0, None).await;
     let hook = conn["webhook_url"].as_str().unwrap().to_owned();
     assert!(
         hook.starts_with(&format!("http://{}/webhooks/yclients/", gateway.addr)),
@@ -526,39 +542,14 @@ async fn a_pending_card_reward_is_written_into_the_crm_when_the_gateway_starts()
         ..Overrides::default()
     };
     let (first, config) = serve_on(&schema, overrides()).await;
-    let partner = cli::partner_add(
-        &first.store,
-        &PartnerAdd {
-            name: "Лотос".into(),
-            cashback_bps: 500,
-            currency: Currency::Rub,
-            min_paid_minor: 0,
-            points_ttl_days: None,
-            welcome_bonus: 0,
-            point_value_minor: 100,
-            max_redeem_share_bps: 5000,
-            code_ttl_days: 90,
-        },
-        0,
-    )
-    .await
-    .unwrap();
-    let partner = partner["id"].as_i64().unwrap();
-    let conn = cli::connection_add(
+    let partner = add_lotos(&first.store).await;
+    let conn = connect_yclients(
         &first.store,
         &config,
-        &ConnectionAdd {
-            partner,
-            crm: CrmKind::Yclients,
-            company_id: "4564".into(),
-            partner_token: Some("partner-token".into()),
-            user_token: Some("user-token".into()),
-            utc_offset_minutes: None,
-        },
-        0,
+        partner,
+        Some(("partner-token", "user-token")),
     )
-    .await
-    .unwrap();
+    .await;
     let conn_id = conn["id"].as_i64().unwrap();
     // A setup missing its card type is refused; a full one names the strategy.
     let err =

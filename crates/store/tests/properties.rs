@@ -31,15 +31,7 @@ const DAY: i64 = 86_400_000;
 const PHONE: &str = "+79161234567";
 
 fn config() -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(1_000);
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
+    common::proptest_config(1000)
 }
 
 fn event(
@@ -421,38 +413,30 @@ fn run_ledger(db: TestDb, rt: &tokio::runtime::Runtime) {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 #[test]
 fn sqlite_visits_end_exact_whatever_the_delivery_order() {
-    let rt = runtime();
+    let rt = common::runtime();
     let db = rt.block_on(TestDb::sqlite());
     run_visits(db, &rt);
 }
 
 #[test]
 fn postgres_visits_end_exact_whatever_the_delivery_order() {
-    let rt = runtime();
+    let rt = common::runtime();
     let db = rt.block_on(TestDb::postgres());
     run_visits(db, &rt);
 }
 
 #[test]
 fn sqlite_ledger_operations_create_and_lose_nothing() {
-    let rt = runtime();
+    let rt = common::runtime();
     let db = rt.block_on(TestDb::sqlite());
     run_ledger(db, &rt);
 }
 
 #[test]
 fn postgres_ledger_operations_create_and_lose_nothing() {
-    let rt = runtime();
+    let rt = common::runtime();
     let db = rt.block_on(TestDb::postgres());
     run_ledger(db, &rt);
 }

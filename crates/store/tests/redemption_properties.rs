@@ -31,15 +31,7 @@ const TTL_DAYS: u32 = 10;
 const COSTS: [i64; 2] = [100, 250];
 
 fn config() -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(300);
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
+    common::proptest_config(300)
 }
 
 static DRAWS: AtomicU64 = AtomicU64::new(1);
@@ -331,24 +323,16 @@ fn run(db: TestDb, rt: &tokio::runtime::Runtime) {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 #[test]
 fn sqlite_redemptions_create_and_lose_no_point_and_use_a_code_once() {
-    let rt = runtime();
+    let rt = common::runtime();
     let db = rt.block_on(TestDb::sqlite());
     run(db, &rt);
 }
 
 #[test]
 fn postgres_redemptions_create_and_lose_no_point_and_use_a_code_once() {
-    let rt = runtime();
+    let rt = common::runtime();
     let db = rt.block_on(TestDb::postgres());
     run(db, &rt);
 }

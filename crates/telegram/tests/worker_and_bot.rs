@@ -152,6 +152,21 @@ impl World {
             .unwrap();
     }
 
+    /// A certificate worth `cost` roubles for `cost` points in the salon's catalog.
+    async fn reward(&self, title: &str, cost: i64) -> loyalty_core::Reward {
+        let reward = loyalty_core::NewReward {
+            title: title.into(),
+            cost: Points(cost),
+            kind: loyalty_core::RewardKind::Certificate {
+                value_minor: cost * 100,
+            },
+        };
+        self.store
+            .create_reward(self.partner.id, &reward, T0)
+            .await
+            .unwrap()
+    }
+
     async fn round(&self, worker: &mut OutboxWorker) -> usize {
         let (_tx, rx) = watch::channel(false);
         worker.round(&rx).await.unwrap()
@@ -595,7 +610,6 @@ fn press(id: u32, from: u64, message_id: u32, data: &str) -> frankenstein::updat
 #[tokio::test]
 async fn a_client_exchanges_points_in_the_bot_once_and_sees_the_code() {
     use loyalty_core::code::Code;
-    use loyalty_core::{NewReward, RewardKind};
     use loyalty_telegram::GatewayCodes;
 
     let w = world(0).await;
@@ -610,24 +624,9 @@ async fn a_client_exchanges_points_in_the_bot_once_and_sees_the_code() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})))
         .mount(&w.telegram)
         .await;
-    let reward = |title: &str, cost: i64| NewReward {
-        title: title.into(),
-        cost: Points(cost),
-        kind: RewardKind::Certificate {
-            value_minor: cost * 100,
-        },
-    };
     let p = w.partner.id;
-    let cheap = w
-        .store
-        .create_reward(p, &reward("Сертификат 150 ₽", 150), T0)
-        .await
-        .unwrap();
-    let dear = w
-        .store
-        .create_reward(p, &reward("Сертификат 500 ₽", 500), T0)
-        .await
-        .unwrap();
+    let cheap = w.reward("Сертификат 150 ₽", 150).await;
+    let dear = w.reward("Сертификат 500 ₽", 500).await;
     let draws = Arc::new(std::sync::atomic::AtomicU8::new(1));
     let bot = ClientBot::new(w.engine.clone(), w.telegram()).with_exchange(
         Arc::new(GatewayCodes),
@@ -742,7 +741,6 @@ async fn a_client_exchanges_points_in_the_bot_once_and_sees_the_code() {
 async fn only_the_salons_staff_check_and_use_its_codes_in_the_bot() {
     use loyalty_core::code::Code;
     use loyalty_core::redemption::Target;
-    use loyalty_core::{NewReward, RewardKind};
 
     let w = world(0).await;
     w.visit("1", VisitStatus::Came, 400_000).await;
@@ -751,21 +749,7 @@ async fn only_the_salons_staff_check_and_use_its_codes_in_the_bot() {
         .mount(&w.telegram)
         .await;
     let p = w.partner.id;
-    let reward = w
-        .store
-        .create_reward(
-            p,
-            &NewReward {
-                title: "Маникюр".into(),
-                cost: Points(150),
-                kind: RewardKind::Certificate {
-                    value_minor: 15_000,
-                },
-            },
-            T0,
-        )
-        .await
-        .unwrap();
+    let reward = w.reward("Маникюр", 150).await;
     let client = w
         .store
         .client_by_phone(p, &Phone::parse(ANNA).unwrap())
