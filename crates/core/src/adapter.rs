@@ -42,6 +42,7 @@ pub enum Operation {
     ListServices,
     ListStaff,
     GetRecord,
+    LoyaltyPaid,
     RecordsChangedSince,
     IssueCertificate,
     FindCertificate,
@@ -239,6 +240,18 @@ pub trait CrmAdapter: Send + Sync {
 
     async fn get_record(&self, _record_id: &str) -> Result<VisitEvent, AdapterError> {
         Err(AdapterError::Unsupported(Operation::GetRecord))
+    }
+
+    /// How much of a settled visit's bill was paid with certificates or loyalty points (minor
+    /// units), asked with the reference the adapter put in
+    /// [`crate::LoyaltyPaid::Ask`]. `Unsupported` when this connection cannot ask; the
+    /// engine then accrues on the whole bill.
+    async fn loyalty_paid(
+        &self,
+        _visit: &VisitEvent,
+        _reference: &str,
+    ) -> Result<i64, AdapterError> {
+        Err(AdapterError::Unsupported(Operation::LoyaltyPaid))
     }
 
     /// Records changed at or after `since_ms` (Unix milliseconds), one page at a time.

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::adapter::{AdapterError, CrmAdapter};
 use crate::code::Code;
-use crate::event::{ClientEvent, ClientRef, CrmEvent, VisitEvent};
+use crate::event::{ClientEvent, ClientRef, CrmEvent, LoyaltyPaid, VisitEvent};
 use crate::ledger::{Account, EntryKind, LedgerEntry, LotId, NewEntry, NewLot, plan_draw};
 use crate::model::{
     Client, ClientId, CrmConnection, EntryId, HoldId, PartnerId, Program, RewardId,
@@ -47,6 +47,10 @@ pub enum EngineError {
     CurrencyMismatch { program: Currency, event: Currency },
     #[error("record {record_id} must be fetched from the CRM before it can be applied")]
     NeedsRefetch { record_id: String },
+    #[error(
+        "record {record_id} is settled: how much of it was paid with certificates or points must be asked from the CRM first"
+    )]
+    PaymentsUnknown { record_id: String },
     #[error("idempotency key {key:?} was already used for a different request")]
     Conflict { key: String },
     #[error("not enough points: {available} available, {requested} requested")]
@@ -255,25 +259,40 @@ impl LoyaltyEngine {
     }
 
     /// Like [`LoyaltyEngine::apply_event`], but a visit that arrived without what the decision
-    /// needs (`needs_refetch`) is first fetched whole through the connection's adapter.
+    /// needs (`needs_refetch`) is first fetched whole through the connection's adapter, and a
+    /// settled visit's payments with certificates or points ([`LoyaltyPaid::Ask`]) are asked
+    /// from the CRM. An adapter that cannot ask leaves the whole bill earning points.
     pub async fn apply_event_via(
         &self,
         adapter: &dyn CrmAdapter,
         connection: &CrmConnection,
         event: &CrmEvent,
     ) -> Result<Outcome, EngineError> {
-        match event {
-            CrmEvent::Visit(v) if v.needs_refetch => {
-                let fresh = adapter.get_record(&v.record_id).await?;
-                if fresh.needs_refetch || fresh.record_id != v.record_id {
-                    return Err(EngineError::NeedsRefetch {
-                        record_id: v.record_id.clone(),
-                    });
-                }
-                self.apply_event(connection, &CrmEvent::Visit(fresh)).await
-            }
-            other => self.apply_event(connection, other).await,
+        let CrmEvent::Visit(v) = event else {
+            return self.apply_event(connection, event).await;
+        };
+        if !v.needs_refetch && !matches!(v.loyalty_paid, LoyaltyPaid::Ask(_)) {
+            return self.apply_event(connection, event).await;
         }
+        let mut visit = if v.needs_refetch {
+            let fresh = adapter.get_record(&v.record_id).await?;
+            if fresh.needs_refetch || fresh.record_id != v.record_id {
+                return Err(EngineError::NeedsRefetch {
+                    record_id: v.record_id.clone(),
+                });
+            }
+            fresh
+        } else {
+            v.clone()
+        };
+        if let LoyaltyPaid::Ask(reference) = &visit.loyalty_paid {
+            visit.loyalty_paid = match adapter.loyalty_paid(&visit, reference).await {
+                Ok(minor) => LoyaltyPaid::Minor(minor),
+                Err(AdapterError::Unsupported(_)) => LoyaltyPaid::NotReported,
+                Err(e) => return Err(e.into()),
+            };
+        }
+        self.apply_event(connection, &CrmEvent::Visit(visit)).await
     }
 
     /// Applies one normalized CRM event for a connection, exactly once whatever the order and
@@ -316,6 +335,11 @@ impl LoyaltyEngine {
     ) -> Result<Outcome, EngineError> {
         if visit.needs_refetch {
             return Err(EngineError::NeedsRefetch {
+                record_id: visit.record_id.clone(),
+            });
+        }
+        if let LoyaltyPaid::Ask(_) = visit.loyalty_paid {
+            return Err(EngineError::PaymentsUnknown {
                 record_id: visit.record_id.clone(),
             });
         }

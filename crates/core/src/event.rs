@@ -63,6 +63,30 @@ pub struct VisitEvent {
     /// The payload lacked what the decision needs (the CRM sent only changed fields): the
     /// record must be fetched from the CRM's API before it is applied.
     pub needs_refetch: bool,
+    /// How much of the bill was paid with loyalty money (a certificate, points on the CRM's
+    /// loyalty card). That part earns nothing.
+    #[serde(default)]
+    pub loyalty_paid: LoyaltyPaid,
+}
+
+/// The part of a bill paid with certificates or loyalty points, as far as the CRM has told.
+///
+/// The whole bill is what [`VisitEvent::lines`] add up to; paying part of it with a certificate
+/// or with points does not lower the lines, so it has to be known separately. Points are accrued
+/// only on the rest (see [`crate::Program::target_accrual`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum LoyaltyPaid {
+    /// The CRM does not report such payments, or the bill is not settled yet: the whole paid
+    /// amount earns points.
+    #[default]
+    NotReported,
+    /// The bill is settled and the CRM can say how it was paid: the adapter asks it, with this
+    /// reference (YCLIENTS: the visit id), before the visit is applied
+    /// ([`crate::CrmAdapter::loyalty_paid`]).
+    Ask(String),
+    /// This much (minor units) was paid with certificates or loyalty points.
+    Minor(i64),
 }
 
 impl VisitEvent {
@@ -84,6 +108,11 @@ impl VisitEvent {
                 l.category_id.as_deref().unwrap_or(""),
                 l.paid_minor
             ));
+        }
+        match &self.loyalty_paid {
+            LoyaltyPaid::NotReported => {}
+            LoyaltyPaid::Ask(reference) => out.push_str(&format!("|l?{reference}")),
+            LoyaltyPaid::Minor(paid) => out.push_str(&format!("|l:{paid}")),
         }
         if let Some(c) = &self.client {
             out.push_str(&format!(
@@ -195,6 +224,7 @@ impl SaleEvent {
             staff_id: None,
             visit_at_ms: None,
             needs_refetch: false,
+            loyalty_paid: LoyaltyPaid::NotReported,
         }
     }
 }

@@ -28,7 +28,7 @@ pub use adapter::{AdapterError, Capabilities, CrmAdapter, WebhookError};
 pub use engine::{
     Clock, EngineError, LoyaltyEngine, ManualClock, Outcome, Posting, Statement, SystemClock,
 };
-pub use event::{CrmEvent, VisitEvent, VisitStatus};
+pub use event::{CrmEvent, LoyaltyPaid, VisitEvent, VisitStatus};
 pub use model::{
     Client, ClientId, ConnectionId, CrmConnection, CrmKind, Partner, PartnerId, Program, RewardId,
 };

@@ -162,6 +162,11 @@ impl Program {
     }
 
     /// Points a visit should have earned in total, given its current state.
+    ///
+    /// The part of the bill paid with certificates or loyalty points
+    /// ([`crate::event::LoyaltyPaid::Minor`]) earns nothing: the visit's accrual is scaled by
+    /// the share paid otherwise, `accrual × (paid − loyalty) / paid`, rounded down once. The
+    /// minimum bill (`min_paid_minor`) applies to that rest too.
     pub fn target_accrual(&self, visit: &crate::event::VisitEvent) -> Result<Points, MoneyError> {
         if visit.status != crate::event::VisitStatus::Came {
             return Ok(Points::ZERO);
@@ -171,10 +176,18 @@ impl Program {
             .iter()
             .try_fold(0i64, |acc, l| acc.checked_add(l.paid_minor))
             .ok_or(MoneyError::Overflow)?;
-        if paid < self.min_paid_minor {
+        let loyalty = match visit.loyalty_paid {
+            crate::event::LoyaltyPaid::Minor(minor) if minor < 0 => {
+                return Err(MoneyError::Negative(minor));
+            }
+            crate::event::LoyaltyPaid::Minor(minor) => minor.min(paid),
+            _ => 0,
+        };
+        let rest = paid - loyalty;
+        if rest < self.min_paid_minor {
             return Ok(Points::ZERO);
         }
-        accrual_points(
+        let full = accrual_points(
             visit.lines.iter().map(|l| {
                 (
                     l.paid_minor,
@@ -182,7 +195,14 @@ impl Program {
                 )
             }),
             self.point_value_minor,
-        )
+        )?;
+        if loyalty == 0 {
+            return Ok(full);
+        }
+        let scaled = i128::from(full.value()) * i128::from(rest) / i128::from(paid);
+        i64::try_from(scaled)
+            .map(Points)
+            .map_err(|_| MoneyError::Overflow)
     }
 }
 
@@ -306,6 +326,7 @@ mod tests {
             staff_id: None,
             visit_at_ms: None,
             needs_refetch: false,
+            loyalty_paid: Default::default(),
         }
     }
 
@@ -364,6 +385,45 @@ mod tests {
         assert_eq!(p.target_accrual(&below).unwrap(), Points::ZERO);
         let at = visit(VisitStatus::Came, vec![line("1", None, 100_000)]);
         assert_eq!(p.target_accrual(&at).unwrap(), Points(50));
+    }
+
+    #[test]
+    fn the_part_paid_with_loyalty_earns_nothing() {
+        use crate::event::LoyaltyPaid;
+        let mut p = Program::with_cashback(Bps::new(500).unwrap());
+        p.rules = vec![ItemRule {
+            target: RuleTarget::Item("2".into()),
+            rate: Bps::new(1_000).unwrap(),
+        }];
+        // 3 000 ₽ at 5 % and 1 000 ₽ at 10 %: 250 points on the whole bill.
+        let mut v = visit(
+            VisitStatus::Came,
+            vec![line("1", None, 300_000), line("2", None, 100_000)],
+        );
+        assert_eq!(p.target_accrual(&v).unwrap(), Points(250));
+        // A quarter paid with a certificate: three quarters of it, rounded down once.
+        v.loyalty_paid = LoyaltyPaid::Minor(100_000);
+        assert_eq!(p.target_accrual(&v).unwrap(), Points(187));
+        // Reported, but nothing paid that way; or not reported at all; or still to be asked.
+        for nothing in [
+            LoyaltyPaid::Minor(0),
+            LoyaltyPaid::NotReported,
+            LoyaltyPaid::Ask("8263004".into()),
+        ] {
+            v.loyalty_paid = nothing;
+            assert_eq!(p.target_accrual(&v).unwrap(), Points(250));
+        }
+        // All of it (or, misreported, more than all of it) paid with points: nothing.
+        for all in [400_000, 900_000] {
+            v.loyalty_paid = LoyaltyPaid::Minor(all);
+            assert_eq!(p.target_accrual(&v).unwrap(), Points::ZERO);
+        }
+        // The minimum bill counts what was paid otherwise.
+        p.min_paid_minor = 200_000;
+        v.loyalty_paid = LoyaltyPaid::Minor(250_000);
+        assert_eq!(p.target_accrual(&v).unwrap(), Points::ZERO);
+        v.loyalty_paid = LoyaltyPaid::Minor(-1);
+        assert_eq!(p.target_accrual(&v), Err(MoneyError::Negative(-1)));
     }
 
     #[test]

@@ -226,6 +226,46 @@ impl YclientsClient {
         self.visit(record)
     }
 
+    /// How much of a settled record's bill certificates and loyalty points paid, in minor
+    /// units: `GET /visit/details/{company_id}/{record_id}/{visit_id}`, summing its
+    /// `loyalty_transactions` that are a certificate payment (`type_id` 8, "Списание с
+    /// сертификата") or a withdrawal of points (`is_loyalty_withdraw`). Discounts (already in
+    /// the lines' `cost`), accruals and deposit payments (money paid in earlier) are not. A
+    /// transaction tied to another record of the same visit (`item_record_id`) is that
+    /// record's. Amounts are taken by size whatever their sign.
+    pub async fn loyalty_paid(&self, record_id: &str, visit_id: &str) -> Result<i64, AdapterError> {
+        let path = format!(
+            "/visit/details/{}/{}/{}",
+            self.company_id,
+            segment(record_id)?,
+            segment(visit_id)?
+        );
+        let data = self.call(Method::GET, &path, &[], None, true).await?;
+        let details = object(&data).ok_or_else(|| unexpected("visit details are not an object"))?;
+        let field = |e: lenient::FieldError| unexpected(&e.to_string());
+        let mut paid = 0i64;
+        for t in lenient::items(details.get("loyalty_transactions")) {
+            let t =
+                object(t).ok_or_else(|| unexpected("a loyalty transaction is not an object"))?;
+            let other_record = lenient::id(t, "item_record_id")
+                .map_err(field)?
+                .is_some_and(|r| r != "0" && r != record_id);
+            let certificate =
+                lenient::int(t, "type_id").map_err(field)? == Some(CERTIFICATE_PAYMENT);
+            let points = lenient::flag(t, "is_loyalty_withdraw").map_err(field)? == Some(true);
+            if other_record || !(certificate || points) {
+                continue;
+            }
+            let amount = lenient::signed_money_minor(t, "amount")
+                .map_err(field)?
+                .unwrap_or(0);
+            paid = paid
+                .checked_add(amount.saturating_abs())
+                .ok_or_else(|| unexpected("loyalty payments overflow"))?;
+        }
+        Ok(paid)
+    }
+
     /// One page of `GET /records/{company_id}?changed_after=…&with_deleted=1`. `changed_after`
     /// is typed as a date in the spec, so the day (company-local) of `since_ms` is sent: the
     /// window starts a little early, which deduplication makes free.
@@ -597,6 +637,9 @@ pub(crate) fn segment(id: &str) -> Result<&str, AdapterError> {
         Err(AdapterError::Validation(vec![format!("bad id {id:?}")]))
     }
 }
+
+/// `loyalty_transactions[].type_id` of a payment with a certificate ("Списание с сертификата").
+const CERTIFICATE_PAYMENT: i64 = 8;
 
 pub(crate) fn unexpected(msg: &str) -> AdapterError {
     AdapterError::Unexpected(msg.to_owned())

@@ -18,7 +18,8 @@ mod webhook;
 use std::sync::Arc;
 
 use loyalty_core::adapter::{
-    ClientDraft, CrmCard, CrmClient, CrmService, CrmStaff, IssuedReward, RecordPage, RewardRequest,
+    ClientDraft, CrmCard, CrmClient, CrmService, CrmStaff, IssuedReward, Operation, RecordPage,
+    RewardRequest,
 };
 use loyalty_core::{
     AdapterError, Capabilities, CrmAdapter, CrmEvent, CrmKind, Currency, Phone, VisitEvent,
@@ -226,6 +227,15 @@ impl CrmAdapter for YclientsAdapter {
         page: u32,
     ) -> Result<RecordPage, AdapterError> {
         self.api()?.records_changed_since(since_ms, page).await
+    }
+
+    /// Without API credentials the connection cannot ask, and says so (`Unsupported`): the
+    /// engine then accrues on the whole bill.
+    async fn loyalty_paid(&self, visit: &VisitEvent, reference: &str) -> Result<i64, AdapterError> {
+        let Some(api) = &self.api else {
+            return Err(AdapterError::Unsupported(Operation::LoyaltyPaid));
+        };
+        api.loyalty_paid(&visit.record_id, reference).await
     }
 
     async fn list_services(&self) -> Result<Vec<CrmService>, AdapterError> {

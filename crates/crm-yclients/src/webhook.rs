@@ -6,8 +6,8 @@
 //! `{salon_id, application_id, event, partner_token}`.
 
 use loyalty_core::event::{
-    ClientEvent, ClientRef, CrmEvent, LineKind, OtherEvent, SaleEvent, VisitEvent, VisitLine,
-    VisitStatus,
+    ClientEvent, ClientRef, CrmEvent, LineKind, LoyaltyPaid, OtherEvent, SaleEvent, VisitEvent,
+    VisitLine, VisitStatus,
 };
 use loyalty_core::{Currency, Phone, WebhookError};
 use serde_json::{Map, Value};
@@ -176,7 +176,23 @@ fn record(
             None => lenient::timestamp_ms(data, "date", ctx.utc_offset_minutes)?,
         },
         needs_refetch: !deleted && attendance.is_none(),
+        loyalty_paid: settled_visit(status, data),
     })
+}
+
+/// A record that came and is paid in full (`paid_full`) names the visit whose payments say how
+/// much of it certificates and loyalty points covered; the adapter asks before it is applied
+/// ([`crate::api::YclientsClient::loyalty_paid`]). Until the bill is settled, the whole of it
+/// earns. Neither field decides anything else, so an odd value in one is read as "not settled"
+/// rather than refusing the record.
+fn settled_visit(status: VisitStatus, data: &Map<String, Value>) -> LoyaltyPaid {
+    let settled = matches!(lenient::flag(data, "paid_full"), Ok(Some(true)));
+    match lenient::id(data, "visit_id") {
+        Ok(Some(visit)) if status == VisitStatus::Came && settled && visit != "0" => {
+            LoyaltyPaid::Ask(visit)
+        }
+        _ => LoyaltyPaid::NotReported,
+    }
 }
 
 fn good_line(g: &Map<String, Value>) -> Result<VisitLine, ParseError> {

@@ -2,7 +2,9 @@
 
 use crm_yclients::{Flavor, YclientsAdapter, YclientsConfig};
 use loyalty_core::event::{LineKind, OtherEvent};
-use loyalty_core::{CrmAdapter, CrmEvent, Currency, VisitEvent, VisitStatus, WebhookError};
+use loyalty_core::{
+    CrmAdapter, CrmEvent, Currency, LoyaltyPaid, VisitEvent, VisitStatus, WebhookError,
+};
 
 fn fixture(path: &str) -> Vec<u8> {
     let full = format!("{}/../../fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
@@ -53,6 +55,40 @@ fn record_came_with_the_phone_as_a_number() {
     assert_eq!(client.name.as_deref(), Some("Иван Иванович Иванов"));
     assert_eq!(v.lines[0].kind, LineKind::Service);
     assert_eq!(v.lines[0].item_id, "1");
+}
+
+/// Only a record that came and is paid in full names the visit whose payments are asked; an odd
+/// `paid_full` or `visit_id` is "not settled", not a refusal.
+#[test]
+fn a_settled_record_names_its_visit() {
+    let came = one_visit("yclients/record_came.json");
+    assert_eq!(came.loyalty_paid, LoyaltyPaid::Ask("8263004".into()));
+    let body = String::from_utf8(fixture("yclients/record_came.json")).unwrap();
+    let with = |from: &str, to: &str| {
+        assert!(body.contains(from), "{from}");
+        let events = yclients()
+            .parse_webhook(None, body.replace(from, to).as_bytes())
+            .unwrap();
+        match events.as_slice() {
+            [CrmEvent::Visit(v)] => v.loyalty_paid.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        with("\"paid_full\": 1", "\"paid_full\": true"),
+        came.loyalty_paid
+    );
+    for (from, to) in [
+        ("\"paid_full\": 1", "\"paid_full\": 0"),
+        ("\"paid_full\": 1", "\"paid_full\": 7"),
+        ("\"visit_id\": \"8263004\"", "\"visit_id\": 0"),
+        ("\"visit_id\": \"8263004\"", "\"visit_id\": {}"),
+    ] {
+        assert_eq!(with(from, to), LoyaltyPaid::NotReported, "{to}");
+    }
+    // Paid, but not a visit that came (the record is deleted): nothing to ask.
+    let deleted = one_visit("yclients/record_deleted.json");
+    assert_eq!(deleted.loyalty_paid, LoyaltyPaid::NotReported);
 }
 
 #[test]

@@ -102,14 +102,17 @@ async fn salon(server: &MockServer, setup: RewardSetup) -> Salon {
     });
     let clock = Arc::new(ManualClock::new(T0));
     let engine = LoyaltyEngine::with_clock(store.clone(), clock.clone());
-    // The client comes from a closed visit, then gets points up to 1 000.
-    let body = std::fs::read(format!(
+    // The client comes from a closed visit (its bill not settled yet, so nothing is asked
+    // about how it was paid), then gets points up to 1 000.
+    let body = std::fs::read_to_string(format!(
         "{}/../../fixtures/yclients/record_came.json",
         env!("CARGO_MANIFEST_DIR")
     ))
-    .unwrap();
+    .unwrap()
+    .replace("\"paid_full\": 1", "\"paid_full\": 0");
+    assert!(body.contains("\"paid_full\": 0"));
     let events = adapter
-        .parse_webhook(Some("application/json"), &body)
+        .parse_webhook(Some("application/json"), body.as_bytes())
         .unwrap();
     engine.apply_event(&connection, &events[0]).await.unwrap();
     let phone = Phone::parse(PHONE).unwrap();

@@ -334,6 +334,11 @@ impl<A: CrmAdapter> CrmAdapter for Metered<A> {
             .await
     }
 
+    async fn loyalty_paid(&self, visit: &VisitEvent, reference: &str) -> Result<i64, AdapterError> {
+        self.timed("loyalty_paid", self.inner.loyalty_paid(visit, reference))
+            .await
+    }
+
     async fn records_changed_since(
         &self,
         since_ms: i64,

@@ -157,7 +157,9 @@ fn engine_refusal(e: &EngineError) -> Refusal {
             "invalid_values",
             e.to_string(),
         ),
-        EngineError::Crm(_) | EngineError::NeedsRefetch { .. } => Refusal::new(
+        EngineError::Crm(_)
+        | EngineError::NeedsRefetch { .. }
+        | EngineError::PaymentsUnknown { .. } => Refusal::new(
             StatusCode::BAD_GATEWAY,
             "crm_unavailable",
             format!("the record could not be fetched from the CRM: {e}"),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::PgSchema;
 use loyalty_gateway::sample::{Record, record_webhook};
 use serde_json::{Value, json};
-use wiremock::matchers::{header, method, path};
+use wiremock::matchers::{header, method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const BIN: &str = env!("CARGO_BIN_EXE_loyalty-gateway");
@@ -208,6 +208,15 @@ async fn a_closed_visit_becomes_points_and_one_message_exactly_once_across_kills
         .mount(&telegram)
         .await;
 
+    // YCLIENTS: how the settled visit was paid (all of it in money).
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/api/v1/visit/details/4564/\d+/8263004$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"success": true, "data": {"loyalty_transactions": [], "payment_transactions": []}, "meta": []}),
+        ))
+        .expect(1..)
+        .mount(&yclients)
+        .await;
     // YCLIENTS: the full record behind a partial "did not come" webhook.
     let mut no_show = record(77, "4000", -1, 600);
     let data = no_show["data"].take();

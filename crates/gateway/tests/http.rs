@@ -536,6 +536,13 @@ async fn a_pending_card_reward_is_written_into_the_crm_when_the_gateway_starts()
         ))
         .mount(&crm)
         .await;
+    // The visit that earns the points was paid in money only.
+    Mock::given(method("GET"))
+        .and(path("/visit/details/4564/9/8263004"))
+        .respond_with(ok(json!({ "loyalty_transactions": [] })))
+        .expect(1)
+        .mount(&crm)
+        .await;
     let schema = PgSchema::new().await;
     let overrides = || Overrides {
         yclients_api_url: Some(crm.uri()),

@@ -125,6 +125,7 @@ impl World {
             staff_id: None,
             visit_at_ms: Some(T0),
             needs_refetch: false,
+            loyalty_paid: Default::default(),
         });
         self.engine.apply_event(&self.conn, &event).await.unwrap();
         self.clock.advance_ms(1);
@@ -424,6 +425,7 @@ async fn one_chat_gets_at_most_one_message_per_interval() {
         staff_id: None,
         visit_at_ms: None,
         needs_refetch: false,
+        loyalty_paid: Default::default(),
     };
     w.engine
         .apply_event(&other_conn, &CrmEvent::Visit(visit.clone()))

@@ -184,6 +184,7 @@ pub fn visit(
         staff_id: None,
         visit_at_ms: Some(T0),
         needs_refetch: false,
+        loyalty_paid: Default::default(),
     })
 }
 
