@@ -1,6 +1,8 @@
 //! The operator's commands on partners, connections and clients. Each returns one JSON object
 //! (printed as is with `--json`) and a text rendering.
 
+use std::sync::Arc;
+
 use crm_yclients::RewardSetup;
 use loyalty_core::code::Code;
 use loyalty_core::engine::Resolution;
@@ -346,13 +348,19 @@ pub async fn reward_add(store: &SqlStore, req: &RewardAdd, now_ms: i64) -> anyho
         (Some(value), None, None) => RewardKind::Certificate {
             value_minor: *value,
         },
-        (None, Some(service), Some(price)) => RewardKind::Service {
-            service_id: service.trim().to_owned(),
-            price_minor: price,
-        },
+        (None, Some(service), price) => {
+            let service_id = service.trim().to_owned();
+            let price_minor = service_price(store, partner, &service_id, price).await?;
+            RewardKind::Service {
+                service_id,
+                price_minor,
+            }
+        }
         _ => {
             return Err(Usage(
-                "give either --certificate-minor, or --service-id with --price-minor".into(),
+                "give either --certificate-minor, or --service-id (with --price-minor when the \
+                 CRM gives the service no single price)"
+                    .into(),
             )
             .into());
         }
@@ -367,6 +375,97 @@ pub async fn reward_add(store: &SqlStore, req: &RewardAdd, now_ms: i64) -> anyho
         .map_err(|e| Usage(format!("invalid reward: {e}")))?;
     let created = store.create_reward(partner, &reward, now_ms).await?;
     Ok(json!({ "id": created.id, "reward": created }))
+}
+
+/// What a service reward is worth. A service the catalog knows must be buyable, and its price
+/// is the CRM's unless `--price-minor` says otherwise (required for a price range). One no sync
+/// has seen (a CRM without a service list) needs `--price-minor`.
+async fn service_price(
+    store: &SqlStore,
+    partner: PartnerId,
+    service_id: &str,
+    price: Option<i64>,
+) -> anyhow::Result<i64> {
+    let Some(known) = store.service_of(partner, service_id).await? else {
+        return price.ok_or_else(|| {
+            Usage(format!(
+                "service {service_id:?} is not in the synced service list: run `services sync \
+                 --connection ID` first, or give --price-minor"
+            ))
+            .into()
+        });
+    };
+    if !known.in_crm {
+        return Err(Usage(format!(
+            "service {service_id:?} ({}) is no longer in the CRM's list",
+            known.title
+        ))
+        .into());
+    }
+    if !known.redeemable {
+        return Err(Usage(format!(
+            "points may not buy service {service_id:?} ({}): `services allow` it first",
+            known.title
+        ))
+        .into());
+    }
+    price.or(known.price_minor()).ok_or_else(|| {
+        Usage(format!(
+            "service {service_id:?} ({}) has no single price in the CRM ({}–{}): give --price-minor",
+            known.title,
+            known.price_min_minor.map_or("?".into(), |p| p.to_string()),
+            known.price_max_minor.map_or("?".into(), |p| p.to_string()),
+        ))
+        .into()
+    })
+}
+
+/// `services sync`: the connection's service list, read from its CRM into the catalog.
+pub async fn services_sync(
+    sql: Arc<SqlStore>,
+    config: &Config,
+    connection: i64,
+) -> anyhow::Result<Value> {
+    let metrics = Arc::new(crate::metrics::Metrics::new(None));
+    let connections = crate::connections::Connections::new(Arc::clone(&sql), config, metrics)?;
+    let id = ConnectionId(connection);
+    let report = crate::services::sync(&connections, &sql, id).await?;
+    Ok(json!({ "connection": connection, "sync": report }))
+}
+
+/// `services list`: the connection's services as last synced (with `all`, gone ones too).
+pub async fn services_list(store: &SqlStore, connection: i64, all: bool) -> anyhow::Result<Value> {
+    let id = ConnectionId(connection);
+    if store.connection(id).await?.is_none() {
+        return Err(Usage(format!("connection {id} does not exist")).into());
+    }
+    let services = store.services(id, all).await?;
+    Ok(json!({ "connection": connection, "services": services }))
+}
+
+/// `services allow|deny`: whether points may buy the partner's service.
+pub async fn services_allow(
+    store: &SqlStore,
+    partner: i64,
+    service_id: &str,
+    allow: bool,
+) -> anyhow::Result<Value> {
+    let partner = known_partner(store, partner).await?;
+    let Some(stopped) = store
+        .set_service_redeemable(partner, service_id.trim(), allow)
+        .await?
+    else {
+        return Err(Usage(format!(
+            "partner {partner} has no service {service_id:?} in its synced service list"
+        ))
+        .into());
+    };
+    Ok(json!({
+        "partner": partner,
+        "service": service_id.trim(),
+        "redeemable": allow,
+        "rewards_stopped": stopped,
+    }))
 }
 
 pub async fn reward_list(store: &SqlStore, partner: i64, all: bool) -> anyhow::Result<Value> {

@@ -20,6 +20,7 @@ use loyalty_core::{
 };
 use loyalty_store::SqlStore;
 
+use crate::config::Config;
 use crate::metrics::Metrics;
 
 /// How long a looked-up connection is reused.
@@ -56,21 +57,24 @@ enum Key {
 }
 
 impl Connections {
+    /// The connections of the configured deployment: one HTTP client and one YCLIENTS rate
+    /// limit for all of them, the configured API bases, calls counted in `metrics`.
     pub fn new(
         store: Arc<SqlStore>,
-        http: reqwest::Client,
-        limiter: Arc<RateLimiter>,
+        config: &Config,
         metrics: Arc<Metrics>,
-        api_urls: ApiUrls,
-    ) -> Connections {
-        Connections {
+    ) -> Result<Connections, AdapterError> {
+        Ok(Connections {
             store,
-            http,
-            limiter,
+            http: crm_yclients::http_client()?,
+            limiter: Arc::new(RateLimiter::yclients()),
             metrics,
-            api_urls,
+            api_urls: ApiUrls {
+                yclients: config.yclients_api_url.clone(),
+                altegio: config.altegio_api_url.clone(),
+            },
             cache: RwLock::new(HashMap::new()),
-        }
+        })
     }
 
     /// The connection this secret names; `None` for an unknown secret (not cached, so a new

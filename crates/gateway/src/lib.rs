@@ -14,6 +14,7 @@ pub mod inspect;
 pub mod metrics;
 pub mod sample;
 pub mod server;
+pub mod services;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -110,7 +111,6 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
     let (shutdown, stopping) = watch::channel(false);
     let mut tasks = Vec::new();
 
-    let crm_http = crm_yclients::http_client()?;
     let mut bot = None;
     let mut telegram_secret = None;
     let mut send_stats = None;
@@ -162,17 +162,11 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
     }
 
     let metrics = Arc::new(Metrics::new(send_stats));
-    let limiter = Arc::new(crm_yclients::RateLimiter::yclients());
     let connections = Arc::new(Connections::new(
         Arc::clone(&sql),
-        crm_http,
-        limiter,
+        config,
         Arc::clone(&metrics),
-        connections::ApiUrls {
-            yclients: config.yclients_api_url.clone(),
-            altegio: config.altegio_api_url.clone(),
-        },
-    ));
+    )?);
     // Its first pass is the recovery pass: rewards a stopped gateway left half-written.
     tasks.push(tokio::spawn(write_backs(
         engine.clone(),
@@ -187,8 +181,14 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         metrics,
         bot,
         telegram_secret,
+        service_syncs: services::Pending::default(),
     });
 
+    tasks.push(tokio::spawn(services::sync_loop(
+        Arc::clone(&sql),
+        Arc::clone(&app.connections),
+        stopping.clone(),
+    )));
     tasks.push(tokio::spawn(housekeeping(
         Arc::clone(&sql),
         engine.clone(),

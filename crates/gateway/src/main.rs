@@ -54,6 +54,9 @@ enum Command {
     /// The partner's rewards catalog: what points buy.
     #[command(subcommand)]
     Reward(RewardCmd),
+    /// The CRM's service list (for service rewards) and which services points may buy.
+    #[command(subcommand)]
+    Services(ServicesCmd),
     /// A client at the desk exchanges points for a reward; prints the code to use.
     Redeem {
         #[arg(long)]
@@ -199,9 +202,40 @@ enum CodeCmd {
 }
 
 #[derive(Debug, Subcommand)]
+enum ServicesCmd {
+    /// Read the connection's service list from its CRM now (the gateway also does it every
+    /// 6 hours and when the CRM reports a service change).
+    Sync {
+        #[arg(long)]
+        connection: i64,
+    },
+    /// The connection's services as last synced (with --all, those gone from the CRM too).
+    List {
+        #[arg(long)]
+        connection: i64,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Let points buy this service (the default for a synced service).
+    Allow {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        service: String,
+    },
+    /// Keep this service out of rewards; its rewards leave the catalog.
+    Deny {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        service: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum RewardCmd {
-    /// Add a money certificate (--certificate-minor) or a CRM service (--service-id,
-    /// --price-minor) bought for --points.
+    /// Add a money certificate (--certificate-minor) or a CRM service (--service-id; its
+    /// synced price unless --price-minor is given) bought for --points.
     Add {
         #[arg(long)]
         partner: i64,
@@ -216,7 +250,7 @@ enum RewardCmd {
         /// The service's id in the CRM.
         #[arg(long)]
         service_id: Option<String>,
-        /// The service's price in minor units.
+        /// The service's price in minor units (default: its price in the synced list).
         #[arg(long)]
         price_minor: Option<i64>,
     },
@@ -432,6 +466,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&out?, json, reward_text);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Services(cmd) => {
+            let config = Config::resolve(overrides)?;
+            let store = std::sync::Arc::new(open_migrated(&config).await?);
+            let out = match &cmd {
+                ServicesCmd::Sync { connection } => {
+                    cli::services_sync(store.clone(), &config, *connection).await
+                }
+                ServicesCmd::List { connection, all } => {
+                    cli::services_list(&store, *connection, *all).await
+                }
+                ServicesCmd::Allow { partner, service } => {
+                    cli::services_allow(&store, *partner, service, true).await
+                }
+                ServicesCmd::Deny { partner, service } => {
+                    cli::services_allow(&store, *partner, service, false).await
+                }
+            };
+            store.close().await;
+            print(&out?, json, services_text);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Redeem {
             partner,
             phone,
@@ -542,6 +597,66 @@ fn reward_text(v: &Value) -> String {
                 } else {
                     ""
                 }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn services_text(v: &Value) -> String {
+    if let Some(sync) = v.get("sync") {
+        return format!(
+            "Connection {}: {} services listed, {} new, {} changed, {} gone; {} rewards stopped.",
+            v["connection"],
+            sync["listed"],
+            sync["added"],
+            sync["changed"],
+            sync["gone"],
+            sync["rewards_stopped"]
+        );
+    }
+    if let Some(allowed) = v.get("redeemable") {
+        return format!(
+            "Service {}: points {} buy it now{}.",
+            v["service"],
+            if allowed == &Value::Bool(true) {
+                "may"
+            } else {
+                "may not"
+            },
+            match v["rewards_stopped"].as_u64() {
+                Some(n) if n > 0 => format!("; {n} rewards left the catalog"),
+                _ => String::new(),
+            }
+        );
+    }
+    let services = v["services"].as_array().cloned().unwrap_or_default();
+    if services.is_empty() {
+        return "No services synced: run `services sync --connection ID`.".into();
+    }
+    services
+        .iter()
+        .map(|s| {
+            let price = match (s["price_min_minor"].as_i64(), s["price_max_minor"].as_i64()) {
+                (Some(a), Some(b)) if a != b => format!("{}–{}", a / 100, b / 100),
+                (Some(p), _) | (None, Some(p)) => (p / 100).to_string(),
+                (None, None) => "?".into(),
+            };
+            format!(
+                "{:>10}  {:>12} ₽  {}{}{}",
+                s["service_id"].as_str().unwrap_or_default(),
+                price,
+                s["title"].as_str().unwrap_or_default(),
+                if s["redeemable"] == Value::Bool(false) {
+                    "  (not for points)"
+                } else {
+                    ""
+                },
+                if s["in_crm"] == Value::Bool(false) {
+                    "  (gone from the CRM)"
+                } else {
+                    ""
+                },
             )
         })
         .collect::<Vec<_>>()

@@ -36,6 +36,8 @@ pub struct App {
     pub bot: Option<Arc<ClientBot>>,
     /// The secret in `POST /telegram/{secret}` and its header.
     pub telegram_secret: Option<String>,
+    /// Service syncs asked for by webhooks.
+    pub service_syncs: crate::services::Pending,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -271,7 +273,15 @@ async fn crm_webhook(
             return refuse(&app, &found, crm, content_type, body.len(), &body, r).await;
         }
     };
-    apply(&app, &found, crm, content_type, &body, events).await
+    // A change to the CRM's service list refreshes the rewards catalog, after the answer.
+    let services_changed = events
+        .iter()
+        .any(|e| crate::services::touches_services(e.resource()));
+    let response = apply(&app, &found, crm, content_type, &body, events).await;
+    if services_changed && response.status().is_success() {
+        crate::services::request(&app, found.connection.id);
+    }
+    response
 }
 
 async fn apply(

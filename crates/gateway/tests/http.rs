@@ -61,6 +61,19 @@ async fn add_lotos(store: &SqlStore) -> i64 {
     partner["id"].as_i64().unwrap()
 }
 
+/// A 150 ₽ certificate for 150 points in the partner's catalog, through the CLI.
+async fn add_certificate_150(store: &SqlStore, partner: i64) -> Value {
+    let req = cli::RewardAdd {
+        partner,
+        title: "Сертификат 150 ₽".into(),
+        points: 150,
+        certificate_minor: Some(15_000),
+        service_id: None,
+        price_minor: None,
+    };
+    cli::reward_add(store, &req, 0).await.unwrap()
+}
+
 /// The partner's connection to YCLIENTS company 4564, with (partner, user) tokens if given.
 async fn connect_yclients(
     store: &SqlStore,
@@ -443,20 +456,7 @@ async fn the_desk_redeems_points_and_uses_the_code_once() {
         )
         .await;
     assert_eq!(status, 200);
-    let reward = cli::reward_add(
-        &f.gateway.store,
-        &cli::RewardAdd {
-            partner: f.partner.0,
-            title: "Сертификат 150 ₽".into(),
-            points: 150,
-            certificate_minor: Some(15_000),
-            service_id: None,
-            price_minor: None,
-        },
-        0,
-    )
-    .await
-    .unwrap();
+    let reward = add_certificate_150(&f.gateway.store, f.partner.0).await;
     let reward_id = reward["id"].as_i64().unwrap();
     let engine = &f.gateway.engine;
     let phone = "8 (916) 123-45-67";
@@ -583,20 +583,7 @@ async fn a_pending_card_reward_is_written_into_the_crm_when_the_gateway_starts()
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    let reward = cli::reward_add(
-        &first.store,
-        &cli::RewardAdd {
-            partner,
-            title: "Сертификат 150 ₽".into(),
-            points: 150,
-            certificate_minor: Some(15_000),
-            service_id: None,
-            price_minor: None,
-        },
-        0,
-    )
-    .await
-    .unwrap();
+    let reward = add_certificate_150(&first.store, partner).await;
     let issued = cli::redeem(
         &first.engine,
         &first.store,
@@ -654,5 +641,170 @@ async fn a_pending_card_reward_is_written_into_the_crm_when_the_gateway_starts()
         "Bearer partner-token, User user-token"
     );
     second.stop().await.unwrap();
+    schema.drop().await;
+}
+
+/// The CRM's service list feeds service rewards: synced on demand (the exact request), a
+/// reward priced from it, a service the partner keeps out refused, and a service webhook that
+/// refreshes the list and takes the reward of a service gone from the CRM off the catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_rewards_follow_the_crms_service_list() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let crm = MockServer::start().await;
+    let list: Value = serde_json::from_slice(
+        &std::fs::read(format!(
+            "{}/../../fixtures/yclients/api_services.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    // The first answer is the whole list; later ones lack the haircut (83169).
+    let mut shorter = list.clone();
+    shorter["data"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| s["id"] != "83169");
+    Mock::given(method("GET"))
+        .and(path("/company/4564/services"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(list))
+        .up_to_n_times(1)
+        .mount(&crm)
+        .await;
+    // Slow enough that a burst of webhooks arrives while one sync runs.
+    Mock::given(method("GET"))
+        .and(path("/company/4564/services"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(shorter)
+                .set_delay(std::time::Duration::from_secs(1)),
+        )
+        .mount(&crm)
+        .await;
+    let schema = PgSchema::new().await;
+    let (gw, config) = serve_on(
+        &schema,
+        Overrides {
+            yclients_api_url: Some(crm.uri()),
+            ..Overrides::default()
+        },
+    )
+    .await;
+    let partner = add_lotos(&gw.store).await;
+    let conn = connect_yclients(
+        &gw.store,
+        &config,
+        partner,
+        Some(("partner-token", "user-token")),
+    )
+    .await;
+    let conn_id = conn["id"].as_i64().unwrap();
+    let service_reward = |service: &str, price: Option<i64>| cli::RewardAdd {
+        partner,
+        title: format!("Услуга {service}"),
+        points: 500,
+        certificate_minor: None,
+        service_id: Some(service.into()),
+        price_minor: price,
+    };
+
+    // Before any sync a service needs its price spelled out.
+    let err = cli::reward_add(&gw.store, &service_reward("83169", None), 0)
+        .await
+        .unwrap_err();
+    assert!(format!("{err}").contains("services sync"), "{err}");
+
+    let synced = cli::services_sync(Arc::clone(&gw.store), &config, conn_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        synced["sync"],
+        json!({"listed": 3, "added": 3, "changed": 0, "gone": 0, "rewards_stopped": 0})
+    );
+    let asked = crm.received_requests().await.unwrap();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].method.as_str(), "GET");
+    assert_eq!(asked[0].url.query(), None);
+    let sent = |name: &str| asked[0].headers.get(name).and_then(|v| v.to_str().ok());
+    assert_eq!(
+        sent("authorization"),
+        Some("Bearer partner-token, User user-token")
+    );
+    assert_eq!(sent("accept"), Some("application/vnd.yclients.v2+json"));
+    let listed = cli::services_list(&gw.store, conn_id, false).await.unwrap();
+    assert_eq!(listed["services"][1]["title"], "Мужская стрижка");
+    assert_eq!(listed["services"][1]["price_min_minor"], 130_000);
+
+    // The haircut's reward takes the CRM's price; the colouring has a range and needs one.
+    let cut = cli::reward_add(&gw.store, &service_reward("83169", None), 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        cut["reward"]["kind"],
+        json!({"kind": "service", "service_id": "83169", "price_minor": 130_000})
+    );
+    let err = cli::reward_add(&gw.store, &service_reward("90001", None), 0)
+        .await
+        .unwrap_err();
+    assert!(format!("{err}").contains("--price-minor"), "{err}");
+    cli::reward_add(&gw.store, &service_reward("90001", Some(450_000)), 0)
+        .await
+        .unwrap();
+    // The partner keeps the head shave out of rewards.
+    let denied = cli::services_allow(&gw.store, partner, "79067", false)
+        .await
+        .unwrap();
+    assert_eq!(denied["redeemable"], false);
+    let err = cli::reward_add(&gw.store, &service_reward("79067", None), 0)
+        .await
+        .unwrap_err();
+    assert!(format!("{err}").contains("services allow"), "{err}");
+    let err = cli::services_allow(&gw.store, partner, "12345", true)
+        .await
+        .unwrap_err();
+    assert!(format!("{err}").contains("no service"), "{err}");
+
+    // YCLIENTS reports service changes, five in a burst (a price list edited): the gateway
+    // answers each, then reads the list again, in which the haircut is gone; its reward leaves
+    // the catalog, the colouring's stays.
+    let body = std::fs::read(format!(
+        "{}/../../fixtures/yclients/service_update.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let http = reqwest::Client::new();
+    for _ in 0..5 {
+        let resp = http
+            .post(conn["webhook_url"].as_str().unwrap())
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let titles = loop {
+        let rewards = gw.store.rewards(PartnerId(partner), false).await.unwrap();
+        let titles: Vec<String> = rewards.into_iter().map(|r| r.title).collect();
+        if titles.len() == 1 || std::time::Instant::now() > deadline {
+            break titles;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(titles, ["Услуга 90001"]);
+    // The burst cost the sync that ran and one more after it (which saw every change), not
+    // five: three list reads in all, with the CLI's.
+    let lists = || async { crm.received_requests().await.unwrap().len() };
+    while lists().await < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(lists().await, 3);
+    let gone = cli::services_list(&gw.store, conn_id, true).await.unwrap();
+    assert_eq!(gone["services"][1]["in_crm"], false);
+    gw.stop().await.unwrap();
     schema.drop().await;
 }

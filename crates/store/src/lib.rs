@@ -18,6 +18,7 @@
 
 mod gateway;
 mod rows;
+mod services;
 mod store;
 mod tx;
 
@@ -28,6 +29,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use gateway::{ConnectionSettings, REJECTED_KEPT, RejectedDelivery};
+pub use services::{CatalogService, ServiceSync};
 pub use tx::SqlTx;
 
 /// Which database a [`SqlStore`] talks to.

@@ -685,7 +685,9 @@ impl SqlStore {
             .collect()
     }
 
-    async fn begin_raw(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    pub(crate) async fn begin_raw(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         match self.backend {
             Backend::Postgres => self.pool.begin().await,
             // Take the write lock up front: a deferred transaction that reads and then writes

@@ -343,7 +343,197 @@ async fn a_partners_reward_setup_is_its_own(db: &TestDb) {
     );
 }
 
+fn crm_service(id: &str, title: &str, min: i64, max: i64) -> loyalty_core::adapter::CrmService {
+    use loyalty_core::{Currency, Money};
+    loyalty_core::adapter::CrmService {
+        external_id: id.into(),
+        title: title.into(),
+        category_id: Some("4".into()),
+        price_min: Some(Money::new(min, Currency::Rub).unwrap()),
+        price_max: Some(Money::new(max, Currency::Rub).unwrap()),
+    }
+}
+
+async fn the_service_list_syncs_keeps_choices_and_stops_rewards_of_gone_services(db: &TestDb) {
+    use loyalty_core::{NewReward, RewardKind};
+    let store = &db.store;
+    let (a, conn) = salon(store.as_ref(), five_percent()).await;
+    let (b, b_conn) = salon(store.as_ref(), five_percent()).await;
+    let shave = crm_service("79067", "Бритье головы", 100_000, 100_000);
+    let cut = crm_service("83169", "Мужская стрижка", 130_000, 130_000);
+    let color = crm_service("90001", "Окрашивание", 300_000, 600_000);
+    let first = store
+        .sync_services(
+            &conn,
+            &[shave.clone(), cut.clone(), color.clone(), cut.clone()],
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.listed, first.added, first.changed, first.gone),
+        (3, 3, 0, 0)
+    );
+    // The other salon lists the same id: its own row.
+    store
+        .sync_services(&b_conn, std::slice::from_ref(&shave), T0)
+        .await
+        .unwrap();
+    let listed = store.services(conn.id, false).await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|s| s.service_id.as_str()).collect();
+    assert_eq!(ids, ["79067", "83169", "90001"]);
+    assert!(listed.iter().all(|s| s.buyable() && s.synced_at_ms == T0));
+    assert_eq!(listed[0].price_minor(), Some(100_000));
+    assert_eq!(listed[2].price_minor(), None, "a range has no single price");
+
+    // Service rewards for the cut and the shave; a certificate is never touched.
+    let reward = |title: &str, kind: RewardKind| NewReward {
+        title: title.into(),
+        cost: Points(100),
+        kind,
+    };
+    let service = |id: &str| RewardKind::Service {
+        service_id: id.into(),
+        price_minor: 100_000,
+    };
+    let cut_reward = store
+        .create_reward(a.id, &reward("Стрижка", service("83169")), T0)
+        .await
+        .unwrap();
+    let shave_reward = store
+        .create_reward(a.id, &reward("Бритье", service("79067")), T0)
+        .await
+        .unwrap();
+    let b_shave = store
+        .create_reward(b.id, &reward("Бритье", service("79067")), T0)
+        .await
+        .unwrap();
+    store
+        .create_reward(
+            a.id,
+            &reward(
+                "500 ₽",
+                RewardKind::Certificate {
+                    value_minor: 50_000,
+                },
+            ),
+            T0,
+        )
+        .await
+        .unwrap();
+
+    // The partner keeps the shave out of rewards: its reward leaves, b's stays.
+    assert_eq!(
+        store
+            .set_service_redeemable(a.id, "79067", false)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store
+            .set_service_redeemable(a.id, "nope", false)
+            .await
+            .unwrap(),
+        None
+    );
+    let active = |p| async move {
+        let rewards = store.rewards(p, false).await.unwrap();
+        rewards.into_iter().map(|r| r.id).collect::<Vec<_>>()
+    };
+    assert!(!active(a.id).await.contains(&shave_reward.id));
+    assert_eq!(active(b.id).await, [b_shave.id]);
+
+    // The cut is renamed and the colour is gone from the CRM: the cut's reward stays, the
+    // partner's choice about the shave survives the sync.
+    let renamed = crm_service("83169", "Стрижка", 130_000, 130_000);
+    let second = store
+        .sync_services(&conn, &[shave.clone(), renamed], T0 + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            second.listed,
+            second.added,
+            second.changed,
+            second.gone,
+            second.rewards_stopped
+        ),
+        (2, 0, 1, 1, 0)
+    );
+    let all = store.services(conn.id, true).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(
+        all.iter().all(|s| s.synced_at_ms == T0 + 1),
+        "unchanged, changed and gone alike were seen by this sync: {all:?}"
+    );
+    assert!(
+        !all[0].redeemable && all[0].in_crm,
+        "the shave: kept out, still listed"
+    );
+    assert_eq!(all[1].title, "Стрижка");
+    assert!(!all[2].in_crm, "the colour is gone");
+    assert_eq!(store.services(conn.id, false).await.unwrap().len(), 2);
+    assert!(active(a.id).await.contains(&cut_reward.id));
+
+    // The cut goes too: its reward leaves the catalog. Allowing the shave again does not bring
+    // a removed reward back (the partner adds it again).
+    let third = store
+        .sync_services(&conn, std::slice::from_ref(&shave), T0 + 2)
+        .await
+        .unwrap();
+    assert_eq!((third.gone, third.rewards_stopped), (1, 1));
+    // The same list again changes nothing but the time it was seen.
+    let same = store
+        .sync_services(&conn, std::slice::from_ref(&shave), T0 + 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        same,
+        loyalty_store::ServiceSync {
+            listed: 1,
+            ..Default::default()
+        }
+    );
+    assert_eq!(
+        store
+            .service_of(a.id, "79067")
+            .await
+            .unwrap()
+            .unwrap()
+            .synced_at_ms,
+        T0 + 3
+    );
+    assert!(!active(a.id).await.contains(&cut_reward.id));
+    assert_eq!(
+        store
+            .set_service_redeemable(a.id, "79067", true)
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    assert!(
+        store
+            .service_of(a.id, "79067")
+            .await
+            .unwrap()
+            .unwrap()
+            .buyable()
+    );
+    assert!(
+        !store
+            .service_of(a.id, "83169")
+            .await
+            .unwrap()
+            .unwrap()
+            .buyable()
+    );
+    assert_eq!(store.service_of(a.id, "00000").await.unwrap(), None);
+    assert_eq!(active(b.id).await, [b_shave.id]);
+}
+
 both!(
+    the_service_list_syncs_keeps_choices_and_stops_rewards_of_gone_services,
     a_partners_reward_setup_is_its_own,
     staff_chats_are_per_partner_and_added_once,
     the_rewards_catalog_is_per_partner_and_removal_keeps_the_row,
