@@ -810,7 +810,31 @@ impl ClientBot {
                 reward.title
             ),
         };
-        self.reply(chat_id, &text, None).await
+        self.reply(chat_id, &text, None).await?;
+        if r.status == RedemptionStatus::Issued {
+            self.send_qr(chat_id, &r.code, lang).await;
+        }
+        Ok(())
+    }
+
+    /// The code as a QR image under the text, for the administrator to scan. The text already
+    /// carries the code, so a failure here is logged, not the client's problem.
+    async fn send_qr(&self, chat_id: i64, code: &Code, lang: Lang) {
+        let caption = match lang {
+            Lang::Ru => format!("{code}: покажите администратору"),
+            Lang::En => format!("{code}: show it to the administrator"),
+        };
+        let sent = match crate::qr::png(&code.to_string()) {
+            Ok(png) => self
+                .telegram
+                .send_png(chat_id, &png, &caption)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = sent {
+            warn!(chat = chat_id, code = %code, error = %e, "could not send the code's QR image");
+        }
     }
 
     /// `/check CODE` and `/use CODE` for the salon's staff. To anyone else, and for another

@@ -11,6 +11,7 @@
 //!   ([`ClientBot::poll`]) or by webhook ([`ClientBot::handle_update`]).
 
 mod bot;
+pub mod qr;
 pub mod text;
 mod worker;
 
@@ -18,7 +19,8 @@ use std::time::Duration;
 
 use frankenstein::AsyncTelegramApi;
 use frankenstein::client_reqwest::Bot;
-use frankenstein::methods::SendMessageParams;
+use frankenstein::input_file::{FileUpload, InputFile};
+use frankenstein::methods::{SendMessageParams, SendPhotoParams};
 use frankenstein::types::ReplyMarkup;
 
 pub use bot::{BotError, ClientBot, GatewayCodes, NewCode, RewardTargets};
@@ -90,6 +92,35 @@ impl Telegram {
             .await
             .map(|_| ())
             .map_err(classify)
+    }
+}
+
+impl Telegram {
+    /// Sends a PNG image with a caption. frankenstein uploads files from a path, so the bytes
+    /// go through a temporary file that is removed once the call returns.
+    pub async fn send_png(
+        &self,
+        chat_id: i64,
+        png: &[u8],
+        caption: &str,
+    ) -> Result<(), TelegramError> {
+        let file = tempfile::Builder::new()
+            .prefix("loyalty-qr-")
+            .suffix(".png")
+            .tempfile()
+            .map_err(|e| TelegramError::Transient(format!("temporary file: {e}")))?;
+        std::fs::write(file.path(), png)
+            .map_err(|e| TelegramError::Transient(format!("temporary file: {e}")))?;
+        let params = SendPhotoParams::builder()
+            .chat_id(chat_id)
+            .photo(FileUpload::InputFile(InputFile {
+                path: file.path().to_path_buf(),
+            }))
+            .caption(caption)
+            .build();
+        let sent = self.bot.send_photo(&params).await;
+        drop(file);
+        sent.map(|_| ()).map_err(classify)
     }
 }
 

@@ -626,6 +626,11 @@ async fn a_client_exchanges_points_in_the_bot_once_and_sees_the_code() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})))
         .mount(&w.telegram)
         .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/sendPhoto")))
+        .respond_with(sent_ok(900))
+        .mount(&w.telegram)
+        .await;
     let p = w.partner.id;
     let cheap = w.reward("Сертификат 150 ₽", 150).await;
     let dear = w.reward("Сертификат 500 ₽", 500).await;
@@ -696,6 +701,36 @@ async fn a_client_exchanges_points_in_the_bot_once_and_sees_the_code() {
     );
     assert!(text.ends_with("Остаток: 50 баллов"), "{text}");
     assert_eq!(w.store.balance(p, client.id).await.unwrap(), Points(50));
+    // Under each code message, the code as a QR image: a multipart upload to this chat of
+    // exactly the PNG `qr::png` draws for the code, with the code in the caption.
+    let photos: Vec<_> = w
+        .telegram
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path().ends_with("/sendPhoto"))
+        .collect();
+    assert_eq!(photos.len(), 2);
+    let expected = loyalty_telegram::qr::png(&code).unwrap();
+    let body = &photos[0].body;
+    let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    let content_type = photos[0]
+        .headers
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        content_type.starts_with("multipart/form-data"),
+        "{content_type}"
+    );
+    assert!(has(&expected), "the PNG is uploaded byte for byte");
+    assert!(has(b"name=\"chat_id\"\r\n\r\n900\r\n"));
+    assert!(has(format!(
+        "name=\"caption\"\r\n\r\n{code}: покажите администратору\r\n"
+    )
+    .as_bytes()));
     // A forged press for what the balance cannot cover, or another salon's reward, changes
     // nothing.
     bot.handle_update(press(6, 900, 12, &format!("y:{p}:{}", dear.id)))
