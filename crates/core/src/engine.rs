@@ -13,11 +13,11 @@ use crate::ledger::{Account, EntryKind, LedgerEntry, LotId, NewEntry, NewLot, pl
 use crate::model::{
     Client, ClientId, CrmConnection, EntryId, HoldId, PartnerId, Program, RewardId,
 };
-use crate::money::{Currency, MoneyError, Points};
+use crate::money::{Bps, Currency, MoneyError, Points};
 use crate::outbox::{NewOutbox, Notification};
 use crate::phone::{Phone, PhoneError};
 use crate::redemption::{NewRedemption, Redemption, RedemptionStatus, Strategy, Target};
-use crate::reward::Reward;
+use crate::reward::{Reward, RewardKind};
 use crate::store::{DeliveryRecord, Hold, HoldStatus, RecordState, Store, StoreError, StoreTx};
 
 /// How many times a transaction that lost a race is run again before the error is returned.
@@ -70,6 +70,48 @@ pub enum EngineError {
     CodeNotUsable { code: String, status: &'static str },
     #[error("the {0} strategy writes to a CRM: name the connection")]
     NoConnection(&'static str),
+    /// A money certificate used at the desk without the bill it pays.
+    #[error(
+        "code {code} is a certificate worth {value_minor} (minor units): give the bill it pays, points may pay only part of one"
+    )]
+    BillNeeded {
+        code: String,
+        value_minor: i64,
+        /// The smallest bill it may pay; `None` when points may pay no part of a bill.
+        min_bill_minor: Option<i64>,
+    },
+    /// A money certificate worth more than the program's share of the bill.
+    #[error(
+        "code {code} is a certificate worth {value_minor} (minor units); points may pay at most {share} of a bill, so a bill of {bill_minor} is too small: {}",
+        min_bill_text(*.min_bill_minor)
+    )]
+    BillTooSmall {
+        code: String,
+        value_minor: i64,
+        bill_minor: i64,
+        share: Bps,
+        min_bill_minor: Option<i64>,
+    },
+}
+
+/// The terms a money certificate from a gateway code is used on: see
+/// [`LoyaltyEngine::bill_terms`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BillTerms {
+    /// What it is worth (minor units).
+    pub value_minor: i64,
+    /// The smallest bill it may pay; `None` when points may pay no part of a bill.
+    pub min_bill_minor: Option<i64>,
+    /// The largest share of a bill points may pay.
+    pub share: Bps,
+    pub currency: Currency,
+}
+
+fn min_bill_text(min_bill_minor: Option<i64>) -> String {
+    match min_bill_minor {
+        Some(m) => format!("it needs one of at least {m}"),
+        None => "it cannot be used".to_owned(),
+    }
 }
 
 impl EngineError {
@@ -882,10 +924,86 @@ impl LoyaltyEngine {
         })
     }
 
-    /// The code was used at the desk: its points are spent. Using it twice is an error; a
-    /// code past its date is expired instead (its points come back) and returned so.
+    /// The code was used: its points are spent. Using it twice is an error; a code past its
+    /// date is expired instead (its points come back) and returned so. Nothing about the bill
+    /// is checked: the desk goes through [`LoyaltyEngine::use_code_at_desk`]; this is for a
+    /// use already made elsewhere (a CRM certificate the CRM reports spent).
     pub async fn use_code(&self, code: &Code) -> Result<Redemption, EngineError> {
         self.settle_redemption(code, RedemptionStatus::Used).await
+    }
+
+    /// What a gateway code for a money certificate is worth and the smallest bill it may pay
+    /// (points pay at most the program's `max_redeem_share` of a bill). `None` for a service
+    /// reward (the service itself, whatever the bill) and for a reward written into a CRM
+    /// (spent at the CRM's checkout, by the CRM's rules).
+    pub async fn bill_terms(&self, r: &Redemption) -> Result<Option<BillTerms>, EngineError> {
+        if r.strategy != Strategy::GatewayCode {
+            return Ok(None);
+        }
+        let reward = self.store.reward(r.partner_id, r.reward_id).await?;
+        let Some(RewardKind::Certificate { value_minor }) = reward.map(|w| w.kind) else {
+            return Ok(None);
+        };
+        let program = self
+            .store
+            .partner(r.partner_id)
+            .await?
+            .ok_or(EngineError::UnknownPartner(r.partner_id))?
+            .program;
+        Ok(Some(BillTerms {
+            value_minor,
+            min_bill_minor: program.min_bill_for(value_minor),
+            share: program.max_redeem_share,
+            currency: program.currency,
+        }))
+    }
+
+    /// A code used at the desk on a bill of `bill_minor` (minor units). For a code with
+    /// [`LoyaltyEngine::bill_terms`] the bill is needed and checked first
+    /// ([`EngineError::BillNeeded`], [`EngineError::BillTooSmall`]); any other code needs
+    /// none. Otherwise as [`LoyaltyEngine::use_code`].
+    pub async fn use_code_at_desk(
+        &self,
+        code: &Code,
+        bill_minor: Option<i64>,
+    ) -> Result<Redemption, EngineError> {
+        if let Some(b) = bill_minor.filter(|b| *b <= 0) {
+            return Err(EngineError::NonPositiveAmount(b));
+        }
+        let now = self.clock.now_ms();
+        // A code that cannot be used anyway says so below, bill or not.
+        let usable = self
+            .store
+            .redemption_by_code(code)
+            .await?
+            .filter(|r| r.status == RedemptionStatus::Issued && now <= r.expires_at_ms);
+        let terms = match &usable {
+            Some(r) => self.bill_terms(r).await?,
+            None => None,
+        };
+        if let Some(t) = terms {
+            let code = code.to_string();
+            match bill_minor {
+                None => {
+                    return Err(EngineError::BillNeeded {
+                        code,
+                        value_minor: t.value_minor,
+                        min_bill_minor: t.min_bill_minor,
+                    });
+                }
+                Some(bill) if t.min_bill_minor.is_none_or(|min| bill < min) => {
+                    return Err(EngineError::BillTooSmall {
+                        code,
+                        value_minor: t.value_minor,
+                        bill_minor: bill,
+                        share: t.share,
+                        min_bill_minor: t.min_bill_minor,
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        self.use_code(code).await
     }
 
     /// Cancels an unused code: its points come back.

@@ -26,7 +26,8 @@ pub mod store;
 
 pub use adapter::{AdapterError, Capabilities, CrmAdapter, WebhookError};
 pub use engine::{
-    Clock, EngineError, LoyaltyEngine, ManualClock, Outcome, Posting, Statement, SystemClock,
+    BillTerms, Clock, EngineError, LoyaltyEngine, ManualClock, Outcome, Posting, Statement,
+    SystemClock,
 };
 pub use event::{CrmEvent, LoyaltyPaid, VisitEvent, VisitStatus};
 pub use model::{

@@ -161,6 +161,19 @@ impl Program {
             .unwrap_or(self.cashback)
     }
 
+    /// The smallest bill (minor units) a money certificate worth `value_minor` may be spent
+    /// on: points pay at most `max_redeem_share` of a bill, so the bill must be at least
+    /// `value × 10 000 / share`, rounded up. `None` when the program lets points pay no part
+    /// of a bill.
+    pub fn min_bill_for(&self, value_minor: i64) -> Option<i64> {
+        let share = i128::from(self.max_redeem_share.value());
+        if share == 0 {
+            return None;
+        }
+        let value = i128::from(value_minor.max(0));
+        i64::try_from((value * 10_000 + share - 1) / share).ok()
+    }
+
     /// Points a visit should have earned in total, given its current state.
     ///
     /// The part of the bill paid with certificates or loyalty points
@@ -385,6 +398,25 @@ mod tests {
         assert_eq!(p.target_accrual(&below).unwrap(), Points::ZERO);
         let at = visit(VisitStatus::Came, vec![line("1", None, 100_000)]);
         assert_eq!(p.target_accrual(&at).unwrap(), Points(50));
+    }
+
+    #[test]
+    fn a_certificate_needs_a_bill_its_share_allows() {
+        let mut p = Program::with_cashback(Bps::new(500).unwrap());
+        // Half a bill: 1 500 ₽ needs 3 000 ₽.
+        assert_eq!(p.min_bill_for(150_000), Some(300_000));
+        // Rounded up: 1 kopeck at 30 % needs 4 (3 would let it pay 33 %).
+        p.max_redeem_share = Bps::new(3_000).unwrap();
+        assert_eq!(p.min_bill_for(1), Some(4));
+        assert_eq!(p.min_bill_for(100_000), Some(333_334));
+        p.max_redeem_share = Bps::FULL;
+        assert_eq!(p.min_bill_for(150_000), Some(150_000));
+        p.max_redeem_share = Bps::ZERO;
+        assert_eq!(p.min_bill_for(150_000), None);
+        // 0.01 % of a bill: the largest value still has an answer in i64 or none at all.
+        p.max_redeem_share = Bps::new(1).unwrap();
+        assert_eq!(p.min_bill_for(i64::MAX), None);
+        assert_eq!(p.min_bill_for(1_000), Some(10_000_000));
     }
 
     #[test]

@@ -562,24 +562,50 @@ pub async fn redeem(
     Ok(out)
 }
 
-/// `code show` / `code use`.
-pub async fn code(engine: &LoyaltyEngine, typed: &str, use_it: bool) -> anyhow::Result<Value> {
+/// What `code` does with a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeAction {
+    /// `code show`: what it is for and whether it can be used.
+    Show,
+    /// `code use [--bill-minor N]`: spend it at the desk. A gateway code for a money
+    /// certificate needs the bill it pays (points pay at most the program's share of one).
+    Use { bill_minor: Option<i64> },
+}
+
+/// `code show` / `code use`. For a gateway code worth money, the answer also says what it is
+/// worth (`value_minor`) and the smallest bill it may pay (`min_bill_minor`).
+pub async fn code(
+    engine: &LoyaltyEngine,
+    typed: &str,
+    action: CodeAction,
+) -> anyhow::Result<Value> {
     let code = Code::parse(typed).map_err(|e| Usage(format!("{typed:?}: {e}")))?;
     let store = engine.store();
-    let r = if use_it {
-        engine.use_code(&code).await.map_err(|e| match e {
-            EngineError::UnknownCode(_) | EngineError::CodeNotUsable { .. } => {
-                anyhow::Error::from(Usage(e.to_string()))
-            }
-            other => other.into(),
-        })?
-    } else {
-        store
+    let r = match action {
+        CodeAction::Use { bill_minor } => engine
+            .use_code_at_desk(&code, bill_minor)
+            .await
+            .map_err(|e| match e {
+                EngineError::UnknownCode(_)
+                | EngineError::CodeNotUsable { .. }
+                | EngineError::NonPositiveAmount(_)
+                | EngineError::BillTooSmall { .. } => anyhow::Error::from(Usage(e.to_string())),
+                EngineError::BillNeeded { min_bill_minor, .. } => {
+                    anyhow::Error::from(Usage(match min_bill_minor {
+                        Some(min) => format!(
+                            "{e}: add --bill-minor with the bill in minor units (at least {min})"
+                        ),
+                        None => format!("{e}; this program lets points pay no part of a bill"),
+                    }))
+                }
+                other => other.into(),
+            })?,
+        CodeAction::Show => store
             .redemption_by_code(&code)
             .await?
-            .ok_or_else(|| Usage(format!("no redemption has the code {code}")))?
+            .ok_or_else(|| Usage(format!("no redemption has the code {code}")))?,
     };
-    if use_it && r.status == RedemptionStatus::Expired {
+    if action != CodeAction::Show && r.status == RedemptionStatus::Expired {
         return Err(Usage(format!(
             "code {code} expired unused; its {} points went back to the client",
             r.cost
@@ -587,7 +613,12 @@ pub async fn code(engine: &LoyaltyEngine, typed: &str, use_it: bool) -> anyhow::
         .into());
     }
     let reward = store.reward(r.partner_id, r.reward_id).await?;
-    Ok(redemption_json(&r, reward.as_ref()))
+    let mut out = redemption_json(&r, reward.as_ref());
+    if let Some(terms) = engine.bill_terms(&r).await? {
+        out["value_minor"] = json!(terms.value_minor);
+        out["min_bill_minor"] = json!(terms.min_bill_minor);
+    }
+    Ok(out)
 }
 
 /// `rejected`: the latest refused webhook deliveries.

@@ -420,14 +420,33 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
         .entry(ANNA.name)
         .or_default()
         .push(format!("19:40 redeemed -200 ({code})"));
-    let used = cli::code(&gateway.engine, &code, true).await?;
+    // Points pay at most half a bill here: a 200 ₽ certificate needs a bill of 400 ₽.
+    let small = cli::code(
+        &gateway.engine,
+        &code,
+        cli::CodeAction::Use {
+            bill_minor: Some(30_000),
+        },
+    )
+    .await;
     say(format!(
-        "19:41  The administrator applies it:\n      $ loyalty-gateway code use {code}\n      {}",
+        "19:41  The administrator tries it on a 300 ₽ bill:\n      $ loyalty-gateway code use {code} --bill-minor 30000\n      {}",
+        small
+            .err()
+            .map(|e| format!("refused: {e}"))
+            .unwrap_or_else(|| "accepted?!".into())
+    ));
+    let on_bill = cli::CodeAction::Use {
+        bill_minor: Some(350_000),
+    };
+    let used = cli::code(&gateway.engine, &code, on_bill).await?;
+    say(format!(
+        "19:42  …and on Анна's 3 500 ₽ bill:\n      $ loyalty-gateway code use {code} --bill-minor 350000\n      {}",
         used["status"].as_str().unwrap_or_default()
     ));
-    let again = cli::code(&gateway.engine, &code, true).await;
+    let again = cli::code(&gateway.engine, &code, on_bill).await;
     say(format!(
-        "19:42  …and tries the same code again: {}",
+        "19:43  …and tries the same code again: {}",
         again
             .err()
             .map(|e| format!("refused: {e}"))

@@ -130,7 +130,8 @@ struct PartnerArgs {
     /// What one point is worth in minor units (100 = 1 ₽).
     #[arg(long, default_value_t = 100)]
     point_value_minor: i64,
-    /// The largest share of a bill points may pay, in basis points.
+    /// The largest share of a bill points may pay, in basis points: a gateway code for a money
+    /// certificate is used only on a bill at least its value / share (`code use --bill-minor`).
     #[arg(long, default_value_t = 5000)]
     max_redeem_share_bps: u32,
     /// Days a redemption code stays usable.
@@ -185,7 +186,13 @@ enum CodeCmd {
     /// What a code is for and whether it can be used.
     Show { code: String },
     /// Mark a code used: its points are spent. A code is used once.
-    Use { code: String },
+    Use {
+        code: String,
+        /// The bill it pays, in minor units (kopecks). Needed for a gateway code worth money:
+        /// points pay at most the program's share of a bill (`--max-redeem-share-bps`).
+        #[arg(long)]
+        bill_minor: Option<i64>,
+    },
     /// Settle a reward the gateway could not confirm in the CRM (see `crm_error`): --written
     /// when it is there, --not-written to give the points back.
     Resolve {
@@ -504,8 +511,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = std::sync::Arc::new(open_migrated(&Config::resolve(overrides)?).await?);
             let engine = LoyaltyEngine::new(store.clone());
             let out = match &cmd {
-                CodeCmd::Show { code } => cli::code(&engine, code, false).await,
-                CodeCmd::Use { code } => cli::code(&engine, code, true).await,
+                CodeCmd::Show { code } => cli::code(&engine, code, cli::CodeAction::Show).await,
+                CodeCmd::Use { code, bill_minor } => {
+                    let action = cli::CodeAction::Use {
+                        bill_minor: *bill_minor,
+                    };
+                    cli::code(&engine, code, action).await
+                }
                 CodeCmd::Resolve { code, written, .. } => {
                     cli::code_resolve(&engine, code, *written).await
                 }
@@ -560,6 +572,16 @@ fn code_text(v: &Value) -> String {
     );
     if let Some(balance) = v.get("balance") {
         out.push_str(&format!("\nbalance left: {balance} points"));
+    }
+    if let Some(value) = v.get("value_minor") {
+        match v["min_bill_minor"].as_i64() {
+            Some(min) => out.push_str(&format!(
+                "\nworth {value} (minor units); pays a bill of at least {min}"
+            )),
+            None => out.push_str(&format!(
+                "\nworth {value} (minor units); points may pay no part of a bill"
+            )),
+        }
     }
     if v["strategy"] != "gateway_code" {
         out.push_str(&format!(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::PgSchema;
 use loyalty_core::{CrmKind, Currency, PartnerId, Store};
-use loyalty_gateway::cli::{self, ConnectionAdd, PartnerAdd};
+use loyalty_gateway::cli::{self, CodeAction, ConnectionAdd, PartnerAdd};
 use loyalty_gateway::config::{Config, Overrides};
 use loyalty_gateway::sample::{Record, record_webhook};
 use loyalty_gateway::{Gateway, StartOptions, start};
@@ -500,19 +500,47 @@ async fn the_desk_redeems_points_and_uses_the_code_once() {
     .unwrap_err();
     assert!(err.downcast_ref::<cli::Usage>().is_some(), "{err:#}");
 
-    let shown = cli::code(engine, &code.to_lowercase(), false)
+    let shown = cli::code(engine, &code.to_lowercase(), CodeAction::Show)
         .await
         .unwrap();
     assert_eq!(shown["status"], "issued");
-    let used = cli::code(engine, &code, true).await.unwrap();
+    // Points pay at most half a bill here: the 150 ₽ certificate needs a bill of 300 ₽.
+    assert_eq!(shown["value_minor"], 15_000);
+    assert_eq!(shown["min_bill_minor"], 30_000);
+    let on_bill = |bill_minor| CodeAction::Use { bill_minor };
+    for (bill, says) in [
+        (
+            None,
+            "add --bill-minor with the bill in minor units (at least 30000)",
+        ),
+        (
+            Some(29_999),
+            "a bill of 29999 is too small: it needs one of at least 30000",
+        ),
+        (Some(0), "must be positive"),
+    ] {
+        let err = cli::code(engine, &code, on_bill(bill)).await.unwrap_err();
+        assert!(err.downcast_ref::<cli::Usage>().is_some(), "{err:#}");
+        assert!(format!("{err:#}").contains(says), "{bill:?}: {err:#}");
+    }
+    // Refused, it is still there to use.
+    let shown = cli::code(engine, &code, CodeAction::Show).await.unwrap();
+    assert_eq!(shown["status"], "issued");
+    let used = cli::code(engine, &code, on_bill(Some(30_000)))
+        .await
+        .unwrap();
     assert_eq!(used["status"], "used");
-    let again = cli::code(engine, &code, true).await.unwrap_err();
+    let again = cli::code(engine, &code, on_bill(Some(30_000)))
+        .await
+        .unwrap_err();
     assert!(format!("{again:#}").contains("used"), "{again:#}");
     // One mistyped character is caught by the check character.
     let mut typo: Vec<char> = code.chars().collect();
     typo[0] = if typo[0] == 'A' { 'B' } else { 'A' };
     let typo: String = typo.into_iter().collect();
-    let err = cli::code(engine, &typo, false).await.unwrap_err();
+    let err = cli::code(engine, &typo, CodeAction::Show)
+        .await
+        .unwrap_err();
     assert!(format!("{err:#}").contains("mistyped"), "{err:#}");
     f.finish().await;
 }
@@ -619,7 +647,10 @@ async fn a_pending_card_reward_is_written_into_the_crm_when_the_gateway_starts()
     let (second, _) = serve_on(&schema, overrides()).await;
     let mut status = Value::Null;
     for _ in 0..100 {
-        status = cli::code(&second.engine, &code, false).await.unwrap()["status"].clone();
+        status = cli::code(&second.engine, &code, CodeAction::Show)
+            .await
+            .unwrap()["status"]
+            .clone();
         if status == "used" {
             break;
         }
@@ -629,7 +660,9 @@ async fn a_pending_card_reward_is_written_into_the_crm_when_the_gateway_starts()
         status, "used",
         "the card was topped up and the points spent"
     );
-    let shown = cli::code(&second.engine, &code, false).await.unwrap();
+    let shown = cli::code(&second.engine, &code, CodeAction::Show)
+        .await
+        .unwrap();
     assert_eq!(shown["crm_id"], "9210520");
     let sent = crm.received_requests().await.unwrap();
     let top_up = sent

@@ -341,8 +341,110 @@ async fn racing_redemptions_and_uses(db: &TestDb) {
     assert!(totals.is_balanced(), "{totals:?}");
 }
 
+/// At the desk a gateway code for a money certificate pays at most the program's share of a
+/// bill (half, by default), so the bill is needed and checked; a service reward needs none,
+/// and a code past its date is expired whatever the bill.
+async fn the_desk_checks_a_certificates_bill_and_only_its(db: &TestDb) {
+    // 500 points; a 300 ₽ certificate for 300 of them.
+    let (engine, clock, partner, client, certificate, _) = setup(db, 10_000, 300).await;
+    let store = db.dyn_store();
+    let new_reward = |title: &str, cost, kind| NewReward {
+        title: title.into(),
+        cost: Points(cost),
+        kind,
+    };
+    let service = store
+        .create_reward(
+            partner,
+            &new_reward(
+                "Стрижка",
+                100,
+                RewardKind::Service {
+                    service_id: "83169".into(),
+                    price_minor: 250_000,
+                },
+            ),
+            common::T0,
+        )
+        .await
+        .unwrap();
+    let small = store
+        .create_reward(
+            partner,
+            &new_reward(
+                "Сертификат 100 ₽",
+                100,
+                RewardKind::Certificate {
+                    value_minor: 10_000,
+                },
+            ),
+            common::T0,
+        )
+        .await
+        .unwrap();
+    let mut codes = Vec::new();
+    for (key, reward) in [("a", &certificate), ("b", &service), ("c", &small)] {
+        let r = engine
+            .redeem(partner, client, reward, key, Target::GATEWAY, &next_code)
+            .await
+            .unwrap();
+        codes.push(r.code);
+    }
+    assert_eq!(store.balance(partner, client).await.unwrap(), Points(0));
+
+    let err = engine.use_code_at_desk(&codes[0], None).await.unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::BillNeeded {
+            code: codes[0].to_string(),
+            value_minor: 30_000,
+            min_bill_minor: Some(60_000),
+        }
+    );
+    let err = engine
+        .use_code_at_desk(&codes[0], Some(59_999))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::BillTooSmall {
+                bill_minor: 59_999,
+                min_bill_minor: Some(60_000),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(matches!(
+        engine.use_code_at_desk(&codes[0], Some(-1)).await,
+        Err(EngineError::NonPositiveAmount(-1))
+    ));
+    // Refused three times, the code is as it was and its points still held.
+    let r = store.redemption_by_code(&codes[0]).await.unwrap().unwrap();
+    assert_eq!(r.status, RedemptionStatus::Issued);
+    let used = engine
+        .use_code_at_desk(&codes[0], Some(60_000))
+        .await
+        .unwrap();
+    assert_eq!(used.status, RedemptionStatus::Used);
+
+    // The service is the reward itself: no bill.
+    let used = engine.use_code_at_desk(&codes[1], None).await.unwrap();
+    assert_eq!(used.status, RedemptionStatus::Used);
+
+    // Past its date, the certificate is expired (its points come back), bill or not.
+    clock.advance_ms(91 * DAY);
+    let expired = engine.use_code_at_desk(&codes[2], None).await.unwrap();
+    assert_eq!(expired.status, RedemptionStatus::Expired);
+    assert_eq!(store.balance(partner, client).await.unwrap(), Points(100));
+    let totals = store.account_totals(partner).await.unwrap();
+    assert!(totals.is_balanced(), "{totals:?}");
+}
+
 both!(
     a_redemption_holds_at_once_and_the_code_is_used_once,
+    the_desk_checks_a_certificates_bill_and_only_its,
     cancelled_and_expired_codes_give_the_points_back,
     racing_redemptions_and_uses,
 );
