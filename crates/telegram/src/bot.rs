@@ -18,7 +18,8 @@ use loyalty_core::code::Code;
 use loyalty_core::ledger::EntryKind;
 use loyalty_core::redemption::{Redemption, RedemptionStatus, Strategy, Target};
 use loyalty_core::{
-    Client, EngineError, LoyaltyEngine, PartnerId, Phone, RewardId, StoreError, TelegramChat,
+    BillTerms, Client, Currency, EngineError, LoyaltyEngine, PartnerId, Phone, RewardId,
+    RewardKind, StoreError, TelegramChat,
 };
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -655,7 +656,12 @@ impl ClientBot {
                         "🎟 {} — \"{title}\" at {salon}, until {until}",
                         r.code
                     )),
-                    _ => {}
+                    _ => continue,
+                }
+                if r.status == RedemptionStatus::Issued
+                    && let Some(terms) = self.engine.bill_terms(&r).await?
+                {
+                    lines.push(format!("   {}", terms_text(&terms, lang)));
                 }
             }
         }
@@ -730,9 +736,44 @@ impl ClientBot {
         let salon = self.salon_name(partner).await?;
         let price = text::points(reward.cost, lang);
         if kind == "x" {
+            let currency = store
+                .partner(partner)
+                .await?
+                .map(|p| p.program.currency)
+                .unwrap_or(Currency::Rub);
+            let worth = match (&reward.kind, lang) {
+                (RewardKind::Certificate { value_minor }, Lang::Ru) => {
+                    format!(
+                        "сертификат на {}",
+                        text::money(*value_minor, currency, lang)
+                    )
+                }
+                (RewardKind::Certificate { value_minor }, Lang::En) => {
+                    format!(
+                        "a certificate for {}",
+                        text::money(*value_minor, currency, lang)
+                    )
+                }
+                (RewardKind::Service { price_minor, .. }, Lang::Ru) => {
+                    format!(
+                        "услуга, в салоне стоит {}",
+                        text::money(*price_minor, currency, lang)
+                    )
+                }
+                (RewardKind::Service { price_minor, .. }, Lang::En) => format!(
+                    "a service, {} at the salon",
+                    text::money(*price_minor, currency, lang)
+                ),
+            };
             let text = match lang {
-                Lang::Ru => format!("Обменять {price} на «{}» в «{salon}»?", reward.title),
-                Lang::En => format!("Exchange {price} for \"{}\" at {salon}?", reward.title),
+                Lang::Ru => format!(
+                    "Обменять {price} на «{}» ({worth}) в «{salon}»?",
+                    reward.title
+                ),
+                Lang::En => format!(
+                    "Exchange {price} for \"{}\" ({worth}) at {salon}?",
+                    reward.title
+                ),
             };
             let (yes, no) = match lang {
                 Lang::Ru => ("✅ Да, обменять", "✖️ Нет"),
@@ -792,13 +833,20 @@ impl ClientBot {
         let balance = store.balance(partner, client.id).await?;
         let left = text::points(balance, lang);
         let until = text::date(r.expires_at_ms, lang);
+        // A money certificate says on which bills it may be used.
+        let terms = match r.status {
+            RedemptionStatus::Issued => self.engine.bill_terms(&r).await?,
+            _ => None,
+        }
+        .map(|t| format!("{}\n", terms_text(&t, lang)))
+        .unwrap_or_default();
         let text = match (r.status, lang) {
             (RedemptionStatus::Issued, Lang::Ru) => format!(
-                "🎟 Ваш код: {}\n«{}» в «{salon}», действует до {until}.\nНазовите код администратору при оплате.\nОстаток: {left}",
+                "🎟 Ваш код: {}\n«{}» в «{salon}», действует до {until}.\n{terms}Назовите код администратору при оплате.\nОстаток: {left}",
                 r.code, reward.title
             ),
             (RedemptionStatus::Issued, Lang::En) => format!(
-                "🎟 Your code: {}\n\"{}\" at {salon}, valid until {until}.\nGive the code to the administrator when you pay.\nBalance left: {left}",
+                "🎟 Your code: {}\n\"{}\" at {salon}, valid until {until}.\n{terms}Give the code to the administrator when you pay.\nBalance left: {left}",
                 r.code, reward.title
             ),
             (_, Lang::Ru) => format!(
@@ -855,7 +903,8 @@ impl ClientBot {
             Lang::Ru => "Такого кода нет. Проверьте, как он написан: например ABCD-EFGH-K.",
             Lang::En => "There is no such code. Check how it is written, e.g. ABCD-EFGH-K.",
         };
-        let code = match Code::parse(typed) {
+        let (typed_code, typed_bill) = text::split_code(typed);
+        let code = match Code::parse(typed_code) {
             Ok(code) => code,
             Err(_) => return self.reply(chat_id, not_found, None).await,
         };
@@ -866,16 +915,61 @@ impl ClientBot {
         else {
             return self.reply(chat_id, not_found, None).await;
         };
+        let title = self.reward_title(&found).await?;
+        let terms = self.engine.bill_terms(&found).await?;
         let (r, just_used) = if use_it {
-            match self.engine.use_code(&code).await {
+            let bill = match (typed_bill, &terms) {
+                ("", _) => None,
+                (typed, Some(t)) => match text::parse_money(typed, t.currency) {
+                    Some(bill) => Some(bill),
+                    None => {
+                        let text = match lang {
+                            Lang::Ru => format!(
+                                "Не понял сумму счёта «{typed}». Например: /use {code} 3500"
+                            ),
+                            Lang::En => format!(
+                                "Could not read the bill \"{typed}\". For example: /use {code} 3500"
+                            ),
+                        };
+                        return self.reply(chat_id, &text, None).await;
+                    }
+                },
+                // Only a money certificate's bill is checked; anything else needs none.
+                (_, None) => None,
+            };
+            match self.engine.use_code_at_desk(&code, bill).await {
                 Ok(r) => (r, true),
                 Err(EngineError::CodeNotUsable { .. }) => (found, false),
+                Err(
+                    e @ (EngineError::BillNeeded { .. }
+                    | EngineError::BillTooSmall { .. }
+                    | EngineError::NonPositiveAmount(_)),
+                ) => {
+                    let terms = terms
+                        .as_ref()
+                        .map(|t| terms_text(t, lang))
+                        .unwrap_or_default();
+                    let text = match (e, lang) {
+                        (EngineError::BillNeeded { .. }, Lang::Ru) => format!(
+                            "🎟 {code} — «{title}». {terms}\nУкажите сумму счёта: /use {code} СУММА"
+                        ),
+                        (EngineError::BillNeeded { .. }, Lang::En) => format!(
+                            "🎟 {code} — \"{title}\". {terms}\nAdd the bill: /use {code} AMOUNT"
+                        ),
+                        (_, Lang::Ru) => {
+                            format!("Код {code} не погашен: счёт слишком мал. {terms}")
+                        }
+                        (_, Lang::En) => {
+                            format!("Code {code} was not used: the bill is too small. {terms}")
+                        }
+                    };
+                    return self.reply(chat_id, &text, None).await;
+                }
                 Err(e) => return Err(e.into()),
             }
         } else {
             (found, false)
         };
-        let title = self.reward_title(&r).await?;
         let points = text::points(r.cost, lang);
         let until = text::date(r.expires_at_ms, lang);
         let state = match (r.status, just_used, lang) {
@@ -888,12 +982,12 @@ impl ClientBot {
             (other, _, Lang::Ru) => format!("нельзя использовать: {}", status_ru(other)),
             (other, _, Lang::En) => format!("cannot be used: {}", other.as_str()),
         };
-        self.reply(
-            chat_id,
-            &format!("🎟 {} — «{title}», {points}: {state}", r.code),
-            None,
-        )
-        .await
+        let mut text = format!("🎟 {} — «{title}», {points}: {state}", r.code);
+        if let (RedemptionStatus::Issued, Some(terms)) = (r.status, &terms) {
+            text.push('\n');
+            text.push_str(&terms_text(terms, lang));
+        }
+        self.reply(chat_id, &text, None).await
     }
 
     async fn help(&self, chat_id: i64, lang: Lang) -> Result<(), BotError> {
@@ -906,6 +1000,31 @@ impl ClientBot {
             }
         };
         self.reply(chat_id, text, None).await
+    }
+}
+
+/// One sentence on the bills a money certificate pays: `A 300 ₽ certificate pays up to 50%
+/// of a bill: for a bill of 600 ₽ or more.`
+fn terms_text(t: &BillTerms, lang: Lang) -> String {
+    let money = |minor| text::money(minor, t.currency, lang);
+    let value = money(t.value_minor);
+    match (t.min_bill_minor, lang) {
+        (Some(min), Lang::Ru) => format!(
+            "Сертификат на {value} оплачивает до {} счёта: для счёта от {}.",
+            t.share,
+            money(min)
+        ),
+        (Some(min), Lang::En) => format!(
+            "A {value} certificate pays up to {} of a bill: for a bill of {} or more.",
+            t.share,
+            money(min)
+        ),
+        (None, Lang::Ru) => {
+            format!("Сертификат на {value}, но баллами в этом салоне нельзя оплатить счёт.")
+        }
+        (None, Lang::En) => {
+            format!("A {value} certificate, but points cannot pay a bill at this salon.")
+        }
     }
 }
 

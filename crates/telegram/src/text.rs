@@ -63,6 +63,54 @@ pub fn money(minor: i64, currency: Currency, lang: Lang) -> String {
     format!("{amount} {}", currency.symbol())
 }
 
+/// An amount typed by a person in major units, as minor units: `3500`, `3 500`, `3500,50`,
+/// `3500.5 ₽`. Spaces and the currency's symbol are ignored; at most two decimals; `None` for
+/// anything else (a sign, letters, too large).
+pub fn parse_money(typed: &str, currency: Currency) -> Option<i64> {
+    let cleaned: String = typed
+        .trim()
+        .trim_end_matches(currency.symbol())
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let (whole, frac) = match cleaned.split_once([',', '.']) {
+        Some((w, f)) => (w, f),
+        None => (cleaned.as_str(), ""),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || frac.len() > 2 || !digits(whole) || !digits(frac) {
+        return None;
+    }
+    let per = currency.minor_per_major();
+    let cents = match frac.len() {
+        0 => 0,
+        1 => frac.parse::<i64>().ok()? * per / 10,
+        _ => frac.parse::<i64>().ok()? * per / 100,
+    };
+    whole
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(per)?
+        .checked_add(cents)
+}
+
+/// `/use CODE BILL` split into the code and what follows it: a code has nine characters
+/// besides spaces and dashes, however it was typed (`ABCD-EFGH-K`, `abcd efgh k`).
+pub fn split_code(typed: &str) -> (&str, &str) {
+    let mut seen = 0;
+    for (i, c) in typed.char_indices() {
+        if c.is_whitespace() || c == '-' {
+            continue;
+        }
+        seen += 1;
+        if seen == 9 {
+            let end = i + c.len_utf8();
+            return (&typed[..end], typed[end..].trim());
+        }
+    }
+    (typed, "")
+}
+
 /// A day as people write it: `24.02.2027` (UTC).
 pub fn date(ms: i64, lang: Lang) -> String {
     let Some(t) = chrono::DateTime::from_timestamp_millis(ms) else {
@@ -269,6 +317,33 @@ mod tests {
         assert_eq!(money(400_000, Currency::Rub, Lang::Ru), "4\u{202f}000 ₽");
         assert_eq!(money(400_050, Currency::Rub, Lang::Ru), "4\u{202f}000,50 ₽");
         assert_eq!(money(1_250, Currency::Usd, Lang::En), "12.50 $");
+    }
+
+    #[test]
+    fn typed_amounts_and_codes() {
+        let rub = |t| parse_money(t, Currency::Rub);
+        assert_eq!(rub("3500"), Some(350_000));
+        assert_eq!(rub(" 3 500 ₽"), Some(350_000));
+        assert_eq!(rub("3\u{a0}500,5"), Some(350_050));
+        assert_eq!(rub("3500.05"), Some(350_005));
+        assert_eq!(rub("0"), Some(0));
+        for bad in [
+            "",
+            "-5",
+            "3,500.00",
+            "35e2",
+            "3500,505",
+            "три",
+            ",5",
+            "99999999999999999",
+        ] {
+            assert_eq!(rub(bad), None, "{bad:?}");
+        }
+        assert_eq!(split_code("ABCD-EFGH-K 3500"), ("ABCD-EFGH-K", "3500"));
+        assert_eq!(split_code("abcd efgh 7 3 500"), ("abcd efgh 7", "3 500"));
+        assert_eq!(split_code("ABCD-EFGH-K"), ("ABCD-EFGH-K", ""));
+        assert_eq!(split_code("ABC"), ("ABC", ""));
+        assert_eq!(split_code("АБВГ-ДЕЖЗ-И 10"), ("АБВГ-ДЕЖЗ-И", "10"));
     }
 
     #[test]

@@ -669,7 +669,7 @@ async fn a_client_exchanges_points_in_the_bot_once_and_sees_the_code() {
     let confirm = w.sends().await.pop().unwrap();
     assert_eq!(
         confirm["text"],
-        "Обменять 150 баллов на «Сертификат 150 ₽» в «Лотос»?"
+        "Обменять 150 баллов на «Сертификат 150 ₽» (сертификат на 150 ₽) в «Лотос»?"
     );
     assert_eq!(
         confirm["reply_markup"]["inline_keyboard"][0][0]["callback_data"],
@@ -695,7 +695,9 @@ async fn a_client_exchanges_points_in_the_bot_once_and_sees_the_code() {
     let text = first["text"].as_str().unwrap();
     assert!(
         text.starts_with(&format!(
-            "🎟 Ваш код: {code}\n«Сертификат 150 ₽» в «Лотос», действует до 01.04.2026."
+            "🎟 Ваш код: {code}\n«Сертификат 150 ₽» в «Лотос», действует до 01.04.2026.\n\
+             Сертификат на 150 ₽ оплачивает до 50% счёта: для счёта от 300 ₽.\n\
+             Назовите код администратору при оплате."
         )),
         "{text}"
     );
@@ -751,7 +753,10 @@ async fn a_client_exchanges_points_in_the_bot_once_and_sees_the_code() {
         .await;
     assert_eq!(
         w.sends().await.pop().unwrap()["text"],
-        format!("🎟 {code} — «Сертификат 150 ₽» в «Лотос», до 01.04.2026")
+        format!(
+            "🎟 {code} — «Сертификат 150 ₽» в «Лотос», до 01.04.2026\n   \
+             Сертификат на 150 ₽ оплачивает до 50% счёта: для счёта от 300 ₽."
+        )
     );
     w.engine.use_code(&made[0].code).await.unwrap();
     bot.handle_update(update(9, 900, "ru", json!({"text": "/codes"})))
@@ -786,7 +791,7 @@ async fn only_the_salons_staff_check_and_use_its_codes_in_the_bot() {
         .mount(&w.telegram)
         .await;
     let p = w.partner.id;
-    let reward = w.reward("Маникюр", 150).await;
+    let reward = w.reward("Сертификат 150 ₽", 150).await;
     let client = w
         .store
         .client_by_phone(p, &Phone::parse(ANNA).unwrap())
@@ -823,24 +828,37 @@ async fn only_the_salons_staff_check_and_use_its_codes_in_the_bot() {
             .status,
         r.status
     );
-    // The salon's administrator checks it (typed loosely), uses it, and cannot use it again.
-    bot.handle_update(say(2, 700, &format!("/check {}", code.to_lowercase())))
-        .await;
-    bot.handle_update(say(3, 700, &format!("/use {code}")))
-        .await;
-    bot.handle_update(say(4, 700, &format!("/use {code}")))
-        .await;
-    bot.handle_update(say(5, 700, "/check ABCD-EFGH-K")).await;
+    // The salon's administrator checks it (typed loosely). Points pay at most half a bill
+    // here, so the 150 ₽ certificate needs the bill, of 300 ₽ or more; then it is used, once.
+    let typed = [
+        format!("/check {}", code.to_lowercase()),
+        format!("/use {code}"),
+        format!("/use {code} 299,99"),
+        format!("/use {code} триста"),
+        format!("/use {} 300 ₽", code.to_lowercase().replace('-', " ")),
+        format!("/use {code} 300"),
+        "/check ABCD-EFGH-K".to_owned(),
+    ];
+    for (i, text) in (2..).zip(&typed) {
+        bot.handle_update(say(i, 700, text)).await;
+    }
     let texts: Vec<String> = w.sends().await[1..]
         .iter()
         .map(|s| s["text"].as_str().unwrap().to_owned())
         .collect();
+    let terms = "Сертификат на 150 ₽ оплачивает до 50% счёта: для счёта от 300 ₽.";
+    let head = format!("🎟 {code} — «Сертификат 150 ₽», 150 баллов");
     assert_eq!(
         texts,
         vec![
-            format!("🎟 {code} — «Маникюр», 150 баллов: можно использовать до 01.04.2026"),
-            format!("🎟 {code} — «Маникюр», 150 баллов: ✅ погашен сейчас"),
-            format!("🎟 {code} — «Маникюр», 150 баллов: уже использован"),
+            format!("{head}: можно использовать до 01.04.2026\n{terms}"),
+            format!(
+                "🎟 {code} — «Сертификат 150 ₽». {terms}\nУкажите сумму счёта: /use {code} СУММА"
+            ),
+            format!("Код {code} не погашен: счёт слишком мал. {terms}"),
+            format!("Не понял сумму счёта «триста». Например: /use {code} 3500"),
+            format!("{head}: ✅ погашен сейчас"),
+            format!("{head}: уже использован"),
             "Такого кода нет. Проверьте, как он написан: например ABCD-EFGH-K.".to_owned(),
         ]
     );
