@@ -932,6 +932,16 @@ impl LoyaltyEngine {
         self.settle_redemption(code, RedemptionStatus::Used).await
     }
 
+    /// The partner's program, read outside a transaction.
+    async fn program(&self, partner: PartnerId) -> Result<Program, EngineError> {
+        Ok(self
+            .store
+            .partner(partner)
+            .await?
+            .ok_or(EngineError::UnknownPartner(partner))?
+            .program)
+    }
+
     /// What a gateway code for a money certificate is worth and the smallest bill it may pay
     /// (points pay at most the program's `max_redeem_share` of a bill). `None` for a service
     /// reward (the service itself, whatever the bill) and for a reward written into a CRM
@@ -944,12 +954,7 @@ impl LoyaltyEngine {
         let Some(RewardKind::Certificate { value_minor }) = reward.map(|w| w.kind) else {
             return Ok(None);
         };
-        let program = self
-            .store
-            .partner(r.partner_id)
-            .await?
-            .ok_or(EngineError::UnknownPartner(r.partner_id))?
-            .program;
+        let program = self.program(r.partner_id).await?;
         Ok(Some(BillTerms {
             value_minor,
             min_bill_minor: program.min_bill_for(value_minor),

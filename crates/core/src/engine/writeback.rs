@@ -326,12 +326,7 @@ impl LoyaltyEngine {
     }
 
     async fn request_for(&self, r: &Redemption) -> Result<RewardRequest, EngineError> {
-        let program = self
-            .store
-            .partner(r.partner_id)
-            .await?
-            .ok_or(EngineError::UnknownPartner(r.partner_id))?
-            .program;
+        let program = self.program(r.partner_id).await?;
         let client = self
             .store
             .client(r.partner_id, r.client_id)
