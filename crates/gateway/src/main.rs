@@ -73,7 +73,8 @@ enum Command {
     #[command(subcommand)]
     Code(CodeCmd),
     /// Let a staff member's Telegram chat check and use the partner's codes in the bot
-    /// (`/check CODE`, `/use CODE`). The chat id is what the bot replies to; @userinfobot shows it.
+    /// (`/check CODE`, `/use CODE [BILL]`; a money certificate needs the bill it pays). The chat
+    /// id is what the bot replies to; @userinfobot shows it.
     StaffAdd {
         #[arg(long)]
         partner: i64,
@@ -532,7 +533,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             store.close().await;
             print(&out?, json, |v| {
                 format!(
-                    "Chat {} may now /check and /use partner {}'s codes in the bot.",
+                    "Chat {} may now /check CODE and /use CODE [BILL] with partner {}'s codes in the bot \
+                     (a money certificate needs the bill, e.g. /use ABCD-EFGH-K 3500).",
                     v["chat"], v["partner"]
                 )
             });
