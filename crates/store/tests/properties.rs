@@ -6,7 +6,8 @@
 //! * the ledger only grows;
 //! * a balance goes negative only through a logged reversal of spent points;
 //! * at the end every record has earned exactly what its final state earns, whatever the
-//!   order, duplication and flips of its deliveries;
+//!   order, duplication and flips of its deliveries, including edits of the part of the bill
+//!   paid with certificates or points (which earns nothing);
 //! * a hold settles once: posted or voided, never both, never twice.
 //!
 //! 1 000 cases per property and backend unless `PROPTEST_CASES` says otherwise.
@@ -21,8 +22,8 @@ use loyalty_core::ledger::{Account, EntryKind};
 use loyalty_core::model::HoldId;
 use loyalty_core::store::HoldStatus;
 use loyalty_core::{
-    ClientId, CrmConnection, CrmEvent, LoyaltyEngine, ManualClock, PartnerId, Phone, Points, Store,
-    VisitStatus,
+    ClientId, CrmConnection, CrmEvent, LoyaltyEngine, LoyaltyPaid, ManualClock, PartnerId, Phone,
+    Points, Store, VisitStatus,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -40,24 +41,33 @@ fn event(
     version: i64,
     status: VisitStatus,
     paid: i64,
+    loyalty: Option<i64>,
 ) -> CrmEvent {
     let client = Some(common::by_phone(PHONE));
-    common::visit(
+    let mut event = common::visit(
         conn,
         &format!("rec-{record}"),
         version,
         status,
         paid,
         client,
-    )
+    );
+    if let (CrmEvent::Visit(v), Some(minor)) = (&mut event, loyalty) {
+        v.loyalty_paid = LoyaltyPaid::Minor(minor);
+    }
+    event
 }
 
-/// 5 %, rounded down, only for visits that came.
-fn target(status: VisitStatus, paid: i64) -> i64 {
-    if status == VisitStatus::Came {
-        paid * 500 / 1_000_000
-    } else {
-        0
+/// 5 %, rounded down, only for visits that came; of a bill partly paid with certificates or
+/// points (`loyalty`, at most the bill), only the rest's share, rounded down once.
+fn target(status: VisitStatus, paid: i64, loyalty: Option<i64>) -> i64 {
+    if status != VisitStatus::Came {
+        return 0;
+    }
+    let full = paid * 500 / 1_000_000;
+    match loyalty.map(|l| l.min(paid)) {
+        Some(l) if l > 0 => full * (paid - l) / paid,
+        _ => full,
     }
 }
 
@@ -125,13 +135,15 @@ enum VisitStep {
 
 #[derive(Debug, Clone)]
 struct VisitCase {
-    /// Each record's successive states (status, paid minor units); version n is index n − 1.
-    records: Vec<Vec<(VisitStatus, i64)>>,
+    /// Each record's successive states (status, paid minor units, the part of it paid with
+    /// certificates or points if reported); version n is index n − 1.
+    records: Vec<Vec<(VisitStatus, i64, Option<i64>)>>,
     steps: Vec<VisitStep>,
 }
 
 fn visit_case() -> impl Strategy<Value = VisitCase> {
-    let history = prop::collection::vec((status(), 0i64..=1_000_000), 1..=4);
+    let loyalty = prop_oneof![Just(None), (0i64..=1_200_000).prop_map(Some)];
+    let history = prop::collection::vec((status(), 0i64..=1_000_000, loyalty), 1..=4);
     prop::collection::vec(history, 1..=4).prop_flat_map(|records| {
         let all: Vec<VisitStep> = records
             .iter()
@@ -172,9 +184,10 @@ async fn visits_case(
     for step in &case.steps {
         match *step {
             VisitStep::Deliver { record, version } => {
-                let (status, paid) = case.records[record][version - 1];
+                let (status, paid, loyalty) = case.records[record][version - 1];
+                let version = version as i64;
                 let out = engine
-                    .apply_event(&conn, &event(&conn, record, version as i64, status, paid))
+                    .apply_event(&conn, &event(&conn, record, version, status, paid, loyalty))
                     .await
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 if let Outcome::Applied { postings } = &out {
@@ -206,8 +219,8 @@ async fn visits_case(
         .records
         .iter()
         .map(|h| {
-            let (status, paid) = h[h.len() - 1];
-            target(status, paid)
+            let (status, paid, loyalty) = h[h.len() - 1];
+            target(status, paid, loyalty)
         })
         .sum::<i64>()
         - debited;
@@ -273,7 +286,7 @@ async fn ledger_case(
     let p = partner.id;
     // The client exists from the start (a waiting visit), so every op has someone to act on.
     engine
-        .apply_event(&conn, &event(&conn, 99, 0, VisitStatus::Waiting, 0))
+        .apply_event(&conn, &event(&conn, 99, 0, VisitStatus::Waiting, 0, None))
         .await
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let client = client_of(store, p).await.expect("client");
@@ -342,13 +355,18 @@ async fn ledger_case(
                     VisitStatus::NoShow
                 };
                 let out = engine
-                    .apply_event(&conn, &event(&conn, record, i as i64 + 1, status, paid))
+                    .apply_event(
+                        &conn,
+                        &event(&conn, record, i as i64 + 1, status, paid, None),
+                    )
                     .await
                     .map_err(fail)?;
                 if let Outcome::Applied { postings } = &out {
                     debt_logged |= postings.iter().any(|p| p.unbacked.is_positive());
                 }
-                model.visit_targets.insert(record, target(status, paid));
+                model
+                    .visit_targets
+                    .insert(record, target(status, paid, None));
             }
             LedgerOp::Advance(days) => clock.advance_ms(days * DAY),
             LedgerOp::Expire => {
