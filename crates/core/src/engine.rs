@@ -94,8 +94,8 @@ pub enum EngineError {
     },
 }
 
-/// The terms a money certificate from a gateway code is used on: see
-/// [`LoyaltyEngine::bill_terms`].
+/// The terms a money certificate from a gateway code is used on: points pay at most the
+/// program's `max_redeem_share` of a bill, so it pays only a bill of `min_bill_minor` or more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct BillTerms {
     /// What it is worth (minor units).
@@ -105,6 +105,57 @@ pub struct BillTerms {
     /// The largest share of a bill points may pay.
     pub share: Bps,
     pub currency: Currency,
+}
+
+impl BillTerms {
+    /// What a redemption of `reward` is worth, when it has terms: only a gateway code for a
+    /// money certificate. A service reward is the service itself, whatever the bill; a reward
+    /// written into a CRM is spent at the CRM's checkout, by the CRM's rules.
+    pub fn certificate_value(r: &Redemption, reward: &Reward) -> Option<i64> {
+        match (r.strategy, &reward.kind) {
+            (Strategy::GatewayCode, RewardKind::Certificate { value_minor }) => Some(*value_minor),
+            _ => None,
+        }
+    }
+
+    /// The terms of a certificate worth `value_minor` under `program`.
+    pub fn new(value_minor: i64, program: &Program) -> BillTerms {
+        BillTerms {
+            value_minor,
+            min_bill_minor: program.min_bill_for(value_minor),
+            share: program.max_redeem_share,
+            currency: program.currency,
+        }
+    }
+
+    /// Whether the code may pay a bill of `bill_minor`; the desk's error otherwise.
+    fn check(&self, code: &Code, bill_minor: Option<i64>) -> Result<(), EngineError> {
+        match bill_minor {
+            None => Err(EngineError::BillNeeded {
+                code: code.to_string(),
+                value_minor: self.value_minor,
+                min_bill_minor: self.min_bill_minor,
+            }),
+            Some(bill) if self.min_bill_minor.is_none_or(|min| bill < min) => {
+                Err(EngineError::BillTooSmall {
+                    code: code.to_string(),
+                    value_minor: self.value_minor,
+                    bill_minor: bill,
+                    share: self.share,
+                    min_bill_minor: self.min_bill_minor,
+                })
+            }
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+/// Where a code is used: at the desk, a code with [`BillTerms`] needs the bill it pays;
+/// a use reported from elsewhere (the CRM) is taken as made.
+#[derive(Debug, Clone, Copy)]
+enum UsedAt {
+    Desk { bill_minor: Option<i64> },
+    Elsewhere,
 }
 
 fn min_bill_text(min_bill_minor: Option<i64>) -> String {
@@ -929,7 +980,25 @@ impl LoyaltyEngine {
     /// is checked: the desk goes through [`LoyaltyEngine::use_code_at_desk`]; this is for a
     /// use already made elsewhere (a CRM certificate the CRM reports spent).
     pub async fn use_code(&self, code: &Code) -> Result<Redemption, EngineError> {
-        self.settle_redemption(code, RedemptionStatus::Used).await
+        self.settle_redemption(code, RedemptionStatus::Used, UsedAt::Elsewhere)
+            .await
+    }
+
+    /// A code used at the desk on a bill of `bill_minor` (minor units). A code with
+    /// [`BillTerms`] needs the bill, checked in the same transaction that uses it
+    /// ([`EngineError::BillNeeded`], [`EngineError::BillTooSmall`]); any other code needs
+    /// none, and one that cannot be used says so whatever the bill. Otherwise as
+    /// [`LoyaltyEngine::use_code`].
+    pub async fn use_code_at_desk(
+        &self,
+        code: &Code,
+        bill_minor: Option<i64>,
+    ) -> Result<Redemption, EngineError> {
+        if let Some(b) = bill_minor.filter(|b| *b <= 0) {
+            return Err(EngineError::NonPositiveAmount(b));
+        }
+        self.settle_redemption(code, RedemptionStatus::Used, UsedAt::Desk { bill_minor })
+            .await
     }
 
     /// The partner's program, read outside a transaction.
@@ -942,78 +1011,23 @@ impl LoyaltyEngine {
             .program)
     }
 
-    /// What a gateway code for a money certificate is worth and the smallest bill it may pay
-    /// (points pay at most the program's `max_redeem_share` of a bill). `None` for a service
-    /// reward (the service itself, whatever the bill) and for a reward written into a CRM
-    /// (spent at the CRM's checkout, by the CRM's rules).
-    pub async fn bill_terms(&self, r: &Redemption) -> Result<Option<BillTerms>, EngineError> {
-        if r.strategy != Strategy::GatewayCode {
-            return Ok(None);
-        }
-        let reward = self.store.reward(r.partner_id, r.reward_id).await?;
-        let Some(RewardKind::Certificate { value_minor }) = reward.map(|w| w.kind) else {
+    /// The [`BillTerms`] of a redemption of `reward`, if it has any (the program is read only
+    /// then).
+    pub async fn bill_terms(
+        &self,
+        r: &Redemption,
+        reward: &Reward,
+    ) -> Result<Option<BillTerms>, EngineError> {
+        let Some(value_minor) = BillTerms::certificate_value(r, reward) else {
             return Ok(None);
         };
         let program = self.program(r.partner_id).await?;
-        Ok(Some(BillTerms {
-            value_minor,
-            min_bill_minor: program.min_bill_for(value_minor),
-            share: program.max_redeem_share,
-            currency: program.currency,
-        }))
-    }
-
-    /// A code used at the desk on a bill of `bill_minor` (minor units). For a code with
-    /// [`LoyaltyEngine::bill_terms`] the bill is needed and checked first
-    /// ([`EngineError::BillNeeded`], [`EngineError::BillTooSmall`]); any other code needs
-    /// none. Otherwise as [`LoyaltyEngine::use_code`].
-    pub async fn use_code_at_desk(
-        &self,
-        code: &Code,
-        bill_minor: Option<i64>,
-    ) -> Result<Redemption, EngineError> {
-        if let Some(b) = bill_minor.filter(|b| *b <= 0) {
-            return Err(EngineError::NonPositiveAmount(b));
-        }
-        let now = self.clock.now_ms();
-        // A code that cannot be used anyway says so below, bill or not.
-        let usable = self
-            .store
-            .redemption_by_code(code)
-            .await?
-            .filter(|r| r.status == RedemptionStatus::Issued && now <= r.expires_at_ms);
-        let terms = match &usable {
-            Some(r) => self.bill_terms(r).await?,
-            None => None,
-        };
-        if let Some(t) = terms {
-            let code = code.to_string();
-            match bill_minor {
-                None => {
-                    return Err(EngineError::BillNeeded {
-                        code,
-                        value_minor: t.value_minor,
-                        min_bill_minor: t.min_bill_minor,
-                    });
-                }
-                Some(bill) if t.min_bill_minor.is_none_or(|min| bill < min) => {
-                    return Err(EngineError::BillTooSmall {
-                        code,
-                        value_minor: t.value_minor,
-                        bill_minor: bill,
-                        share: t.share,
-                        min_bill_minor: t.min_bill_minor,
-                    });
-                }
-                Some(_) => {}
-            }
-        }
-        self.use_code(code).await
+        Ok(Some(BillTerms::new(value_minor, &program)))
     }
 
     /// Cancels an unused code: its points come back.
     pub async fn cancel_code(&self, code: &Code) -> Result<Redemption, EngineError> {
-        self.settle_redemption(code, RedemptionStatus::Cancelled)
+        self.settle_redemption(code, RedemptionStatus::Cancelled, UsedAt::Elsewhere)
             .await
     }
 
@@ -1028,7 +1042,7 @@ impl LoyaltyEngine {
             }
             for code in &due {
                 match self
-                    .settle_redemption(code, RedemptionStatus::Expired)
+                    .settle_redemption(code, RedemptionStatus::Expired, UsedAt::Elsewhere)
                     .await
                 {
                     Ok(_) => expired += 1,
@@ -1044,6 +1058,7 @@ impl LoyaltyEngine {
         &self,
         code: &Code,
         to: RedemptionStatus,
+        at: UsedAt,
     ) -> Result<Redemption, EngineError> {
         in_tx!(self, |tx, now| async {
             let mut r = tx
@@ -1075,6 +1090,16 @@ impl LoyaltyEngine {
                     code: code.to_string(),
                     status: r.status.as_str(),
                 });
+            }
+            if let (RedemptionStatus::Used, UsedAt::Desk { bill_minor }) = (target, at) {
+                let reward = tx.reward(r.partner_id, r.reward_id).await?;
+                if let Some(value_minor) = reward
+                    .as_ref()
+                    .and_then(|w| BillTerms::certificate_value(&r, w))
+                {
+                    let program = program_of(tx, r.partner_id).await?;
+                    BillTerms::new(value_minor, &program).check(code, bill_minor)?;
+                }
             }
             match target {
                 RedemptionStatus::Used => {

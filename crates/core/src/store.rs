@@ -312,6 +312,13 @@ pub trait StoreTx: Send {
         key: &str,
     ) -> Result<Option<Redemption>, StoreError>;
 
+    /// A reward of the partner's catalog, removed or not.
+    async fn reward(
+        &mut self,
+        partner: PartnerId,
+        id: RewardId,
+    ) -> Result<Option<Reward>, StoreError>;
+
     /// The redemption with this code, at any partner (staff type only the code), locked until
     /// commit.
     async fn lock_redemption(&mut self, code: &Code) -> Result<Option<Redemption>, StoreError>;

@@ -614,7 +614,11 @@ pub async fn code(
     }
     let reward = store.reward(r.partner_id, r.reward_id).await?;
     let mut out = redemption_json(&r, reward.as_ref());
-    if let Some(terms) = engine.bill_terms(&r).await? {
+    let terms = match &reward {
+        Some(w) => engine.bill_terms(&r, w).await?,
+        None => None,
+    };
+    if let Some(terms) = terms {
         out["value_minor"] = json!(terms.value_minor);
         out["min_bill_minor"] = json!(terms.min_bill_minor);
     }

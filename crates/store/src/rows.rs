@@ -109,6 +109,29 @@ pub(crate) fn reward(row: &AnyRow) -> Result<loyalty_core::Reward, StoreError> {
     })
 }
 
+/// A reward of the partner's catalog by id, removed or not.
+pub(crate) async fn reward_by_id<'e, E>(
+    executor: E,
+    partner: PartnerId,
+    id: loyalty_core::RewardId,
+) -> Result<Option<loyalty_core::Reward>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query(concat!(
+        "SELECT ",
+        reward_columns!(),
+        " FROM rewards WHERE partner_id = $1 AND id = $2"
+    ))
+    .bind(partner.0)
+    .bind(id.0)
+    .fetch_optional(executor)
+    .await
+    .map_err(crate::db_err)?
+    .map(|r| reward(&r))
+    .transpose()
+}
+
 pub(crate) fn telegram_chat(row: &AnyRow) -> Result<loyalty_core::TelegramChat, StoreError> {
     let phone: Option<String> = get(row, "phone")?;
     let phone = phone

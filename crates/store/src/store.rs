@@ -549,18 +549,7 @@ impl Store for SqlStore {
     }
 
     async fn reward(&self, partner: PartnerId, id: RewardId) -> Result<Option<Reward>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            reward_columns!(),
-            " FROM rewards WHERE partner_id = $1 AND id = $2"
-        ))
-        .bind(partner.0)
-        .bind(id.0)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?
-        .map(|r| rows::reward(&r))
-        .transpose()
+        rows::reward_by_id(&self.pool, partner, id).await
     }
 
     async fn redemption_by_code(&self, code: &Code) -> Result<Option<Redemption>, StoreError> {

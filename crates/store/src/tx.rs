@@ -6,8 +6,8 @@ use loyalty_core::model::{EntryId, HoldId};
 use loyalty_core::outbox::{NewOutbox, OutboxStatus};
 use loyalty_core::store::{DeliveryRecord, Hold, HoldStatus, RecordState};
 use loyalty_core::{
-    Client, ClientId, ConnectionId, PartnerId, Phone, Points, Program, StoreError, StoreTx,
-    VisitStatus,
+    Client, ClientId, ConnectionId, PartnerId, Phone, Points, Program, Reward, RewardId,
+    StoreError, StoreTx, VisitStatus,
 };
 use sqlx::{Any, Transaction};
 
@@ -532,6 +532,14 @@ impl StoreTx for SqlTx {
         .map_err(db_err)?
         .map(|r| rows::redemption(&r))
         .transpose()
+    }
+
+    async fn reward(
+        &mut self,
+        partner: PartnerId,
+        id: RewardId,
+    ) -> Result<Option<Reward>, StoreError> {
+        rows::reward_by_id(&mut *self.tx, partner, id).await
     }
 
     async fn lock_redemption(&mut self, code: &Code) -> Result<Option<Redemption>, StoreError> {

@@ -354,15 +354,15 @@ impl ClientBot {
             .unwrap_or_default())
     }
 
-    /// What a redemption bought, as the catalog names it.
-    async fn reward_title(&self, r: &Redemption) -> Result<String, BotError> {
-        Ok(self
-            .engine
-            .store()
-            .reward(r.partner_id, r.reward_id)
-            .await?
-            .map(|w| w.title)
-            .unwrap_or_default())
+    /// What a redemption bought, as the catalog names it, and the bills it pays if it is a
+    /// money certificate (one read of the reward).
+    async fn bought(&self, r: &Redemption) -> Result<(String, Option<BillTerms>), BotError> {
+        let store = self.engine.store();
+        let Some(reward) = store.reward(r.partner_id, r.reward_id).await? else {
+            return Ok((String::new(), None));
+        };
+        let terms = self.engine.bill_terms(r, &reward).await?;
+        Ok((reward.title, terms))
     }
 
     /// Who invited the user: `s<partner>` names a salon, `r<partner>_<client>` a client of it.
@@ -634,7 +634,7 @@ impl ClientBot {
         for c in &clients {
             let salon = self.salon_name(c.partner_id).await?;
             for r in store.redemptions_of(c.partner_id, c.id).await? {
-                let title = self.reward_title(&r).await?;
+                let (title, terms) = self.bought(&r).await?;
                 let until = text::date(r.expires_at_ms, lang);
                 match (r.status, r.strategy, lang) {
                     (RedemptionStatus::Pending, _, Lang::Ru) => {
@@ -658,10 +658,8 @@ impl ClientBot {
                     )),
                     _ => continue,
                 }
-                if r.status == RedemptionStatus::Issued
-                    && let Some(terms) = self.engine.bill_terms(&r).await?
-                {
-                    lines.push(format!("   {}", terms_text(&terms, lang)));
+                if let Some(terms) = &terms {
+                    lines.push(format!("   {}", terms_text(terms, lang)));
                 }
             }
         }
@@ -835,7 +833,7 @@ impl ClientBot {
         let until = text::date(r.expires_at_ms, lang);
         // A money certificate says on which bills it may be used.
         let terms = match r.status {
-            RedemptionStatus::Issued => self.engine.bill_terms(&r).await?,
+            RedemptionStatus::Issued => self.engine.bill_terms(&r, &reward).await?,
             _ => None,
         }
         .map(|t| format!("{}\n", terms_text(&t, lang)))
@@ -915,8 +913,7 @@ impl ClientBot {
         else {
             return self.reply(chat_id, not_found, None).await;
         };
-        let title = self.reward_title(&found).await?;
-        let terms = self.engine.bill_terms(&found).await?;
+        let (title, terms) = self.bought(&found).await?;
         let (r, just_used) = if use_it {
             let bill = match (typed_bill, &terms) {
                 ("", _) => None,
