@@ -261,8 +261,8 @@ async fn sql_delivery_once(
         let client = match tx.client_by_external_id(partner, conn, &external).await? {
             Some(c) => c,
             None => {
-                let phone =
-                    Phone::parse(&d.phone()).map_err(|e| StoreError::Backend(e.to_string()))?;
+                let phone = Phone::parse_international(&d.phone())
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
                 let name = format!("Клиент {}", d.client);
                 let (c, _) = tx.insert_client(partner, &phone, Some(&name), now).await?;
                 tx.link_external_id(partner, conn, &external, c.id).await?;

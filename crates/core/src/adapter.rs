@@ -355,7 +355,7 @@ mod tests {
     #[test]
     fn unsupported_operations_are_typed_errors_through_dyn() {
         let adapter: std::sync::Arc<dyn CrmAdapter> = std::sync::Arc::new(WebhookOnly);
-        let phone = Phone::parse("+79161234567").unwrap();
+        let phone = Phone::parse_international("+79161234567").unwrap();
         let err = block_on(adapter.find_client_by_phone(&phone)).unwrap_err();
         assert_eq!(err, AdapterError::Unsupported(Operation::FindClient));
         let err = block_on(adapter.booking_link()).unwrap_err();

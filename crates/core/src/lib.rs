@@ -3,7 +3,8 @@
 //! The domain of Loyalty Bridge, a points loyalty program for beauty salons that lives on top of
 //! the CRM a salon already uses. No HTTP, SQL or Telegram here:
 //!
-//! * [`phone`], [`money`]: E.164 phones, integer money, points and basis-point rates.
+//! * [`phone`], [`money`]: phones read in the salon's [`Country`] and kept as E.164, integer
+//!   money, points and basis-point rates.
 //! * [`model`], [`event`]: partners and their program, clients, CRM connections, and the
 //!   normalized [`CrmEvent`]s every CRM adapter produces.
 //! * [`adapter`]: the [`CrmAdapter`] trait each `crm-*` crate implements.
@@ -13,6 +14,7 @@
 
 pub mod adapter;
 pub mod code;
+pub mod doctor;
 pub mod engine;
 pub mod event;
 pub mod ledger;
@@ -34,6 +36,6 @@ pub use model::{
     Client, ClientId, ConnectionId, CrmConnection, CrmKind, Partner, PartnerId, Program, RewardId,
 };
 pub use money::{Bps, Currency, Money, MoneyError, Points};
-pub use phone::{Phone, PhoneError};
+pub use phone::{Country, Phone, PhoneError, UnknownCountry};
 pub use reward::{NewReward, Reward, RewardKind};
 pub use store::{OutboxStats, Store, StoreError, StoreTx, TelegramChat};

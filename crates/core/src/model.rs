@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::money::{Bps, Currency, MoneyError, Points, accrual_points};
-use crate::phone::Phone;
+use crate::phone::{Country, Phone};
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
@@ -90,6 +90,10 @@ pub struct Program {
     /// Days a redemption code stays usable; unused, its points come back.
     #[serde(default = "default_code_ttl_days")]
     pub code_ttl_days: u32,
+    /// Where the salon is: phones typed without a country code are read as this country's
+    /// (a connection may name another for a location abroad).
+    #[serde(default)]
+    pub country: Country,
 }
 
 fn default_code_ttl_days() -> u32 {
@@ -113,7 +117,8 @@ pub enum RuleTarget {
 
 impl Program {
     /// A program with the given cashback and the defaults: RUB, no minimum, no expiry,
-    /// points may pay up to half a bill, 1 point = 1 ₽, no welcome bonus, codes last 90 days.
+    /// points may pay up to half a bill, 1 point = 1 ₽, no welcome bonus, codes last 90 days,
+    /// a salon in Russia.
     pub fn with_cashback(cashback: Bps) -> Program {
         Program {
             currency: Currency::Rub,
@@ -125,6 +130,7 @@ impl Program {
             welcome_bonus: Points::ZERO,
             point_value_minor: 100,
             code_ttl_days: default_code_ttl_days(),
+            country: Country::RU,
         }
     }
 

@@ -373,6 +373,9 @@ pub trait Store: Send + Sync {
 
     async fn partner(&self, id: PartnerId) -> Result<Option<Partner>, StoreError>;
 
+    /// Replaces the partner's program settings; `NotFound` for an unknown partner.
+    async fn set_program(&self, partner: PartnerId, program: &Program) -> Result<(), StoreError>;
+
     async fn create_connection(
         &self,
         connection: &NewConnection,

@@ -23,6 +23,7 @@ pub fn config(
     config.context = ParseContext {
         currency,
         utc_offset_minutes,
+        country: config.context.country,
     };
     config
 }

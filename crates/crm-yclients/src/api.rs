@@ -181,7 +181,7 @@ impl YclientsClient {
         let data = self
             .call(Method::POST, &path, &[], Some(body), true)
             .await?;
-        let mut found: Vec<CrmClient> = each(&data, crm_client)?
+        let mut found: Vec<CrmClient> = each(&data, |c| crm_client(&self.context, c))?
             .into_iter()
             .filter(|c| c.phone.as_ref() == Some(phone))
             .collect();
@@ -193,7 +193,7 @@ impl YclientsClient {
     pub async fn get_client(&self, id: &str) -> Result<CrmClient, AdapterError> {
         let path = format!("/client/{}/{}", self.company_id, segment(id)?);
         let data = self.call(Method::GET, &path, &[], None, true).await?;
-        client_in(&data)
+        client_in(&self.context, &data)
     }
 
     /// `POST /clients/{company_id}` (never retried: a retry could create a second card).
@@ -202,7 +202,7 @@ impl YclientsClient {
         let data = self
             .call(Method::POST, &path, &[], Some(client_body(draft)), false)
             .await?;
-        client_in(&data)
+        client_in(&self.context, &data)
     }
 
     /// `PUT /client/{company_id}/{id}` (idempotent: retried).
@@ -215,7 +215,7 @@ impl YclientsClient {
         let data = self
             .call(Method::PUT, &path, &[], Some(client_body(draft)), true)
             .await?;
-        client_in(&data)
+        client_in(&self.context, &data)
     }
 
     /// `GET /record/{company_id}/{record_id}`, as the visit it describes.
@@ -603,19 +603,19 @@ pub(crate) fn object(v: &Value) -> Option<&Map<String, Value>> {
 }
 
 /// The client an answer's `data` holds.
-fn client_in(data: &Value) -> Result<CrmClient, AdapterError> {
+fn client_in(ctx: &ParseContext, data: &Value) -> Result<CrmClient, AdapterError> {
     object(data)
-        .map(crm_client)
+        .map(|c| crm_client(ctx, c))
         .unwrap_or_else(|| Err(unexpected("the client in the answer is not an object")))
 }
 
-fn crm_client(c: &Map<String, Value>) -> Result<CrmClient, AdapterError> {
+fn crm_client(ctx: &ParseContext, c: &Map<String, Value>) -> Result<CrmClient, AdapterError> {
     let external_id = lenient::id(c, "id")
         .map_err(|e| unexpected(&e.to_string()))?
         .ok_or_else(|| unexpected("client without an id"))?;
     Ok(CrmClient {
         external_id,
-        phone: lenient::text(c, "phone").and_then(|p| Phone::parse(&p).ok()),
+        phone: crate::webhook::phone(ctx, c),
         name: lenient::text(c, "display_name").or_else(|| lenient::text(c, "name")),
         email: lenient::text(c, "email"),
     })

@@ -85,7 +85,8 @@ pub struct YclientsConfig {
 
 impl YclientsConfig {
     /// A company of the given flavor in its default currency, timestamps without an offset read
-    /// as UTC+3 (Moscow) on YCLIENTS and UTC on Altegio until the company's zone is known.
+    /// as UTC+3 (Moscow) on YCLIENTS and UTC on Altegio until the company's zone is known, and
+    /// phones read as Russian ones until the company's country is set.
     pub fn new(flavor: Flavor, company_id: impl Into<String>) -> YclientsConfig {
         let utc_offset_minutes = if flavor.kind == CrmKind::Yclients {
             180
@@ -98,6 +99,7 @@ impl YclientsConfig {
             context: ParseContext {
                 currency: flavor.default_currency,
                 utc_offset_minutes,
+                country: loyalty_core::Country::RU,
             },
             base_url: None,
             rewards: None,

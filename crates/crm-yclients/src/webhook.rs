@@ -9,7 +9,7 @@ use loyalty_core::event::{
     ClientEvent, ClientRef, CrmEvent, LineKind, LoyaltyPaid, OtherEvent, SaleEvent, VisitEvent,
     VisitLine, VisitStatus,
 };
-use loyalty_core::{Currency, Phone, WebhookError};
+use loyalty_core::{Country, Currency, Phone, WebhookError};
 use serde_json::{Map, Value};
 
 use crate::lenient::{self, FieldError};
@@ -21,6 +21,8 @@ pub struct ParseContext {
     pub currency: Currency,
     /// The company's offset from UTC, for timestamps sent without one.
     pub utc_offset_minutes: i32,
+    /// Where the company is: phones are read as typed there ([`Phone::parse_crm`]).
+    pub country: Country,
 }
 
 impl From<FieldError> for ParseError {
@@ -89,7 +91,7 @@ fn event(ctx: &ParseContext, envelope: &Value) -> Result<CrmEvent, ParseError> {
             Ok(CrmEvent::Client(ClientEvent {
                 company_id,
                 external_id,
-                phone: phone(data),
+                phone: phone(ctx, data),
                 name: name(data),
                 deleted: deleted || lenient::flag(data, "deleted")?.unwrap_or(false),
             }))
@@ -160,7 +162,7 @@ fn record(
         lines.push(good_line(g)?);
     }
     let client = lenient::object(data.get("client"))
-        .map(client_ref)
+        .map(|c| client_ref(ctx, c))
         .transpose()?;
     Ok(VisitEvent {
         company_id,
@@ -252,7 +254,7 @@ fn goods_sale(
         sale_id,
         version: lenient::timestamp_ms(data, "last_change_date", ctx.utc_offset_minutes)?,
         client: lenient::object(data.get("client"))
-            .map(client_ref)
+            .map(|c| client_ref(ctx, c))
             .transpose()?,
         currency: ctx.currency,
         lines: vec![good_line(data)?],
@@ -269,18 +271,19 @@ fn marketplace(env: &Map<String, Value>) -> Result<CrmEvent, ParseError> {
     }))
 }
 
-fn client_ref(c: &Map<String, Value>) -> Result<ClientRef, ParseError> {
+fn client_ref(ctx: &ParseContext, c: &Map<String, Value>) -> Result<ClientRef, ParseError> {
     Ok(ClientRef {
         external_id: lenient::id(c, "id")?,
-        phone: phone(c),
+        phone: phone(ctx, c),
         name: name(c),
     })
 }
 
-/// The phone, if it is one: empty or masked phones (users without the right to see them) are
-/// treated as absent, not as an error.
-fn phone(c: &Map<String, Value>) -> Option<Phone> {
-    lenient::text(c, "phone").and_then(|raw| Phone::parse(&raw).ok())
+/// The phone, if it is one in the company's country: empty or masked phones (users without the
+/// right to see them) and numbers that cannot exist are treated as absent, not as an error, so
+/// the visit is still applied to the client the CRM id names.
+pub(crate) fn phone(ctx: &ParseContext, c: &Map<String, Value>) -> Option<Phone> {
+    lenient::text(c, "phone").and_then(|raw| Phone::parse_crm(&raw, ctx.country).ok())
 }
 
 fn name(c: &Map<String, Value>) -> Option<String> {

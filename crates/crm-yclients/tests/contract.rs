@@ -68,7 +68,7 @@ impl Match for Exactly {
 }
 
 fn phone(p: &str) -> Phone {
-    Phone::parse(p).expect("phone")
+    Phone::parse(p, loyalty_core::Country::RU).expect("phone")
 }
 
 /// The user-scoped request as YCLIENTS wants it.
@@ -96,7 +96,7 @@ async fn record_with_attendance_1_and_the_phone_as_a_number() {
     assert_eq!(visit.paid_minor(), 10_000);
     assert!(!visit.needs_refetch);
     let client = visit.client.expect("client");
-    assert_eq!(client.phone, Some(phone("+70001234567")));
+    assert_eq!(client.phone, Some(phone("+79001234567")));
     assert_eq!(client.external_id.as_deref(), Some("18936825"));
 }
 

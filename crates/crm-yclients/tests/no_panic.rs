@@ -4,7 +4,7 @@
 //! must be well-formed.
 
 use crm_yclients::{ParseContext, parse_webhook};
-use loyalty_core::{CrmEvent, Currency};
+use loyalty_core::{Country, CrmEvent, Currency};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use serde_json::Value;
@@ -12,6 +12,7 @@ use serde_json::Value;
 const CTX: ParseContext = ParseContext {
     currency: Currency::Rub,
     utc_offset_minutes: 180,
+    country: Country::RU,
 };
 
 /// Every fixture, read once for all cases.

@@ -128,7 +128,7 @@ async fn a_partial_record_is_refetched_then_accrued() {
         .unwrap();
     assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
     // The record came, 100 ₽ at 5 %: 5 points for the client the CRM names.
-    let phone = Phone::parse("+70001234567").unwrap();
+    let phone = Phone::parse_international("+79001234567").unwrap();
     let client = store
         .client_by_phone(partner, &phone)
         .await
@@ -159,7 +159,7 @@ fn fixture(name: &str) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-/// The record of `record_came.json` (4 000 ₽, client +7 000 123-45-67) with `paid_full` and a
+/// The record of `record_came.json` (4 000 ₽, client +7 900 123-45-67) with `paid_full` and a
 /// change time of its own.
 fn came(paid_full: u8, minute: u8) -> Vec<u8> {
     let mut body = fixture("record_came.json");
@@ -189,7 +189,7 @@ async fn the_part_of_a_bill_paid_with_a_certificate_or_points_earns_nothing() {
         dir: _dir,
     } = world(&server).await;
     let engine = LoyaltyEngine::new(store.clone());
-    let phone = Phone::parse("+70001234567").unwrap();
+    let phone = Phone::parse_international("+79001234567").unwrap();
     let balance = || async {
         let client = store.client_by_phone(partner, &phone).await.unwrap();
         store.balance(partner, client.unwrap().id).await.unwrap()

@@ -50,7 +50,7 @@ fn record_came_with_the_phone_as_a_number() {
     assert_eq!(client.external_id.as_deref(), Some("18936825"));
     assert_eq!(
         client.phone.map(|p| p.to_string()).as_deref(),
-        Some("+70001234567")
+        Some("+79001234567")
     );
     assert_eq!(client.name.as_deref(), Some("Иван Иванович Иванов"));
     assert_eq!(v.lines[0].kind, LineKind::Service);
@@ -105,7 +105,7 @@ fn attendance_codes_and_offsets() {
         .client
         .and_then(|c| c.phone)
         .map(|p| p.to_string());
-    assert_eq!(phone.as_deref(), Some("+70001234567"));
+    assert_eq!(phone.as_deref(), Some("+79001234567"));
 }
 
 #[test]
@@ -304,4 +304,43 @@ fn bad_deliveries_are_typed_errors() {
         err(Some("text/plain"), "{}"),
         WebhookError::ContentType(_)
     ));
+}
+
+/// Phones are read in the company's country: a Belarusian administrator's `8 029 …`, and a
+/// Russian client's international digits at the same salon; a number that cannot exist leaves
+/// the client known by CRM id only, never a guessed identity.
+#[test]
+fn phones_are_read_in_the_company_country() {
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&fixture("yclients/record_came.json")).unwrap();
+    let phone_in = |body: &serde_json::Value, country: &str| {
+        let mut config = YclientsConfig::new(Flavor::YCLIENTS, "4564");
+        config.context.country = loyalty_core::Country::parse(country).unwrap();
+        let events = YclientsAdapter::new(config)
+            .parse_webhook(None, body.to_string().as_bytes())
+            .unwrap();
+        let [CrmEvent::Visit(v)] = events.as_slice() else {
+            panic!("{events:?}")
+        };
+        let client = v.client.clone().expect("client");
+        assert_eq!(client.external_id.as_deref(), Some("18936825"));
+        client.phone.map(|p| p.to_string())
+    };
+    for (typed, country, read) in [
+        ("8 029 123-45-67", "BY", Some("+375291234567")),
+        ("80291234567", "BY", Some("+375291234567")),
+        ("79161234567", "BY", Some("+79161234567")),
+        ("8 029 123-45-67", "RU", None),
+        ("067 123 45 67", "UA", Some("+380671234567")),
+        ("067 123 45 67", "RU", None),
+        ("+7 123 456 78 90", "RU", None),
+        ("8 701 234 56 78", "KZ", Some("+77012345678")),
+    ] {
+        body["data"]["client"]["phone"] = typed.into();
+        assert_eq!(
+            phone_in(&body, country).as_deref(),
+            read,
+            "{typed} in {country}"
+        );
+    }
 }

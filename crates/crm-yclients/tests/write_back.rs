@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_json, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const PHONE: &str = "+70001234567";
+const PHONE: &str = "+79001234567";
 const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 
 fn ok(data: Value) -> ResponseTemplate {
@@ -115,7 +115,7 @@ async fn salon(server: &MockServer, setup: RewardSetup) -> Salon {
         .parse_webhook(Some("application/json"), body.as_bytes())
         .unwrap();
     engine.apply_event(&connection, &events[0]).await.unwrap();
-    let phone = Phone::parse(PHONE).unwrap();
+    let phone = Phone::parse_international(PHONE).unwrap();
     let client = store
         .client_by_phone(partner, &phone)
         .await
@@ -233,7 +233,7 @@ async fn certificates(server: &MockServer, before: u64) {
     Mock::given(method("GET"))
         .and(path("/loyalty/certificates/"))
         .and(query_param("company_id", "4564"))
-        .and(query_param("phone", "70001234567"))
+        .and(query_param("phone", "79001234567"))
         .respond_with(ok(json!([])))
         .up_to_n_times(before)
         .with_priority(1)
@@ -269,7 +269,7 @@ async fn client_search(server: &MockServer) {
     Mock::given(method("POST"))
         .and(path("/company/4564/clients/search"))
         .respond_with(ok(json!([
-            { "id": 18936825, "name": "Иванов", "phone": "+7 000 123-45-67" }
+            { "id": 18936825, "name": "Иванов", "phone": "+7 900 123-45-67" }
         ])))
         .mount(server)
         .await;
@@ -525,13 +525,13 @@ async fn two_workers_on_one_redemption_write_it_once() {
 }
 
 fn card(balance: i64) -> Value {
-    json!([{ "id": 9210520, "balance": balance, "points": 0, "number": "70001234567",
+    json!([{ "id": 9210520, "balance": balance, "points": 0, "number": "79001234567",
              "type_id": 8230, "salon_group_id": 145071 },
            { "id": 9210521, "balance": 7, "type_id": 10992, "salon_group_id": 145071 }])
 }
 
 async fn cards(server: &MockServer, first: Value, later: Value) {
-    let p = "/loyalty/cards/70001234567/145071/4564";
+    let p = "/loyalty/cards/79001234567/145071/4564";
     Mock::given(method("GET"))
         .and(path(p))
         .respond_with(ok(first))
@@ -557,8 +557,8 @@ async fn a_missing_card_is_issued_then_topped_up_and_the_points_are_spent() {
     cards(&server, json!([]), json!([])).await;
     Mock::given(method("POST"))
         .and(path("/loyalty/cards/4564"))
-        .and(body_json(json!({ "loyalty_card_number": "70001234567",
-                                "loyalty_card_type_id": "8230", "phone": 70001234567u64 })))
+        .and(body_json(json!({ "loyalty_card_number": "79001234567",
+                                "loyalty_card_type_id": "8230", "phone": 79001234567u64 })))
         .respond_with(ok(json!({ "id": 9250498, "balance": 0, "type_id": 8230 })))
         .expect(1)
         .mount(&server)

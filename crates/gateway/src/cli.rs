@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use crm_yclients::RewardSetup;
 use loyalty_core::code::Code;
+use loyalty_core::doctor::{self, PhoneReport};
 use loyalty_core::engine::Resolution;
 use loyalty_core::model::{NewConnection, NewPartner};
 use loyalty_core::redemption::{Redemption, RedemptionStatus, Strategy};
 use loyalty_core::{
-    Bps, ConnectionId, CrmKind, Currency, EngineError, LoyaltyEngine, NewReward, PartnerId, Phone,
-    Points, Program, RewardId, RewardKind, Store,
+    Bps, ConnectionId, Country, CrmKind, Currency, EngineError, LoyaltyEngine, NewReward,
+    PartnerId, Phone, Points, Program, RewardId, RewardKind, Store, StoreError,
 };
 use loyalty_store::{ConnectionSettings, SqlStore};
 use serde_json::{Value, json};
@@ -29,6 +30,7 @@ pub struct PartnerAdd {
     pub point_value_minor: i64,
     pub max_redeem_share_bps: u32,
     pub code_ttl_days: u32,
+    pub country: Country,
 }
 
 /// An operator's mistake, reported as such (exit status 2).
@@ -55,6 +57,7 @@ pub async fn partner_add(store: &SqlStore, req: &PartnerAdd, now_ms: i64) -> any
         welcome_bonus: Points(req.welcome_bonus),
         point_value_minor: req.point_value_minor,
         code_ttl_days: req.code_ttl_days,
+        country: req.country,
     };
     program
         .validate()
@@ -71,6 +74,24 @@ pub async fn partner_add(store: &SqlStore, req: &PartnerAdd, now_ms: i64) -> any
     Ok(json!({ "id": partner.id, "name": partner.name, "program": partner.program }))
 }
 
+/// `partner set`: changes the program's settings that may change without touching what
+/// visits already earned (today: the country phones are read in).
+pub async fn partner_set(
+    store: &SqlStore,
+    partner: PartnerId,
+    country: Option<Country>,
+) -> anyhow::Result<Value> {
+    let Some(mut found) = store.partner(partner).await? else {
+        return Err(Usage(format!("partner {partner} does not exist")).into());
+    };
+    let Some(country) = country else {
+        return Err(Usage("nothing to change: give --country".into()).into());
+    };
+    found.program.country = country;
+    store.set_program(partner, &found.program).await?;
+    Ok(json!({ "id": found.id, "name": found.name, "program": found.program }))
+}
+
 /// `connection add`.
 #[derive(Debug, Clone)]
 pub struct ConnectionAdd {
@@ -80,6 +101,8 @@ pub struct ConnectionAdd {
     pub partner_token: Option<String>,
     pub user_token: Option<String>,
     pub utc_offset_minutes: Option<i32>,
+    /// The location's country when it is not the partner's.
+    pub country: Option<Country>,
 }
 
 /// An unguessable webhook secret: 160 random bits as hex.
@@ -159,6 +182,7 @@ pub async fn connection_add(
                 user_token: req.user_token.clone(),
                 utc_offset_minutes: offset,
                 reward_setup: None,
+                country: req.country,
             },
         )
         .await?;
@@ -167,6 +191,7 @@ pub async fn connection_add(
         "partner": partner,
         "crm": req.crm,
         "company_id": company,
+        "country": req.country,
         "api": req.partner_token.is_some(),
         "webhook_url": webhook_url(config, req.crm, &secret),
     }))
@@ -289,11 +314,7 @@ pub async fn client_show(
     phone: &str,
     limit: u32,
 ) -> anyhow::Result<Value> {
-    let phone = Phone::parse(phone).map_err(|e| Usage(format!("--phone: {e}")))?;
-    let partner = PartnerId(partner);
-    if engine.store().partner(partner).await?.is_none() {
-        return Err(Usage(format!("partner {partner} does not exist")).into());
-    }
+    let (partner, phone) = desk_phone(engine.store().as_ref(), partner, phone).await?;
     let Some(statement) = engine.statement(partner, &phone, limit).await? else {
         return Err(Usage(format!(
             "{} is not a client of partner {partner}",
@@ -340,6 +361,22 @@ async fn known_partner(store: &dyn Store, partner: i64) -> anyhow::Result<Partne
         return Err(Usage(format!("partner {id} does not exist")).into());
     }
     Ok(id)
+}
+
+/// A partner that exists and a phone typed at its desk, read in the partner's country.
+async fn desk_phone(
+    store: &dyn Store,
+    partner: i64,
+    phone: &str,
+) -> anyhow::Result<(PartnerId, Phone)> {
+    let id = PartnerId(partner);
+    let Some(found) = store.partner(id).await? else {
+        return Err(Usage(format!("partner {id} does not exist")).into());
+    };
+    let country = found.program.country;
+    let phone = Phone::parse(phone, country)
+        .map_err(|e| Usage(format!("--phone: {e} (read as a number in {country})")))?;
+    Ok((id, phone))
 }
 
 pub async fn reward_add(store: &SqlStore, req: &RewardAdd, now_ms: i64) -> anyhow::Result<Value> {
@@ -525,8 +562,7 @@ pub async fn redeem(
     key: Option<String>,
 ) -> anyhow::Result<Value> {
     let store = engine.store();
-    let partner = known_partner(store.as_ref(), partner).await?;
-    let phone = Phone::parse(phone).map_err(|e| Usage(format!("--phone: {e}")))?;
+    let (partner, phone) = desk_phone(store.as_ref(), partner, phone).await?;
     let Some(client) = store.client_by_phone(partner, &phone).await? else {
         return Err(Usage(format!(
             "{} is not a client of partner {partner}",
@@ -629,4 +665,65 @@ pub async fn code(
 pub async fn rejected(store: &SqlStore, limit: u32) -> anyhow::Result<Value> {
     let rows = store.rejected_deliveries(limit).await?;
     Ok(json!({ "rejected": rows }))
+}
+
+/// `doctor phones`: every stored client phone re-read in its partner's country.
+pub async fn doctor_phones(
+    store: &SqlStore,
+    partner: Option<PartnerId>,
+    apply: bool,
+) -> anyhow::Result<Value> {
+    let report = match doctor::phones(store, partner, apply).await {
+        Err(StoreError::NotFound(what)) => {
+            return Err(Usage(format!("{what} does not exist")).into());
+        }
+        other => other?,
+    };
+    Ok(doctor_json(&report, apply))
+}
+
+fn doctor_json(report: &PhoneReport, apply: bool) -> Value {
+    json!({
+        "applied": apply,
+        "partners": report.partners,
+        "checked": report.checked,
+        "would_change": report.count("would_change"),
+        "changed": report.count("changed"),
+        "collisions": report.count("collision"),
+        "skipped": report.count("skipped"),
+        "invalid": report.count("invalid"),
+        "findings": report.findings,
+    })
+}
+
+/// The text rendering of `doctor phones`.
+pub fn doctor_text(v: &Value) -> String {
+    let mut out = format!(
+        "{} phones of {} partners checked: {} to change, {} changed, {} collisions, {} invalid.",
+        v["checked"], v["partners"], v["would_change"], v["changed"], v["collisions"], v["invalid"]
+    );
+    for f in v["findings"].as_array().into_iter().flatten() {
+        let line = match f["verdict"].as_str().unwrap_or_default() {
+            "would_change" => format!("would move to {}", f["to"].as_str().unwrap_or_default()),
+            "changed" => format!("moved to {}", f["to"].as_str().unwrap_or_default()),
+            "collision" => format!(
+                "reads as {}, which client {} holds: one person? (left as is)",
+                f["to"].as_str().unwrap_or_default(),
+                f["holder"]
+            ),
+            "skipped" => "changed meanwhile; run again".to_owned(),
+            _ => format!("cannot exist: {}", f["reason"].as_str().unwrap_or_default()),
+        };
+        out.push_str(&format!(
+            "\n  partner {} client {}  {} ({}): {line}",
+            f["partner_id"],
+            f["client_id"],
+            f["stored"].as_str().unwrap_or_default(),
+            f["country"].as_str().unwrap_or_default()
+        ));
+    }
+    if v["applied"] == json!(false) && v["would_change"].as_u64().unwrap_or(0) > 0 {
+        out.push_str("\nRun again with --apply to move them.");
+    }
+    out
 }

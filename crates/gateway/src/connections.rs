@@ -143,12 +143,16 @@ impl Connections {
         let settings = self.store.connection_settings(connection.id).await?;
         let mut config = YclientsConfig::new(flavor, connection.company_id.clone());
         config.context.currency = program.currency;
+        config.context.country = program.country;
         config.base_url = match connection.kind {
             CrmKind::Altegio => self.api_urls.altegio.clone(),
             _ => self.api_urls.yclients.clone(),
         };
         if let Some(s) = &settings {
             config.context.utc_offset_minutes = s.utc_offset_minutes;
+            if let Some(country) = s.country {
+                config.context.country = country;
+            }
             config.rewards = s
                 .reward_setup
                 .as_deref()

@@ -56,6 +56,9 @@ const IRINA: Person = Person {
     crm_id: 504,
 };
 const PEOPLE: [&Person; 4] = [&ANNA, &OLGA, &MARIA, &IRINA];
+/// Anna's number as the administrator types it: read in the salon's country (RU), it is the
+/// number the CRM and Telegram sent.
+const ANNA_AT_DESK: &str = "8 (916) 111-00-01";
 
 /// The Telegram stand-in's state: updates waiting for the bot, and what the bot sent.
 #[derive(Default)]
@@ -198,6 +201,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
             point_value_minor: 100,
             max_redeem_share_bps: 5_000,
             code_ttl_days: 90,
+            country: loyalty_core::Country::RU,
         },
         gateway.engine.now_ms(),
     )
@@ -213,6 +217,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
             partner_token: None,
             user_token: None,
             utc_offset_minutes: None,
+            country: None,
         },
         gateway.engine.now_ms(),
     )
@@ -406,15 +411,15 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
         &gateway.engine,
         &gateway.store,
         partner_id.0,
-        ANNA.phone,
+        ANNA_AT_DESK,
         reward_id,
         None,
     )
     .await?;
     let code = issued["code"].as_str().unwrap_or_default().to_owned();
     say(format!(
-        "19:40  Анна at the desk exchanges 200 points:\n      $ loyalty-gateway redeem --partner {partner_id} --phone +{} --reward {reward_id}\n      code {code}, balance left {} points",
-        ANNA.phone, issued["balance"]
+        "19:40  Анна at the desk exchanges 200 points (her number typed the way people say it):\n      $ loyalty-gateway redeem --partner {partner_id} --phone \"{ANNA_AT_DESK}\" --reward {reward_id}\n      code {code}, balance left {} points",
+        issued["balance"]
     ));
     journal
         .entry(ANNA.name)
@@ -456,7 +461,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
     // The summary.
     let mut rows = Vec::new();
     for p in PEOPLE {
-        let phone = Phone::parse(p.phone)?;
+        let phone = Phone::parse_international(p.phone)?;
         let Some(client) = gateway.store.client_by_phone(partner_id, &phone).await? else {
             continue;
         };

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use crm_yclients::{Flavor, YclientsAdapter, YclientsConfig};
-use loyalty_core::{CrmAdapter, CrmEvent, CrmKind, Currency};
+use loyalty_core::{Country, CrmAdapter, CrmEvent, CrmKind, Currency};
 use serde_json::{Value, json};
 
 /// Why the input could not be inspected (exit status 2).
@@ -27,6 +27,8 @@ pub struct Request {
     pub file: PathBuf,
     pub currency: Option<Currency>,
     pub utc_offset_minutes: Option<i32>,
+    /// The company's country: phones are read as typed there.
+    pub country: Country,
 }
 
 /// One JSON line per normalized event.
@@ -39,6 +41,7 @@ pub fn inspect(req: &Request) -> Result<Vec<Value>, InspectError> {
     if let Some(offset) = req.utc_offset_minutes {
         config.context.utc_offset_minutes = offset;
     }
+    config.context.country = req.country;
     let body = read(&req.file)?;
     let events = YclientsAdapter::new(config).parse_webhook(None, &body)?;
     Ok(events.iter().map(describe).collect())

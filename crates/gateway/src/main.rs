@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use loyalty_core::{Clock, CrmKind, Currency, LoyaltyEngine, SystemClock};
+use loyalty_core::{Clock, Country, CrmKind, Currency, LoyaltyEngine, PartnerId, SystemClock};
 use loyalty_gateway::cli::{self, ConnectionAdd, PartnerAdd, Usage};
 use loyalty_gateway::config::{Config, Overrides};
 use loyalty_gateway::{StartOptions, demo, inspect, open_store};
@@ -81,6 +81,9 @@ enum Command {
         #[arg(long, allow_hyphen_values = true)]
         chat: i64,
     },
+    /// Checks and repairs of stored data.
+    #[command(subcommand)]
+    Doctor(DoctorCmd),
     /// The latest webhook deliveries the gateway refused, with why.
     Rejected {
         #[arg(long, default_value_t = 20)]
@@ -99,6 +102,9 @@ enum Command {
         /// (default: 180 for YCLIENTS, 0 for Altegio).
         #[arg(long, value_name = "MINUTES", allow_hyphen_values = true)]
         utc_offset_minutes: Option<i32>,
+        /// The company's country, for phones typed without a country code.
+        #[arg(long, value_name = "CC", default_value = "RU")]
+        country: Country,
         /// The body, or `-` for standard input.
         file: PathBuf,
     },
@@ -108,6 +114,28 @@ enum Command {
 enum PartnerCmd {
     /// Add a partner; prints its id.
     Add(PartnerArgs),
+    /// Change a partner's program settings.
+    Set {
+        #[arg(long)]
+        partner: i64,
+        /// Where the salon is (ISO 3166 alpha-2): phones typed without a country code are read
+        /// as this country's from now on (`doctor phones` re-reads the stored ones).
+        #[arg(long, value_name = "CC")]
+        country: Option<Country>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DoctorCmd {
+    /// Re-read every stored client phone in its partner's country and list those that would
+    /// change or cannot exist; --apply moves a client to the corrected number when no other
+    /// client holds it (collisions are listed, never merged).
+    Phones {
+        #[arg(long)]
+        partner: Option<i64>,
+        #[arg(long)]
+        apply: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +147,10 @@ struct PartnerArgs {
     cashback_bps: u32,
     #[arg(long, default_value = "RUB")]
     currency: Currency,
+    /// Where the salon is (ISO 3166 alpha-2: RU, KZ, BY, UA, UZ, …): phones typed without a
+    /// country code are read as this country's.
+    #[arg(long, value_name = "CC", default_value = "RU")]
+    country: Country,
     /// Visits paid below this (minor units: kopecks) earn nothing.
     #[arg(long, default_value_t = 0)]
     min_paid_minor: i64,
@@ -160,6 +192,9 @@ enum ConnectionCmd {
         /// The company's offset from UTC (default: 180 for YCLIENTS, 0 for Altegio).
         #[arg(long, allow_hyphen_values = true)]
         utc_offset_minutes: Option<i32>,
+        /// The location's country when it is not the partner's (ISO 3166 alpha-2).
+        #[arg(long, value_name = "CC")]
+        country: Option<Country>,
     },
     /// How the connection writes rewards into its CRM: top up the client's loyalty card,
     /// sell a certificate, or (the default) the gateway's own codes checked by staff.
@@ -339,12 +374,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crm,
             currency,
             utc_offset_minutes,
+            country,
             file,
         } => Ok(inspect_webhook(inspect::Request {
             crm,
             file,
             currency,
             utc_offset_minutes,
+            country,
         })),
         Command::Migrate => {
             migrate(&Config::resolve(overrides)?, json).await?;
@@ -375,12 +412,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 point_value_minor: a.point_value_minor,
                 max_redeem_share_bps: a.max_redeem_share_bps,
                 code_ttl_days: a.code_ttl_days,
+                country: a.country,
             };
             let out = cli::partner_add(&store, &req, now).await;
             store.close().await;
             print(&out?, json, |v| {
                 format!("Partner {} added: {}", v["id"], v["name"])
             });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Partner(PartnerCmd::Set { partner, country }) => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = cli::partner_set(&store, PartnerId(partner), country).await;
+            store.close().await;
+            print(&out?, json, |v| {
+                format!(
+                    "Partner {}: country {}",
+                    v["id"],
+                    v["program"]["country"].as_str().unwrap_or_default()
+                )
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor(DoctorCmd::Phones { partner, apply }) => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = cli::doctor_phones(&store, partner.map(PartnerId), apply).await;
+            store.close().await;
+            print(&out?, json, cli::doctor_text);
             Ok(ExitCode::SUCCESS)
         }
         Command::Connection(ConnectionCmd::Add {
@@ -390,6 +448,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             partner_token,
             user_token,
             utc_offset_minutes,
+            country,
         }) => {
             let config = Config::resolve(overrides)?;
             let store = open_migrated(&config).await?;
@@ -400,6 +459,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 partner_token,
                 user_token,
                 utc_offset_minutes,
+                country,
             };
             let out = cli::connection_add(&store, &config, &req, now).await;
             store.close().await;

@@ -89,6 +89,7 @@ mod tests {
         let ctx = crm_yclients::ParseContext {
             currency: loyalty_core::Currency::Rub,
             utc_offset_minutes: 180,
+            country: loyalty_core::Country::RU,
         };
         let events = crm_yclients::parse_webhook(&ctx, body.to_string().as_bytes()).unwrap();
         let loyalty_core::CrmEvent::Visit(v) = &events[0] else {

@@ -196,7 +196,7 @@ fn inspect_webhook_prints_one_object_per_event() {
     assert_eq!(v["record_id"], "2");
     assert_eq!(v["company_id"], "4564");
     assert_eq!(v["status"], "came");
-    assert_eq!(v["phone"], "+70001234567");
+    assert_eq!(v["phone"], "+79001234567");
     assert_eq!(v["amount_minor"], 400_000);
     assert_eq!(v["needs_refetch"], false);
 
@@ -383,4 +383,202 @@ fn the_rewards_catalog_from_the_cli() {
             "{bad:?}"
         );
     }
+}
+
+#[test]
+fn inspect_webhook_reads_phones_in_the_company_country() {
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture_path("yclients/record_came.json")).unwrap())
+            .unwrap();
+    body["data"]["client"]["phone"] = "8 029 123-45-67".into();
+    let body = body.to_string();
+    let out = inspect(
+        &["--crm", "yclients", "--country", "BY", "-"],
+        Some(body.as_bytes()),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(lines(&out)[0]["phone"], "+375291234567");
+    // Read as Russian, the same digits are no number at all: the client is known by CRM id only.
+    let out = inspect(&["--crm", "yclients", "-"], Some(body.as_bytes()));
+    let v = &lines(&out)[0];
+    assert!(v["phone"].is_null(), "{v}");
+    assert_eq!(v["client_id"], "18936825");
+    let out = inspect(
+        &["--crm", "yclients", "--country", "XX", "-"],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("XX"), "{}", text(&out.stderr));
+}
+
+/// `doctor phones` through the binary, on an embedded database seeded with the numbers the old
+/// reader stored for a Belarusian salon.
+#[test]
+fn doctor_phones_reports_the_wrong_numbers_and_applies_the_free_ones() {
+    use loyalty_core::event::ClientRef;
+    use loyalty_core::{ConnectionId, LoyaltyEngine, PartnerId, Phone, Store};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let env = [("LOYALTY_DATA_DIR", data.as_str())];
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = gateway(&all, &env);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("one JSON object")
+    };
+    json(&["migrate"]);
+    let partner = json(&[
+        "partner",
+        "add",
+        "--name",
+        "Васілёк",
+        "--cashback-bps",
+        "500",
+        "--currency",
+        "BYN",
+        "--country",
+        "BY",
+    ]);
+    let partner_id = partner["id"].as_i64().unwrap();
+    let conn = json(&[
+        "connection",
+        "add",
+        "--partner",
+        &partner_id.to_string(),
+        "--crm",
+        "yclients",
+        "--company-id",
+        "777",
+    ]);
+
+    // Seed: four clients with 100 points each, as the old reader stored their numbers.
+    let url = format!("sqlite://{data}/loyalty.db");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = std::sync::Arc::new(loyalty_store::SqlStore::connect(&url).await.unwrap());
+        let connection = store
+            .connection(ConnectionId(conn["id"].as_i64().unwrap()))
+            .await
+            .unwrap()
+            .unwrap();
+        let engine = LoyaltyEngine::new(store.clone());
+        for (i, phone) in [
+            "+70291234567",
+            "+70441234567",
+            "+375441234567",
+            "+71234567890",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut body: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(fixture_path("yclients/record_came.json")).unwrap(),
+            )
+            .unwrap();
+            body["company_id"] = 777.into();
+            body["resource_id"] = (100 + i).into();
+            body["data"]["id"] = (100 + i).into();
+            body["data"]["services"][0]["cost"] = 1000.into();
+            let events = crm_yclients::parse_webhook(
+                &crm_yclients::ParseContext {
+                    currency: loyalty_core::Currency::Byn,
+                    utc_offset_minutes: 180,
+                    country: loyalty_core::Country::RU,
+                },
+                body.to_string().as_bytes(),
+            )
+            .unwrap();
+            let loyalty_core::CrmEvent::Visit(mut visit) = events[0].clone() else {
+                panic!("{events:?}")
+            };
+            visit.client = Some(ClientRef {
+                external_id: Some(format!("c{i}")),
+                phone: Some(Phone::from_e164(phone).unwrap()),
+                name: None,
+            });
+            visit.loyalty_paid = loyalty_core::LoyaltyPaid::NotReported;
+            engine
+                .apply_event(&connection, &loyalty_core::CrmEvent::Visit(visit))
+                .await
+                .unwrap();
+        }
+        let totals = store.account_totals(PartnerId(partner_id)).await.unwrap();
+        assert!(totals.is_balanced());
+        store.close().await;
+    });
+
+    let partner_arg = partner_id.to_string();
+    let report = json(&["doctor", "phones", "--partner", &partner_arg]);
+    assert_eq!(report["checked"], 4);
+    let findings: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["stored"].as_str().unwrap().to_owned(),
+                f["verdict"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        findings,
+        [
+            ("+70291234567".into(), "would_change".into()),
+            ("+70441234567".into(), "collision".into()),
+            ("+71234567890".into(), "invalid".into()),
+        ]
+    );
+    assert_eq!(report["findings"][0]["to"], "+375291234567");
+    assert_eq!(report["findings"][1]["to"], "+375441234567");
+
+    let applied = json(&["doctor", "phones", "--partner", &partner_arg, "--apply"]);
+    assert_eq!(
+        (
+            applied["changed"].clone(),
+            applied["collisions"].clone(),
+            applied["invalid"].clone()
+        ),
+        (1.into(), 1.into(), 1.into())
+    );
+    // The corrected client keeps its points, found by the number as the desk types it.
+    let shown = json(&[
+        "client",
+        "show",
+        "--partner",
+        &partner_arg,
+        "--phone",
+        "8 029 123-45-67",
+    ]);
+    assert_eq!(
+        (shown["phone"].clone(), shown["balance"].clone()),
+        ("+375291234567".into(), 50.into())
+    );
+    let again = json(&["doctor", "phones"]);
+    assert_eq!(
+        (again["would_change"].clone(), again["collisions"].clone()),
+        (0.into(), 1.into())
+    );
+
+    // The text form says what to do.
+    let out = gateway(&["doctor", "phones"], &env);
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("+70441234567") && said.contains("one person?"),
+        "{said}"
+    );
+    let out = gateway(&["doctor", "phones", "--partner", "999"], &env);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("partner 999 does not exist"));
+    rt.block_on(async {
+        let store = loyalty_store::SqlStore::connect(&url).await.unwrap();
+        let totals = store.account_totals(PartnerId(partner_id)).await.unwrap();
+        assert!(totals.is_balanced(), "{totals:?}");
+        store.close().await;
+    });
 }

@@ -97,6 +97,10 @@ fn record(record_id: u64, cost: &str, attendance: i32, changed_at_s: u32) -> Val
 
 /// The texts Telegram was asked to send to the chat.
 async fn sent_to_chat(telegram: &MockServer) -> Vec<String> {
+    sent_to(telegram, CHAT).await
+}
+
+async fn sent_to(telegram: &MockServer, chat: i64) -> Vec<String> {
     telegram
         .received_requests()
         .await
@@ -104,15 +108,19 @@ async fn sent_to_chat(telegram: &MockServer) -> Vec<String> {
         .iter()
         .filter(|r| r.url.path() == format!("/bot{TOKEN}/sendMessage"))
         .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
-        .filter(|b| b["chat_id"] == json!(CHAT))
+        .filter(|b| b["chat_id"] == json!(chat))
         .filter_map(|b| b["text"].as_str().map(str::to_owned))
         .collect()
 }
 
 async fn wait_for_message(telegram: &MockServer, needle: &str) -> Vec<String> {
+    wait_for(telegram, CHAT, needle).await
+}
+
+async fn wait_for(telegram: &MockServer, chat: i64, needle: &str) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let sent = sent_to_chat(telegram).await;
+        let sent = sent_to(telegram, chat).await;
         if sent.iter().any(|t| t.contains(needle)) {
             return sent;
         }
@@ -157,6 +165,44 @@ fn kill_9(mut running: Running) {
     }
 }
 
+/// Telegram as the bot sees it: one update (`chat` shares its own contact with this number, as
+/// Telegram sends it), then nothing new; every message and webhook removal accepted.
+async fn mount_telegram(telegram: &MockServer, chat: i64, name: &str, phone_number: &str) {
+    let contact = json!({"ok": true, "result": [{"update_id": 1, "message": {
+        "message_id": 1, "date": 1_795_000_000,
+        "chat": {"id": chat, "type": "private", "first_name": name},
+        "from": {"id": chat, "is_bot": false, "first_name": name, "language_code": "ru"},
+        "contact": {"phone_number": phone_number, "first_name": name, "user_id": chat}}}]});
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/getUpdates")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(contact))
+        .up_to_n_times(1)
+        .mount(telegram)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/getUpdates")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true, "result": []}))
+                .set_delay(Duration::from_millis(300)),
+        )
+        .mount(telegram)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/sendMessage")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {
+            "message_id": 7, "date": 1_795_000_000, "chat": {"id": chat, "type": "private"}}})),
+        )
+        .mount(telegram)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/deleteWebhook")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})))
+        .mount(telegram)
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_visit_becomes_points_and_one_message_exactly_once_across_kills() {
     let schema = PgSchema::new().await;
@@ -174,39 +220,7 @@ async fn a_closed_visit_becomes_points_and_one_message_exactly_once_across_kills
     };
 
     // Telegram: Anna shares her own contact once; then nothing new.
-    let contact = json!({"ok": true, "result": [{"update_id": 1, "message": {
-        "message_id": 1, "date": 1_795_000_000,
-        "chat": {"id": CHAT, "type": "private", "first_name": "Анна"},
-        "from": {"id": CHAT, "is_bot": false, "first_name": "Анна", "language_code": "ru"},
-        "contact": {"phone_number": "+79161234567", "first_name": "Анна", "user_id": CHAT}}}]});
-    Mock::given(method("POST"))
-        .and(path(format!("/bot{TOKEN}/getUpdates")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(contact))
-        .up_to_n_times(1)
-        .mount(&telegram)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(format!("/bot{TOKEN}/getUpdates")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"ok": true, "result": []}))
-                .set_delay(Duration::from_millis(300)),
-        )
-        .mount(&telegram)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(format!("/bot{TOKEN}/sendMessage")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {
-            "message_id": 7, "date": 1_795_000_000, "chat": {"id": CHAT, "type": "private"}}})),
-        )
-        .mount(&telegram)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(format!("/bot{TOKEN}/deleteWebhook")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})))
-        .mount(&telegram)
-        .await;
+    mount_telegram(&telegram, CHAT, "Анна", "+79161234567").await;
 
     // YCLIENTS: how the settled visit was paid (all of it in money).
     Mock::given(method("GET"))
@@ -362,5 +376,97 @@ async fn a_closed_visit_becomes_points_and_one_message_exactly_once_across_kills
         1,
         "{sent:?}"
     );
+    schema.drop().await;
+}
+
+/// One person typed three ways at a Kazakh salon — `8 701 234 56 78` in the CRM's card,
+/// `77012345678` from Telegram (international digits without `+`), `+7 (701) 234-56-78` at
+/// the desk — is one client with one balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kazakh_client_typed_three_ways_is_one_client() {
+    const AIGUL: i64 = 7701;
+    let schema = PgSchema::new().await;
+    let telegram = MockServer::start().await;
+    let addr = free_port();
+    let env = Env {
+        vars: vec![
+            ("DATABASE_URL", schema.url.clone()),
+            ("LOYALTY_LISTEN", addr.clone()),
+            ("TELEGRAM_BOT_TOKEN", TOKEN.to_owned()),
+            ("TELEGRAM_API_URL", telegram.uri()),
+        ],
+    };
+    mount_telegram(&telegram, AIGUL, "Айгуль", "77012345678").await;
+    env.cli(&["migrate"]);
+    let partner = env.cli(&[
+        "partner",
+        "add",
+        "--name",
+        "Алма",
+        "--cashback-bps",
+        "500",
+        "--currency",
+        "KZT",
+        "--country",
+        "KZ",
+    ]);
+    assert_eq!(partner["program"]["country"], json!("KZ"));
+    let partner_id = partner["id"].to_string();
+    let conn = env.cli(&[
+        "connection",
+        "add",
+        "--partner",
+        &partner_id,
+        "--crm",
+        "yclients",
+        "--company-id",
+        "4565",
+    ]);
+    let hook = conn["webhook_url"].as_str().unwrap().to_owned();
+
+    let _gateway = env.serve(true, &addr).await;
+    wait_for(&telegram, AIGUL, "Номер привязан").await;
+
+    // The salon's CRM card has the number as the administrator typed it.
+    let came = record_webhook(&Record {
+        company_id: "4565",
+        record_id: 501,
+        client_id: 31_337,
+        client_name: "Айгуль",
+        phone: "8 701 234 56 78",
+        cost: "4000",
+        attendance: 1,
+        deleted: false,
+        changed_at_s: 0,
+    });
+    let http = reqwest::Client::new();
+    let answer = post(&http, &hook, &came).await;
+    assert_eq!(
+        answer["events"][0],
+        json!({"outcome": "applied", "points": 200})
+    );
+    // The chat that shared `77012345678` is told: it is the same person.
+    wait_for(&telegram, AIGUL, "+200").await;
+
+    let shown = env.cli(&[
+        "client",
+        "show",
+        "--partner",
+        &partner_id,
+        "--phone",
+        "+7 (701) 234-56-78",
+    ]);
+    assert_eq!(shown["phone"], json!("+77012345678"));
+    assert_eq!(shown["balance"], json!(200));
+    assert_eq!(shown["telegram_linked"], json!(true));
+    let domestic = env.cli(&[
+        "client",
+        "show",
+        "--partner",
+        &partner_id,
+        "--phone",
+        "8 701 234 56 78",
+    ]);
+    assert_eq!(domestic, shown);
     schema.drop().await;
 }

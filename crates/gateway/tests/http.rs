@@ -53,6 +53,7 @@ async fn add_lotos(store: &SqlStore) -> i64 {
             point_value_minor: 100,
             max_redeem_share_bps: 5000,
             code_ttl_days: 90,
+            country: loyalty_core::Country::RU,
         },
         0,
     )
@@ -91,6 +92,7 @@ async fn connect_yclients(
             partner_token: tokens.map(|t| t.0.to_owned()),
             user_token: tokens.map(|t| t.1.to_owned()),
             utc_offset_minutes: None,
+            country: None,
         },
         0,
     )

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use loyalty_core::{ConnectionId, CrmConnection, PartnerId, StoreError};
+use loyalty_core::{ConnectionId, Country, CrmConnection, PartnerId, StoreError};
 use serde::Serialize;
 
 use crate::rows::{self, get};
@@ -23,6 +23,8 @@ pub struct ConnectionSettings {
     /// How rewards are written into the CRM, as JSON the CRM's crate reads; `None`: the
     /// gateway's own codes.
     pub reward_setup: Option<String>,
+    /// The location's country when it is not the partner's; `None`: the partner's.
+    pub country: Option<Country>,
 }
 
 impl fmt::Debug for ConnectionSettings {
@@ -33,6 +35,7 @@ impl fmt::Debug for ConnectionSettings {
             .field("user_token", &hide(&self.user_token))
             .field("utc_offset_minutes", &self.utc_offset_minutes)
             .field("reward_setup", &self.reward_setup)
+            .field("country", &self.country)
             .finish()
     }
 }
@@ -61,17 +64,18 @@ impl SqlStore {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO connection_settings (connection_id, partner_token, user_token, \
-             utc_offset_minutes, reward_setup) VALUES ($1, $2, $3, $4, $5) \
+             utc_offset_minutes, reward_setup, country) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (connection_id) DO UPDATE \
              SET partner_token = excluded.partner_token, user_token = excluded.user_token, \
              utc_offset_minutes = excluded.utc_offset_minutes, \
-             reward_setup = excluded.reward_setup",
+             reward_setup = excluded.reward_setup, country = excluded.country",
         )
         .bind(connection.0)
         .bind(settings.partner_token.as_deref())
         .bind(settings.user_token.as_deref())
         .bind(settings.utc_offset_minutes)
         .bind(settings.reward_setup.as_deref())
+        .bind(settings.country.as_ref().map(Country::as_str))
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
@@ -84,7 +88,7 @@ impl SqlStore {
         connection: ConnectionId,
     ) -> Result<Option<ConnectionSettings>, StoreError> {
         let Some(row) = sqlx::query(
-            "SELECT partner_token, user_token, utc_offset_minutes, reward_setup \
+            "SELECT partner_token, user_token, utc_offset_minutes, reward_setup, country \
              FROM connection_settings WHERE connection_id = $1",
         )
         .bind(connection.0)
@@ -99,6 +103,9 @@ impl SqlStore {
             user_token: get(&row, "user_token")?,
             utc_offset_minutes: get(&row, "utc_offset_minutes")?,
             reward_setup: get(&row, "reward_setup")?,
+            country: get::<Option<String>>(&row, "country")?
+                .map(|c| Country::parse(&c).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .transpose()?,
         }))
     }
 

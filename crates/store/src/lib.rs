@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod doctor;
 mod gateway;
 mod rows;
 mod services;

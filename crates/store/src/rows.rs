@@ -135,7 +135,7 @@ where
 pub(crate) fn telegram_chat(row: &AnyRow) -> Result<loyalty_core::TelegramChat, StoreError> {
     let phone: Option<String> = get(row, "phone")?;
     let phone = phone
-        .map(|p| Phone::parse(&p).map_err(|_| corrupt("phone", &p)))
+        .map(|p| Phone::from_e164(&p).map_err(|_| corrupt("phone", &p)))
         .transpose()?;
     Ok(loyalty_core::TelegramChat {
         chat_id: get(row, "chat_id")?,
@@ -231,7 +231,7 @@ pub(crate) fn client(row: &AnyRow) -> Result<Client, StoreError> {
     Ok(Client {
         id: ClientId(get(row, "id")?),
         partner_id: PartnerId(get(row, "partner_id")?),
-        phone: Phone::parse(&phone).map_err(|_| corrupt("phone", &phone))?,
+        phone: Phone::from_e164(&phone).map_err(|_| corrupt("phone", &phone))?,
         name: get(row, "name")?,
         telegram_chat_id: get(row, "telegram_chat_id")?,
         notifications_off: get::<i64>(row, "notifications_off")? != 0,

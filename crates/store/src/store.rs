@@ -6,8 +6,8 @@ use loyalty_core::model::{HoldId, NewConnection, NewPartner};
 use loyalty_core::outbox::OutboxMessage;
 use loyalty_core::store::{DeliveryRecord, Hold};
 use loyalty_core::{
-    Client, ClientId, ConnectionId, CrmConnection, Partner, PartnerId, Phone, Points, Store,
-    StoreError, StoreTx,
+    Client, ClientId, ConnectionId, CrmConnection, Partner, PartnerId, Phone, Points, Program,
+    Store, StoreError, StoreTx,
 };
 
 use loyalty_core::model::RewardId;
@@ -56,6 +56,18 @@ impl Store for SqlStore {
             .map_err(db_err)?
             .map(|r| rows::partner(&r))
             .transpose()
+    }
+
+    async fn set_program(&self, partner: PartnerId, program: &Program) -> Result<(), StoreError> {
+        let json = serde_json::to_string(program)
+            .map_err(|e| StoreError::Backend(format!("program to JSON: {e}")))?;
+        let done = sqlx::query("UPDATE partners SET program = $2 WHERE id = $1")
+            .bind(partner.0)
+            .bind(json)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        found(done.rows_affected(), || format!("partner {partner}"))
     }
 
     async fn create_connection(

@@ -30,7 +30,7 @@ async fn storm(db: &TestDb) {
     let (engine, _) = db.engine();
     let store = db.dyn_store();
     let (partner, conn) = salon(store.as_ref(), five_percent()).await;
-    let phone = Phone::parse("+79161234567").unwrap();
+    let phone = Phone::parse_international("+79161234567").unwrap();
 
     // The client exists and linked Telegram before the storm.
     let mut waiting = came(&conn, "first", 100_000, &phone);
@@ -120,7 +120,7 @@ async fn concurrent_claims_are_disjoint(db: &TestDb) {
     let store = db.dyn_store();
     let (partner, conn) = salon(store.as_ref(), five_percent()).await;
     for i in 0..40 {
-        let phone = Phone::parse(&format!("+7916000{i:04}")).unwrap();
+        let phone = Phone::parse_international(&format!("+7916000{i:04}")).unwrap();
         engine
             .apply_event(&conn, &came(&conn, &format!("w{i}"), 1_000, &phone))
             .await
@@ -176,7 +176,7 @@ async fn client_with(
     let (engine, _) = db.engine();
     let store = db.dyn_store();
     let (partner, conn) = salon(store.as_ref(), five_percent()).await;
-    let phone = Phone::parse("+79161234567").unwrap();
+    let phone = Phone::parse_international("+79161234567").unwrap();
     engine
         .apply_event(&conn, &came(&conn, "r", 0, &phone))
         .await

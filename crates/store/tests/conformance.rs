@@ -18,7 +18,7 @@ use loyalty_core::{
 const DAY: i64 = 86_400_000;
 
 fn phone(s: &str) -> Phone {
-    Phone::parse(s).expect("phone")
+    Phone::parse_international(s).expect("phone")
 }
 
 fn visit(
@@ -99,7 +99,11 @@ async fn visit_accrues_floor_of_rate(db: &TestDb) {
         Points(200)
     );
     let statement = engine
-        .statement(partner.id, &phone("9161234567"), 10)
+        .statement(
+            partner.id,
+            &Phone::parse("9161234567", loyalty_core::Country::RU).expect("domestic"),
+            10,
+        )
         .await
         .unwrap()
         .expect("statement");

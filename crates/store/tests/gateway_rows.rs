@@ -10,7 +10,7 @@ use loyalty_core::{Clock, Phone, Points, Store, TelegramChat, VisitStatus};
 use loyalty_store::{ConnectionSettings, REJECTED_KEPT, RejectedDelivery};
 
 fn phone(s: &str) -> Phone {
-    Phone::parse(s).expect("phone")
+    Phone::parse_international(s).expect("phone")
 }
 
 fn came(
@@ -123,6 +123,7 @@ async fn connection_settings_round_trip_and_hide_tokens(db: &TestDb) {
         user_token: None,
         utc_offset_minutes: 300,
         reward_setup: None,
+        country: None,
     };
     store
         .save_connection_settings(conn.id, &settings)
@@ -135,6 +136,7 @@ async fn connection_settings_round_trip_and_hide_tokens(db: &TestDb) {
     let updated = ConnectionSettings {
         user_token: Some("user-secret".into()),
         reward_setup: Some(r#"{"strategy":"loyalty_card"}"#.into()),
+        country: Some(loyalty_core::Country::parse("KZ").unwrap()),
         ..settings
     };
     store
@@ -314,6 +316,7 @@ async fn a_partners_reward_setup_is_its_own(db: &TestDb) {
         user_token: Some("u".into()),
         utc_offset_minutes: 0,
         reward_setup: setup.map(str::to_owned),
+        country: None,
     };
     store
         .save_connection_settings(a_plain.id, &with(None))

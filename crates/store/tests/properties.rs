@@ -114,7 +114,7 @@ async fn check(
 }
 
 async fn client_of(store: &dyn Store, partner: PartnerId) -> Option<ClientId> {
-    let phone = Phone::parse(PHONE).expect("phone");
+    let phone = Phone::parse_international(PHONE).expect("phone");
     store
         .client_by_phone(partner, &phone)
         .await

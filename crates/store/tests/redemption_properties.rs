@@ -110,7 +110,10 @@ async fn case(
         .await
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let client = store
-        .client_by_phone(p, &loyalty_core::Phone::parse("+79161234567").unwrap())
+        .client_by_phone(
+            p,
+            &loyalty_core::Phone::parse_international("+79161234567").unwrap(),
+        )
         .await
         .unwrap()
         .expect("client")

@@ -50,7 +50,10 @@ async fn setup(
     );
     engine.apply_event(&conn, &visit).await.unwrap();
     let id = store
-        .client_by_phone(partner.id, &Phone::parse("+79161234567").unwrap())
+        .client_by_phone(
+            partner.id,
+            &Phone::parse_international("+79161234567").unwrap(),
+        )
         .await
         .unwrap()
         .unwrap()

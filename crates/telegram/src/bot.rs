@@ -305,7 +305,7 @@ impl ClientBot {
                     .reply(chat_id, text, Some(contact_keyboard(lang)))
                     .await;
             }
-            let Ok(phone) = Phone::parse(&contact.phone_number) else {
+            let Ok(phone) = Phone::parse_international(&contact.phone_number) else {
                 let text = match lang {
                     Lang::Ru => "Не получилось прочитать этот номер телефона.",
                     Lang::En => "That phone number could not be read.",

@@ -111,7 +111,7 @@ impl World {
             status,
             client: Some(ClientRef {
                 external_id: None,
-                phone: Some(Phone::parse(phone).unwrap()),
+                phone: Some(Phone::parse_international(phone).unwrap()),
                 name: Some("Анна".into()),
             }),
             currency: Currency::Rub,
@@ -143,7 +143,7 @@ impl World {
     async fn link_of(&self, phone: &str, chat: i64) {
         let client = self
             .store
-            .client_by_phone(self.partner.id, &Phone::parse(phone).unwrap())
+            .client_by_phone(self.partner.id, &Phone::parse_international(phone).unwrap())
             .await
             .unwrap()
             .unwrap();
@@ -411,7 +411,7 @@ async fn one_chat_gets_at_most_one_message_per_interval() {
         status: VisitStatus::Came,
         client: Some(ClientRef {
             external_id: None,
-            phone: Some(Phone::parse(ANNA).unwrap()),
+            phone: Some(Phone::parse_international(ANNA).unwrap()),
             name: None,
         }),
         currency: Currency::Rub,
@@ -433,7 +433,7 @@ async fn one_chat_gets_at_most_one_message_per_interval() {
         .unwrap();
     let at_other = w
         .store
-        .client_by_phone(other.id, &Phone::parse(ANNA).unwrap())
+        .client_by_phone(other.id, &Phone::parse_international(ANNA).unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -518,7 +518,7 @@ async fn sharing_ones_own_contact_links_the_phone_shows_points_and_grants_the_bo
     .await;
     let client = w
         .store
-        .client_by_phone(w.partner.id, &Phone::parse(ANNA).unwrap())
+        .client_by_phone(w.partner.id, &Phone::parse_international(ANNA).unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -565,7 +565,7 @@ async fn sharing_ones_own_contact_links_the_phone_shows_points_and_grants_the_bo
         .unwrap();
     assert_eq!(client.telegram_chat_id, Some(900));
     let chat = w.store.telegram_chat(900).await.unwrap().unwrap();
-    assert_eq!(chat.phone, Some(Phone::parse(ANNA).unwrap()));
+    assert_eq!(chat.phone, Some(Phone::parse_international(ANNA).unwrap()));
     assert_eq!(chat.language, "en");
     // The welcome bonus is announced through the outbox, once.
     bot.handle_update(update(
@@ -682,7 +682,7 @@ async fn a_client_exchanges_points_in_the_bot_once_and_sees_the_code() {
         .await;
     let client = w
         .store
-        .client_by_phone(p, &Phone::parse(ANNA).unwrap())
+        .client_by_phone(p, &Phone::parse_international(ANNA).unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -794,7 +794,7 @@ async fn only_the_salons_staff_check_and_use_its_codes_in_the_bot() {
     let reward = w.reward("Сертификат 150 ₽", 150).await;
     let client = w
         .store
-        .client_by_phone(p, &Phone::parse(ANNA).unwrap())
+        .client_by_phone(p, &Phone::parse_international(ANNA).unwrap())
         .await
         .unwrap()
         .unwrap();

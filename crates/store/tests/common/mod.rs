@@ -192,7 +192,7 @@ pub fn visit(
 pub fn by_phone(phone: &str) -> ClientRef {
     ClientRef {
         external_id: None,
-        phone: Some(Phone::parse(phone).expect("phone")),
+        phone: Some(Phone::parse(phone, loyalty_core::Country::RU).expect("phone")),
         name: None,
     }
 }
