@@ -501,7 +501,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let engine = LoyaltyEngine::new(store.clone());
             let out = cli::client_show(&engine, partner, &phone, limit).await;
             store.close().await;
-            print(&out?, json, client_text);
+            print(&out?, json, cli::client_text);
             Ok(ExitCode::SUCCESS)
         }
         Command::Reward(cmd) => {
@@ -531,7 +531,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             store.close().await;
-            print(&out?, json, reward_text);
+            print(&out?, json, cli::reward_text);
             Ok(ExitCode::SUCCESS)
         }
         Command::Services(cmd) => {
@@ -552,7 +552,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             store.close().await;
-            print(&out?, json, services_text);
+            print(&out?, json, cli::services_text);
             Ok(ExitCode::SUCCESS)
         }
         Command::Redeem {
@@ -565,7 +565,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let engine = LoyaltyEngine::new(store.clone());
             let out = cli::redeem(&engine, &store, partner, &phone, reward, key).await;
             store.close().await;
-            print(&out?, json, code_text);
+            print(&out?, json, cli::code_text);
             Ok(ExitCode::SUCCESS)
         }
         Command::Code(cmd) => {
@@ -584,7 +584,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             store.close().await;
-            print(&out?, json, code_text);
+            print(&out?, json, cli::code_text);
             Ok(ExitCode::SUCCESS)
         }
         Command::StaffAdd { partner, chat } => {
@@ -622,147 +622,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-fn code_text(v: &Value) -> String {
-    let mut out = format!(
-        "{}  {}  {} points  {}",
-        v["code"].as_str().unwrap_or_default(),
-        v["status"].as_str().unwrap_or_default(),
-        v["points"],
-        v["reward"].as_str().unwrap_or_default()
-    );
-    if let Some(balance) = v.get("balance") {
-        out.push_str(&format!("\nbalance left: {balance} points"));
-    }
-    if let Some(value) = v.get("value_minor") {
-        match v["min_bill_minor"].as_i64() {
-            Some(min) => out.push_str(&format!(
-                "\nworth {value} (minor units); pays a bill of at least {min}"
-            )),
-            None => out.push_str(&format!(
-                "\nworth {value} (minor units); points may pay no part of a bill"
-            )),
-        }
-    }
-    if v["strategy"] != "gateway_code" {
-        out.push_str(&format!(
-            "\n{}: CRM id {}, {} tries",
-            v["strategy"].as_str().unwrap_or_default(),
-            v["crm_id"].as_str().unwrap_or("-"),
-            v["crm_attempts"]
-        ));
-    }
-    if let Some(error) = v["crm_error"].as_str() {
-        out.push_str(&format!("\nlast CRM error: {error}"));
-    }
-    out
-}
-
-fn reward_text(v: &Value) -> String {
-    if let Some(id) = v.get("removed") {
-        return format!("Reward {id} removed from the catalog.");
-    }
-    let one = v.get("reward").map(|r| vec![r.clone()]);
-    let rewards = one.unwrap_or_else(|| v["rewards"].as_array().cloned().unwrap_or_default());
-    if rewards.is_empty() {
-        return "No rewards.".into();
-    }
-    rewards
-        .iter()
-        .map(|r| {
-            format!(
-                "{:>4}  {:>6} points  {}{}",
-                r["id"].to_string(),
-                r["cost"].to_string(),
-                r["title"].as_str().unwrap_or_default(),
-                if r["active"] == Value::Bool(false) {
-                    "  (removed)"
-                } else {
-                    ""
-                }
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn services_text(v: &Value) -> String {
-    if let Some(sync) = v.get("sync") {
-        return format!(
-            "Connection {}: {} services listed, {} new, {} changed, {} gone; {} rewards stopped.",
-            v["connection"],
-            sync["listed"],
-            sync["added"],
-            sync["changed"],
-            sync["gone"],
-            sync["rewards_stopped"]
-        );
-    }
-    if let Some(allowed) = v.get("redeemable") {
-        return format!(
-            "Service {}: points {} buy it now{}.",
-            v["service"],
-            if allowed == &Value::Bool(true) {
-                "may"
-            } else {
-                "may not"
-            },
-            match v["rewards_stopped"].as_u64() {
-                Some(n) if n > 0 => format!("; {n} rewards left the catalog"),
-                _ => String::new(),
-            }
-        );
-    }
-    let services = v["services"].as_array().cloned().unwrap_or_default();
-    if services.is_empty() {
-        return "No services synced: run `services sync --connection ID`.".into();
-    }
-    services
-        .iter()
-        .map(|s| {
-            let price = match (s["price_min_minor"].as_i64(), s["price_max_minor"].as_i64()) {
-                (Some(a), Some(b)) if a != b => format!("{}–{}", a / 100, b / 100),
-                (Some(p), _) | (None, Some(p)) => (p / 100).to_string(),
-                (None, None) => "?".into(),
-            };
-            format!(
-                "{:>10}  {:>12} ₽  {}{}{}",
-                s["service_id"].as_str().unwrap_or_default(),
-                price,
-                s["title"].as_str().unwrap_or_default(),
-                if s["redeemable"] == Value::Bool(false) {
-                    "  (not for points)"
-                } else {
-                    ""
-                },
-                if s["in_crm"] == Value::Bool(false) {
-                    "  (gone from the CRM)"
-                } else {
-                    ""
-                },
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn client_text(v: &Value) -> String {
-    let mut out = format!(
-        "{} {}: balance {}",
-        v["phone"].as_str().unwrap_or_default(),
-        v["name"].as_str().unwrap_or_default(),
-        v["balance"]
-    );
-    for h in v["history"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "\n  {:>+6}  {}  {}",
-            h["points"].as_i64().unwrap_or_default(),
-            h["kind"].as_str().unwrap_or_default(),
-            h["reason"].as_str().unwrap_or_default()
-        ));
-    }
-    out
 }
 
 async fn open_migrated(config: &Config) -> anyhow::Result<SqlStore> {

@@ -1,0 +1,51 @@
+//! The operator's commands, by group. Each returns one JSON object (printed as is with
+//! `--json`) and has a text rendering beside it.
+
+mod catalog;
+mod desk;
+mod doctor;
+mod setup;
+
+pub use catalog::*;
+pub use desk::*;
+pub use doctor::*;
+pub use setup::*;
+
+use loyalty_core::{PartnerId, Phone, Store};
+use loyalty_store::SqlStore;
+use serde_json::{Value, json};
+
+/// An operator's mistake, reported as such (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
+async fn known_partner(store: &dyn Store, partner: i64) -> anyhow::Result<PartnerId> {
+    let id = PartnerId(partner);
+    if store.partner(id).await?.is_none() {
+        return Err(Usage(format!("partner {id} does not exist")).into());
+    }
+    Ok(id)
+}
+
+/// A partner that exists and a phone typed at its desk, read in the partner's country.
+async fn desk_phone(
+    store: &dyn Store,
+    partner: i64,
+    phone: &str,
+) -> anyhow::Result<(PartnerId, Phone)> {
+    let id = PartnerId(partner);
+    let Some(found) = store.partner(id).await? else {
+        return Err(Usage(format!("partner {id} does not exist")).into());
+    };
+    let country = found.program.country;
+    let phone = Phone::parse(phone, country)
+        .map_err(|e| Usage(format!("--phone: {e} (read as a number in {country})")))?;
+    Ok((id, phone))
+}
+
+/// `rejected`: the latest refused webhook deliveries.
+pub async fn rejected(store: &SqlStore, limit: u32) -> anyhow::Result<Value> {
+    let rows = store.rejected_deliveries(limit).await?;
+    Ok(json!({ "rejected": rows }))
+}

@@ -1,0 +1,272 @@
+//! Setting a salon up: `partner add|set`, `connection add|rewards`, `staff-add`.
+
+use crm_yclients::RewardSetup;
+use loyalty_core::model::{NewConnection, NewPartner};
+use loyalty_core::redemption::Strategy;
+use loyalty_core::{
+    Bps, ConnectionId, Country, CrmKind, Currency, PartnerId, Points, Program, Store,
+};
+use loyalty_store::{ConnectionSettings, SqlStore};
+use serde_json::{Value, json};
+
+use crate::config::Config;
+
+use super::{Usage, known_partner};
+
+/// `partner add`.
+#[derive(Debug, Clone)]
+pub struct PartnerAdd {
+    pub name: String,
+    pub cashback_bps: u32,
+    pub currency: Currency,
+    pub min_paid_minor: i64,
+    pub points_ttl_days: Option<u32>,
+    pub welcome_bonus: i64,
+    pub point_value_minor: i64,
+    pub max_redeem_share_bps: u32,
+    pub code_ttl_days: u32,
+    pub country: Country,
+}
+
+pub async fn partner_add(store: &SqlStore, req: &PartnerAdd, now_ms: i64) -> anyhow::Result<Value> {
+    let name = req.name.trim();
+    if name.is_empty() {
+        return Err(Usage("--name must not be empty".into()).into());
+    }
+    let bps = |v: u32, flag: &str| {
+        Bps::new(i64::from(v))
+            .map_err(|_| Usage(format!("{flag} must be 0..=10000 (basis points), got {v}")))
+    };
+    let program = Program {
+        currency: req.currency,
+        cashback: bps(req.cashback_bps, "--cashback-bps")?,
+        min_paid_minor: req.min_paid_minor,
+        rules: Vec::new(),
+        points_ttl_days: req.points_ttl_days,
+        max_redeem_share: bps(req.max_redeem_share_bps, "--max-redeem-share-bps")?,
+        welcome_bonus: Points(req.welcome_bonus),
+        point_value_minor: req.point_value_minor,
+        code_ttl_days: req.code_ttl_days,
+        country: req.country,
+    };
+    program
+        .validate()
+        .map_err(|e| Usage(format!("invalid program: {e}")))?;
+    let partner = store
+        .create_partner(
+            &NewPartner {
+                name: name.to_owned(),
+                program,
+            },
+            now_ms,
+        )
+        .await?;
+    Ok(json!({ "id": partner.id, "name": partner.name, "program": partner.program }))
+}
+
+/// `partner set`: changes the program's settings that may change without touching what
+/// visits already earned (today: the country phones are read in).
+pub async fn partner_set(
+    store: &SqlStore,
+    partner: PartnerId,
+    country: Option<Country>,
+) -> anyhow::Result<Value> {
+    let Some(mut found) = store.partner(partner).await? else {
+        return Err(Usage(format!("partner {partner} does not exist")).into());
+    };
+    let Some(country) = country else {
+        return Err(Usage("nothing to change: give --country".into()).into());
+    };
+    found.program.country = country;
+    store.set_program(partner, &found.program).await?;
+    Ok(json!({ "id": found.id, "name": found.name, "program": found.program }))
+}
+
+/// `connection add`.
+#[derive(Debug, Clone)]
+pub struct ConnectionAdd {
+    pub partner: i64,
+    pub crm: CrmKind,
+    pub company_id: String,
+    pub partner_token: Option<String>,
+    pub user_token: Option<String>,
+    pub utc_offset_minutes: Option<i32>,
+    /// The location's country when it is not the partner's.
+    pub country: Option<Country>,
+}
+
+/// An unguessable webhook secret: 160 random bits as hex.
+pub fn new_secret() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no system randomness: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+pub fn webhook_url(config: &Config, crm: CrmKind, secret: &str) -> String {
+    format!("{}/webhooks/{crm}/{secret}", config.base_url())
+}
+
+pub async fn connection_add(
+    store: &SqlStore,
+    config: &Config,
+    req: &ConnectionAdd,
+    now_ms: i64,
+) -> anyhow::Result<Value> {
+    let partner = PartnerId(req.partner);
+    if store.partner(partner).await?.is_none() {
+        return Err(Usage(format!("partner {partner} does not exist")).into());
+    }
+    let Some(flavor) = crm_yclients::Flavor::of(req.crm) else {
+        return Err(Usage(format!(
+            "{} is not supported by this gateway yet (yclients, altegio)",
+            req.crm
+        ))
+        .into());
+    };
+    let company = req.company_id.trim();
+    if company.is_empty() || !company.chars().all(|c| c.is_ascii_digit()) {
+        return Err(Usage(format!(
+            "--company-id must be the CRM's numeric id, got {company:?}"
+        ))
+        .into());
+    }
+    let offset = req.utc_offset_minutes.unwrap_or_else(|| {
+        crm_yclients::YclientsConfig::new(flavor, company)
+            .context
+            .utc_offset_minutes
+    });
+    if !(-720..=840).contains(&offset) {
+        return Err(Usage(format!(
+            "--utc-offset-minutes must be -720..=840, got {offset}"
+        ))
+        .into());
+    }
+    if req.user_token.is_some() && req.partner_token.is_none() {
+        return Err(Usage("--user-token needs --partner-token".into()).into());
+    }
+    let secret = new_secret()?;
+    let connection = store
+        .create_connection(
+            &NewConnection {
+                partner_id: partner,
+                kind: req.crm,
+                company_id: company.to_owned(),
+                credentials_ref: "db:connection_settings".into(),
+                webhook_secret: secret.clone(),
+            },
+            now_ms,
+        )
+        .await
+        .map_err(|e| match e {
+            loyalty_core::StoreError::Duplicate(_) => anyhow::Error::from(Usage(format!(
+                "partner {partner} is already connected to {} company {company}",
+                req.crm
+            ))),
+            other => other.into(),
+        })?;
+    store
+        .save_connection_settings(
+            connection.id,
+            &ConnectionSettings {
+                partner_token: req.partner_token.clone(),
+                user_token: req.user_token.clone(),
+                utc_offset_minutes: offset,
+                reward_setup: None,
+                country: req.country,
+            },
+        )
+        .await?;
+    Ok(json!({
+        "id": connection.id,
+        "partner": partner,
+        "crm": req.crm,
+        "company_id": company,
+        "country": req.country,
+        "api": req.partner_token.is_some(),
+        "webhook_url": webhook_url(config, req.crm, &secret),
+    }))
+}
+
+/// `connection rewards`: how the connection writes rewards into its CRM (`None`: the
+/// gateway's own codes, checked by staff).
+pub async fn connection_rewards(
+    store: &SqlStore,
+    connection: i64,
+    setup: Option<RewardSetup>,
+) -> anyhow::Result<Value> {
+    let id = ConnectionId(connection);
+    let Some(conn) = store.connection(id).await? else {
+        return Err(Usage(format!("there is no connection {connection}")).into());
+    };
+    let Some(mut settings) = store.connection_settings(id).await? else {
+        return Err(Usage(format!("connection {connection} has no API settings")).into());
+    };
+    if let Some(setup) = &setup {
+        if crm_yclients::Flavor::of(conn.kind).is_none() {
+            return Err(Usage(format!("{} has no reward write-back yet", conn.kind)).into());
+        }
+        if settings.partner_token.is_none() || settings.user_token.is_none() {
+            return Err(Usage(format!(
+                "connection {connection} needs a partner and a user token to write rewards"
+            ))
+            .into());
+        }
+        setup
+            .validate()
+            .map_err(|e| Usage(format!("reward setup: {e}")))?;
+    }
+    settings.reward_setup = setup.as_ref().map(serde_json::to_string).transpose()?;
+    store.save_connection_settings(id, &settings).await?;
+    Ok(json!({
+        "connection": connection,
+        "strategy": setup.as_ref().map_or(Strategy::GatewayCode, RewardSetup::strategy),
+        "setup": setup,
+    }))
+}
+
+/// The setup `connection rewards` flags describe.
+pub fn reward_setup(
+    strategy: &str,
+    chain: Option<String>,
+    card_type: Option<String>,
+    good: Option<String>,
+    storage: Option<String>,
+) -> anyhow::Result<Option<RewardSetup>> {
+    let need = |v: Option<String>, flag: &str| {
+        v.filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| Usage(format!("--strategy {strategy} needs {flag}")))
+    };
+    let setup = match strategy {
+        "loyalty-card" => Some(RewardSetup::LoyaltyCard {
+            chain_id: need(chain, "--chain")?,
+            card_type_id: need(card_type, "--card-type")?,
+        }),
+        "certificate" => Some(RewardSetup::CrmCertificate {
+            good_id: need(good, "--good")?,
+            storage_id: need(storage, "--storage")?,
+        }),
+        "gateway-code" => None,
+        other => {
+            return Err(Usage(format!(
+                "--strategy must be loyalty-card, certificate or gateway-code, got {other:?}"
+            ))
+            .into());
+        }
+    };
+    Ok(setup)
+}
+
+/// `staff-add`: a staff member's chat may check and use the partner's codes in the bot.
+pub async fn staff_add(
+    store: &SqlStore,
+    partner: i64,
+    chat: i64,
+    now_ms: i64,
+) -> anyhow::Result<Value> {
+    let partner = known_partner(store, partner).await?;
+    if chat == 0 {
+        return Err(Usage("--chat must be a Telegram chat id".into()).into());
+    }
+    store.add_staff_chat(partner, chat, now_ms).await?;
+    Ok(json!({ "partner": partner, "chat": chat }))
+}
