@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde::Serialize;
 
-use crate::adapter::{AdapterError, CrmAdapter};
+use crate::adapter::AdapterError;
 use crate::code::Code;
 use crate::event::{ClientEvent, ClientRef, CrmEvent, LoyaltyPaid, VisitEvent};
 use crate::ledger::{Account, EntryKind, LedgerEntry, LotId, NewEntry, NewLot, plan_draw};
 use crate::model::{
-    Client, ClientId, CrmConnection, EntryId, HoldId, PartnerId, Program, RewardId,
+    Client, ClientId, ConnectionId, CrmConnection, EntryId, HoldId, PartnerId, Program, RewardId,
 };
 use crate::money::{Bps, Currency, MoneyError, Points};
 use crate::outbox::{NewOutbox, Notification};
@@ -70,6 +70,8 @@ pub enum EngineError {
     CodeNotUsable { code: String, status: &'static str },
     #[error("the {0} strategy writes to a CRM: name the connection")]
     NoConnection(&'static str),
+    #[error("connection {0} does not exist")]
+    UnknownConnection(ConnectionId),
     /// A money certificate used at the desk without the bill it pays.
     #[error(
         "code {code} is a certificate worth {value_minor} (minor units): give the bill it pays, points may pay only part of one"
@@ -251,6 +253,8 @@ pub enum Outcome {
     ClientSynced { client_id: ClientId, created: bool },
     /// An event the program does not act on.
     Ignored,
+    /// Stored in the inbox: it needs the CRM's API before it can be applied.
+    Queued { inbox_id: i64 },
 }
 
 impl Outcome {
@@ -263,6 +267,7 @@ impl Outcome {
             Outcome::Stale => "stale",
             Outcome::ClientSynced { .. } => "client_synced",
             Outcome::Ignored => "ignored",
+            Outcome::Queued { .. } => "queued",
         }
     }
 
@@ -304,7 +309,9 @@ macro_rules! in_tx {
     }};
 }
 
+mod intake;
 mod writeback;
+pub use intake::{InboxPass, Intake};
 pub use writeback::{AdapterSource, Resolution, WriteBackOutcome, WriteBackPass, WriteBackPolicy};
 
 /// The points program's rules over a [`Store`].
@@ -349,43 +356,6 @@ impl LoyaltyEngine {
             balance,
             history,
         }))
-    }
-
-    /// Like [`LoyaltyEngine::apply_event`], but a visit that arrived without what the decision
-    /// needs (`needs_refetch`) is first fetched whole through the connection's adapter, and a
-    /// settled visit's payments with certificates or points ([`LoyaltyPaid::Ask`]) are asked
-    /// from the CRM. An adapter that cannot ask leaves the whole bill earning points.
-    pub async fn apply_event_via(
-        &self,
-        adapter: &dyn CrmAdapter,
-        connection: &CrmConnection,
-        event: &CrmEvent,
-    ) -> Result<Outcome, EngineError> {
-        let CrmEvent::Visit(v) = event else {
-            return self.apply_event(connection, event).await;
-        };
-        if !v.needs_refetch && !matches!(v.loyalty_paid, LoyaltyPaid::Ask(_)) {
-            return self.apply_event(connection, event).await;
-        }
-        let mut visit = if v.needs_refetch {
-            let fresh = adapter.get_record(&v.record_id).await?;
-            if fresh.needs_refetch || fresh.record_id != v.record_id {
-                return Err(EngineError::NeedsRefetch {
-                    record_id: v.record_id.clone(),
-                });
-            }
-            fresh
-        } else {
-            v.clone()
-        };
-        if let LoyaltyPaid::Ask(reference) = &visit.loyalty_paid {
-            visit.loyalty_paid = match adapter.loyalty_paid(&visit, reference).await {
-                Ok(minor) => LoyaltyPaid::Minor(minor),
-                Err(AdapterError::Unsupported(_)) => LoyaltyPaid::NotReported,
-                Err(e) => return Err(e.into()),
-            };
-        }
-        self.apply_event(connection, &CrmEvent::Visit(visit)).await
     }
 
     /// Applies one normalized CRM event for a connection, exactly once whatever the order and

@@ -17,6 +17,7 @@ pub mod code;
 pub mod doctor;
 pub mod engine;
 pub mod event;
+pub mod inbox;
 pub mod ledger;
 pub mod model;
 pub mod money;

@@ -383,6 +383,9 @@ pub trait Store: Send + Sync {
     ) -> Result<CrmConnection, StoreError>;
 
     /// The connection a webhook URL's secret names (the webhook's only authentication).
+    /// A connection by id.
+    async fn connection(&self, id: ConnectionId) -> Result<Option<CrmConnection>, StoreError>;
+
     async fn connection_by_secret(&self, secret: &str)
     -> Result<Option<CrmConnection>, StoreError>;
 

@@ -517,9 +517,11 @@ async fn sixty_requests_stay_within_five_per_second_and_run_at_the_limit() {
     // 60 requests at 5/s: 12 bursts, the last starting 11 s after the first.
     let needed = Duration::from_secs(11);
     assert!(elapsed >= needed, "{elapsed:?}");
+    // Each window waits the limiter's margin (100 ms) on top, so requests that arrive late on
+    // a loaded machine still fall in the vendor's window: about 9 % under the limit.
     assert!(
-        elapsed <= needed.mul_f64(1.1),
-        "{elapsed:?} is more than 10% over the limit's 11 s"
+        elapsed <= needed.mul_f64(1.15),
+        "{elapsed:?} is more than 15% over the limit's 11 s"
     );
 }
 

@@ -170,7 +170,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
         StartOptions {
             worker: Some(worker),
             migrate: true,
-            write_back: None,
+            ..StartOptions::default()
         },
     )
     .await?;

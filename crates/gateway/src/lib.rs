@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use loyalty_core::engine::WriteBackPolicy;
+use loyalty_core::inbox::InboxPolicy;
 use loyalty_core::{Clock, LoyaltyEngine, Store, SystemClock};
 use loyalty_store::SqlStore;
 use loyalty_telegram::{ClientBot, OutboxWorker, Telegram, WorkerSettings};
@@ -33,6 +34,12 @@ use crate::config::Config;
 use crate::connections::Connections;
 use crate::metrics::Metrics;
 use crate::server::App;
+
+/// How often the CRM inbox is looked at when nothing wakes its worker.
+const INBOX_EVERY: Duration = Duration::from_secs(1);
+
+/// Inbox passes that may run at once.
+const INBOX_PASSES: usize = 4;
 
 /// How often due rewards are written into the CRMs (each redemption also waits out its own
 /// back-off).
@@ -61,6 +68,8 @@ pub struct StartOptions {
     pub migrate: bool,
     /// How hard rewards are written into the CRMs.
     pub write_back: Option<WriteBackPolicy>,
+    /// How the CRM inbox is worked.
+    pub inbox: Option<InboxPolicy>,
 }
 
 /// A running gateway.
@@ -174,6 +183,15 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         options.write_back.unwrap_or_default(),
         stopping.clone(),
     )));
+    let inbox_wake = Arc::new(tokio::sync::Notify::new());
+    tasks.push(tokio::spawn(inbox_worker(
+        engine.clone(),
+        Arc::clone(&sql),
+        Arc::clone(&connections),
+        Arc::clone(&inbox_wake),
+        options.inbox.unwrap_or_default(),
+        stopping.clone(),
+    )));
     let app = Arc::new(App {
         store: Arc::clone(&sql),
         engine: engine.clone(),
@@ -182,6 +200,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         bot,
         telegram_secret,
         service_syncs: services::Pending::default(),
+        inbox_wake,
     });
 
     tasks.push(tokio::spawn(services::sync_loop(
@@ -256,6 +275,59 @@ async fn write_backs(
         }
         if stopped_during(WRITE_BACK_EVERY, &mut stop).await {
             return;
+        }
+    }
+}
+
+/// Completes queued CRM events from the CRM and applies them: a pass starts when a webhook
+/// queues one and every [`INBOX_EVERY`]. Passes overlap (up to [`INBOX_PASSES`]), so items
+/// that arrive while a slow CRM call is under way are not held up by it; a claimed item is
+/// leased to its pass, so no two passes take the same one. Stopping does not wait for a pass
+/// in a CRM call: its items are leased and tried again after a restart.
+async fn inbox_worker(
+    engine: LoyaltyEngine,
+    store: Arc<SqlStore>,
+    connections: Arc<Connections>,
+    wake: Arc<tokio::sync::Notify>,
+    policy: InboxPolicy,
+    mut stop: watch::Receiver<bool>,
+) {
+    let passes = Arc::new(tokio::sync::Semaphore::new(INBOX_PASSES));
+    loop {
+        if let Ok(slot) = Arc::clone(&passes).try_acquire_owned() {
+            let (engine, store, connections, wake) = (
+                engine.clone(),
+                Arc::clone(&store),
+                Arc::clone(&connections),
+                Arc::clone(&wake),
+            );
+            tokio::spawn(async move {
+                let result = engine
+                    .work_inbox(store.as_ref(), connections.as_ref(), &policy)
+                    .await;
+                drop(slot);
+                match result {
+                    Ok(pass) if pass.is_empty() => {}
+                    Ok(pass) => {
+                        info!(
+                            applied = pass.applied,
+                            retried = pass.retried,
+                            dead = pass.dead,
+                            "worked the CRM inbox"
+                        );
+                        // A full batch: there may be more waiting.
+                        if pass.applied + pass.retried + pass.dead >= policy.batch as usize {
+                            wake.notify_one();
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "could not work the CRM inbox"),
+                }
+            });
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(INBOX_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
         }
     }
 }

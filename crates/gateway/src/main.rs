@@ -84,6 +84,10 @@ enum Command {
     /// Checks and repairs of stored data.
     #[command(subcommand)]
     Doctor(DoctorCmd),
+    /// CRM events waiting for the CRM's API before they are applied (a partial record to
+    /// re-fetch, how a bill was paid), and those given up on.
+    #[command(subcommand)]
+    Inbox(InboxCmd),
     /// The latest webhook deliveries the gateway refused, with why.
     Rejected {
         #[arg(long, default_value_t = 20)]
@@ -123,6 +127,19 @@ enum PartnerCmd {
         #[arg(long, value_name = "CC")]
         country: Option<Country>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum InboxCmd {
+    /// What waits (with --dead: what was given up on after days of failing), oldest first.
+    List {
+        #[arg(long)]
+        dead: bool,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Try an item again now (a dead letter too), its tries counted from zero.
+    Replay { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -598,6 +615,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     v["chat"], v["partner"]
                 )
             });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inbox(cmd) => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = match cmd {
+                InboxCmd::List { dead, limit } => cli::inbox_list(&store, dead, limit).await,
+                InboxCmd::Replay { id } => cli::inbox_replay(&store, id).await,
+            };
+            store.close().await;
+            print(&out?, json, cli::inbox_text);
             Ok(ExitCode::SUCCESS)
         }
         Command::Rejected { limit } => {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use loyalty_core::OutboxStats;
+use loyalty_core::inbox::InboxStats;
 use loyalty_telegram::SendStats;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -45,6 +46,9 @@ pub struct Metrics {
     outbox_pending: Gauge,
     outbox_dead: Gauge,
     outbox_oldest_age: Gauge,
+    inbox_queued: Gauge,
+    inbox_dead: Gauge,
+    inbox_oldest_age: Gauge,
     crm_calls: Family<CrmCallLabels, Counter>,
     crm_latency: Family<CrmOpLabels, Histogram>,
 }
@@ -117,6 +121,24 @@ impl Metrics {
             "Age of the oldest notification waiting to be sent",
             outbox_oldest_age.clone(),
         );
+        let inbox_queued = Gauge::default();
+        registry.register(
+            "inbox_queued",
+            "CRM events waiting for the CRM's API before they are applied",
+            inbox_queued.clone(),
+        );
+        let inbox_dead = Gauge::default();
+        registry.register(
+            "inbox_dead",
+            "CRM events given up on (see `loyalty-gateway inbox list --dead`)",
+            inbox_dead.clone(),
+        );
+        let inbox_oldest_age = Gauge::default();
+        registry.register(
+            "inbox_oldest_age_seconds",
+            "Age of the oldest CRM event waiting for the CRM's API",
+            inbox_oldest_age.clone(),
+        );
         let crm_calls = Family::<CrmCallLabels, Counter>::default();
         registry.register(
             "crm_calls",
@@ -142,6 +164,9 @@ impl Metrics {
             outbox_pending,
             outbox_dead,
             outbox_oldest_age,
+            inbox_queued,
+            inbox_dead,
+            inbox_oldest_age,
             crm_calls,
             crm_latency,
         }
@@ -181,8 +206,23 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// The text exposition, with the outbox gauges as of `stats` (read just before).
-    pub fn render(&self, stats: Option<OutboxStats>, now_ms: i64) -> String {
+    /// The text exposition, with the outbox and inbox gauges as of `stats` and `inbox` (read
+    /// just before).
+    pub fn render(
+        &self,
+        stats: Option<OutboxStats>,
+        inbox: Option<InboxStats>,
+        now_ms: i64,
+    ) -> String {
+        if let Some(s) = inbox {
+            self.inbox_queued.set(s.queued);
+            self.inbox_dead.set(s.dead);
+            let age = s
+                .oldest_received_at_ms
+                .map(|t| (now_ms - t).max(0) / 1000)
+                .unwrap_or(0);
+            self.inbox_oldest_age.set(age);
+        }
         if let Some(s) = stats {
             self.outbox_pending.set(s.pending);
             self.outbox_dead.set(s.dead);
@@ -220,6 +260,11 @@ mod tests {
                 dead: 1,
                 oldest_pending_created_ms: Some(1_000),
             }),
+            Some(InboxStats {
+                queued: 7,
+                oldest_received_at_ms: Some(31_000),
+                dead: 2,
+            }),
             61_000,
         );
         for line in [
@@ -229,6 +274,9 @@ mod tests {
             "loyalty_outbox_pending 4",
             "loyalty_outbox_dead 1",
             "loyalty_outbox_oldest_pending_age_seconds 60",
+            "loyalty_inbox_queued 7",
+            "loyalty_inbox_dead 2",
+            "loyalty_inbox_oldest_age_seconds 30",
             "loyalty_crm_calls_total{crm=\"yclients\",operation=\"get_record\",result=\"ok\"} 1",
             "loyalty_telegram_sends_total{result=\"sent\"} 3",
         ] {

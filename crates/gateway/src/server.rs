@@ -9,6 +9,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use loyalty_core::inbox::{IntakeStore, Source};
 use loyalty_core::{CrmKind, EngineError, LoyaltyEngine, Outcome, WebhookError};
 use loyalty_store::{RejectedDelivery, SqlStore};
 use loyalty_telegram::ClientBot;
@@ -38,6 +39,8 @@ pub struct App {
     pub telegram_secret: Option<String>,
     /// Service syncs asked for by webhooks.
     pub service_syncs: crate::services::Pending,
+    /// Wakes the inbox worker when a delivery was queued for the CRM.
+    pub inbox_wake: Arc<tokio::sync::Notify>,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -89,12 +92,19 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             None
         }
     };
+    let inbox = match app.store.inbox_stats().await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(error = %e, "inbox gauges unavailable");
+            None
+        }
+    };
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        app.metrics.render(stats, app.engine.now_ms()),
+        app.metrics.render(stats, inbox, app.engine.now_ms()),
     )
         .into_response()
 }
@@ -295,12 +305,21 @@ async fn apply(
     let mut results = Vec::with_capacity(events.len());
     let mut all_duplicates = !events.is_empty();
     for event in &events {
+        // Never the CRM's API inside the request: what needs it is queued and answered 2xx.
         match app
             .engine
-            .apply_event_via(found.adapter.as_ref(), &found.connection, event)
+            .accept(
+                app.store.as_ref(),
+                &found.connection,
+                event,
+                Source::Webhook,
+            )
             .await
         {
             Ok(outcome) => {
+                if matches!(outcome, Outcome::Queued { .. }) {
+                    app.inbox_wake.notify_one();
+                }
                 let delta = outcome.delta().value();
                 app.metrics.points(delta);
                 if !matches!(outcome, Outcome::Duplicate | Outcome::Stale) {

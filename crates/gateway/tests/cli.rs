@@ -582,3 +582,99 @@ fn doctor_phones_reports_the_wrong_numbers_and_applies_the_free_ones() {
         store.close().await;
     });
 }
+
+/// The operator sees what waits for the CRM and what was given up on, and replays a dead
+/// letter.
+#[test]
+fn inbox_list_shows_dead_letters_and_replay_makes_them_due() {
+    use loyalty_core::inbox::{IntakeStore, Source};
+    use loyalty_core::{ConnectionId, PartnerId, Store};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let env = [("LOYALTY_DATA_DIR", data.as_str())];
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = gateway(&all, &env);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("one JSON object")
+    };
+    json(&["migrate"]);
+    let partner = json(&["partner", "add", "--name", "Лотос", "--cashback-bps", "500"]);
+    let conn = json(&[
+        "connection",
+        "add",
+        "--partner",
+        &partner["id"].to_string(),
+        "--crm",
+        "yclients",
+        "--company-id",
+        "4564",
+    ]);
+    let url = format!("sqlite://{data}/loyalty.db");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let id = rt.block_on(async {
+        let store = loyalty_store::SqlStore::connect(&url).await.unwrap();
+        let connection = store
+            .connection(ConnectionId(conn["id"].as_i64().unwrap()))
+            .await
+            .unwrap()
+            .unwrap();
+        let body = std::fs::read(fixture_path("yclients/record_partial.json")).unwrap();
+        let events = crm_yclients::parse_webhook(
+            &crm_yclients::YclientsConfig::new(crm_yclients::Flavor::YCLIENTS, "4564").context,
+            &body,
+        )
+        .unwrap();
+        let partner = PartnerId(partner["id"].as_i64().unwrap());
+        let id = store
+            .enqueue_inbox(partner, connection.id, &events[0], Source::Webhook, 1_000)
+            .await
+            .unwrap();
+        store.claim_inbox(1_000, 10, 2_000).await.unwrap();
+        store
+            .inbox_failed(id, "CRM: the CRM refused the credentials: bad token", None)
+            .await
+            .unwrap();
+        store.close().await;
+        id
+    });
+
+    let waiting = json(&["inbox", "list"]);
+    assert_eq!(
+        (waiting["queued"].clone(), waiting["dead"].clone()),
+        (0.into(), 1.into())
+    );
+    assert!(waiting["items"].as_array().unwrap().is_empty());
+    let dead = json(&["inbox", "list", "--dead"]);
+    let item = &dead["items"][0];
+    assert_eq!(item["id"], id);
+    assert_eq!(item["resource"], "record");
+    assert_eq!(item["source"], "webhook");
+    assert!(item["last_error"].as_str().unwrap().contains("bad token"));
+    let out = gateway(&["inbox", "list", "--dead"], &env);
+    assert!(
+        text(&out.stdout).contains("1 given up on"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    assert_eq!(json(&["inbox", "replay", &id.to_string()])["replayed"], id);
+    let after = json(&["inbox", "list"]);
+    assert_eq!(
+        (after["queued"].clone(), after["dead"].clone()),
+        (1.into(), 0.into())
+    );
+    assert_eq!(after["items"][0]["attempts"], 0);
+    let out = gateway(&["inbox", "replay", "999"], &env);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no item 999"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -123,20 +123,6 @@ impl SqlStore {
         .collect()
     }
 
-    /// One connection by id.
-    pub async fn connection(&self, id: ConnectionId) -> Result<Option<CrmConnection>, StoreError> {
-        sqlx::query(
-            "SELECT id, partner_id, kind, company_id, credentials_ref, webhook_secret \
-             FROM crm_connections WHERE id = $1",
-        )
-        .bind(id.0)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?
-        .map(|r| rows::connection(&r))
-        .transpose()
-    }
-
     /// Where the partner's rewards are written: its first connection (by id) with a reward
     /// setup, and that setup's JSON.
     pub async fn reward_setup_of(

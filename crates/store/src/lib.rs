@@ -18,6 +18,7 @@
 
 mod doctor;
 mod gateway;
+mod inbox;
 mod rows;
 mod services;
 mod store;

@@ -92,6 +92,19 @@ impl Store for SqlStore {
         rows::connection(&row)
     }
 
+    async fn connection(&self, id: ConnectionId) -> Result<Option<CrmConnection>, StoreError> {
+        sqlx::query(
+            "SELECT id, partner_id, kind, company_id, credentials_ref, webhook_secret \
+             FROM crm_connections WHERE id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(|r| rows::connection(&r))
+        .transpose()
+    }
+
     async fn connection_by_secret(
         &self,
         secret: &str,

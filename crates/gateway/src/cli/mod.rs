@@ -2,18 +2,18 @@
 //! `--json`) and has a text rendering beside it.
 
 mod catalog;
+mod deliveries;
 mod desk;
 mod doctor;
 mod setup;
 
 pub use catalog::*;
+pub use deliveries::*;
 pub use desk::*;
 pub use doctor::*;
 pub use setup::*;
 
 use loyalty_core::{PartnerId, Phone, Store};
-use loyalty_store::SqlStore;
-use serde_json::{Value, json};
 
 /// An operator's mistake, reported as such (exit status 2).
 #[derive(Debug, thiserror::Error)]
@@ -42,10 +42,4 @@ async fn desk_phone(
     let phone = Phone::parse(phone, country)
         .map_err(|e| Usage(format!("--phone: {e} (read as a number in {country})")))?;
     Ok((id, phone))
-}
-
-/// `rejected`: the latest refused webhook deliveries.
-pub async fn rejected(store: &SqlStore, limit: u32) -> anyhow::Result<Value> {
-    let rows = store.rejected_deliveries(limit).await?;
-    Ok(json!({ "rejected": rows }))
 }

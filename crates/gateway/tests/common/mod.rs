@@ -5,6 +5,12 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use loyalty_core::{CrmKind, Currency};
+use loyalty_gateway::cli::{self, ConnectionAdd, PartnerAdd};
+use loyalty_gateway::config::{Config, Overrides};
+use loyalty_gateway::{Gateway, StartOptions, start};
+use loyalty_store::SqlStore;
+use serde_json::Value;
 use sqlx::Connection;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -58,4 +64,78 @@ impl PgSchema {
             admin.close().await.ok();
         }
     }
+}
+
+/// The gateway on its own schema, listening on a free port; `config.listen` is the live address.
+pub async fn serve_on(schema: &PgSchema, overrides: Overrides) -> (Gateway, Config) {
+    serve_with(schema, overrides, StartOptions::default()).await
+}
+
+/// [`serve_on`] with other start options (migrations are always applied).
+pub async fn serve_with(
+    schema: &PgSchema,
+    overrides: Overrides,
+    options: StartOptions,
+) -> (Gateway, Config) {
+    let mut config = Config::resolve(Overrides {
+        database_url: Some(schema.url.clone()),
+        listen: Some("127.0.0.1:0".into()),
+        ..overrides
+    })
+    .unwrap();
+    let options = StartOptions {
+        migrate: true,
+        ..options
+    };
+    let gateway = start(&config, options).await.unwrap();
+    config.listen = gateway.addr;
+    (gateway, config)
+}
+
+/// Partner "Лотос": 5 % cashback in roubles, codes valid 90 days. Returns its id.
+pub async fn add_lotos(store: &SqlStore) -> i64 {
+    let partner = cli::partner_add(
+        store,
+        &PartnerAdd {
+            name: "Лотос".into(),
+            cashback_bps: 500,
+            currency: Currency::Rub,
+            min_paid_minor: 0,
+            points_ttl_days: None,
+            welcome_bonus: 0,
+            point_value_minor: 100,
+            max_redeem_share_bps: 5000,
+            code_ttl_days: 90,
+            country: loyalty_core::Country::RU,
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    partner["id"].as_i64().unwrap()
+}
+
+/// The partner's connection to YCLIENTS company 4564, with (partner, user) tokens if given.
+pub async fn connect_yclients(
+    store: &SqlStore,
+    config: &Config,
+    partner: i64,
+    tokens: Option<(&str, &str)>,
+) -> Value {
+    cli::connection_add(
+        store,
+        config,
+        &ConnectionAdd {
+            partner,
+            crm: CrmKind::Yclients,
+            company_id: "4564".into(),
+            partner_token: tokens.map(|t| t.0.to_owned()),
+            user_token: tokens.map(|t| t.1.to_owned()),
+            utc_offset_minutes: None,
+            country: None,
+        },
+        0,
+    )
+    .await
+    .unwrap()
 }
