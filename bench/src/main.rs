@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use loyalty_core::event::VisitStatus;
+use loyalty_core::event::{LineKind, VisitLine, VisitStatus};
+use loyalty_core::history::Visit;
+use loyalty_core::inbox::Source;
 use loyalty_core::ledger::{Account, EntryKind, NewEntry, NewLot};
 use loyalty_core::store::DeliveryRecord;
 use loyalty_core::{ClientId, ConnectionId, PartnerId, Phone, Points, Store, StoreError, StoreTx};
@@ -299,8 +301,30 @@ async fn sql_delivery_once(
         state.version = Some(i64::from(d.changed_at_s));
         state.fingerprint = Some(fingerprint);
         state.status = Some(VisitStatus::Came);
-        tx.save_record(partner, conn, &record_id, &state, now)
-            .await?;
+        // The history row goes with the record's state, and the client's summary with it.
+        let visit = Visit {
+            partner_id: partner,
+            connection_id: conn,
+            record_id: record_id.clone(),
+            client_id: Some(client_id),
+            visit_at_ms: Some(now),
+            status: VisitStatus::Came,
+            staff_id: Some("9".into()),
+            staff_name: Some("Оксана".into()),
+            paid_minor: d.cost_rub * 100,
+            loyalty_paid_minor: 0,
+            lines: vec![VisitLine {
+                item_id: "1".into(),
+                category_id: None,
+                kind: LineKind::Service,
+                title: "Окрашивание".into(),
+                paid_minor: d.cost_rub * 100,
+            }],
+            source: Source::Webhook,
+            updated_at_ms: now,
+        };
+        tx.save_record(&state, &visit).await?;
+        tx.refresh_summary(partner, client_id).await?;
         outcome = "applied";
         delta = amount;
     }

@@ -145,6 +145,9 @@ pub struct CrmStaff {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordPage {
     pub records: Vec<VisitEvent>,
+    /// Why items of the page that could not be read were left out (a record without an id…);
+    /// the rest of the page is still good.
+    pub rejected: Vec<String>,
     /// Where the next call continues; `None` when this was the last page.
     pub next_page: Option<u32>,
 }

@@ -9,6 +9,8 @@ use serde::Serialize;
 use crate::adapter::AdapterError;
 use crate::code::Code;
 use crate::event::{ClientEvent, ClientRef, CrmEvent, LoyaltyPaid, VisitEvent};
+use crate::history::Visit;
+use crate::inbox::Source;
 use crate::ledger::{Account, EntryKind, LedgerEntry, LotId, NewEntry, NewLot, plan_draw};
 use crate::model::{
     Client, ClientId, ConnectionId, CrmConnection, EntryId, HoldId, PartnerId, Program, RewardId,
@@ -310,6 +312,7 @@ macro_rules! in_tx {
 }
 
 mod intake;
+mod poll;
 mod writeback;
 pub use intake::{InboxPass, Intake};
 pub use writeback::{AdapterSource, Resolution, WriteBackOutcome, WriteBackPass, WriteBackPolicy};
@@ -365,6 +368,18 @@ impl LoyaltyEngine {
         connection: &CrmConnection,
         event: &CrmEvent,
     ) -> Result<Outcome, EngineError> {
+        self.apply_event_from(connection, event, Source::Webhook)
+            .await
+    }
+
+    /// [`LoyaltyEngine::apply_event`] for an event from `source`: the history row says where
+    /// its state came from, and an import of the past tells no client.
+    pub async fn apply_event_from(
+        &self,
+        connection: &CrmConnection,
+        event: &CrmEvent,
+        source: Source,
+    ) -> Result<Outcome, EngineError> {
         if event.company_id() != connection.company_id {
             return Err(EngineError::WrongCompany {
                 expected: connection.company_id.clone(),
@@ -372,8 +387,8 @@ impl LoyaltyEngine {
             });
         }
         match event {
-            CrmEvent::Visit(v) => self.apply_visit(connection, v).await,
-            CrmEvent::Sale(s) => self.apply_visit(connection, &s.as_visit()).await,
+            CrmEvent::Visit(v) => self.apply_visit(connection, v, source).await,
+            CrmEvent::Sale(s) => self.apply_visit(connection, &s.as_visit(), source).await,
             CrmEvent::Client(c) => {
                 in_tx!(self, |tx, now| self.client_tx(tx, connection, c, now))
             }
@@ -395,6 +410,7 @@ impl LoyaltyEngine {
         &self,
         connection: &CrmConnection,
         visit: &VisitEvent,
+        source: Source,
     ) -> Result<Outcome, EngineError> {
         if visit.needs_refetch {
             return Err(EngineError::NeedsRefetch {
@@ -409,7 +425,8 @@ impl LoyaltyEngine {
         if let Some(bad) = visit.lines.iter().find(|l| l.paid_minor < 0) {
             return Err(MoneyError::Negative(bad.paid_minor).into());
         }
-        in_tx!(self, |tx, now| self.visit_tx(tx, connection, visit, now))
+        in_tx!(self, |tx, now| self
+            .visit_tx(tx, connection, visit, source, now))
     }
 
     async fn visit_tx(
@@ -417,6 +434,7 @@ impl LoyaltyEngine {
         tx: &mut dyn StoreTx,
         conn: &CrmConnection,
         visit: &VisitEvent,
+        source: Source,
         now: i64,
     ) -> Result<Outcome, EngineError> {
         let partner = conn.partner_id;
@@ -443,14 +461,32 @@ impl LoyaltyEngine {
                 Some(r) => resolve_client(tx, conn, r, now).await?.map(|(c, _)| c),
                 None => None,
             };
+            let before = state.client_id;
             let postings = self
-                .settle_record(tx, conn, &program, visit, &mut state, resolved, target, now)
+                .settle_record(
+                    tx,
+                    conn,
+                    &program,
+                    visit,
+                    &mut state,
+                    resolved,
+                    target,
+                    source.notifies(),
+                    now,
+                )
                 .await?;
             state.version = state.version.max(visit.version);
             state.fingerprint = Some(fingerprint);
             state.status = Some(visit.status);
-            tx.save_record(partner, conn.id, &visit.record_id, &state, now)
-                .await?;
+            // The history row is the record's row: points and history change together.
+            let row = Visit::of(partner, conn.id, visit, state.client_id, source, now);
+            tx.save_record(&state, &row).await?;
+            if let Some(client) = state.client_id {
+                tx.refresh_summary(partner, client).await?;
+            }
+            if let Some(moved_from) = before.filter(|b| Some(*b) != state.client_id) {
+                tx.refresh_summary(partner, moved_from).await?;
+            }
             if postings.is_empty() {
                 Outcome::NoChange {
                     client_id: state.client_id,
@@ -477,6 +513,7 @@ impl LoyaltyEngine {
         state: &mut RecordState,
         resolved: Option<Client>,
         target: Points,
+        tell_client: bool,
         now: i64,
     ) -> Result<Vec<Posting>, EngineError> {
         let partner = conn.partner_id;
@@ -573,7 +610,9 @@ impl LoyaltyEngine {
                 (posting, note)
             };
             state.accrued += delta;
-            notify(tx, partner, &client, notification, now).await?;
+            if tell_client {
+                notify(tx, partner, &client, notification, now).await?;
+            }
             postings.push(posting);
         }
         Ok(postings)

@@ -58,6 +58,9 @@ pub struct VisitEvent {
     /// What was paid, per service or good, after discounts.
     pub lines: Vec<VisitLine>,
     pub staff_id: Option<String>,
+    /// The master's name as the CRM shows it, when the payload carries it.
+    #[serde(default)]
+    pub staff_name: Option<String>,
     /// When the visit is (or was) scheduled, Unix milliseconds.
     pub visit_at_ms: Option<i64>,
     /// The payload lacked what the decision needs (the CRM sent only changed fields): the
@@ -146,6 +149,19 @@ impl VisitStatus {
             VisitStatus::Deleted => "deleted",
         }
     }
+
+    /// The status [`VisitStatus::as_str`] names.
+    pub fn parse(s: &str) -> Option<VisitStatus> {
+        [
+            VisitStatus::Waiting,
+            VisitStatus::Confirmed,
+            VisitStatus::Came,
+            VisitStatus::NoShow,
+            VisitStatus::Deleted,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
 }
 
 impl fmt::Display for VisitStatus {
@@ -222,6 +238,7 @@ impl SaleEvent {
             currency: self.currency,
             lines: self.lines.clone(),
             staff_id: None,
+            staff_name: None,
             visit_at_ms: None,
             needs_refetch: false,
             loyalty_paid: LoyaltyPaid::NotReported,

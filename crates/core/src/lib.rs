@@ -17,6 +17,7 @@ pub mod code;
 pub mod doctor;
 pub mod engine;
 pub mod event;
+pub mod history;
 pub mod inbox;
 pub mod ledger;
 pub mod model;
@@ -26,6 +27,7 @@ pub mod phone;
 pub mod redemption;
 pub mod reward;
 pub mod store;
+pub mod sync;
 
 pub use adapter::{AdapterError, Capabilities, CrmAdapter, WebhookError};
 pub use engine::{

@@ -11,7 +11,7 @@ use crate::phone::{Country, Phone};
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(pub i64);
 
@@ -343,6 +343,7 @@ mod tests {
             currency: Currency::Rub,
             lines,
             staff_id: None,
+            staff_name: None,
             visit_at_ms: None,
             needs_refetch: false,
             loyalty_paid: Default::default(),

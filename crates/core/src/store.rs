@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::code::Code;
 use crate::event::VisitStatus;
+use crate::history::Visit;
 use crate::ledger::{AccountTotals, LedgerEntry, Lot, LotId, NewEntry, NewLot};
 use crate::model::{
     Client, ClientId, ConnectionId, CrmConnection, EntryId, HoldId, NewConnection, NewPartner,
@@ -147,13 +148,15 @@ pub trait StoreTx: Send {
         record_id: &str,
     ) -> Result<RecordState, StoreError>;
 
-    async fn save_record(
+    /// Saves the record's state and its history row (`visit` names the partner, connection,
+    /// record and time) in one write.
+    async fn save_record(&mut self, state: &RecordState, visit: &Visit) -> Result<(), StoreError>;
+
+    /// Recomputes the client's summary from their records that came.
+    async fn refresh_summary(
         &mut self,
         partner: PartnerId,
-        connection: ConnectionId,
-        record_id: &str,
-        state: &RecordState,
-        now_ms: i64,
+        client: ClientId,
     ) -> Result<(), StoreError>;
 
     async fn client(

@@ -291,7 +291,21 @@ impl YclientsClient {
         let (data, meta) = self
             .call_with_meta(Method::GET, &path, &query, None, true)
             .await?;
-        let records = each(&data, |r| self.visit(r))?;
+        if !matches!(data, Value::Array(_) | Value::Null) {
+            return Err(unexpected("the record list is not a list"));
+        }
+        // One record that cannot be read leaves the rest of the page good.
+        let mut records = Vec::new();
+        let mut rejected = Vec::new();
+        let items = lenient::items(Some(&data));
+        for (i, item) in items.iter().enumerate() {
+            match object(item).map(|r| self.visit(r)) {
+                Some(Ok(record)) => records.push(record),
+                Some(Err(e)) => rejected.push(format!("item {i}: {e}")),
+                None => rejected.push(format!("item {i} is not an object")),
+            }
+        }
+        let listed = items.len();
         let total = object(&meta)
             .map(|m| lenient::int(m, "total_count"))
             .transpose()
@@ -299,11 +313,12 @@ impl YclientsClient {
             .flatten();
         let seen = i64::from(page) * i64::from(count);
         let more = match total {
-            Some(total) => seen < total && !records.is_empty(),
-            None => records.len() >= count as usize,
+            Some(total) => seen < total && listed > 0,
+            None => listed >= count as usize,
         };
         Ok(RecordPage {
             records,
+            rejected,
             next_page: more.then_some(page + 1),
         })
     }

@@ -173,6 +173,7 @@ fn record(
         currency: ctx.currency,
         lines,
         staff_id: lenient::id(data, "staff_id")?,
+        staff_name: lenient::object(data.get("staff")).and_then(|s| lenient::text(s, "name")),
         visit_at_ms: match lenient::timestamp_ms(data, "datetime", ctx.utc_offset_minutes)? {
             Some(t) => Some(t),
             None => lenient::timestamp_ms(data, "date", ctx.utc_offset_minutes)?,

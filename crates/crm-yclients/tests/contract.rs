@@ -273,6 +273,68 @@ async fn records_changed_since_over_three_pages() {
     assert_eq!(ids, ["1", "2", "3", "4", "5"]);
 }
 
+/// ASSUMPTION (changed_after is a date): the spec types `changed_after` as a date, so the
+/// adapter sends the company-local day of the cursor, and a pass may re-read all of that day's
+/// changes (deduplication makes that free). A cursor late in the evening in Moscow is the
+/// next day in UTC: the Moscow day is sent.
+#[tokio::test]
+async fn assumption_changed_after_is_a_company_local_day_and_a_bad_record_spoils_only_itself() {
+    let server = MockServer::start().await;
+    let record = fixture("api_record_came.json")["data"].clone();
+    let mut without_id = record.clone();
+    without_id.as_object_mut().unwrap().remove("id");
+    let mut odd = record.clone();
+    odd["id"] = json!(8);
+    odd["attendance"] = json!(7);
+    let mut good = record.clone();
+    good["id"] = json!(9);
+    user_call("GET", "/records/4564")
+        .and(query_param("changed_after", "2026-11-25"))
+        .and(query_param("with_deleted", "1"))
+        .and(query_param("page", "1"))
+        .and(query_param("count", "200"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "success": true, "data": [without_id, "junk", odd, good], "meta": { "total_count": 4 }
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // 2026-11-24T22:30:00Z is 01:30 on the 25th in Moscow.
+    let since = 1_795_559_400_000;
+    let page = yclients(&server)
+        .records_changed_since(since, 1)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page.records.iter().map(|r| r.record_id.as_str()).collect();
+    assert_eq!(ids, ["9"]);
+    assert_eq!(page.rejected.len(), 3, "{:?}", page.rejected);
+    assert!(page.rejected[0].contains("item 0"), "{:?}", page.rejected);
+    assert_eq!(page.next_page, None);
+}
+
+#[tokio::test]
+async fn a_record_page_that_is_not_a_list_or_not_json_is_an_error() {
+    let server = MockServer::start().await;
+    user_call("GET", "/records/4564")
+        .and(query_param("page", "1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "success": true, "data": { "id": 1 }, "meta": [] })),
+        )
+        .mount(&server)
+        .await;
+    user_call("GET", "/records/4564")
+        .and(query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>502</html>"))
+        .mount(&server)
+        .await;
+    let api = yclients(&server).with_transport(fast());
+    for page in [1, 2] {
+        let err = api.records_changed_since(0, page).await.unwrap_err();
+        assert!(matches!(err, AdapterError::Unexpected(_)), "{err:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_429_then_200_is_retried_after_retry_after() {
     let server = MockServer::start().await;

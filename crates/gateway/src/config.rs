@@ -13,6 +13,8 @@ pub const DEFAULT_TELEGRAM_API_URL: &str = loyalty_telegram::TELEGRAM_API_URL;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Days of delivery history kept.
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+/// Seconds between two reconciliation passes of one connection.
+pub const DEFAULT_POLL_INTERVAL_S: u32 = 300;
 
 /// The optional TOML file. Every key is optional; unknown keys are an error so a typo is not
 /// silently ignored.
@@ -38,6 +40,8 @@ pub struct FileConfig {
     pub yclients_api_url: Option<String>,
     /// Another Altegio REST base than `https://api.alteg.io/api/v1`.
     pub altegio_api_url: Option<String>,
+    /// Seconds between two reconciliation passes of a connection (0: no poller).
+    pub poll_interval_s: Option<u32>,
 }
 
 impl FileConfig {
@@ -63,6 +67,8 @@ pub struct Config {
     pub delivery_retention_days: u32,
     pub yclients_api_url: Option<String>,
     pub altegio_api_url: Option<String>,
+    /// Seconds between two reconciliation passes of a connection; 0 turns the poller off.
+    pub poll_interval_s: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -153,6 +159,16 @@ pub struct Overrides {
     /// Another Altegio REST base (a proxy or a test server).
     #[arg(long, global = true, env = "ALTEGIO_API_URL", value_name = "URL")]
     pub altegio_api_url: Option<String>,
+
+    /// Seconds between two reconciliation passes of a connection (default 300; 0: off). A
+    /// connection may have its own (`sync interval`).
+    #[arg(
+        long,
+        global = true,
+        env = "LOYALTY_POLL_INTERVAL_S",
+        value_name = "SECONDS"
+    )]
+    pub poll_interval_s: Option<u32>,
 }
 
 impl Config {
@@ -224,6 +240,10 @@ impl Config {
                 .altegio_api_url
                 .or(file.altegio_api_url)
                 .map(|u| u.trim_end_matches('/').to_owned()),
+            poll_interval_s: overrides
+                .poll_interval_s
+                .or(file.poll_interval_s)
+                .unwrap_or(DEFAULT_POLL_INTERVAL_S),
         })
     }
 

@@ -12,6 +12,7 @@ mod connections;
 pub mod demo;
 pub mod inspect;
 pub mod metrics;
+pub mod poller;
 pub mod sample;
 pub mod server;
 pub mod services;
@@ -190,6 +191,17 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         Arc::clone(&connections),
         Arc::clone(&inbox_wake),
         options.inbox.unwrap_or_default(),
+        stopping.clone(),
+    )));
+    // This instance's name in the poller's leases.
+    let owner = format!("gateway-{}", &cli::new_secret()?[..12]);
+    tasks.push(tokio::spawn(poller::poll_loop(
+        engine.clone(),
+        Arc::clone(&sql),
+        Arc::clone(&connections),
+        config.poll_interval_s,
+        owner,
+        Arc::clone(&inbox_wake),
         stopping.clone(),
     )));
     let app = Arc::new(App {

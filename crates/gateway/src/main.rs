@@ -81,6 +81,9 @@ enum Command {
         #[arg(long, allow_hyphen_values = true)]
         chat: i64,
     },
+    /// The reconciliation poller: what it read last per connection, and how often.
+    #[command(subcommand)]
+    Sync(SyncCmd),
     /// Checks and repairs of stored data.
     #[command(subcommand)]
     Doctor(DoctorCmd),
@@ -126,6 +129,26 @@ enum PartnerCmd {
         /// as this country's from now on (`doctor phones` re-reads the stored ones).
         #[arg(long, value_name = "CC")]
         country: Option<Country>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SyncCmd {
+    /// Per connection: the last pass, the cursor and how far behind it is, what it found,
+    /// the last error, the interval in force.
+    Status {
+        #[arg(long)]
+        connection: Option<i64>,
+    },
+    /// Poll this connection every --seconds (0: not at all), or at the deployment's interval
+    /// again (--default).
+    Interval {
+        #[arg(long)]
+        connection: i64,
+        #[arg(long, conflicts_with = "default", required_unless_present = "default")]
+        seconds: Option<u32>,
+        #[arg(long)]
+        default: bool,
     },
 }
 
@@ -516,7 +539,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => {
             let store = std::sync::Arc::new(open_migrated(&Config::resolve(overrides)?).await?);
             let engine = LoyaltyEngine::new(store.clone());
-            let out = cli::client_show(&engine, partner, &phone, limit).await;
+            let out = cli::client_show(&engine, store.as_ref(), partner, &phone, limit).await;
             store.close().await;
             print(&out?, json, cli::client_text);
             Ok(ExitCode::SUCCESS)
@@ -617,6 +640,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sync(cmd) => {
+            let config = Config::resolve(overrides)?;
+            let store = open_migrated(&config).await?;
+            let out = match cmd {
+                SyncCmd::Status { connection } => {
+                    cli::sync_status(&store, &config, connection).await
+                }
+                SyncCmd::Interval {
+                    connection,
+                    seconds,
+                    ..
+                } => cli::sync_interval(&store, connection, seconds).await,
+            };
+            store.close().await;
+            print(&out?, json, cli::sync_text);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Inbox(cmd) => {
             let store = open_migrated(&Config::resolve(overrides)?).await?;
             let out = match cmd {
@@ -713,6 +753,7 @@ fn show_config(config: &Config, json: bool) {
                 "telegram_bot_token": token,
                 "telegram_api_url": config.telegram_api_url,
                 "delivery_retention_days": config.delivery_retention_days,
+                "poll_interval_s": config.poll_interval_s,
             })
         );
     } else {
@@ -735,6 +776,7 @@ fn show_config(config: &Config, json: bool) {
             "delivery_retention  = {} days",
             config.delivery_retention_days
         );
+        println!("poll_interval_s     = {}", config.poll_interval_s);
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use loyalty_core::OutboxStats;
 use loyalty_core::inbox::InboxStats;
+use loyalty_core::sync::SyncCursor;
 use loyalty_telegram::SendStats;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -38,6 +39,19 @@ struct CrmOpLabels {
 }
 
 /// The gateway's metrics. Cheap to update from any task.
+/// What the gauges show, read from the database at scrape time.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    pub outbox: Option<OutboxStats>,
+    pub inbox: Option<InboxStats>,
+    pub sync: Vec<SyncCursor>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionLabels {
+    connection: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     deliveries: Family<DeliveryLabels, Counter>,
@@ -49,6 +63,7 @@ pub struct Metrics {
     inbox_queued: Gauge,
     inbox_dead: Gauge,
     inbox_oldest_age: Gauge,
+    sync_lag: Family<ConnectionLabels, Gauge>,
     crm_calls: Family<CrmCallLabels, Counter>,
     crm_latency: Family<CrmOpLabels, Histogram>,
 }
@@ -139,6 +154,12 @@ impl Metrics {
             "Age of the oldest CRM event waiting for the CRM's API",
             inbox_oldest_age.clone(),
         );
+        let sync_lag = Family::<ConnectionLabels, Gauge>::default();
+        registry.register(
+            "sync_lag_seconds",
+            "How far behind now each connection's reconciliation cursor is",
+            sync_lag.clone(),
+        );
         let crm_calls = Family::<CrmCallLabels, Counter>::default();
         registry.register(
             "crm_calls",
@@ -167,6 +188,7 @@ impl Metrics {
             inbox_queued,
             inbox_dead,
             inbox_oldest_age,
+            sync_lag,
             crm_calls,
             crm_latency,
         }
@@ -206,15 +228,19 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// The text exposition, with the outbox and inbox gauges as of `stats` and `inbox` (read
-    /// just before).
-    pub fn render(
-        &self,
-        stats: Option<OutboxStats>,
-        inbox: Option<InboxStats>,
-        now_ms: i64,
-    ) -> String {
-        if let Some(s) = inbox {
+    /// The text exposition, with the gauges as of `gauges` (read just before).
+    pub fn render(&self, gauges: Gauges, now_ms: i64) -> String {
+        for cursor in &gauges.sync {
+            if let Some(at) = cursor.cursor_ms {
+                self.sync_lag
+                    .get_or_create(&ConnectionLabels {
+                        connection: cursor.connection_id.to_string(),
+                    })
+                    .set((now_ms - at).max(0) / 1000);
+            }
+        }
+        let stats = gauges.outbox;
+        if let Some(s) = gauges.inbox {
             self.inbox_queued.set(s.queued);
             self.inbox_dead.set(s.dead);
             let age = s
@@ -254,19 +280,24 @@ mod tests {
         m.points(200);
         m.points(-50);
         m.crm_call("yclients", "get_record", "ok", Duration::from_millis(30));
-        let text = m.render(
-            Some(OutboxStats {
+        let gauges = Gauges {
+            outbox: Some(OutboxStats {
                 pending: 4,
                 dead: 1,
                 oldest_pending_created_ms: Some(1_000),
             }),
-            Some(InboxStats {
+            inbox: Some(InboxStats {
                 queued: 7,
                 oldest_received_at_ms: Some(31_000),
                 dead: 2,
             }),
-            61_000,
-        );
+            sync: vec![SyncCursor {
+                connection_id: loyalty_core::ConnectionId(3),
+                cursor_ms: Some(1_000),
+                ..SyncCursor::default()
+            }],
+        };
+        let text = m.render(gauges, 61_000);
         for line in [
             "loyalty_webhook_deliveries_total{crm=\"yclients\",result=\"accepted\"} 2",
             "loyalty_points_accrued_total 200",
@@ -277,6 +308,7 @@ mod tests {
             "loyalty_inbox_queued 7",
             "loyalty_inbox_dead 2",
             "loyalty_inbox_oldest_age_seconds 30",
+            "loyalty_sync_lag_seconds{connection=\"3\"} 60",
             "loyalty_crm_calls_total{crm=\"yclients\",operation=\"get_record\",result=\"ok\"} 1",
             "loyalty_telegram_sends_total{result=\"sent\"} 3",
         ] {

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use loyalty_core::inbox::{IntakeStore, Source};
+use loyalty_core::sync::SyncStore;
 use loyalty_core::{CrmKind, EngineError, LoyaltyEngine, Outcome, WebhookError};
 use loyalty_store::{RejectedDelivery, SqlStore};
 use loyalty_telegram::ClientBot;
@@ -99,12 +100,21 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             None
         }
     };
+    let sync = app.store.sync_cursors(None).await.unwrap_or_else(|e| {
+        warn!(error = %e, "sync gauges unavailable");
+        Vec::new()
+    });
+    let gauges = crate::metrics::Gauges {
+        outbox: stats,
+        inbox,
+        sync,
+    };
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        app.metrics.render(stats, inbox, app.engine.now_ms()),
+        app.metrics.render(gauges, app.engine.now_ms()),
     )
         .into_response()
 }

@@ -5,81 +5,17 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::PgSchema;
+use common::binary::{Env, TOKEN, free_port, kill_9, mount_telegram, post, sent_to, wait_for};
 use loyalty_gateway::sample::{Record, record_webhook};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const BIN: &str = env!("CARGO_BIN_EXE_loyalty-gateway");
-const TOKEN: &str = "4242:e2e-token";
 const CHAT: i64 = 4242;
-
-struct Env {
-    vars: Vec<(&'static str, String)>,
-}
-
-impl Env {
-    fn command(&self, with_bot: bool) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn");
-        for (k, v) in &self.vars {
-            if with_bot || *k != "TELEGRAM_BOT_TOKEN" {
-                cmd.env(k, v);
-            }
-        }
-        cmd
-    }
-
-    fn cli(&self, args: &[&str]) -> Value {
-        let out = self
-            .command(false)
-            .arg("--json")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        assert_eq!(stdout.lines().count(), 1, "one JSON object: {stdout}");
-        serde_json::from_str(&stdout).unwrap()
-    }
-
-    async fn serve(&self, with_bot: bool, addr: &str) -> Running {
-        let running = Running(Some(
-            self.command(with_bot)
-                .arg("serve")
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap(),
-        ));
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = http.get(format!("http://{addr}/readyz")).send().await
-                && r.status().is_success()
-            {
-                return running;
-            }
-            assert!(Instant::now() < deadline, "gateway did not become ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-fn free_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
 
 fn record(record_id: u64, cost: &str, attendance: i32, changed_at_s: u32) -> Value {
     record_webhook(&Record {
@@ -100,107 +36,8 @@ async fn sent_to_chat(telegram: &MockServer) -> Vec<String> {
     sent_to(telegram, CHAT).await
 }
 
-async fn sent_to(telegram: &MockServer, chat: i64) -> Vec<String> {
-    telegram
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r.url.path() == format!("/bot{TOKEN}/sendMessage"))
-        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
-        .filter(|b| b["chat_id"] == json!(chat))
-        .filter_map(|b| b["text"].as_str().map(str::to_owned))
-        .collect()
-}
-
 async fn wait_for_message(telegram: &MockServer, needle: &str) -> Vec<String> {
     wait_for(telegram, CHAT, needle).await
-}
-
-async fn wait_for(telegram: &MockServer, chat: i64, needle: &str) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let sent = sent_to(telegram, chat).await;
-        if sent.iter().any(|t| t.contains(needle)) {
-            return sent;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no message with {needle:?}; sent: {sent:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn post(http: &reqwest::Client, url: &str, body: &Value) -> Value {
-    let r = http
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let answer: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    assert_eq!(status, 200, "{answer}");
-    answer
-}
-
-/// A gateway process, killed if the test fails before it ends it.
-struct Running(Option<Child>);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn kill_9(mut running: Running) {
-    if let Some(mut child) = running.0.take() {
-        child.kill().unwrap(); // SIGKILL: no shutdown, no flushing.
-        child.wait().unwrap();
-    }
-}
-
-/// Telegram as the bot sees it: one update (`chat` shares its own contact with this number, as
-/// Telegram sends it), then nothing new; every message and webhook removal accepted.
-async fn mount_telegram(telegram: &MockServer, chat: i64, name: &str, phone_number: &str) {
-    let contact = json!({"ok": true, "result": [{"update_id": 1, "message": {
-        "message_id": 1, "date": 1_795_000_000,
-        "chat": {"id": chat, "type": "private", "first_name": name},
-        "from": {"id": chat, "is_bot": false, "first_name": name, "language_code": "ru"},
-        "contact": {"phone_number": phone_number, "first_name": name, "user_id": chat}}}]});
-    Mock::given(method("POST"))
-        .and(path(format!("/bot{TOKEN}/getUpdates")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(contact))
-        .up_to_n_times(1)
-        .mount(telegram)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(format!("/bot{TOKEN}/getUpdates")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"ok": true, "result": []}))
-                .set_delay(Duration::from_millis(300)),
-        )
-        .mount(telegram)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(format!("/bot{TOKEN}/sendMessage")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {
-            "message_id": 7, "date": 1_795_000_000, "chat": {"id": chat, "type": "private"}}})),
-        )
-        .mount(telegram)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(format!("/bot{TOKEN}/deleteWebhook")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})))
-        .mount(telegram)
-        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,6 +193,30 @@ async fn a_closed_visit_becomes_points_and_one_message_exactly_once_across_kills
     assert_eq!(shown["balance"], json!(100));
     assert_eq!(shown["phone"], json!("+79161234567"));
     assert_eq!(shown["history"].as_array().unwrap().len(), 3);
+    // The visit history: record 77 did not come (fetched by the inbox worker), 78 came.
+    let visits: Vec<(String, String, i64)> = shown["visits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["record_id"].as_str().unwrap().to_owned(),
+                v["status"].as_str().unwrap().to_owned(),
+                v["paid_minor"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let mut visits = visits;
+    visits.sort();
+    assert_eq!(
+        visits,
+        vec![
+            ("77".into(), "no_show".into(), 400_000),
+            ("78".into(), "came".into(), 200_000)
+        ]
+    );
+    assert_eq!(shown["summary"]["visits"], json!(1));
+    assert_eq!(shown["summary"]["paid_minor"], json!(200_000));
 
     // SIGTERM: a graceful stop exits 0.
     let mut gateway = gateway;

@@ -18,10 +18,12 @@
 
 mod doctor;
 mod gateway;
+mod history;
 mod inbox;
 mod rows;
 mod services;
 mod store;
+mod sync;
 mod tx;
 
 use std::time::Duration;

@@ -12,6 +12,7 @@ use loyalty_core::{
 use sqlx::{Any, Transaction};
 
 use loyalty_core::code::Code;
+use loyalty_core::history::Visit;
 use loyalty_core::redemption::{NewRedemption, Redemption, RedemptionStatus, WriteBack};
 
 use crate::rows::{
@@ -33,15 +34,9 @@ impl SqlTx {
 
 fn status_from(s: Option<String>) -> Result<Option<VisitStatus>, StoreError> {
     let Some(s) = s else { return Ok(None) };
-    let status = match s.as_str() {
-        "waiting" => VisitStatus::Waiting,
-        "confirmed" => VisitStatus::Confirmed,
-        "came" => VisitStatus::Came,
-        "no_show" => VisitStatus::NoShow,
-        "deleted" => VisitStatus::Deleted,
-        _ => return Err(StoreError::Corrupt(format!("record status {s:?}"))),
-    };
-    Ok(Some(status))
+    VisitStatus::parse(&s)
+        .map(Some)
+        .ok_or_else(|| StoreError::Corrupt(format!("record status {s:?}")))
 }
 
 #[async_trait]
@@ -89,22 +84,19 @@ impl StoreTx for SqlTx {
         })
     }
 
-    async fn save_record(
-        &mut self,
-        partner: PartnerId,
-        connection: ConnectionId,
-        record_id: &str,
-        state: &RecordState,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+    async fn save_record(&mut self, state: &RecordState, visit: &Visit) -> Result<(), StoreError> {
+        let lines = serde_json::to_string(&visit.lines)
+            .map_err(|e| StoreError::Backend(format!("visit lines to JSON: {e}")))?;
         sqlx::query(
             "UPDATE crm_records SET version = $4, fingerprint = $5, status = $6, client_id = $7, \
-             accrued = $8, postings = $9, last_accrual = $10, updated_at_ms = $11 \
+             accrued = $8, postings = $9, last_accrual = $10, updated_at_ms = $11, \
+             visit_at_ms = $12, staff_id = $13, staff_name = $14, paid_minor = $15, \
+             loyalty_paid_minor = $16, lines = $17, source = $18 \
              WHERE partner_id = $1 AND connection_id = $2 AND record_id = $3",
         )
-        .bind(partner.0)
-        .bind(connection.0)
-        .bind(record_id)
+        .bind(visit.partner_id.0)
+        .bind(visit.connection_id.0)
+        .bind(visit.record_id.as_str())
         .bind(state.version)
         .bind(state.fingerprint.as_deref())
         .bind(state.status.map(VisitStatus::as_str))
@@ -112,7 +104,37 @@ impl StoreTx for SqlTx {
         .bind(state.accrued.value())
         .bind(state.postings)
         .bind(state.last_accrual.map(|e| e.0))
-        .bind(now_ms)
+        .bind(visit.updated_at_ms)
+        .bind(visit.visit_at_ms)
+        .bind(visit.staff_id.as_deref())
+        .bind(visit.staff_name.as_deref())
+        .bind(visit.paid_minor)
+        .bind(visit.loyalty_paid_minor)
+        .bind(lines)
+        .bind(visit.source.as_str())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn refresh_summary(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO client_summaries (partner_id, client_id, first_visit_ms, last_visit_ms, \
+               visits, paid_minor) \
+             SELECT $1, $2, MIN(visit_at_ms), MAX(visit_at_ms), COUNT(*), \
+               COALESCE(SUM(paid_minor), 0) \
+             FROM crm_records WHERE partner_id = $1 AND client_id = $2 AND status = 'came' \
+             ON CONFLICT (partner_id, client_id) DO UPDATE SET \
+               first_visit_ms = excluded.first_visit_ms, last_visit_ms = excluded.last_visit_ms, \
+               visits = excluded.visits, paid_minor = excluded.paid_minor",
+        )
+        .bind(partner.0)
+        .bind(client.0)
         .execute(&mut *self.tx)
         .await
         .map_err(db_err)?;

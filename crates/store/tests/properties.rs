@@ -8,7 +8,9 @@
 //! * at the end every record has earned exactly what its final state earns, whatever the
 //!   order, duplication and flips of its deliveries, including edits of the part of the bill
 //!   paid with certificates or points (which earns nothing);
-//! * a hold settles once: posted or voided, never both, never twice.
+//! * a hold settles once: posted or voided, never both, never twice;
+//! * each record's history row is its newest delivered state, and the client's summary counts
+//!   exactly the records whose newest state came, and their bills.
 //!
 //! 1 000 cases per property and backend unless `PROPTEST_CASES` says otherwise.
 
@@ -18,6 +20,7 @@ use std::collections::HashMap;
 
 use common::{TestDb, five_percent, salon};
 use loyalty_core::engine::{EngineError, Outcome};
+use loyalty_core::history::HistoryStore;
 use loyalty_core::ledger::{Account, EntryKind};
 use loyalty_core::model::HoldId;
 use loyalty_core::store::HoldStatus;
@@ -181,9 +184,13 @@ async fn visits_case(
     let mut entries = 0;
     let mut debt_logged = false;
     let mut debited = 0i64;
+    // The newest version of each record delivered so far.
+    let mut newest: HashMap<usize, usize> = HashMap::new();
     for step in &case.steps {
         match *step {
             VisitStep::Deliver { record, version } => {
+                let slot = newest.entry(record).or_default();
+                *slot = (*slot).max(version);
                 let (status, paid, loyalty) = case.records[record][version - 1];
                 let version = version as i64;
                 let out = engine
@@ -214,6 +221,7 @@ async fn visits_case(
         }
         let client = client_of(store, partner.id).await;
         check(store, partner.id, client, &mut entries, debt_logged).await?;
+        check_history(db, &conn, &case, &newest, client).await?;
     }
     let expected: i64 = case
         .records
@@ -231,6 +239,52 @@ async fn visits_case(
         store.balance(partner.id, client).await.unwrap(),
         Points(expected)
     );
+    Ok(())
+}
+
+/// Each delivered record's history row is its newest delivered state; the client's summary
+/// counts the records whose newest state came, and their bills.
+async fn check_history(
+    db: &TestDb,
+    conn: &CrmConnection,
+    case: &VisitCase,
+    newest: &HashMap<usize, usize>,
+    client: Option<ClientId>,
+) -> Result<(), TestCaseError> {
+    let history = db.store.as_ref();
+    let (mut came, mut paid_total) = (0i64, 0i64);
+    for (&record, &version) in newest {
+        let (status, paid, _) = case.records[record][version - 1];
+        let row = history
+            .visit(conn.partner_id, conn.id, &format!("rec-{record}"))
+            .await
+            .unwrap();
+        let row = row.ok_or_else(|| TestCaseError::fail(format!("no history of {record}")))?;
+        prop_assert_eq!(
+            (row.status, row.paid_minor),
+            (status, paid),
+            "record {}",
+            record
+        );
+        prop_assert_eq!(row.client_id, client);
+        if status == VisitStatus::Came {
+            came += 1;
+            paid_total += paid;
+        }
+    }
+    if let Some(client) = client {
+        let summary = history
+            .summary(conn.partner_id, client)
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        prop_assert_eq!((summary.visits, summary.paid_minor), (came, paid_total));
+        let seen = (came > 0).then_some(common::T0);
+        prop_assert_eq!(
+            (summary.first_visit_ms, summary.last_visit_ms),
+            (seen, seen)
+        );
+    }
     Ok(())
 }
 

@@ -64,7 +64,10 @@ impl LoyaltyEngine {
             });
         }
         match self.intake(intake, connection, event).await? {
-            Intake::Apply(ready) => self.apply_event(connection, ready.as_ref()).await,
+            Intake::Apply(ready) => {
+                self.apply_event_from(connection, ready.as_ref(), source)
+                    .await
+            }
             Intake::Queue => {
                 let id = intake
                     .enqueue_inbox(
@@ -187,7 +190,9 @@ impl LoyaltyEngine {
             .await?
             .ok_or_else(gone)?;
         let CrmEvent::Visit(queued) = &item.event else {
-            return self.apply_event(&connection, &item.event).await;
+            return self
+                .apply_event_from(&connection, &item.event, item.source)
+                .await;
         };
         let mut visit = fetched(adapter.as_ref(), queued).await?;
         if let LoyaltyPaid::Ask(reference) = &visit.loyalty_paid {
@@ -202,7 +207,8 @@ impl LoyaltyEngine {
                 },
             };
         }
-        self.apply_event(&connection, &CrmEvent::Visit(visit)).await
+        self.apply_event_from(&connection, &CrmEvent::Visit(visit), item.source)
+            .await
     }
 }
 

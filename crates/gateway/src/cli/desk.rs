@@ -2,6 +2,7 @@
 
 use loyalty_core::code::Code;
 use loyalty_core::engine::Resolution;
+use loyalty_core::history::HistoryStore;
 use loyalty_core::redemption::{Redemption, RedemptionStatus};
 use loyalty_core::{EngineError, LoyaltyEngine, RewardId};
 use loyalty_store::SqlStore;
@@ -10,8 +11,10 @@ use serde_json::{Value, json};
 use super::{Usage, desk_phone, new_secret};
 
 /// `client show`.
+/// `client show`: balance, the latest ledger entries and visits, and the visits' summary.
 pub async fn client_show(
     engine: &LoyaltyEngine,
+    history: &dyn HistoryStore,
     partner: i64,
     phone: &str,
     limit: u32,
@@ -24,7 +27,7 @@ pub async fn client_show(
         ))
         .into());
     };
-    let history: Vec<Value> = statement
+    let ledger: Vec<Value> = statement
         .history
         .iter()
         .map(|e| {
@@ -37,12 +40,35 @@ pub async fn client_show(
             })
         })
         .collect();
+    let client = statement.client.id;
+    let visits: Vec<Value> = history
+        .visits_of(partner, client, limit)
+        .await?
+        .iter()
+        .map(|v| {
+            json!({
+                "connection_id": v.connection_id,
+                "record_id": v.record_id,
+                "at_ms": v.visit_at_ms,
+                "status": v.status,
+                "staff_id": v.staff_id,
+                "staff_name": v.staff_name,
+                "paid_minor": v.paid_minor,
+                "loyalty_paid_minor": v.loyalty_paid_minor,
+                "services": v.lines.iter().map(|l| l.title.as_str()).collect::<Vec<_>>(),
+                "source": v.source,
+            })
+        })
+        .collect();
+    let summary = history.summary(partner, client).await?.unwrap_or_default();
     Ok(json!({
         "phone": statement.client.phone,
         "name": statement.client.name,
         "telegram_linked": statement.client.telegram_chat_id.is_some(),
         "balance": statement.balance,
-        "history": history,
+        "history": ledger,
+        "summary": summary,
+        "visits": visits,
     }))
 }
 
@@ -259,6 +285,27 @@ pub fn client_text(v: &Value) -> String {
             h["points"].as_i64().unwrap_or_default(),
             h["kind"].as_str().unwrap_or_default(),
             h["reason"].as_str().unwrap_or_default()
+        ));
+    }
+    let summary = &v["summary"];
+    out.push_str(&format!(
+        "\nvisits that came: {}, their bills {} (minor units)",
+        summary["visits"], summary["paid_minor"]
+    ));
+    for visit in v["visits"].as_array().into_iter().flatten() {
+        let services: Vec<&str> = visit["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        out.push_str(&format!(
+            "\n  record {}  {}  {}  {}  {}",
+            visit["record_id"].as_str().unwrap_or_default(),
+            visit["status"].as_str().unwrap_or_default(),
+            visit["paid_minor"],
+            visit["staff_name"].as_str().unwrap_or("-"),
+            services.join(", ")
         ));
     }
     out

@@ -6,12 +6,14 @@ mod deliveries;
 mod desk;
 mod doctor;
 mod setup;
+mod sync;
 
 pub use catalog::*;
 pub use deliveries::*;
 pub use desk::*;
 pub use doctor::*;
 pub use setup::*;
+pub use sync::*;
 
 use loyalty_core::{PartnerId, Phone, Store};
 

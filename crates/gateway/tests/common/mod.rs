@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use loyalty_core::{CrmKind, Currency};

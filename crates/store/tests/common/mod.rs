@@ -182,6 +182,7 @@ pub fn visit(
             paid_minor,
         }],
         staff_id: None,
+        staff_name: None,
         visit_at_ms: Some(T0),
         needs_refetch: false,
         loyalty_paid: Default::default(),

@@ -1,0 +1,114 @@
+//! The salon's visit history: one row per CRM record with its latest applied state, and a
+//! summary per client.
+//!
+//! Reminders, offers, churn models and analytics read it. A record's row is written by the
+//! engine in the transaction that applies the record's points, so points and history never
+//! disagree; the client's summary (first and last visit, visits that came, what they paid) is
+//! refreshed in that transaction too, so "who has not come for 30 days" reads one row per
+//! client. A chain is one partner with one connection per location: a visit keeps its
+//! location (`connection_id`), the client's summary spans all of them.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::event::{LoyaltyPaid, VisitEvent, VisitLine, VisitStatus};
+use crate::inbox::Source;
+use crate::model::{ClientId, ConnectionId, PartnerId};
+use crate::store::StoreError;
+
+/// One CRM record as last applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Visit {
+    pub partner_id: PartnerId,
+    /// The location (connection) the record belongs to.
+    pub connection_id: ConnectionId,
+    pub record_id: String,
+    /// Whose visit it is; `None` while no client is known.
+    pub client_id: Option<ClientId>,
+    /// When it is (or was) scheduled, Unix milliseconds.
+    pub visit_at_ms: Option<i64>,
+    pub status: VisitStatus,
+    /// The master: the CRM's staff id and the name the CRM gave.
+    pub staff_id: Option<String>,
+    pub staff_name: Option<String>,
+    /// The bill after discounts: the sum of the lines.
+    pub paid_minor: i64,
+    /// The part of it paid with certificates or loyalty points.
+    pub loyalty_paid_minor: i64,
+    pub lines: Vec<VisitLine>,
+    /// What last set this state.
+    pub source: Source,
+    pub updated_at_ms: i64,
+}
+
+impl Visit {
+    /// The history row of an applied record state.
+    pub fn of(
+        partner_id: PartnerId,
+        connection_id: ConnectionId,
+        event: &VisitEvent,
+        client_id: Option<ClientId>,
+        source: Source,
+        now_ms: i64,
+    ) -> Visit {
+        let paid_minor = event.paid_minor();
+        let loyalty_paid_minor = match event.loyalty_paid {
+            LoyaltyPaid::Minor(m) => m.clamp(0, paid_minor.max(0)),
+            _ => 0,
+        };
+        Visit {
+            partner_id,
+            connection_id,
+            record_id: event.record_id.clone(),
+            client_id,
+            visit_at_ms: event.visit_at_ms,
+            status: event.status,
+            staff_id: event.staff_id.clone(),
+            staff_name: event.staff_name.clone(),
+            paid_minor,
+            loyalty_paid_minor,
+            lines: event.lines.clone(),
+            source,
+            updated_at_ms: now_ms,
+        }
+    }
+}
+
+/// A client's visits in short: what "has not come for 30 days" and the LTV read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientSummary {
+    pub first_visit_ms: Option<i64>,
+    pub last_visit_ms: Option<i64>,
+    /// Records that came.
+    pub visits: i64,
+    /// What those visits' bills came to (minor units), loyalty payments included.
+    pub paid_minor: i64,
+}
+
+/// Reading the history, beside [`crate::Store`]. Writing it belongs to the engine's
+/// transaction ([`crate::StoreTx::save_visit`]).
+#[async_trait]
+pub trait HistoryStore: Send + Sync {
+    /// The client's latest visits, newest first (by visit time, then record).
+    async fn visits_of(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+        limit: u32,
+    ) -> Result<Vec<Visit>, StoreError>;
+
+    /// One record's row.
+    async fn visit(
+        &self,
+        partner: PartnerId,
+        connection: ConnectionId,
+        record_id: &str,
+    ) -> Result<Option<Visit>, StoreError>;
+
+    /// The client's summary; `None` before their first applied record.
+    async fn summary(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Option<ClientSummary>, StoreError>;
+}

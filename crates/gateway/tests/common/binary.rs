@@ -1,0 +1,187 @@
+//! The real `loyalty-gateway` binary as the end-to-end tests run it: its environment, a free
+//! port, JSON posts, the process killed with SIGKILL, and wiremock standing in for Telegram.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_loyalty-gateway");
+pub const TOKEN: &str = "4242:e2e-token";
+
+pub struct Env {
+    pub vars: Vec<(&'static str, String)>,
+}
+
+impl Env {
+    pub fn command(&self, with_bot: bool) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn");
+        for (k, v) in &self.vars {
+            if with_bot || *k != "TELEGRAM_BOT_TOKEN" {
+                cmd.env(k, v);
+            }
+        }
+        cmd
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Value {
+        let out = self
+            .command(false)
+            .arg("--json")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(stdout.lines().count(), 1, "one JSON object: {stdout}");
+        serde_json::from_str(&stdout).unwrap()
+    }
+
+    pub async fn serve(&self, with_bot: bool, addr: &str) -> Running {
+        let running = Running(Some(
+            self.command(with_bot)
+                .arg("serve")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap(),
+        ));
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = http.get(format!("http://{addr}/readyz")).send().await
+                && r.status().is_success()
+            {
+                return running;
+            }
+            assert!(Instant::now() < deadline, "gateway did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+pub fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+pub async fn sent_to(telegram: &MockServer, chat: i64) -> Vec<String> {
+    telegram
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == format!("/bot{TOKEN}/sendMessage"))
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter(|b| b["chat_id"] == json!(chat))
+        .filter_map(|b| b["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+pub async fn wait_for(telegram: &MockServer, chat: i64, needle: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let sent = sent_to(telegram, chat).await;
+        if sent.iter().any(|t| t.contains(needle)) {
+            return sent;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no message with {needle:?}; sent: {sent:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn post(http: &reqwest::Client, url: &str, body: &Value) -> Value {
+    let r = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let answer: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+/// A gateway process, killed if the test fails before it ends it.
+pub struct Running(pub Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn kill_9(mut running: Running) {
+    if let Some(mut child) = running.0.take() {
+        child.kill().unwrap(); // SIGKILL: no shutdown, no flushing.
+        child.wait().unwrap();
+    }
+}
+
+/// Telegram as the bot sees it: one update (`chat` shares its own contact with this number, as
+/// Telegram sends it), then nothing new; every message and webhook removal accepted.
+pub async fn mount_telegram(telegram: &MockServer, chat: i64, name: &str, phone_number: &str) {
+    mount_telegram_contacts(telegram, &[(chat, name, phone_number)]).await;
+}
+
+/// [`mount_telegram`] for several people, each sharing their own contact from their own chat.
+pub async fn mount_telegram_contacts(telegram: &MockServer, contacts: &[(i64, &str, &str)]) {
+    let updates: Vec<Value> = contacts
+        .iter()
+        .enumerate()
+        .map(|(i, (chat, name, phone_number))| {
+            json!({"update_id": i + 1, "message": {
+                "message_id": 1, "date": 1_795_000_000,
+                "chat": {"id": chat, "type": "private", "first_name": name},
+                "from": {"id": chat, "is_bot": false, "first_name": name, "language_code": "ru"},
+                "contact": {"phone_number": phone_number, "first_name": name, "user_id": chat}}})
+        })
+        .collect();
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/getUpdates")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": updates})),
+        )
+        .up_to_n_times(1)
+        .mount(telegram)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/getUpdates")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true, "result": []}))
+                .set_delay(Duration::from_millis(300)),
+        )
+        .mount(telegram)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/sendMessage")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {
+            "message_id": 7, "date": 1_795_000_000, "chat": {"id": 1, "type": "private"}}})),
+        )
+        .mount(telegram)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/deleteWebhook")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})))
+        .mount(telegram)
+        .await;
+}
