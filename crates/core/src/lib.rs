@@ -24,6 +24,7 @@ pub mod model;
 pub mod money;
 pub mod outbox;
 pub mod phone;
+pub mod quota;
 pub mod redemption;
 pub mod reward;
 pub mod store;

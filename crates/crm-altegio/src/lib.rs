@@ -32,8 +32,8 @@ pub fn config(
 pub fn adapter(
     config: AltegioConfig,
     http: reqwest::Client,
-    limiter: Arc<RateLimiter>,
+    gate: Arc<dyn loyalty_core::quota::CallGate>,
     credentials: Credentials,
 ) -> AltegioAdapter {
-    AltegioAdapter::with_api(config, http, limiter, credentials)
+    AltegioAdapter::with_api(config, http, gate, credentials)
 }

@@ -1,5 +1,5 @@
-//! The REST client: one per connection, sharing the process's [`reqwest::Client`] and
-//! [`RateLimiter`].
+//! The REST client: one per connection, sharing the process's [`reqwest::Client`] and a
+//! [`CallGate`] (the gateway's shared budget, or a [`crate::RateLimiter`] in one process).
 //!
 //! Every call goes through a tower stack: **retry** (idempotent calls only, on 429/502/503/504
 //! and timeouts, honouring `Retry-After`, else exponential back-off with jitter) → **rate limit**
@@ -21,8 +21,8 @@ use tower::retry::{Policy, RetryLayer};
 use tower::{ServiceBuilder, ServiceExt};
 
 use crate::lenient;
-use crate::limit::RateLimiter;
 use crate::webhook::{ParseContext, record_from_data};
+use loyalty_core::quota::CallGate;
 
 /// What the salon and the operator give to call the API. `Debug` hides every secret.
 #[derive(Clone, Default)]
@@ -86,7 +86,7 @@ struct Reply {
 #[derive(Clone)]
 pub struct YclientsClient {
     http: reqwest::Client,
-    limiter: Arc<RateLimiter>,
+    gate: Arc<dyn CallGate>,
     base_url: String,
     accept: &'static str,
     pub(crate) company_id: String,
@@ -120,13 +120,13 @@ pub fn http_client() -> Result<reqwest::Client, AdapterError> {
 impl YclientsClient {
     pub fn new(
         http: reqwest::Client,
-        limiter: Arc<RateLimiter>,
+        gate: Arc<dyn CallGate>,
         config: &crate::YclientsConfig,
         credentials: Credentials,
     ) -> YclientsClient {
         YclientsClient {
             http,
-            limiter,
+            gate,
             base_url: config
                 .base_url
                 .clone()
@@ -414,12 +414,12 @@ impl YclientsClient {
         self.login().await
     }
 
-    /// One call through the stack: retry (tower) around a service that waits for the shared
-    /// limiter, then sends under the timeout. Each attempt counts against the limit, and waiting
-    /// for the limiter does not count against the timeout.
+    /// One call through the stack: retry (tower) around a service that waits for the gate,
+    /// then sends under the timeout. Each attempt counts against the budget, waiting for it does
+    /// not count against the timeout, and a 429 pauses the whole budget.
     async fn send(&self, req: reqwest::Request, idempotent: bool) -> Result<Reply, AdapterError> {
         let http = self.http.clone();
-        let limiter = self.limiter.clone();
+        let gate = self.gate.clone();
         let timeout = self.transport.timeout;
         let policy = RetryPolicy {
             idempotent,
@@ -429,9 +429,11 @@ impl YclientsClient {
         let stack = ServiceBuilder::new()
             .layer(RetryLayer::new(policy))
             .service_fn(move |req: reqwest::Request| {
-                let (http, limiter) = (http.clone(), limiter.clone());
+                let (http, gate) = (http.clone(), gate.clone());
                 async move {
-                    limiter.acquire().await;
+                    gate.acquire()
+                        .await
+                        .map_err(|e| SendError::Budget(e.to_string()))?;
                     let resp = tokio::time::timeout(timeout, http.execute(req))
                         .await
                         .map_err(|_| SendError::Timeout)?
@@ -443,6 +445,9 @@ impl YclientsClient {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(Duration::from_secs);
+                    if status.as_u16() == 429 {
+                        gate.rate_limited(retry_after).await;
+                    }
                     let body = tokio::time::timeout(timeout, resp.bytes())
                         .await
                         .map_err(|_| SendError::Timeout)?
@@ -457,6 +462,9 @@ impl YclientsClient {
             });
         stack.oneshot(req).await.map_err(|e| match e {
             SendError::Timeout => AdapterError::Transient("timed out".to_owned()),
+            SendError::Budget(why) => {
+                AdapterError::Transient(format!("the CRM budget is unavailable: {why}"))
+            }
             SendError::Http(e) if e.is_timeout() || e.is_connect() || e.is_request() => {
                 AdapterError::Transient(e.to_string())
             }
@@ -470,12 +478,14 @@ impl YclientsClient {
 enum SendError {
     Timeout,
     Http(reqwest::Error),
+    /// The shared budget could not be asked (its database is down).
+    Budget(String),
 }
 
 impl SendError {
     fn is_transient(&self) -> bool {
         match self {
-            SendError::Timeout => true,
+            SendError::Timeout | SendError::Budget(_) => true,
             SendError::Http(e) => e.is_timeout() || e.is_connect() || e.is_request() || e.is_body(),
         }
     }

@@ -5,7 +5,8 @@
 //! and webhooks are the same).
 //!
 //! [`parse_webhook`] turns deliveries into events; [`YclientsClient`] calls the REST API through
-//! a tower stack (retry, the shared [`RateLimiter`], timeout). What the vendors document and
+//! a tower stack (retry, a [`loyalty_core::quota::CallGate`] such as the gateway's shared budget
+//! or a [`RateLimiter`], timeout). What the vendors document and
 //! what is only assumed is in `docs/crm/yclients.md`.
 
 mod api;
@@ -21,6 +22,7 @@ use loyalty_core::adapter::{
     ClientDraft, CrmCard, CrmClient, CrmService, CrmStaff, IssuedReward, Operation, RecordPage,
     RewardRequest,
 };
+use loyalty_core::quota::CallGate;
 use loyalty_core::{
     AdapterError, Capabilities, CrmAdapter, CrmEvent, CrmKind, Currency, Phone, VisitEvent,
     WebhookError,
@@ -120,14 +122,15 @@ impl YclientsAdapter {
         YclientsAdapter { config, api: None }
     }
 
-    /// Webhooks and the API, through the process's HTTP client and limiter.
+    /// Webhooks and the API, through the process's HTTP client and a gate that paces the
+    /// calls (a shared budget, or a [`RateLimiter`]).
     pub fn with_api(
         config: YclientsConfig,
         http: reqwest::Client,
-        limiter: Arc<RateLimiter>,
+        gate: Arc<dyn CallGate>,
         credentials: Credentials,
     ) -> YclientsAdapter {
-        let api = YclientsClient::new(http, limiter, &config, credentials);
+        let api = YclientsClient::new(http, gate, &config, credentials);
         YclientsAdapter {
             config,
             api: Some(api),

@@ -1,4 +1,5 @@
-//! The platform's request limit, shared by every connection of the process.
+//! The platform's request limit within one process: a [`CallGate`] for an embedder or a test
+//! without the gateway's shared budget (`loyalty_core::quota`).
 //!
 //! YCLIENTS allows "200 requests per minute, or 5 requests per second, per IP address". A token
 //! bucket would let a burst plus its refill through inside one second (9 requests in some
@@ -9,6 +10,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use loyalty_core::StoreError;
+use loyalty_core::quota::CallGate;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -79,6 +83,17 @@ impl RateLimiter {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+#[async_trait]
+impl CallGate for RateLimiter {
+    async fn acquire(&self) -> Result<(), StoreError> {
+        RateLimiter::acquire(self).await;
+        Ok(())
+    }
+
+    /// One process has nothing to share a pause with: the caller's retry waits it out.
+    async fn rate_limited(&self, _retry_after: Option<Duration>) {}
 }
 
 #[cfg(test)]

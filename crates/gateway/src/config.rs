@@ -42,6 +42,9 @@ pub struct FileConfig {
     pub altegio_api_url: Option<String>,
     /// Seconds between two reconciliation passes of a connection (0: no poller).
     pub poll_interval_s: Option<u32>,
+    /// The name of this deployment's egress address: instances with one name share one CRM
+    /// budget per CRM (YCLIENTS limits per IP).
+    pub egress: Option<String>,
 }
 
 impl FileConfig {
@@ -69,6 +72,8 @@ pub struct Config {
     pub altegio_api_url: Option<String>,
     /// Seconds between two reconciliation passes of a connection; 0 turns the poller off.
     pub poll_interval_s: u32,
+    /// The egress address's name: its CRM budgets are shared by instances with this name.
+    pub egress: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -169,6 +174,11 @@ pub struct Overrides {
         value_name = "SECONDS"
     )]
     pub poll_interval_s: Option<u32>,
+
+    /// The name of the address this instance reaches the CRMs from (default `default`).
+    /// Instances with the same name share one budget per CRM; give each egress IP its own.
+    #[arg(long, global = true, env = "LOYALTY_EGRESS", value_name = "NAME")]
+    pub egress: Option<String>,
 }
 
 impl Config {
@@ -244,6 +254,11 @@ impl Config {
                 .poll_interval_s
                 .or(file.poll_interval_s)
                 .unwrap_or(DEFAULT_POLL_INTERVAL_S),
+            egress: overrides
+                .egress
+                .or(file.egress)
+                .filter(|e| !e.trim().is_empty())
+                .unwrap_or_else(|| "default".to_owned()),
         })
     }
 

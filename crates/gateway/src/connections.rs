@@ -6,13 +6,12 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use crm_yclients::{
-    Credentials, Flavor, RateLimiter, RewardSetup, YclientsAdapter, YclientsConfig,
-};
+use crm_yclients::{Credentials, Flavor, RewardSetup, YclientsAdapter, YclientsConfig};
 use loyalty_core::adapter::{
     ClientDraft, CrmCard, CrmClient, CrmService, CrmStaff, IssuedReward, RecordPage, RewardRequest,
 };
 use loyalty_core::engine::AdapterSource;
+use loyalty_core::quota::{Limits, Priority};
 use loyalty_core::redemption::Target;
 use loyalty_core::{
     AdapterError, Capabilities, ConnectionId, CrmAdapter, CrmConnection, CrmEvent, CrmKind,
@@ -22,6 +21,7 @@ use loyalty_store::SqlStore;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::quota::{Scheduler, budget_of};
 
 /// How long a looked-up connection is reused.
 const TTL: Duration = Duration::from_secs(30);
@@ -39,21 +39,24 @@ pub struct ApiUrls {
     pub altegio: Option<String>,
 }
 
-/// Looks up connections by webhook secret.
+/// Looks up connections by webhook secret or id, each with an adapter whose calls count
+/// against the deployment's shared CRM budget at the priority of the work asking.
 pub struct Connections {
     store: Arc<SqlStore>,
     http: reqwest::Client,
-    limiter: Arc<RateLimiter>,
+    scheduler: Arc<Scheduler>,
+    /// This deployment's egress address, naming its budgets.
+    egress: String,
     metrics: Arc<Metrics>,
     api_urls: ApiUrls,
     cache: RwLock<HashMap<Key, (Instant, Arc<Connected>)>>,
 }
 
-/// How a connection was looked up.
+/// How a connection was looked up, and for which work.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
     Secret(String),
-    Id(ConnectionId),
+    Id(ConnectionId, Priority),
 }
 
 impl Connections {
@@ -65,9 +68,10 @@ impl Connections {
         metrics: Arc<Metrics>,
     ) -> Result<Connections, AdapterError> {
         Ok(Connections {
+            scheduler: Scheduler::new(Arc::clone(&store), Limits::yclients()),
             store,
             http: crm_yclients::http_client()?,
-            limiter: Arc::new(RateLimiter::yclients()),
+            egress: config.egress.clone(),
             metrics,
             api_urls: ApiUrls {
                 yclients: config.yclients_api_url.clone(),
@@ -85,17 +89,35 @@ impl Connections {
             return Ok(Some(found));
         }
         let connection = self.store.connection_by_secret(secret).await?;
-        self.remember(key, connection).await
+        self.remember(key, connection, Priority::Live).await
     }
 
-    /// The connection with this id and its adapter, cached like [`Connections::by_secret`].
-    pub async fn by_id(&self, id: ConnectionId) -> Result<Option<Arc<Connected>>, StoreError> {
-        let key = Key::Id(id);
+    /// The connection with this id and its adapter for work of this priority, cached like
+    /// [`Connections::by_secret`].
+    pub async fn by_id(
+        &self,
+        id: ConnectionId,
+        priority: Priority,
+    ) -> Result<Option<Arc<Connected>>, StoreError> {
+        let key = Key::Id(id, priority);
         if let Some(found) = self.cached(&key) {
             return Ok(Some(found));
         }
         let connection = self.store.connection(id).await?;
-        self.remember(key, connection).await
+        self.remember(key, connection, priority).await
+    }
+
+    /// The name of this deployment's egress address (its budgets' names).
+    pub fn egress(&self) -> &str {
+        &self.egress
+    }
+
+    /// The adapters of every connection for work of this priority.
+    pub fn at(self: &Arc<Self>, priority: Priority) -> At {
+        At {
+            connections: Arc::clone(self),
+            priority,
+        }
     }
 
     fn cached(&self, key: &Key) -> Option<Arc<Connected>> {
@@ -109,11 +131,12 @@ impl Connections {
         &self,
         key: Key,
         connection: Option<CrmConnection>,
+        priority: Priority,
     ) -> Result<Option<Arc<Connected>>, StoreError> {
         let Some(connection) = connection else {
             return Ok(None);
         };
-        let adapter = self.adapter_for(&connection).await?;
+        let adapter = self.adapter_for(&connection, priority).await?;
         let found = Arc::new(Connected {
             connection,
             adapter,
@@ -130,6 +153,7 @@ impl Connections {
     async fn adapter_for(
         &self,
         connection: &CrmConnection,
+        priority: Priority,
     ) -> Result<Arc<dyn CrmAdapter>, StoreError> {
         let Some(flavor) = Flavor::of(connection.kind) else {
             return Ok(Arc::new(NoAdapter(connection.kind)));
@@ -162,7 +186,11 @@ impl Connections {
             Some((partner_token, user_token)) => YclientsAdapter::with_api(
                 config,
                 self.http.clone(),
-                Arc::clone(&self.limiter),
+                self.scheduler.gate(
+                    budget_of(connection.kind, &self.egress),
+                    Some(connection.id),
+                    priority,
+                ),
                 Credentials {
                     partner_token,
                     user_token,
@@ -178,14 +206,22 @@ impl Connections {
     }
 }
 
+/// The connections' adapters for work of one priority: what the inbox worker (live) and the
+/// write-back pass (write-back) ask for.
+pub struct At {
+    connections: Arc<Connections>,
+    priority: Priority,
+}
+
 #[async_trait]
-impl AdapterSource for Connections {
+impl AdapterSource for At {
     async fn adapter(
         &self,
         connection: ConnectionId,
     ) -> Result<Option<Arc<dyn CrmAdapter>>, StoreError> {
         Ok(self
-            .by_id(connection)
+            .connections
+            .by_id(connection, self.priority)
             .await?
             .map(|c| Arc::clone(&c.adapter)))
     }

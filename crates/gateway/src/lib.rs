@@ -13,6 +13,7 @@ pub mod demo;
 pub mod inspect;
 pub mod metrics;
 pub mod poller;
+pub mod quota;
 pub mod sample;
 pub mod server;
 pub mod services;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use anyhow::Context;
 use loyalty_core::engine::WriteBackPolicy;
 use loyalty_core::inbox::InboxPolicy;
+use loyalty_core::quota::Priority;
 use loyalty_core::{Clock, LoyaltyEngine, Store, SystemClock};
 use loyalty_store::SqlStore;
 use loyalty_telegram::{ClientBot, OutboxWorker, Telegram, WorkerSettings};
@@ -180,7 +182,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
     // Its first pass is the recovery pass: rewards a stopped gateway left half-written.
     tasks.push(tokio::spawn(write_backs(
         engine.clone(),
-        Arc::clone(&connections),
+        connections.at(Priority::WriteBack),
         options.write_back.unwrap_or_default(),
         stopping.clone(),
     )));
@@ -188,7 +190,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
     tasks.push(tokio::spawn(inbox_worker(
         engine.clone(),
         Arc::clone(&sql),
-        Arc::clone(&connections),
+        Arc::new(connections.at(Priority::Live)),
         Arc::clone(&inbox_wake),
         options.inbox.unwrap_or_default(),
         stopping.clone(),
@@ -268,12 +270,12 @@ async fn stopped_during(pause: Duration, stop: &mut watch::Receiver<bool>) -> bo
 /// Writes due rewards into the CRMs, every [`WRITE_BACK_EVERY`] and once at start.
 async fn write_backs(
     engine: LoyaltyEngine,
-    connections: Arc<Connections>,
+    connections: connections::At,
     policy: WriteBackPolicy,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        match engine.write_back_due(connections.as_ref(), &policy).await {
+        match engine.write_back_due(&connections, &policy).await {
             Ok(pass) if pass.is_empty() => {}
             Ok(pass) => info!(
                 issued = pass.issued,
@@ -299,7 +301,7 @@ async fn write_backs(
 async fn inbox_worker(
     engine: LoyaltyEngine,
     store: Arc<SqlStore>,
-    connections: Arc<Connections>,
+    connections: Arc<connections::At>,
     wake: Arc<tokio::sync::Notify>,
     policy: InboxPolicy,
     mut stop: watch::Receiver<bool>,
@@ -358,7 +360,10 @@ async fn housekeeping(
             Ok(n) => info!(codes = n, "expired unused codes; their points went back"),
             Err(e) => warn!(error = %e, "could not expire codes"),
         }
-        match engine.close_spent_certificates(connections.as_ref()).await {
+        match engine
+            .close_spent_certificates(&connections.at(Priority::WriteBack))
+            .await
+        {
             Ok(check) if check.used > 0 || check.unknown > 0 => info!(
                 used = check.used,
                 unknown = check.unknown,

@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use loyalty_core::quota::{Limits, Priority, QuotaStore};
 use loyalty_core::sync::{PollPolicy, SyncCursor, SyncStore};
 use loyalty_core::{Clock, LoyaltyEngine, SystemClock};
+use loyalty_core::{ConnectionId, CrmConnection, CrmKind};
 use loyalty_store::SqlStore;
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
@@ -23,9 +25,40 @@ pub fn interval_of(cursor: Option<&SyncCursor>, default_s: u32) -> u32 {
     cursor.and_then(|c| c.interval_s).unwrap_or(default_s)
 }
 
-/// Whether a connection is due for a pass at `now_ms`.
-pub fn due(cursor: Option<&SyncCursor>, default_s: u32, now_ms: i64) -> bool {
-    let interval = interval_of(cursor, default_s);
+/// The interval a connection actually gets: its own (or the deployment's), stretched so that
+/// the `polled` connections of one budget, one call a pass each, fit in the calls a minute
+/// the budget has left (`spare_per_min`). A budget of 200 a minute with half of it spare
+/// polls 500 salons every 5 minutes; 1,000 every 10.
+pub fn effective_interval(interval_s: u32, polled: usize, spare_per_min: u32) -> u32 {
+    if interval_s == 0 {
+        return 0;
+    }
+    let spare = u64::from(spare_per_min.max(1));
+    let needed = (polled as u64 * 60).div_ceil(spare);
+    interval_s.max(u32::try_from(needed).unwrap_or(u32::MAX))
+}
+
+/// The calls a minute a budget has left for polling: its per-minute limit less what live
+/// work and write-backs took in the last minute, never under a tenth of the limit.
+pub fn spare_per_min(
+    limits: &Limits,
+    calls_last_minute: &[(i64, Option<ConnectionId>, i16)],
+) -> u32 {
+    let per_minute = limits
+        .windows
+        .iter()
+        .find(|(w, _)| *w == 60_000)
+        .map_or(200, |(_, c)| *c);
+    let urgent = calls_last_minute
+        .iter()
+        .filter(|c| c.2 <= Priority::WriteBack.as_i16())
+        .count() as u32;
+    per_minute.saturating_sub(urgent).max(per_minute / 10)
+}
+
+/// Whether a connection is due for a pass at `now_ms`, at `interval_s`.
+pub fn due(cursor: Option<&SyncCursor>, interval_s: u32, now_ms: i64) -> bool {
+    let interval = interval_s;
     if interval == 0 {
         return false;
     }
@@ -82,12 +115,15 @@ async fn one_round(
         .into_iter()
         .map(|c| (c.connection_id, c))
         .collect();
-    for connection in store.connections().await? {
+    let all = store.connections().await?;
+    let stretch = Stretch::read(store, connections.egress(), &all).await?;
+    for connection in all {
         let cursor = cursors.get(&connection.id);
-        if !due(cursor, default_interval_s, SystemClock.now_ms()) {
+        let interval = stretch.interval(&connection, interval_of(cursor, default_interval_s));
+        if !due(cursor, interval, SystemClock.now_ms()) {
             continue;
         }
-        let Some(found) = connections.by_id(connection.id).await? else {
+        let Some(found) = connections.by_id(connection.id, Priority::Poll).await? else {
             continue;
         };
         if !found.adapter.capabilities().poll_records {
@@ -134,4 +170,69 @@ async fn one_round(
         }
     }
     Ok(())
+}
+
+/// What stretches the intervals: per budget, how many connections are polled and how many
+/// calls a minute are left.
+pub struct Stretch {
+    per_kind: HashMap<CrmKind, (usize, u32)>,
+}
+
+impl Stretch {
+    /// Reads the last minute of each budget the connections use.
+    pub async fn read(
+        store: &SqlStore,
+        egress: &str,
+        connections: &[CrmConnection],
+    ) -> anyhow::Result<Stretch> {
+        let mut per_kind: HashMap<CrmKind, (usize, u32)> = HashMap::new();
+        let since = SystemClock.now_ms() - 60_000;
+        for c in connections {
+            if let Some(entry) = per_kind.get_mut(&c.kind) {
+                entry.0 += 1;
+                continue;
+            }
+            let calls = store
+                .budget_calls(&crate::quota::budget_of(c.kind, egress), since)
+                .await?;
+            per_kind.insert(c.kind, (1, spare_per_min(&Limits::yclients(), &calls)));
+        }
+        Ok(Stretch { per_kind })
+    }
+
+    /// The interval `connection` gets for a wanted `interval_s`.
+    pub fn interval(&self, connection: &CrmConnection, interval_s: u32) -> u32 {
+        let (polled, spare) = self
+            .per_kind
+            .get(&connection.kind)
+            .copied()
+            .unwrap_or((1, 200));
+        effective_interval(interval_s, polled, spare)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_stretch_to_the_budget() {
+        // 200 a minute, nothing urgent: 1,000 salons every 5 minutes.
+        let limits = Limits::yclients();
+        assert_eq!(spare_per_min(&limits, &[]), 200);
+        assert_eq!(effective_interval(300, 1_000, 200), 300);
+        // Half the minute went to live work: every 10 minutes.
+        let live: Vec<_> = (0..100).map(|i| (i, None, 0)).collect();
+        assert_eq!(spare_per_min(&limits, &live), 100);
+        assert_eq!(effective_interval(300, 1_000, 100), 600);
+        // Imports and polls do not count as urgent; a full minute of live work leaves a tenth.
+        let polls: Vec<_> = (0..150).map(|i| (i, None, 2)).collect();
+        assert_eq!(spare_per_min(&limits, &polls), 200);
+        let flood: Vec<_> = (0..300).map(|i| (i, None, 0)).collect();
+        assert_eq!(spare_per_min(&limits, &flood), 20);
+        assert_eq!(effective_interval(300, 1_000, 20), 3_000);
+        // Off stays off; few salons keep their own interval.
+        assert_eq!(effective_interval(0, 1_000, 20), 0);
+        assert_eq!(effective_interval(60, 3, 200), 60);
+    }
 }

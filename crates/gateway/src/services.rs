@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use loyalty_core::quota::Priority;
 use loyalty_core::{AdapterError, Clock, ConnectionId, SystemClock};
 use loyalty_store::{ServiceSync, SqlStore};
 use tokio::sync::watch;
@@ -23,7 +24,8 @@ pub(crate) async fn sync(
     sql: &SqlStore,
     id: ConnectionId,
 ) -> anyhow::Result<ServiceSync> {
-    let Some(found) = connections.by_id(id).await? else {
+    // A service list is a bulk read: it goes after live work, like a poll.
+    let Some(found) = connections.by_id(id, Priority::Poll).await? else {
         return Err(Usage(format!("connection {id} does not exist")).into());
     };
     let services = found.adapter.list_services().await.map_err(|e| match e {

@@ -20,6 +20,7 @@ mod doctor;
 mod gateway;
 mod history;
 mod inbox;
+mod quota;
 mod rows;
 mod services;
 mod store;

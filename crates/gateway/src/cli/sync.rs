@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::Usage;
 use crate::config::Config;
-use crate::poller::interval_of;
+use crate::poller::{Stretch, interval_of};
 
 /// `sync status [--connection ID]`: per connection, the last pass, the cursor and how far
 /// behind now it is, the counts, the last error and the interval in force.
@@ -17,6 +17,8 @@ pub async fn sync_status(
     connection: Option<i64>,
 ) -> anyhow::Result<Value> {
     let now = SystemClock.now_ms();
+    let all = store.connections().await?;
+    let stretch = Stretch::read(store, &config.egress, &all).await?;
     let connections = match connection {
         Some(id) => {
             let Some(c) = store.connection(ConnectionId(id)).await? else {
@@ -24,7 +26,7 @@ pub async fn sync_status(
             };
             vec![c]
         }
-        None => store.connections().await?,
+        None => all.clone(),
     };
     let cursors = store.sync_cursors(connection.map(ConnectionId)).await?;
     let rows: Vec<Value> = connections
@@ -38,6 +40,7 @@ pub async fn sync_status(
                 "crm": c.kind,
                 "company_id": c.company_id,
                 "interval_s": interval,
+                "effective_interval_s": stretch.interval(c, interval),
                 "own_interval": cursor.and_then(|k| k.interval_s).is_some(),
                 "cursor_ms": cursor.and_then(|k| k.cursor_ms),
                 "lag_s": cursor.and_then(|k| k.cursor_ms).map(|at| (now - at).max(0) / 1000),
@@ -93,7 +96,7 @@ pub fn sync_text(v: &Value) -> String {
                 r["connection"],
                 r["crm"].as_str().unwrap_or_default(),
                 r["company_id"].as_str().unwrap_or_default(),
-                r["interval_s"],
+                r["effective_interval_s"],
                 r["seen"],
                 r["applied"],
                 r["queued"],
