@@ -44,6 +44,8 @@ pub enum Operation {
     GetRecord,
     LoyaltyPaid,
     RecordsChangedSince,
+    RecordsBetween,
+    ListClients,
     IssueCertificate,
     FindCertificate,
     IssuePromoCode,
@@ -148,8 +150,22 @@ pub struct RecordPage {
     /// Why items of the page that could not be read were left out (a record without an id…);
     /// the rest of the page is still good.
     pub rejected: Vec<String>,
+    /// How many records all pages hold, when the CRM says.
+    pub total: Option<u64>,
     /// Where the next call continues; `None` when this was the last page.
     pub next_page: Option<u32>,
+}
+
+/// One page of the CRM's client cards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientPage {
+    pub clients: Vec<CrmClient>,
+    /// Why cards of the page that could not be read were left out.
+    pub rejected: Vec<String>,
+    /// Where the next call continues; `None` when this was the last page.
+    pub next_page: Option<u32>,
+    /// How many cards all pages hold, when the CRM says.
+    pub total: Option<u64>,
 }
 
 /// A reward to write into the CRM: a certificate, a promo code or a card top-up.
@@ -264,6 +280,22 @@ pub trait CrmAdapter: Send + Sync {
         _page: u32,
     ) -> Result<RecordPage, AdapterError> {
         Err(AdapterError::Unsupported(Operation::RecordsChangedSince))
+    }
+
+    /// Records whose visit time is between `from_ms` and `to_ms` (Unix milliseconds, the CRM may
+    /// round to days), one page at a time: the history import.
+    async fn records_between(
+        &self,
+        _from_ms: i64,
+        _to_ms: i64,
+        _page: u32,
+    ) -> Result<RecordPage, AdapterError> {
+        Err(AdapterError::Unsupported(Operation::RecordsBetween))
+    }
+
+    /// The CRM's client cards, one page at a time: the history import.
+    async fn list_clients(&self, _page: u32) -> Result<ClientPage, AdapterError> {
+        Err(AdapterError::Unsupported(Operation::ListClients))
     }
 
     /// Creates a certificate carrying `req.code`. Not idempotent in the CRM: callers ask

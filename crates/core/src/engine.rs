@@ -311,9 +311,11 @@ macro_rules! in_tx {
     }};
 }
 
+mod import;
 mod intake;
 mod poll;
 mod writeback;
+pub use import::{ImportObserver, ImportRun, Quiet};
 pub use intake::{InboxPass, Intake};
 pub use writeback::{AdapterSource, Resolution, WriteBackOutcome, WriteBackPass, WriteBackPolicy};
 
@@ -445,7 +447,12 @@ impl LoyaltyEngine {
                 event: visit.currency,
             });
         }
-        let target = program.target_accrual(visit)?;
+        // A visit before the connection's points boundary (the imported past) is history only.
+        let target = if conn.before_points(visit.visit_at_ms) {
+            Points::ZERO
+        } else {
+            program.target_accrual(visit)?
+        };
         let mut state = tx.lock_record(partner, conn.id, &visit.record_id).await?;
         let fingerprint = visit.fingerprint();
 

@@ -18,6 +18,7 @@ pub mod doctor;
 pub mod engine;
 pub mod event;
 pub mod history;
+pub mod import;
 pub mod inbox;
 pub mod ledger;
 pub mod model;

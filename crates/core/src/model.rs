@@ -303,6 +303,16 @@ pub struct CrmConnection {
     pub company_id: String,
     pub credentials_ref: String,
     pub webhook_secret: String,
+    /// Visits before this time (Unix ms) earn no points, whatever brings them: the history
+    /// import sets it so the past is history only. `None`: every visit earns.
+    pub points_since_ms: Option<i64>,
+}
+
+impl CrmConnection {
+    /// Whether a visit at `visit_at_ms` is before the points boundary (and so earns nothing).
+    pub fn before_points(&self, visit_at_ms: Option<i64>) -> bool {
+        matches!((self.points_since_ms, visit_at_ms), (Some(since), Some(at)) if at < since)
+    }
 }
 
 impl fmt::Debug for CrmConnection {
@@ -314,6 +324,7 @@ impl fmt::Debug for CrmConnection {
             .field("company_id", &self.company_id)
             .field("credentials_ref", &self.credentials_ref)
             .field("webhook_secret", &"***")
+            .field("points_since_ms", &self.points_since_ms)
             .finish()
     }
 }
@@ -496,6 +507,7 @@ mod tests {
             company_id: "42".into(),
             credentials_ref: "env:YC".into(),
             webhook_secret: "s3cr3t-value".into(),
+            points_since_ms: None,
         };
         assert!(!format!("{c:?}").contains("s3cr3t"));
     }

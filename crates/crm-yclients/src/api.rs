@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use loyalty_core::adapter::{ClientDraft, CrmClient, RecordPage};
+use loyalty_core::adapter::{ClientDraft, ClientPage, CrmClient, RecordPage};
 use loyalty_core::{AdapterError, Phone, VisitEvent};
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
@@ -274,52 +274,85 @@ impl YclientsClient {
         since_ms: i64,
         page: u32,
     ) -> Result<RecordPage, AdapterError> {
-        let local = since_ms + i64::from(self.context.utc_offset_minutes) * 60_000;
-        let day = chrono::DateTime::from_timestamp_millis(local)
-            .ok_or_else(|| AdapterError::Validation(vec![format!("bad cursor {since_ms}")]))?
+        let query = vec![
+            ("changed_after", self.local_day(since_ms)?),
+            ("with_deleted", "1".to_owned()),
+        ];
+        self.record_page(query, page).await
+    }
+
+    /// One page of `GET /records/{company_id}?start_date=…&end_date=…`: the records whose
+    /// visit falls on those company-local days (deleted ones are no visits: not asked for).
+    pub async fn records_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        page: u32,
+    ) -> Result<RecordPage, AdapterError> {
+        let query = vec![
+            ("start_date", self.local_day(from_ms)?),
+            ("end_date", self.local_day(to_ms)?),
+        ];
+        self.record_page(query, page).await
+    }
+
+    /// The company-local day of a time, as `YYYY-MM-DD`.
+    fn local_day(&self, ms: i64) -> Result<String, AdapterError> {
+        let local = ms.saturating_add(i64::from(self.context.utc_offset_minutes) * 60_000);
+        Ok(chrono::DateTime::from_timestamp_millis(local)
+            .ok_or_else(|| AdapterError::Validation(vec![format!("bad time {ms}")]))?
             .format("%Y-%m-%d")
-            .to_string();
+            .to_string())
+    }
+
+    async fn record_page(
+        &self,
+        mut query: Vec<(&str, String)>,
+        page: u32,
+    ) -> Result<RecordPage, AdapterError> {
         let page = page.max(1);
         let count = self.transport.page_size;
-        let query = [
-            ("changed_after", day),
-            ("with_deleted", "1".to_owned()),
-            ("page", page.to_string()),
-            ("count", count.to_string()),
-        ];
+        query.push(("page", page.to_string()));
+        query.push(("count", count.to_string()));
         let path = format!("/records/{}", self.company_id);
         let (data, meta) = self
             .call_with_meta(Method::GET, &path, &query, None, true)
             .await?;
-        if !matches!(data, Value::Array(_) | Value::Null) {
-            return Err(unexpected("the record list is not a list"));
-        }
-        // One record that cannot be read leaves the rest of the page good.
-        let mut records = Vec::new();
-        let mut rejected = Vec::new();
-        let items = lenient::items(Some(&data));
-        for (i, item) in items.iter().enumerate() {
-            match object(item).map(|r| self.visit(r)) {
-                Some(Ok(record)) => records.push(record),
-                Some(Err(e)) => rejected.push(format!("item {i}: {e}")),
-                None => rejected.push(format!("item {i} is not an object")),
-            }
-        }
-        let listed = items.len();
-        let total = object(&meta)
-            .map(|m| lenient::int(m, "total_count"))
-            .transpose()
-            .map_err(|e| unexpected(&e.to_string()))?
-            .flatten();
-        let seen = i64::from(page) * i64::from(count);
-        let more = match total {
-            Some(total) => seen < total && listed > 0,
-            None => listed >= count as usize,
-        };
+        let (records, rejected, listed) = read_items(&data, "record", |r| self.visit(r))?;
+        let total = total_count(&meta)?;
         Ok(RecordPage {
             records,
             rejected,
-            next_page: more.then_some(page + 1),
+            next_page: more(page, count, listed, total).then_some(page + 1),
+            total: total.and_then(|t| u64::try_from(t).ok()),
+        })
+    }
+
+    /// `POST /company/{company_id}/clients/search`, every card by id: one page of clients.
+    /// `birth_date` is asked for although the search's documented field list lacks it
+    /// (assumed: a field it does not know is left out, and the card has no birth date here).
+    pub async fn list_clients(&self, page: u32) -> Result<ClientPage, AdapterError> {
+        let page = page.max(1);
+        let count = self.transport.page_size.min(200);
+        let body = json!({
+            "page": page,
+            "page_size": count,
+            "fields": ["id", "name", "phone", "email", "birth_date"],
+            "order_by": "id",
+            "order_by_direction": "asc",
+        });
+        let path = format!("/company/{}/clients/search", self.company_id);
+        let (data, meta) = self
+            .call_with_meta(Method::POST, &path, &[], Some(body), true)
+            .await?;
+        let (clients, rejected, listed) =
+            read_items(&data, "client", |c| crm_client(&self.context, c))?;
+        let total = total_count(&meta)?;
+        Ok(ClientPage {
+            clients,
+            rejected,
+            next_page: more(page, count, listed, total).then_some(page + 1),
+            total: total.and_then(|t| u64::try_from(t).ok()),
         })
     }
 
@@ -660,6 +693,46 @@ pub(crate) fn segment(id: &str) -> Result<&str, AdapterError> {
         Ok(id)
     } else {
         Err(AdapterError::Validation(vec![format!("bad id {id:?}")]))
+    }
+}
+
+/// The items of a list answer, each read on its own: one that cannot be read leaves the rest
+/// good, its reason kept. Also how many items the page listed.
+fn read_items<T>(
+    data: &Value,
+    what: &str,
+    read: impl Fn(&Map<String, Value>) -> Result<T, AdapterError>,
+) -> Result<(Vec<T>, Vec<String>, usize), AdapterError> {
+    if !matches!(data, Value::Array(_) | Value::Null) {
+        return Err(unexpected(&format!("the {what} list is not a list")));
+    }
+    let items = lenient::items(Some(data));
+    let mut good = Vec::new();
+    let mut rejected = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match object(item).map(&read) {
+            Some(Ok(value)) => good.push(value),
+            Some(Err(e)) => rejected.push(format!("item {i}: {e}")),
+            None => rejected.push(format!("item {i} is not an object")),
+        }
+    }
+    Ok((good, rejected, items.len()))
+}
+
+/// `meta.total_count`, when the answer has it.
+fn total_count(meta: &Value) -> Result<Option<i64>, AdapterError> {
+    Ok(object(meta)
+        .map(|m| lenient::int(m, "total_count"))
+        .transpose()
+        .map_err(|e| unexpected(&e.to_string()))?
+        .flatten())
+}
+
+/// Whether another page follows page `page` of `count` that listed `listed` items.
+fn more(page: u32, count: u32, listed: usize, total: Option<i64>) -> bool {
+    match total {
+        Some(total) => i64::from(page) * i64::from(count) < total && listed > 0,
+        None => listed >= count as usize,
     }
 }
 

@@ -19,8 +19,8 @@ mod webhook;
 use std::sync::Arc;
 
 use loyalty_core::adapter::{
-    ClientDraft, CrmCard, CrmClient, CrmService, CrmStaff, IssuedReward, Operation, RecordPage,
-    RewardRequest,
+    ClientDraft, ClientPage, CrmCard, CrmClient, CrmService, CrmStaff, IssuedReward, Operation,
+    RecordPage, RewardRequest,
 };
 use loyalty_core::quota::CallGate;
 use loyalty_core::{
@@ -232,6 +232,19 @@ impl CrmAdapter for YclientsAdapter {
         page: u32,
     ) -> Result<RecordPage, AdapterError> {
         self.api()?.records_changed_since(since_ms, page).await
+    }
+
+    async fn records_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        page: u32,
+    ) -> Result<RecordPage, AdapterError> {
+        self.api()?.records_between(from_ms, to_ms, page).await
+    }
+
+    async fn list_clients(&self, page: u32) -> Result<ClientPage, AdapterError> {
+        self.api()?.list_clients(page).await
     }
 
     /// Without API credentials the connection cannot ask, and says so (`Unsupported`): the

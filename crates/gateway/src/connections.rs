@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use crm_yclients::{Credentials, Flavor, RewardSetup, YclientsAdapter, YclientsConfig};
 use loyalty_core::adapter::{
-    ClientDraft, CrmCard, CrmClient, CrmService, CrmStaff, IssuedReward, RecordPage, RewardRequest,
+    ClientDraft, ClientPage, CrmCard, CrmClient, CrmService, CrmStaff, IssuedReward, RecordPage,
+    RewardRequest,
 };
 use loyalty_core::engine::AdapterSource;
 use loyalty_core::quota::{Limits, Priority};
@@ -393,6 +394,24 @@ impl<A: CrmAdapter> CrmAdapter for Metered<A> {
             self.inner.records_changed_since(since_ms, page),
         )
         .await
+    }
+
+    async fn records_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        page: u32,
+    ) -> Result<RecordPage, AdapterError> {
+        self.timed(
+            "records_between",
+            self.inner.records_between(from_ms, to_ms, page),
+        )
+        .await
+    }
+
+    async fn list_clients(&self, page: u32) -> Result<ClientPage, AdapterError> {
+        self.timed("list_clients", self.inner.list_clients(page))
+            .await
     }
 
     async fn booking_link(&self) -> Result<String, AdapterError> {

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 mod connections;
 pub mod demo;
+mod importer;
 pub mod inspect;
 pub mod metrics;
 pub mod poller;
@@ -197,6 +198,13 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
     )));
     // This instance's name in the poller's leases.
     let owner = format!("gateway-{}", &cli::new_secret()?[..12]);
+    tasks.push(tokio::spawn(importer::import_loop(
+        engine.clone(),
+        Arc::clone(&sql),
+        Arc::clone(&connections),
+        owner.clone(),
+        stopping.clone(),
+    )));
     tasks.push(tokio::spawn(poller::poll_loop(
         engine.clone(),
         Arc::clone(&sql),

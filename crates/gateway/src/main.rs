@@ -81,6 +81,9 @@ enum Command {
         #[arg(long, allow_hyphen_values = true)]
         chat: i64,
     },
+    /// The history import: a connection's clients and visits of the past, no points for them.
+    #[command(subcommand)]
+    Import(ImportCmd),
     /// The reconciliation poller: what it read last per connection, and how often.
     #[command(subcommand)]
     Sync(SyncCmd),
@@ -129,6 +132,28 @@ enum PartnerCmd {
         /// as this country's from now on (`doctor phones` re-reads the stored ones).
         #[arg(long, value_name = "CC")]
         country: Option<Country>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCmd {
+    /// Import the connection's CRM clients and visits since --since (default: 24 months back)
+    /// into the history, here and now; no points for visits before the connection was made
+    /// (or before --accrue-since). Killed, it continues where it was when run again.
+    Crm {
+        #[arg(long)]
+        connection: i64,
+        /// YYYY-MM-DD: the first day imported.
+        #[arg(long)]
+        since: Option<String>,
+        /// YYYY-MM-DD: visits from this day on earn points (once; never again).
+        #[arg(long)]
+        accrue_since: Option<String>,
+    },
+    /// The imports and how far they got.
+    Status {
+        #[arg(long)]
+        connection: Option<i64>,
     },
 }
 
@@ -638,6 +663,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     v["chat"], v["partner"]
                 )
             });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import(cmd) => {
+            let config = Config::resolve(overrides)?;
+            let store = std::sync::Arc::new(open_migrated(&config).await?);
+            let out = match cmd {
+                ImportCmd::Crm {
+                    connection,
+                    since,
+                    accrue_since,
+                } => {
+                    let req = cli::ImportCrm {
+                        connection,
+                        since,
+                        accrue_since,
+                        progress: !json,
+                    };
+                    cli::import_crm(store.clone(), &config, &req).await
+                }
+                ImportCmd::Status { connection } => cli::import_status(&store, connection).await,
+            };
+            store.close().await;
+            print(&out?, json, cli::import_text);
             Ok(ExitCode::SUCCESS)
         }
         Command::Sync(cmd) => {

@@ -42,6 +42,11 @@ pub fn record_webhook(r: &Record<'_>) -> Value {
     data["attendance"] = json!(r.attendance);
     data["visit_attendance"] = json!(r.attendance);
     data["deleted"] = json!(r.deleted);
+    // The visit is happening now (the fixture's is in 2019): a salon that connected
+    // earns points for its visits from then on.
+    let now = chrono::Utc::now();
+    data["datetime"] = json!(now.format("%Y-%m-%dT%H:%M:%S+00:00").to_string());
+    data["date"] = json!(now.format("%Y-%m-%d %H:%M:%S").to_string());
     let total = 9 * 3600 + r.changed_at_s;
     data["last_change_date"] = json!(format!(
         "2026-11-24T{:02}:{:02}:{:02}+03:00",

@@ -112,7 +112,7 @@ impl SqlStore {
     /// Every connection of the deployment, by id.
     pub async fn connections(&self) -> Result<Vec<CrmConnection>, StoreError> {
         sqlx::query(
-            "SELECT id, partner_id, kind, company_id, credentials_ref, webhook_secret \
+            "SELECT id, partner_id, kind, company_id, credentials_ref, webhook_secret, points_since_ms \
              FROM crm_connections ORDER BY id",
         )
         .fetch_all(&self.pool)

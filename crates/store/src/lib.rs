@@ -19,6 +19,7 @@
 mod doctor;
 mod gateway;
 mod history;
+mod import;
 mod inbox;
 mod quota;
 mod rows;

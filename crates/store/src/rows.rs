@@ -257,6 +257,7 @@ pub(crate) fn connection(row: &AnyRow) -> Result<CrmConnection, StoreError> {
         company_id: get(row, "company_id")?,
         credentials_ref: get(row, "credentials_ref")?,
         webhook_secret: get(row, "webhook_secret")?,
+        points_since_ms: get(row, "points_since_ms")?,
     })
 }
 

@@ -78,7 +78,7 @@ impl Store for SqlStore {
         let row = sqlx::query(
             "INSERT INTO crm_connections (partner_id, kind, company_id, credentials_ref, \
              webhook_secret, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
-             RETURNING id, partner_id, kind, company_id, credentials_ref, webhook_secret",
+             RETURNING id, partner_id, kind, company_id, credentials_ref, webhook_secret, points_since_ms",
         )
         .bind(c.partner_id.0)
         .bind(c.kind.as_str())
@@ -94,7 +94,7 @@ impl Store for SqlStore {
 
     async fn connection(&self, id: ConnectionId) -> Result<Option<CrmConnection>, StoreError> {
         sqlx::query(
-            "SELECT id, partner_id, kind, company_id, credentials_ref, webhook_secret \
+            "SELECT id, partner_id, kind, company_id, credentials_ref, webhook_secret, points_since_ms \
              FROM crm_connections WHERE id = $1",
         )
         .bind(id.0)
@@ -110,7 +110,7 @@ impl Store for SqlStore {
         secret: &str,
     ) -> Result<Option<CrmConnection>, StoreError> {
         sqlx::query(
-            "SELECT id, partner_id, kind, company_id, credentials_ref, webhook_secret \
+            "SELECT id, partner_id, kind, company_id, credentials_ref, webhook_secret, points_since_ms \
              FROM crm_connections WHERE webhook_secret = $1",
         )
         .bind(secret)

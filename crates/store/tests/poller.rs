@@ -68,6 +68,7 @@ fn page(records: Vec<VisitEvent>, next: Option<u32>) -> Result<RecordPage, Adapt
         records,
         rejected: Vec::new(),
         next_page: next,
+        total: None,
     })
 }
 
@@ -111,6 +112,7 @@ async fn a_pass_applies_what_webhooks_lost_and_moves_the_cursor(db: &TestDb) {
                 ],
                 rejected: vec!["item 1: record event without an id".into()],
                 next_page: None,
+                total: None,
             }),
         ],
         asked: Mutex::new(Vec::new()),

@@ -5,6 +5,7 @@ mod catalog;
 mod deliveries;
 mod desk;
 mod doctor;
+mod import;
 mod setup;
 mod sync;
 
@@ -12,6 +13,7 @@ pub use catalog::*;
 pub use deliveries::*;
 pub use desk::*;
 pub use doctor::*;
+pub use import::*;
 pub use setup::*;
 pub use sync::*;
 

@@ -1,6 +1,7 @@
 //! Setting a salon up: `partner add|set`, `connection add|rewards`, `staff-add`.
 
 use crm_yclients::RewardSetup;
+use loyalty_core::import::ImportStore;
 use loyalty_core::model::{NewConnection, NewPartner};
 use loyalty_core::redemption::Strategy;
 use loyalty_core::{
@@ -176,12 +177,27 @@ pub async fn connection_add(
             },
         )
         .await?;
+    // With API access the salon's history is imported in the background of `serve` (no points
+    // for the past); `import status` follows it.
+    let import = match &req.partner_token {
+        Some(_) => Some(
+            store
+                .queue_import(
+                    &super::default_import(partner, connection.id, now_ms),
+                    now_ms,
+                )
+                .await?
+                .id,
+        ),
+        None => None,
+    };
     Ok(json!({
         "id": connection.id,
         "partner": partner,
         "crm": req.crm,
         "company_id": company,
         "country": req.country,
+        "import": import,
         "api": req.partner_token.is_some(),
         "webhook_url": webhook_url(config, req.crm, &secret),
     }))
