@@ -37,7 +37,7 @@ fn record(r: u64, now_s: i64) -> Value {
         client_name: "Клиентка",
         phone: &phone(client),
         cost: &(1_000 + (r * 37) % 4_000).to_string(),
-        attendance: if r % 9 == 0 { -1 } else { 1 },
+        attendance: if r.is_multiple_of(9) { -1 } else { 1 },
         deleted: false,
         changed_at_s: 60,
     });
