@@ -116,6 +116,8 @@ pub struct CrmClient {
     pub phone: Option<Phone>,
     pub name: Option<String>,
     pub email: Option<String>,
+    #[serde(default)]
+    pub birth_date: Option<crate::model::BirthDate>,
 }
 
 /// Fields for creating or updating a client in the CRM.

@@ -20,7 +20,9 @@ use crate::outbox::{NewOutbox, Notification};
 use crate::phone::{Phone, PhoneError};
 use crate::redemption::{NewRedemption, Redemption, RedemptionStatus, Strategy, Target};
 use crate::reward::{Reward, RewardKind};
-use crate::store::{DeliveryRecord, Hold, HoldStatus, RecordState, Store, StoreError, StoreTx};
+use crate::store::{
+    CardUpdate, DeliveryRecord, Hold, HoldStatus, RecordState, Store, StoreError, StoreTx,
+};
 
 /// How many times a transaction that lost a race is run again before the error is returned.
 pub(crate) const MAX_TX_ATTEMPTS: u32 = 8;
@@ -465,7 +467,9 @@ impl LoyaltyEngine {
             Outcome::Duplicate
         } else {
             let resolved = match &visit.client {
-                Some(r) => resolve_client(tx, conn, r, now).await?.map(|(c, _)| c),
+                Some(r) => resolve_client(tx, conn, r, &CardUpdate::default(), now)
+                    .await?
+                    .map(|(c, _)| c),
                 None => None,
             };
             let before = state.client_id;
@@ -638,11 +642,16 @@ impl LoyaltyEngine {
             phone: event.phone.clone(),
             name: event.name.clone(),
         };
+        let card = CardUpdate {
+            name: None,
+            email: event.email.clone().filter(|e| !e.trim().is_empty()),
+            birth_date: event.birth_date,
+        };
         // A card deleted in the CRM creates nobody; an existing client keeps points and history.
         let resolved = if event.deleted {
             None
         } else {
-            resolve_client(tx, conn, &r, now).await?
+            resolve_client(tx, conn, &r, &card, now).await?
         };
         let outcome = match resolved {
             Some((client, created)) => Outcome::ClientSynced {
@@ -1272,32 +1281,78 @@ fn enough(balance: Points, wanted: Points) -> Result<(), EngineError> {
 
 /// The client a CRM reference names: by its CRM id, else by phone (created when new — a
 /// "virtual" client until they link Telegram). `None` when neither identifies anyone.
+///
+/// The CRM owns the card: a known CRM id whose card now has another phone moves our client to
+/// that phone, balance and history with it; when another client of ours already has that phone,
+/// the CRM id is pointed at them instead (two cards with one phone are one client here). The
+/// name, and from a client's own card the e-mail and birth date, follow the CRM.
 async fn resolve_client(
     tx: &mut dyn StoreTx,
     conn: &CrmConnection,
     r: &ClientRef,
+    card: &CardUpdate,
     now: i64,
 ) -> Result<Option<(Client, bool)>, EngineError> {
     let partner = conn.partner_id;
-    if let Some(ext) = &r.external_id
-        && let Some(c) = tx.client_by_external_id(partner, conn.id, ext).await?
-    {
-        return Ok(Some((c, false)));
-    }
-    let Some(phone) = &r.phone else {
-        return Ok(None);
+    let known = match &r.external_id {
+        Some(ext) => tx.client_by_external_id(partner, conn.id, ext).await?,
+        None => None,
     };
-    let name = r.name.as_deref().filter(|n| !n.trim().is_empty());
-    let (client, created) = tx.insert_client(partner, phone, name, now).await?;
-    if let Some(ext) = &r.external_id {
-        tx.link_external_id(partner, conn.id, ext, client.id)
-            .await?;
+    let (mut client, created) = match (known, &r.phone) {
+        (Some(c), Some(phone)) if *phone != c.phone => {
+            match tx.client_by_phone(partner, phone).await? {
+                None => {
+                    tx.set_client_phone(partner, c.id, phone).await?;
+                    let moved = tx.client(partner, c.id).await?;
+                    (moved.ok_or(EngineError::UnknownClient(c.id))?, false)
+                }
+                Some(holder) => {
+                    if let Some(ext) = &r.external_id {
+                        tx.relink_external_id(partner, conn.id, ext, holder.id)
+                            .await?;
+                    }
+                    (holder, false)
+                }
+            }
+        }
+        (Some(c), _) => (c, false),
+        (None, None) => return Ok(None),
+        (None, Some(phone)) => {
+            let name = r.name.as_deref().filter(|n| !n.trim().is_empty());
+            let (c, created) = tx.insert_client(partner, phone, name, now).await?;
+            if let Some(ext) = &r.external_id {
+                tx.link_external_id(partner, conn.id, ext, c.id).await?;
+            }
+            (c, created)
+        }
+    };
+    let mut update = CardUpdate {
+        name: r
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty() && client.name.as_deref() != Some(*n))
+            .map(str::to_owned),
+        email: card
+            .email
+            .clone()
+            .filter(|e| client.email.as_ref() != Some(e)),
+        birth_date: card.birth_date.filter(|b| client.birth_date != Some(*b)),
+    };
+    if created {
+        update.name = None;
     }
-    if !created
-        && client.name.is_none()
-        && let Some(name) = name
-    {
-        tx.set_client_name(partner, client.id, name).await?;
+    if !update.is_empty() {
+        tx.update_card(partner, client.id, &update).await?;
+        if let Some(name) = update.name {
+            client.name = Some(name);
+        }
+        if let Some(email) = update.email {
+            client.email = Some(email);
+        }
+        if let Some(birth) = update.birth_date {
+            client.birth_date = Some(birth);
+        }
     }
     Ok(Some((client, created)))
 }

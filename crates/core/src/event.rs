@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::BirthDate;
 use crate::money::Currency;
 use crate::phone::Phone;
 
@@ -206,6 +207,10 @@ pub struct ClientEvent {
     pub phone: Option<Phone>,
     pub name: Option<String>,
     pub deleted: bool,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub birth_date: Option<BirthDate>,
 }
 
 /// Goods sold without a visit.

@@ -38,7 +38,8 @@ pub use engine::{
 };
 pub use event::{CrmEvent, LoyaltyPaid, VisitEvent, VisitStatus};
 pub use model::{
-    Client, ClientId, ConnectionId, CrmConnection, CrmKind, Partner, PartnerId, Program, RewardId,
+    BirthDate, Client, ClientId, ConnectionId, CrmConnection, CrmKind, Partner, PartnerId, Program,
+    RewardId,
 };
 pub use money::{Bps, Currency, Money, MoneyError, Points};
 pub use phone::{Country, Phone, PhoneError, UnknownCountry};

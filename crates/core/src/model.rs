@@ -226,7 +226,9 @@ impl Program {
 }
 
 /// A client of a partner. `telegram_chat_id` is set once the client shared their contact with
-/// the bot; a client created from a CRM event without one is "virtual" until then.
+/// the bot; a client created from a CRM event without one is "virtual" until then. The name,
+/// e-mail and birth date are the CRM's (it owns what the salon types there); the loyalty state
+/// is ours.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Client {
     pub id: ClientId,
@@ -236,6 +238,69 @@ pub struct Client {
     pub telegram_chat_id: Option<i64>,
     /// The client asked not to get notifications.
     pub notifications_off: bool,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub birth_date: Option<BirthDate>,
+}
+
+/// A birthday: day and month, and the year when the salon knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BirthDate {
+    pub year: Option<i32>,
+    pub month: u8,
+    pub day: u8,
+}
+
+impl BirthDate {
+    /// `YYYY-MM-DD` (a year of `0000` or `1900` and earlier is read as unknown, as CRMs store a
+    /// birthday without a year) or `DD.MM.YYYY`; `None` for anything that is not a real date
+    /// (`0000-00-00`, `31.02.1990`, empty).
+    pub fn parse(text: &str) -> Option<BirthDate> {
+        let t = text.trim();
+        let (year, month, day) = if let Some((y, rest)) = t.split_once('-') {
+            let (m, d) = rest.split_once('-')?;
+            (y, m, d.get(..2).unwrap_or(d))
+        } else {
+            let mut parts = t.split('.');
+            let (d, m, y) = (parts.next()?, parts.next()?, parts.next()?);
+            (y, m, d)
+        };
+        let year: i32 = year.parse().ok()?;
+        let month: u8 = month.parse().ok()?;
+        let day: u8 = day.parse().ok()?;
+        let year = (year > 1900).then_some(year);
+        let longest = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 => match year {
+                Some(y) if !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)) => 28,
+                _ => 29,
+            },
+            _ => return None,
+        };
+        (1..=longest)
+            .contains(&day)
+            .then_some(BirthDate { year, month, day })
+    }
+
+    /// `YYYY-MM-DD`, or `--MM-DD` without a year.
+    pub fn to_iso(&self) -> String {
+        match self.year {
+            Some(y) => format!("{y:04}-{:02}-{:02}", self.month, self.day),
+            None => format!("--{:02}-{:02}", self.month, self.day),
+        }
+    }
+
+    /// Reads what [`BirthDate::to_iso`] wrote.
+    pub fn from_iso(text: &str) -> Option<BirthDate> {
+        match text.strip_prefix("--") {
+            Some(md) => {
+                BirthDate::parse(&format!("2000-{md}")).map(|b| BirthDate { year: None, ..b })
+            }
+            None => BirthDate::parse(text),
+        }
+    }
 }
 
 /// The CRMs Loyalty Bridge connects to.
@@ -494,6 +559,37 @@ mod tests {
             serde_json::from_str::<Program>(json).unwrap(),
             Program::with_cashback(Bps::new(500).unwrap())
         );
+    }
+
+    #[test]
+    fn birth_dates_as_crms_write_them() {
+        let d = |y, m, day| BirthDate {
+            year: y,
+            month: m,
+            day,
+        };
+        assert_eq!(BirthDate::parse("1990-05-17"), Some(d(Some(1990), 5, 17)));
+        assert_eq!(BirthDate::parse("17.05.1990"), Some(d(Some(1990), 5, 17)));
+        assert_eq!(BirthDate::parse("0000-05-17"), Some(d(None, 5, 17)));
+        assert_eq!(
+            BirthDate::parse("1990-05-17 00:00:00"),
+            Some(d(Some(1990), 5, 17))
+        );
+        assert_eq!(BirthDate::parse("0000-02-29"), Some(d(None, 2, 29)));
+        for bad in [
+            "",
+            "0000-00-00",
+            "1990-02-29",
+            "31.02.1990",
+            "1990-13-01",
+            "soon",
+        ] {
+            assert_eq!(BirthDate::parse(bad), None, "{bad}");
+        }
+        for b in [d(Some(1990), 5, 17), d(None, 2, 29)] {
+            assert_eq!(BirthDate::from_iso(&b.to_iso()), Some(b));
+        }
+        assert_eq!(d(None, 2, 29).to_iso(), "--02-29");
     }
 
     #[test]

@@ -134,6 +134,20 @@ pub struct OutboxStats {
     pub oldest_pending_created_ms: Option<i64>,
 }
 
+/// CRM-owned fields of a client's card to write; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CardUpdate {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub birth_date: Option<crate::model::BirthDate>,
+}
+
+impl CardUpdate {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.email.is_none() && self.birth_date.is_none()
+    }
+}
+
 /// One database transaction. Dropping it without [`StoreTx::commit`] rolls it back.
 #[async_trait]
 pub trait StoreTx: Send {
@@ -187,12 +201,31 @@ pub trait StoreTx: Send {
         now_ms: i64,
     ) -> Result<(Client, bool), StoreError>;
 
-    /// Sets the client's name when it has none or a different one.
-    async fn set_client_name(
+    /// Writes the CRM-owned fields of the client's card that `card` carries (a `None` field is
+    /// left as it is).
+    async fn update_card(
         &mut self,
         partner: PartnerId,
         client: ClientId,
-        name: &str,
+        card: &CardUpdate,
+    ) -> Result<(), StoreError>;
+
+    /// Moves the client to another phone (the CRM changed the card's number), linked to the
+    /// Telegram chat that shared the new one, if any. The phone must be free at the partner.
+    async fn set_client_phone(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+        phone: &Phone,
+    ) -> Result<(), StoreError>;
+
+    /// Points a CRM id at another client (the card now has a number another client holds).
+    async fn relink_external_id(
+        &mut self,
+        partner: PartnerId,
+        connection: ConnectionId,
+        external_id: &str,
+        client: ClientId,
     ) -> Result<(), StoreError>;
 
     /// Remembers the client's id in a CRM; a mapping that exists is left as it is.

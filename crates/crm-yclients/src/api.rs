@@ -676,6 +676,7 @@ fn crm_client(ctx: &ParseContext, c: &Map<String, Value>) -> Result<CrmClient, A
         phone: crate::webhook::phone(ctx, c),
         name: lenient::text(c, "display_name").or_else(|| lenient::text(c, "name")),
         email: lenient::text(c, "email"),
+        birth_date: crate::webhook::birth_date(c),
     })
 }
 

@@ -94,6 +94,8 @@ fn event(ctx: &ParseContext, envelope: &Value) -> Result<CrmEvent, ParseError> {
                 phone: phone(ctx, data),
                 name: name(data),
                 deleted: deleted || lenient::flag(data, "deleted")?.unwrap_or(false),
+                email: lenient::text(data, "email"),
+                birth_date: birth_date(data),
             }))
         }
         "goods_operations_sale" => goods_sale(ctx, company_id, resource_id, deleted, data),
@@ -285,6 +287,11 @@ fn client_ref(ctx: &ParseContext, c: &Map<String, Value>) -> Result<ClientRef, P
 /// the visit is still applied to the client the CRM id names.
 pub(crate) fn phone(ctx: &ParseContext, c: &Map<String, Value>) -> Option<Phone> {
     lenient::text(c, "phone").and_then(|raw| Phone::parse_crm(&raw, ctx.country).ok())
+}
+
+/// The birth date, if it is a real one (`0000-00-00` and empty mean none).
+pub(crate) fn birth_date(c: &Map<String, Value>) -> Option<loyalty_core::BirthDate> {
+    lenient::text(c, "birth_date").and_then(|b| loyalty_core::BirthDate::parse(&b))
 }
 
 fn name(c: &Map<String, Value>) -> Option<String> {

@@ -5,7 +5,8 @@ use loyalty_core::model::{EntryId, HoldId};
 use loyalty_core::outbox::{OutboxMessage, OutboxStatus};
 use loyalty_core::store::{Hold, HoldStatus};
 use loyalty_core::{
-    Client, ClientId, ConnectionId, CrmConnection, Partner, PartnerId, Phone, Points, StoreError,
+    BirthDate, Client, ClientId, ConnectionId, CrmConnection, Partner, PartnerId, Phone, Points,
+    StoreError,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -24,7 +25,7 @@ fn corrupt(what: &str, value: &str) -> StoreError {
 
 macro_rules! client_columns {
     () => {
-        "id, partner_id, phone, name, telegram_chat_id, notifications_off"
+        "id, partner_id, phone, name, telegram_chat_id, notifications_off, email, birth_date"
     };
 }
 pub(crate) use client_columns;
@@ -235,6 +236,10 @@ pub(crate) fn client(row: &AnyRow) -> Result<Client, StoreError> {
         name: get(row, "name")?,
         telegram_chat_id: get(row, "telegram_chat_id")?,
         notifications_off: get::<i64>(row, "notifications_off")? != 0,
+        email: get(row, "email")?,
+        birth_date: get::<Option<String>>(row, "birth_date")?
+            .as_deref()
+            .and_then(BirthDate::from_iso),
     })
 }
 

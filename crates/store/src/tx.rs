@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use loyalty_core::ledger::{LedgerEntry, Lot, LotId, NewEntry, NewLot};
 use loyalty_core::model::{EntryId, HoldId};
 use loyalty_core::outbox::{NewOutbox, OutboxStatus};
-use loyalty_core::store::{DeliveryRecord, Hold, HoldStatus, RecordState};
+use loyalty_core::store::{CardUpdate, DeliveryRecord, Hold, HoldStatus, RecordState};
 use loyalty_core::{
     Client, ClientId, ConnectionId, PartnerId, Phone, Points, Program, Reward, RewardId,
     StoreError, StoreTx, VisitStatus,
@@ -164,7 +164,8 @@ impl StoreTx for SqlTx {
         external_id: &str,
     ) -> Result<Option<Client>, StoreError> {
         sqlx::query(
-            "SELECT c.id, c.partner_id, c.phone, c.name, c.telegram_chat_id, c.notifications_off \
+            "SELECT c.id, c.partner_id, c.phone, c.name, c.telegram_chat_id, c.notifications_off, \
+             c.email, c.birth_date \
              FROM client_external_ids x JOIN clients c ON c.id = x.client_id \
              WHERE x.partner_id = $1 AND x.connection_id = $2 AND x.external_id = $3 \
              AND c.partner_id = $1",
@@ -212,19 +213,68 @@ impl StoreTx for SqlTx {
         Ok((existing, false))
     }
 
-    async fn set_client_name(
+    async fn update_card(
         &mut self,
         partner: PartnerId,
         client: ClientId,
-        name: &str,
+        card: &CardUpdate,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE clients SET name = $3 WHERE partner_id = $1 AND id = $2")
-            .bind(partner.0)
-            .bind(client.0)
-            .bind(name)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE clients SET name = COALESCE($3, name), email = COALESCE($4, email), \
+             birth_date = COALESCE($5, birth_date) WHERE partner_id = $1 AND id = $2",
+        )
+        .bind(partner.0)
+        .bind(client.0)
+        .bind(card.name.as_deref())
+        .bind(card.email.as_deref())
+        .bind(card.birth_date.map(|b| b.to_iso()))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn set_client_phone(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+        phone: &Phone,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE clients SET phone = $3, telegram_chat_id = \
+               (SELECT chat_id FROM telegram_chats WHERE phone = $3 \
+                ORDER BY updated_at_ms DESC LIMIT 1) \
+             WHERE partner_id = $1 AND id = $2",
+        )
+        .bind(partner.0)
+        .bind(client.0)
+        .bind(phone.as_str())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn relink_external_id(
+        &mut self,
+        partner: PartnerId,
+        connection: ConnectionId,
+        external_id: &str,
+        client: ClientId,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO client_external_ids (partner_id, connection_id, external_id, client_id) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (partner_id, connection_id, external_id) \
+             DO UPDATE SET client_id = excluded.client_id",
+        )
+        .bind(partner.0)
+        .bind(connection.0)
+        .bind(external_id)
+        .bind(client.0)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
         Ok(())
     }
 

@@ -818,6 +818,8 @@ async fn clients_and_other_events(db: &TestDb) {
         phone: Some(phone("+77011234567")),
         name: Some("Айгерим".into()),
         deleted: false,
+        email: None,
+        birth_date: None,
     });
     let out = engine.apply_event(&conn, &event).await.unwrap();
     let Outcome::ClientSynced {

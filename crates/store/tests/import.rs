@@ -95,6 +95,7 @@ impl CrmAdapter for Crm {
                 phone: Some(Phone::parse_international(&phone(c)).unwrap()),
                 name: Some(format!("Клиентка {c}")),
                 email: None,
+                birth_date: None,
             })
             .collect();
         Ok(ClientPage {

@@ -126,6 +126,8 @@ impl LoyaltyEngine {
                 phone: client.phone,
                 name: client.name,
                 deleted: false,
+                email: client.email,
+                birth_date: client.birth_date,
             });
             if let Err(e) = self
                 .apply_event_from(connection, &event, Source::Import)
