@@ -313,10 +313,12 @@ macro_rules! in_tx {
     }};
 }
 
+mod cards;
 mod import;
 mod intake;
 mod poll;
 mod writeback;
+pub use cards::{CardPass, CardStore};
 pub use import::{ImportObserver, ImportRun, Quiet};
 pub use intake::{InboxPass, Intake};
 pub use writeback::{AdapterSource, Resolution, WriteBackOutcome, WriteBackPass, WriteBackPolicy};

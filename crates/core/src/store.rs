@@ -123,6 +123,9 @@ pub struct TelegramChat {
     pub language: String,
     /// False once Telegram said the user blocked the bot; a new message from them revives it.
     pub active: bool,
+    /// The salon whose link started the chat (`/start s<id>`): sharing a phone makes the
+    /// person that salon's client, and the salon may have them created in its CRM.
+    pub joined_partner: Option<PartnerId>,
 }
 
 /// Gauges of the outbox, for metrics.

@@ -151,7 +151,10 @@ fn client_events() {
             assert_eq!(c.phone.as_ref().map(|p| p.as_str()), Some("+79115566866"));
             assert_eq!(c.name.as_deref(), Some("Анна Смирнова"));
             assert_eq!(c.email.as_deref(), Some("anna@example.com"));
-            assert_eq!(c.birth_date.map(|b| b.to_iso()).as_deref(), Some("1990-05-01"));
+            assert_eq!(
+                c.birth_date.map(|b| b.to_iso()).as_deref(),
+                Some("1990-05-01")
+            );
             assert!(!c.deleted);
         }
         other => panic!("{other:?}"),

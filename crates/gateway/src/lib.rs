@@ -183,6 +183,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
     // Its first pass is the recovery pass: rewards a stopped gateway left half-written.
     tasks.push(tokio::spawn(write_backs(
         engine.clone(),
+        Arc::clone(&sql),
         connections.at(Priority::WriteBack),
         options.write_back.unwrap_or_default(),
         stopping.clone(),
@@ -278,11 +279,22 @@ async fn stopped_during(pause: Duration, stop: &mut watch::Receiver<bool>) -> bo
 /// Writes due rewards into the CRMs, every [`WRITE_BACK_EVERY`] and once at start.
 async fn write_backs(
     engine: LoyaltyEngine,
+    store: Arc<SqlStore>,
     connections: connections::At,
     policy: WriteBackPolicy,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
+        match engine.create_cards(store.as_ref(), &connections).await {
+            Ok(pass) if pass.created + pass.found + pass.failed > 0 => info!(
+                created = pass.created,
+                found = pass.found,
+                failed = pass.failed,
+                "people who joined through the bot, in the CRM"
+            ),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "could not create clients in the CRM"),
+        }
         match engine.write_back_due(&connections, &policy).await {
             Ok(pass) if pass.is_empty() => {}
             Ok(pass) => info!(

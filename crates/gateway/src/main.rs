@@ -261,6 +261,14 @@ enum ConnectionCmd {
         #[arg(long, value_name = "CC")]
         country: Option<Country>,
     },
+    /// Change a connection's settings.
+    Set {
+        connection: i64,
+        /// Create people who join through the bot (by the salon's link) and whom the CRM does
+        /// not know in the CRM, with their name and phone.
+        #[arg(long, value_name = "on|off", value_parser = on_off)]
+        create_clients: Option<bool>,
+    },
     /// How the connection writes rewards into its CRM: top up the client's loyalty card,
     /// sell a certificate, or (the default) the gateway's own codes checked by staff.
     Rewards {
@@ -537,6 +545,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             Ok(ExitCode::SUCCESS)
         }
+        Command::Connection(ConnectionCmd::Set {
+            connection,
+            create_clients,
+        }) => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = cli::connection_set(&store, connection, create_clients).await;
+            store.close().await;
+            print(&out?, json, |v| {
+                format!(
+                    "Connection {}: people who join through the bot are {}created in the CRM",
+                    v["connection"],
+                    if v["create_clients"] == json!(true) {
+                        ""
+                    } else {
+                        "not "
+                    }
+                )
+            });
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Connection(ConnectionCmd::Rewards {
             connection,
             strategy,
@@ -736,6 +764,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("expected on or off, got {other:?}")),
     }
 }
 

@@ -678,3 +678,69 @@ fn inbox_list_shows_dead_letters_and_replay_makes_them_due() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn connection_set_turns_creating_clients_in_the_crm_on_and_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let env = [("LOYALTY_DATA_DIR", data.as_str())];
+    let run = |args: &[&str]| gateway(args, &env);
+    assert!(run(&["migrate"]).status.success());
+    assert!(
+        run(&["partner", "add", "--name", "Лотос", "--cashback-bps", "500"])
+            .status
+            .success()
+    );
+    let with = run(&[
+        "connection",
+        "add",
+        "--partner",
+        "1",
+        "--crm",
+        "yclients",
+        "--company-id",
+        "4564",
+        "--partner-token",
+        "p",
+        "--user-token",
+        "u",
+        "--json",
+    ]);
+    assert!(with.status.success(), "{}", text(&with.stderr));
+    let out = run(&["connection", "set", "1", "--create-clients", "on", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["create_clients"], true);
+    let out = run(&["connection", "set", "1", "--create-clients", "off"]);
+    assert!(
+        text(&out.stdout).contains("not created"),
+        "{}",
+        text(&out.stdout)
+    );
+    let bad = run(&["connection", "set", "1", "--create-clients", "maybe"]);
+    assert_eq!(bad.status.code(), Some(2));
+    // Without API tokens the CRM cannot be written to.
+    assert!(
+        run(&[
+            "connection",
+            "add",
+            "--partner",
+            "1",
+            "--crm",
+            "yclients",
+            "--company-id",
+            "4565",
+        ])
+        .status
+        .success()
+    );
+    let refused = run(&["connection", "set", "2", "--create-clients", "on"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        text(&refused.stderr).contains("no API tokens"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let missing = run(&["connection", "set", "9", "--create-clients", "on"]);
+    assert_eq!(missing.status.code(), Some(2));
+}

@@ -4,7 +4,8 @@
 
 use std::fmt;
 
-use loyalty_core::{ConnectionId, Country, CrmConnection, PartnerId, StoreError};
+use loyalty_core::engine::CardStore;
+use loyalty_core::{Client, ConnectionId, Country, CrmConnection, PartnerId, StoreError};
 use serde::Serialize;
 
 use crate::rows::{self, get};
@@ -25,6 +26,8 @@ pub struct ConnectionSettings {
     pub reward_setup: Option<String>,
     /// The location's country when it is not the partner's; `None`: the partner's.
     pub country: Option<Country>,
+    /// People who join through the bot and whom the CRM does not know are created there.
+    pub create_clients: bool,
 }
 
 impl fmt::Debug for ConnectionSettings {
@@ -36,6 +39,7 @@ impl fmt::Debug for ConnectionSettings {
             .field("utc_offset_minutes", &self.utc_offset_minutes)
             .field("reward_setup", &self.reward_setup)
             .field("country", &self.country)
+            .field("create_clients", &self.create_clients)
             .finish()
     }
 }
@@ -64,11 +68,13 @@ impl SqlStore {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO connection_settings (connection_id, partner_token, user_token, \
-             utc_offset_minutes, reward_setup, country) VALUES ($1, $2, $3, $4, $5, $6) \
+             utc_offset_minutes, reward_setup, country, create_clients) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (connection_id) DO UPDATE \
              SET partner_token = excluded.partner_token, user_token = excluded.user_token, \
              utc_offset_minutes = excluded.utc_offset_minutes, \
-             reward_setup = excluded.reward_setup, country = excluded.country",
+             reward_setup = excluded.reward_setup, country = excluded.country, \
+             create_clients = excluded.create_clients",
         )
         .bind(connection.0)
         .bind(settings.partner_token.as_deref())
@@ -76,6 +82,7 @@ impl SqlStore {
         .bind(settings.utc_offset_minutes)
         .bind(settings.reward_setup.as_deref())
         .bind(settings.country.as_ref().map(Country::as_str))
+        .bind(i16::from(settings.create_clients))
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
@@ -88,8 +95,8 @@ impl SqlStore {
         connection: ConnectionId,
     ) -> Result<Option<ConnectionSettings>, StoreError> {
         let Some(row) = sqlx::query(
-            "SELECT partner_token, user_token, utc_offset_minutes, reward_setup, country \
-             FROM connection_settings WHERE connection_id = $1",
+            "SELECT partner_token, user_token, utc_offset_minutes, reward_setup, country, \
+             create_clients FROM connection_settings WHERE connection_id = $1",
         )
         .bind(connection.0)
         .fetch_optional(&self.pool)
@@ -106,6 +113,7 @@ impl SqlStore {
             country: get::<Option<String>>(&row, "country")?
                 .map(|c| Country::parse(&c).map_err(|e| StoreError::Corrupt(e.to_string())))
                 .transpose()?,
+            create_clients: get::<i16>(&row, "create_clients")? != 0,
         }))
     }
 
@@ -215,5 +223,30 @@ impl SqlStore {
             .await
             .map_err(db_err)?;
         Ok(done.rows_affected())
+    }
+}
+
+#[async_trait::async_trait]
+impl CardStore for SqlStore {
+    async fn cards_to_create(&self, limit: u32) -> Result<Vec<(ConnectionId, Client)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT k.id AS connection_id, c.id, c.partner_id, c.phone, c.name, \
+               c.telegram_chat_id, c.notifications_off, c.email, c.birth_date \
+             FROM clients c JOIN crm_connections k ON k.partner_id = c.partner_id \
+             WHERE c.telegram_chat_id IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM client_external_ids x \
+                             WHERE x.partner_id = c.partner_id AND x.client_id = c.id) \
+             AND k.id = (SELECT MIN(k2.id) FROM crm_connections k2 \
+                         JOIN connection_settings s2 ON s2.connection_id = k2.id \
+                         WHERE k2.partner_id = c.partner_id AND s2.create_clients = 1) \
+             ORDER BY c.id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| Ok((ConnectionId(get(r, "connection_id")?), rows::client(r)?)))
+            .collect()
     }
 }

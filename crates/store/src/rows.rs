@@ -143,6 +143,7 @@ pub(crate) fn telegram_chat(row: &AnyRow) -> Result<loyalty_core::TelegramChat, 
         phone,
         language: get(row, "language")?,
         active: get::<i64>(row, "active")? != 0,
+        joined_partner: get::<Option<i64>>(row, "joined_partner_id")?.map(PartnerId),
     })
 }
 

@@ -458,7 +458,8 @@ impl Store for SqlStore {
 
     async fn telegram_chat(&self, chat_id: i64) -> Result<Option<TelegramChat>, StoreError> {
         sqlx::query(
-            "SELECT chat_id, phone, language, active FROM telegram_chats WHERE chat_id = $1",
+            "SELECT chat_id, phone, language, active, joined_partner_id FROM telegram_chats \
+             WHERE chat_id = $1",
         )
         .bind(chat_id)
         .fetch_optional(&self.pool)
@@ -470,16 +471,17 @@ impl Store for SqlStore {
 
     async fn save_telegram_chat(&self, chat: &TelegramChat, now_ms: i64) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO telegram_chats (chat_id, phone, language, active, updated_at_ms) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (chat_id) DO UPDATE SET \
+            "INSERT INTO telegram_chats (chat_id, phone, language, active, updated_at_ms, \
+             joined_partner_id) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (chat_id) DO UPDATE SET \
              phone = excluded.phone, language = excluded.language, active = excluded.active, \
-             updated_at_ms = excluded.updated_at_ms",
+             updated_at_ms = excluded.updated_at_ms, joined_partner_id = excluded.joined_partner_id",
         )
         .bind(chat.chat_id)
         .bind(chat.phone.as_ref().map(Phone::as_str))
         .bind(chat.language.as_str())
         .bind(i64::from(chat.active))
         .bind(now_ms)
+        .bind(chat.joined_partner.map(|p| p.0))
         .execute(&self.pool)
         .await
         .map_err(db_err)?;

@@ -89,6 +89,7 @@ async fn a_card_with_a_new_phone_moves_the_client_with_its_points(db: &TestDb) {
                 phone: Some(Phone::parse_international("+79169999999").unwrap()),
                 language: "ru".into(),
                 active: true,
+                joined_partner: None,
             },
             T0,
         )

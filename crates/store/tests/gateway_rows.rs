@@ -50,6 +50,7 @@ async fn a_chat_links_to_its_phone_at_every_salon_and_later_clients_follow(db: &
                 phone: Some(phone(anna)),
                 language: "ru".into(),
                 active: true,
+                joined_partner: None,
             },
             T0,
         )
@@ -124,6 +125,7 @@ async fn connection_settings_round_trip_and_hide_tokens(db: &TestDb) {
         utc_offset_minutes: 300,
         reward_setup: None,
         country: None,
+        create_clients: false,
     };
     store
         .save_connection_settings(conn.id, &settings)
@@ -137,6 +139,7 @@ async fn connection_settings_round_trip_and_hide_tokens(db: &TestDb) {
         user_token: Some("user-secret".into()),
         reward_setup: Some(r#"{"strategy":"loyalty_card"}"#.into()),
         country: Some(loyalty_core::Country::parse("KZ").unwrap()),
+        create_clients: true,
         ..settings
     };
     store
@@ -317,6 +320,7 @@ async fn a_partners_reward_setup_is_its_own(db: &TestDb) {
         utc_offset_minutes: 0,
         reward_setup: setup.map(str::to_owned),
         country: None,
+        create_clients: false,
     };
     store
         .save_connection_settings(a_plain.id, &with(None))

@@ -227,6 +227,7 @@ async fn an_import_writes_history_and_tells_nobody(db: &TestDb) {
         phone: anna().phone,
         language: "ru".into(),
         active: true,
+        joined_partner: None,
     };
     store.save_telegram_chat(&chat, T0).await.unwrap();
     let e = visit_at(&conn, "r1", 1, VisitStatus::Came, 200_000, T0, anna());

@@ -92,6 +92,7 @@ async fn doctor_finds_exactly_the_wrong_numbers_and_moves_only_the_free_ones(db:
                 phone: Some(real.clone()),
                 language: "ru".into(),
                 active: true,
+                joined_partner: None,
             },
             common::T0,
         )

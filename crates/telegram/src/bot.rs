@@ -280,12 +280,19 @@ impl ClientBot {
         let store = self.engine.store();
         let known = store.telegram_chat(chat_id).await?;
         let now = self.engine.now_ms();
-        // Any message from the user means the chat works again; keep the language current.
+        // Any message from the user means the chat works again; keep the language current. A
+        // salon's link (`/start s<id>`, or a friend's `r<id>_<client>`) makes it the salon the
+        // person joins when they share their phone.
+        let joined = match message.text.as_deref().and_then(intent) {
+            Some(Intent::Start(Some(payload))) => self.salon_of(&payload).await?,
+            _ => None,
+        };
         let chat = TelegramChat {
             chat_id,
             phone: known.as_ref().and_then(|c| c.phone.clone()),
             language: lang.code().to_owned(),
             active: true,
+            joined_partner: joined.or(known.as_ref().and_then(|c| c.joined_partner)),
         };
         if known.as_ref() != Some(&chat) {
             store.save_telegram_chat(&chat, now).await?;
@@ -314,7 +321,16 @@ impl ClientBot {
                     .reply(chat_id, text, Some(contact_keyboard(lang)))
                     .await;
             };
-            return self.link(chat, phone, lang).await;
+            let name = [
+                contact.first_name.as_str(),
+                contact.last_name.as_deref().unwrap_or(""),
+            ]
+            .join(" ")
+            .trim()
+            .to_owned();
+            return self
+                .link(chat, phone, Some(name).filter(|n| !n.is_empty()), lang)
+                .await;
         }
 
         let Some(text) = message.text.as_deref() else {
@@ -366,6 +382,23 @@ impl ClientBot {
     }
 
     /// Who invited the user: `s<partner>` names a salon, `r<partner>_<client>` a client of it.
+    /// The salon a start payload names (`s<id>`, or a friend's `r<id>_<client>`), if it exists.
+    async fn salon_of(&self, payload: &str) -> Result<Option<PartnerId>, BotError> {
+        let id = payload
+            .strip_prefix('s')
+            .or_else(|| payload.strip_prefix('r').and_then(|r| r.split('_').next()))
+            .and_then(|s| s.parse::<i64>().ok());
+        Ok(match id {
+            Some(id) => self
+                .engine
+                .store()
+                .partner(PartnerId(id))
+                .await?
+                .map(|p| p.id),
+            None => None,
+        })
+    }
+
     async fn inviter(&self, payload: &str, lang: Lang) -> Result<Option<String>, BotError> {
         let store = self.engine.store();
         if let Some(id) = payload
@@ -429,13 +462,25 @@ impl ClientBot {
             .await
     }
 
-    async fn link(&self, mut chat: TelegramChat, phone: Phone, lang: Lang) -> Result<(), BotError> {
+    async fn link(
+        &self,
+        mut chat: TelegramChat,
+        phone: Phone,
+        name: Option<String>,
+        lang: Lang,
+    ) -> Result<(), BotError> {
         let store = self.engine.store();
         chat.phone = Some(phone.clone());
         store
             .save_telegram_chat(&chat, self.engine.now_ms())
             .await?;
-        let clients = store.link_chat(&phone, chat.chat_id).await?;
+        let mut clients = store.link_chat(&phone, chat.chat_id).await?;
+        // Someone who came by a salon's link and is not its client yet becomes one.
+        if let Some(salon) = chat.joined_partner
+            && !clients.iter().any(|c| c.partner_id == salon)
+        {
+            clients.push(self.engine.enroll(salon, &phone, name.as_deref()).await?);
+        }
         info!(chat = chat.chat_id, phone = %phone.masked(), salons = clients.len(), "chat linked");
         for c in &clients {
             self.engine.grant_welcome_bonus(c.partner_id, c.id).await?;

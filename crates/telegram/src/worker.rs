@@ -187,6 +187,7 @@ impl OutboxWorker {
                     phone: Some(client.phone.clone()),
                     language: lang.code().into(),
                     active: true,
+                    joined_partner: None,
                 });
                 chat.active = false;
                 self.store

@@ -495,6 +495,64 @@ fn update(id: u32, from: u64, lang: &str, message: Value) -> frankenstein::updat
     serde_json::from_value(json!({"update_id": id, "message": msg})).unwrap()
 }
 
+/// Someone who comes by a salon's link and is not its client yet becomes one when they share
+/// their phone: with the name Telegram gives, linked, with the welcome bonus; and only once.
+#[tokio::test]
+async fn a_newcomer_by_the_salons_link_becomes_its_client() {
+    let w = world(50).await;
+    Mock::given(method("POST"))
+        .respond_with(sent_ok(905))
+        .mount(&w.telegram)
+        .await;
+    let bot = ClientBot::new(w.engine.clone(), w.telegram());
+    let start = format!("/start s{}", w.partner.id);
+    bot.handle_update(update(1, 905, "ru", json!({"text": start})))
+        .await;
+    let contact = json!({"contact": {
+        "phone_number": "79165550505", "first_name": "Вера", "last_name": "Соколова",
+        "user_id": 905}});
+    bot.handle_update(update(2, 905, "ru", contact.clone()))
+        .await;
+    let phone = Phone::parse_international("+79165550505").unwrap();
+    let client = w
+        .store
+        .client_by_phone(w.partner.id, &phone)
+        .await
+        .unwrap()
+        .expect("a client of the salon now");
+    assert_eq!(client.name.as_deref(), Some("Вера Соколова"));
+    assert_eq!(client.telegram_chat_id, Some(905));
+    assert_eq!(
+        w.store.balance(w.partner.id, client.id).await.unwrap(),
+        Points(50)
+    );
+    let sends = w.sends().await;
+    let linked = sends[1]["text"].as_str().unwrap();
+    assert!(linked.contains("Лотос: 50 баллов"), "{linked}");
+    // Sharing again changes nothing.
+    bot.handle_update(update(3, 905, "ru", contact)).await;
+    assert_eq!(
+        w.store.balance(w.partner.id, client.id).await.unwrap(),
+        Points(50)
+    );
+    // Without a salon's link, a stranger's phone stays nobody's client.
+    bot.handle_update(update(
+        4,
+        906,
+        "ru",
+        json!({"contact": {"phone_number": "79165550606", "first_name": "X", "user_id": 906}}),
+    ))
+    .await;
+    let stranger = Phone::parse_international("+79165550606").unwrap();
+    assert!(
+        w.store
+            .client_by_phone(w.partner.id, &stranger)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 #[tokio::test]
 async fn sharing_ones_own_contact_links_the_phone_shows_points_and_grants_the_bonus() {
     let w = world(50).await;

@@ -174,6 +174,7 @@ pub async fn connection_add(
                 utc_offset_minutes: offset,
                 reward_setup: None,
                 country: req.country,
+                create_clients: false,
             },
         )
         .await?;
@@ -285,4 +286,29 @@ pub async fn staff_add(
     }
     store.add_staff_chat(partner, chat, now_ms).await?;
     Ok(json!({ "partner": partner, "chat": chat }))
+}
+
+/// `connection set ID --create-clients on|off`: whether people who join through the bot and
+/// whom the CRM does not know are created there (name and phone).
+pub async fn connection_set(
+    store: &SqlStore,
+    connection: i64,
+    create_clients: Option<bool>,
+) -> anyhow::Result<Value> {
+    let id = ConnectionId(connection);
+    let Some(mut settings) = store.connection_settings(id).await? else {
+        return Err(Usage(format!("connection {connection} does not exist")).into());
+    };
+    let Some(create) = create_clients else {
+        return Err(Usage("nothing to change: give --create-clients on|off".into()).into());
+    };
+    if create && settings.partner_token.is_none() {
+        return Err(Usage(format!(
+            "connection {connection} has no API tokens: the CRM cannot be written to"
+        ))
+        .into());
+    }
+    settings.create_clients = create;
+    store.save_connection_settings(id, &settings).await?;
+    Ok(json!({ "connection": id, "create_clients": create }))
 }
