@@ -46,6 +46,8 @@ pub enum Operation {
     RecordsChangedSince,
     RecordsBetween,
     ListClients,
+    ListCategories,
+    ListGoods,
     IssueCertificate,
     FindCertificate,
     IssuePromoCode,
@@ -141,6 +143,13 @@ pub struct CrmService {
 /// A staff member (master).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrmStaff {
+    pub external_id: String,
+    pub name: String,
+}
+
+/// Something the CRM lists by id and name: a service category, a good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrmNamed {
     pub external_id: String,
     pub name: String,
 }
@@ -257,6 +266,16 @@ pub trait CrmAdapter: Send + Sync {
 
     async fn list_staff(&self) -> Result<Vec<CrmStaff>, AdapterError> {
         Err(AdapterError::Unsupported(Operation::ListStaff))
+    }
+
+    /// The service categories.
+    async fn list_categories(&self) -> Result<Vec<CrmNamed>, AdapterError> {
+        Err(AdapterError::Unsupported(Operation::ListCategories))
+    }
+
+    /// One page of the goods; `None` after the last page.
+    async fn list_goods(&self, _page: u32) -> Result<(Vec<CrmNamed>, Option<u32>), AdapterError> {
+        Err(AdapterError::Unsupported(Operation::ListGoods))
     }
 
     async fn get_record(&self, _record_id: &str) -> Result<VisitEvent, AdapterError> {

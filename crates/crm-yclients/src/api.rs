@@ -141,6 +141,11 @@ impl YclientsClient {
         }
     }
 
+    /// Records or goods asked for per page.
+    pub fn page_size(&self) -> u32 {
+        self.transport.page_size
+    }
+
     pub fn with_transport(mut self, transport: Transport) -> YclientsClient {
         self.transport = transport;
         self

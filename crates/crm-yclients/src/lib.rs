@@ -19,8 +19,8 @@ mod webhook;
 use std::sync::Arc;
 
 use loyalty_core::adapter::{
-    ClientDraft, ClientPage, CrmCard, CrmClient, CrmService, CrmStaff, IssuedReward, Operation,
-    RecordPage, RewardRequest,
+    ClientDraft, ClientPage, CrmCard, CrmClient, CrmNamed, CrmService, CrmStaff, IssuedReward,
+    Operation, RecordPage, RewardRequest,
 };
 use loyalty_core::quota::CallGate;
 use loyalty_core::{
@@ -262,6 +262,35 @@ impl CrmAdapter for YclientsAdapter {
 
     async fn list_staff(&self) -> Result<Vec<CrmStaff>, AdapterError> {
         self.api()?.list_staff().await
+    }
+
+    async fn list_categories(&self) -> Result<Vec<CrmNamed>, AdapterError> {
+        Ok(self
+            .api()?
+            .service_categories()
+            .await?
+            .into_iter()
+            .map(|c| CrmNamed {
+                external_id: c.id,
+                name: c.title,
+            })
+            .collect())
+    }
+
+    async fn list_goods(&self, page: u32) -> Result<(Vec<CrmNamed>, Option<u32>), AdapterError> {
+        let api = self.api()?;
+        let goods = api.goods(page).await?;
+        let next = (goods.len() >= api.page_size() as usize).then_some(page.max(1) + 1);
+        Ok((
+            goods
+                .into_iter()
+                .map(|g| CrmNamed {
+                    external_id: g.id,
+                    name: g.title,
+                })
+                .collect(),
+            next,
+        ))
     }
 
     async fn booking_link(&self) -> Result<String, AdapterError> {

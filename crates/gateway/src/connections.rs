@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use crm_yclients::{Credentials, Flavor, RewardSetup, YclientsAdapter, YclientsConfig};
 use loyalty_core::adapter::{
-    ClientDraft, ClientPage, CrmCard, CrmClient, CrmService, CrmStaff, IssuedReward, RecordPage,
-    RewardRequest,
+    ClientDraft, ClientPage, CrmCard, CrmClient, CrmNamed, CrmService, CrmStaff, IssuedReward,
+    RecordPage, RewardRequest,
 };
 use loyalty_core::engine::AdapterSource;
 use loyalty_core::quota::{Limits, Priority};
@@ -372,6 +372,15 @@ impl<A: CrmAdapter> CrmAdapter for Metered<A> {
 
     async fn list_staff(&self) -> Result<Vec<CrmStaff>, AdapterError> {
         self.timed("list_staff", self.inner.list_staff()).await
+    }
+
+    async fn list_categories(&self) -> Result<Vec<CrmNamed>, AdapterError> {
+        self.timed("list_categories", self.inner.list_categories())
+            .await
+    }
+
+    async fn list_goods(&self, page: u32) -> Result<(Vec<CrmNamed>, Option<u32>), AdapterError> {
+        self.timed("list_goods", self.inner.list_goods(page)).await
     }
 
     async fn get_record(&self, record_id: &str) -> Result<VisitEvent, AdapterError> {

@@ -325,12 +325,15 @@ enum ServicesCmd {
         #[arg(long)]
         connection: i64,
     },
-    /// The connection's services as last synced (with --all, those gone from the CRM too).
+    /// The connection's services as last synced (with --all, those gone from the CRM too);
+    /// with --kind staff|category|good, its masters, service categories or goods instead.
     List {
         #[arg(long)]
         connection: i64,
         #[arg(long)]
         all: bool,
+        #[arg(long, value_parser = ["staff", "category", "good"])]
+        kind: Option<String>,
     },
     /// Let points buy this service (the default for a synced service).
     Allow {
@@ -634,9 +637,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ServicesCmd::Sync { connection } => {
                     cli::services_sync(store.clone(), &config, *connection).await
                 }
-                ServicesCmd::List { connection, all } => {
-                    cli::services_list(&store, *connection, *all).await
-                }
+                ServicesCmd::List {
+                    connection,
+                    all,
+                    kind: None,
+                } => cli::services_list(&store, *connection, *all).await,
+                ServicesCmd::List {
+                    connection,
+                    all,
+                    kind: Some(kind),
+                } => cli::directory_list(&store, *connection, kind, *all).await,
                 ServicesCmd::Allow { partner, service } => {
                     cli::services_allow(&store, *partner, service, true).await
                 }

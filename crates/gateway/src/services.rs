@@ -5,9 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use loyalty_core::CrmAdapter;
+use loyalty_core::adapter::CrmNamed;
 use loyalty_core::quota::Priority;
 use loyalty_core::{AdapterError, Clock, ConnectionId, SystemClock};
-use loyalty_store::{ServiceSync, SqlStore};
+use loyalty_store::{DirectorySync, ServiceSync, SqlStore};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -18,12 +20,23 @@ use crate::server::App;
 /// How often every connection's service list is read again.
 pub const SYNC_EVERY: Duration = Duration::from_secs(6 * 3600);
 
-/// Reads the connection's service list from its CRM into the catalog.
+/// What a sync of one connection found: its services, and its other lists (masters, service
+/// categories, goods) where the CRM gives them.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Synced {
+    pub services: ServiceSync,
+    pub directories: std::collections::BTreeMap<&'static str, DirectorySync>,
+    /// Lists the CRM could not give this time (the services were synced all the same).
+    pub errors: Vec<String>,
+}
+
+/// Reads the connection's service list from its CRM into the catalog, then its masters,
+/// service categories and goods.
 pub(crate) async fn sync(
     connections: &Connections,
     sql: &SqlStore,
     id: ConnectionId,
-) -> anyhow::Result<ServiceSync> {
+) -> anyhow::Result<Synced> {
     // A service list is a bulk read: it goes after live work, like a poll.
     let Some(found) = connections.by_id(id, Priority::Poll).await? else {
         return Err(Usage(format!("connection {id} does not exist")).into());
@@ -39,9 +52,53 @@ pub(crate) async fn sync(
         ))),
         other => anyhow::Error::new(other).context("the CRM did not give its services"),
     })?;
-    Ok(sql
-        .sync_services(&found.connection, &services, SystemClock.now_ms())
-        .await?)
+    let now = SystemClock.now_ms();
+    let mut synced = Synced {
+        services: sql.sync_services(&found.connection, &services, now).await?,
+        ..Synced::default()
+    };
+    let adapter = found.adapter.as_ref();
+    let staff = adapter.list_staff().await.map(|all| {
+        all.into_iter()
+            .map(|s| CrmNamed {
+                external_id: s.external_id,
+                name: s.name,
+            })
+            .collect::<Vec<_>>()
+    });
+    let lists = [
+        ("staff", staff),
+        ("category", adapter.list_categories().await),
+        ("good", goods(adapter).await),
+    ];
+    for (kind, listed) in lists {
+        match listed {
+            Ok(items) => {
+                let report = sql
+                    .sync_directory(&found.connection, kind, &items, now)
+                    .await?;
+                synced.directories.insert(kind, report);
+            }
+            Err(AdapterError::Unsupported(_)) => {}
+            Err(e) => synced.errors.push(format!("{kind}: {e}")),
+        }
+    }
+    Ok(synced)
+}
+
+/// Every page of the CRM's goods (at most 50 pages).
+async fn goods(adapter: &dyn CrmAdapter) -> Result<Vec<CrmNamed>, AdapterError> {
+    let mut all = Vec::new();
+    let mut page = 1;
+    for _ in 0..50 {
+        let (items, next) = adapter.list_goods(page).await?;
+        all.extend(items);
+        match next {
+            Some(n) if n > page => page = n,
+            _ => break,
+        }
+    }
+    Ok(all)
 }
 
 /// Syncs one connection and logs how it went (for the loops and the webhook trigger).
@@ -49,12 +106,14 @@ pub(crate) async fn sync_logged(connections: &Connections, sql: &SqlStore, id: C
     match sync(connections, sql, id).await {
         Ok(r) => info!(
             connection = %id,
-            listed = r.listed,
-            added = r.added,
-            changed = r.changed,
-            gone = r.gone,
-            rewards_stopped = r.rewards_stopped,
-            "synced the CRM's services"
+            listed = r.services.listed,
+            added = r.services.added,
+            changed = r.services.changed,
+            gone = r.services.gone,
+            rewards_stopped = r.services.rewards_stopped,
+            staff = r.directories.get("staff").map_or(0, |d| d.listed),
+            errors = r.errors.len(),
+            "synced the CRM's services and lists"
         ),
         // A CRM without a service list, or a connection without API tokens: nothing to do.
         Err(e) if e.downcast_ref::<Usage>().is_some() => {
@@ -83,9 +142,10 @@ pub(crate) async fn sync_loop(
     }
 }
 
-/// Whether a webhook's resource is about the service list.
+/// Whether a webhook's resource is about the lists a sync reads (services, their categories,
+/// masters, goods).
 pub fn touches_services(resource: &str) -> bool {
-    matches!(resource, "service" | "service_category")
+    matches!(resource, "service" | "service_category" | "staff" | "good")
 }
 
 /// Syncs asked for by webhooks, at most one running per connection. Editing a price list in

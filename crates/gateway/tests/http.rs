@@ -620,7 +620,7 @@ async fn a_pending_card_reward_is_written_into_the_crm_when_the_gateway_starts()
 /// refreshes the list and takes the reward of a service gone from the CRM off the catalog.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_rewards_follow_the_crms_service_list() {
-    use wiremock::matchers::{method, path};
+    use wiremock::matchers::{method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     let crm = MockServer::start().await;
@@ -654,6 +654,47 @@ async fn service_rewards_follow_the_crms_service_list() {
         )
         .mount(&crm)
         .await;
+    // The masters, categories and goods come with it; the second read of masters finds one
+    // renamed and one gone, and the goods page fails.
+    let envelope = |data: Value| json!({"success": true, "data": data, "meta": {"total_count": 0}});
+    Mock::given(method("GET"))
+        .and(path("/company/4564/staff"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(envelope(json!([
+            {"id": 1001539, "name": "Анна", "fired": 0, "status": 0},
+            {"id": 1001540, "name": "Мария", "fired": 0, "status": 0}
+        ]))))
+        .up_to_n_times(1)
+        .mount(&crm)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/company/4564/staff"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(envelope(json!([
+            {"id": 1001539, "name": "Анна Петрова", "fired": 0, "status": 0},
+            {"id": 1001540, "name": "Мария", "fired": 1, "status": 0}
+        ]))))
+        .mount(&crm)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/company/4564/service_categories"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(envelope(json!([
+            {"id": 345, "title": "Стрижки мужские", "weight": 10}
+        ]))))
+        .mount(&crm)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/goods/4564"))
+        .and(query_param("page", "1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(envelope(json!([
+            {"title": "Шампунь", "good_id": "123456", "cost": "1500"}
+        ]))))
+        .up_to_n_times(1)
+        .mount(&crm)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/goods/4564"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&crm)
+        .await;
     let schema = PgSchema::new().await;
     let (gw, config) = serve_on(
         &schema,
@@ -672,6 +713,14 @@ async fn service_rewards_follow_the_crms_service_list() {
     )
     .await;
     let conn_id = conn["id"].as_i64().unwrap();
+    let service_lists = || async {
+        crm.received_requests()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.url.path() == "/company/4564/services")
+            .collect::<Vec<_>>()
+    };
     let service_reward = |service: &str, price: Option<i64>| cli::RewardAdd {
         partner,
         title: format!("Услуга {service}"),
@@ -694,7 +743,16 @@ async fn service_rewards_follow_the_crms_service_list() {
         synced["sync"],
         json!({"listed": 3, "added": 3, "changed": 0, "gone": 0, "rewards_stopped": 0})
     );
-    let asked = crm.received_requests().await.unwrap();
+    assert_eq!(
+        synced["directories"],
+        json!({
+            "category": {"listed": 1, "added": 1, "renamed": 0, "gone": 0},
+            "good": {"listed": 1, "added": 1, "renamed": 0, "gone": 0},
+            "staff": {"listed": 2, "added": 2, "renamed": 0, "gone": 0}
+        })
+    );
+    assert_eq!(synced["errors"], json!([]));
+    let asked = service_lists().await;
     assert_eq!(asked.len(), 1);
     assert_eq!(asked[0].method.as_str(), "GET");
     assert_eq!(asked[0].url.query(), None);
@@ -768,7 +826,7 @@ async fn service_rewards_follow_the_crms_service_list() {
     assert_eq!(titles, ["Услуга 90001"]);
     // The burst cost the sync that ran and one more after it (which saw every change), not
     // five: three list reads in all, with the CLI's.
-    let lists = || async { crm.received_requests().await.unwrap().len() };
+    let lists = || async { service_lists().await.len() };
     while lists().await < 3 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
@@ -776,6 +834,40 @@ async fn service_rewards_follow_the_crms_service_list() {
     assert_eq!(lists().await, 3);
     let gone = cli::services_list(&gw.store, conn_id, true).await.unwrap();
     assert_eq!(gone["services"][1]["in_crm"], false);
+
+    // The syncs the burst set off read the masters again too: Анна renamed, Мария fired. One
+    // more by hand finds nothing new, and the goods unreadable this time (what was known of
+    // them stays).
+    let again = cli::services_sync(Arc::clone(&gw.store), &config, conn_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        again["directories"]["staff"],
+        json!({"listed": 1, "added": 0, "renamed": 0, "gone": 0})
+    );
+    assert!(again["directories"].get("good").is_none(), "{again}");
+    let errors = again["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].as_str().unwrap().starts_with("good: "), "{again}");
+    let staff = cli::directory_list(&gw.store, conn_id, "staff", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        staff["items"],
+        json!([
+            {"item_id": "1001539", "name": "Анна Петрова", "in_crm": true},
+            {"item_id": "1001540", "name": "Мария", "in_crm": false}
+        ])
+    );
+    let current = cli::directory_list(&gw.store, conn_id, "staff", false)
+        .await
+        .unwrap();
+    assert_eq!(current["items"].as_array().unwrap().len(), 1);
+    assert!(cli::services_text(&staff).contains("Мария  (gone from the CRM)"));
+    let goods = cli::directory_list(&gw.store, conn_id, "good", false)
+        .await
+        .unwrap();
+    assert_eq!(goods["items"][0]["name"], "Шампунь");
     gw.stop().await.unwrap();
     schema.drop().await;
 }

@@ -35,7 +35,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use gateway::{ConnectionSettings, REJECTED_KEPT, RejectedDelivery};
-pub use services::{CatalogService, ServiceSync};
+pub use services::{CatalogService, DirectoryEntry, DirectorySync, ServiceSync};
 pub use tx::SqlTx;
 
 /// Which database a [`SqlStore`] talks to.

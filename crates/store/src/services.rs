@@ -1,11 +1,12 @@
 //! The CRM's service list per connection, kept for the rewards catalog: which services exist
 //! (title, category, price) and which of them the partner lets points buy. A service reward can
 //! only name a service that is in the list and allowed; a sync that finds a service gone, or a
-//! partner who stops allowing it, takes its rewards off the catalog.
+//! partner who stops allowing it, takes its rewards off the catalog. Beside it, the CRM's
+//! other lists by id and name (masters, service categories, goods).
 
 use std::collections::{HashMap, HashSet};
 
-use loyalty_core::adapter::CrmService;
+use loyalty_core::adapter::{CrmNamed, CrmService};
 use loyalty_core::{ConnectionId, CrmConnection, PartnerId, RewardKind, Store, StoreError};
 use serde::Serialize;
 
@@ -264,5 +265,123 @@ impl SqlStore {
             }
         }
         Ok(stopped)
+    }
+}
+
+/// What one sync of a directory (staff, categories or goods) changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DirectorySync {
+    pub listed: u64,
+    pub added: u64,
+    pub renamed: u64,
+    pub gone: u64,
+}
+
+/// A directory entry as last synced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DirectoryEntry {
+    pub item_id: String,
+    pub name: String,
+    pub in_crm: bool,
+}
+
+impl SqlStore {
+    /// Brings the connection's `kind` directory (`staff`, `category`, `good`) to what the CRM
+    /// listed, in one transaction: new ids added, names updated, ids no longer listed marked
+    /// gone (kept, so old visits still name their master).
+    pub async fn sync_directory(
+        &self,
+        connection: &CrmConnection,
+        kind: &str,
+        items: &[CrmNamed],
+        now_ms: i64,
+    ) -> Result<DirectorySync, StoreError> {
+        let mut report = DirectorySync {
+            listed: items.len() as u64,
+            ..DirectorySync::default()
+        };
+        let mut tx = self.begin_raw().await?;
+        let known: HashMap<String, (String, bool)> = sqlx::query(
+            "SELECT item_id, name, in_crm FROM crm_directory WHERE connection_id = $1 AND kind = $2",
+        )
+        .bind(connection.id.0)
+        .bind(kind)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|r| {
+            Ok((
+                get::<String>(r, "item_id")?,
+                (get::<String>(r, "name")?, get::<i16>(r, "in_crm")? != 0),
+            ))
+        })
+        .collect::<Result<_, StoreError>>()?;
+        for item in items {
+            match known.get(&item.external_id) {
+                None => report.added += 1,
+                Some((name, in_crm)) if name != &item.name || !in_crm => report.renamed += 1,
+                Some(_) => {}
+            }
+            sqlx::query(
+                "INSERT INTO crm_directory (connection_id, kind, item_id, partner_id, name, in_crm, \
+                 synced_at_ms) VALUES ($1, $2, $3, $4, $5, 1, $6) \
+                 ON CONFLICT (connection_id, kind, item_id) DO UPDATE SET name = excluded.name, \
+                 in_crm = 1, synced_at_ms = excluded.synced_at_ms",
+            )
+            .bind(connection.id.0)
+            .bind(kind)
+            .bind(item.external_id.as_str())
+            .bind(connection.partner_id.0)
+            .bind(item.name.as_str())
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        let listed: HashSet<&str> = items.iter().map(|i| i.external_id.as_str()).collect();
+        for (id, (_, in_crm)) in &known {
+            if *in_crm && !listed.contains(id.as_str()) {
+                report.gone += 1;
+                sqlx::query(
+                    "UPDATE crm_directory SET in_crm = 0 \
+                     WHERE connection_id = $1 AND kind = $2 AND item_id = $3",
+                )
+                .bind(connection.id.0)
+                .bind(kind)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(report)
+    }
+
+    /// The connection's `kind` directory, by name.
+    pub async fn directory(
+        &self,
+        connection: ConnectionId,
+        kind: &str,
+    ) -> Result<Vec<DirectoryEntry>, StoreError> {
+        sqlx::query(
+            "SELECT item_id, name, in_crm FROM crm_directory \
+             WHERE connection_id = $1 AND kind = $2 ORDER BY name, item_id",
+        )
+        .bind(connection.0)
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|r| {
+            Ok(DirectoryEntry {
+                item_id: get(r, "item_id")?,
+                name: get(r, "name")?,
+                in_crm: get::<i16>(r, "in_crm")? != 0,
+            })
+        })
+        .collect()
     }
 }

@@ -539,7 +539,111 @@ async fn the_service_list_syncs_keeps_choices_and_stops_rewards_of_gone_services
     assert_eq!(active(b.id).await, [b_shave.id]);
 }
 
+async fn directories_sync_per_connection_and_kind_and_keep_gone_names(db: &TestDb) {
+    use loyalty_core::adapter::CrmNamed;
+    let store = &db.store;
+    let (_, conn) = salon(store.as_ref(), five_percent()).await;
+    let (_, other) = salon(store.as_ref(), five_percent()).await;
+    let named = |id: &str, name: &str| CrmNamed {
+        external_id: id.into(),
+        name: name.into(),
+    };
+    let first = store
+        .sync_directory(
+            &conn,
+            "staff",
+            &[named("1", "Анна"), named("2", "Мария")],
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.listed, first.added, first.renamed, first.gone),
+        (2, 2, 0, 0)
+    );
+    // The same id under another kind or connection is another entry.
+    store
+        .sync_directory(&conn, "good", &[named("1", "Шампунь")], T0)
+        .await
+        .unwrap();
+    store
+        .sync_directory(&other, "staff", &[named("1", "Ольга")], T0)
+        .await
+        .unwrap();
+    let again = store
+        .sync_directory(
+            &conn,
+            "staff",
+            &[named("1", "Анна Петрова"), named("3", "Ира")],
+            T0 + 1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.listed, again.added, again.renamed, again.gone),
+        (2, 1, 1, 1)
+    );
+    let same = store
+        .sync_directory(
+            &conn,
+            "staff",
+            &[named("1", "Анна Петрова"), named("3", "Ира")],
+            T0 + 2,
+        )
+        .await
+        .unwrap();
+    assert_eq!((same.added, same.renamed, same.gone), (0, 0, 0));
+    // Мария comes back: counted as changed, listed again.
+    let back = store
+        .sync_directory(
+            &conn,
+            "staff",
+            &[
+                named("1", "Анна Петрова"),
+                named("2", "Мария"),
+                named("3", "Ира"),
+            ],
+            T0 + 3,
+        )
+        .await
+        .unwrap();
+    assert_eq!((back.added, back.renamed, back.gone), (0, 1, 0));
+    let staff: Vec<(String, String, bool)> = store
+        .directory(conn.id, "staff")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.item_id, d.name, d.in_crm))
+        .collect();
+    assert_eq!(
+        staff,
+        [
+            ("1".into(), "Анна Петрова".into(), true),
+            ("3".into(), "Ира".into(), true),
+            ("2".into(), "Мария".into(), true),
+        ]
+    );
+    store
+        .sync_directory(&conn, "staff", &[], T0 + 4)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .directory(conn.id, "staff")
+            .await
+            .unwrap()
+            .iter()
+            .all(|d| !d.in_crm)
+    );
+    assert_eq!(store.directory(conn.id, "good").await.unwrap().len(), 1);
+    assert_eq!(
+        store.directory(other.id, "staff").await.unwrap()[0].name,
+        "Ольга"
+    );
+}
+
 both!(
+    directories_sync_per_connection_and_kind_and_keep_gone_names,
     the_service_list_syncs_keeps_choices_and_stops_rewards_of_gone_services,
     a_partners_reward_setup_is_its_own,
     staff_chats_are_per_partner_and_added_once,

@@ -109,7 +109,12 @@ pub async fn services_sync(
     let connections = crate::connections::Connections::new(Arc::clone(&sql), config, metrics)?;
     let id = ConnectionId(connection);
     let report = crate::services::sync(&connections, &sql, id).await?;
-    Ok(json!({ "connection": connection, "sync": report }))
+    Ok(json!({
+        "connection": connection,
+        "sync": report.services,
+        "directories": report.directories,
+        "errors": report.errors,
+    }))
 }
 
 /// `services list`: the connection's services as last synced (with `all`, gone ones too).
@@ -120,6 +125,23 @@ pub async fn services_list(store: &SqlStore, connection: i64, all: bool) -> anyh
     }
     let services = store.services(id, all).await?;
     Ok(json!({ "connection": connection, "services": services }))
+}
+
+/// `services list --kind`: the connection's masters, service categories or goods as last
+/// synced (with `all`, those gone from the CRM too).
+pub async fn directory_list(
+    store: &SqlStore,
+    connection: i64,
+    kind: &str,
+    all: bool,
+) -> anyhow::Result<Value> {
+    let id = ConnectionId(connection);
+    if store.connection(id).await?.is_none() {
+        return Err(Usage(format!("connection {id} does not exist")).into());
+    }
+    let mut items = store.directory(id, kind).await?;
+    items.retain(|d| all || d.in_crm);
+    Ok(json!({ "connection": connection, "kind": kind, "items": items }))
 }
 
 /// `services allow|deny`: whether points may buy the partner's service.
@@ -194,7 +216,7 @@ pub fn reward_text(v: &Value) -> String {
 
 pub fn services_text(v: &Value) -> String {
     if let Some(sync) = v.get("sync") {
-        return format!(
+        let mut out = format!(
             "Connection {}: {} services listed, {} new, {} changed, {} gone; {} rewards stopped.",
             v["connection"],
             sync["listed"],
@@ -203,6 +225,16 @@ pub fn services_text(v: &Value) -> String {
             sync["gone"],
             sync["rewards_stopped"]
         );
+        for (kind, d) in v["directories"].as_object().into_iter().flatten() {
+            out.push_str(&format!(
+                "\n{kind}: {} listed, {} new, {} renamed, {} gone",
+                d["listed"], d["added"], d["renamed"], d["gone"]
+            ));
+        }
+        for e in v["errors"].as_array().into_iter().flatten() {
+            out.push_str(&format!("\nnot synced: {}", e.as_str().unwrap_or_default()));
+        }
+        return out;
     }
     if let Some(allowed) = v.get("redeemable") {
         return format!(
@@ -218,6 +250,30 @@ pub fn services_text(v: &Value) -> String {
                 _ => String::new(),
             }
         );
+    }
+    if let Some(items) = v["items"].as_array() {
+        if items.is_empty() {
+            return format!(
+                "No {} synced: run `services sync --connection ID`.",
+                v["kind"].as_str().unwrap_or_default()
+            );
+        }
+        return items
+            .iter()
+            .map(|d| {
+                format!(
+                    "{:>10}  {}{}",
+                    d["item_id"].as_str().unwrap_or_default(),
+                    d["name"].as_str().unwrap_or_default(),
+                    if d["in_crm"] == Value::Bool(false) {
+                        "  (gone from the CRM)"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
     }
     let services = v["services"].as_array().cloned().unwrap_or_default();
     if services.is_empty() {
