@@ -321,7 +321,10 @@ mod writeback;
 pub use cards::{CardPass, CardStore};
 pub use import::{ImportObserver, ImportRun, Quiet};
 pub use intake::{InboxPass, Intake};
-pub use writeback::{AdapterSource, Resolution, WriteBackOutcome, WriteBackPass, WriteBackPolicy};
+pub use writeback::{
+    AdapterSource, CERTIFICATE_GRACE_MS, Resolution, WriteBackOutcome, WriteBackPass,
+    WriteBackPolicy,
+};
 
 /// The points program's rules over a [`Store`].
 #[derive(Clone)]
@@ -1106,8 +1109,10 @@ impl LoyaltyEngine {
                     }
                     true
                 }
+                // A CRM certificate is expired only by `close_spent_certificates`, after the
+                // CRM said it was not spent.
                 (RedemptionStatus::Issued, RedemptionStatus::Expired) => {
-                    now > r.expires_at_ms && r.strategy == Strategy::GatewayCode
+                    now > r.expires_at_ms && r.strategy != Strategy::LoyaltyCard
                 }
                 (from, RedemptionStatus::Cancelled | RedemptionStatus::Failed) => from.is_open(),
                 _ => false,

@@ -87,12 +87,12 @@ pub struct InboxPolicy {
 }
 
 impl Default for InboxPolicy {
-    /// 5 s, 10 s, 20 s … up to 2 minutes apart, for 7 days. An item that gets through after
+    /// 5 s, 10 s, 20 s … up to a minute apart, for 7 days. An item that gets through after
     /// failing makes its connection's other waiting items due at once.
     fn default() -> InboxPolicy {
         InboxPolicy {
             first_pause_ms: 5_000,
-            max_pause_ms: 2 * 60_000,
+            max_pause_ms: 60_000,
             give_up_after_ms: 7 * 86_400_000,
             batch: 32,
             lease_ms: 5 * 60_000,

@@ -11,7 +11,9 @@ use crm_yclients::{
     Credentials, Flavor, RateLimiter, RewardSetup, Transport, YclientsAdapter, YclientsConfig,
 };
 use loyalty_core::code::Code;
-use loyalty_core::engine::{AdapterSource, Resolution, WriteBackOutcome, WriteBackPolicy};
+use loyalty_core::engine::{
+    AdapterSource, CERTIFICATE_GRACE_MS, Resolution, WriteBackOutcome, WriteBackPolicy,
+};
 use loyalty_core::model::{NewConnection, NewPartner};
 use loyalty_core::outbox::Notification;
 use loyalty_core::redemption::{Redemption, RedemptionStatus, Strategy, Target};
@@ -708,6 +710,7 @@ async fn a_certificate_the_crm_shows_spent_is_marked_used() {
 
     let first = s.engine.close_spent_certificates(&source).await.unwrap();
     assert_eq!((first.used, first.unspent, first.unknown), (0, 1, 0));
+    assert_eq!(first.expired, 0);
     assert_eq!(s.now(&the_code()).await.status, RedemptionStatus::Issued);
     let second = s.engine.close_spent_certificates(&source).await.unwrap();
     assert_eq!(second.used, 1);
@@ -717,4 +720,95 @@ async fn a_certificate_the_crm_shows_spent_is_marked_used() {
     // Used is final: nothing left to check.
     let third = s.engine.close_spent_certificates(&source).await.unwrap();
     assert_eq!((third.used, third.unspent, third.unknown), (0, 0, 0));
+}
+
+/// A CRM certificate past its date: the CRM is asked first. Down, it stays issued (its points
+/// held); then spent in the CRM (the "used" webhook lost), it is used, not refunded.
+#[tokio::test]
+async fn a_certificate_past_its_date_is_asked_about_before_its_points_come_back() {
+    let server = MockServer::start().await;
+    let p = "/loyalty/certificates/";
+    Mock::given(method("GET"))
+        .and(path(p))
+        .respond_with(ok(json!([])))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    // Whole right after the sale; then the CRM is down; then it shows it spent.
+    Mock::given(method("GET"))
+        .and(path(p))
+        .respond_with(ok(json!([{ "id": 409901, "number": the_code().to_string(),
+            "balance": 1000, "default_balance": 1000, "type_id": 27841, "status_id": 1 }])))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(p))
+        .respond_with(ResponseTemplate::new(503))
+        .with_priority(3)
+        .mount(&server)
+        .await;
+    crm_sells(&server, ok(json!({ "id": 88001 }))).await;
+    let s = salon(&server, certificate_setup()).await;
+    let r = s.redeem(Strategy::CrmCertificate).await;
+    let source = OneConnection(s.connection.id, s.adapter.clone());
+    assert!(matches!(s.pass().await, WriteBackOutcome::Issued(_)));
+    s.clock
+        .advance_ms(r.expires_at_ms - s.engine.now_ms() + CERTIFICATE_GRACE_MS + 1);
+
+    let down = s.engine.close_spent_certificates(&source).await.unwrap();
+    assert_eq!((down.used, down.expired, down.unknown), (0, 0, 1));
+    assert_eq!(s.now(&the_code()).await.status, RedemptionStatus::Issued);
+    assert_eq!(s.hold(&r).await, HoldStatus::Pending);
+    assert_eq!(s.balance().await, Points(500));
+    server.reset().await;
+    Mock::given(method("GET"))
+        .and(path(p))
+        .respond_with(ok(json!([{ "id": 409901, "number": the_code().to_string(),
+            "balance": 0, "default_balance": 1000, "type_id": 27841, "status_id": 2 }])))
+        .mount(&server)
+        .await;
+    let spent = s.engine.close_spent_certificates(&source).await.unwrap();
+    assert_eq!((spent.used, spent.expired), (1, 0));
+    assert_eq!(s.now(&the_code()).await.status, RedemptionStatus::Used);
+    assert_eq!(s.hold(&r).await, HoldStatus::Posted);
+    assert_eq!(s.balance().await, Points(500));
+}
+
+/// Past its date and whole in the CRM: it expires and the points come back; a day before the
+/// grace ends it is left alone.
+#[tokio::test]
+async fn an_unspent_certificate_past_its_date_expires_and_gives_the_points_back() {
+    let server = MockServer::start().await;
+    let p = "/loyalty/certificates/";
+    Mock::given(method("GET"))
+        .and(path(p))
+        .respond_with(ok(json!([])))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(p))
+        .respond_with(ok(json!([{ "id": 409901, "number": the_code().to_string(),
+            "balance": 1000, "default_balance": 1000, "type_id": 27841, "status_id": 1 }])))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    crm_sells(&server, ok(json!({ "id": 88001 }))).await;
+    let s = salon(&server, certificate_setup()).await;
+    let r = s.redeem(Strategy::CrmCertificate).await;
+    let source = OneConnection(s.connection.id, s.adapter.clone());
+    assert!(matches!(s.pass().await, WriteBackOutcome::Issued(_)));
+    s.clock.advance_ms(r.expires_at_ms - s.engine.now_ms() + 1);
+    let in_grace = s.engine.close_spent_certificates(&source).await.unwrap();
+    assert_eq!((in_grace.unspent, in_grace.expired), (1, 0));
+    s.clock.advance_ms(CERTIFICATE_GRACE_MS);
+    let past = s.engine.close_spent_certificates(&source).await.unwrap();
+    assert_eq!((past.unspent, past.expired), (0, 1));
+    assert_eq!(s.now(&the_code()).await.status, RedemptionStatus::Expired);
+    assert_eq!(s.hold(&r).await, HoldStatus::Voided);
+    assert_eq!(s.balance().await, Points(1_000));
 }

@@ -384,10 +384,11 @@ async fn housekeeping(
             .close_spent_certificates(&connections.at(Priority::WriteBack))
             .await
         {
-            Ok(check) if check.used > 0 || check.unknown > 0 => info!(
+            Ok(check) if check.used > 0 || check.expired > 0 || check.unknown > 0 => info!(
                 used = check.used,
+                expired = check.expired,
                 unknown = check.unknown,
-                "checked CRM certificates: the spent ones are used now"
+                "checked CRM certificates: the spent ones are used, the unspent past their date expired"
             ),
             Ok(_) => {}
             Err(e) => warn!(error = %e, "could not check CRM certificates"),

@@ -78,9 +78,15 @@ pub struct CertificateCheck {
     pub used: usize,
     /// Not spent yet (or not found).
     pub unspent: usize,
+    /// Past its date and not spent in the CRM: expired now, its points back.
+    pub expired: usize,
     /// The CRM could not be asked.
     pub unknown: usize,
 }
+
+/// How long after its date a CRM certificate is left before it expires here: the CRM may
+/// count its last day to midnight in the salon's time zone.
+pub const CERTIFICATE_GRACE_MS: i64 = 86_400_000;
 
 /// What one try did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,8 +183,9 @@ impl LoyaltyEngine {
     }
 
     /// Closes the loop for CRM certificates: each issued one the CRM shows spent (its balance
-    /// below what it was sold with) is marked used, and its points are spent. A CRM that cannot
-    /// be asked is skipped until the next pass.
+    /// below what it was sold with) is marked used, and its points are spent; one past its date
+    /// that the CRM shows unspent (or no longer has) expires, and its points come back. A CRM
+    /// that cannot be asked is skipped until the next pass: nothing expires unasked.
     pub async fn close_spent_certificates(
         &self,
         adapters: &dyn AdapterSource,
@@ -199,6 +206,11 @@ impl LoyaltyEngine {
                     continue;
                 };
                 let request = self.request_for(&r).await?;
+                // Past its date (with a day for the CRM's own day boundary), an unspent
+                // certificate expires and its points come back — only once the CRM has said
+                // it is unspent: a lost "used" webhook must not refund a spent certificate.
+                let past_date =
+                    self.now_ms() > r.expires_at_ms.saturating_add(CERTIFICATE_GRACE_MS);
                 match adapter.find_certificate(&request).await {
                     Ok(Some(found)) if found.spent => match self.use_code(&r.code).await {
                         Ok(_) => check.used += 1,
@@ -206,6 +218,20 @@ impl LoyaltyEngine {
                         Err(EngineError::CodeNotUsable { .. }) => {}
                         Err(e) => return Err(e),
                     },
+                    Ok(_) if past_date => {
+                        match self
+                            .settle_redemption(
+                                &r.code,
+                                crate::redemption::RedemptionStatus::Expired,
+                                super::UsedAt::Elsewhere,
+                            )
+                            .await
+                        {
+                            Ok(_) => check.expired += 1,
+                            Err(EngineError::CodeNotUsable { .. }) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
                     Ok(_) => check.unspent += 1,
                     Err(_) => check.unknown += 1,
                 }
