@@ -17,6 +17,7 @@ pub mod code;
 pub mod doctor;
 pub mod engine;
 pub mod event;
+pub mod health;
 pub mod history;
 pub mod import;
 pub mod inbox;

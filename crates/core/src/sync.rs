@@ -57,6 +57,10 @@ pub struct SyncCursor {
     pub last_error: Option<String>,
     /// This connection's own interval, when it has one.
     pub interval_s: Option<u32>,
+    /// When the connection's last webhook arrived.
+    pub last_webhook_ms: Option<i64>,
+    /// When a pass last applied records (found what no webhook had brought).
+    pub last_found_ms: Option<i64>,
 }
 
 /// What one pass did.

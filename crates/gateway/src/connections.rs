@@ -21,6 +21,7 @@ use loyalty_core::{
 use loyalty_store::SqlStore;
 
 use crate::config::Config;
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::quota::{Scheduler, budget_of};
 
@@ -50,6 +51,7 @@ pub struct Connections {
     egress: String,
     metrics: Arc<Metrics>,
     api_urls: ApiUrls,
+    health: Arc<Health>,
     cache: RwLock<HashMap<Key, (Instant, Arc<Connected>)>>,
 }
 
@@ -78,8 +80,15 @@ impl Connections {
                 yclients: config.yclients_api_url.clone(),
                 altegio: config.altegio_api_url.clone(),
             },
+            health: Arc::default(),
             cache: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// What the connections' CRMs answered and when their webhooks came, for the health
+    /// check.
+    pub fn health(&self) -> Arc<Health> {
+        Arc::clone(&self.health)
     }
 
     /// The connection this secret names; `None` for an unknown secret (not cached, so a new
@@ -203,6 +212,8 @@ impl Connections {
         Ok(Arc::new(Metered {
             inner: adapter,
             metrics: Arc::clone(&self.metrics),
+            health: Arc::clone(&self.health),
+            connection: connection.clone(),
         }))
     }
 }
@@ -286,6 +297,8 @@ impl CrmAdapter for NoAdapter {
 struct Metered<A> {
     inner: A,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    connection: CrmConnection,
 }
 
 impl<A: CrmAdapter> Metered<A> {
@@ -313,6 +326,7 @@ impl<A: CrmAdapter> Metered<A> {
             label,
             started.elapsed(),
         );
+        self.health.crm_answered(&self.connection, &result);
         result
     }
 }

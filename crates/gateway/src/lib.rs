@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 mod connections;
 pub mod demo;
+pub mod health;
 mod importer;
 pub mod inspect;
 pub mod metrics;
@@ -74,6 +75,8 @@ pub struct StartOptions {
     pub write_back: Option<WriteBackPolicy>,
     /// How the CRM inbox is worked.
     pub inbox: Option<InboxPolicy>,
+    /// How often connection incidents are looked for ([`health::HEALTH_EVERY`]).
+    pub health_every: Option<Duration>,
 }
 
 /// A running gateway.
@@ -144,7 +147,8 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
                 telegram.clone(),
                 Arc::clone(&clock),
                 options.worker.clone().unwrap_or_default(),
-            );
+            )
+            .with_staff_messages(sql.clone());
             send_stats = Some(worker.stats());
             tasks.push(tokio::spawn(worker.run(stopping.clone())));
             let client_bot = Arc::new(ClientBot::new(engine.clone(), telegram).with_exchange(
@@ -180,6 +184,12 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         config,
         Arc::clone(&metrics),
     )?);
+    tasks.push(tokio::spawn(health::health_loop(
+        Arc::clone(&sql),
+        connections.health(),
+        options.health_every.unwrap_or(health::HEALTH_EVERY),
+        stopping.clone(),
+    )));
     // Its first pass is the recovery pass: rewards a stopped gateway left half-written.
     tasks.push(tokio::spawn(write_backs(
         engine.clone(),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use loyalty_core::OutboxStats;
+use loyalty_core::health::IncidentRow;
 use loyalty_core::inbox::InboxStats;
 use loyalty_core::sync::SyncCursor;
 use loyalty_telegram::SendStats;
@@ -45,6 +46,14 @@ pub struct Gauges {
     pub outbox: Option<OutboxStats>,
     pub inbox: Option<InboxStats>,
     pub sync: Vec<SyncCursor>,
+    /// Open connection incidents.
+    pub incidents: Vec<IncidentRow>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IncidentLabels {
+    connection: String,
+    incident: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -64,6 +73,7 @@ pub struct Metrics {
     inbox_dead: Gauge,
     inbox_oldest_age: Gauge,
     sync_lag: Family<ConnectionLabels, Gauge>,
+    incidents: Family<IncidentLabels, Gauge>,
     crm_calls: Family<CrmCallLabels, Counter>,
     crm_latency: Family<CrmOpLabels, Histogram>,
 }
@@ -160,6 +170,12 @@ impl Metrics {
             "How far behind now each connection's reconciliation cursor is",
             sync_lag.clone(),
         );
+        let incidents = Family::<IncidentLabels, Gauge>::default();
+        registry.register(
+            "connection_incident",
+            "1 for each open incident of a connection (see `loyalty-gateway sync status`)",
+            incidents.clone(),
+        );
         let crm_calls = Family::<CrmCallLabels, Counter>::default();
         registry.register(
             "crm_calls",
@@ -189,6 +205,7 @@ impl Metrics {
             inbox_dead,
             inbox_oldest_age,
             sync_lag,
+            incidents,
             crm_calls,
             crm_latency,
         }
@@ -238,6 +255,16 @@ impl Metrics {
                     })
                     .set((now_ms - at).max(0) / 1000);
             }
+        }
+        // Closed incidents leave the family.
+        self.incidents.clear();
+        for i in &gauges.incidents {
+            self.incidents
+                .get_or_create(&IncidentLabels {
+                    connection: i.connection_id.to_string(),
+                    incident: i.incident.as_str().to_owned(),
+                })
+                .set(1);
         }
         let stats = gauges.outbox;
         if let Some(s) = gauges.inbox {
@@ -296,8 +323,26 @@ mod tests {
                 cursor_ms: Some(1_000),
                 ..SyncCursor::default()
             }],
+            incidents: vec![IncidentRow {
+                id: 1,
+                connection_id: loyalty_core::ConnectionId(3),
+                partner_id: loyalty_core::PartnerId(1),
+                incident: loyalty_core::health::Incident::CrmRefused,
+                detail: "401".into(),
+                opened_at_ms: 0,
+                closed_at_ms: None,
+            }],
         };
         let text = m.render(gauges, 61_000);
+        assert!(
+            text.contains(
+                "loyalty_connection_incident{connection=\"3\",incident=\"crm_refused\"} 1"
+            ),
+            "{text}"
+        );
+        // Closed: gone from the next scrape.
+        let text_after = m.render(Gauges::default(), 61_000);
+        assert!(!text_after.contains("crm_refused"), "{text_after}");
         for line in [
             "loyalty_webhook_deliveries_total{crm=\"yclients\",result=\"accepted\"} 2",
             "loyalty_points_accrued_total 200",

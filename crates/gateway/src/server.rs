@@ -9,9 +9,12 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use loyalty_core::health::HealthStore;
 use loyalty_core::inbox::{IntakeStore, Source};
 use loyalty_core::sync::SyncStore;
-use loyalty_core::{CrmKind, EngineError, LoyaltyEngine, Outcome, WebhookError};
+use loyalty_core::{
+    Clock, CrmKind, EngineError, LoyaltyEngine, Outcome, SystemClock, WebhookError,
+};
 use loyalty_store::{RejectedDelivery, SqlStore};
 use loyalty_telegram::ClientBot;
 use serde_json::{Value, json};
@@ -104,10 +107,15 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         warn!(error = %e, "sync gauges unavailable");
         Vec::new()
     });
+    let incidents = app.store.incidents(None, false).await.unwrap_or_else(|e| {
+        warn!(error = %e, "incident gauges unavailable");
+        Vec::new()
+    });
     let gauges = crate::metrics::Gauges {
         outbox: stats,
         inbox,
         sync,
+        incidents,
     };
     (
         [(
@@ -293,6 +301,9 @@ async fn crm_webhook(
             return refuse(&app, &found, crm, content_type, body.len(), &body, r).await;
         }
     };
+    app.connections
+        .health()
+        .webhook_arrived(&found.connection, SystemClock.now_ms());
     // A change to the CRM's service list refreshes the rewards catalog, after the answer.
     let services_changed = events
         .iter()

@@ -136,6 +136,9 @@ async fn dump(schema: &PgSchema) -> Vec<String> {
     let store = SqlStore::connect(&schema.url).await.unwrap();
     let partner = PartnerId(1);
     let mut out = Vec::new();
+    // Clients by their number here: internal ids are not comparable between runs (a killed
+    // transaction leaves a gap in PostgreSQL's sequence).
+    let mut number = std::collections::HashMap::new();
     for c in 0..CLIENTS {
         let p = Phone::parse_international(&phone(c)).unwrap();
         let client = store.client_by_phone(partner, &p).await.unwrap();
@@ -143,6 +146,7 @@ async fn dump(schema: &PgSchema) -> Vec<String> {
             out.push(format!("{c}: none"));
             continue;
         };
+        number.insert(client.id, c);
         let balance = store.balance(partner, client.id).await.unwrap();
         let summary = store.summary(partner, client.id).await.unwrap();
         out.push(format!("{c}: {:?} {balance} {summary:?}", client.name));
@@ -157,7 +161,7 @@ async fn dump(schema: &PgSchema) -> Vec<String> {
                 v.status,
                 v.paid_minor,
                 v.visit_at_ms,
-                v.client_id.map(|c| c.0),
+                v.client_id.map(|c| number.get(&c).copied()),
             )
         });
         out.push(format!("{r}: {row:?}"));

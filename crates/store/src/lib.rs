@@ -18,6 +18,7 @@
 
 mod doctor;
 mod gateway;
+mod health;
 mod history;
 mod import;
 mod inbox;

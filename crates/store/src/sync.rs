@@ -11,7 +11,7 @@ use crate::{SqlStore, db_err};
 macro_rules! cursor_columns {
     () => {
         "connection_id, partner_id, cursor_ms, last_started_ms, last_finished_ms, seen, applied, \
-         queued, errors, last_error, interval_s"
+         queued, errors, last_error, interval_s, last_webhook_ms, last_found_ms"
     };
 }
 
@@ -29,6 +29,8 @@ fn cursor(row: &AnyRow) -> Result<SyncCursor, StoreError> {
         errors: get(row, "errors")?,
         last_error: get(row, "last_error")?,
         interval_s: interval.and_then(|i| u32::try_from(i).ok()),
+        last_webhook_ms: get(row, "last_webhook_ms")?,
+        last_found_ms: get(row, "last_found_ms")?,
     })
 }
 
@@ -79,7 +81,8 @@ impl SyncStore for SqlStore {
             "UPDATE sync_cursors SET \
                cursor_ms = CASE WHEN $3 = 1 THEN $4 ELSE cursor_ms END, \
                last_finished_ms = $5, seen = $6, applied = $7, queued = $8, errors = $9, \
-               last_error = $10, lease_owner = NULL, lease_until_ms = NULL \
+               last_error = $10, lease_owner = NULL, lease_until_ms = NULL, \
+               last_found_ms = CASE WHEN $7 > 0 THEN $5 ELSE last_found_ms END \
              WHERE connection_id = $1 AND lease_owner = $2",
         )
         .bind(connection.0)

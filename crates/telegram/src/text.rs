@@ -1,5 +1,6 @@
 //! What the bot says, in Russian (the default) and English.
 
+use loyalty_core::health::{Incident, StaffNotice};
 use loyalty_core::outbox::Notification;
 use loyalty_core::redemption::Strategy;
 use loyalty_core::{Currency, Points};
@@ -292,6 +293,76 @@ pub fn notification(n: &Notification, salon: &str, lang: Lang) -> String {
                     pts(p),
                     pts(balance)
                 )
+            }
+        }
+    }
+}
+
+/// What a salon's staff chat is told of its CRM connection.
+pub fn staff_notice(n: &StaffNotice, salon: &str, lang: Lang) -> String {
+    let ru = lang == Lang::Ru;
+    match n {
+        StaffNotice::Opened {
+            connection_id,
+            crm,
+            incident,
+            detail,
+        } => {
+            let what = match (incident, ru) {
+                (Incident::CrmRefused, true) => format!(
+                    "{crm} не принимает ключ API или лицензию интеграции. Визиты из вебхуков \
+                     учитываются, но те, что требуют запроса в {crm}, ждут. Проверьте права \
+                     пользователя API и оплату интеграции в {crm}."
+                ),
+                (Incident::CrmRefused, false) => format!(
+                    "{crm} refuses the API key or the integration's licence. Visits that come \
+                     complete by webhook are counted; those that need {crm} wait. Check the API \
+                     user's rights and the integration's payment in {crm}."
+                ),
+                (Incident::DeadLetters, true) => format!(
+                    "Некоторые визиты из {crm} не удалось дополнить данными {crm} за несколько \
+                     дней. Они сохранены; попросите оператора повторить их."
+                ),
+                (Incident::DeadLetters, false) => format!(
+                    "Some visits from {crm} could not be completed from {crm} for days. They \
+                     are kept; ask the operator to replay them."
+                ),
+                (Incident::WebhooksSilent, true) => format!(
+                    "Вебхуки от {crm} не приходят больше суток, а сверка находит новые визиты: \
+                     баллы начисляются с опозданием. Проверьте адрес вебхука в настройках \
+                     интеграции {crm}."
+                ),
+                (Incident::WebhooksSilent, false) => format!(
+                    "No webhook from {crm} for over a day while the reconciliation finds new \
+                     visits: points arrive late. Check the webhook address in {crm}'s \
+                     integration settings."
+                ),
+            };
+            if ru {
+                format!("⚠️ «{salon}», подключение {connection_id}: {what}\n({detail})")
+            } else {
+                format!("⚠️ {salon}, connection {connection_id}: {what}\n({detail})")
+            }
+        }
+        StaffNotice::Closed {
+            connection_id,
+            crm,
+            incident,
+        } => {
+            let what = match (incident, ru) {
+                (Incident::CrmRefused, true) => format!("{crm} снова принимает ключ API."),
+                (Incident::CrmRefused, false) => format!("{crm} accepts the API key again."),
+                (Incident::DeadLetters, true) => "отложенные визиты разобраны.".to_owned(),
+                (Incident::DeadLetters, false) => {
+                    "the visits left aside are dealt with.".to_owned()
+                }
+                (Incident::WebhooksSilent, true) => format!("вебхуки от {crm} снова приходят."),
+                (Incident::WebhooksSilent, false) => format!("webhooks from {crm} arrive again."),
+            };
+            if ru {
+                format!("✅ «{salon}», подключение {connection_id}: {what}")
+            } else {
+                format!("✅ {salon}, connection {connection_id}: {what}")
             }
         }
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use loyalty_core::health::HealthStore;
 use loyalty_core::outbox::{OutboxMessage, retry_at};
 use loyalty_core::{Clock, PartnerId, Store, StoreError};
 use tokio::sync::watch;
@@ -73,6 +74,8 @@ pub struct OutboxWorker {
     salons: HashMap<PartnerId, String>,
     last_to_chat: HashMap<i64, Instant>,
     next_send: Instant,
+    /// Where messages to the salons' staff chats wait, when the worker sends them too.
+    staff: Option<Arc<dyn HealthStore>>,
 }
 
 /// What happened to one message.
@@ -99,7 +102,14 @@ impl OutboxWorker {
             salons: HashMap::new(),
             last_to_chat: HashMap::new(),
             next_send: Instant::now(),
+            staff: None,
         }
+    }
+
+    /// Sends the staff chats' messages too (connection incidents), paced with the rest.
+    pub fn with_staff_messages(mut self, staff: Arc<dyn HealthStore>) -> OutboxWorker {
+        self.staff = Some(staff);
+        self
     }
 
     pub fn stats(&self) -> Arc<SendStats> {
@@ -150,7 +160,65 @@ impl OutboxWorker {
             let settle = self.deliver(msg).await?;
             self.record(msg, settle).await?;
         }
-        Ok(claimed)
+        Ok(claimed + self.staff_round(shutdown).await?)
+    }
+
+    /// Claims and sends one batch of staff messages; returns how many were claimed.
+    async fn staff_round(&mut self, shutdown: &watch::Receiver<bool>) -> Result<usize, StoreError> {
+        let Some(staff) = self.staff.clone() else {
+            return Ok(0);
+        };
+        let now = self.clock.now_ms();
+        let lease = i64::try_from(self.settings.lease.as_millis()).unwrap_or(60_000);
+        let batch = staff
+            .claim_staff_messages(now, lease, self.settings.batch)
+            .await?;
+        for (i, msg) in batch.iter().enumerate() {
+            if *shutdown.borrow() {
+                for rest in &batch[i..] {
+                    staff
+                        .staff_message_failed(rest.id, Some(self.clock.now_ms()), "worker stopped")
+                        .await?;
+                }
+                break;
+            }
+            let chat = self.store.telegram_chat(msg.chat_id).await?;
+            let lang = Lang::from_code(chat.as_ref().map(|c| c.language.as_str()));
+            let salon = self.salon(msg.partner_id).await?;
+            let body = text::staff_notice(&msg.notice, &salon, lang);
+            self.pace(msg.chat_id).await;
+            let now = self.clock.now_ms();
+            match self.telegram.send_text(msg.chat_id, &body, None).await {
+                Ok(()) => {
+                    staff.staff_message_sent(msg.id, now).await?;
+                    SendStats::bump(&self.stats.sent);
+                }
+                Err(TelegramError::RetryAfter(wait)) => {
+                    self.next_send = Instant::now() + wait;
+                    let at = now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
+                    staff
+                        .staff_message_failed(msg.id, Some(at), "Telegram: 429 Too Many Requests")
+                        .await?;
+                    SendStats::bump(&self.stats.rate_limited);
+                }
+                Err(TelegramError::Transient(why)) => {
+                    let at = retry_at(msg.attempts, now);
+                    staff.staff_message_failed(msg.id, at, &why).await?;
+                    SendStats::bump(if at.is_some() {
+                        &self.stats.retried
+                    } else {
+                        &self.stats.dead
+                    });
+                    warn!(chat = msg.chat_id, error = %why, "staff message failed");
+                }
+                Err(TelegramError::ChatGone(why) | TelegramError::Rejected(why)) => {
+                    staff.staff_message_failed(msg.id, None, &why).await?;
+                    SendStats::bump(&self.stats.dead);
+                    info!(chat = msg.chat_id, reason = %why, "staff message not deliverable");
+                }
+            }
+        }
+        Ok(batch.len())
     }
 
     async fn deliver(&mut self, msg: &OutboxMessage) -> Result<Settle, StoreError> {

@@ -1,5 +1,6 @@
 //! `sync status` and `sync interval`: the reconciliation poller per connection.
 
+use loyalty_core::health::HealthStore;
 use loyalty_core::sync::SyncStore;
 use loyalty_core::{Clock, ConnectionId, Store, SystemClock};
 use loyalty_store::SqlStore;
@@ -29,6 +30,7 @@ pub async fn sync_status(
         None => all.clone(),
     };
     let cursors = store.sync_cursors(connection.map(ConnectionId)).await?;
+    let incidents = store.incidents(connection.map(ConnectionId), false).await?;
     let rows: Vec<Value> = connections
         .iter()
         .map(|c| {
@@ -51,6 +53,16 @@ pub async fn sync_status(
                 "queued": cursor.map_or(0, |k| k.queued),
                 "errors": cursor.map_or(0, |k| k.errors),
                 "last_error": cursor.and_then(|k| k.last_error.clone()),
+                "last_webhook_ms": cursor.and_then(|k| k.last_webhook_ms),
+                "incidents": incidents
+                    .iter()
+                    .filter(|i| i.connection_id == c.id)
+                    .map(|i| json!({
+                        "incident": i.incident,
+                        "detail": i.detail,
+                        "since_ms": i.opened_at_ms,
+                    }))
+                    .collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -69,6 +81,10 @@ pub async fn sync_interval(
     };
     store.set_poll_interval(c.partner_id, c.id, seconds).await?;
     Ok(json!({ "connection": c.id, "interval_s": seconds }))
+}
+
+fn now_ms() -> i64 {
+    SystemClock.now_ms()
 }
 
 /// The text rendering of `sync status` and `sync interval`.
@@ -104,6 +120,14 @@ pub fn sync_text(v: &Value) -> String {
             );
             if let Some(e) = r["last_error"].as_str() {
                 line.push_str(&format!("\n    last error: {e}"));
+            }
+            for i in r["incidents"].as_array().into_iter().flatten() {
+                let since = i["since_ms"].as_i64().map_or(0, |at| (now_ms() - at).max(0) / 60_000);
+                line.push_str(&format!(
+                    "\n    ⚠ {} for {since} min: {}",
+                    i["incident"].as_str().unwrap_or_default(),
+                    i["detail"].as_str().unwrap_or_default()
+                ));
             }
             line
         })
