@@ -62,10 +62,15 @@ pub trait CallGate: Send + Sync {
 /// A vendor's limits: at most `count` requests start within any `window_ms`, for every window,
 /// counted with `margin_ms` more per window (our request and the vendor's count of it are not
 /// at the same instant).
+///
+/// `reserve` calls of the longest window are kept for urgent work ([`Priority::Live`] and
+/// [`Priority::WriteBack`]): the poller and imports stop short of them, so a webhook waiting
+/// for the CRM never waits for a whole window an import filled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     pub windows: Vec<(i64, u32)>,
     pub margin_ms: i64,
+    pub reserve: u32,
 }
 
 impl Limits {
@@ -75,6 +80,8 @@ impl Limits {
         Limits {
             windows: vec![(1_000, 5), (60_000, 200)],
             margin_ms: 100,
+            // 4 % of the minute: imports and the poller get 192 calls a minute at most.
+            reserve: 8,
         }
     }
 
@@ -93,13 +100,25 @@ impl Limits {
         self.windows.iter().map(|(w, _)| *w).max().unwrap_or(0) + self.margin_ms
     }
 
-    /// When a call may start, given the start times of the calls within the horizon (any
-    /// order): `now` when every window has room, else the earliest time one does.
+    /// When an urgent call may start, given the start times of the calls within the horizon
+    /// (any order): `now` when every window has room, else the earliest time one does.
     pub fn next_start(&self, calls: &[i64], now_ms: i64) -> i64 {
+        self.next_start_for(Priority::Live, calls, now_ms)
+    }
+
+    /// [`Limits::next_start`] for a call of `priority`: below write-backs, the longest
+    /// window's reserve is not theirs.
+    pub fn next_start_for(&self, priority: Priority, calls: &[i64], now_ms: i64) -> i64 {
         let mut sorted: Vec<i64> = calls.to_vec();
         sorted.sort_unstable();
+        let longest = self.windows.iter().map(|(w, _)| *w).max().unwrap_or(0);
         let mut at = now_ms;
         for &(window, count) in &self.windows {
+            let count = if window == longest && priority > Priority::WriteBack {
+                count.saturating_sub(self.reserve)
+            } else {
+                count
+            };
             let window = window + self.margin_ms;
             let count = count.max(1) as usize;
             let inside: Vec<i64> = sorted
@@ -176,6 +195,7 @@ mod tests {
         let limits = Limits {
             windows: vec![(1_000, 2), (10_000, 3)],
             margin_ms: 0,
+            reserve: 1,
         };
         assert_eq!(limits.next_start(&[], 5_000), 5_000);
         // Two in the last second: the older must leave it.
@@ -189,6 +209,15 @@ mod tests {
             ..limits
         };
         assert_eq!(margin.next_start(&[4_500, 4_800], 5_000), 5_600);
+        // Two in the last ten seconds: an urgent call may start, an import must wait for the
+        // first to leave (one of the three is kept for urgent work).
+        let two = [1_000, 3_000];
+        assert_eq!(
+            margin.next_start_for(Priority::WriteBack, &two, 5_000),
+            5_000
+        );
+        assert_eq!(margin.next_start_for(Priority::Poll, &two, 5_000), 11_100);
+        assert_eq!(margin.next_start_for(Priority::Import, &two, 5_000), 11_100);
         assert_eq!(Limits::yclients().horizon_ms(), 60_100);
     }
 }

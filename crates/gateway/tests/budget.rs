@@ -22,6 +22,7 @@ fn limits() -> Limits {
     Limits {
         windows: vec![(1_000, 4), (3_000, 8)],
         margin_ms: 20,
+        reserve: 0,
     }
 }
 
@@ -118,6 +119,58 @@ async fn a_live_call_waits_behind_at_most_one_import_call() {
         "{imports_after_ask} import calls went first: {calls:?}"
     );
     within(&calls.iter().map(|c| c.0).collect::<Vec<_>>(), &limits()).unwrap();
+    schema.drop().await;
+}
+
+/// An import stops short of the longest window's reserve: a webhook that needs the CRM while
+/// the import has used all it may of the window starts at once, instead of waiting for the
+/// window to move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_import_leaves_the_reserve_to_live_work() {
+    let schema = PgSchema::new().await;
+    let store = store(&schema).await;
+    let reserved = Limits {
+        reserve: 2,
+        ..limits()
+    };
+    let scheduler = Scheduler::new(Arc::clone(&store), reserved.clone());
+    let mut imports = Vec::new();
+    for _ in 0..16 {
+        let s = scheduler.clone();
+        imports.push(tokio::spawn(async move {
+            s.acquire(BUDGET, Some(ConnectionId(1)), Priority::Import)
+                .await
+                .unwrap();
+        }));
+    }
+    // By now the import has its 6 of the 3-second window's 8 and waits for the window.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let asked = std::time::Instant::now();
+    scheduler
+        .acquire(BUDGET, Some(ConnectionId(2)), Priority::Live)
+        .await
+        .unwrap();
+    let waited = asked.elapsed();
+    assert!(waited < Duration::from_millis(500), "{waited:?}");
+    for t in imports {
+        t.await.unwrap();
+    }
+    let calls = store.budget_calls(BUDGET, 0).await.unwrap();
+    within(&calls.iter().map(|c| c.0).collect::<Vec<_>>(), &reserved).unwrap();
+    // The import alone never took more than 6 in any 3 seconds.
+    let import_calls: Vec<i64> = calls
+        .iter()
+        .filter(|c| c.2 == Priority::Import.as_i16())
+        .map(|c| c.0)
+        .collect();
+    within(
+        &import_calls,
+        &Limits {
+            windows: vec![(1_000, 4), (3_000, 6)],
+            ..reserved
+        },
+    )
+    .unwrap();
     schema.drop().await;
 }
 

@@ -89,7 +89,13 @@ impl QuotaStore for SqlStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;
-        let next = limits.next_start(&calls, now_ms);
+        let urgency = match priority {
+            0 => Priority::Live,
+            1 => Priority::WriteBack,
+            2 => Priority::Poll,
+            _ => Priority::Import,
+        };
+        let next = limits.next_start_for(urgency, &calls, now_ms);
         if next > now_ms {
             return wait(tx, next - now_ms).await;
         }
