@@ -735,10 +735,39 @@ fn total_count(meta: &Value) -> Result<Option<i64>, AdapterError> {
 }
 
 /// Whether another page follows page `page` of `count` that listed `listed` items.
+/// Whether another page follows page `page` (1-based), which listed `listed` items of the
+/// `count` asked for. A CRM may give fewer a page than asked (its own maximum): with a total,
+/// pages are taken to be of the size it gave, so a capped listing is read to its end (at the
+/// price of one empty page after a short last one).
 fn more(page: u32, count: u32, listed: usize, total: Option<i64>) -> bool {
+    if listed == 0 {
+        return false;
+    }
     match total {
-        Some(total) => i64::from(page) * i64::from(count) < total && listed > 0,
+        Some(total) => i64::from(page) * (listed as i64) < total,
         None => listed >= count as usize,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::more;
+
+    #[test]
+    fn pages_follow_the_total_at_the_size_the_crm_gives() {
+        // As asked: 450 items, 200 a page.
+        assert!(more(1, 200, 200, Some(450)));
+        assert!(more(2, 200, 200, Some(450)));
+        // The short last page looks like a capped one: one empty page ends it.
+        assert!(more(3, 200, 50, Some(450)));
+        assert!(!more(4, 200, 0, Some(450)));
+        // The CRM gives 50 a page whatever is asked: read to the end, not stopped at page 3.
+        assert!(more(8, 200, 50, Some(450)));
+        assert!(!more(9, 200, 50, Some(450)));
+        // Without a total: a short page is the last.
+        assert!(more(1, 200, 200, None));
+        assert!(!more(2, 200, 199, None));
+        assert!(!more(1, 200, 0, Some(450)));
     }
 }
 
