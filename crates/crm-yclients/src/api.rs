@@ -749,6 +749,14 @@ fn more(page: u32, count: u32, listed: usize, total: Option<i64>) -> bool {
     }
 }
 
+
+/// `loyalty_transactions[].type_id` of a payment with a certificate ("Списание с сертификата").
+const CERTIFICATE_PAYMENT: i64 = 8;
+
+pub(crate) fn unexpected(msg: &str) -> AdapterError {
+    AdapterError::Unexpected(msg.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::more;
@@ -769,11 +777,4 @@ mod tests {
         assert!(!more(2, 200, 199, None));
         assert!(!more(1, 200, 0, Some(450)));
     }
-}
-
-/// `loyalty_transactions[].type_id` of a payment with a certificate ("Списание с сертификата").
-const CERTIFICATE_PAYMENT: i64 = 8;
-
-pub(crate) fn unexpected(msg: &str) -> AdapterError {
-    AdapterError::Unexpected(msg.to_owned())
 }
