@@ -749,7 +749,6 @@ fn more(page: u32, count: u32, listed: usize, total: Option<i64>) -> bool {
     }
 }
 
-
 /// `loyalty_transactions[].type_id` of a payment with a certificate ("Списание с сертификата").
 const CERTIFICATE_PAYMENT: i64 = 8;
 
