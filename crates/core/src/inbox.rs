@@ -82,7 +82,9 @@ pub struct InboxPolicy {
     /// Items claimed per pass.
     pub batch: u32,
     /// How long a claimed item is left to its worker before another may take it (a worker
-    /// that died mid-call).
+    /// that died mid-call). A live worker renews the lease of the items it still holds (see
+    /// [`IntakeStore::inbox_renew`]), so a try may take longer; a killed one's items are due
+    /// again within this time.
     pub lease_ms: i64,
 }
 
@@ -95,7 +97,7 @@ impl Default for InboxPolicy {
             max_pause_ms: 60_000,
             give_up_after_ms: 7 * 86_400_000,
             batch: 32,
-            lease_ms: 5 * 60_000,
+            lease_ms: 60_000,
         }
     }
 }
@@ -135,6 +137,10 @@ pub trait IntakeStore: Send + Sync {
 
     /// The item was applied: it leaves the inbox.
     async fn inbox_done(&self, id: i64) -> Result<(), StoreError>;
+
+    /// The worker holding `ids` is alive: those of them still leased stay leased until
+    /// `lease_until_ms` (the others were done or failed meanwhile and are left alone).
+    async fn inbox_renew(&self, ids: &[i64], lease_until_ms: i64) -> Result<(), StoreError>;
 
     /// The connection's CRM answers again: its items waiting out a back-off are due now.
     async fn inbox_wake_connection(

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use loyalty_core::engine::WriteBackPolicy;
-use loyalty_core::inbox::InboxPolicy;
+use loyalty_core::inbox::{InboxPolicy, IntakeStore};
 use loyalty_core::quota::Priority;
 use loyalty_core::{Clock, LoyaltyEngine, Store, SystemClock};
 use loyalty_store::SqlStore;
@@ -327,7 +327,7 @@ async fn write_backs(
 /// queues one and every [`INBOX_EVERY`]. Passes overlap (up to [`INBOX_PASSES`]), so items
 /// that arrive while a slow CRM call is under way are not held up by it; a claimed item is
 /// leased to its pass, so no two passes take the same one. Stopping does not wait for a pass
-/// in a CRM call: its items are leased and tried again after a restart.
+/// in a CRM call: its items stay leased, and are tried again once the lease ends (a minute).
 async fn inbox_worker(
     engine: LoyaltyEngine,
     store: Arc<SqlStore>,
@@ -346,9 +346,7 @@ async fn inbox_worker(
                 Arc::clone(&wake),
             );
             tokio::spawn(async move {
-                let result = engine
-                    .work_inbox(store.as_ref(), connections.as_ref(), &policy)
-                    .await;
+                let result = inbox_pass(&engine, &store, &connections, &policy).await;
                 drop(slot);
                 match result {
                     Ok(pass) if pass.is_empty() => {}
@@ -372,6 +370,43 @@ async fn inbox_worker(
             _ = wake.notified() => {}
             _ = tokio::time::sleep(INBOX_EVERY) => {}
             _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// One pass of the inbox worker: the claimed items' lease is renewed every third of it while
+/// their tries are under way, so a slow CRM does not let another pass take them, and a killed
+/// gateway's items are free again within one lease.
+async fn inbox_pass(
+    engine: &LoyaltyEngine,
+    store: &Arc<SqlStore>,
+    connections: &Arc<connections::At>,
+    policy: &InboxPolicy,
+) -> Result<loyalty_core::engine::InboxPass, loyalty_core::EngineError> {
+    let items = engine.claim_inbox(store.as_ref(), policy).await?;
+    if items.is_empty() {
+        return Ok(Default::default());
+    }
+    let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+    tokio::select! {
+        pass = engine.work_claimed(store.as_ref(), connections.as_ref(), policy, items) => pass,
+        never = renew_inbox_lease(engine, store, &ids, policy.lease_ms) => match never {},
+    }
+}
+
+/// Renews the lease of `ids` every third of it, for as long as it is polled.
+async fn renew_inbox_lease(
+    engine: &LoyaltyEngine,
+    store: &SqlStore,
+    ids: &[i64],
+    lease_ms: i64,
+) -> std::convert::Infallible {
+    let every = Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(0).max(100));
+    loop {
+        tokio::time::sleep(every).await;
+        let until = engine.now_ms().saturating_add(lease_ms);
+        if let Err(e) = store.inbox_renew(ids, until).await {
+            warn!(error = %e, "could not renew the lease of CRM inbox items");
         }
     }
 }

@@ -107,6 +107,21 @@ impl IntakeStore for SqlStore {
         Ok(())
     }
 
+    async fn inbox_renew(&self, ids: &[i64], lease_until_ms: i64) -> Result<(), StoreError> {
+        // A few dozen ids every few seconds: one statement each, in one transaction.
+        let mut tx = self.begin_raw().await?;
+        for id in ids {
+            sqlx::query("UPDATE crm_inbox SET next_at_ms = $2 WHERE id = $1 AND leased = 1")
+                .bind(id)
+                .bind(lease_until_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
     async fn inbox_wake_connection(
         &self,
         connection: ConnectionId,

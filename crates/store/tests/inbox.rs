@@ -146,6 +146,58 @@ async fn claims_retries_and_gives_up_in_order(db: &TestDb) {
     assert_eq!((replayed[0].id, replayed[0].attempts), (a, 1));
 }
 
+/// A live worker keeps its items while their tries last; a renewal leaves alone the items it
+/// has finished or let go meanwhile.
+async fn a_renewed_lease_holds_and_a_finished_item_stays_finished(db: &TestDb) {
+    let store = db.store.as_ref();
+    let (partner, conn) = salon(store, five_percent()).await;
+    let event = visit(&conn, "1", 1, VisitStatus::Came, 100_000, None);
+    let mut ids = Vec::new();
+    for at in 0..3 {
+        ids.push(
+            store
+                .enqueue_inbox(partner.id, conn.id, &event, Source::Webhook, T0 + at)
+                .await
+                .unwrap(),
+        );
+    }
+    let claimed = store.claim_inbox(T0 + 10, 10, T0 + 60_000).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    // One failed (due again at T0 + 5 s), one done, one still under way when renewed.
+    store
+        .inbox_failed(ids[0], "the CRM answered 502", Some(T0 + 5_000))
+        .await
+        .unwrap();
+    store.inbox_done(ids[1]).await.unwrap();
+    store.inbox_renew(&ids, T0 + 120_000).await.unwrap();
+
+    // Past the first lease, only the failed one is free; the renewed one is not.
+    let free = store
+        .claim_inbox(T0 + 60_000, 10, T0 + 70_000)
+        .await
+        .unwrap();
+    assert_eq!(free.iter().map(|i| i.id).collect::<Vec<_>>(), vec![ids[0]]);
+    store.inbox_done(ids[0]).await.unwrap();
+    assert!(
+        store
+            .claim_inbox(T0 + 119_999, 10, T0 + 200_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Its worker died: free once the renewed lease ends.
+    let orphan = store
+        .claim_inbox(T0 + 120_000, 10, T0 + 200_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        orphan.iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![ids[2]]
+    );
+    assert_eq!(orphan[0].attempts, 2);
+    assert_eq!(store.inbox_stats().await.unwrap().queued, 1);
+}
+
 async fn racing_workers_claim_each_item_once(db: &TestDb) {
     let store = db.store.clone();
     let (partner, conn) = salon(store.as_ref(), five_percent()).await;
@@ -430,6 +482,7 @@ async fn only_a_client_holding_our_crm_credit_is_asked_about(db: &TestDb) {
 both!(
     claims_retries_and_gives_up_in_order,
     racing_workers_claim_each_item_once,
+    a_renewed_lease_holds_and_a_finished_item_stays_finished,
     a_crm_down_for_good_leaves_a_dead_letter_not_a_loss,
     only_a_client_holding_our_crm_credit_is_asked_about,
 );

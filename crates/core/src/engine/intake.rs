@@ -132,9 +132,31 @@ impl LoyaltyEngine {
         adapters: &dyn AdapterSource,
         policy: &InboxPolicy,
     ) -> Result<InboxPass, EngineError> {
+        let items = self.claim_inbox(intake, policy).await?;
+        self.work_claimed(intake, adapters, policy, items).await
+    }
+
+    /// Claims a batch of due items for this worker, leased for the policy's `lease_ms`. The
+    /// caller works them with [`LoyaltyEngine::work_claimed`], renewing the lease meanwhile
+    /// when a try may outlast it.
+    pub async fn claim_inbox(
+        &self,
+        intake: &dyn IntakeStore,
+        policy: &InboxPolicy,
+    ) -> Result<Vec<InboxItem>, EngineError> {
         let now = self.now_ms();
         let lease_until = now.saturating_add(policy.lease_ms);
-        let items = intake.claim_inbox(now, policy.batch, lease_until).await?;
+        Ok(intake.claim_inbox(now, policy.batch, lease_until).await?)
+    }
+
+    /// Works claimed items: see [`LoyaltyEngine::work_inbox`].
+    pub async fn work_claimed(
+        &self,
+        intake: &dyn IntakeStore,
+        adapters: &dyn AdapterSource,
+        policy: &InboxPolicy,
+        items: Vec<InboxItem>,
+    ) -> Result<InboxPass, EngineError> {
         // The claimed items at once: one slow or refused call does not hold up the others
         // (the CRM's quota, not this loop, paces the calls).
         let results = futures_util::future::join_all(
