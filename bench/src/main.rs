@@ -13,6 +13,10 @@
 //!    latency measured from the scheduled start) gives the latency figures.
 //! 4. Prints a table, then one JSON object, last.
 
+mod fake_crm;
+mod limit;
+mod sync;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -371,6 +375,44 @@ async fn sql_run(
     Ok(figures(all, started.elapsed()))
 }
 
+/// Calls the stand-in CRM served that a record delivery can cost (a re-fetch, a bill's
+/// payments).
+fn per_record_calls(crm: &fake_crm::FakeCrm) -> usize {
+    crm.served()
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.kind,
+                fake_crm::Kind::Record | fake_crm::Kind::VisitDetails
+            )
+        })
+        .count()
+}
+
+/// Records of the connection in the history (each applied record has one row).
+async fn applied_records(store: &SqlStore, conn: ConnectionId) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM crm_records WHERE connection_id = $1")
+            .bind(conn.0)
+            .fetch_one(store.pool())
+            .await?,
+    )
+}
+
+/// Waits until the CRM inbox is empty; returns how long that took.
+async fn drain_inbox(store: &SqlStore) -> anyhow::Result<Duration> {
+    use loyalty_core::inbox::IntakeStore;
+    let started = Instant::now();
+    while store.inbox_stats().await?.queued > 0 {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "the inbox did not empty in 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(started.elapsed())
+}
+
 fn run_cli(gateway: &str, db: &str, args: &[&str]) -> anyhow::Result<serde_json::Value> {
     let out = std::process::Command::new(gateway)
         .env("DATABASE_URL", db)
@@ -414,9 +456,10 @@ struct Database {
 }
 
 impl Database {
-    async fn create(admin: &str) -> anyhow::Result<Database> {
+    /// A fresh database `loyalty_{tag}_{pid}` on the server of `admin`.
+    async fn create(admin: &str, tag: &str) -> anyhow::Result<Database> {
         sqlx::any::install_default_drivers();
-        let name = format!("loyalty_bench_{}", std::process::id());
+        let name = format!("loyalty_{tag}_{}", std::process::id());
         let mut c = sqlx::AnyConnection::connect(admin)
             .await
             .context("connecting to BENCH_ADMIN_URL")?;
@@ -449,15 +492,31 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(6_000);
-    let db = Database::create(&admin).await?;
-    let result = bench(&db, &gateway_bin, scale).await;
-    db.drop_now().await;
-    result
+    let sections = std::env::var("BENCH_SECTIONS").unwrap_or_else(|_| "ingest,sync".into());
+    if sections.split(',').any(|s| s.trim() == "ingest") {
+        let db = Database::create(&admin, "bench").await?;
+        let result = bench(&db, &gateway_bin, scale).await;
+        db.drop_now().await;
+        result?;
+    }
+    if sections.split(',').any(|s| s.trim() == "sync") {
+        let figures = sync::run(&admin, &gateway_bin).await?;
+        println!("{figures}");
+    }
+    Ok(())
 }
 
 async fn bench(db: &Database, gateway_bin: &str, scale: usize) -> anyhow::Result<()> {
     let url = with_db(&db.admin, &db.name);
     run_cli(gateway_bin, &url, &["migrate"])?;
+    // The HTTP salon's connection has API tokens, and its CRM is the rate-limited stand-in:
+    // whatever a record makes the gateway ask the CRM is counted.
+    let crm = fake_crm::FakeCrm::start(
+        [(COMPANY_HTTP.to_owned(), fake_crm::Company::default())]
+            .into_iter()
+            .collect(),
+    )
+    .await?;
     let mut conns = Vec::new();
     for company in [COMPANY_HTTP, COMPANY_SQL] {
         let p = run_cli(
@@ -466,20 +525,20 @@ async fn bench(db: &Database, gateway_bin: &str, scale: usize) -> anyhow::Result
             &["partner", "add", "--name", company, "--cashback-bps", "500"],
         )?;
         let pid = p["id"].to_string();
-        let c = run_cli(
-            gateway_bin,
-            &url,
-            &[
-                "connection",
-                "add",
-                "--partner",
-                &pid,
-                "--crm",
-                "yclients",
-                "--company-id",
-                company,
-            ],
-        )?;
+        let mut args = vec![
+            "connection",
+            "add",
+            "--partner",
+            &pid,
+            "--crm",
+            "yclients",
+            "--company-id",
+            company,
+        ];
+        if company == COMPANY_HTTP {
+            args.extend(["--partner-token", "bench", "--user-token", "bench"]);
+        }
+        let c = run_cli(gateway_bin, &url, &args)?;
         conns.push((
             PartnerId(p["id"].as_i64().unwrap_or_default()),
             ConnectionId(c["id"].as_i64().unwrap_or_default()),
@@ -493,13 +552,14 @@ async fn bench(db: &Database, gateway_bin: &str, scale: usize) -> anyhow::Result
     let mut child = std::process::Command::new(gateway_bin)
         .env("DATABASE_URL", &url)
         .env("LOYALTY_LISTEN", &listen)
+        .env("YCLIENTS_API_URL", crm.url())
         .env("RUST_LOG", "info")
         .arg("serve")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()?;
     let pid = child.id();
-    let outcome = drive(&url, &listen, &conns, pid, scale).await;
+    let outcome = drive(&url, &listen, &conns, pid, scale, &crm).await;
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -513,6 +573,7 @@ async fn drive(
     conns: &[(PartnerId, ConnectionId, String)],
     pid: u32,
     scale: usize,
+    crm: &fake_crm::FakeCrm,
 ) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(128)
@@ -584,9 +645,15 @@ async fn drive(
         .and_then(|v| v.parse().ok())
         .unwrap_or(3)
         .max(1);
+    let limit = limit::Reference::prepare(url).await;
+    if let Err(e) = &limit {
+        println!("pgbench reference skipped: {e:#}");
+    }
+    let calls_before = per_record_calls(crm);
+    let applied_before = applied_records(&store, conns[0].1).await?;
     println!("median of {rounds} rounds each");
     println!(
-        "concurrency  gateway rps   p50 ms   p99 ms |  sql rps   p50 ms   p99 ms | ratio  rss MiB"
+        "concurrency  gateway rps   p50 ms   p99 ms |  sql rps   p50 ms   p99 ms | ratio  rss MiB | limit_tx tps  ratio"
     );
     let mut rows = Vec::new();
     let mut first = 1_000_000u64;
@@ -598,7 +665,12 @@ async fn drive(
             let work = workload(first, n, 11 + (i * rounds + round) as u64);
             first += n as u64 + 1;
             let bodies: Vec<Vec<u8>> = work.iter().map(|d| d.body(COMPANY_HTTP)).collect();
-            gs.push(http_run(&http, &hook, Arc::new(bodies), concurrency).await?);
+            let mut run = http_run(&http, &hook, Arc::new(bodies), concurrency).await?;
+            // A delivery counts once its points, history and outbox row are committed: what
+            // waits in the inbox is finished first, and the wait is part of the run.
+            let drained = drain_inbox(&store).await?;
+            run.rps = n as f64 / (n as f64 / run.rps + drained.as_secs_f64());
+            gs.push(run);
             rss = rss.max(rss_mib(pid, "VmRSS:"));
             ss.push(
                 sql_run(
@@ -612,8 +684,12 @@ async fn drive(
             );
         }
         let (g, s) = (median(&gs), median(&ss));
+        let tps = match &limit {
+            Ok(reference) => reference.tps(concurrency)?,
+            Err(_) => f64::NAN,
+        };
         println!(
-            "{concurrency:>11}  {:>11.0} {:>8.2} {:>8.2} | {:>8.0} {:>8.2} {:>8.2} | {:>5.2} {:>8.1}",
+            "{concurrency:>11}  {:>11.0} {:>8.2} {:>8.2} | {:>8.0} {:>8.2} {:>8.2} | {:>5.2} {:>8.1} | {:>12.0} {:>6.2}",
             g.rps,
             g.p50_ms,
             g.p99_ms,
@@ -621,11 +697,24 @@ async fn drive(
             s.p50_ms,
             s.p99_ms,
             g.rps / s.rps,
-            rss
+            rss,
+            tps,
+            g.rps / tps
         );
-        rows.push((concurrency, g, s, rss));
+        rows.push((concurrency, g, s, rss, tps));
     }
-    let Some(&(best_c, best_g, best_s, _)) = rows.iter().max_by(|a, b| a.1.rps.total_cmp(&b.1.rps))
+    let calls = per_record_calls(crm) - calls_before;
+    let applied = applied_records(&store, conns[0].1).await? - applied_before;
+    let per_record = calls as f64 / (applied.max(1)) as f64;
+    println!(
+        "CRM calls per applied paid \"came\" record: {calls} calls for {applied} records = {per_record:.3}; {} × 429",
+        crm.rejected()
+    );
+    if let Ok(reference) = &limit {
+        reference.drop_now().await;
+    }
+    let Some(&(best_c, best_g, best_s, _, best_tps)) =
+        rows.iter().max_by(|a, b| a.1.rps.total_cmp(&b.1.rps))
     else {
         bail!("no runs");
     };
@@ -653,6 +742,9 @@ async fn drive(
             "ingest_rps": round(best_g.rps),
             "sql_limit_rps": round(best_s.rps),
             "ratio": round(best_g.rps / best_s.rps),
+            "limit_tx_tps": if best_tps.is_nan() { serde_json::Value::Null } else { json!(round(best_tps)) },
+            "ratio_limit_tx": if best_tps.is_nan() { serde_json::Value::Null } else { json!(round(best_g.rps / best_tps)) },
+            "crm_calls_per_record": (per_record * 1000.0).round() / 1000.0,
             "p50_ms": round(open.p50_ms),
             "p99_ms": round(open.p99_ms),
             "rss_mib": round(peak_rss),

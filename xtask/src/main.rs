@@ -114,6 +114,14 @@ fn bench() -> anyhow::Result<bool> {
     let status = Command::new(release.join("loyalty-bench"))
         .env("BENCH_ADMIN_URL", admin)
         .env("BENCH_GATEWAY", release.join("loyalty-gateway"))
+        .env(
+            "BENCH_LIMIT_DIR",
+            std::env::var_os("BENCH_LIMIT_DIR").unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../shared/bench")
+                    .into_os_string()
+            }),
+        )
         .status()
         .context("cannot run the bench")?;
     Ok(status.success())

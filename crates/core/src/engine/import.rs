@@ -1,11 +1,63 @@
 //! Running a history import (see [`crate::import`]).
 
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+
 use super::{EngineError, LoyaltyEngine, Outcome};
 use crate::adapter::{AdapterError, CrmAdapter};
-use crate::event::{ClientEvent, CrmEvent};
+use crate::event::{ClientEvent, ClientRef, CrmEvent, VisitEvent};
 use crate::import::{ImportJob, ImportPhase, ImportStore};
 use crate::inbox::{IntakeStore, Source};
 use crate::model::CrmConnection;
+
+/// How many lanes apply a page at once. A page's items are spread over the lanes by client,
+/// each lane in page order, so one client's items are applied in the order the CRM listed them
+/// (a resumed import gives what an uninterrupted one does) while other clients' commits overlap.
+const PAGE_LANES: usize = 8;
+
+/// Runs `work` on every item, items of one `key` one after another in their order, the lanes
+/// at once; the results in the items' order.
+async fn in_lanes<T, K, R, Fut>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> K,
+    work: impl Fn(T) -> Fut,
+) -> Vec<R>
+where
+    K: Hash,
+    Fut: Future<Output = R>,
+{
+    let mut lanes: Vec<Vec<(usize, T)>> = (0..PAGE_LANES).map(|_| Vec::new()).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key(&item).hash(&mut h);
+        let lane = usize::try_from(h.finish() % PAGE_LANES as u64).unwrap_or(0);
+        lanes[lane].push((i, item));
+    }
+    let work = &work;
+    let done = futures_util::future::join_all(lanes.into_iter().map(|lane| async move {
+        let mut out = Vec::with_capacity(lane.len());
+        for (i, item) in lane {
+            out.push((i, work(item).await));
+        }
+        out
+    }))
+    .await;
+    let mut all: Vec<(usize, R)> = done.into_iter().flatten().collect();
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Whose record it is, for [`in_lanes`].
+fn client_key(v: &VisitEvent) -> String {
+    match &v.client {
+        Some(ClientRef { phone: Some(p), .. }) => p.to_string(),
+        Some(ClientRef {
+            external_id: Some(id),
+            ..
+        }) => format!("crm:{id}"),
+        _ => format!("record:{}", v.record_id),
+    }
+}
 
 /// Told after each page.
 pub trait ImportObserver: Send + Sync {
@@ -118,26 +170,38 @@ impl LoyaltyEngine {
         if let Some(why) = page.rejected.last() {
             job.last_error = Some(why.clone());
         }
-        for client in page.clients {
+        let applied = in_lanes(
+            page.clients,
+            |c| {
+                c.phone
+                    .as_ref()
+                    .map_or(c.external_id.clone(), |p| p.to_string())
+            },
+            |client| async move {
+                let event = CrmEvent::Client(ClientEvent {
+                    company_id: connection.company_id.clone(),
+                    external_id: client.external_id.clone(),
+                    phone: client.phone,
+                    name: client.name,
+                    deleted: false,
+                    email: client.email,
+                    birth_date: client.birth_date,
+                });
+                let result = self
+                    .apply_event_from(connection, &event, Source::Import)
+                    .await;
+                (client.external_id, result)
+            },
+        )
+        .await;
+        for (id, result) in applied {
             job.clients_seen += 1;
-            let event = CrmEvent::Client(ClientEvent {
-                company_id: connection.company_id.clone(),
-                external_id: client.external_id.clone(),
-                phone: client.phone,
-                name: client.name,
-                deleted: false,
-                email: client.email,
-                birth_date: client.birth_date,
-            });
-            if let Err(e) = self
-                .apply_event_from(connection, &event, Source::Import)
-                .await
-            {
+            if let Err(e) = result {
                 if matches!(e, EngineError::Store(_)) {
                     return Err(e);
                 }
                 job.errors += 1;
-                job.last_error = Some(format!("client {}: {e}", client.external_id));
+                job.last_error = Some(format!("client {id}: {e}"));
             }
         }
         match page.next_page {
@@ -165,14 +229,18 @@ impl LoyaltyEngine {
         if let Some(why) = page.rejected.last() {
             job.last_error = Some(why.clone());
         }
-        for record in page.records {
-            job.records_seen += 1;
+        let applied = in_lanes(page.records, client_key, |record| async move {
             let id = record.record_id.clone();
             let event = CrmEvent::Visit(record);
-            match self
+            let result = self
                 .accept(intake, connection, &event, Source::Import)
-                .await
-            {
+                .await;
+            (id, result)
+        })
+        .await;
+        for (id, result) in applied {
+            job.records_seen += 1;
+            match result {
                 Ok(Outcome::Queued { .. }) => job.records_queued += 1,
                 Ok(Outcome::Duplicate | Outcome::Stale) => {}
                 Ok(_) => job.records_applied += 1,
@@ -191,5 +259,47 @@ impl LoyaltyEngine {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn lanes_keep_each_keys_order_and_give_results_in_item_order() {
+        let seen = Mutex::new(Vec::new());
+        let items: Vec<(u32, u32)> = (0..40).map(|i| (i % 3, i)).collect();
+        // The work never waits, so one poll finishes it.
+        let mut run = std::pin::pin!(in_lanes(
+            items,
+            |(k, _)| *k,
+            |(k, i)| {
+                let seen = &seen;
+                async move {
+                    seen.lock().map(|mut s| s.push((k, i))).ok();
+                    i * 10
+                }
+            },
+        ));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let std::task::Poll::Ready(out) = run.as_mut().poll(&mut cx) else {
+            panic!("the lanes waited on nothing");
+        };
+        assert_eq!(out, (0..40).map(|i| i * 10).collect::<Vec<_>>());
+        let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+        assert_eq!(seen.len(), 40);
+        for key in 0..3 {
+            let order: Vec<u32> = seen
+                .iter()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, i)| *i)
+                .collect();
+            assert!(
+                order.windows(2).all(|w| w[0] < w[1]),
+                "key {key}: {order:?}"
+            );
+        }
     }
 }
