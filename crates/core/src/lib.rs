@@ -45,4 +45,8 @@ pub use model::{
 pub use money::{Bps, Currency, Money, MoneyError, Points};
 pub use phone::{Country, Phone, PhoneError, UnknownCountry};
 pub use reward::{NewReward, Reward, RewardKind};
-pub use store::{OutboxStats, Store, StoreError, StoreTx, TelegramChat};
+pub use store::{
+    ChatStore, ClientStore, ClientTx, HoldTx, LedgerStore, LedgerTx, OutboxStats, OutboxStore,
+    OutboxTx, PartnerStore, RecordTx, RedemptionTx, RewardStore, Store, StoreError, StoreTx,
+    TelegramChat,
+};

@@ -2,8 +2,12 @@
 //! SQLite; the engine holds an `Arc<dyn Store>`.
 //!
 //! Every method takes the partner it acts for and touches only that partner's rows. The only
-//! cross-partner calls are the outbox worker's ([`Store::claim_outbox`] and friends), which
-//! serve the whole deployment.
+//! cross-partner calls are the outbox worker's ([`OutboxStore`]) and the chats' ([`ChatStore`]),
+//! which serve the whole deployment.
+//!
+//! [`Store`] is composed of one trait per capability (partners, clients, the books, the outbox,
+//! chats, rewards); the sync, inbox, history, import, health and quota parts have their own
+//! traits beside their types. Each names what its part of the engine needs.
 //!
 //! Business rules live in the engine; a [`StoreTx`] only reads, locks and writes rows inside
 //! one database transaction. Locks are taken in one order — record, then client balances by
@@ -152,11 +156,18 @@ impl CardUpdate {
 }
 
 /// One database transaction. Dropping it without [`StoreTx::commit`] rolls it back.
+///
+/// Composed of one trait per part of a transaction's work, below.
 #[async_trait]
-pub trait StoreTx: Send {
-    /// The partner's program; [`StoreError::NotFound`] for an unknown partner.
-    async fn program(&mut self, partner: PartnerId) -> Result<Program, StoreError>;
+pub trait StoreTx:
+    RecordTx + ClientTx + LedgerTx + HoldTx + RedemptionTx + OutboxTx + Send
+{
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
 
+/// A CRM record in a transaction: its state (locked), its history row and the client's summary, the delivery log.
+#[async_trait]
+pub trait RecordTx: Send {
     /// The state of a record, created empty on first sight, locked until commit.
     async fn lock_record(
         &mut self,
@@ -176,6 +187,16 @@ pub trait StoreTx: Send {
         client: ClientId,
     ) -> Result<(), StoreError>;
 
+    async fn record_delivery(
+        &mut self,
+        partner: PartnerId,
+        delivery: &DeliveryRecord,
+    ) -> Result<(), StoreError>;
+}
+
+/// Clients in a transaction: found, created, their card and phone and CRM ids changed.
+#[async_trait]
+pub trait ClientTx: Send {
     async fn client(
         &mut self,
         partner: PartnerId,
@@ -239,6 +260,13 @@ pub trait StoreTx: Send {
         external_id: &str,
         client: ClientId,
     ) -> Result<(), StoreError>;
+}
+
+/// The program and the books in a transaction: balances (locked), lots, entries.
+#[async_trait]
+pub trait LedgerTx: Send {
+    /// The partner's program; [`StoreError::NotFound`] for an unknown partner.
+    async fn program(&mut self, partner: PartnerId) -> Result<Program, StoreError>;
 
     /// The client's materialized balance, created at zero on first use, locked until commit.
     async fn lock_balance(
@@ -306,6 +334,18 @@ pub trait StoreTx: Send {
         now_ms: i64,
     ) -> Result<EntryId, StoreError>;
 
+    /// Lots of this partner past their expiry that still hold points (not locked).
+    async fn due_lots(
+        &mut self,
+        partner: PartnerId,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Lot>, StoreError>;
+}
+
+/// Two-phase holds in a transaction.
+#[async_trait]
+pub trait HoldTx: Send {
     async fn hold_by_key(
         &mut self,
         partner: PartnerId,
@@ -335,15 +375,11 @@ pub trait StoreTx: Send {
         status: HoldStatus,
         now_ms: i64,
     ) -> Result<(), StoreError>;
+}
 
-    /// Lots of this partner past their expiry that still hold points (not locked).
-    async fn due_lots(
-        &mut self,
-        partner: PartnerId,
-        now_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<Lot>, StoreError>;
-
+/// Redemptions and their rewards in a transaction.
+#[async_trait]
+pub trait RedemptionTx: Send {
     /// The redemption made under this key, if any.
     async fn redemption_by_key(
         &mut self,
@@ -386,24 +422,27 @@ pub trait StoreTx: Send {
         write_back: &WriteBack,
         now_ms: i64,
     ) -> Result<(), StoreError>;
-
-    async fn record_delivery(
-        &mut self,
-        partner: PartnerId,
-        delivery: &DeliveryRecord,
-    ) -> Result<(), StoreError>;
-
-    async fn enqueue(&mut self, partner: PartnerId, msg: &NewOutbox) -> Result<(), StoreError>;
-
-    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
-/// The database behind the engine, the CLI and the workers.
+/// The outbox in a transaction: a message is queued with what it tells.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait OutboxTx: Send {
+    async fn enqueue(&mut self, partner: PartnerId, msg: &NewOutbox) -> Result<(), StoreError>;
+}
+
+/// The database behind the engine, the CLI and the workers: every capability below, and
+/// write transactions. An embedder that needs only part of it implements only those traits.
+#[async_trait]
+pub trait Store:
+    PartnerStore + ClientStore + LedgerStore + OutboxStore + ChatStore + RewardStore + Send + Sync
+{
     /// Starts a write transaction.
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
+}
 
+/// Partners, their programs and their CRM connections.
+#[async_trait]
+pub trait PartnerStore: Send + Sync {
     async fn create_partner(
         &self,
         partner: &NewPartner,
@@ -421,17 +460,27 @@ pub trait Store: Send + Sync {
         now_ms: i64,
     ) -> Result<CrmConnection, StoreError>;
 
-    /// The connection a webhook URL's secret names (the webhook's only authentication).
     /// A connection by id.
     async fn connection(&self, id: ConnectionId) -> Result<Option<CrmConnection>, StoreError>;
 
+    /// The connection a webhook URL's secret names (the webhook's only authentication).
     async fn connection_by_secret(&self, secret: &str)
     -> Result<Option<CrmConnection>, StoreError>;
+}
 
+/// A partner's clients, and each one's Telegram link and notification setting.
+#[async_trait]
+pub trait ClientStore: Send + Sync {
     async fn client_by_phone(
         &self,
         partner: PartnerId,
         phone: &Phone,
+    ) -> Result<Option<Client>, StoreError>;
+
+    async fn client(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
     ) -> Result<Option<Client>, StoreError>;
 
     /// Links (or with `None` unlinks) the client's Telegram chat.
@@ -448,7 +497,11 @@ pub trait Store: Send + Sync {
         client: ClientId,
         off: bool,
     ) -> Result<(), StoreError>;
+}
 
+/// Reads of the books: balances, entries, lots, totals, holds, the delivery log.
+#[async_trait]
+pub trait LedgerStore: Send + Sync {
     /// The materialized balance (zero for a client without entries).
     async fn balance(&self, partner: PartnerId, client: ClientId) -> Result<Points, StoreError>;
 
@@ -488,7 +541,11 @@ pub trait Store: Send + Sync {
         partner: PartnerId,
         limit: u32,
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
+}
 
+/// The Telegram outbox, for the operator and the worker (the whole deployment's).
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
     /// The partner's outbox messages in id order, any state (for the operator and tests).
     async fn outbox_of(&self, partner: PartnerId) -> Result<Vec<OutboxMessage>, StoreError>;
 
@@ -517,15 +574,11 @@ pub trait Store: Send + Sync {
     async fn outbox_replay(&self, id: i64, now_ms: i64) -> Result<bool, StoreError>;
 
     async fn outbox_stats(&self) -> Result<OutboxStats, StoreError>;
+}
 
-    async fn client(
-        &self,
-        partner: PartnerId,
-        client: ClientId,
-    ) -> Result<Option<Client>, StoreError>;
-
-    // Telegram: these serve the whole deployment, like the outbox calls.
-
+/// Telegram chats: who they are linked to, and which salons' staff they belong to (the whole deployment's).
+#[async_trait]
+pub trait ChatStore: Send + Sync {
     async fn telegram_chat(&self, chat_id: i64) -> Result<Option<TelegramChat>, StoreError>;
 
     /// Creates or replaces the chat's row.
@@ -539,8 +592,21 @@ pub trait Store: Send + Sync {
     /// The clients, at any partner, this chat is linked to.
     async fn clients_of_chat(&self, chat_id: i64) -> Result<Vec<Client>, StoreError>;
 
-    // The rewards catalog.
+    /// Lets the chat check and use the partner's codes in the bot; adding twice is a no-op.
+    async fn add_staff_chat(
+        &self,
+        partner: PartnerId,
+        chat_id: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
 
+    /// The partners whose staff the chat belongs to.
+    async fn staff_partners(&self, chat_id: i64) -> Result<Vec<PartnerId>, StoreError>;
+}
+
+/// The rewards catalog and the redemptions made of it.
+#[async_trait]
+pub trait RewardStore: Send + Sync {
     async fn create_reward(
         &self,
         partner: PartnerId,
@@ -556,6 +622,9 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<Reward>, StoreError>;
 
     async fn reward(&self, partner: PartnerId, id: RewardId) -> Result<Option<Reward>, StoreError>;
+
+    /// Takes a reward off the catalog; false when it was not there.
+    async fn remove_reward(&self, partner: PartnerId, id: RewardId) -> Result<bool, StoreError>;
 
     /// The redemption with this code, at any partner (staff type only the code).
     async fn redemption_by_code(&self, code: &Code) -> Result<Option<Redemption>, StoreError>;
@@ -582,18 +651,4 @@ pub trait Store: Send + Sync {
         partner: PartnerId,
         client: ClientId,
     ) -> Result<Vec<Redemption>, StoreError>;
-
-    /// Lets the chat check and use the partner's codes in the bot; adding twice is a no-op.
-    async fn add_staff_chat(
-        &self,
-        partner: PartnerId,
-        chat_id: i64,
-        now_ms: i64,
-    ) -> Result<(), StoreError>;
-
-    /// The partners whose staff the chat belongs to.
-    async fn staff_partners(&self, chat_id: i64) -> Result<Vec<PartnerId>, StoreError>;
-
-    /// Takes a reward off the catalog; false when it was not there.
-    async fn remove_reward(&self, partner: PartnerId, id: RewardId) -> Result<bool, StoreError>;
 }

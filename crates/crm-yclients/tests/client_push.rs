@@ -3,6 +3,8 @@
 //! by the next pass instead of made twice, and nothing for a connection that does not create
 //! clients. Wiremock as YCLIENTS, the real engine on SQLite.
 
+use loyalty_core::ChatStore;
+use loyalty_core::PartnerStore;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! The connections a webhook URL can name, each with its CRM adapter, cached briefly so a
 //! delivery costs no extra query.
 
+use loyalty_core::PartnerStore;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use loyalty_core::quota::{Limits, Priority};
 use loyalty_core::redemption::Target;
 use loyalty_core::{
     AdapterError, Capabilities, ConnectionId, CrmAdapter, CrmConnection, CrmEvent, CrmKind,
-    PartnerId, Phone, Store, StoreError, VisitEvent, WebhookError,
+    PartnerId, Phone, StoreError, VisitEvent, WebhookError,
 };
 use loyalty_store::SqlStore;
 

@@ -3,6 +3,9 @@
 //! over HTTP; a Telegram stand-in (a local HTTP server speaking the Bot API) feeds the bot
 //! the clients' messages and prints every message a client would receive.
 
+use loyalty_core::ClientStore;
+use loyalty_core::LedgerStore;
+use loyalty_core::OutboxStore;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

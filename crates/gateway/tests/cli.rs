@@ -1,5 +1,7 @@
 //! The gateway binary as an operator runs it.
 
+use loyalty_core::LedgerStore;
+use loyalty_core::PartnerStore;
 use std::process::{Command, Output};
 
 use sqlx::Connection;
@@ -416,7 +418,7 @@ fn inspect_webhook_reads_phones_in_the_company_country() {
 #[test]
 fn doctor_phones_reports_the_wrong_numbers_and_applies_the_free_ones() {
     use loyalty_core::event::ClientRef;
-    use loyalty_core::{ConnectionId, LoyaltyEngine, PartnerId, Phone, Store};
+    use loyalty_core::{ConnectionId, LoyaltyEngine, PartnerId, Phone};
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_owned();
@@ -588,7 +590,7 @@ fn doctor_phones_reports_the_wrong_numbers_and_applies_the_free_ones() {
 #[test]
 fn inbox_list_shows_dead_letters_and_replay_makes_them_due() {
     use loyalty_core::inbox::{IntakeStore, Source};
-    use loyalty_core::{ConnectionId, PartnerId, Store};
+    use loyalty_core::{ConnectionId, PartnerId};
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_owned();

@@ -6,11 +6,13 @@
 
 mod common;
 
+use loyalty_core::ClientStore;
+use loyalty_core::LedgerStore;
 use std::time::{Duration, Instant};
 
 use common::{PgSchema, add_lotos, connect_yclients, serve_with};
 use loyalty_core::inbox::{InboxPolicy, IntakeStore};
-use loyalty_core::{PartnerId, Phone, Points, Store};
+use loyalty_core::{PartnerId, Phone, Points};
 use loyalty_gateway::StartOptions;
 use loyalty_gateway::config::Overrides;
 use loyalty_gateway::sample::{Record, record_webhook};

@@ -6,13 +6,16 @@
 
 mod common;
 
+use loyalty_core::ClientStore;
+use loyalty_core::LedgerStore;
+use loyalty_core::PartnerStore;
 use std::time::{Duration, Instant};
 
 use common::{PgSchema, add_lotos, connect_yclients, serve_with};
 use loyalty_core::health::{HealthStore, Incident};
 use loyalty_core::inbox::{InboxPolicy, IntakeStore, Source};
 use loyalty_core::sync::{PollReport, SyncStore};
-use loyalty_core::{Clock, ConnectionId, PartnerId, Store, SystemClock};
+use loyalty_core::{Clock, ConnectionId, PartnerId, SystemClock};
 use loyalty_gateway::config::{Config, Overrides};
 use loyalty_gateway::health::{Health, check};
 use loyalty_gateway::sample::{Record, record_webhook};

@@ -3,6 +3,7 @@
 
 mod common;
 
+use loyalty_core::RewardStore;
 use std::sync::Arc;
 
 use common::{PgSchema, add_lotos, connect_yclients, serve_on};

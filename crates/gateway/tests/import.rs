@@ -6,13 +6,15 @@
 
 mod common;
 
+use loyalty_core::ClientStore;
+use loyalty_core::LedgerStore;
 use std::process::Stdio;
 use std::time::Duration;
 
 use common::PgSchema;
 use common::binary::{Env, free_port, post};
 use loyalty_core::history::HistoryStore;
-use loyalty_core::{ConnectionId, PartnerId, Phone, Store};
+use loyalty_core::{ConnectionId, PartnerId, Phone};
 use loyalty_gateway::sample::{Record, record_webhook};
 use loyalty_store::SqlStore;
 use serde_json::{Value, json};

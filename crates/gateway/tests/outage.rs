@@ -8,13 +8,15 @@
 
 mod common;
 
+use loyalty_core::ClientStore;
+use loyalty_core::LedgerStore;
 use std::time::{Duration, Instant};
 
 use common::PgSchema;
 use common::binary::{Env, free_port, kill_9};
 use loyalty_core::inbox::IntakeStore;
 use loyalty_core::quota::QuotaStore;
-use loyalty_core::{PartnerId, Phone, Points, Store};
+use loyalty_core::{PartnerId, Phone, Points};
 use loyalty_gateway::sample::{Record, record_webhook};
 use loyalty_store::SqlStore;
 use serde_json::{Value, json};

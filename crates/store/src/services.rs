@@ -4,10 +4,11 @@
 //! partner who stops allowing it, takes its rewards off the catalog. Beside it, the CRM's
 //! other lists by id and name (masters, service categories, goods).
 
+use loyalty_core::RewardStore;
 use std::collections::{HashMap, HashSet};
 
 use loyalty_core::adapter::{CrmNamed, CrmService};
-use loyalty_core::{ConnectionId, CrmConnection, PartnerId, RewardKind, Store, StoreError};
+use loyalty_core::{ConnectionId, CrmConnection, PartnerId, RewardKind, StoreError};
 use serde::Serialize;
 
 use crate::rows::get;

@@ -1,4 +1,5 @@
-//! [`Store`] on sqlx: partners, connections, reads, and the outbox worker's calls.
+//! [`Store`] and its capability traits on sqlx: partners, connections, clients, reads of the
+//! books, the outbox worker's calls, chats, rewards.
 
 use async_trait::async_trait;
 use loyalty_core::ledger::{Account, AccountTotals, LedgerEntry};
@@ -6,8 +7,9 @@ use loyalty_core::model::{HoldId, NewConnection, NewPartner};
 use loyalty_core::outbox::OutboxMessage;
 use loyalty_core::store::{DeliveryRecord, Hold};
 use loyalty_core::{
-    Client, ClientId, ConnectionId, CrmConnection, Partner, PartnerId, Phone, Points, Program,
-    Store, StoreError, StoreTx,
+    ChatStore, Client, ClientId, ClientStore, ConnectionId, CrmConnection, LedgerStore,
+    OutboxStore, Partner, PartnerId, PartnerStore, Phone, Points, Program, RewardStore, Store,
+    StoreError, StoreTx,
 };
 
 use loyalty_core::model::RewardId;
@@ -27,7 +29,10 @@ impl Store for SqlStore {
         let tx = self.begin_raw().await?;
         Ok(Box::new(SqlTx::new(tx, self.backend)))
     }
+}
 
+#[async_trait]
+impl PartnerStore for SqlStore {
     async fn create_partner(
         &self,
         partner: &NewPartner,
@@ -120,13 +125,24 @@ impl Store for SqlStore {
         .map(|r| rows::connection(&r))
         .transpose()
     }
+}
 
+#[async_trait]
+impl ClientStore for SqlStore {
     async fn client_by_phone(
         &self,
         partner: PartnerId,
         phone: &Phone,
     ) -> Result<Option<Client>, StoreError> {
         rows::client_by_phone(&self.pool, partner, phone).await
+    }
+
+    async fn client(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Option<Client>, StoreError> {
+        rows::client_by_id(&self.pool, partner, client).await
     }
 
     async fn set_telegram_chat(
@@ -164,7 +180,10 @@ impl Store for SqlStore {
         .map_err(db_err)?;
         found(done.rows_affected(), || format!("client {client}"))
     }
+}
 
+#[async_trait]
+impl LedgerStore for SqlStore {
     async fn balance(&self, partner: PartnerId, client: ClientId) -> Result<Points, StoreError> {
         let balance: Option<i64> = sqlx::query_scalar(
             "SELECT balance FROM balances WHERE partner_id = $1 AND client_id = $2",
@@ -314,7 +333,10 @@ impl Store for SqlStore {
         })
         .collect()
     }
+}
 
+#[async_trait]
+impl OutboxStore for SqlStore {
     async fn outbox_of(&self, partner: PartnerId) -> Result<Vec<OutboxMessage>, StoreError> {
         sqlx::query(concat!(
             "SELECT ",
@@ -447,15 +469,10 @@ impl Store for SqlStore {
             oldest_pending_created_ms: get(&row, "oldest")?,
         })
     }
+}
 
-    async fn client(
-        &self,
-        partner: PartnerId,
-        client: ClientId,
-    ) -> Result<Option<Client>, StoreError> {
-        rows::client_by_id(&self.pool, partner, client).await
-    }
-
+#[async_trait]
+impl ChatStore for SqlStore {
     async fn telegram_chat(&self, chat_id: i64) -> Result<Option<TelegramChat>, StoreError> {
         sqlx::query(
             "SELECT chat_id, phone, language, active, joined_partner_id FROM telegram_chats \
@@ -531,6 +548,39 @@ impl Store for SqlStore {
         .collect()
     }
 
+    async fn add_staff_chat(
+        &self,
+        partner: PartnerId,
+        chat_id: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO staff_chats (partner_id, chat_id, added_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (partner_id, chat_id) DO NOTHING",
+        )
+        .bind(partner.0)
+        .bind(chat_id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn staff_partners(&self, chat_id: i64) -> Result<Vec<PartnerId>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT partner_id FROM staff_chats WHERE chat_id = $1 ORDER BY partner_id",
+        )
+        .bind(chat_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(ids.into_iter().map(PartnerId).collect())
+    }
+}
+
+#[async_trait]
+impl RewardStore for SqlStore {
     async fn create_reward(
         &self,
         partner: PartnerId,
@@ -579,23 +629,20 @@ impl Store for SqlStore {
         rows::reward_by_id(&self.pool, partner, id).await
     }
 
-    async fn redemption_by_code(&self, code: &Code) -> Result<Option<Redemption>, StoreError> {
-        rows::redemption_by_code(&self.pool, code, false).await
-    }
-
-    async fn due_codes(&self, now_ms: i64, limit: u32) -> Result<Vec<Code>, StoreError> {
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT code FROM redemptions WHERE status = 'issued' AND strategy = 'gateway_code' \
-             AND expires_at_ms < $1 ORDER BY expires_at_ms, id LIMIT $2",
+    async fn remove_reward(&self, partner: PartnerId, id: RewardId) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE rewards SET active = 0 WHERE partner_id = $1 AND id = $2 AND active = 1",
         )
-        .bind(now_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .bind(partner.0)
+        .bind(id.0)
+        .execute(&self.pool)
         .await
         .map_err(db_err)?;
-        rows.iter()
-            .map(|c| Code::parse(c).map_err(|_| StoreError::Corrupt(format!("code {c:?}"))))
-            .collect()
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn redemption_by_code(&self, code: &Code) -> Result<Option<Redemption>, StoreError> {
+        rows::redemption_by_code(&self.pool, code, false).await
     }
 
     async fn issued_certificates(
@@ -626,6 +673,21 @@ impl Store for SqlStore {
         self.redemptions_by(SQL, now_ms, i64::from(limit)).await
     }
 
+    async fn due_codes(&self, now_ms: i64, limit: u32) -> Result<Vec<Code>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT code FROM redemptions WHERE status = 'issued' AND strategy = 'gateway_code' \
+             AND expires_at_ms < $1 ORDER BY expires_at_ms, id LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|c| Code::parse(c).map_err(|_| StoreError::Corrupt(format!("code {c:?}"))))
+            .collect()
+    }
+
     async fn redemptions_of(
         &self,
         partner: PartnerId,
@@ -637,48 +699,6 @@ impl Store for SqlStore {
             " FROM redemptions WHERE partner_id = $1 AND client_id = $2 ORDER BY id DESC"
         );
         self.redemptions_by(SQL, partner.0, client.0).await
-    }
-
-    async fn add_staff_chat(
-        &self,
-        partner: PartnerId,
-        chat_id: i64,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO staff_chats (partner_id, chat_id, added_at_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (partner_id, chat_id) DO NOTHING",
-        )
-        .bind(partner.0)
-        .bind(chat_id)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn staff_partners(&self, chat_id: i64) -> Result<Vec<PartnerId>, StoreError> {
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT partner_id FROM staff_chats WHERE chat_id = $1 ORDER BY partner_id",
-        )
-        .bind(chat_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(ids.into_iter().map(PartnerId).collect())
-    }
-
-    async fn remove_reward(&self, partner: PartnerId, id: RewardId) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE rewards SET active = 0 WHERE partner_id = $1 AND id = $2 AND active = 1",
-        )
-        .bind(partner.0)
-        .bind(id.0)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
     }
 }
 

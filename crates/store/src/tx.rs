@@ -1,4 +1,4 @@
-//! One write transaction: [`StoreTx`] on sqlx.
+//! One write transaction: [`StoreTx`] and its parts on sqlx.
 
 use async_trait::async_trait;
 use loyalty_core::ledger::{LedgerEntry, Lot, LotId, NewEntry, NewLot};
@@ -6,8 +6,8 @@ use loyalty_core::model::{EntryId, HoldId};
 use loyalty_core::outbox::{NewOutbox, OutboxStatus};
 use loyalty_core::store::{CardUpdate, DeliveryRecord, Hold, HoldStatus, RecordState};
 use loyalty_core::{
-    Client, ClientId, ConnectionId, PartnerId, Phone, Points, Program, Reward, RewardId,
-    StoreError, StoreTx, VisitStatus,
+    Client, ClientId, ClientTx, ConnectionId, HoldTx, LedgerTx, OutboxTx, PartnerId, Phone, Points,
+    Program, RecordTx, RedemptionTx, Reward, RewardId, StoreError, StoreTx, VisitStatus,
 };
 use sqlx::{Any, Transaction};
 
@@ -41,17 +41,13 @@ fn status_from(s: Option<String>) -> Result<Option<VisitStatus>, StoreError> {
 
 #[async_trait]
 impl StoreTx for SqlTx {
-    async fn program(&mut self, partner: PartnerId) -> Result<Program, StoreError> {
-        let row = sqlx::query("SELECT program FROM partners WHERE id = $1")
-            .bind(partner.0)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::NotFound(format!("partner {partner}")))?;
-        let json: String = get(&row, "program")?;
-        serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("program: {e}")))
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(db_err)
     }
+}
 
+#[async_trait]
+impl RecordTx for SqlTx {
     async fn lock_record(
         &mut self,
         partner: PartnerId,
@@ -141,6 +137,31 @@ impl StoreTx for SqlTx {
         Ok(())
     }
 
+    async fn record_delivery(
+        &mut self,
+        partner: PartnerId,
+        d: &DeliveryRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO deliveries (partner_id, connection_id, resource, resource_id, outcome, \
+             delta, received_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(partner.0)
+        .bind(d.connection_id.0)
+        .bind(d.resource.as_str())
+        .bind(d.resource_id.as_deref())
+        .bind(d.outcome.as_str())
+        .bind(d.delta.value())
+        .bind(d.received_at_ms)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ClientTx for SqlTx {
     async fn client(
         &mut self,
         partner: PartnerId,
@@ -298,6 +319,20 @@ impl StoreTx for SqlTx {
         .await
         .map_err(db_err)?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl LedgerTx for SqlTx {
+    async fn program(&mut self, partner: PartnerId) -> Result<Program, StoreError> {
+        let row = sqlx::query("SELECT program FROM partners WHERE id = $1")
+            .bind(partner.0)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::NotFound(format!("partner {partner}")))?;
+        let json: String = get(&row, "program")?;
+        serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("program: {e}")))
     }
 
     async fn lock_balance(
@@ -492,6 +527,32 @@ impl StoreTx for SqlTx {
         Ok(EntryId(id))
     }
 
+    async fn due_lots(
+        &mut self,
+        partner: PartnerId,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Lot>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            lot_columns!(),
+            " FROM lots WHERE partner_id = $1 AND remaining > 0 AND expires_at_ms <= $2 \
+             ORDER BY expires_at_ms, id LIMIT $3"
+        ))
+        .bind(partner.0)
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::lot)
+        .collect()
+    }
+}
+
+#[async_trait]
+impl HoldTx for SqlTx {
     async fn hold_by_key(
         &mut self,
         partner: PartnerId,
@@ -563,30 +624,10 @@ impl StoreTx for SqlTx {
         .map_err(db_err)?;
         Ok(())
     }
+}
 
-    async fn due_lots(
-        &mut self,
-        partner: PartnerId,
-        now_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<Lot>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            lot_columns!(),
-            " FROM lots WHERE partner_id = $1 AND remaining > 0 AND expires_at_ms <= $2 \
-             ORDER BY expires_at_ms, id LIMIT $3"
-        ))
-        .bind(partner.0)
-        .bind(now_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(db_err)?
-        .iter()
-        .map(rows::lot)
-        .collect()
-    }
-
+#[async_trait]
+impl RedemptionTx for SqlTx {
     async fn redemption_by_key(
         &mut self,
         partner: PartnerId,
@@ -703,29 +744,10 @@ impl StoreTx for SqlTx {
         }
         Ok(())
     }
+}
 
-    async fn record_delivery(
-        &mut self,
-        partner: PartnerId,
-        d: &DeliveryRecord,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO deliveries (partner_id, connection_id, resource, resource_id, outcome, \
-             delta, received_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(partner.0)
-        .bind(d.connection_id.0)
-        .bind(d.resource.as_str())
-        .bind(d.resource_id.as_deref())
-        .bind(d.outcome.as_str())
-        .bind(d.delta.value())
-        .bind(d.received_at_ms)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-
+#[async_trait]
+impl OutboxTx for SqlTx {
     async fn enqueue(&mut self, partner: PartnerId, msg: &NewOutbox) -> Result<(), StoreError> {
         let payload = serde_json::to_string(&msg.notification)
             .map_err(|e| StoreError::Backend(format!("notification to JSON: {e}")))?;
@@ -743,9 +765,5 @@ impl StoreTx for SqlTx {
         .await
         .map_err(db_err)?;
         Ok(())
-    }
-
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.tx.commit().await.map_err(db_err)
     }
 }

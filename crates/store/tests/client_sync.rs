@@ -6,6 +6,9 @@
 mod common;
 
 use common::{T0, TestDb, five_percent, salon, visit};
+use loyalty_core::ChatStore;
+use loyalty_core::ClientStore;
+use loyalty_core::LedgerStore;
 use loyalty_core::event::{ClientEvent, ClientRef, CrmEvent};
 use loyalty_core::{
     BirthDate, Client, CrmConnection, Phone, Points, Store, TelegramChat, VisitStatus,

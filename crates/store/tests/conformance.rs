@@ -4,6 +4,10 @@
 mod common;
 
 use common::{T0, TestDb, five_percent, salon};
+use loyalty_core::ClientStore;
+use loyalty_core::LedgerStore;
+use loyalty_core::OutboxStore;
+use loyalty_core::PartnerStore;
 use loyalty_core::engine::{EngineError, Outcome};
 use loyalty_core::event::{ClientEvent, ClientRef, OtherEvent};
 use loyalty_core::ledger::EntryKind;

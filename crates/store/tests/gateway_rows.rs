@@ -4,9 +4,12 @@
 mod common;
 
 use common::{T0, TestDb, five_percent, salon};
+use loyalty_core::ChatStore;
+use loyalty_core::PartnerStore;
+use loyalty_core::RewardStore;
 use loyalty_core::event::ClientRef;
 use loyalty_core::outbox::Notification;
-use loyalty_core::{Clock, Phone, Points, Store, TelegramChat, VisitStatus};
+use loyalty_core::{Clock, Phone, Points, TelegramChat, VisitStatus};
 use loyalty_store::{ConnectionSettings, REJECTED_KEPT, RejectedDelivery};
 
 fn phone(s: &str) -> Phone {

@@ -5,10 +5,11 @@
 mod common;
 
 use common::{T0, TestDb, five_percent, salon, visit};
+use loyalty_core::ChatStore;
+use loyalty_core::VisitStatus;
 use loyalty_core::health::{HealthStore, Incident, StaffNotice};
 use loyalty_core::inbox::{IntakeStore, Source};
 use loyalty_core::sync::{PollReport, SyncStore};
-use loyalty_core::{Store, VisitStatus};
 
 fn opened(c: loyalty_core::ConnectionId) -> StaffNotice {
     StaffNotice::Opened {

@@ -6,11 +6,16 @@
 mod common;
 
 use common::{T0, TestDb, five_percent, salon};
+use loyalty_core::ChatStore;
+use loyalty_core::ClientStore;
+use loyalty_core::LedgerStore;
+use loyalty_core::OutboxStore;
+use loyalty_core::PartnerStore;
 use loyalty_core::event::{ClientRef, CrmEvent, LoyaltyPaid};
 use loyalty_core::history::{ClientSummary, HistoryStore};
 use loyalty_core::inbox::Source;
 use loyalty_core::model::NewConnection;
-use loyalty_core::{CrmKind, Phone, Points, Store, TelegramChat, VisitStatus};
+use loyalty_core::{CrmKind, Phone, Points, TelegramChat, VisitStatus};
 
 fn anna() -> ClientRef {
     ClientRef {

@@ -5,6 +5,10 @@
 
 mod common;
 
+use loyalty_core::ClientStore;
+use loyalty_core::LedgerStore;
+use loyalty_core::OutboxStore;
+use loyalty_core::PartnerStore;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
@@ -15,8 +19,7 @@ use loyalty_core::event::{ClientRef, CrmEvent};
 use loyalty_core::history::HistoryStore;
 use loyalty_core::import::{ImportPhase, ImportStore, NewImport};
 use loyalty_core::{
-    Capabilities, CrmConnection, CrmKind, Phone, Points, Store, VisitEvent, VisitStatus,
-    WebhookError,
+    Capabilities, CrmConnection, CrmKind, Phone, Points, VisitEvent, VisitStatus, WebhookError,
 };
 
 const DAY: i64 = 86_400_000;

@@ -4,6 +4,9 @@
 
 mod common;
 
+use loyalty_core::ClientStore;
+use loyalty_core::LedgerStore;
+use loyalty_core::RewardStore;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,8 +18,8 @@ use loyalty_core::event::{ClientRef, CrmEvent, LoyaltyPaid};
 use loyalty_core::inbox::{InboxPolicy, IntakeStore, Source};
 use loyalty_core::redemption::{Strategy, Target};
 use loyalty_core::{
-    Capabilities, ConnectionId, CrmKind, NewReward, Outcome, Phone, Points, RewardKind, Store,
-    StoreError, VisitEvent, VisitStatus, WebhookError,
+    Capabilities, ConnectionId, CrmKind, NewReward, Outcome, Phone, Points, RewardKind, StoreError,
+    VisitEvent, VisitStatus, WebhookError,
 };
 
 fn policy() -> InboxPolicy {

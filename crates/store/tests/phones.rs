@@ -4,6 +4,9 @@
 mod common;
 
 use common::{TestDb, five_percent, salon, visit};
+use loyalty_core::ChatStore;
+use loyalty_core::ClientStore;
+use loyalty_core::PartnerStore;
 use loyalty_core::doctor::{self, PhoneMove, PhoneStore, Verdict};
 use loyalty_core::event::ClientRef;
 use loyalty_core::{

@@ -4,6 +4,7 @@
 
 mod common;
 
+use loyalty_core::LedgerStore;
 use std::sync::Mutex;
 
 use async_trait::async_trait;

@@ -16,6 +16,7 @@
 
 mod common;
 
+use loyalty_core::LedgerStore;
 use std::collections::HashMap;
 
 use common::{TestDb, five_percent, salon};

@@ -14,6 +14,9 @@
 
 mod common;
 
+use loyalty_core::ClientStore;
+use loyalty_core::LedgerStore;
+use loyalty_core::RewardStore;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{TestDb, five_percent, salon};
@@ -22,7 +25,7 @@ use loyalty_core::engine::{EngineError, Resolution};
 use loyalty_core::ledger::{Account, EntryKind};
 use loyalty_core::redemption::{RedemptionStatus, Strategy as Via, Target};
 use loyalty_core::store::HoldStatus;
-use loyalty_core::{LoyaltyEngine, ManualClock, NewReward, Points, RewardKind, Store, VisitStatus};
+use loyalty_core::{LoyaltyEngine, ManualClock, NewReward, Points, RewardKind, VisitStatus};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 

@@ -223,7 +223,7 @@ impl LoyaltyEngine {
                             .settle_redemption(
                                 &r.code,
                                 crate::redemption::RedemptionStatus::Expired,
-                                super::UsedAt::Elsewhere,
+                                super::redemption::UsedAt::Elsewhere,
                             )
                             .await
                         {

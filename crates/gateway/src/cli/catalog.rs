@@ -1,8 +1,10 @@
 //! What points buy: `reward add|list|remove` and the CRM's service list (`services sync|list|allow|deny`).
 
+use loyalty_core::PartnerStore;
+use loyalty_core::RewardStore;
 use std::sync::Arc;
 
-use loyalty_core::{ConnectionId, NewReward, PartnerId, Points, RewardId, RewardKind, Store};
+use loyalty_core::{ConnectionId, NewReward, PartnerId, Points, RewardId, RewardKind};
 use loyalty_store::SqlStore;
 use serde_json::{Value, json};
 

@@ -2,6 +2,7 @@
 //! `loyalty_core::import`), in the foreground with a progress bar on a terminal, plain lines
 //! when not a terminal, one JSON object with `--json`.
 
+use loyalty_core::PartnerStore;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use loyalty_core::engine::{ImportObserver, ImportRun};
 use loyalty_core::import::{ImportJob, ImportStore, NewImport};
 use loyalty_core::quota::Priority;
-use loyalty_core::{Clock, ConnectionId, LoyaltyEngine, Store, SystemClock};
+use loyalty_core::{Clock, ConnectionId, LoyaltyEngine, SystemClock};
 use loyalty_store::SqlStore;
 use serde_json::{Value, json};
 

@@ -1,12 +1,12 @@
 //! Setting a salon up: `partner add|set`, `connection add|rewards`, `staff-add`.
 
 use crm_yclients::RewardSetup;
+use loyalty_core::ChatStore;
+use loyalty_core::PartnerStore;
 use loyalty_core::import::ImportStore;
 use loyalty_core::model::{NewConnection, NewPartner};
 use loyalty_core::redemption::Strategy;
-use loyalty_core::{
-    Bps, ConnectionId, Country, CrmKind, Currency, PartnerId, Points, Program, Store,
-};
+use loyalty_core::{Bps, ConnectionId, Country, CrmKind, Currency, PartnerId, Points, Program};
 use loyalty_store::{ConnectionSettings, SqlStore};
 use serde_json::{Value, json};
 

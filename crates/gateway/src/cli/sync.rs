@@ -1,8 +1,9 @@
 //! `sync status` and `sync interval`: the reconciliation poller per connection.
 
+use loyalty_core::PartnerStore;
 use loyalty_core::health::HealthStore;
 use loyalty_core::sync::SyncStore;
-use loyalty_core::{Clock, ConnectionId, Store, SystemClock};
+use loyalty_core::{Clock, ConnectionId, SystemClock};
 use loyalty_store::SqlStore;
 use serde_json::{Value, json};
 

@@ -1,0 +1,443 @@
+//! Accrual: a CRM event applied exactly once — visits (the target of a record against what it
+//! already earned), client cards, the welcome bonus.
+
+use super::*;
+
+impl LoyaltyEngine {
+    /// Applies one normalized CRM event for a connection, exactly once whatever the order and
+    /// number of deliveries.
+    pub async fn apply_event(
+        &self,
+        connection: &CrmConnection,
+        event: &CrmEvent,
+    ) -> Result<Outcome, EngineError> {
+        self.apply_event_from(connection, event, Source::Webhook)
+            .await
+    }
+
+    /// [`LoyaltyEngine::apply_event`] for an event from `source`: the history row says where
+    /// its state came from, and an import of the past tells no client.
+    pub async fn apply_event_from(
+        &self,
+        connection: &CrmConnection,
+        event: &CrmEvent,
+        source: Source,
+    ) -> Result<Outcome, EngineError> {
+        if event.company_id() != connection.company_id {
+            return Err(EngineError::WrongCompany {
+                expected: connection.company_id.clone(),
+                got: event.company_id().to_owned(),
+            });
+        }
+        match event {
+            CrmEvent::Visit(v) => self.apply_visit(connection, v, source).await,
+            CrmEvent::Sale(s) => self.apply_visit(connection, &s.as_visit(), source).await,
+            CrmEvent::Client(c) => {
+                in_tx!(self, |tx, now| self.client_tx(tx, connection, c, now))
+            }
+            CrmEvent::Other(o) => {
+                in_tx!(self, |tx, now| async {
+                    let outcome = Outcome::Ignored;
+                    let id = o.resource_id.clone();
+                    let d = delivery(connection, &o.resource, id, &outcome, now);
+                    tx.record_delivery(connection.partner_id, &d).await?;
+                    Ok::<_, EngineError>(outcome)
+                })
+            }
+        }
+    }
+
+    /// Applies the current state of a visit record: posts the difference between what the
+    /// record should have earned and what it already earned.
+    pub async fn apply_visit(
+        &self,
+        connection: &CrmConnection,
+        visit: &VisitEvent,
+        source: Source,
+    ) -> Result<Outcome, EngineError> {
+        if visit.needs_refetch {
+            return Err(EngineError::NeedsRefetch {
+                record_id: visit.record_id.clone(),
+            });
+        }
+        if let LoyaltyPaid::Ask(_) = visit.loyalty_paid {
+            return Err(EngineError::PaymentsUnknown {
+                record_id: visit.record_id.clone(),
+            });
+        }
+        if let Some(bad) = visit.lines.iter().find(|l| l.paid_minor < 0) {
+            return Err(MoneyError::Negative(bad.paid_minor).into());
+        }
+        in_tx!(self, |tx, now| self
+            .visit_tx(tx, connection, visit, source, now))
+    }
+
+    pub(super) async fn visit_tx(
+        &self,
+        tx: &mut dyn StoreTx,
+        conn: &CrmConnection,
+        visit: &VisitEvent,
+        source: Source,
+        now: i64,
+    ) -> Result<Outcome, EngineError> {
+        let partner = conn.partner_id;
+        let program = program_of(tx, partner).await?;
+        if visit.currency != program.currency {
+            return Err(EngineError::CurrencyMismatch {
+                program: program.currency,
+                event: visit.currency,
+            });
+        }
+        // A visit before the connection's points boundary (the imported past) is history only.
+        let target = if conn.before_points(visit.visit_at_ms) {
+            Points::ZERO
+        } else {
+            program.target_accrual(visit)?
+        };
+        let mut state = tx.lock_record(partner, conn.id, &visit.record_id).await?;
+        let fingerprint = visit.fingerprint();
+
+        let outcome = if matches!((visit.version, state.version), (Some(new), Some(old)) if new < old)
+        {
+            Outcome::Stale
+        } else if state.fingerprint.as_deref() == Some(fingerprint.as_str())
+            && (visit.version.is_none() || visit.version == state.version)
+        {
+            Outcome::Duplicate
+        } else {
+            let resolved = match &visit.client {
+                Some(r) => resolve_client(tx, conn, r, &CardUpdate::default(), now)
+                    .await?
+                    .map(|(c, _)| c),
+                None => None,
+            };
+            let before = state.client_id;
+            let postings = self
+                .settle_record(
+                    tx,
+                    conn,
+                    &program,
+                    visit,
+                    &mut state,
+                    resolved,
+                    target,
+                    source.notifies(),
+                    now,
+                )
+                .await?;
+            state.version = state.version.max(visit.version);
+            state.fingerprint = Some(fingerprint);
+            state.status = Some(visit.status);
+            // The history row is the record's row: points and history change together.
+            let row = Visit::of(partner, conn.id, visit, state.client_id, source, now);
+            tx.save_record(&state, &row).await?;
+            if let Some(client) = state.client_id {
+                tx.refresh_summary(partner, client).await?;
+            }
+            if let Some(moved_from) = before.filter(|b| Some(*b) != state.client_id) {
+                tx.refresh_summary(partner, moved_from).await?;
+            }
+            if postings.is_empty() {
+                Outcome::NoChange {
+                    client_id: state.client_id,
+                }
+            } else {
+                Outcome::Applied { postings }
+            }
+        };
+        let id = Some(visit.record_id.clone());
+        tx.record_delivery(partner, &delivery(conn, "record", id, &outcome, now))
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Brings the record's accrued points to `target`, moving them when the record changed
+    /// client. Balances are locked in ascending client id order.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn settle_record(
+        &self,
+        tx: &mut dyn StoreTx,
+        conn: &CrmConnection,
+        program: &Program,
+        visit: &VisitEvent,
+        state: &mut RecordState,
+        resolved: Option<Client>,
+        target: Points,
+        tell_client: bool,
+        now: i64,
+    ) -> Result<Vec<Posting>, EngineError> {
+        let partner = conn.partner_id;
+        let new_client = match resolved {
+            Some(c) => Some(c),
+            None => match state.client_id {
+                Some(id) => tx.client(partner, id).await?,
+                None => None,
+            },
+        };
+        let Some(new_client) = new_client else {
+            // Nobody to credit yet; a later delivery naming the client will settle it.
+            return Ok(Vec::new());
+        };
+        let mut steps: Vec<(Client, Points)> = Vec::with_capacity(2);
+        match state.client_id {
+            Some(old) if old != new_client.id && state.accrued != Points::ZERO => {
+                let old_client = tx
+                    .client(partner, old)
+                    .await?
+                    .ok_or(EngineError::UnknownClient(old))?;
+                steps.push((old_client, -state.accrued));
+                if target != Points::ZERO {
+                    steps.push((new_client.clone(), target));
+                }
+                steps.sort_by_key(|(c, _)| c.id);
+            }
+            _ => {
+                let delta = target - state.accrued;
+                if delta != Points::ZERO {
+                    steps.push((new_client.clone(), delta));
+                }
+            }
+        }
+        state.client_id = Some(new_client.id);
+
+        let record_key = format!("{}:{}", conn.id, visit.record_id);
+        let mut postings = Vec::with_capacity(steps.len());
+        for (client, delta) in steps {
+            state.postings += 1;
+            let key = format!("visit:{record_key}:{}", state.postings);
+            let balance = tx.lock_balance(partner, client.id).await?;
+            let (posting, notification) = if delta.is_positive() {
+                let entry = NewEntry {
+                    idempotency_key: key,
+                    kind: EntryKind::Accrual,
+                    debit: Account::Issued,
+                    credit: Account::Client(client.id),
+                    amount: delta,
+                    client_id: client.id,
+                    reverses: None,
+                    reason: Some(format!("visit {}", visit.record_id)),
+                };
+                let posting = credit(
+                    tx,
+                    partner,
+                    program,
+                    &entry,
+                    balance,
+                    Some(&record_key),
+                    now,
+                )
+                .await?;
+                state.last_accrual = Some(posting.entry_id);
+                let note = Notification::Accrued {
+                    points: delta,
+                    paid_minor: visit.paid_minor(),
+                    currency: visit.currency,
+                    balance: posting.balance,
+                    record_id: visit.record_id.clone(),
+                };
+                (posting, note)
+            } else {
+                let amount = -delta;
+                let reason = format!("visit {} is {}", visit.record_id, visit.status);
+                let entry = NewEntry {
+                    idempotency_key: key,
+                    kind: EntryKind::Reversal,
+                    debit: Account::Client(client.id),
+                    credit: Account::Issued,
+                    amount,
+                    client_id: client.id,
+                    reverses: state.last_accrual,
+                    reason: Some(reason.clone()),
+                };
+                let posting = debit(tx, partner, &entry, balance, Some(&record_key), now).await?;
+                let note = Notification::Reversed {
+                    points: amount,
+                    unbacked: posting.unbacked,
+                    balance: posting.balance,
+                    record_id: visit.record_id.clone(),
+                    reason,
+                };
+                (posting, note)
+            };
+            state.accrued += delta;
+            if tell_client {
+                notify(tx, partner, &client, notification, now).await?;
+            }
+            postings.push(posting);
+        }
+        Ok(postings)
+    }
+
+    pub(super) async fn client_tx(
+        &self,
+        tx: &mut dyn StoreTx,
+        conn: &CrmConnection,
+        event: &ClientEvent,
+        now: i64,
+    ) -> Result<Outcome, EngineError> {
+        program_of(tx, conn.partner_id).await?;
+        let r = ClientRef {
+            external_id: Some(event.external_id.clone()),
+            phone: event.phone.clone(),
+            name: event.name.clone(),
+        };
+        let card = CardUpdate {
+            name: None,
+            email: event.email.clone().filter(|e| !e.trim().is_empty()),
+            birth_date: event.birth_date,
+        };
+        // A card deleted in the CRM creates nobody; an existing client keeps points and history.
+        let resolved = if event.deleted {
+            None
+        } else {
+            resolve_client(tx, conn, &r, &card, now).await?
+        };
+        let outcome = match resolved {
+            Some((client, created)) => Outcome::ClientSynced {
+                client_id: client.id,
+                created,
+            },
+            None => Outcome::Ignored,
+        };
+        let id = Some(event.external_id.clone());
+        tx.record_delivery(
+            conn.partner_id,
+            &delivery(conn, "client", id, &outcome, now),
+        )
+        .await?;
+        Ok(outcome)
+    }
+
+    /// Grants the program's welcome bonus once per client; `None` when the program has none
+    /// or it was granted already.
+    pub async fn grant_welcome_bonus(
+        &self,
+        partner: PartnerId,
+        client_id: ClientId,
+    ) -> Result<Option<Posting>, EngineError> {
+        in_tx!(self, |tx, now| async {
+            let program = program_of(tx, partner).await?;
+            let client = client_of(tx, partner, client_id).await?;
+            if !program.welcome_bonus.is_positive() {
+                return Ok(None);
+            }
+            let key = format!("welcome:{client_id}");
+            let balance = tx.lock_balance(partner, client_id).await?;
+            if tx.entry_by_key(partner, &key).await?.is_some() {
+                return Ok(None);
+            }
+            let entry = NewEntry {
+                idempotency_key: key,
+                kind: EntryKind::Welcome,
+                debit: Account::Issued,
+                credit: Account::Client(client_id),
+                amount: program.welcome_bonus,
+                client_id,
+                reverses: None,
+                reason: Some("welcome bonus".to_owned()),
+            };
+            let posting = credit(tx, partner, &program, &entry, balance, None, now).await?;
+            let note = Notification::Welcome {
+                points: posting.delta,
+                balance: posting.balance,
+            };
+            notify(tx, partner, &client, note, now).await?;
+            Ok::<_, EngineError>(Some(posting))
+        })
+    }
+}
+
+pub(super) fn delivery(
+    conn: &CrmConnection,
+    resource: &str,
+    resource_id: Option<String>,
+    outcome: &Outcome,
+    now: i64,
+) -> DeliveryRecord {
+    DeliveryRecord {
+        connection_id: conn.id,
+        resource: resource.to_owned(),
+        resource_id,
+        outcome: outcome.label().to_owned(),
+        delta: outcome.delta(),
+        received_at_ms: now,
+    }
+}
+
+/// The client a CRM reference names: by its CRM id, else by phone (created when new — a
+/// "virtual" client until they link Telegram). `None` when neither identifies anyone.
+///
+/// The CRM owns the card: a known CRM id whose card now has another phone moves our client to
+/// that phone, balance and history with it; when another client of ours already has that phone,
+/// the CRM id is pointed at them instead (two cards with one phone are one client here). The
+/// name, and from a client's own card the e-mail and birth date, follow the CRM.
+pub(super) async fn resolve_client(
+    tx: &mut dyn StoreTx,
+    conn: &CrmConnection,
+    r: &ClientRef,
+    card: &CardUpdate,
+    now: i64,
+) -> Result<Option<(Client, bool)>, EngineError> {
+    let partner = conn.partner_id;
+    let known = match &r.external_id {
+        Some(ext) => tx.client_by_external_id(partner, conn.id, ext).await?,
+        None => None,
+    };
+    let (mut client, created) = match (known, &r.phone) {
+        (Some(c), Some(phone)) if *phone != c.phone => {
+            match tx.client_by_phone(partner, phone).await? {
+                None => {
+                    tx.set_client_phone(partner, c.id, phone).await?;
+                    let moved = tx.client(partner, c.id).await?;
+                    (moved.ok_or(EngineError::UnknownClient(c.id))?, false)
+                }
+                Some(holder) => {
+                    if let Some(ext) = &r.external_id {
+                        tx.relink_external_id(partner, conn.id, ext, holder.id)
+                            .await?;
+                    }
+                    (holder, false)
+                }
+            }
+        }
+        (Some(c), _) => (c, false),
+        (None, None) => return Ok(None),
+        (None, Some(phone)) => {
+            let name = r.name.as_deref().filter(|n| !n.trim().is_empty());
+            let (c, created) = tx.insert_client(partner, phone, name, now).await?;
+            if let Some(ext) = &r.external_id {
+                tx.link_external_id(partner, conn.id, ext, c.id).await?;
+            }
+            (c, created)
+        }
+    };
+    let mut update = CardUpdate {
+        name: r
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty() && client.name.as_deref() != Some(*n))
+            .map(str::to_owned),
+        email: card
+            .email
+            .clone()
+            .filter(|e| client.email.as_ref() != Some(e)),
+        birth_date: card.birth_date.filter(|b| client.birth_date != Some(*b)),
+    };
+    if created {
+        update.name = None;
+    }
+    if !update.is_empty() {
+        tx.update_card(partner, client.id, &update).await?;
+        if let Some(name) = update.name {
+            client.name = Some(name);
+        }
+        if let Some(email) = update.email {
+            client.email = Some(email);
+        }
+        if let Some(birth) = update.birth_date {
+            client.birth_date = Some(birth);
+        }
+    }
+    Ok(Some((client, created)))
+}

@@ -1,0 +1,84 @@
+//! The engine's errors.
+
+use super::*;
+
+/// Errors of the engine. Each says what was wrong with the request, or that the store failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    #[error(transparent)]
+    Phone(#[from] PhoneError),
+    #[error("CRM: {0}")]
+    Crm(#[from] AdapterError),
+    #[error("partner {0} does not exist")]
+    UnknownPartner(PartnerId),
+    #[error("client {0} does not exist for this partner")]
+    UnknownClient(ClientId),
+    #[error("hold {0} does not exist for this partner")]
+    UnknownHold(HoldId),
+    #[error("event is for company {got}, the connection is for {expected}")]
+    WrongCompany { expected: String, got: String },
+    #[error("event is in {event}, the program counts {program}")]
+    CurrencyMismatch { program: Currency, event: Currency },
+    #[error("record {record_id} must be fetched from the CRM before it can be applied")]
+    NeedsRefetch { record_id: String },
+    #[error(
+        "record {record_id} is settled: how much of it was paid with certificates or points must be asked from the CRM first"
+    )]
+    PaymentsUnknown { record_id: String },
+    #[error("idempotency key {key:?} was already used for a different request")]
+    Conflict { key: String },
+    #[error("not enough points: {available} available, {requested} requested")]
+    InsufficientBalance {
+        available: Points,
+        requested: Points,
+    },
+    #[error("amount must be positive, got {0}")]
+    NonPositiveAmount(i64),
+    #[error("hold {hold} is already {status}")]
+    HoldNotPending { hold: HoldId, status: &'static str },
+    #[error("reward {0} is not in this partner's catalog")]
+    RewardUnavailable(RewardId),
+    #[error("no redemption has the code {0}")]
+    UnknownCode(String),
+    #[error("code {code} is {status}")]
+    CodeNotUsable { code: String, status: &'static str },
+    #[error("the {0} strategy writes to a CRM: name the connection")]
+    NoConnection(&'static str),
+    #[error("connection {0} does not exist")]
+    UnknownConnection(ConnectionId),
+    /// A money certificate used at the desk without the bill it pays.
+    #[error(
+        "code {code} is a certificate worth {value_minor} (minor units): give the bill it pays, points may pay only part of one"
+    )]
+    BillNeeded {
+        code: String,
+        value_minor: i64,
+        /// The smallest bill it may pay; `None` when points may pay no part of a bill.
+        min_bill_minor: Option<i64>,
+    },
+    /// A money certificate worth more than the program's share of the bill.
+    #[error(
+        "code {code} is a certificate worth {value_minor} (minor units); points may pay at most {share} of a bill, so a bill of {bill_minor} is too small: {}",
+        min_bill_text(*.min_bill_minor)
+    )]
+    BillTooSmall {
+        code: String,
+        value_minor: i64,
+        bill_minor: i64,
+        share: Bps,
+        min_bill_minor: Option<i64>,
+    },
+}
+
+impl EngineError {
+    pub(super) fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Store(StoreError::Retryable(_) | StoreError::Duplicate(_))
+        )
+    }
+}

@@ -1,0 +1,88 @@
+//! Expiry: lots past their date leave the balance for `program:expired`.
+
+use super::*;
+
+impl LoyaltyEngine {
+    /// Expires every lot of the partner past its date: each unspent rest is posted to
+    /// `program:expired` and the client is told. Returns one posting per client.
+    pub async fn expire_due(&self, partner: PartnerId) -> Result<Vec<Posting>, EngineError> {
+        let mut postings = Vec::new();
+        loop {
+            let due = in_tx!(self, |tx, now| async {
+                Ok::<_, EngineError>(tx.due_lots(partner, now, 500).await?)
+            })?;
+            let mut clients: Vec<ClientId> = due.iter().map(|l| l.client_id).collect();
+            clients.sort();
+            clients.dedup();
+            if clients.is_empty() {
+                return Ok(postings);
+            }
+            for client in clients {
+                let posting = in_tx!(self, |tx, now| self
+                    .expire_client_tx(tx, partner, client, now))?;
+                postings.extend(posting);
+            }
+        }
+    }
+
+    pub(super) async fn expire_client_tx(
+        &self,
+        tx: &mut dyn StoreTx,
+        partner: PartnerId,
+        client_id: ClientId,
+        now: i64,
+    ) -> Result<Option<Posting>, EngineError> {
+        let client = client_of(tx, partner, client_id).await?;
+        let mut balance = tx.lock_balance(partner, client_id).await?;
+        let lots = tx.open_lots(partner, client_id).await?;
+        let mut total = Points::ZERO;
+        let mut last = None;
+        for lot in lots
+            .iter()
+            .filter(|l| l.expires_at_ms.is_some_and(|at| at <= now))
+        {
+            // The balance lock makes a double expiry impossible (the lot is read fresh). A
+            // voided hold can refill an expired lot, which then expires again, possibly within
+            // the same millisecond: the key counts those expiries.
+            let base = format!("expire:{}:{now}", lot.id);
+            let mut key = base.clone();
+            let mut n = 1;
+            while tx.entry_by_key(partner, &key).await?.is_some() {
+                n += 1;
+                key = format!("{base}:{n}");
+            }
+            let entry = NewEntry {
+                idempotency_key: key,
+                kind: EntryKind::Expiry,
+                debit: Account::Client(client_id),
+                credit: Account::Expired,
+                amount: lot.remaining,
+                client_id,
+                reverses: None,
+                reason: None,
+            };
+            let id = tx.insert_entry(partner, &entry, now).await?;
+            tx.draw_lots(partner, id, &[(lot.id, lot.remaining)])
+                .await?;
+            balance -= lot.remaining;
+            total += lot.remaining;
+            last = Some(id);
+        }
+        let Some(entry_id) = last else {
+            return Ok(None);
+        };
+        tx.set_balance(partner, client_id, balance).await?;
+        let note = Notification::Expired {
+            points: total,
+            balance,
+        };
+        notify(tx, partner, &client, note, now).await?;
+        Ok(Some(Posting {
+            client_id,
+            entry_id,
+            delta: -total,
+            balance,
+            unbacked: Points::ZERO,
+        }))
+    }
+}

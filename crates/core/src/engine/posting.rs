@@ -1,0 +1,173 @@
+//! What every capability posts with: the program and client of a transaction, the checks on an
+//! amount, credits and debits over lots, replays of a key, the client's notification.
+
+use super::*;
+
+pub(super) async fn program_of(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+) -> Result<Program, EngineError> {
+    tx.program(partner).await.map_err(|e| match e {
+        StoreError::NotFound(_) => EngineError::UnknownPartner(partner),
+        other => other.into(),
+    })
+}
+
+pub(super) async fn client_of(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    client: ClientId,
+) -> Result<Client, EngineError> {
+    tx.client(partner, client)
+        .await?
+        .ok_or(EngineError::UnknownClient(client))
+}
+
+pub(super) fn positive(points: Points) -> Result<(), EngineError> {
+    if points.is_positive() {
+        Ok(())
+    } else {
+        Err(EngineError::NonPositiveAmount(points.value()))
+    }
+}
+
+pub(super) fn enough(balance: Points, wanted: Points) -> Result<(), EngineError> {
+    if balance < wanted {
+        return Err(EngineError::InsufficientBalance {
+            available: balance.max(Points::ZERO),
+            requested: wanted,
+        });
+    }
+    Ok(())
+}
+
+/// The earlier posting when `entry`'s key was used before with the same input.
+pub(super) async fn replayed(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    entry: &NewEntry,
+    balance: Points,
+) -> Result<Option<Posting>, EngineError> {
+    match tx.entry_by_key(partner, &entry.idempotency_key).await? {
+        None => Ok(None),
+        Some(done) if done.fingerprint == entry.fingerprint() => Ok(Some(Posting {
+            client_id: done.client_id,
+            entry_id: done.id,
+            delta: done.client_delta(),
+            balance,
+            unbacked: Points::ZERO,
+        })),
+        Some(_) => Err(EngineError::Conflict {
+            key: entry.idempotency_key.clone(),
+        }),
+    }
+}
+
+/// Posts an entry that credits the client: first repays any debt, the rest becomes a lot with
+/// the program's expiry. `balance` is the client's locked balance.
+pub(super) async fn credit(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    program: &Program,
+    entry: &NewEntry,
+    balance: Points,
+    source: Option<&str>,
+    now: i64,
+) -> Result<Posting, EngineError> {
+    let entry_id = tx.insert_entry(partner, entry, now).await?;
+    let debt = (-balance).max(Points::ZERO);
+    let lot_amount = entry.amount - entry.amount.min(debt);
+    if lot_amount.is_positive() {
+        let lot = NewLot {
+            client_id: entry.client_id,
+            entry_id,
+            source: source.map(str::to_owned),
+            amount: lot_amount,
+            expires_at_ms: program
+                .points_ttl_days
+                .map(|days| now.saturating_add(i64::from(days) * DAY_MS)),
+        };
+        tx.insert_lot(partner, &lot, now).await?;
+    }
+    let new_balance = balance + entry.amount;
+    tx.set_balance(partner, entry.client_id, new_balance)
+        .await?;
+    Ok(Posting {
+        client_id: entry.client_id,
+        entry_id,
+        delta: entry.amount,
+        balance: new_balance,
+        unbacked: Points::ZERO,
+    })
+}
+
+/// Posts an entry that debits the client, drawing from lots (`prefer_source`'s first, then the
+/// oldest). What the lots cannot cover is reported as `unbacked`; only reversals get there,
+/// every other caller checks the balance first.
+pub(super) async fn debit(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    entry: &NewEntry,
+    balance: Points,
+    prefer_source: Option<&str>,
+    now: i64,
+) -> Result<Posting, EngineError> {
+    let lots = tx.open_lots(partner, entry.client_id).await?;
+    let plan = plan_draw(&lots, entry.amount, prefer_source);
+    let entry_id = tx.insert_entry(partner, entry, now).await?;
+    tx.draw_lots(partner, entry_id, &plan.draws).await?;
+    let new_balance = balance - entry.amount;
+    tx.set_balance(partner, entry.client_id, new_balance)
+        .await?;
+    Ok(Posting {
+        client_id: entry.client_id,
+        entry_id,
+        delta: -entry.amount,
+        balance: new_balance,
+        unbacked: plan.shortfall,
+    })
+}
+
+/// `draws` without their first `skip` points.
+pub(super) fn skip_points(draws: &[(LotId, Points)], skip: Points) -> Vec<(LotId, Points)> {
+    let mut left = skip;
+    let mut out = Vec::with_capacity(draws.len());
+    for &(lot, amount) in draws {
+        let skipped = left.min(amount);
+        left -= skipped;
+        if amount > skipped {
+            out.push((lot, amount - skipped));
+        }
+    }
+    out
+}
+
+/// Enqueues a notification for a client who linked Telegram and did not opt out.
+pub(super) async fn notify(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    client: &Client,
+    notification: Notification,
+    now: i64,
+) -> Result<(), EngineError> {
+    if client.telegram_chat_id.is_none() || client.notifications_off {
+        return Ok(());
+    }
+    let msg = NewOutbox::for_client(client.id, notification, now);
+    tx.enqueue(partner, &msg).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_points_drops_the_first_points_across_lots() {
+        let draws = [(1, Points(30)), (2, Points(50))];
+        assert_eq!(skip_points(&draws, Points(0)), draws.to_vec());
+        assert_eq!(skip_points(&draws, Points(40)), vec![(2, Points(40))]);
+        assert_eq!(skip_points(&draws, Points(30)), vec![(2, Points(50))]);
+        assert!(skip_points(&draws, Points(80)).is_empty());
+    }
+}
