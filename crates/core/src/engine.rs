@@ -137,6 +137,7 @@ mod writeback;
 pub use cards::{CardPass, CardStore};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::EngineError;
+pub use expiry::ExpiryPass;
 pub use import::{ImportObserver, ImportRun, Quiet};
 pub use intake::{InboxPass, Intake};
 use posting::{

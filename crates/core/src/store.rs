@@ -533,6 +533,9 @@ pub trait LedgerStore: Send + Sync {
     /// Number of ledger entries of the partner (the ledger only grows).
     async fn entry_count(&self, partner: PartnerId) -> Result<i64, StoreError>;
 
+    /// The partners, of the whole deployment, with a lot past its date and not used up, by id.
+    async fn partners_with_due_lots(&self, now_ms: i64) -> Result<Vec<PartnerId>, StoreError>;
+
     async fn hold(&self, partner: PartnerId, hold: HoldId) -> Result<Option<Hold>, StoreError>;
 
     /// The partner's latest deliveries and what each did, newest first.

@@ -77,6 +77,9 @@ pub struct StartOptions {
     pub inbox: Option<InboxPolicy>,
     /// How often connection incidents are looked for ([`health::HEALTH_EVERY`]).
     pub health_every: Option<Duration>,
+    /// How often housekeeping runs: points and codes past their date expire, CRM certificates
+    /// are checked, old delivery history is pruned (every 10 minutes).
+    pub housekeeping_every: Option<Duration>,
 }
 
 /// A running gateway.
@@ -246,6 +249,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         engine.clone(),
         Arc::clone(&app.connections),
         config.delivery_retention_days,
+        options.housekeeping_every.unwrap_or(HOUSEKEEPING_EVERY),
         stopping.clone(),
     )));
 
@@ -416,10 +420,27 @@ async fn housekeeping(
     engine: LoyaltyEngine,
     connections: Arc<Connections>,
     retention_days: u32,
+    every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let keep_ms = i64::from(retention_days) * 86_400_000;
     loop {
+        match engine.expire_everywhere().await {
+            Ok(pass) => {
+                if pass.clients > 0 {
+                    info!(
+                        partners = pass.partners,
+                        clients = pass.clients,
+                        points = pass.points.value(),
+                        "points past their date expired; their clients are told"
+                    );
+                }
+                for (partner, error) in &pass.failed {
+                    warn!(partner = partner.0, %error, "could not expire points");
+                }
+            }
+            Err(e) => warn!(error = %e, "could not look for points past their date"),
+        }
         match engine.expire_codes().await {
             Ok(0) => {}
             Ok(n) => info!(codes = n, "expired unused codes; their points went back"),
@@ -444,7 +465,7 @@ async fn housekeeping(
             Ok(n) => info!(rows = n, retention_days, "pruned old delivery history"),
             Err(e) => warn!(error = %e, "could not prune delivery history"),
         }
-        if stopped_during(HOUSEKEEPING_EVERY, &mut stop).await {
+        if stopped_during(every, &mut stop).await {
             return;
         }
     }

@@ -302,6 +302,20 @@ impl LedgerStore for SqlStore {
             .map_err(db_err)
     }
 
+    async fn partners_with_due_lots(&self, now_ms: i64) -> Result<Vec<PartnerId>, StoreError> {
+        // One probe of the `lots_due` index per partner.
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT p.id FROM partners p WHERE EXISTS (SELECT 1 FROM lots l \
+             WHERE l.partner_id = p.id AND l.remaining > 0 AND l.expires_at_ms <= $1) \
+             ORDER BY p.id",
+        )
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(ids.into_iter().map(PartnerId).collect())
+    }
+
     async fn hold(&self, partner: PartnerId, hold: HoldId) -> Result<Option<Hold>, StoreError> {
         rows::hold_by_id(&self.pool, partner, hold, false).await
     }

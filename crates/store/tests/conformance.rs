@@ -4,7 +4,6 @@
 mod common;
 
 use common::{T0, TestDb, five_percent, salon};
-use loyalty_core::ClientStore;
 use loyalty_core::LedgerStore;
 use loyalty_core::OutboxStore;
 use loyalty_core::PartnerStore;
@@ -18,6 +17,7 @@ use loyalty_core::{
     ClientId, CrmConnection, CrmEvent, Currency, MoneyError, PartnerId, Phone, Points, Store,
     VisitStatus,
 };
+use loyalty_core::{ClientStore, Clock};
 
 const DAY: i64 = 86_400_000;
 
@@ -492,14 +492,27 @@ async fn expiry_draws_oldest_lots_first_and_posts_real_entries(db: &TestDb) {
         .unwrap(); // all of A, 50 of B
     clock.advance_ms(11 * DAY); // T0+31d: A is past its date but empty
     assert!(engine.expire_due(partner.id).await.unwrap().is_empty());
+    assert!(
+        store
+            .partners_with_due_lots(clock.now_ms())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         assert_consistent(store, partner.id, client).await,
         Points(50)
     );
-    clock.advance_ms(10 * DAY); // T0+41d: B's 50 expire
-    let expired = engine.expire_due(partner.id).await.unwrap();
-    assert_eq!(expired.len(), 1);
-    assert_eq!(expired[0].delta, Points(-50));
+    clock.advance_ms(10 * DAY); // T0+41d: B's 50 expire, found by the deployment-wide pass
+    assert_eq!(
+        store.partners_with_due_lots(clock.now_ms()).await.unwrap(),
+        vec![partner.id]
+    );
+    let pass = engine.expire_everywhere().await.unwrap();
+    assert_eq!(
+        (pass.partners, pass.clients, pass.points, pass.failed.len()),
+        (1, 1, Points(50), 0)
+    );
     assert_eq!(
         assert_consistent(store, partner.id, client).await,
         Points(0)

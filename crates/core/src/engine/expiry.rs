@@ -2,7 +2,41 @@
 
 use super::*;
 
+/// What one expiry pass over the deployment did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ExpiryPass {
+    /// Partners with lots past their date.
+    pub partners: usize,
+    /// Clients whose points expired (each told).
+    pub clients: usize,
+    pub points: Points,
+    /// Partners whose expiry failed, with the error; they are tried again next pass.
+    pub failed: Vec<(PartnerId, String)>,
+}
+
 impl LoyaltyEngine {
+    /// Expires what is due at every partner (the running gateway calls it in its housekeeping,
+    /// on every instance: each client's expiry runs under their balance lock and reads the lots
+    /// afresh, so two instances never expire a lot twice). One partner's failure does not stop
+    /// the others.
+    pub async fn expire_everywhere(&self) -> Result<ExpiryPass, EngineError> {
+        let partners = self.store.partners_with_due_lots(self.now_ms()).await?;
+        let mut pass = ExpiryPass {
+            partners: partners.len(),
+            ..ExpiryPass::default()
+        };
+        for partner in partners {
+            match self.expire_due(partner).await {
+                Ok(postings) => {
+                    pass.clients += postings.len();
+                    pass.points += postings.iter().map(|p| -p.delta).sum::<Points>();
+                }
+                Err(e) => pass.failed.push((partner, e.to_string())),
+            }
+        }
+        Ok(pass)
+    }
+
     /// Expires every lot of the partner past its date: each unspent rest is posted to
     /// `program:expired` and the client is told. Returns one posting per client.
     pub async fn expire_due(&self, partner: PartnerId) -> Result<Vec<Posting>, EngineError> {
