@@ -101,10 +101,13 @@ impl QuotaStore for SqlStore {
         }
         // The queue in the order calls are given: priority, then the connection served longest
         // ago, then arrival. A waiter further back sleeps about as long as the calls ahead take.
+        // "Longest ago" is by the order of grants (ids), not their times: grants made as a window
+        // opens can share a millisecond, and a tie would fall to arrival, serving the earlier
+        // connection twice in a row.
         let queue: Vec<i64> = sqlx::query_scalar(
             "SELECT w.id FROM crm_budget_waiters w WHERE w.budget = $1 \
              ORDER BY w.priority, \
-               COALESCE((SELECT MAX(c.started_ms) FROM crm_budget_calls c \
+               COALESCE((SELECT MAX(c.id) FROM crm_budget_calls c \
                          WHERE c.budget = w.budget AND c.connection_id = w.connection_id), 0), \
                w.joined_ms, w.id \
              LIMIT 200",
