@@ -400,6 +400,34 @@ enum ClientCmd {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Add points by hand (a desk without a CRM, a goodwill gesture); the client is told.
+    Accrue {
+        #[command(flatten)]
+        manual: ManualArgs,
+    },
+    /// Write points off by hand (spent at the desk); never below zero; the client is told.
+    Debit {
+        #[command(flatten)]
+        manual: ManualArgs,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ManualArgs {
+    #[arg(long)]
+    partner: i64,
+    /// The client's phone, as typed in the partner's country.
+    #[arg(long)]
+    phone: String,
+    /// How many points (more than zero).
+    #[arg(long)]
+    points: i64,
+    /// Why: the client's message and the history show it.
+    #[arg(long)]
+    reason: String,
+    /// Makes a retry safe: the same key again is the same posting, with other input an error.
+    #[arg(long)]
+    key: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -431,6 +459,24 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `client accrue` / `client debit`.
+async fn manual_cmd(
+    overrides: Overrides,
+    json: bool,
+    direction: cli::Manual,
+    m: ManualArgs,
+) -> anyhow::Result<ExitCode> {
+    let store = std::sync::Arc::new(open_migrated(&Config::resolve(overrides)?).await?);
+    let engine = LoyaltyEngine::new(store.clone());
+    let out = cli::client_manual(
+        &engine, direction, m.partner, &m.phone, m.points, &m.reason, m.key,
+    )
+    .await;
+    store.close().await;
+    print(&out?, json, cli::manual_text);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print(value: &Value, json: bool, text: impl FnOnce(&Value) -> String) {
@@ -599,6 +645,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             store.close().await;
             print(&out?, json, cli::client_text);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Client(ClientCmd::Accrue { manual }) => {
+            manual_cmd(overrides, json, cli::Manual::Accrue, manual).await
+        }
+        Command::Client(ClientCmd::Debit { manual }) => {
+            manual_cmd(overrides, json, cli::Manual::Debit, manual).await
         }
         Command::Reward(cmd) => {
             let store = open_migrated(&Config::resolve(overrides)?).await?;

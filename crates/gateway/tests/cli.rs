@@ -746,3 +746,175 @@ fn connection_set_turns_creating_clients_in_the_crm_on_and_off() {
     let missing = run(&["connection", "set", "9", "--create-clients", "on"]);
     assert_eq!(missing.status.code(), Some(2));
 }
+
+/// `client accrue` / `client debit`: the Basic plan's manual work through the binary. A key
+/// makes a retry the same posting and refuses other input under it; a debit never goes below
+/// zero; bad input is a usage error (status 2) that writes nothing; the books balance.
+#[test]
+fn points_accrued_and_debited_by_hand_from_the_cli() {
+    use loyalty_core::{LedgerStore, LoyaltyEngine, PartnerId, Phone};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let env = [("LOYALTY_DATA_DIR", data.as_str())];
+    let run = |args: &[&str]| -> Output {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        gateway(&all, &env)
+    };
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stdout));
+        serde_json::from_slice(&out.stdout).expect("one JSON object")
+    };
+    json(&["migrate"]);
+    let partner = json(&["partner", "add", "--name", "Лотос", "--cashback-bps", "500"]);
+    let partner_id = partner["id"].as_i64().unwrap();
+    let p = partner_id.to_string();
+
+    // A client who joined at the desk (no CRM).
+    let url = format!("sqlite://{data}/loyalty.db");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rt.block_on(async {
+        std::sync::Arc::new(loyalty_store::SqlStore::connect(&url).await.unwrap())
+    });
+    rt.block_on(async {
+        let engine = LoyaltyEngine::new(store.clone());
+        let phone = Phone::from_e164("+79161234567").unwrap();
+        engine
+            .enroll(PartnerId(partner_id), &phone, Some("Анна"))
+            .await
+            .unwrap();
+    });
+
+    let accrue = |points: &str, key: &str| {
+        run(&[
+            "client",
+            "accrue",
+            "--partner",
+            &p,
+            "--phone",
+            "8 916 123-45-67",
+            "--points",
+            points,
+            "--reason",
+            "подарок к празднику",
+            "--key",
+            key,
+        ])
+    };
+    let first = accrue("50", "k1");
+    assert!(first.status.success(), "{}", text(&first.stdout));
+    let first: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(
+        (first["points"].clone(), first["balance"].clone()),
+        (50.into(), 50.into())
+    );
+    assert_eq!(first["phone"], "+7******4567");
+
+    // The same key again: the same posting, nothing added.
+    let again: serde_json::Value = serde_json::from_slice(&accrue("50", "k1").stdout).unwrap();
+    assert_eq!(again["entry_id"], first["entry_id"]);
+    assert_eq!(again["balance"], 50);
+    // The same key with other input: refused.
+    let clash = accrue("60", "k1");
+    assert_eq!(clash.status.code(), Some(2), "{}", text(&clash.stdout));
+    assert!(
+        text(&clash.stdout).contains("k1"),
+        "{}",
+        text(&clash.stdout)
+    );
+
+    let debit = |points: &str| {
+        run(&[
+            "client",
+            "debit",
+            "--partner",
+            &p,
+            "--phone",
+            "+7 916 123 45 67",
+            "--points",
+            points,
+            "--reason",
+            "оплата стрижки",
+        ])
+    };
+    // More than the balance, zero, or a stranger: usage errors, nothing written.
+    for (out, says) in [
+        (debit("51"), "not enough points"),
+        (debit("0"), "positive"),
+        (
+            run(&[
+                "client",
+                "debit",
+                "--partner",
+                &p,
+                "--phone",
+                "89160000000",
+                "--points",
+                "1",
+                "--reason",
+                "x",
+            ]),
+            "not a client",
+        ),
+        (
+            run(&[
+                "client",
+                "accrue",
+                "--partner",
+                &p,
+                "--phone",
+                "89161234567",
+                "--points",
+                "1",
+                "--reason",
+                " ",
+            ]),
+            "--reason",
+        ),
+    ] {
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).to_lowercase().contains(says),
+            "{says}: {}",
+            text(&out.stdout)
+        );
+    }
+    let spent: serde_json::Value = serde_json::from_slice(&debit("30").stdout).unwrap();
+    assert_eq!(
+        (spent["points"].clone(), spent["balance"].clone()),
+        ((-30).into(), 20.into())
+    );
+
+    // Shown in the client's history with their reasons; the books balance.
+    let shown = json(&["client", "show", "--partner", &p, "--phone", "89161234567"]);
+    assert_eq!(shown["balance"], 20);
+    let reasons: Vec<(i64, String)> = shown["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["points"].as_i64().unwrap(),
+                h["reason"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (-30, "оплата стрижки".to_owned()),
+            (50, "подарок к празднику".to_owned())
+        ]
+    );
+    rt.block_on(async {
+        let totals = store.account_totals(PartnerId(partner_id)).await.unwrap();
+        assert!(totals.is_balanced(), "{totals:?}");
+        assert_eq!(totals.outstanding, loyalty_core::Points(20));
+        store.close().await;
+    });
+}

@@ -4,7 +4,7 @@ use loyalty_core::code::Code;
 use loyalty_core::engine::Resolution;
 use loyalty_core::history::HistoryStore;
 use loyalty_core::redemption::{Redemption, RedemptionStatus};
-use loyalty_core::{EngineError, LoyaltyEngine, RewardId};
+use loyalty_core::{EngineError, LoyaltyEngine, Points, RewardId};
 use loyalty_store::SqlStore;
 use serde_json::{Value, json};
 
@@ -309,4 +309,81 @@ pub fn client_text(v: &Value) -> String {
         ));
     }
     out
+}
+
+/// Which way `client accrue` / `client debit` moves points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Manual {
+    Accrue,
+    Debit,
+}
+
+/// `client accrue|debit`: points added or written off by hand (the Basic plan's way of working,
+/// and corrections on any plan). The client is told in Telegram. `key` makes a retry safe: the
+/// same key again returns the first posting, the same key with other input is refused; without
+/// one, each run is a new posting.
+pub async fn client_manual(
+    engine: &LoyaltyEngine,
+    direction: Manual,
+    partner: i64,
+    phone: &str,
+    points: i64,
+    reason: &str,
+    key: Option<String>,
+) -> anyhow::Result<Value> {
+    if reason.trim().is_empty() {
+        return Err(Usage("--reason: say why, the client and the audit see it".into()).into());
+    }
+    let store = engine.store();
+    let (partner, phone) = desk_phone(store.as_ref(), partner, phone).await?;
+    let Some(client) = store.client_by_phone(partner, &phone).await? else {
+        return Err(Usage(format!(
+            "{} is not a client of partner {partner}",
+            phone.masked()
+        ))
+        .into());
+    };
+    let key = match key {
+        Some(k) if k.trim().is_empty() => return Err(Usage("--key is empty".into()).into()),
+        Some(k) => format!("cli:{k}"),
+        None => format!("cli:{}", new_secret()?),
+    };
+    let points = Points(points);
+    let posting = match direction {
+        Manual::Accrue => {
+            engine
+                .manual_accrual(partner, client.id, points, reason.trim(), &key)
+                .await
+        }
+        Manual::Debit => {
+            engine
+                .manual_debit(partner, client.id, points, reason.trim(), &key)
+                .await
+        }
+    }
+    .map_err(|e| match e {
+        EngineError::InsufficientBalance { .. }
+        | EngineError::NonPositiveAmount(_)
+        | EngineError::Conflict { .. } => anyhow::Error::from(Usage(e.to_string())),
+        other => other.into(),
+    })?;
+    Ok(json!({
+        "partner_id": partner,
+        "client_id": client.id,
+        "phone": phone.masked(),
+        "entry_id": posting.entry_id,
+        "points": posting.delta,
+        "balance": posting.balance,
+        "reason": reason.trim(),
+    }))
+}
+
+pub fn manual_text(v: &Value) -> String {
+    format!(
+        "{} {:+} points ({}): balance {}",
+        v["phone"].as_str().unwrap_or_default(),
+        v["points"].as_i64().unwrap_or_default(),
+        v["reason"].as_str().unwrap_or_default(),
+        v["balance"]
+    )
 }
