@@ -7,6 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::telegram::{telegram, texts_to};
 use common::{PgSchema, connect_yclients, serve_with};
 use loyalty_core::{
     ClientStore, Clock, Country, Currency, LedgerStore, PartnerId, Phone, Points, SystemClock,
@@ -15,50 +16,15 @@ use loyalty_gateway::StartOptions;
 use loyalty_gateway::cli::{self, PartnerAdd};
 use loyalty_gateway::config::Overrides;
 use loyalty_gateway::sample::{Record, record_webhook};
-use serde_json::{Value, json};
 use sqlx::Connection;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TOKEN: &str = "88:expiry-token";
 const CHAT: i64 = 4_242;
 const PHONE: &str = "79161230042";
 
-async fn telegram() -> MockServer {
-    let telegram = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(format!("/bot{TOKEN}/setWebhook")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})))
-        .mount(&telegram)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(format!("/bot{TOKEN}/sendMessage")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {
-            "message_id": 1, "date": 1_795_000_000, "chat": {"id": CHAT, "type": "private"}}})),
-        )
-        .mount(&telegram)
-        .await;
-    telegram
-}
-
-/// The texts sent to the client's chat so far.
-async fn told(telegram: &MockServer) -> Vec<String> {
-    telegram
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path().ends_with("/sendMessage"))
-        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
-        .filter(|b| b["chat_id"] == json!(CHAT))
-        .filter_map(|b| b["text"].as_str().map(str::to_owned))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn points_past_their_date_expire_by_themselves_and_the_client_is_told_once() {
-    let telegram = telegram().await;
+    let telegram = telegram(TOKEN).await;
     let schema = PgSchema::new().await;
     let options = StartOptions {
         housekeeping_every: Some(Duration::from_millis(200)),
@@ -160,7 +126,7 @@ async fn points_past_their_date_expire_by_themselves_and_the_client_is_told_once
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let expired = store.balance(partner, client.id).await.unwrap() == Points::ZERO;
-        let texts = told(&telegram).await;
+        let texts = texts_to(&telegram, CHAT).await;
         if expired && texts.iter().any(|t| t.contains("Сгорели")) {
             break;
         }
@@ -189,7 +155,7 @@ async fn points_past_their_date_expire_by_themselves_and_the_client_is_told_once
     )
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let texts = told(&telegram).await;
+    let texts = texts_to(&telegram, CHAT).await;
     assert_eq!(
         texts.iter().filter(|t| t.contains("Сгорели")).count(),
         1,

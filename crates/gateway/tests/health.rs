@@ -11,6 +11,7 @@ use loyalty_core::LedgerStore;
 use loyalty_core::PartnerStore;
 use std::time::{Duration, Instant};
 
+use common::telegram::{telegram, texts_to};
 use common::{PgSchema, add_lotos, connect_yclients, serve_with};
 use loyalty_core::health::{HealthStore, Incident};
 use loyalty_core::inbox::{InboxPolicy, IntakeStore, Source};
@@ -21,7 +22,7 @@ use loyalty_gateway::health::{Health, check};
 use loyalty_gateway::sample::{Record, record_webhook};
 use loyalty_gateway::{StartOptions, cli};
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path, path_regex};
+use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const TOKEN: &str = "77:staff-token";
@@ -58,38 +59,6 @@ impl Respond for Records {
     }
 }
 
-async fn telegram() -> MockServer {
-    let telegram = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(format!("/bot{TOKEN}/setWebhook")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})))
-        .mount(&telegram)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(format!("/bot{TOKEN}/sendMessage")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {
-            "message_id": 1, "date": 1_795_000_000, "chat": {"id": STAFF_CHAT, "type": "private"}}})),
-        )
-        .mount(&telegram)
-        .await;
-    telegram
-}
-
-/// The texts sent to the staff chat so far.
-async fn told(telegram: &MockServer) -> Vec<String> {
-    telegram
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path().ends_with("/sendMessage"))
-        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
-        .filter(|b| b["chat_id"] == json!(STAFF_CHAT))
-        .filter_map(|b| b["text"].as_str().map(str::to_owned))
-        .collect()
-}
-
 async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done().await {
@@ -107,7 +76,7 @@ async fn a_refused_key_tells_the_staff_once_and_once_more_when_it_works_again() 
             "meta": {"message": "Авторизация не удалась"}})))
         .mount(&crm)
         .await;
-    let telegram = telegram().await;
+    let telegram = telegram(TOKEN).await;
     let schema = PgSchema::new().await;
     let options = StartOptions {
         inbox: Some(InboxPolicy {
@@ -161,7 +130,7 @@ async fn a_refused_key_tells_the_staff_once_and_once_more_when_it_works_again() 
     wait_for(
         "the staff to be told",
         Duration::from_secs(20),
-        async || refused(&told(&telegram).await) > 0,
+        async || refused(&texts_to(&telegram, STAFF_CHAT).await) > 0,
     )
     .await;
     let inbox = &gateway.store;
@@ -175,7 +144,7 @@ async fn a_refused_key_tells_the_staff_once_and_once_more_when_it_works_again() 
     })
     .await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let texts = told(&telegram).await;
+    let texts = texts_to(&telegram, STAFF_CHAT).await;
     assert_eq!(refused(&texts), 1, "told once per incident: {texts:?}");
     assert!(texts[0].contains("«Лотос»"), "{}", texts[0]);
     assert!(texts[0].contains("Авторизация не удалась"), "{}", texts[0]);
@@ -220,11 +189,11 @@ async fn a_refused_key_tells_the_staff_once_and_once_more_when_it_works_again() 
             .count()
     };
     wait_for("the all-clear", Duration::from_secs(20), async || {
-        fixed(&told(&telegram).await) > 0
+        fixed(&texts_to(&telegram, STAFF_CHAT).await) > 0
     })
     .await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let texts = told(&telegram).await;
+    let texts = texts_to(&telegram, STAFF_CHAT).await;
     assert_eq!((refused(&texts), fixed(&texts)), (1, 1), "{texts:?}");
     let status = cli::sync_status(&gateway.store, &config, Some(conn_id))
         .await
