@@ -98,6 +98,7 @@ impl std::fmt::Debug for Config {
 /// What the command line and environment said (clap merges the two; `serve`, `demo` and the
 /// other commands share these as global flags).
 #[derive(Debug, Default, Clone, clap::Args)]
+#[command(next_help_heading = "Deployment settings (every command)")]
 pub struct Overrides {
     /// TOML file; its keys are listed in docs/configuration.md (every key optional).
     #[arg(

@@ -24,7 +24,7 @@ struct Cli {
     settings: Overrides,
 
     /// Print exactly one JSON object on stdout instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Output")]
     json: bool,
 
     #[command(subcommand)]

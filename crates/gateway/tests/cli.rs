@@ -20,6 +20,38 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A command's help shows its own options first; the settings every command shares follow
+/// under their own heading, not interleaved with them.
+#[test]
+fn a_commands_help_puts_its_own_options_before_the_deployment_settings() {
+    for command in [
+        &["client", "accrue", "--help"][..],
+        &["redeem", "--help"][..],
+        &["serve", "--help"][..],
+    ] {
+        let out = gateway(command, &[]);
+        assert!(out.status.success(), "{command:?}");
+        let help = text(&out.stdout);
+        let own = help.find("Options:").unwrap_or_else(|| panic!("{help}"));
+        let shared = help
+            .find("Deployment settings (every command):")
+            .unwrap_or_else(|| panic!("{help}"));
+        let database = help
+            .find("--database-url")
+            .unwrap_or_else(|| panic!("{help}"));
+        assert!(own < shared && shared < database, "{command:?}:\n{help}");
+        if command[0] == "client" {
+            // (after the usage line, which names it too)
+            let partner = own
+                + help[own..]
+                    .find("--partner")
+                    .unwrap_or_else(|| panic!("{help}"));
+            assert!(partner < shared, "{help}");
+        }
+        assert!(help.contains("Output:"), "{help}");
+    }
+}
+
 #[test]
 fn help_explains_itself() {
     let out = gateway(&["--help"], &[]);
