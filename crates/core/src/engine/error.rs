@@ -75,6 +75,19 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// The request itself was refused — unknown ids, bad amounts, a used key, a code that cannot
+    /// be used, not enough points — rather than the store or a CRM failing: what a caller shows
+    /// the person who asked (a CLI exits 2, an API answers 4xx).
+    pub fn is_refusal(&self) -> bool {
+        !matches!(
+            self,
+            EngineError::Store(_)
+                | EngineError::Crm(_)
+                | EngineError::NeedsRefetch { .. }
+                | EngineError::PaymentsUnknown { .. }
+        )
+    }
+
     pub(super) fn is_retryable(&self) -> bool {
         matches!(
             self,

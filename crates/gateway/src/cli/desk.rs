@@ -8,7 +8,7 @@ use loyalty_core::{EngineError, LoyaltyEngine, Points, RewardId};
 use loyalty_store::SqlStore;
 use serde_json::{Value, json};
 
-use super::{Usage, desk_phone, new_secret};
+use super::{Usage, desk_client, desk_phone, new_secret, not_a_client, refused};
 
 /// `client show`.
 /// `client show`: balance, the latest ledger entries and visits, and the visits' summary.
@@ -21,11 +21,7 @@ pub async fn client_show(
 ) -> anyhow::Result<Value> {
     let (partner, phone) = desk_phone(engine.store().as_ref(), partner, phone).await?;
     let Some(statement) = engine.statement(partner, &phone, limit).await? else {
-        return Err(Usage(format!(
-            "{} is not a client of partner {partner}",
-            phone.masked()
-        ))
-        .into());
+        return Err(not_a_client(partner, &phone));
     };
     let ledger: Vec<Value> = statement
         .history
@@ -112,14 +108,7 @@ pub async fn redeem(
     key: Option<String>,
 ) -> anyhow::Result<Value> {
     let store = engine.store();
-    let (partner, phone) = desk_phone(store.as_ref(), partner, phone).await?;
-    let Some(client) = store.client_by_phone(partner, &phone).await? else {
-        return Err(Usage(format!(
-            "{} is not a client of partner {partner}",
-            phone.masked()
-        ))
-        .into());
-    };
+    let (partner, _, client) = desk_client(store.as_ref(), partner, phone).await?;
     let Some(reward) = store.reward(partner, RewardId(reward)).await? else {
         return Err(Usage(format!("partner {partner} has no reward {reward}")).into());
     };
@@ -137,12 +126,7 @@ pub async fn redeem(
             &random_code,
         )
         .await
-        .map_err(|e| match e {
-            EngineError::InsufficientBalance { .. }
-            | EngineError::RewardUnavailable(_)
-            | EngineError::Conflict { .. } => anyhow::Error::from(Usage(e.to_string())),
-            other => other.into(),
-        })?;
+        .map_err(refused)?;
     let mut out = redemption_json(&r, Some(&reward));
     out["balance"] = json!(store.balance(partner, client.id).await?);
     Ok(out)
@@ -172,10 +156,6 @@ pub async fn code(
             .use_code_at_desk(&code, bill_minor)
             .await
             .map_err(|e| match e {
-                EngineError::UnknownCode(_)
-                | EngineError::CodeNotUsable { .. }
-                | EngineError::NonPositiveAmount(_)
-                | EngineError::BillTooSmall { .. } => anyhow::Error::from(Usage(e.to_string())),
                 EngineError::BillNeeded { min_bill_minor, .. } => {
                     anyhow::Error::from(Usage(match min_bill_minor {
                         Some(min) => format!(
@@ -184,7 +164,7 @@ pub async fn code(
                         None => format!("{e}; this program lets points pay no part of a bill"),
                     }))
                 }
-                other => other.into(),
+                other => refused(other),
             })?,
         CodeAction::Show => store
             .redemption_by_code(&code)
@@ -227,12 +207,7 @@ pub async fn code_resolve(
     let r = engine
         .resolve_write_back(&code, resolution)
         .await
-        .map_err(|e| match e {
-            EngineError::UnknownCode(_) | EngineError::CodeNotUsable { .. } => {
-                anyhow::Error::from(Usage(e.to_string()))
-            }
-            other => other.into(),
-        })?;
+        .map_err(refused)?;
     let reward = engine.store().reward(r.partner_id, r.reward_id).await?;
     Ok(redemption_json(&r, reward.as_ref()))
 }
@@ -335,14 +310,7 @@ pub async fn client_manual(
         return Err(Usage("--reason: say why, the client and the audit see it".into()).into());
     }
     let store = engine.store();
-    let (partner, phone) = desk_phone(store.as_ref(), partner, phone).await?;
-    let Some(client) = store.client_by_phone(partner, &phone).await? else {
-        return Err(Usage(format!(
-            "{} is not a client of partner {partner}",
-            phone.masked()
-        ))
-        .into());
-    };
+    let (partner, phone, client) = desk_client(store.as_ref(), partner, phone).await?;
     let key = match key {
         Some(k) if k.trim().is_empty() => return Err(Usage("--key is empty".into()).into()),
         Some(k) => format!("cli:{k}"),
@@ -361,12 +329,7 @@ pub async fn client_manual(
                 .await
         }
     }
-    .map_err(|e| match e {
-        EngineError::InsufficientBalance { .. }
-        | EngineError::NonPositiveAmount(_)
-        | EngineError::Conflict { .. } => anyhow::Error::from(Usage(e.to_string())),
-        other => other.into(),
-    })?;
+    .map_err(refused)?;
     Ok(json!({
         "partner_id": partner,
         "client_id": client.id,

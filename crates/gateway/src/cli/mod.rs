@@ -17,7 +17,7 @@ pub use import::*;
 pub use setup::*;
 pub use sync::*;
 
-use loyalty_core::{PartnerId, Phone, Store};
+use loyalty_core::{Client, EngineError, PartnerId, Phone, Store};
 
 /// An operator's mistake, reported as such (exit status 2).
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,37 @@ async fn known_partner(store: &dyn Store, partner: i64) -> anyhow::Result<Partne
         return Err(Usage(format!("partner {id} does not exist")).into());
     }
     Ok(id)
+}
+
+/// An engine error as the operator sees it: a refused request is a usage error (exit 2), with
+/// the engine's words; the store or a CRM failing stays a failure.
+fn refused(e: EngineError) -> anyhow::Error {
+    if e.is_refusal() {
+        Usage(e.to_string()).into()
+    } else {
+        e.into()
+    }
+}
+
+fn not_a_client(partner: PartnerId, phone: &Phone) -> anyhow::Error {
+    Usage(format!(
+        "{} is not a client of partner {partner}",
+        phone.masked()
+    ))
+    .into()
+}
+
+/// [`desk_phone`], and the client with that phone.
+async fn desk_client(
+    store: &dyn Store,
+    partner: i64,
+    phone: &str,
+) -> anyhow::Result<(PartnerId, Phone, Client)> {
+    let (partner, phone) = desk_phone(store, partner, phone).await?;
+    match store.client_by_phone(partner, &phone).await? {
+        Some(client) => Ok((partner, phone, client)),
+        None => Err(not_a_client(partner, &phone)),
+    }
 }
 
 /// A partner that exists and a phone typed at its desk, read in the partner's country.
