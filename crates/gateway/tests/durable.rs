@@ -10,6 +10,7 @@ use loyalty_core::ClientStore;
 use loyalty_core::LedgerStore;
 use std::time::{Duration, Instant};
 
+use common::crm::{RecordById, unreachable_address};
 use common::{PgSchema, add_lotos, connect_yclients, serve_with};
 use loyalty_core::inbox::{InboxPolicy, IntakeStore};
 use loyalty_core::{PartnerId, Phone, Points};
@@ -18,7 +19,7 @@ use loyalty_gateway::config::Overrides;
 use loyalty_gateway::sample::{Record, record_webhook};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path_regex};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn record(id: u64, attendance: i32) -> Value {
     record_webhook(&Record {
@@ -34,31 +35,9 @@ fn record(id: u64, attendance: i32) -> Value {
     })
 }
 
-/// `GET /record/4564/{id}`: the record as the CRM has it now (came, 2 000 ₽).
-struct Records;
-
-impl Respond for Records {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let id = request
-            .url
-            .path()
-            .rsplit('/')
-            .next()
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0);
-        let data = record(id, 1)["data"].clone();
-        ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": data, "meta": []}))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_outlive_a_crm_that_is_down_then_rate_limited() {
-    // An address that is taken but not listening: every call to the CRM is refused, and no
-    // other server of this test can be given it meanwhile.
-    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
-    reserved.set_reuseaddr(true).unwrap();
-    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let crm_addr = reserved.local_addr().unwrap();
+    let (reserved, crm_addr) = unreachable_address();
 
     let schema = PgSchema::new().await;
     let options = StartOptions {
@@ -150,7 +129,7 @@ async fn webhooks_outlive_a_crm_that_is_down_then_rate_limited() {
         .await;
     Mock::given(method("GET"))
         .and(path_regex(r"^/api/v1/record/4564/\d+$"))
-        .respond_with(Records)
+        .respond_with(RecordById(|id| record(id, 1)["data"].clone()))
         .mount(&crm)
         .await;
 

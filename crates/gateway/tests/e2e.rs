@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::PgSchema;
-use common::binary::{Env, TOKEN, free_port, kill_9, mount_telegram, post, sent_to, wait_for};
+use common::binary::{Env, TOKEN, free_port, kill_9, mount_telegram, post, wait_for};
+use common::telegram::texts_to;
 use loyalty_gateway::sample::{Record, record_webhook};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, path_regex};
@@ -33,7 +34,7 @@ fn record(record_id: u64, cost: &str, attendance: i32, changed_at_s: u32) -> Val
 
 /// The texts Telegram was asked to send to the chat.
 async fn sent_to_chat(telegram: &MockServer) -> Vec<String> {
-    sent_to(telegram, CHAT).await
+    texts_to(telegram, CHAT).await
 }
 
 async fn wait_for_message(telegram: &MockServer, needle: &str) -> Vec<String> {
@@ -94,22 +95,8 @@ async fn a_closed_visit_becomes_points_and_one_message_exactly_once_across_kills
         json!(0),
         "migrating again applies nothing"
     );
-    let partner = env.cli(&["partner", "add", "--name", "Лотос", "--cashback-bps", "500"]);
+    let (partner, conn) = env.lotos_on_yclients("partner-secret", "user-secret");
     let partner_id = partner["id"].to_string();
-    let conn = env.cli(&[
-        "connection",
-        "add",
-        "--partner",
-        &partner_id,
-        "--crm",
-        "yclients",
-        "--company-id",
-        "4564",
-        "--partner-token",
-        "partner-secret",
-        "--user-token",
-        "user-secret",
-    ]);
     let hook = conn["webhook_url"].as_str().unwrap().to_owned();
     assert!(
         hook.starts_with(&format!("http://{addr}/webhooks/yclients/")),

@@ -11,6 +11,7 @@ use loyalty_core::LedgerStore;
 use loyalty_core::PartnerStore;
 use std::time::{Duration, Instant};
 
+use common::crm::RecordById;
 use common::telegram::{telegram, texts_to};
 use common::{PgSchema, add_lotos, connect_yclients, serve_with};
 use loyalty_core::health::{HealthStore, Incident};
@@ -23,7 +24,7 @@ use loyalty_gateway::sample::{Record, record_webhook};
 use loyalty_gateway::{StartOptions, cli};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path_regex};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TOKEN: &str = "77:staff-token";
 const STAFF_CHAT: i64 = 777;
@@ -40,23 +41,6 @@ fn record(id: u64) -> Value {
         deleted: false,
         changed_at_s: 60,
     })
-}
-
-/// `GET /record/4564/{id}`: the record as the CRM has it.
-struct Records;
-
-impl Respond for Records {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let id = request
-            .url
-            .path()
-            .rsplit('/')
-            .next()
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0);
-        let data = record(id)["data"].clone();
-        ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": data, "meta": []}))
-    }
 }
 
 async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
@@ -173,7 +157,7 @@ async fn a_refused_key_tells_the_staff_once_and_once_more_when_it_works_again() 
     crm.reset().await;
     Mock::given(method("GET"))
         .and(path_regex(r"^/record/4564/\d+$"))
-        .respond_with(Records)
+        .respond_with(RecordById(|id| record(id)["data"].clone()))
         .mount(&crm)
         .await;
     wait_for(

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::PgSchema;
 use common::binary::{Env, free_port, kill_9};
+use common::crm::{RecordById, unreachable_address};
 use loyalty_core::inbox::IntakeStore;
 use loyalty_core::quota::QuotaStore;
 use loyalty_core::{PartnerId, Phone, Points};
@@ -21,7 +22,7 @@ use loyalty_gateway::sample::{Record, record_webhook};
 use loyalty_store::SqlStore;
 use serde_json::{Value, json};
 use wiremock::matchers::{any, method, path_regex};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const WEBHOOKS: u64 = 500;
 /// How long each phase of the outage lasts (unreachable, then 429s): three minutes in all, the
@@ -60,23 +61,6 @@ fn webhook(id: u64) -> Value {
     }
 }
 
-/// `GET /api/v1/record/4564/{id}` once the API is back.
-struct Records;
-
-impl Respond for Records {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let id = request
-            .url
-            .path()
-            .rsplit('/')
-            .next()
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0);
-        let data = came(id)["data"].clone();
-        ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": data, "meta": []}))
-    }
-}
-
 /// Posts webhooks `ids`, eight at a time; each must be answered 2xx within a second.
 async fn deliver(http: &reqwest::Client, hook: &str, ids: std::ops::RangeInclusive<u64>) {
     let ids: Vec<u64> = ids.collect();
@@ -106,11 +90,7 @@ async fn deliver(http: &reqwest::Client, hook: &str, ids: std::ops::RangeInclusi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_visits_outlive_an_absent_then_rate_limiting_crm_and_a_kill() {
-    // An address that is taken but not listening: every call to the CRM is refused.
-    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
-    reserved.set_reuseaddr(true).unwrap();
-    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let crm_addr = reserved.local_addr().unwrap();
+    let (reserved, crm_addr) = unreachable_address();
 
     let schema = PgSchema::new().await;
     let addr = free_port();
@@ -122,22 +102,7 @@ async fn five_hundred_visits_outlive_an_absent_then_rate_limiting_crm_and_a_kill
         ],
     };
     env.cli(&["migrate"]);
-    let partner = env.cli(&["partner", "add", "--name", "Лотос", "--cashback-bps", "500"]);
-    let partner_id = partner["id"].to_string();
-    let conn = env.cli(&[
-        "connection",
-        "add",
-        "--partner",
-        &partner_id,
-        "--crm",
-        "yclients",
-        "--company-id",
-        "4564",
-        "--partner-token",
-        "p",
-        "--user-token",
-        "u",
-    ]);
+    let (partner, conn) = env.lotos_on_yclients("p", "u");
     let secret = conn["webhook_url"]
         .as_str()
         .unwrap()
@@ -185,7 +150,7 @@ async fn five_hundred_visits_outlive_an_absent_then_rate_limiting_crm_and_a_kill
     crm.reset().await;
     Mock::given(method("GET"))
         .and(path_regex(r"^/api/v1/record/4564/\d+$"))
-        .respond_with(Records)
+        .respond_with(RecordById(|id| came(id)["data"].clone()))
         .mount(&crm)
         .await;
     Mock::given(any())

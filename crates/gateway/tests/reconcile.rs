@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::PgSchema;
-use common::binary::{Env, TOKEN, free_port, mount_telegram_contacts, post, sent_to};
+use common::binary::{Env, TOKEN, free_port, mount_telegram_contacts, post};
+use common::telegram::texts_to;
 use loyalty_gateway::sample::{Record, record_webhook};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param};
@@ -104,22 +105,8 @@ async fn one_poller_pass_makes_every_balance_and_history_row_exact() {
         .await;
 
     env.cli(&["migrate"]);
-    let partner = env.cli(&["partner", "add", "--name", "Лотос", "--cashback-bps", "500"]);
+    let (partner, conn) = env.lotos_on_yclients("p", "u");
     let partner_id = partner["id"].to_string();
-    let conn = env.cli(&[
-        "connection",
-        "add",
-        "--partner",
-        &partner_id,
-        "--crm",
-        "yclients",
-        "--company-id",
-        "4564",
-        "--partner-token",
-        "p",
-        "--user-token",
-        "u",
-    ]);
     let conn_id = conn["id"].to_string();
     let hook = conn["webhook_url"].as_str().unwrap().to_owned();
     // No pass until the webhooks are in.
@@ -136,7 +123,7 @@ async fn one_poller_pass_makes_every_balance_and_history_row_exact() {
     wait_until("every client linked", Duration::from_secs(60), || async {
         let mut linked = 0;
         for c in 0..CLIENTS {
-            if sent_to(&telegram, chat(c))
+            if texts_to(&telegram, chat(c))
                 .await
                 .iter()
                 .any(|t| t.contains("Номер привязан"))
@@ -235,7 +222,7 @@ async fn one_poller_pass_makes_every_balance_and_history_row_exact() {
     wait_until("every message sent", Duration::from_secs(60), || async {
         let mut all = true;
         for c in 0..CLIENTS {
-            let about_visits = sent_to(&telegram, chat(c))
+            let about_visits = texts_to(&telegram, chat(c))
                 .await
                 .iter()
                 .filter(|t| about_points(t))
@@ -247,7 +234,7 @@ async fn one_poller_pass_makes_every_balance_and_history_row_exact() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     for c in 0..CLIENTS {
-        let about_visits = sent_to(&telegram, chat(c))
+        let about_visits = texts_to(&telegram, chat(c))
             .await
             .iter()
             .filter(|t| about_points(t))
@@ -256,7 +243,7 @@ async fn one_poller_pass_makes_every_balance_and_history_row_exact() {
             about_visits,
             ledger_entries[&c],
             "client {c}: {:?}",
-            sent_to(&telegram, chat(c)).await
+            texts_to(&telegram, chat(c)).await
         );
     }
     let status = env.cli(&["sync", "status", "--connection", &conn_id]);

@@ -46,6 +46,27 @@ impl Env {
         serde_json::from_str(&stdout).unwrap()
     }
 
+    /// Partner "Лотос" (5 % cashback) and its connection to YCLIENTS company 4564 with these
+    /// API tokens, through the CLI: the partner's and the connection's JSON.
+    pub fn lotos_on_yclients(&self, partner_token: &str, user_token: &str) -> (Value, Value) {
+        let partner = self.cli(&["partner", "add", "--name", "Лотос", "--cashback-bps", "500"]);
+        let connection = self.cli(&[
+            "connection",
+            "add",
+            "--partner",
+            &partner["id"].to_string(),
+            "--crm",
+            "yclients",
+            "--company-id",
+            "4564",
+            "--partner-token",
+            partner_token,
+            "--user-token",
+            user_token,
+        ]);
+        (partner, connection)
+    }
+
     pub async fn serve(&self, with_bot: bool, addr: &str) -> Running {
         let running = Running(Some(
             self.command(with_bot)
@@ -74,23 +95,10 @@ pub fn free_port() -> String {
     l.local_addr().unwrap().to_string()
 }
 
-pub async fn sent_to(telegram: &MockServer, chat: i64) -> Vec<String> {
-    telegram
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r.url.path() == format!("/bot{TOKEN}/sendMessage"))
-        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
-        .filter(|b| b["chat_id"] == json!(chat))
-        .filter_map(|b| b["text"].as_str().map(str::to_owned))
-        .collect()
-}
-
 pub async fn wait_for(telegram: &MockServer, chat: i64, needle: &str) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let sent = sent_to(telegram, chat).await;
+        let sent = super::telegram::texts_to(telegram, chat).await;
         if sent.iter().any(|t| t.contains(needle)) {
             return sent;
         }

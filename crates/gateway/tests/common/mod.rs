@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod crm;
 pub mod telegram;
 
 use std::sync::atomic::{AtomicU32, Ordering};
