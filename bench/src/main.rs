@@ -426,6 +426,106 @@ fn run_cli(gateway: &str, db: &str, args: &[&str]) -> anyhow::Result<serde_json:
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
+/// A salon: partner `company` (5 % cashback) and its YCLIENTS connection to company `company`,
+/// with API tokens when `tokens` (then `connection add` queues its history import).
+fn add_salon(
+    gateway: &str,
+    db: &str,
+    company: &str,
+    tokens: bool,
+) -> anyhow::Result<(PartnerId, ConnectionId, String)> {
+    let p = run_cli(
+        gateway,
+        db,
+        &["partner", "add", "--name", company, "--cashback-bps", "500"],
+    )?;
+    let partner = p["id"].to_string();
+    let mut args = vec![
+        "connection",
+        "add",
+        "--partner",
+        &partner,
+        "--crm",
+        "yclients",
+        "--company-id",
+        company,
+    ];
+    if tokens {
+        args.extend([
+            "--partner-token",
+            "bench-partner",
+            "--user-token",
+            "bench-user",
+        ]);
+    }
+    let c = run_cli(gateway, db, &args)?;
+    Ok((
+        PartnerId(p["id"].as_i64().unwrap_or_default()),
+        ConnectionId(c["id"].as_i64().unwrap_or_default()),
+        c["webhook_url"].as_str().unwrap_or_default().to_owned(),
+    ))
+}
+
+/// The release gateway `serve`-ing `db` on a free local port, its YCLIENTS API at `crm_url`,
+/// logs at `rust_log` thrown away; stopped with SIGTERM when dropped.
+struct Served {
+    child: std::process::Child,
+    listen: String,
+}
+
+impl Served {
+    fn start(gateway: &str, db: &str, crm_url: &str, rust_log: &str) -> anyhow::Result<Served> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let child = std::process::Command::new(gateway)
+            .env("DATABASE_URL", db)
+            .env("LOYALTY_LISTEN", &listen)
+            .env("YCLIENTS_API_URL", crm_url)
+            .env("RUST_LOG", rust_log)
+            .arg("serve")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting the gateway")?;
+        Ok(Served { child, listen })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (up to 20 s) for `/readyz`.
+    async fn ready(&self, http: &reqwest::Client) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http
+            .get(format!("http://{}/readyz", self.listen))
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .ok()
+            != Some(true)
+        {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the gateway did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
 fn rss_mib(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -517,82 +617,26 @@ async fn bench(db: &Database, gateway_bin: &str, scale: usize) -> anyhow::Result
             .collect(),
     )
     .await?;
-    let mut conns = Vec::new();
-    for company in [COMPANY_HTTP, COMPANY_SQL] {
-        let p = run_cli(
-            gateway_bin,
-            &url,
-            &["partner", "add", "--name", company, "--cashback-bps", "500"],
-        )?;
-        let pid = p["id"].to_string();
-        let mut args = vec![
-            "connection",
-            "add",
-            "--partner",
-            &pid,
-            "--crm",
-            "yclients",
-            "--company-id",
-            company,
-        ];
-        if company == COMPANY_HTTP {
-            args.extend(["--partner-token", "bench", "--user-token", "bench"]);
-        }
-        let c = run_cli(gateway_bin, &url, &args)?;
-        conns.push((
-            PartnerId(p["id"].as_i64().unwrap_or_default()),
-            ConnectionId(c["id"].as_i64().unwrap_or_default()),
-            c["webhook_url"].as_str().unwrap_or_default().to_owned(),
-        ));
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut child = std::process::Command::new(gateway_bin)
-        .env("DATABASE_URL", &url)
-        .env("LOYALTY_LISTEN", &listen)
-        .env("YCLIENTS_API_URL", crm.url())
-        .env("RUST_LOG", "info")
-        .arg("serve")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
-    let pid = child.id();
-    let outcome = drive(&url, &listen, &conns, pid, scale, &crm).await;
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = child.wait();
-    outcome
+    let conns = vec![
+        add_salon(gateway_bin, &url, COMPANY_HTTP, true)?,
+        add_salon(gateway_bin, &url, COMPANY_SQL, false)?,
+    ];
+    let served = Served::start(gateway_bin, &url, &crm.url(), "info")?;
+    drive(&url, &served, &conns, scale, &crm).await
 }
 
 async fn drive(
     url: &str,
-    listen: &str,
+    served: &Served,
     conns: &[(PartnerId, ConnectionId, String)],
-    pid: u32,
     scale: usize,
     crm: &fake_crm::FakeCrm,
 ) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(128)
         .build()?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http
-        .get(format!("http://{listen}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status().is_success())
-        .ok()
-        != Some(true)
-    {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the gateway did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    served.ready(&http).await?;
+    let (listen, pid) = (served.listen.as_str(), served.pid());
     // The webhook URL names the configured listen address of the CLI run; use the live one.
     let secret = conns[0].2.rsplit('/').next().unwrap_or_default();
     let hook = format!("http://{listen}/webhooks/yclients/{secret}");

@@ -16,14 +16,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use loyalty_core::{ConnectionId, PartnerId};
 use loyalty_gateway::sample::{Record, record_webhook};
 use loyalty_store::SqlStore;
 use serde_json::{Value, json};
 
 use crate::fake_crm::{Company, FakeCrm, Kind};
-use crate::{Database, rss_mib, run_cli, with_db};
+use crate::{Database, Served, add_salon, rss_mib, run_cli, with_db};
 
 const HISTORY: &str = "7001";
 const LIVE: &str = "7002";
@@ -122,72 +121,24 @@ async fn measure(db: &Database, gateway_bin: &str) -> anyhow::Result<Value> {
     let crm = FakeCrm::start(companies).await?;
 
     run_cli(gateway_bin, &url, &["migrate"])?;
-    let mut salons = Vec::new();
-    for company in [HISTORY, LIVE] {
-        let p = run_cli(
-            gateway_bin,
-            &url,
-            &["partner", "add", "--name", company, "--cashback-bps", "500"],
-        )?;
-        let pid = p["id"].to_string();
-        let c = run_cli(
-            gateway_bin,
-            &url,
-            &[
-                "connection",
-                "add",
-                "--partner",
-                &pid,
-                "--crm",
-                "yclients",
-                "--company-id",
-                company,
-                "--partner-token",
-                "bench-partner",
-                "--user-token",
-                "bench-user",
-            ],
-        )?;
-        salons.push((
-            PartnerId(p["id"].as_i64().unwrap_or_default()),
-            ConnectionId(c["id"].as_i64().unwrap_or_default()),
-            c["webhook_url"].as_str().unwrap_or_default().to_owned(),
-        ));
-    }
-    let listen = format!(
-        "127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port()
-    );
-    let mut child = std::process::Command::new(gateway_bin)
-        .env("DATABASE_URL", &url)
-        .env("LOYALTY_LISTEN", &listen)
-        .env("YCLIENTS_API_URL", crm.url())
-        .env("RUST_LOG", "warn")
-        .arg("serve")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .context("starting the gateway")?;
-    let pid = child.id();
-    let outcome = drive(&url, &listen, &salons, &crm, pid).await;
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = child.wait();
-    outcome
+    let salons = vec![
+        add_salon(gateway_bin, &url, HISTORY, true)?,
+        add_salon(gateway_bin, &url, LIVE, true)?,
+    ];
+    let served = Served::start(gateway_bin, &url, &crm.url(), "warn")?;
+    drive(&url, &served, &salons, &crm).await
 }
 
 async fn drive(
     url: &str,
-    listen: &str,
+    served: &Served,
     salons: &[(PartnerId, ConnectionId, String)],
     crm: &FakeCrm,
-    pid: u32,
 ) -> anyhow::Result<Value> {
     let store = Arc::new(SqlStore::connect(url).await?);
     let http = reqwest::Client::new();
+    served.ready(&http).await?;
+    let (listen, pid) = (served.listen.as_str(), served.pid());
     let started = Instant::now();
     let (history_conn, (live_partner, live_conn)) = (salons[0].1, (salons[1].0, salons[1].1));
     let secret = salons[1].2.rsplit('/').next().unwrap_or_default();
