@@ -1,0 +1,435 @@
+//! The command line of `loyalty-gateway`: every command, its options and their help. `main.rs`
+//! dispatches them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use loyalty_core::{Country, CrmKind, Currency};
+use loyalty_gateway::config::Overrides;
+
+/// Loyalty Bridge gateway: a points loyalty program for beauty salons, on top of the CRM the
+/// salon already uses.
+///
+/// The database is PostgreSQL (production; many gateway instances can share it) or SQLite (the
+/// embedded default: a file in the data directory, no set-up). Settings come from flags, then
+/// environment variables, then the optional TOML file given by --config, then defaults.
+#[derive(Debug, Parser)]
+#[command(name = "loyalty-gateway", version, about, long_about)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) settings: Overrides,
+
+    /// Print exactly one JSON object on stdout instead of text.
+    #[arg(long, global = true, help_heading = "Output")]
+    pub(crate) json: bool,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the HTTP service, the outbox worker and the Telegram bot until SIGTERM or Ctrl-C.
+    Serve,
+    /// A day of a small salon, end to end, on a throwaway embedded database: a simulated
+    /// YCLIENTS sends webhooks to the real gateway and a Telegram stand-in prints each message.
+    Demo,
+    /// Apply the database migrations (safe to run again: applied ones are skipped).
+    Migrate,
+    /// Show the effective configuration, secrets hidden.
+    Config,
+    /// Partners (salons or chains) and their points program.
+    #[command(subcommand)]
+    Partner(PartnerCmd),
+    /// Connections of partners to their CRM.
+    #[command(subcommand)]
+    Connection(ConnectionCmd),
+    /// A client's balance and history.
+    #[command(subcommand)]
+    Client(ClientCmd),
+    /// The partner's rewards catalog: what points buy.
+    #[command(subcommand)]
+    Reward(RewardCmd),
+    /// The CRM's service list (for service rewards) and which services points may buy.
+    #[command(subcommand)]
+    Services(ServicesCmd),
+    /// A client at the desk exchanges points for a reward; prints the code to use.
+    Redeem {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        phone: String,
+        #[arg(long)]
+        reward: i64,
+        /// The same key twice gives the same code (safe to retry).
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Redemption codes at the desk.
+    #[command(subcommand)]
+    Code(CodeCmd),
+    /// Let a staff member's Telegram chat check and use the partner's codes in the bot
+    /// (`/check CODE`, `/use CODE [BILL]`; a money certificate needs the bill it pays). The chat
+    /// id is what the bot replies to; @userinfobot shows it.
+    StaffAdd {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long, allow_hyphen_values = true)]
+        chat: i64,
+    },
+    /// The history import: a connection's clients and visits of the past, no points for them.
+    #[command(subcommand)]
+    Import(ImportCmd),
+    /// The reconciliation poller: what it read last per connection, and how often.
+    #[command(subcommand)]
+    Sync(SyncCmd),
+    /// Checks and repairs of stored data.
+    #[command(subcommand)]
+    Doctor(DoctorCmd),
+    /// CRM events waiting for the CRM's API before they are applied (a partial record to
+    /// re-fetch, how a bill was paid), and those given up on.
+    #[command(subcommand)]
+    Inbox(InboxCmd),
+    /// The latest webhook deliveries the gateway refused, with why.
+    Rejected {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Print what a CRM webhook body means, one JSON object per event; no database needed.
+    /// Exit status 2 when the body cannot be understood.
+    InspectWebhook {
+        /// Which CRM sent it.
+        #[arg(long, value_name = "yclients|altegio")]
+        crm: CrmKind,
+        /// The company's currency (default: RUB for YCLIENTS, USD for Altegio).
+        #[arg(long, value_name = "CODE")]
+        currency: Option<Currency>,
+        /// The company's offset from UTC in minutes, for times sent without one
+        /// (default: 180 for YCLIENTS, 0 for Altegio).
+        #[arg(long, value_name = "MINUTES", allow_hyphen_values = true)]
+        utc_offset_minutes: Option<i32>,
+        /// The company's country, for phones typed without a country code.
+        #[arg(long, value_name = "CC", default_value = "RU")]
+        country: Country,
+        /// The body, or `-` for standard input.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PartnerCmd {
+    /// Add a partner; prints its id.
+    Add(PartnerArgs),
+    /// Change a partner's program settings.
+    Set {
+        #[arg(long)]
+        partner: i64,
+        /// Where the salon is (ISO 3166 alpha-2): phones typed without a country code are read
+        /// as this country's from now on (`doctor phones` re-reads the stored ones).
+        #[arg(long, value_name = "CC")]
+        country: Option<Country>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImportCmd {
+    /// Import the connection's CRM clients and visits since --since (default: 24 months back)
+    /// into the history, here and now; no points for visits before the connection was made
+    /// (or before --accrue-since). Killed, it continues where it was when run again.
+    Crm {
+        #[arg(long)]
+        connection: i64,
+        /// YYYY-MM-DD: the first day imported.
+        #[arg(long)]
+        since: Option<String>,
+        /// YYYY-MM-DD: visits from this day on earn points (once; never again).
+        #[arg(long)]
+        accrue_since: Option<String>,
+    },
+    /// The imports and how far they got.
+    Status {
+        #[arg(long)]
+        connection: Option<i64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SyncCmd {
+    /// Per connection: the last pass, the cursor and how far behind it is, what it found,
+    /// the last error, the interval in force.
+    Status {
+        #[arg(long)]
+        connection: Option<i64>,
+    },
+    /// Poll this connection every --seconds (0: not at all), or at the deployment's interval
+    /// again (--default).
+    Interval {
+        #[arg(long)]
+        connection: i64,
+        #[arg(long, conflicts_with = "default", required_unless_present = "default")]
+        seconds: Option<u32>,
+        #[arg(long)]
+        default: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum InboxCmd {
+    /// What waits (with --dead: what was given up on after days of failing), oldest first.
+    List {
+        #[arg(long)]
+        dead: bool,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Try an item again now (a dead letter too), its tries counted from zero.
+    Replay { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DoctorCmd {
+    /// Re-read every stored client phone in its partner's country and list those that would
+    /// change or cannot exist; --apply moves a client to the corrected number when no other
+    /// client holds it (collisions are listed, never merged).
+    Phones {
+        #[arg(long)]
+        partner: Option<i64>,
+        #[arg(long)]
+        apply: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PartnerArgs {
+    #[arg(long)]
+    pub(crate) name: String,
+    /// Cashback in basis points: 500 = 5 % of the paid amount.
+    #[arg(long)]
+    pub(crate) cashback_bps: u32,
+    #[arg(long, default_value = "RUB")]
+    pub(crate) currency: Currency,
+    /// Where the salon is (ISO 3166 alpha-2: RU, KZ, BY, UA, UZ, …): phones typed without a
+    /// country code are read as this country's.
+    #[arg(long, value_name = "CC", default_value = "RU")]
+    pub(crate) country: Country,
+    /// Visits paid below this (minor units: kopecks) earn nothing.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) min_paid_minor: i64,
+    /// Points expire this many days after they were earned (default: never).
+    #[arg(long)]
+    pub(crate) points_ttl_days: Option<u32>,
+    /// Points granted once when a client links Telegram.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) welcome_bonus: i64,
+    /// What one point is worth in minor units (100 = 1 ₽).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) point_value_minor: i64,
+    /// The largest share of a bill points may pay, in basis points: a gateway code for a money
+    /// certificate is used only on a bill at least its value / share (`code use --bill-minor`).
+    #[arg(long, default_value_t = 5000)]
+    pub(crate) max_redeem_share_bps: u32,
+    /// Days a redemption code stays usable.
+    #[arg(long, default_value_t = 90)]
+    pub(crate) code_ttl_days: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConnectionCmd {
+    /// Connect a partner to a CRM company; prints the webhook URL to paste into the CRM.
+    Add {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long, value_name = "yclients|altegio")]
+        crm: CrmKind,
+        /// The company (location) id in the CRM.
+        #[arg(long)]
+        company_id: String,
+        /// The developer partner token (lets the gateway re-fetch partial records).
+        #[arg(long, env = "CRM_PARTNER_TOKEN", hide_env_values = true)]
+        partner_token: Option<String>,
+        /// The salon's user token.
+        #[arg(long, env = "CRM_USER_TOKEN", hide_env_values = true)]
+        user_token: Option<String>,
+        /// The company's offset from UTC (default: 180 for YCLIENTS, 0 for Altegio).
+        #[arg(long, allow_hyphen_values = true)]
+        utc_offset_minutes: Option<i32>,
+        /// The location's country when it is not the partner's (ISO 3166 alpha-2).
+        #[arg(long, value_name = "CC")]
+        country: Option<Country>,
+    },
+    /// Change a connection's settings.
+    Set {
+        connection: i64,
+        /// Create people who join through the bot (by the salon's link) and whom the CRM does
+        /// not know in the CRM, with their name and phone.
+        #[arg(long, value_name = "on|off", value_parser = on_off)]
+        create_clients: Option<bool>,
+    },
+    /// How the connection writes rewards into its CRM: top up the client's loyalty card,
+    /// sell a certificate, or (the default) the gateway's own codes checked by staff.
+    Rewards {
+        connection: i64,
+        #[arg(long, value_name = "loyalty-card|certificate|gateway-code")]
+        strategy: String,
+        /// loyalty-card: the chain (network) id the card type belongs to.
+        #[arg(long)]
+        chain: Option<String>,
+        /// loyalty-card: the card type to top up (issued to clients who have none).
+        #[arg(long)]
+        card_type: Option<String>,
+        /// certificate: the good linked to a certificate type.
+        #[arg(long)]
+        good: Option<String>,
+        /// certificate: the storage the good is sold from.
+        #[arg(long)]
+        storage: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CodeCmd {
+    /// What a code is for and whether it can be used.
+    Show { code: String },
+    /// Mark a code used: its points are spent. A code is used once.
+    Use {
+        code: String,
+        /// The bill it pays, in minor units (kopecks). Needed for a gateway code worth money:
+        /// points pay at most the program's share of a bill (`--max-redeem-share-bps`).
+        #[arg(long)]
+        bill_minor: Option<i64>,
+    },
+    /// Settle a reward the gateway could not confirm in the CRM (see `crm_error`): --written
+    /// when it is there, --not-written to give the points back.
+    Resolve {
+        code: String,
+        #[arg(
+            long,
+            conflicts_with = "not_written",
+            required_unless_present = "not_written"
+        )]
+        written: bool,
+        #[arg(long)]
+        not_written: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServicesCmd {
+    /// Read the connection's service list from its CRM now (the gateway also does it every
+    /// 6 hours and when the CRM reports a service change).
+    Sync {
+        #[arg(long)]
+        connection: i64,
+    },
+    /// The connection's services as last synced (with --all, those gone from the CRM too);
+    /// with --kind staff|category|good, its masters, service categories or goods instead.
+    List {
+        #[arg(long)]
+        connection: i64,
+        #[arg(long)]
+        all: bool,
+        #[arg(long, value_parser = ["staff", "category", "good"])]
+        kind: Option<String>,
+    },
+    /// Let points buy this service (the default for a synced service).
+    Allow {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        service: String,
+    },
+    /// Keep this service out of rewards; its rewards leave the catalog.
+    Deny {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        service: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RewardCmd {
+    /// Add a money certificate (--certificate-minor) or a CRM service (--service-id; its
+    /// synced price unless --price-minor is given) bought for --points.
+    Add {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        title: String,
+        /// What it costs in points.
+        #[arg(long)]
+        points: i64,
+        /// A certificate of this value in minor units (50000 = 500 ₽).
+        #[arg(long)]
+        certificate_minor: Option<i64>,
+        /// The service's id in the CRM.
+        #[arg(long)]
+        service_id: Option<String>,
+        /// The service's price in minor units (default: its price in the synced list).
+        #[arg(long)]
+        price_minor: Option<i64>,
+    },
+    /// The rewards clients can buy now (with --all, removed ones too).
+    List {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Take a reward off the catalog.
+    Remove {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        reward: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClientCmd {
+    /// Balance and latest history of the client with this phone.
+    Show {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        phone: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Add points by hand (a desk without a CRM, a goodwill gesture); the client is told.
+    Accrue {
+        #[command(flatten)]
+        manual: ManualArgs,
+    },
+    /// Write points off by hand (spent at the desk); never below zero; the client is told.
+    Debit {
+        #[command(flatten)]
+        manual: ManualArgs,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ManualArgs {
+    #[arg(long)]
+    pub(crate) partner: i64,
+    /// The client's phone, as typed in the partner's country.
+    #[arg(long)]
+    pub(crate) phone: String,
+    /// How many points (more than zero).
+    #[arg(long)]
+    pub(crate) points: i64,
+    /// Why: the client's message and the history show it.
+    #[arg(long)]
+    pub(crate) reason: String,
+    /// Makes a retry safe: the same key again is the same posting, with other input an error.
+    #[arg(long)]
+    pub(crate) key: Option<String>,
+}
+
+pub(crate) fn on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("expected on or off, got {other:?}")),
+    }
+}
