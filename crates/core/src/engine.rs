@@ -2,27 +2,14 @@
 //! transaction through [`Store`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde::Serialize;
 
-use crate::adapter::AdapterError;
-use crate::code::Code;
-use crate::event::{ClientEvent, ClientRef, CrmEvent, LoyaltyPaid, VisitEvent};
-use crate::history::Visit;
-use crate::inbox::Source;
-use crate::ledger::{Account, EntryKind, LedgerEntry, LotId, NewEntry, NewLot, plan_draw};
-use crate::model::{
-    Client, ClientId, ConnectionId, CrmConnection, EntryId, HoldId, PartnerId, Program, RewardId,
-};
-use crate::money::{Bps, Currency, MoneyError, Points};
-use crate::outbox::{NewOutbox, Notification};
-use crate::phone::{Phone, PhoneError};
-use crate::redemption::{NewRedemption, Redemption, RedemptionStatus, Strategy, Target};
-use crate::reward::{Reward, RewardKind};
-use crate::store::{
-    CardUpdate, DeliveryRecord, Hold, HoldStatus, RecordState, Store, StoreError, StoreTx,
-};
+use crate::ledger::LedgerEntry;
+use crate::model::{Client, ClientId, EntryId, PartnerId, Program};
+use crate::money::Points;
+use crate::phone::Phone;
+use crate::store::Store;
 
 /// How many times a transaction that lost a race is run again before the error is returned.
 pub(crate) const MAX_TX_ATTEMPTS: u32 = 8;
@@ -140,11 +127,7 @@ pub use error::EngineError;
 pub use expiry::ExpiryPass;
 pub use import::{ImportObserver, ImportRun, Quiet};
 pub use intake::{InboxPass, Intake};
-use posting::{
-    client_of, credit, debit, enough, notify, positive, program_of, replayed, skip_points,
-};
 pub use redemption::BillTerms;
-use redemption::min_bill_text;
 pub use writeback::{
     AdapterSource, CERTIFICATE_GRACE_MS, Resolution, WriteBackOutcome, WriteBackPass,
     WriteBackPolicy,

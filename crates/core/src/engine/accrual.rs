@@ -1,7 +1,17 @@
 //! Accrual: a CRM event applied exactly once — visits (the target of a record against what it
 //! already earned), client cards, the welcome bonus.
 
-use super::*;
+use super::posting::{client_of, credit, debit, notify, program_of};
+use crate::event::{ClientEvent, ClientRef};
+use crate::history::Visit;
+use crate::inbox::Source;
+use crate::ledger::{Account, EntryKind, NewEntry};
+use crate::outbox::Notification;
+use crate::store::{CardUpdate, DeliveryRecord, RecordState};
+use crate::{
+    Client, ClientId, CrmConnection, CrmEvent, EngineError, LoyaltyEngine, LoyaltyPaid, MoneyError,
+    Outcome, PartnerId, Points, Posting, Program, StoreTx, VisitEvent,
+};
 
 impl LoyaltyEngine {
     /// Applies one normalized CRM event for a connection, exactly once whatever the order and

@@ -5,7 +5,8 @@
 
 use async_trait::async_trait;
 
-use super::{EngineError, LoyaltyEngine, program_of};
+use super::posting::program_of;
+use super::{EngineError, LoyaltyEngine};
 use crate::adapter::ClientDraft;
 use crate::model::{Client, ConnectionId, PartnerId};
 use crate::phone::Phone;

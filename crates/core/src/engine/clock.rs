@@ -1,6 +1,6 @@
 //! Time, as the engine sees it.
 
-use super::*;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// The time source; tests move it by hand.
 pub trait Clock: Send + Sync {

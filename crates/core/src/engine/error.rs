@@ -1,6 +1,11 @@
 //! The engine's errors.
 
-use super::*;
+use super::redemption::min_bill_text;
+use crate::model::HoldId;
+use crate::{
+    AdapterError, Bps, ClientId, ConnectionId, Currency, MoneyError, PartnerId, PhoneError, Points,
+    RewardId, StoreError,
+};
 
 /// Errors of the engine. Each says what was wrong with the request, or that the store failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,6 +1,10 @@
 //! Expiry: lots past their date leave the balance for `program:expired`.
 
-use super::*;
+use super::posting::{client_of, notify};
+use crate::ledger::{Account, EntryKind, NewEntry};
+use crate::outbox::Notification;
+use crate::{ClientId, EngineError, LoyaltyEngine, PartnerId, Points, Posting, StoreTx};
+use serde::Serialize;
 
 /// What one expiry pass over the deployment did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -1,6 +1,9 @@
 //! Manual work: points accrued or debited by hand, each under its idempotency key.
 
-use super::*;
+use super::posting::{client_of, credit, debit, enough, notify, positive, program_of, replayed};
+use crate::ledger::{Account, EntryKind, NewEntry};
+use crate::outbox::Notification;
+use crate::{ClientId, EngineError, LoyaltyEngine, PartnerId, Points, Posting, StoreTx};
 
 impl LoyaltyEngine {
     /// Points added by staff. Replaying the same `key` returns the first posting; the same key

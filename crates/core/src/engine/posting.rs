@@ -1,7 +1,12 @@
 //! What every capability posts with: the program and client of a transaction, the checks on an
 //! amount, credits and debits over lots, replays of a key, the client's notification.
 
-use super::*;
+use super::DAY_MS;
+use crate::ledger::{LotId, NewEntry, NewLot, plan_draw};
+use crate::outbox::{NewOutbox, Notification};
+use crate::{
+    Client, ClientId, EngineError, PartnerId, Points, Posting, Program, StoreError, StoreTx,
+};
 
 pub(super) async fn program_of(
     tx: &mut dyn StoreTx,

@@ -1,7 +1,18 @@
 //! Spending points: two-phase holds, rewards redeemed for codes or CRM certificates, codes used
 //! at the desk or in the CRM, cancelled or expired.
 
-use super::*;
+use super::DAY_MS;
+use super::posting::{client_of, debit, enough, positive, program_of, skip_points};
+use crate::code::Code;
+use crate::ledger::{Account, EntryKind, NewEntry};
+use crate::model::HoldId;
+use crate::redemption::{NewRedemption, Redemption, RedemptionStatus, Strategy, Target};
+use crate::store::{Hold, HoldStatus};
+use crate::{
+    Bps, ClientId, Currency, EngineError, LoyaltyEngine, PartnerId, Points, Program, Reward,
+    RewardKind, StoreError, StoreTx,
+};
+use serde::Serialize;
 
 /// The terms a money certificate from a gateway code is used on: points pay at most the
 /// program's `max_redeem_share` of a bill, so it pays only a bill of `min_bill_minor` or more.

@@ -21,7 +21,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{EngineError, LoyaltyEngine, client_of, notify, program_of};
+use super::posting::{client_of, notify, program_of};
+use super::{EngineError, LoyaltyEngine};
 use crate::adapter::{AdapterError, CrmAdapter, RewardRequest};
 use crate::code::Code;
 use crate::model::ConnectionId;
