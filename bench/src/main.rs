@@ -256,7 +256,7 @@ async fn sql_delivery_once(
     now: i64,
 ) -> Result<(), StoreError> {
     let mut tx: Box<dyn StoreTx> = store.begin().await?;
-    let program = tx.program(partner).await?;
+    let program = tx.program(partner).await?.program;
     let record_id = d.record_id.to_string();
     let mut state = tx.lock_record(partner, conn, &record_id).await?;
     let fingerprint = format!("{}:{}", d.record_id, d.cost_rub);
@@ -328,7 +328,7 @@ async fn sql_delivery_once(
             updated_at_ms: now,
         };
         tx.save_record(&state, &visit).await?;
-        tx.refresh_summary(partner, client_id).await?;
+        tx.refresh_summary(partner, client_id, i64::MIN).await?;
         outcome = "applied";
         delta = amount;
     }

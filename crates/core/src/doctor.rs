@@ -20,9 +20,6 @@ use crate::store::{Store, StoreError};
 /// What `doctor phones` needs of the store, beside [`Store`].
 #[async_trait]
 pub trait PhoneStore: Send + Sync {
-    /// Every partner, by id.
-    async fn partner_ids(&self) -> Result<Vec<PartnerId>, StoreError>;
-
     /// Every client of the partner with its phone exactly as stored, by client id.
     async fn stored_phones(
         &self,

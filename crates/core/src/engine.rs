@@ -116,6 +116,7 @@ mod error;
 mod expiry;
 mod import;
 mod intake;
+mod level;
 mod manual;
 mod poll;
 mod posting;
@@ -127,6 +128,7 @@ pub use error::EngineError;
 pub use expiry::ExpiryPass;
 pub use import::{ImportObserver, ImportRun, Quiet};
 pub use intake::{InboxPass, Intake};
+pub use level::{LevelView, ReviewPass};
 pub use redemption::BillTerms;
 pub use writeback::{
     AdapterSource, CERTIFICATE_GRACE_MS, Resolution, WriteBackOutcome, WriteBackPass,

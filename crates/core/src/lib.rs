@@ -22,6 +22,7 @@ pub mod history;
 pub mod import;
 pub mod inbox;
 pub mod ledger;
+pub mod level;
 pub mod model;
 pub mod money;
 pub mod outbox;
@@ -40,13 +41,13 @@ pub use engine::{
 pub use event::{CrmEvent, LoyaltyPaid, VisitEvent, VisitStatus};
 pub use model::{
     BirthDate, Client, ClientId, ConnectionId, CrmConnection, CrmKind, Partner, PartnerId, Program,
-    RewardId,
+    ProgramError, ProgramVersion, RewardId,
 };
 pub use money::{Bps, Currency, Money, MoneyError, Points};
 pub use phone::{Country, Phone, PhoneError, UnknownCountry};
 pub use reward::{NewReward, Reward, RewardKind};
 pub use store::{
-    ChatStore, ClientStore, ClientTx, HoldTx, LedgerStore, LedgerTx, OutboxStats, OutboxStore,
-    OutboxTx, PartnerStore, RecordTx, RedemptionTx, RewardStore, Store, StoreError, StoreTx,
-    TelegramChat,
+    ChatStore, ClientStore, ClientTx, HoldTx, LedgerStore, LedgerTx, LevelStore, LevelTx,
+    OutboxStats, OutboxStore, OutboxTx, PartnerStore, RecordTx, RedemptionTx, RewardStore, Store,
+    StoreError, StoreTx, TelegramChat,
 };

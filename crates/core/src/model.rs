@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::level::{LevelError, Levels};
 use crate::money::{Bps, Currency, MoneyError, Points, accrual_points};
 use crate::phone::{Country, Phone};
 
@@ -94,6 +95,27 @@ pub struct Program {
     /// (a connection may name another for a location abroad).
     #[serde(default)]
     pub country: Country,
+    /// Levels that raise the cashback and the redemption cap; `None`: one flat program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub levels: Option<Levels>,
+}
+
+/// One version of a partner's program: every change is a new version, in force from its
+/// `effective_from_ms`. A visit is computed with the version in force at the visit's time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProgramVersion {
+    pub version: i64,
+    pub effective_from_ms: i64,
+    pub program: Program,
+}
+
+/// What a program's settings get wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProgramError {
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    #[error(transparent)]
+    Levels(#[from] LevelError),
 }
 
 fn default_code_ttl_days() -> u32 {
@@ -131,21 +153,47 @@ impl Program {
             point_value_minor: 100,
             code_ttl_days: default_code_ttl_days(),
             country: Country::RU,
+            levels: None,
         }
     }
 
     /// Checks the settings that cannot be expressed by types.
-    pub fn validate(&self) -> Result<(), MoneyError> {
+    pub fn validate(&self) -> Result<(), ProgramError> {
         if self.min_paid_minor < 0 {
-            return Err(MoneyError::Negative(self.min_paid_minor));
+            return Err(MoneyError::Negative(self.min_paid_minor).into());
         }
         if self.welcome_bonus.value() < 0 {
-            return Err(MoneyError::Negative(self.welcome_bonus.value()));
+            return Err(MoneyError::Negative(self.welcome_bonus.value()).into());
         }
         if self.point_value_minor < 1 {
-            return Err(MoneyError::BadPointValue(self.point_value_minor));
+            return Err(MoneyError::BadPointValue(self.point_value_minor).into());
+        }
+        if let Some(levels) = &self.levels {
+            levels.validate()?;
         }
         Ok(())
+    }
+
+    /// The level a client with the stored level `stored` stands at, when the program has
+    /// levels: its position and name.
+    pub fn level_of(&self, stored: Option<&str>) -> Option<(usize, &str)> {
+        let levels = self.levels.as_ref()?;
+        let i = levels.standing(stored);
+        levels.tiers.get(i).map(|t| (i, t.name.as_str()))
+    }
+
+    /// The program as it applies at the level named `level`: that level's cashback and
+    /// redemption cap in place of the program's own. Unchanged without levels or for a name
+    /// the program does not have (the base level's terms then apply).
+    pub fn at_level(&self, level: Option<&str>) -> Program {
+        let mut p = self.clone();
+        if let Some(levels) = &self.levels
+            && let Some(tier) = levels.tiers.get(levels.standing(level))
+        {
+            p.cashback = tier.cashback;
+            p.max_redeem_share = tier.max_redeem_share;
+        }
+        p
     }
 
     /// The rate for one line: a rule for the item wins over a rule for its category, which wins
@@ -242,6 +290,15 @@ pub struct Client {
     pub email: Option<String>,
     #[serde(default)]
     pub birth_date: Option<BirthDate>,
+    /// The client's level by name (`None`: the program's first), when the program has levels.
+    #[serde(default)]
+    pub level: Option<String>,
+    /// A level staff set by hand: she never stands below it.
+    #[serde(default)]
+    pub level_floor: Option<String>,
+    /// Since when the level holds: reached, or confirmed by the last review.
+    #[serde(default)]
+    pub level_since_ms: Option<i64>,
 }
 
 /// A birthday: day and month, and the year when the salon knows it.
@@ -546,7 +603,7 @@ mod tests {
         let mut p = Program::with_cashback(Bps::new(500).unwrap());
         assert!(p.validate().is_ok());
         p.point_value_minor = 0;
-        assert_eq!(p.validate(), Err(MoneyError::BadPointValue(0)));
+        assert_eq!(p.validate(), Err(MoneyError::BadPointValue(0).into()));
         let json = r#"{"currency":"RUB","cashback":500,"max_redeem_share":5000,
                        "point_value_minor":100,"cashbak":3}"#;
         assert!(

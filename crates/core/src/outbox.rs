@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ClientId, PartnerId};
-use crate::money::{Currency, Points};
+use crate::money::{Bps, Currency, Points};
 use crate::redemption::Strategy;
 
 /// What a client is told. Rendered into a message by the Telegram crate.
@@ -56,6 +56,14 @@ pub enum Notification {
         title: String,
         points: Points,
         balance: Points,
+    },
+    /// The client's level changed: risen on a visit or by hand, or lower after a review.
+    LevelChanged {
+        from: String,
+        to: String,
+        rose: bool,
+        cashback: Bps,
+        max_redeem_share: Bps,
     },
 }
 

@@ -20,9 +20,10 @@ use crate::code::Code;
 use crate::event::VisitStatus;
 use crate::history::Visit;
 use crate::ledger::{AccountTotals, LedgerEntry, Lot, LotId, NewEntry, NewLot};
+use crate::level::{LevelReason, Measure, Terms};
 use crate::model::{
     Client, ClientId, ConnectionId, CrmConnection, EntryId, HoldId, NewConnection, NewPartner,
-    Partner, PartnerId, Program, RewardId,
+    Partner, PartnerId, Program, ProgramVersion, RewardId,
 };
 use crate::money::Points;
 use crate::outbox::{NewOutbox, OutboxMessage};
@@ -64,6 +65,23 @@ pub struct RecordState {
     pub postings: i64,
     /// The last accrual posted for it: what a reversal names.
     pub last_accrual: Option<EntryId>,
+    /// The program version and level it was first applied to its client with.
+    pub terms: Option<Terms>,
+}
+
+/// One change of a client's level, kept for the salon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LevelChange {
+    pub client_id: ClientId,
+    /// `None`: the program's first level.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub reason: LevelReason,
+    /// The qualifying measure then, in the program's unit.
+    pub measure: i64,
+    /// Who set it, for a level set by hand.
+    pub actor: Option<String>,
+    pub at_ms: i64,
 }
 
 /// The outcome of one delivery, kept for the operator.
@@ -160,7 +178,7 @@ impl CardUpdate {
 /// Composed of one trait per part of a transaction's work, below.
 #[async_trait]
 pub trait StoreTx:
-    RecordTx + ClientTx + LedgerTx + HoldTx + RedemptionTx + OutboxTx + Send
+    RecordTx + ClientTx + LedgerTx + LevelTx + HoldTx + RedemptionTx + OutboxTx + Send
 {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
@@ -180,12 +198,14 @@ pub trait RecordTx: Send {
     /// record and time) in one write.
     async fn save_record(&mut self, state: &RecordState, visit: &Visit) -> Result<(), StoreError>;
 
-    /// Recomputes the client's summary from their records that came.
+    /// Recomputes the client's summary from their records that came, and returns what came at
+    /// or after `level_from_ms` (the level measure's window; `i64::MIN` for all time).
     async fn refresh_summary(
         &mut self,
         partner: PartnerId,
         client: ClientId,
-    ) -> Result<(), StoreError>;
+        level_from_ms: i64,
+    ) -> Result<Measure, StoreError>;
 
     async fn record_delivery(
         &mut self,
@@ -265,8 +285,23 @@ pub trait ClientTx: Send {
 /// The program and the books in a transaction: balances (locked), lots, entries.
 #[async_trait]
 pub trait LedgerTx: Send {
-    /// The partner's program; [`StoreError::NotFound`] for an unknown partner.
-    async fn program(&mut self, partner: PartnerId) -> Result<Program, StoreError>;
+    /// The partner's newest program version; [`StoreError::NotFound`] for an unknown partner.
+    async fn program(&mut self, partner: PartnerId) -> Result<ProgramVersion, StoreError>;
+
+    /// The version in force at `at_ms`: the newest in force from then or earlier, else the
+    /// first.
+    async fn program_in_force(
+        &mut self,
+        partner: PartnerId,
+        at_ms: i64,
+    ) -> Result<ProgramVersion, StoreError>;
+
+    /// One version by number.
+    async fn program_version(
+        &mut self,
+        partner: PartnerId,
+        version: i64,
+    ) -> Result<ProgramVersion, StoreError>;
 
     /// The client's materialized balance, created at zero on first use, locked until commit.
     async fn lock_balance(
@@ -430,11 +465,84 @@ pub trait OutboxTx: Send {
     async fn enqueue(&mut self, partner: PartnerId, msg: &NewOutbox) -> Result<(), StoreError>;
 }
 
+/// Levels in a transaction: a client's level set with a compare-and-set, its floor, the log.
+#[async_trait]
+pub trait LevelTx: Send {
+    /// Sets the client's level to `level` (`None`: the first) holding since `since_ms`, only
+    /// if it is still `expected`; whether it was.
+    async fn set_level(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+        expected: Option<&str>,
+        level: Option<&str>,
+        since_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Sets (or with `None` clears) the level staff set by hand.
+    async fn set_level_floor(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+        floor: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    async fn insert_level_change(
+        &mut self,
+        partner: PartnerId,
+        change: &LevelChange,
+    ) -> Result<(), StoreError>;
+
+    /// What came for the client at or after `from_ms`.
+    async fn measure(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+        from_ms: i64,
+    ) -> Result<Measure, StoreError>;
+}
+
+/// Levels outside a transaction: who is due a review, the log, a client's measure.
+#[async_trait]
+pub trait LevelStore: Send + Sync {
+    /// Up to `limit` clients above the first level whose level has held since `cutoff_ms` or
+    /// earlier.
+    async fn level_reviews_due(
+        &self,
+        partner: PartnerId,
+        cutoff_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ClientId>, StoreError>;
+
+    /// The client's level changes, oldest first.
+    async fn level_changes(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Vec<LevelChange>, StoreError>;
+
+    /// What came for the client at or after `from_ms`.
+    async fn client_measure(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+        from_ms: i64,
+    ) -> Result<Measure, StoreError>;
+}
+
 /// The database behind the engine, the CLI and the workers: every capability below, and
 /// write transactions. An embedder that needs only part of it implements only those traits.
 #[async_trait]
 pub trait Store:
-    PartnerStore + ClientStore + LedgerStore + OutboxStore + ChatStore + RewardStore + Send + Sync
+    PartnerStore
+    + ClientStore
+    + LedgerStore
+    + LevelStore
+    + OutboxStore
+    + ChatStore
+    + RewardStore
+    + Send
+    + Sync
 {
     /// Starts a write transaction.
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
@@ -451,8 +559,21 @@ pub trait PartnerStore: Send + Sync {
 
     async fn partner(&self, id: PartnerId) -> Result<Option<Partner>, StoreError>;
 
-    /// Replaces the partner's program settings; `NotFound` for an unknown partner.
-    async fn set_program(&self, partner: PartnerId, program: &Program) -> Result<(), StoreError>;
+    /// Makes `program` the partner's newest version, in force from `effective_from_ms` (never
+    /// before the version it follows); `NotFound` for an unknown partner.
+    async fn set_program(
+        &self,
+        partner: PartnerId,
+        program: &Program,
+        effective_from_ms: i64,
+    ) -> Result<ProgramVersion, StoreError>;
+
+    /// Every partner, by id: for the passes that visit each program.
+    async fn partner_ids(&self) -> Result<Vec<PartnerId>, StoreError>;
+
+    /// Every version of the partner's program, oldest first.
+    async fn program_versions(&self, partner: PartnerId)
+    -> Result<Vec<ProgramVersion>, StoreError>;
 
     async fn create_connection(
         &self,

@@ -9,14 +9,6 @@ use crate::{SqlStore, db_err};
 
 #[async_trait]
 impl PhoneStore for SqlStore {
-    async fn partner_ids(&self) -> Result<Vec<PartnerId>, StoreError> {
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM partners ORDER BY id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(ids.into_iter().map(PartnerId).collect())
-    }
-
     async fn stored_phones(
         &self,
         partner: PartnerId,

@@ -231,7 +231,8 @@ impl CardStore for SqlStore {
     async fn cards_to_create(&self, limit: u32) -> Result<Vec<(ConnectionId, Client)>, StoreError> {
         let rows = sqlx::query(
             "SELECT k.id AS connection_id, c.id, c.partner_id, c.phone, c.name, \
-               c.telegram_chat_id, c.notifications_off, c.email, c.birth_date \
+               c.telegram_chat_id, c.notifications_off, c.email, c.birth_date, c.level, \
+               c.level_floor, c.level_since_ms \
              FROM clients c JOIN crm_connections k ON k.partner_id = c.partner_id \
              WHERE c.telegram_chat_id IS NOT NULL \
              AND NOT EXISTS (SELECT 1 FROM client_external_ids x \

@@ -22,6 +22,7 @@ mod health;
 mod history;
 mod import;
 mod inbox;
+mod levels;
 mod quota;
 mod rows;
 mod services;

@@ -6,7 +6,7 @@ use loyalty_core::outbox::{OutboxMessage, OutboxStatus};
 use loyalty_core::store::{Hold, HoldStatus};
 use loyalty_core::{
     BirthDate, Client, ClientId, ConnectionId, CrmConnection, Partner, PartnerId, Phone, Points,
-    StoreError,
+    ProgramVersion, StoreError,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -25,7 +25,8 @@ fn corrupt(what: &str, value: &str) -> StoreError {
 
 macro_rules! client_columns {
     () => {
-        "id, partner_id, phone, name, telegram_chat_id, notifications_off, email, birth_date"
+        "id, partner_id, phone, name, telegram_chat_id, notifications_off, email, birth_date, \
+         level, level_floor, level_since_ms"
     };
 }
 pub(crate) use client_columns;
@@ -241,6 +242,79 @@ pub(crate) fn client(row: &AnyRow) -> Result<Client, StoreError> {
         birth_date: get::<Option<String>>(row, "birth_date")?
             .as_deref()
             .and_then(BirthDate::from_iso),
+        level: get(row, "level")?,
+        level_floor: get(row, "level_floor")?,
+        level_since_ms: get(row, "level_since_ms")?,
+    })
+}
+
+/// The program version in force at `at_ms`: the newest in force from then or earlier, else the
+/// first.
+pub(crate) async fn program_in_force(
+    conn: &mut sqlx::AnyConnection,
+    partner: PartnerId,
+    at_ms: i64,
+) -> Result<ProgramVersion, StoreError> {
+    let in_force = sqlx::query(
+        "SELECT version, effective_from_ms, program FROM program_versions \
+         WHERE partner_id = $1 AND effective_from_ms <= $2 \
+         ORDER BY effective_from_ms DESC, version DESC LIMIT 1",
+    )
+    .bind(partner.0)
+    .bind(at_ms)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(crate::db_err)?;
+    let row = match in_force {
+        Some(row) => row,
+        None => sqlx::query(
+            "SELECT version, effective_from_ms, program FROM program_versions \
+             WHERE partner_id = $1 ORDER BY version LIMIT 1",
+        )
+        .bind(partner.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(crate::db_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("partner {partner}")))?,
+    };
+    program_version(&row)
+}
+
+/// What came for the client at or after `from_ms`: the level measure.
+pub(crate) async fn measure<'e, E>(
+    executor: E,
+    partner: PartnerId,
+    client: ClientId,
+    from_ms: i64,
+) -> Result<loyalty_core::level::Measure, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS visits, CAST(COALESCE(SUM(paid_minor), 0) AS BIGINT) AS paid \
+         FROM crm_records WHERE partner_id = $1 AND client_id = $2 AND status = 'came' \
+         AND visit_at_ms >= $3",
+    )
+    .bind(partner.0)
+    .bind(client.0)
+    .bind(from_ms)
+    .fetch_one(executor)
+    .await
+    .map_err(crate::db_err)?;
+    Ok(loyalty_core::level::Measure {
+        visits: get(&row, "visits")?,
+        paid_minor: get(&row, "paid")?,
+    })
+}
+
+/// A program version from `version, effective_from_ms, program`.
+pub(crate) fn program_version(row: &AnyRow) -> Result<ProgramVersion, StoreError> {
+    let program: String = get(row, "program")?;
+    Ok(ProgramVersion {
+        version: get(row, "version")?,
+        effective_from_ms: get(row, "effective_from_ms")?,
+        program: serde_json::from_str(&program)
+            .map_err(|e| StoreError::Corrupt(format!("program: {e}")))?,
     })
 }
 

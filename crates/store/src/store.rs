@@ -8,8 +8,8 @@ use loyalty_core::outbox::OutboxMessage;
 use loyalty_core::store::{DeliveryRecord, Hold};
 use loyalty_core::{
     ChatStore, Client, ClientId, ClientStore, ConnectionId, CrmConnection, LedgerStore,
-    OutboxStore, Partner, PartnerId, PartnerStore, Phone, Points, Program, RewardStore, Store,
-    StoreError, StoreTx,
+    OutboxStore, Partner, PartnerId, PartnerStore, Phone, Points, Program, ProgramVersion,
+    RewardStore, Store, StoreError, StoreTx,
 };
 
 use loyalty_core::model::RewardId;
@@ -40,17 +40,32 @@ impl PartnerStore for SqlStore {
     ) -> Result<Partner, StoreError> {
         let program = serde_json::to_string(&partner.program)
             .map_err(|e| StoreError::Backend(format!("program to JSON: {e}")))?;
+        let mut tx = self.begin_raw().await?;
         let row = sqlx::query(
             "INSERT INTO partners (name, program, created_at_ms) VALUES ($1, $2, $3) \
              RETURNING id, name, program",
         )
         .bind(partner.name.as_str())
-        .bind(program)
+        .bind(program.as_str())
         .bind(now_ms)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(db_err)?;
-        rows::partner(&row)
+        let created = rows::partner(&row)?;
+        // The first version is in force for all of the past: an imported history is computed
+        // with it.
+        sqlx::query(
+            "INSERT INTO program_versions (partner_id, version, effective_from_ms, program, \
+             created_at_ms) VALUES ($1, 1, 0, $2, $3)",
+        )
+        .bind(created.id.0)
+        .bind(program.as_str())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
     }
 
     async fn partner(&self, id: PartnerId) -> Result<Option<Partner>, StoreError> {
@@ -63,16 +78,71 @@ impl PartnerStore for SqlStore {
             .transpose()
     }
 
-    async fn set_program(&self, partner: PartnerId, program: &Program) -> Result<(), StoreError> {
+    async fn set_program(
+        &self,
+        partner: PartnerId,
+        program: &Program,
+        effective_from_ms: i64,
+    ) -> Result<ProgramVersion, StoreError> {
         let json = serde_json::to_string(program)
             .map_err(|e| StoreError::Backend(format!("program to JSON: {e}")))?;
-        let done = sqlx::query("UPDATE partners SET program = $2 WHERE id = $1")
-            .bind(partner.0)
-            .bind(json)
-            .execute(&self.pool)
+        let mut tx = self.begin_raw().await?;
+        // The partner's row is the lock: two changes at once get consecutive versions.
+        let row = sqlx::query(
+            "UPDATE partners SET program = $2, program_version = program_version + 1, \
+             program_from_ms = CASE WHEN $3 > program_from_ms THEN $3 ELSE program_from_ms END \
+             WHERE id = $1 RETURNING program_version, program_from_ms",
+        )
+        .bind(partner.0)
+        .bind(json.as_str())
+        .bind(effective_from_ms)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("partner {partner}")))?;
+        let version: i64 = get(&row, "program_version")?;
+        let from: i64 = get(&row, "program_from_ms")?;
+        sqlx::query(
+            "INSERT INTO program_versions (partner_id, version, effective_from_ms, program, \
+             created_at_ms) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(partner.0)
+        .bind(version)
+        .bind(from)
+        .bind(json.as_str())
+        .bind(effective_from_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(ProgramVersion {
+            version,
+            effective_from_ms: from,
+            program: program.clone(),
+        })
+    }
+
+    async fn partner_ids(&self) -> Result<Vec<PartnerId>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM partners ORDER BY id")
+            .fetch_all(&self.pool)
             .await
             .map_err(db_err)?;
-        found(done.rows_affected(), || format!("partner {partner}"))
+        Ok(ids.into_iter().map(PartnerId).collect())
+    }
+
+    async fn program_versions(
+        &self,
+        partner: PartnerId,
+    ) -> Result<Vec<ProgramVersion>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT version, effective_from_ms, program FROM program_versions \
+             WHERE partner_id = $1 ORDER BY version",
+        )
+        .bind(partner.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(rows::program_version).collect()
     }
 
     async fn create_connection(

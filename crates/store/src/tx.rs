@@ -7,12 +7,13 @@ use loyalty_core::outbox::{NewOutbox, OutboxStatus};
 use loyalty_core::store::{CardUpdate, DeliveryRecord, Hold, HoldStatus, RecordState};
 use loyalty_core::{
     Client, ClientId, ClientTx, ConnectionId, HoldTx, LedgerTx, OutboxTx, PartnerId, Phone, Points,
-    Program, RecordTx, RedemptionTx, Reward, RewardId, StoreError, StoreTx, VisitStatus,
+    ProgramVersion, RecordTx, RedemptionTx, Reward, RewardId, StoreError, StoreTx, VisitStatus,
 };
 use sqlx::{Any, Transaction};
 
 use loyalty_core::code::Code;
 use loyalty_core::history::Visit;
+use loyalty_core::level::Measure;
 use loyalty_core::redemption::{NewRedemption, Redemption, RedemptionStatus, WriteBack};
 
 use crate::rows::{
@@ -22,7 +23,7 @@ use crate::{Backend, db_err};
 
 /// A transaction on either backend. Dropped without commit, it rolls back.
 pub struct SqlTx {
-    tx: Transaction<'static, Any>,
+    pub(crate) tx: Transaction<'static, Any>,
     backend: Backend,
 }
 
@@ -61,7 +62,8 @@ impl RecordTx for SqlTx {
              VALUES ($1, $2, $3, 0) \
              ON CONFLICT (partner_id, connection_id, record_id) \
              DO UPDATE SET updated_at_ms = crm_records.updated_at_ms \
-             RETURNING version, fingerprint, status, client_id, accrued, postings, last_accrual",
+             RETURNING version, fingerprint, status, client_id, accrued, postings, last_accrual, \
+               terms",
         )
         .bind(partner.0)
         .bind(connection.0)
@@ -77,17 +79,28 @@ impl RecordTx for SqlTx {
             accrued: Points(get(&row, "accrued")?),
             postings: get(&row, "postings")?,
             last_accrual: get::<Option<i64>>(&row, "last_accrual")?.map(EntryId),
+            terms: get::<Option<String>>(&row, "terms")?
+                .map(|t| {
+                    serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("terms: {e}")))
+                })
+                .transpose()?,
         })
     }
 
     async fn save_record(&mut self, state: &RecordState, visit: &Visit) -> Result<(), StoreError> {
         let lines = serde_json::to_string(&visit.lines)
             .map_err(|e| StoreError::Backend(format!("visit lines to JSON: {e}")))?;
+        let terms = state
+            .terms
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Backend(format!("terms to JSON: {e}")))?;
         sqlx::query(
             "UPDATE crm_records SET version = $4, fingerprint = $5, status = $6, client_id = $7, \
              accrued = $8, postings = $9, last_accrual = $10, updated_at_ms = $11, \
              visit_at_ms = $12, staff_id = $13, staff_name = $14, paid_minor = $15, \
-             loyalty_paid_minor = $16, lines = $17, source = $18 \
+             loyalty_paid_minor = $16, lines = $17, source = $18, terms = $19 \
              WHERE partner_id = $1 AND connection_id = $2 AND record_id = $3",
         )
         .bind(visit.partner_id.0)
@@ -108,6 +121,7 @@ impl RecordTx for SqlTx {
         .bind(visit.loyalty_paid_minor)
         .bind(lines)
         .bind(visit.source.as_str())
+        .bind(terms)
         .execute(&mut *self.tx)
         .await
         .map_err(db_err)?;
@@ -118,23 +132,32 @@ impl RecordTx for SqlTx {
         &mut self,
         partner: PartnerId,
         client: ClientId,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+        level_from_ms: i64,
+    ) -> Result<Measure, StoreError> {
+        let row = sqlx::query(
             "INSERT INTO client_summaries (partner_id, client_id, first_visit_ms, last_visit_ms, \
-               visits, paid_minor) \
+               visits, paid_minor, level_visits, level_paid_minor) \
              SELECT $1, $2, MIN(visit_at_ms), MAX(visit_at_ms), COUNT(*), \
-               COALESCE(SUM(paid_minor), 0) \
+               COALESCE(SUM(paid_minor), 0), \
+               COALESCE(SUM(CASE WHEN visit_at_ms >= $3 THEN 1 ELSE 0 END), 0), \
+               COALESCE(SUM(CASE WHEN visit_at_ms >= $3 THEN paid_minor ELSE 0 END), 0) \
              FROM crm_records WHERE partner_id = $1 AND client_id = $2 AND status = 'came' \
              ON CONFLICT (partner_id, client_id) DO UPDATE SET \
                first_visit_ms = excluded.first_visit_ms, last_visit_ms = excluded.last_visit_ms, \
-               visits = excluded.visits, paid_minor = excluded.paid_minor",
+               visits = excluded.visits, paid_minor = excluded.paid_minor, \
+               level_visits = excluded.level_visits, level_paid_minor = excluded.level_paid_minor \
+             RETURNING level_visits, level_paid_minor",
         )
         .bind(partner.0)
         .bind(client.0)
-        .execute(&mut *self.tx)
+        .bind(level_from_ms)
+        .fetch_one(&mut *self.tx)
         .await
         .map_err(db_err)?;
-        Ok(())
+        Ok(Measure {
+            visits: get(&row, "level_visits")?,
+            paid_minor: get(&row, "level_paid_minor")?,
+        })
     }
 
     async fn record_delivery(
@@ -186,7 +209,7 @@ impl ClientTx for SqlTx {
     ) -> Result<Option<Client>, StoreError> {
         sqlx::query(
             "SELECT c.id, c.partner_id, c.phone, c.name, c.telegram_chat_id, c.notifications_off, \
-             c.email, c.birth_date \
+             c.email, c.birth_date, c.level, c.level_floor, c.level_since_ms \
              FROM client_external_ids x JOIN clients c ON c.id = x.client_id \
              WHERE x.partner_id = $1 AND x.connection_id = $2 AND x.external_id = $3 \
              AND c.partner_id = $1",
@@ -324,15 +347,43 @@ impl ClientTx for SqlTx {
 
 #[async_trait]
 impl LedgerTx for SqlTx {
-    async fn program(&mut self, partner: PartnerId) -> Result<Program, StoreError> {
-        let row = sqlx::query("SELECT program FROM partners WHERE id = $1")
-            .bind(partner.0)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::NotFound(format!("partner {partner}")))?;
-        let json: String = get(&row, "program")?;
-        serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("program: {e}")))
+    async fn program(&mut self, partner: PartnerId) -> Result<ProgramVersion, StoreError> {
+        let row = sqlx::query(
+            "SELECT program_version AS version, program_from_ms AS effective_from_ms, program \
+             FROM partners WHERE id = $1",
+        )
+        .bind(partner.0)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("partner {partner}")))?;
+        rows::program_version(&row)
+    }
+
+    async fn program_in_force(
+        &mut self,
+        partner: PartnerId,
+        at_ms: i64,
+    ) -> Result<ProgramVersion, StoreError> {
+        rows::program_in_force(&mut self.tx, partner, at_ms).await
+    }
+
+    async fn program_version(
+        &mut self,
+        partner: PartnerId,
+        version: i64,
+    ) -> Result<ProgramVersion, StoreError> {
+        let row = sqlx::query(
+            "SELECT version, effective_from_ms, program FROM program_versions \
+             WHERE partner_id = $1 AND version = $2",
+        )
+        .bind(partner.0)
+        .bind(version)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("partner {partner}'s program v{version}")))?;
+        rows::program_version(&row)
     }
 
     async fn lock_balance(

@@ -281,7 +281,11 @@ async fn the_country_is_a_program_setting(db: &TestDb) {
     assert_eq!(partner.program.country, Country::RU);
     let mut program = partner.program.clone();
     program.country = Country::parse("KZ").expect("KZ");
-    store.set_program(partner.id, &program).await.expect("set");
+    let v2 = store
+        .set_program(partner.id, &program, 1_000)
+        .await
+        .expect("set");
+    assert_eq!((v2.version, v2.effective_from_ms), (2, 1_000));
     let read = store
         .partner(partner.id)
         .await
@@ -289,7 +293,7 @@ async fn the_country_is_a_program_setting(db: &TestDb) {
         .expect("some");
     assert_eq!(read.program, program);
     assert!(matches!(
-        store.set_program(PartnerId(999_999), &program).await,
+        store.set_program(PartnerId(999_999), &program, 1_000).await,
         Err(loyalty_core::StoreError::NotFound(_))
     ));
 }

@@ -295,6 +295,30 @@ pub fn notification(n: &Notification, salon: &str, lang: Lang) -> String {
                 )
             }
         }
+        Notification::LevelChanged {
+            from,
+            to,
+            rose,
+            cashback,
+            max_redeem_share,
+        } => match (rose, ru) {
+            (true, true) => format!(
+                "🏅 Новый уровень в «{salon}»: {to} (был {from}). Теперь кешбэк {cashback}, \
+                 баллами можно оплатить до {max_redeem_share} счёта."
+            ),
+            (true, false) => format!(
+                "🏅 New level at {salon}: {to} (was {from}). Your cashback is now {cashback}, and \
+                 points can pay up to {max_redeem_share} of a bill."
+            ),
+            (false, true) => format!(
+                "Уровень в «{salon}» пересмотрен: {to} (был {from}). Кешбэк {cashback}, баллами \
+                 можно оплатить до {max_redeem_share} счёта."
+            ),
+            (false, false) => format!(
+                "Your level at {salon} was reviewed: {to} (was {from}). Cashback {cashback}, and \
+                 points can pay up to {max_redeem_share} of a bill."
+            ),
+        },
     }
 }
 

@@ -1,16 +1,18 @@
 //! Accrual: a CRM event applied exactly once — visits (the target of a record against what it
 //! already earned), client cards, the welcome bonus.
 
-use super::posting::{client_of, credit, debit, notify, program_of};
+use super::level::rise;
+use super::posting::{client_of, credit, debit, notify, program_of, version_of};
 use crate::event::{ClientEvent, ClientRef};
 use crate::history::Visit;
 use crate::inbox::Source;
 use crate::ledger::{Account, EntryKind, NewEntry};
+use crate::level::Terms;
 use crate::outbox::Notification;
 use crate::store::{CardUpdate, DeliveryRecord, RecordState};
 use crate::{
     Client, ClientId, CrmConnection, CrmEvent, EngineError, LoyaltyEngine, LoyaltyPaid, MoneyError,
-    Outcome, PartnerId, Points, Posting, Program, StoreTx, VisitEvent,
+    Outcome, PartnerId, Points, Posting, Program, ProgramVersion, StoreTx, VisitEvent,
 };
 
 impl LoyaltyEngine {
@@ -91,19 +93,13 @@ impl LoyaltyEngine {
         now: i64,
     ) -> Result<Outcome, EngineError> {
         let partner = conn.partner_id;
-        let program = program_of(tx, partner).await?;
-        if visit.currency != program.currency {
+        let current = version_of(tx, partner).await?;
+        if visit.currency != current.program.currency {
             return Err(EngineError::CurrencyMismatch {
-                program: program.currency,
+                program: current.program.currency,
                 event: visit.currency,
             });
         }
-        // A visit before the connection's points boundary (the imported past) is history only.
-        let target = if conn.before_points(visit.visit_at_ms) {
-            Points::ZERO
-        } else {
-            program.target_accrual(visit)?
-        };
         let mut state = tx.lock_record(partner, conn.id, &visit.record_id).await?;
         let fingerprint = visit.fingerprint();
 
@@ -122,30 +118,66 @@ impl LoyaltyEngine {
                 None => None,
             };
             let before = state.client_id;
-            let postings = self
-                .settle_record(
-                    tx,
-                    conn,
-                    &program,
-                    visit,
-                    &mut state,
-                    resolved,
-                    target,
-                    source.notifies(),
-                    now,
-                )
-                .await?;
+            let client = match (resolved, state.client_id) {
+                (Some(c), _) => Some(c),
+                (None, Some(id)) => tx.client(partner, id).await?,
+                (None, None) => None,
+            };
+            let postings = match &client {
+                // Nobody to credit yet; a later delivery naming the client will settle it.
+                None => Vec::new(),
+                Some(client) => {
+                    let terms = match state.terms.take() {
+                        Some(fixed) => fixed,
+                        None => first_terms(tx, partner, &current, visit, client).await?,
+                    };
+                    let program = terms_program(tx, partner, &current, &terms).await?;
+                    state.terms = Some(terms);
+                    // A visit before the connection's points boundary (the imported past) is
+                    // history only.
+                    let target = if conn.before_points(visit.visit_at_ms) {
+                        Points::ZERO
+                    } else {
+                        program.target_accrual(visit)?
+                    };
+                    self.settle_record(
+                        tx,
+                        conn,
+                        &program,
+                        visit,
+                        &mut state,
+                        client,
+                        target,
+                        source.notifies(),
+                        now,
+                    )
+                    .await?
+                }
+            };
             state.version = state.version.max(visit.version);
             state.fingerprint = Some(fingerprint);
             state.status = Some(visit.status);
             // The history row is the record's row: points and history change together.
             let row = Visit::of(partner, conn.id, visit, state.client_id, source, now);
             tx.save_record(&state, &row).await?;
-            if let Some(client) = state.client_id {
-                tx.refresh_summary(partner, client).await?;
+            if let Some(client) = &client {
+                // Levels rise by the program in force now, over its window ending now.
+                let levels = current.program.levels.as_ref();
+                let from = levels.map_or(i64::MIN, |l| l.window_from(now));
+                let measure = tx.refresh_summary(partner, client.id, from).await?;
+                rise(
+                    tx,
+                    partner,
+                    &current.program,
+                    client,
+                    measure,
+                    source.notifies(),
+                    now,
+                )
+                .await?;
             }
             if let Some(moved_from) = before.filter(|b| Some(*b) != state.client_id) {
-                tx.refresh_summary(partner, moved_from).await?;
+                tx.refresh_summary(partner, moved_from, i64::MIN).await?;
             }
             if postings.is_empty() {
                 Outcome::NoChange {
@@ -171,23 +203,12 @@ impl LoyaltyEngine {
         program: &Program,
         visit: &VisitEvent,
         state: &mut RecordState,
-        resolved: Option<Client>,
+        new_client: &Client,
         target: Points,
         tell_client: bool,
         now: i64,
     ) -> Result<Vec<Posting>, EngineError> {
         let partner = conn.partner_id;
-        let new_client = match resolved {
-            Some(c) => Some(c),
-            None => match state.client_id {
-                Some(id) => tx.client(partner, id).await?,
-                None => None,
-            },
-        };
-        let Some(new_client) = new_client else {
-            // Nobody to credit yet; a later delivery naming the client will settle it.
-            return Ok(Vec::new());
-        };
         let mut steps: Vec<(Client, Points)> = Vec::with_capacity(2);
         match state.client_id {
             Some(old) if old != new_client.id && state.accrued != Points::ZERO => {
@@ -372,6 +393,47 @@ pub(super) fn delivery(
         delta: outcome.delta(),
         received_at_ms: now,
     }
+}
+
+/// The terms a record is first applied to its client with: the program version in force at the
+/// visit's time and the client's level now.
+async fn first_terms(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    current: &ProgramVersion,
+    visit: &VisitEvent,
+    client: &Client,
+) -> Result<Terms, EngineError> {
+    let at_visit = match visit.visit_at_ms {
+        Some(at) if at < current.effective_from_ms => Some(tx.program_in_force(partner, at).await?),
+        _ => None,
+    };
+    let version = at_visit.as_ref().unwrap_or(current);
+    Ok(Terms {
+        version: version.version,
+        level: version
+            .program
+            .level_of(client.level.as_deref())
+            .map(|(_, name)| name.to_owned()),
+    })
+}
+
+/// The program a record's terms compute with: their version, at their level.
+async fn terms_program(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    current: &ProgramVersion,
+    terms: &Terms,
+) -> Result<Program, EngineError> {
+    let program = if terms.version == current.version {
+        current.program.at_level(terms.level.as_deref())
+    } else {
+        tx.program_version(partner, terms.version)
+            .await?
+            .program
+            .at_level(terms.level.as_deref())
+    };
+    Ok(program)
 }
 
 /// The client a CRM reference names: by its CRM id, else by phone (created when new — a

@@ -1,6 +1,7 @@
 //! The engine's errors.
 
 use super::redemption::min_bill_text;
+use crate::level::LevelError;
 use crate::model::HoldId;
 use crate::{
     AdapterError, Bps, ClientId, ConnectionId, Currency, MoneyError, PartnerId, PhoneError, Points,
@@ -14,6 +15,10 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Money(#[from] MoneyError),
+    #[error(transparent)]
+    Level(#[from] LevelError),
+    #[error("the program has no levels")]
+    NoLevels,
     #[error(transparent)]
     Phone(#[from] PhoneError),
     #[error("CRM: {0}")]

@@ -5,17 +5,37 @@ use super::DAY_MS;
 use crate::ledger::{LotId, NewEntry, NewLot, plan_draw};
 use crate::outbox::{NewOutbox, Notification};
 use crate::{
-    Client, ClientId, EngineError, PartnerId, Points, Posting, Program, StoreError, StoreTx,
+    Client, ClientId, EngineError, PartnerId, Points, Posting, Program, ProgramVersion, StoreError,
+    StoreTx,
 };
 
 pub(super) async fn program_of(
     tx: &mut dyn StoreTx,
     partner: PartnerId,
 ) -> Result<Program, EngineError> {
+    Ok(version_of(tx, partner).await?.program)
+}
+
+/// The partner's newest program version.
+pub(super) async fn version_of(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+) -> Result<ProgramVersion, EngineError> {
     tx.program(partner).await.map_err(|e| match e {
         StoreError::NotFound(_) => EngineError::UnknownPartner(partner),
         other => other.into(),
     })
+}
+
+/// The program as it applies to the client now: at their level's cashback and redemption cap.
+pub(super) async fn program_for_client(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    client: ClientId,
+) -> Result<Program, EngineError> {
+    let program = program_of(tx, partner).await?;
+    let client = client_of(tx, partner, client).await?;
+    Ok(program.at_level(client.level.as_deref()))
 }
 
 pub(super) async fn client_of(

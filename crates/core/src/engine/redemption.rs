@@ -2,7 +2,9 @@
 //! at the desk or in the CRM, cancelled or expired.
 
 use super::DAY_MS;
-use super::posting::{client_of, debit, enough, positive, program_of, skip_points};
+use super::posting::{
+    client_of, debit, enough, positive, program_for_client, program_of, skip_points,
+};
 use crate::code::Code;
 use crate::ledger::{Account, EntryKind, NewEntry};
 use crate::model::HoldId;
@@ -323,7 +325,12 @@ impl LoyaltyEngine {
             return Ok(None);
         };
         let program = self.program(r.partner_id).await?;
-        Ok(Some(BillTerms::new(value_minor, &program)))
+        let client = self.store.client(r.partner_id, r.client_id).await?;
+        let level = client.and_then(|c| c.level);
+        Ok(Some(BillTerms::new(
+            value_minor,
+            &program.at_level(level.as_deref()),
+        )))
     }
 
     /// Cancels an unused code: its points come back.
@@ -400,7 +407,7 @@ impl LoyaltyEngine {
                     .as_ref()
                     .and_then(|w| BillTerms::certificate_value(&r, w))
                 {
-                    let program = program_of(tx, r.partner_id).await?;
+                    let program = program_for_client(tx, r.partner_id, r.client_id).await?;
                     BillTerms::new(value_minor, &program).check(code, bill_minor)?;
                 }
             }

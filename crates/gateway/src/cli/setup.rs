@@ -6,7 +6,9 @@ use loyalty_core::PartnerStore;
 use loyalty_core::import::ImportStore;
 use loyalty_core::model::{NewConnection, NewPartner};
 use loyalty_core::redemption::Strategy;
-use loyalty_core::{Bps, ConnectionId, Country, CrmKind, Currency, PartnerId, Points, Program};
+use loyalty_core::{
+    Bps, Clock, ConnectionId, Country, CrmKind, Currency, PartnerId, Points, Program, SystemClock,
+};
 use loyalty_store::{ConnectionSettings, SqlStore};
 use serde_json::{Value, json};
 
@@ -49,6 +51,7 @@ pub async fn partner_add(store: &SqlStore, req: &PartnerAdd, now_ms: i64) -> any
         point_value_minor: req.point_value_minor,
         code_ttl_days: req.code_ttl_days,
         country: req.country,
+        levels: None,
     };
     program
         .validate()
@@ -79,7 +82,9 @@ pub async fn partner_set(
         return Err(Usage("nothing to change: give --country".into()).into());
     };
     found.program.country = country;
-    store.set_program(partner, &found.program).await?;
+    store
+        .set_program(partner, &found.program, SystemClock.now_ms())
+        .await?;
     Ok(json!({ "id": found.id, "name": found.name, "program": found.program }))
 }
 
