@@ -41,6 +41,9 @@ pub(crate) enum Command {
     /// Partners (salons or chains) and their points program.
     #[command(subcommand)]
     Partner(PartnerCmd),
+    /// The partner's points program: show it, or change it (a new version, in force from now).
+    #[command(subcommand)]
+    Program(ProgramCmd),
     /// Connections of partners to their CRM.
     #[command(subcommand)]
     Connection(ConnectionCmd),
@@ -405,6 +408,45 @@ pub(crate) enum ClientCmd {
     Debit {
         #[command(flatten)]
         manual: ManualArgs,
+    },
+    /// The client's level, what the next one needs and the changes; --set puts her at a level
+    /// by hand, which is then a floor no review goes below (--unset removes it).
+    Level {
+        #[arg(long)]
+        partner: i64,
+        /// The client's phone, as typed in the partner's country.
+        #[arg(long)]
+        phone: String,
+        /// A level's name from the program.
+        #[arg(long, value_name = "LEVEL", conflicts_with = "unset")]
+        set: Option<String>,
+        /// Remove the floor set by hand; her level stays until its review.
+        #[arg(long)]
+        unset: bool,
+        /// Who made the change (default: the operator's user name).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProgramCmd {
+    /// The program in force as JSON, the form `program set --file` reads (with --json: with
+    /// its version; --versions lists every version).
+    Show {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        versions: bool,
+    },
+    /// Replace the program with the JSON in FILE (`-`: standard input), checked first: cashback,
+    /// caps, levels (ordered, the first at 0), expiry. It is a new version in force from now;
+    /// a visit before now is still computed with the version of its time.
+    Set {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long, value_name = "FILE")]
+        file: String,
     },
 }
 

@@ -441,6 +441,21 @@ async fn housekeeping(
             }
             Err(e) => warn!(error = %e, "could not look for points past their date"),
         }
+        match engine.review_levels_everywhere().await {
+            Ok(pass) => {
+                if pass.reviewed > 0 {
+                    info!(
+                        reviewed = pass.reviewed,
+                        fell = pass.fell,
+                        "levels reviewed after their grace period; those who fell are told"
+                    );
+                }
+                for (partner, error) in &pass.failed {
+                    warn!(partner = partner.0, %error, "could not review a level");
+                }
+            }
+            Err(e) => warn!(error = %e, "could not look for levels due a review"),
+        }
         match engine.expire_codes().await {
             Ok(0) => {}
             Ok(n) => info!(codes = n, "expired unused codes; their points went back"),

@@ -231,6 +231,42 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&out?, json, cli::client_text);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Client(ClientCmd::Level {
+            partner,
+            phone,
+            set,
+            unset,
+            actor,
+        }) => {
+            let store = std::sync::Arc::new(open_migrated(&Config::resolve(overrides)?).await?);
+            let engine = LoyaltyEngine::new(store.clone());
+            let change = match (set, unset) {
+                (Some(level), _) => cli::LevelSet::Floor(level),
+                (None, true) => cli::LevelSet::Unset,
+                (None, false) => cli::LevelSet::Show,
+            };
+            let out = cli::client_level(&engine, partner, &phone, change, &cli::actor(actor)).await;
+            store.close().await;
+            print(&out?, json, cli::level_text);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Program(cmd) => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = match cmd {
+                ProgramCmd::Show { partner, versions } => {
+                    cli::program_show(&store, partner, versions)
+                        .await
+                        .map(|v| (v, cli::program_text as fn(&Value) -> String))
+                }
+                ProgramCmd::Set { partner, file } => cli::program_set(&store, partner, &file)
+                    .await
+                    .map(|v| (v, cli::program_set_text as fn(&Value) -> String)),
+            };
+            store.close().await;
+            let (value, text) = out?;
+            print(&value, json, text);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Client(ClientCmd::Accrue { manual }) => {
             manual_cmd(overrides, json, cli::Manual::Accrue, manual).await
         }

@@ -511,6 +511,9 @@ impl ClientBot {
             let balance = store.balance(c.partner_id, c.id).await?;
             let salon = self.salon_name(c.partner_id).await?;
             lines.push(format!("💎 {salon}: {}", text::points(balance, lang)));
+            if let Some(view) = self.engine.client_level(c.partner_id, c).await? {
+                lines.push(text::level(&view.progress, view.currency, lang));
+            }
         }
         Ok(lines.join("\n"))
     }

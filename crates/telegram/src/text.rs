@@ -1,6 +1,7 @@
 //! What the bot says, in Russian (the default) and English.
 
 use loyalty_core::health::{Incident, StaffNotice};
+use loyalty_core::level::{LevelMeasure, Progress};
 use loyalty_core::outbox::Notification;
 use loyalty_core::redemption::Strategy;
 use loyalty_core::{Currency, Points};
@@ -137,6 +138,48 @@ fn group(n: i64) -> String {
         out.push(ch);
     }
     out
+}
+
+/// A client's level and what the next one needs, under her balance:
+/// `🏅 Уровень Silver: кешбэк 7%. До Gold — ещё 68 000 ₽`.
+pub fn level(p: &Progress, currency: Currency, lang: Lang) -> String {
+    let ru = lang == Lang::Ru;
+    let head = if ru {
+        format!("🏅 Уровень {}: кешбэк {}", p.level, p.cashback)
+    } else {
+        format!("🏅 Level {}: {} cashback", p.level, p.cashback)
+    };
+    let Some((next, more)) = &p.next else {
+        return if ru {
+            format!("{head}. Это высший уровень")
+        } else {
+            format!("{head}. This is the top level")
+        };
+    };
+    let more = match p.measure {
+        LevelMeasure::Paid => money(*more, currency, lang),
+        LevelMeasure::Visits => visits(*more, lang),
+    };
+    if ru {
+        format!("{head}. До {next} — ещё {more}")
+    } else {
+        format!("{head}. {next} after {more} more")
+    }
+}
+
+/// `3 визита`, `1 visit`.
+fn visits(n: i64, lang: Lang) -> String {
+    let abs = n.unsigned_abs();
+    let word = match lang {
+        Lang::En if abs == 1 => "visit",
+        Lang::En => "visits",
+        Lang::Ru => match (abs % 10, abs % 100) {
+            (1, r) if r != 11 => "визит",
+            (2..=4, r) if !(12..=14).contains(&r) => "визита",
+            _ => "визитов",
+        },
+    };
+    format!("{} {word}", group(n))
 }
 
 /// The message a client gets for a notification from `salon`.

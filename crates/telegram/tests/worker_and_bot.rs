@@ -657,6 +657,72 @@ async fn sharing_ones_own_contact_links_the_phone_shows_points_and_grants_the_bo
 }
 
 /// A button pressed under the bot's message `message_id`.
+/// With levels on, `/balance` shows the level and what the next one needs, in the chat's
+/// language, and the worker tells the client when she rises.
+#[tokio::test]
+async fn the_balance_shows_the_level_and_what_the_next_one_needs() {
+    use loyalty_core::level::{LevelMeasure, Levels, Tier};
+    let w = world(0).await;
+    let tier = |name: &str, threshold: i64, cashback: i64, cap: i64| Tier {
+        name: name.into(),
+        threshold,
+        cashback: Bps::new(cashback).unwrap(),
+        max_redeem_share: Bps::new(cap).unwrap(),
+    };
+    let mut program = w.partner.program.clone();
+    program.levels = Some(Levels {
+        measure: LevelMeasure::Paid,
+        window_days: Some(365),
+        grace_days: 90,
+        tiers: vec![
+            tier("Base", 0, 300, 1_000),
+            tier("Silver", 3_000_000, 700, 2_000),
+            tier("Gold", 10_000_000, 1_500, 3_000),
+        ],
+    });
+    w.store
+        .set_program(w.partner.id, &program, T0)
+        .await
+        .unwrap();
+    w.visit("1", VisitStatus::Came, 2_500_000).await;
+    w.link(910).await;
+    Mock::given(method("POST"))
+        .respond_with(sent_ok(910))
+        .mount(&w.telegram)
+        .await;
+    let bot = ClientBot::new(w.engine.clone(), w.telegram());
+    bot.handle_update(update(1, 910, "ru", json!({"text": "/balance"})))
+        .await;
+    w.visit("2", VisitStatus::Came, 600_000).await;
+    bot.handle_update(update(2, 910, "en", json!({"text": "/balance"})))
+        .await;
+    // The points, then the level (one chat's messages go out in order, one per round); the chat
+    // speaks English since its last message.
+    let mut worker = w.worker();
+    w.round(&mut worker).await;
+    w.clock.advance_ms(1_000);
+    w.round(&mut worker).await;
+
+    let sends = w.sends().await;
+    let texts: Vec<&str> = sends.iter().filter_map(|s| s["text"].as_str()).collect();
+    assert_eq!(
+        texts[0],
+        "💎 Лотос: 750 баллов\n🏅 Уровень Base: кешбэк 3%. До Silver — ещё 5\u{202f}000 ₽"
+    );
+    assert_eq!(
+        texts[1],
+        "💎 Лотос: 930 points\n🏅 Level Silver: 7% cashback. Gold after 69\u{202f}000 ₽ more"
+    );
+    assert_eq!(
+        texts[2..],
+        [
+            "💎 +180 points for your visit of 6\u{202f}000 ₽ at Лотос. Balance: 930 points",
+            "🏅 New level at Лотос: Silver (was Base). Your cashback is now 7%, and points can \
+             pay up to 20% of a bill."
+        ]
+    );
+}
+
 fn press(id: u32, from: u64, message_id: u32, data: &str) -> frankenstein::updates::Update {
     serde_json::from_value(json!({"update_id": id, "callback_query": {
         "id": format!("q{id}"),

@@ -8,7 +8,7 @@ use crate::level::{LevelReason, Levels, Measure, Progress};
 use crate::outbox::Notification;
 use crate::store::LevelChange;
 use crate::{
-    Client, ClientId, EngineError, LoyaltyEngine, PartnerId, Program, StoreError, StoreTx,
+    Client, ClientId, Currency, EngineError, LoyaltyEngine, PartnerId, Program, StoreError, StoreTx,
 };
 
 /// Reviews made in one pass.
@@ -18,6 +18,8 @@ const REVIEW_BATCH: u32 = 500;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LevelView {
     pub progress: Progress,
+    /// The program's currency, for a `paid` measure.
+    pub currency: Currency,
     /// The level set by hand, below which she never falls.
     pub floor: Option<String>,
     /// Since when the level holds (reached or last confirmed).
@@ -55,6 +57,7 @@ impl LoyaltyEngine {
         let at = levels.standing(client.level.as_deref());
         Ok(Some(LevelView {
             progress: Progress::of(levels, at, m),
+            currency: program.currency,
             floor: client.level_floor.clone(),
             since_ms: client.level_since_ms,
             review_at_ms: client

@@ -57,6 +57,7 @@ pub async fn client_show(
         })
         .collect();
     let summary = history.summary(partner, client).await?.unwrap_or_default();
+    let level = engine.client_level(partner, &statement.client).await?;
     Ok(json!({
         "phone": statement.client.phone,
         "name": statement.client.name,
@@ -65,6 +66,7 @@ pub async fn client_show(
         "history": ledger,
         "summary": summary,
         "visits": visits,
+        "level": level,
     }))
 }
 
@@ -254,6 +256,9 @@ pub fn client_text(v: &Value) -> String {
         v["name"].as_str().unwrap_or_default(),
         v["balance"]
     );
+    if let Some(level) = v["level"]["progress"]["level"].as_str() {
+        out.push_str(&format!(", level {level}"));
+    }
     for h in v["history"].as_array().into_iter().flatten() {
         out.push_str(&format!(
             "\n  {:>+6}  {}  {}",

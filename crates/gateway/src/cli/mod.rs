@@ -6,6 +6,7 @@ mod deliveries;
 mod desk;
 mod doctor;
 mod import;
+mod program;
 mod setup;
 mod sync;
 
@@ -14,6 +15,7 @@ pub use deliveries::*;
 pub use desk::*;
 pub use doctor::*;
 pub use import::*;
+pub use program::*;
 pub use setup::*;
 pub use sync::*;
 
