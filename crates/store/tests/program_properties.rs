@@ -1,0 +1,360 @@
+//! The program's rules against a model written from their text (issue 12), on both backends:
+//! random levels (by paid total or by visits), program versions changed between deliveries,
+//! reviews, and random delivery orders of records edited, flipped and repeated. After every step:
+//!
+//! * the books balance and the client's balance is what the model says;
+//! * her level is the model's: up as soon as a visit's measure reaches a threshold, down only at
+//!   a review, to what the measure supports then;
+//! * each record earns by its final state at the level and program version it was first applied
+//!   with — the version in force at the visit's time, the level she had when it first arrived.
+//!
+//! The model replays the delivery order and shares no rule code with the engine: its thresholds,
+//! rates and rounding are written here from the rules' text.
+//!
+//! 1 000 cases per backend unless `PROPTEST_CASES` says otherwise.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{TestDb, salon};
+use loyalty_core::event::{ClientRef, LineKind, VisitLine};
+use loyalty_core::level::{LevelMeasure, Levels, Tier};
+use loyalty_core::{
+    Bps, ClientStore, Clock, CrmConnection, CrmEvent, Currency, LedgerStore, LoyaltyEngine,
+    ManualClock, PartnerId, PartnerStore, Phone, Points, Program, VisitEvent, VisitStatus,
+};
+use proptest::prelude::*;
+use proptest::test_runner::{TestCaseError, TestRunner};
+
+const DAY: i64 = 86_400_000;
+const PHONE: &str = "+79161234567";
+const NAMES: [&str; 3] = ["Bronze", "Silver", "Gold"];
+/// Days a level holds before its review.
+const GRACE_DAYS: i64 = 2;
+
+/// One version of the program as the model sees it: three levels, each a threshold and a rate.
+#[derive(Debug, Clone, Copy)]
+struct Spec {
+    by_visits: bool,
+    /// Thresholds of the second and third level (the first is at 0).
+    thresholds: [i64; 2],
+    rates: [i64; 3],
+}
+
+impl Spec {
+    /// The highest level whose threshold the measure reaches ("a client rises as soon as a
+    /// visit crosses a threshold").
+    fn level_for(&self, paid: i64, visits: i64) -> usize {
+        let measure = if self.by_visits { visits } else { paid };
+        if measure >= self.thresholds[1] {
+            2
+        } else if measure >= self.thresholds[0] {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// The program the engine is given for this version.
+    fn program(&self) -> Program {
+        let tier = |i: usize| Tier {
+            name: NAMES[i].into(),
+            threshold: if i == 0 { 0 } else { self.thresholds[i - 1] },
+            cashback: Bps::new(self.rates[i]).expect("rate"),
+            max_redeem_share: Bps::new(5_000).expect("cap"),
+        };
+        let mut p = Program::with_cashback(Bps::new(100).expect("base"));
+        p.levels = Some(Levels {
+            measure: if self.by_visits {
+                LevelMeasure::Visits
+            } else {
+                LevelMeasure::Paid
+            },
+            window_days: None,
+            grace_days: GRACE_DAYS as u32,
+            tiers: (0..3).map(tier).collect(),
+        });
+        p
+    }
+}
+
+fn spec(by_visits: bool) -> impl Strategy<Value = Spec> {
+    let thresholds = if by_visits {
+        (1i64..=3, 1i64..=2).boxed()
+    } else {
+        (1i64..=1_500_000, 1i64..=1_500_000).boxed()
+    };
+    (thresholds, prop::array::uniform3(0i64..=2_000)).prop_map(move |((t1, gap), rates)| Spec {
+        by_visits,
+        thresholds: [t1, t1 + gap],
+        rates,
+    })
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// Deliver version `version` (1-based) of record `record`.
+    Deliver { record: usize, version: usize },
+    /// A new program version, in force from now.
+    NewVersion(Spec),
+    /// Time passes beyond the grace period and the review runs.
+    Review,
+    /// A day passes.
+    Tomorrow,
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    first: Spec,
+    /// Each record's visit day (from the case's start) and successive states (came?, paid).
+    records: Vec<(i64, Vec<(bool, i64)>)>,
+    steps: Vec<Step>,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    any::<bool>().prop_flat_map(|by_visits| {
+        let history = prop::collection::vec((prop::bool::weighted(0.75), 0i64..=1_000_000), 1..=3);
+        let records = prop::collection::vec((0i64..=4, history), 1..=5);
+        (spec(by_visits), records).prop_flat_map(move |(first, records)| {
+            let delivers: Vec<Step> = records
+                .iter()
+                .enumerate()
+                .flat_map(|(r, (_, h))| {
+                    (1..=h.len()).map(move |v| Step::Deliver {
+                        record: r,
+                        version: v,
+                    })
+                })
+                .collect();
+            let dups = prop::collection::vec(prop::sample::select(delivers.clone()), 0..=3);
+            let others = prop::collection::vec(
+                prop_oneof![
+                    spec(by_visits).prop_map(Step::NewVersion),
+                    Just(Step::Review),
+                    Just(Step::Tomorrow),
+                ],
+                0..=4,
+            );
+            (Just(records), (Just(delivers), dups, others))
+                .prop_flat_map(|(records, (mut d, dups, others))| {
+                    d.extend(dups);
+                    d.extend(others);
+                    (Just(records), Just(d).prop_shuffle())
+                })
+                .prop_map(move |(records, steps)| Case {
+                    first,
+                    records,
+                    steps,
+                })
+        })
+    })
+}
+
+/// What the engine should hold, replayed from the rules' text.
+struct Model {
+    /// (in force from, spec), oldest first.
+    versions: Vec<(i64, Spec)>,
+    level: usize,
+    /// When the level was reached or last confirmed (`None` at the first level).
+    since: Option<i64>,
+    /// Per record: the newest version applied, and the (version index, level) it was first
+    /// applied with.
+    applied: HashMap<usize, usize>,
+    terms: HashMap<usize, (usize, usize)>,
+}
+
+impl Model {
+    /// The version in force at `at`: the newest from then or earlier, else the first.
+    fn version_at(&self, at: i64) -> usize {
+        self.versions
+            .iter()
+            .rposition(|(from, _)| *from <= at)
+            .unwrap_or(0)
+    }
+
+    fn current(&self) -> &Spec {
+        &self.versions[self.versions.len() - 1].1
+    }
+
+    /// What came: the paid total and the number of records whose applied state came.
+    fn measure(&self, case: &Case) -> (i64, i64) {
+        self.applied
+            .iter()
+            .map(|(&r, &v)| case.records[r].1[v - 1])
+            .filter(|(came, _)| *came)
+            .fold((0, 0), |(p, n), (_, paid)| (p + paid, n + 1))
+    }
+
+    /// Points: the paid amount at the rate, rounded down (one point is one rouble).
+    fn balance(&self, case: &Case) -> i64 {
+        self.applied
+            .iter()
+            .map(|(&r, &v)| {
+                let (came, paid) = case.records[r].1[v - 1];
+                let (version, level) = self.terms[&r];
+                let rate = self.versions[version].1.rates[level];
+                if came { paid * rate / 1_000_000 } else { 0 }
+            })
+            .sum()
+    }
+}
+
+fn event(
+    conn: &CrmConnection,
+    record: usize,
+    version: usize,
+    came: bool,
+    paid: i64,
+    at: i64,
+) -> CrmEvent {
+    CrmEvent::Visit(VisitEvent {
+        company_id: conn.company_id.clone(),
+        record_id: format!("rec-{record}"),
+        version: Some(version as i64),
+        status: if came {
+            VisitStatus::Came
+        } else {
+            VisitStatus::NoShow
+        },
+        client: Some(ClientRef {
+            external_id: None,
+            phone: Some(Phone::parse_international(PHONE).expect("phone")),
+            name: None,
+        }),
+        currency: Currency::Rub,
+        lines: vec![VisitLine {
+            item_id: "svc".into(),
+            category_id: None,
+            kind: LineKind::Service,
+            title: "Окрашивание".into(),
+            paid_minor: paid,
+        }],
+        staff_id: None,
+        staff_name: None,
+        visit_at_ms: Some(at),
+        needs_refetch: false,
+        loyalty_paid: Default::default(),
+    })
+}
+
+async fn run_case(
+    db: &TestDb,
+    engine: &LoyaltyEngine,
+    clock: &ManualClock,
+    case: Case,
+) -> Result<(), TestCaseError> {
+    let store = db.store.as_ref();
+    let start = clock.now_ms();
+    let (partner, conn) = salon(store, case.first.program()).await;
+    let p: PartnerId = partner.id;
+    let mut model = Model {
+        // The first version is in force for all of the past.
+        versions: vec![(0, case.first)],
+        level: 0,
+        since: None,
+        applied: HashMap::new(),
+        terms: HashMap::new(),
+    };
+    let fail = |e: &dyn std::fmt::Display| TestCaseError::fail(e.to_string());
+    for step in &case.steps {
+        let now = clock.now_ms();
+        match step {
+            Step::Deliver { record, version } => {
+                let (day, states) = &case.records[*record];
+                let (came, paid) = states[version - 1];
+                let at = start + day * DAY;
+                engine
+                    .apply_event(&conn, &event(&conn, *record, *version, came, paid, at))
+                    .await
+                    .map_err(|e| fail(&e))?;
+                // An older version than the one applied is stale; the same one a duplicate.
+                let newest = model.applied.get(record).copied().unwrap_or(0);
+                if *version > newest {
+                    model.applied.insert(*record, *version);
+                    if !model.terms.contains_key(record) {
+                        let v = model.version_at(at);
+                        model.terms.insert(*record, (v, model.level));
+                    }
+                    let (paid, visits) = model.measure(&case);
+                    let reach = model.current().level_for(paid, visits);
+                    if reach > model.level {
+                        model.level = reach;
+                        model.since = Some(now);
+                    }
+                }
+            }
+            Step::NewVersion(spec) => {
+                store
+                    .set_program(p, &spec.program(), now)
+                    .await
+                    .map_err(|e| fail(&e))?;
+                model.versions.push((now, *spec));
+            }
+            Step::Review => {
+                clock.advance_ms((GRACE_DAYS + 1) * DAY);
+                let now = clock.now_ms();
+                engine.review_levels(p).await.map_err(|e| fail(&e))?;
+                if model.level > 0 {
+                    let (paid, visits) = model.measure(&case);
+                    model.level = model.current().level_for(paid, visits);
+                    model.since = (model.level > 0).then_some(now);
+                }
+            }
+            Step::Tomorrow => clock.advance_ms(DAY),
+        }
+        let totals = store.account_totals(p).await.map_err(|e| fail(&e))?;
+        prop_assert!(totals.is_balanced(), "unbalanced: {:?}", totals);
+        let phone = Phone::parse_international(PHONE).expect("phone");
+        let Some(client) = store
+            .client_by_phone(p, &phone)
+            .await
+            .map_err(|e| fail(&e))?
+        else {
+            prop_assert!(model.applied.is_empty(), "no client after a delivery");
+            continue;
+        };
+        prop_assert_eq!(
+            store.balance(p, client.id).await.map_err(|e| fail(&e))?,
+            Points(model.balance(&case)),
+            "after {:?}",
+            step
+        );
+        let level = client
+            .level
+            .as_deref()
+            .and_then(|n| NAMES.iter().position(|x| *x == n))
+            .unwrap_or(0);
+        prop_assert_eq!(level, model.level, "level after {:?}", step);
+        if model.level > 0 {
+            prop_assert_eq!(client.level_since_ms, model.since, "since after {:?}", step);
+        }
+    }
+    Ok(())
+}
+
+fn run(db: TestDb, rt: &tokio::runtime::Runtime) {
+    let (engine, clock) = db.engine();
+    let mut runner = TestRunner::new(common::proptest_config(1000));
+    let result = runner.run(&case(), |case| {
+        rt.block_on(run_case(&db, &engine, &clock, case))
+    });
+    rt.block_on(db.finish());
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn sqlite_levels_and_versions_follow_the_rules_text() {
+    let rt = common::runtime();
+    let db = rt.block_on(TestDb::sqlite());
+    run(db, &rt);
+}
+
+#[test]
+fn postgres_levels_and_versions_follow_the_rules_text() {
+    let rt = common::runtime();
+    let db = rt.block_on(TestDb::postgres());
+    run(db, &rt);
+}
