@@ -426,8 +426,10 @@ fn run_cli(gateway: &str, db: &str, args: &[&str]) -> anyhow::Result<serde_json:
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-/// A salon: partner `company` (5 % cashback) and its YCLIENTS connection to company `company`,
-/// with API tokens when `tokens` (then `connection add` queues its history import).
+/// A salon: partner `company` and its YCLIENTS connection to company `company`, with API tokens
+/// when `tokens` (then `connection add` queues its history import). Its program has levels by
+/// paid total (3 % from 0, 5 % from 5 000 ₽, 7 % from 20 000 ₽), set through `program set`, so
+/// clients rise during a run.
 fn add_salon(
     gateway: &str,
     db: &str,
@@ -440,6 +442,28 @@ fn add_salon(
         &["partner", "add", "--name", company, "--cashback-bps", "500"],
     )?;
     let partner = p["id"].to_string();
+    let mut program = run_cli(gateway, db, &["program", "show", "--partner", &partner])?;
+    program["program"]["levels"] = serde_json::json!({
+        "measure": "paid",
+        "window_days": 365,
+        "grace_days": 90,
+        "tiers": [
+            {"name": "Base", "threshold": 0, "cashback": 300, "max_redeem_share": 1000},
+            {"name": "Silver", "threshold": 500_000, "cashback": 500, "max_redeem_share": 2000},
+            {"name": "Gold", "threshold": 2_000_000, "cashback": 700, "max_redeem_share": 3000},
+        ]
+    });
+    let file = std::env::temp_dir().join(format!("bench-program-{company}.json"));
+    std::fs::write(&file, program["program"].to_string())?;
+    let file = file.to_string_lossy().into_owned();
+    run_cli(
+        gateway,
+        db,
+        &["program", "set", "--partner", &partner, "--file", &file],
+    )?;
+    // Webhook visits are timed to the second: the next second's visits are under the new
+    // version.
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
     let mut args = vec![
         "connection",
         "add",

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::audit::Actor;
 use crate::ledger::LedgerEntry;
 use crate::model::{Client, ClientId, EntryId, PartnerId, Program};
 use crate::money::Points;
@@ -140,6 +141,8 @@ pub use writeback::{
 pub struct LoyaltyEngine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    /// Who the audit log records for what this handle does by hand.
+    actor: Arc<Actor>,
 }
 
 impl LoyaltyEngine {
@@ -148,7 +151,25 @@ impl LoyaltyEngine {
     }
 
     pub fn with_clock(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> LoyaltyEngine {
-        LoyaltyEngine { store, clock }
+        LoyaltyEngine {
+            store,
+            clock,
+            actor: Arc::new(Actor::system()),
+        }
+    }
+
+    /// This engine acting for `actor`: the audit log names them for manual accruals and
+    /// debits, codes used at the desk and levels set by hand.
+    pub fn acting_as(&self, actor: Actor) -> LoyaltyEngine {
+        LoyaltyEngine {
+            actor: Arc::new(actor),
+            ..self.clone()
+        }
+    }
+
+    /// Who this handle acts for.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

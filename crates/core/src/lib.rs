@@ -13,6 +13,7 @@
 //! * [`engine`]: [`LoyaltyEngine`], which applies events and staff operations exactly once.
 
 pub mod adapter;
+pub mod audit;
 pub mod code;
 pub mod doctor;
 pub mod engine;

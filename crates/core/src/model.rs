@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit::Plan;
 use crate::level::{LevelError, Levels};
 use crate::money::{Bps, Currency, MoneyError, Points, accrual_points};
 use crate::phone::{Country, Phone};
@@ -55,6 +56,9 @@ pub struct Partner {
     pub id: PartnerId,
     pub name: String,
     pub program: Program,
+    /// What the product serves the partner.
+    #[serde(default)]
+    pub plan: Plan,
 }
 
 /// What the partner sets up when it joins.

@@ -16,6 +16,7 @@
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::audit::{Actor, AuditStore, AuditTx};
 use crate::code::Code;
 use crate::event::VisitStatus;
 use crate::history::Visit;
@@ -178,7 +179,7 @@ impl CardUpdate {
 /// Composed of one trait per part of a transaction's work, below.
 #[async_trait]
 pub trait StoreTx:
-    RecordTx + ClientTx + LedgerTx + LevelTx + HoldTx + RedemptionTx + OutboxTx + Send
+    RecordTx + ClientTx + LedgerTx + LevelTx + HoldTx + RedemptionTx + OutboxTx + AuditTx + Send
 {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
@@ -538,6 +539,7 @@ pub trait Store:
     + ClientStore
     + LedgerStore
     + LevelStore
+    + AuditStore
     + OutboxStore
     + ChatStore
     + RewardStore
@@ -560,12 +562,14 @@ pub trait PartnerStore: Send + Sync {
     async fn partner(&self, id: PartnerId) -> Result<Option<Partner>, StoreError>;
 
     /// Makes `program` the partner's newest version, in force from `effective_from_ms` (never
-    /// before the version it follows); `NotFound` for an unknown partner.
+    /// before the version it follows), and logs who changed it; `NotFound` for an unknown
+    /// partner.
     async fn set_program(
         &self,
         partner: PartnerId,
         program: &Program,
         effective_from_ms: i64,
+        actor: &Actor,
     ) -> Result<ProgramVersion, StoreError>;
 
     /// Every partner, by id: for the passes that visit each program.

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use loyalty_core::audit::Plan;
 use loyalty_core::{Country, CrmKind, Currency};
 use loyalty_gateway::config::Overrides;
 
@@ -22,6 +23,11 @@ pub(crate) struct Cli {
     /// Print exactly one JSON object on stdout instead of text.
     #[arg(long, global = true, help_heading = "Output")]
     pub(crate) json: bool,
+
+    /// Who the audit log names for what this command changes (default: the operator's user
+    /// name, $USER).
+    #[arg(long, global = true, value_name = "NAME", help_heading = "Output")]
+    pub(crate) actor: Option<String>,
 
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -93,6 +99,14 @@ pub(crate) enum Command {
     /// re-fetch, how a bill was paid), and those given up on.
     #[command(subcommand)]
     Inbox(InboxCmd),
+    /// What people did, newest first: manual accruals and debits, codes used at the desk,
+    /// program, plan and level changes — who, from where, when.
+    Audit {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
     /// The latest webhook deliveries the gateway refused, with why.
     Rejected {
         #[arg(long, default_value_t = 20)]
@@ -131,6 +145,14 @@ pub(crate) enum PartnerCmd {
         /// as this country's from now on (`doctor phones` re-reads the stored ones).
         #[arg(long, value_name = "CC")]
         country: Option<Country>,
+    },
+    /// Set what the product serves the partner: basic (manual accrual and debit; CRM webhooks
+    /// are refused and kept), pro (the CRM integration, automatic accrual), enterprise.
+    Plan {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long, value_name = "basic|pro|enterprise")]
+        plan: Plan,
     },
 }
 
@@ -206,6 +228,9 @@ pub(crate) enum DoctorCmd {
 pub(crate) struct PartnerArgs {
     #[arg(long)]
     pub(crate) name: String,
+    /// Its plan (default: the deployment's, --default-plan).
+    #[arg(long, value_name = "basic|pro|enterprise")]
+    pub(crate) plan: Option<Plan>,
     /// Cashback in basis points: 500 = 5 % of the paid amount.
     #[arg(long)]
     pub(crate) cashback_bps: u32,
@@ -423,9 +448,6 @@ pub(crate) enum ClientCmd {
         /// Remove the floor set by hand; her level stays until its review.
         #[arg(long)]
         unset: bool,
-        /// Who made the change (default: the operator's user name).
-        #[arg(long)]
-        actor: Option<String>,
     },
 }
 

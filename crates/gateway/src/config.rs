@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use loyalty_core::audit::Plan;
 use serde::Deserialize;
 
 /// Telegram's Bot API.
@@ -45,6 +46,8 @@ pub struct FileConfig {
     /// The name of this deployment's egress address: instances with one name share one CRM
     /// budget per CRM (YCLIENTS limits per IP).
     pub egress: Option<String>,
+    /// The plan a new partner gets: basic, pro or enterprise.
+    pub default_plan: Option<Plan>,
 }
 
 impl FileConfig {
@@ -74,6 +77,8 @@ pub struct Config {
     pub poll_interval_s: u32,
     /// The egress address's name: its CRM budgets are shared by instances with this name.
     pub egress: String,
+    /// The plan a new partner gets unless `partner add --plan` says otherwise.
+    pub default_plan: Plan,
 }
 
 impl std::fmt::Debug for Config {
@@ -180,6 +185,16 @@ pub struct Overrides {
     /// Instances with the same name share one budget per CRM; give each egress IP its own.
     #[arg(long, global = true, env = "LOYALTY_EGRESS", value_name = "NAME")]
     pub egress: Option<String>,
+
+    /// The plan a new partner gets (default `pro`): basic (manual accrual and debit), pro (the
+    /// CRM integration, automatic accrual), enterprise.
+    #[arg(
+        long,
+        global = true,
+        env = "LOYALTY_DEFAULT_PLAN",
+        value_name = "basic|pro|enterprise"
+    )]
+    pub default_plan: Option<Plan>,
 }
 
 impl Config {
@@ -260,6 +275,10 @@ impl Config {
                 .or(file.egress)
                 .filter(|e| !e.trim().is_empty())
                 .unwrap_or_else(|| "default".to_owned()),
+            default_plan: overrides
+                .default_plan
+                .or(file.default_plan)
+                .unwrap_or_default(),
         })
     }
 

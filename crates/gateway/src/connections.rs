@@ -12,12 +12,13 @@ use loyalty_core::adapter::{
     ClientDraft, ClientPage, CrmCard, CrmClient, CrmNamed, CrmService, CrmStaff, IssuedReward,
     RecordPage, RewardRequest,
 };
+use loyalty_core::audit::Plan;
 use loyalty_core::engine::AdapterSource;
 use loyalty_core::quota::{Limits, Priority};
 use loyalty_core::redemption::Target;
 use loyalty_core::{
     AdapterError, Capabilities, ConnectionId, CrmAdapter, CrmConnection, CrmEvent, CrmKind,
-    PartnerId, Phone, StoreError, VisitEvent, WebhookError,
+    PartnerId, Phone, Program, StoreError, VisitEvent, WebhookError,
 };
 use loyalty_store::SqlStore;
 
@@ -33,6 +34,9 @@ const TTL: Duration = Duration::from_secs(30);
 pub struct Connected {
     pub connection: CrmConnection,
     pub adapter: Arc<dyn CrmAdapter>,
+    /// The partner's plan when the connection was looked up (cached like the rest: a change
+    /// takes effect within 30 s).
+    pub plan: Plan,
 }
 
 /// REST bases that replace the CRMs' own (proxies, test servers).
@@ -147,10 +151,18 @@ impl Connections {
         let Some(connection) = connection else {
             return Ok(None);
         };
-        let adapter = self.adapter_for(&connection, priority).await?;
+        let partner = self
+            .store
+            .partner(connection.partner_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("partner {}", connection.partner_id)))?;
+        let adapter = self
+            .adapter_for(&connection, &partner.program, priority)
+            .await?;
         let found = Arc::new(Connected {
             connection,
             adapter,
+            plan: partner.plan,
         });
         if let Ok(mut cache) = self.cache.write() {
             if cache.len() > 10_000 {
@@ -164,17 +176,12 @@ impl Connections {
     async fn adapter_for(
         &self,
         connection: &CrmConnection,
+        program: &Program,
         priority: Priority,
     ) -> Result<Arc<dyn CrmAdapter>, StoreError> {
         let Some(flavor) = Flavor::of(connection.kind) else {
             return Ok(Arc::new(NoAdapter(connection.kind)));
         };
-        let program = self
-            .store
-            .partner(connection.partner_id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("partner {}", connection.partner_id)))?
-            .program;
         let settings = self.store.connection_settings(connection.id).await?;
         let mut config = YclientsConfig::new(flavor, connection.company_id.clone());
         config.context.currency = program.currency;

@@ -205,7 +205,9 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
             max_redeem_share_bps: 5_000,
             code_ttl_days: 90,
             country: loyalty_core::Country::RU,
+            plan: loyalty_core::audit::Plan::Pro,
         },
+        &loyalty_core::audit::Actor::system(),
         gateway.engine.now_ms(),
     )
     .await?;
@@ -234,7 +236,36 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
     say(format!(
         "$ loyalty-gateway connection add --partner {partner_id} --crm yclients --company-id {COMPANY}"
     ));
-    say(format!("  webhook URL for YCLIENTS: {hook}\n"));
+    say(format!("  webhook URL for YCLIENTS: {hook}"));
+
+    // Levels: the base keeps 5 %; from 5 000 ₽ paid in a year a client is Silver at 7 %.
+    let mut program =
+        cli::program_show(gateway.store.as_ref(), partner_id.0, false).await?["program"].take();
+    program["levels"] = json!({
+        "measure": "paid",
+        "window_days": 365,
+        "grace_days": 90,
+        "tiers": [
+            {"name": "Base", "threshold": 0, "cashback": 500, "max_redeem_share": 5000},
+            {"name": "Silver", "threshold": 500_000, "cashback": 700, "max_redeem_share": 5000},
+        ]
+    });
+    let file = dir.path().join("program.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&program)?)?;
+    let owner = loyalty_core::audit::Actor::new("owner", "demo");
+    let version = cli::program_set(
+        gateway.store.as_ref(),
+        partner_id.0,
+        &file.to_string_lossy(),
+        &owner,
+    )
+    .await?;
+    say(format!(
+        "$ loyalty-gateway program set --partner {partner_id} --file program.json   # levels: Base 5 %, Silver 7 % from 5 000 ₽\n  program v{} in force from now\n",
+        version["version"]
+    ));
+    // CRMs time visits to the second: the day's visits come after the change.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
 
     let http = reqwest::Client::new();
     let mut journal: HashMap<&str, Vec<String>> = HashMap::new();
@@ -469,6 +500,11 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
             continue;
         };
         let balance = gateway.store.balance(partner_id, client.id).await?;
+        let level = gateway
+            .engine
+            .client_level(partner_id, &client)
+            .await?
+            .map(|v| v.progress.level);
         let told = standin
             .sent
             .lock()
@@ -479,6 +515,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
             "phone": phone.masked(),
             "telegram": client.telegram_chat_id.is_some(),
             "balance": balance,
+            "level": level,
             "messages": told,
             "deliveries": journal.get(p.name).cloned().unwrap_or_default(),
         }));
@@ -496,8 +533,8 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
     } else {
         println!("\nEnd of the day at «Лотос»:\n");
         println!(
-            "{:<8} {:<15} {:<9} {:>7} {:>9}  what happened",
-            "client", "phone", "telegram", "points", "messages"
+            "{:<8} {:<15} {:<9} {:>7} {:<7} {:>9}  what happened",
+            "client", "phone", "telegram", "points", "level", "messages"
         );
         for r in summary["clients"].as_array().into_iter().flatten() {
             let linked = if r["telegram"].as_bool() == Some(true) {
@@ -515,11 +552,12 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
                 })
                 .unwrap_or_default();
             println!(
-                "{:<8} {:<15} {:<9} {:>7} {:>9}  {what}",
+                "{:<8} {:<15} {:<9} {:>7} {:<7} {:>9}  {what}",
                 r["client"].as_str().unwrap_or_default(),
                 r["phone"].as_str().unwrap_or_default(),
                 linked,
                 r["balance"].to_string(),
+                r["level"].as_str().unwrap_or("—"),
                 r["messages"].to_string(),
             );
         }

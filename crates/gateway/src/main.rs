@@ -52,9 +52,10 @@ async fn manual_cmd(
     json: bool,
     direction: cli::Manual,
     m: ManualArgs,
+    actor: loyalty_core::audit::Actor,
 ) -> anyhow::Result<ExitCode> {
     let store = std::sync::Arc::new(open_migrated(&Config::resolve(overrides)?).await?);
-    let engine = LoyaltyEngine::new(store.clone());
+    let engine = LoyaltyEngine::new(store.clone()).acting_as(actor);
     let out = cli::client_manual(
         &engine, direction, m.partner, &m.phone, m.points, &m.reason, m.key,
     )
@@ -75,6 +76,7 @@ fn print(value: &Value, json: bool, text: impl FnOnce(&Value) -> String) {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let overrides = cli.settings;
     let json = cli.json;
+    let actor = cli::actor(cli.actor);
     let now = SystemClock.now_ms();
     match cli.command {
         Command::InspectWebhook {
@@ -108,8 +110,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Partner(PartnerCmd::Add(a)) => {
-            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let config = Config::resolve(overrides)?;
+            let store = open_migrated(&config).await?;
             let req = PartnerAdd {
+                plan: a.plan.unwrap_or(config.default_plan),
                 name: a.name,
                 cashback_bps: a.cashback_bps,
                 currency: a.currency,
@@ -121,7 +125,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 code_ttl_days: a.code_ttl_days,
                 country: a.country,
             };
-            let out = cli::partner_add(&store, &req, now).await;
+            let out = cli::partner_add(&store, &req, &actor, now).await;
             store.close().await;
             print(&out?, json, |v| {
                 format!("Partner {} added: {}", v["id"], v["name"])
@@ -130,7 +134,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Partner(PartnerCmd::Set { partner, country }) => {
             let store = open_migrated(&Config::resolve(overrides)?).await?;
-            let out = cli::partner_set(&store, PartnerId(partner), country).await;
+            let out = cli::partner_set(&store, PartnerId(partner), country, &actor).await;
             store.close().await;
             print(&out?, json, |v| {
                 format!(
@@ -139,6 +143,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     v["program"]["country"].as_str().unwrap_or_default()
                 )
             });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Partner(PartnerCmd::Plan { partner, plan }) => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = cli::partner_plan(&store, partner, plan, &actor).await;
+            store.close().await;
+            print(&out?, json, |v| {
+                format!(
+                    "Partner {}: plan {} (was {})",
+                    v["id"],
+                    v["plan"].as_str().unwrap_or_default(),
+                    v["was"].as_str().unwrap_or_default()
+                )
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { partner, limit } => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = cli::audit(&store, partner, limit).await;
+            store.close().await;
+            print(&out?, json, cli::audit_text);
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor(DoctorCmd::Phones { partner, apply }) => {
@@ -236,16 +261,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             phone,
             set,
             unset,
-            actor,
         }) => {
             let store = std::sync::Arc::new(open_migrated(&Config::resolve(overrides)?).await?);
-            let engine = LoyaltyEngine::new(store.clone());
+            let engine = LoyaltyEngine::new(store.clone()).acting_as(actor);
             let change = match (set, unset) {
                 (Some(level), _) => cli::LevelSet::Floor(level),
                 (None, true) => cli::LevelSet::Unset,
                 (None, false) => cli::LevelSet::Show,
             };
-            let out = cli::client_level(&engine, partner, &phone, change, &cli::actor(actor)).await;
+            let out = cli::client_level(&engine, partner, &phone, change).await;
             store.close().await;
             print(&out?, json, cli::level_text);
             Ok(ExitCode::SUCCESS)
@@ -258,9 +282,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .await
                         .map(|v| (v, cli::program_text as fn(&Value) -> String))
                 }
-                ProgramCmd::Set { partner, file } => cli::program_set(&store, partner, &file)
-                    .await
-                    .map(|v| (v, cli::program_set_text as fn(&Value) -> String)),
+                ProgramCmd::Set { partner, file } => {
+                    cli::program_set(&store, partner, &file, &actor)
+                        .await
+                        .map(|v| (v, cli::program_set_text as fn(&Value) -> String))
+                }
             };
             store.close().await;
             let (value, text) = out?;
@@ -268,10 +294,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Client(ClientCmd::Accrue { manual }) => {
-            manual_cmd(overrides, json, cli::Manual::Accrue, manual).await
+            manual_cmd(overrides, json, cli::Manual::Accrue, manual, actor).await
         }
         Command::Client(ClientCmd::Debit { manual }) => {
-            manual_cmd(overrides, json, cli::Manual::Debit, manual).await
+            manual_cmd(overrides, json, cli::Manual::Debit, manual, actor).await
         }
         Command::Reward(cmd) => {
             let store = open_migrated(&Config::resolve(overrides)?).await?;
@@ -346,7 +372,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Code(cmd) => {
             let store = std::sync::Arc::new(open_migrated(&Config::resolve(overrides)?).await?);
-            let engine = LoyaltyEngine::new(store.clone());
+            let engine = LoyaltyEngine::new(store.clone()).acting_as(actor);
             let out = match &cmd {
                 CodeCmd::Show { code } => cli::code(&engine, code, cli::CodeAction::Show).await,
                 CodeCmd::Use { code, bill_minor } => {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use loyalty_core::audit::Capability;
 use loyalty_core::quota::{Limits, Priority, QuotaStore};
 use loyalty_core::sync::{PollPolicy, SyncCursor, SyncStore};
 use loyalty_core::{Clock, LoyaltyEngine, SystemClock};
@@ -126,7 +127,10 @@ async fn one_round(
         let Some(found) = connections.by_id(connection.id, Priority::Poll).await? else {
             continue;
         };
-        if !found.adapter.capabilities().poll_records {
+        // The poller is part of the CRM integration: not on a plan without it.
+        if !found.adapter.capabilities().poll_records
+            || !found.plan.allows(Capability::CrmIntegration)
+        {
             continue;
         }
         match engine

@@ -9,6 +9,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use loyalty_core::audit::Capability;
 use loyalty_core::health::HealthStore;
 use loyalty_core::inbox::{IntakeStore, Source};
 use loyalty_core::sync::SyncStore;
@@ -292,6 +293,15 @@ async fn crm_webhook(
     };
     if body.iter().all(u8::is_ascii_whitespace) {
         let r = Refusal::new(StatusCode::BAD_REQUEST, "empty_body", "the body is empty");
+        return refuse(&app, &found, crm, content_type, body.len(), &body, r).await;
+    }
+    // A plan without the CRM integration is refused where the integration is served, and the
+    // delivery kept for the operator (after an upgrade the poller and the import catch up).
+    if let Err(refusal) = found
+        .plan
+        .check(found.connection.partner_id, Capability::CrmIntegration)
+    {
+        let r = Refusal::new(StatusCode::FORBIDDEN, "plan", refusal.to_string());
         return refuse(&app, &found, crm, content_type, body.len(), &body, r).await;
     }
     let events = match found.adapter.parse_webhook(content_type.as_deref(), &body) {

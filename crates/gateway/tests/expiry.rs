@@ -52,7 +52,9 @@ async fn points_past_their_date_expire_by_themselves_and_the_client_is_told_once
             max_redeem_share_bps: 5000,
             code_ttl_days: 90,
             country: Country::RU,
+            plan: loyalty_core::audit::Plan::Pro,
         },
+        &loyalty_core::audit::Actor::system(),
         0,
     )
     .await

@@ -325,6 +325,7 @@ pub(crate) fn partner(row: &AnyRow) -> Result<Partner, StoreError> {
         name: get(row, "name")?,
         program: serde_json::from_str(&program)
             .map_err(|e| StoreError::Corrupt(format!("program: {e}")))?,
+        plan: crate::audit::plan_from(&get::<String>(row, "plan")?)?,
     })
 }
 

@@ -2,6 +2,7 @@
 //! books, the outbox worker's calls, chats, rewards.
 
 use async_trait::async_trait;
+use loyalty_core::audit::{Actor, AuditAction};
 use loyalty_core::ledger::{Account, AccountTotals, LedgerEntry};
 use loyalty_core::model::{HoldId, NewConnection, NewPartner};
 use loyalty_core::outbox::OutboxMessage;
@@ -43,7 +44,7 @@ impl PartnerStore for SqlStore {
         let mut tx = self.begin_raw().await?;
         let row = sqlx::query(
             "INSERT INTO partners (name, program, created_at_ms) VALUES ($1, $2, $3) \
-             RETURNING id, name, program",
+             RETURNING id, name, program, plan",
         )
         .bind(partner.name.as_str())
         .bind(program.as_str())
@@ -69,7 +70,7 @@ impl PartnerStore for SqlStore {
     }
 
     async fn partner(&self, id: PartnerId) -> Result<Option<Partner>, StoreError> {
-        sqlx::query("SELECT id, name, program FROM partners WHERE id = $1")
+        sqlx::query("SELECT id, name, program, plan FROM partners WHERE id = $1")
             .bind(id.0)
             .fetch_optional(&self.pool)
             .await
@@ -83,6 +84,7 @@ impl PartnerStore for SqlStore {
         partner: PartnerId,
         program: &Program,
         effective_from_ms: i64,
+        actor: &Actor,
     ) -> Result<ProgramVersion, StoreError> {
         let json = serde_json::to_string(program)
             .map_err(|e| StoreError::Backend(format!("program to JSON: {e}")))?;
@@ -114,6 +116,16 @@ impl PartnerStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        let detail = serde_json::json!({ "version": version, "effective_from_ms": from });
+        crate::audit::append(
+            &mut *tx,
+            partner,
+            actor,
+            AuditAction::ProgramChanged,
+            &detail,
+            effective_from_ms,
+        )
+        .await?;
         tx.commit().await.map_err(db_err)?;
         Ok(ProgramVersion {
             version,

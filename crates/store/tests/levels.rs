@@ -7,6 +7,7 @@
 mod common;
 
 use common::{T0, TestDb, by_phone, salon, visit};
+use loyalty_core::audit::Actor;
 use loyalty_core::engine::Outcome;
 use loyalty_core::level::{LevelMeasure, LevelReason, Levels, Tier};
 use loyalty_core::outbox::Notification;
@@ -195,8 +196,9 @@ async fn a_level_set_by_hand_is_a_floor(db: &TestDb) {
     let (partner, conn) = salon(db.store.as_ref(), salon_levels()).await;
     apply(&engine, &conn, &came(&conn, "r1", 1, 1_000)).await;
     let c = client(db, partner.id).await;
-    let set = engine
-        .set_client_level(partner.id, c.id, Some("Silver"), "anna@salon")
+    let anna = engine.acting_as(Actor::new("anna@salon", "test"));
+    let set = anna
+        .set_client_level(partner.id, c.id, Some("Silver"))
         .await
         .expect("set");
     assert_eq!(set.level.as_deref(), Some("Silver"));
@@ -213,8 +215,8 @@ async fn a_level_set_by_hand_is_a_floor(db: &TestDb) {
     // Confirmed: the grace period starts again.
     assert_eq!(kept.level_since_ms, Some(T0 + 91 * DAY));
     // An unknown level is refused with its name.
-    let err = engine
-        .set_client_level(partner.id, c.id, Some("Platinum"), "anna@salon")
+    let err = anna
+        .set_client_level(partner.id, c.id, Some("Platinum"))
         .await
         .expect_err("unknown");
     assert!(err.to_string().contains("Platinum"), "{err}");
@@ -231,6 +233,7 @@ async fn a_late_visit_is_computed_with_the_program_of_its_time(db: &TestDb) {
             partner.id,
             &Program::with_cashback(bps(1_000)),
             T0 + 10 * DAY,
+            &Actor::new("owner", "test"),
         )
         .await
         .expect("v2");

@@ -3,6 +3,8 @@
 
 mod common;
 
+use loyalty_core::audit::Actor;
+
 use common::{TestDb, five_percent, salon, visit};
 use loyalty_core::ChatStore;
 use loyalty_core::ClientStore;
@@ -282,7 +284,7 @@ async fn the_country_is_a_program_setting(db: &TestDb) {
     let mut program = partner.program.clone();
     program.country = Country::parse("KZ").expect("KZ");
     let v2 = store
-        .set_program(partner.id, &program, 1_000)
+        .set_program(partner.id, &program, 1_000, &Actor::system())
         .await
         .expect("set");
     assert_eq!((v2.version, v2.effective_from_ms), (2, 1_000));
@@ -293,7 +295,9 @@ async fn the_country_is_a_program_setting(db: &TestDb) {
         .expect("some");
     assert_eq!(read.program, program);
     assert!(matches!(
-        store.set_program(PartnerId(999_999), &program, 1_000).await,
+        store
+            .set_program(PartnerId(999_999), &program, 1_000, &Actor::system())
+            .await,
         Err(loyalty_core::StoreError::NotFound(_))
     ));
 }

@@ -18,6 +18,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::{TestDb, salon};
+use loyalty_core::audit::Actor;
 use loyalty_core::event::{ClientRef, LineKind, VisitLine};
 use loyalty_core::level::{LevelMeasure, Levels, Tier};
 use loyalty_core::{
@@ -286,7 +287,7 @@ async fn run_case(
             }
             Step::NewVersion(spec) => {
                 store
-                    .set_program(p, &spec.program(), now)
+                    .set_program(p, &spec.program(), now, &Actor::system())
                     .await
                     .map_err(|e| fail(&e))?;
                 model.versions.push((now, *spec));

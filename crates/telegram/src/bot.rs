@@ -14,6 +14,7 @@ use frankenstein::types::{
     MaybeInaccessibleMessage, Message, ReplyKeyboardMarkup, ReplyMarkup,
 };
 use frankenstein::updates::{Update, UpdateContent};
+use loyalty_core::audit::Actor;
 use loyalty_core::code::Code;
 use loyalty_core::ledger::EntryKind;
 use loyalty_core::redemption::{Redemption, RedemptionStatus, Strategy, Target};
@@ -982,7 +983,11 @@ impl ClientBot {
                 // Only a money certificate's bill is checked; anything else needs none.
                 (_, None) => None,
             };
-            match self.engine.use_code_at_desk(&code, bill).await {
+            // The audit log names the staff chat that used it.
+            let staff = self
+                .engine
+                .acting_as(Actor::new(format!("chat {chat_id}"), "telegram"));
+            match staff.use_code_at_desk(&code, bill).await {
                 Ok(r) => (r, true),
                 Err(EngineError::CodeNotUsable { .. }) => (found, false),
                 Err(

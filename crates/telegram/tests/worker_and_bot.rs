@@ -681,7 +681,12 @@ async fn the_balance_shows_the_level_and_what_the_next_one_needs() {
         ],
     });
     w.store
-        .set_program(w.partner.id, &program, T0)
+        .set_program(
+            w.partner.id,
+            &program,
+            T0,
+            &loyalty_core::audit::Actor::system(),
+        )
         .await
         .unwrap();
     w.visit("1", VisitStatus::Came, 2_500_000).await;

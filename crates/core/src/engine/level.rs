@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::posting::{client_of, notify, program_of};
+use crate::audit::AuditAction;
 use crate::level::{LevelReason, Levels, Measure, Progress};
 use crate::outbox::Notification;
 use crate::store::LevelChange;
@@ -71,23 +72,33 @@ impl LoyaltyEngine {
 
     /// Sets a floor by hand (`Some(name)`): the client rises to it at once if below, and no
     /// review takes her under it. `None` removes the floor; her level stays until its review.
+    /// The audit log and the level's log name this handle's actor.
     pub async fn set_client_level(
         &self,
         partner: PartnerId,
         client_id: ClientId,
         floor: Option<&str>,
-        actor: &str,
     ) -> Result<Client, EngineError> {
+        let actor = self.actor.name.as_str();
         in_tx!(self, |tx, now| async {
             let program = program_of(tx, partner).await?;
             let levels = program.levels.as_ref().ok_or(EngineError::NoLevels)?;
             let client = client_of(tx, partner, client_id).await?;
+            if let Some(name) = floor {
+                levels.find(name)?;
+            }
+            tx.set_level_floor(partner, client_id, floor).await?;
+            let detail = serde_json::json!({
+                "client_id": client_id,
+                "phone": client.phone.masked(),
+                "floor": floor,
+            });
+            tx.audit(partner, &self.actor, AuditAction::LevelSet, &detail, now)
+                .await?;
             let Some(name) = floor else {
-                tx.set_level_floor(partner, client_id, None).await?;
                 return client_of(tx, partner, client_id).await;
             };
             let wanted = levels.find(name)?;
-            tx.set_level_floor(partner, client_id, Some(name)).await?;
             let at = levels.standing(client.level.as_deref());
             if wanted > at {
                 let m = tx

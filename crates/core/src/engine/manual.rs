@@ -1,6 +1,7 @@
 //! Manual work: points accrued or debited by hand, each under its idempotency key.
 
 use super::posting::{client_of, credit, debit, enough, notify, positive, program_of, replayed};
+use crate::audit::AuditAction;
 use crate::ledger::{Account, EntryKind, NewEntry};
 use crate::outbox::Notification;
 use crate::{ClientId, EngineError, LoyaltyEngine, PartnerId, Points, Posting, StoreTx};
@@ -96,6 +97,20 @@ impl LoyaltyEngine {
             reason: reason.to_owned(),
         };
         notify(tx, partner, &client, note, now).await?;
+        let action = if kind == EntryKind::ManualAccrual {
+            AuditAction::ManualAccrual
+        } else {
+            AuditAction::ManualDebit
+        };
+        let detail = serde_json::json!({
+            "client_id": client_id,
+            "phone": client.phone.masked(),
+            "points": points,
+            "reason": reason,
+            "entry_id": posting.entry_id,
+            "balance": posting.balance,
+        });
+        tx.audit(partner, &self.actor, action, &detail, now).await?;
         Ok(posting)
     }
 }

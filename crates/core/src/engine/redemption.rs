@@ -5,6 +5,7 @@ use super::DAY_MS;
 use super::posting::{
     client_of, debit, enough, positive, program_for_client, program_of, skip_points,
 };
+use crate::audit::AuditAction;
 use crate::code::Code;
 use crate::ledger::{Account, EntryKind, NewEntry};
 use crate::model::HoldId;
@@ -423,6 +424,22 @@ impl LoyaltyEngine {
             }
             tx.set_redemption_status(r.partner_id, r.id, target, now)
                 .await?;
+            if let (RedemptionStatus::Used, UsedAt::Desk { bill_minor }) = (target, at) {
+                let detail = serde_json::json!({
+                    "code": code.to_string(),
+                    "client_id": r.client_id,
+                    "points": r.cost,
+                    "bill_minor": bill_minor,
+                });
+                tx.audit(
+                    r.partner_id,
+                    &self.actor,
+                    AuditAction::CodeUsed,
+                    &detail,
+                    now,
+                )
+                .await?;
+            }
             r.status = target;
             Ok::<_, EngineError>(r)
         })

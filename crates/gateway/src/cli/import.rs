@@ -7,6 +7,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use loyalty_core::audit::Capability;
 use loyalty_core::engine::{ImportObserver, ImportRun};
 use loyalty_core::import::{ImportJob, ImportStore, NewImport};
 use loyalty_core::quota::Priority;
@@ -93,6 +94,10 @@ pub async fn import_crm(
     let Some(found) = connections.by_id(id, Priority::Import).await? else {
         return Err(Usage(format!("connection {id} does not exist")).into());
     };
+    found
+        .plan
+        .check(connection.partner_id, Capability::CrmIntegration)
+        .map_err(|e| Usage(format!("{e} (loyalty-gateway partner plan)")))?;
     if !found.adapter.capabilities().poll_records {
         return Err(Usage(format!(
             "connection {id} cannot read its CRM's history: it needs API tokens \

@@ -2,6 +2,7 @@
 
 use std::io::Read;
 
+use loyalty_core::audit::Actor;
 use loyalty_core::{Clock, LoyaltyEngine, Program, ProgramVersion, SystemClock};
 use serde_json::{Value, json};
 
@@ -61,6 +62,7 @@ pub async fn program_set(
     store: &dyn loyalty_core::Store,
     partner: i64,
     file: &str,
+    actor: &Actor,
 ) -> anyhow::Result<Value> {
     let partner = known_partner(store, partner).await?;
     let text = read_input(file)?;
@@ -70,7 +72,7 @@ pub async fn program_set(
         .validate()
         .map_err(|e| Usage(format!("invalid program: {e}")))?;
     let v = store
-        .set_program(partner, &program, SystemClock.now_ms())
+        .set_program(partner, &program, SystemClock.now_ms(), actor)
         .await?;
     let mut out = version_json(&v);
     out["partner_id"] = json!(partner);
@@ -116,7 +118,6 @@ pub async fn client_level(
     partner: i64,
     phone: &str,
     set: LevelSet,
-    actor: &str,
 ) -> anyhow::Result<Value> {
     let store = engine.store();
     let (partner, phone, mut client) = desk_client(store.as_ref(), partner, phone).await?;
@@ -127,7 +128,7 @@ pub async fn client_level(
     };
     if let Some(floor) = floor {
         client = engine
-            .set_client_level(partner, client.id, floor, actor)
+            .set_client_level(partner, client.id, floor)
             .await
             .map_err(refused)?;
     }
@@ -208,9 +209,11 @@ fn day(ms: i64) -> String {
 }
 
 /// Who the CLI records as having made a change: `--actor`, else the operator's user name.
-pub fn actor(explicit: Option<String>) -> String {
-    explicit
-        .filter(|a| !a.trim().is_empty())
+pub fn actor(explicit: Option<String>) -> Actor {
+    let name = explicit
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty())
         .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "operator".to_owned())
+        .unwrap_or_else(|| "operator".to_owned());
+    Actor::new(name, "cli")
 }

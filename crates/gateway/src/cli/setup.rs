@@ -3,6 +3,7 @@
 use crm_yclients::RewardSetup;
 use loyalty_core::ChatStore;
 use loyalty_core::PartnerStore;
+use loyalty_core::audit::{Actor, AuditStore, Capability, Plan};
 use loyalty_core::import::ImportStore;
 use loyalty_core::model::{NewConnection, NewPartner};
 use loyalty_core::redemption::Strategy;
@@ -29,9 +30,16 @@ pub struct PartnerAdd {
     pub max_redeem_share_bps: u32,
     pub code_ttl_days: u32,
     pub country: Country,
+    /// The plan; a deployment's default is `Config::default_plan`.
+    pub plan: Plan,
 }
 
-pub async fn partner_add(store: &SqlStore, req: &PartnerAdd, now_ms: i64) -> anyhow::Result<Value> {
+pub async fn partner_add(
+    store: &SqlStore,
+    req: &PartnerAdd,
+    actor: &Actor,
+    now_ms: i64,
+) -> anyhow::Result<Value> {
     let name = req.name.trim();
     if name.is_empty() {
         return Err(Usage("--name must not be empty".into()).into());
@@ -65,7 +73,59 @@ pub async fn partner_add(store: &SqlStore, req: &PartnerAdd, now_ms: i64) -> any
             now_ms,
         )
         .await?;
-    Ok(json!({ "id": partner.id, "name": partner.name, "program": partner.program }))
+    if req.plan != partner.plan {
+        store.set_plan(partner.id, req.plan, actor, now_ms).await?;
+    }
+    Ok(json!({
+        "id": partner.id,
+        "name": partner.name,
+        "plan": req.plan.as_str(),
+        "program": partner.program,
+    }))
+}
+
+/// `partner plan`: what the product serves the partner, logged with who changed it.
+pub async fn partner_plan(
+    store: &SqlStore,
+    partner: i64,
+    plan: Plan,
+    actor: &Actor,
+) -> anyhow::Result<Value> {
+    let partner = known_partner(store, partner).await?;
+    let before = store
+        .set_plan(partner, plan, actor, SystemClock.now_ms())
+        .await?;
+    Ok(json!({ "id": partner, "plan": plan.as_str(), "was": before.as_str() }))
+}
+
+/// `audit`: the latest lines of the partner's audit log, newest first.
+pub async fn audit(store: &SqlStore, partner: i64, limit: u32) -> anyhow::Result<Value> {
+    let partner = known_partner(store, partner).await?;
+    let entries = store.audit_log(partner, limit).await?;
+    Ok(json!({ "partner_id": partner, "entries": entries }))
+}
+
+pub fn audit_text(v: &Value) -> String {
+    let mut lines = Vec::new();
+    for e in v["entries"].as_array().into_iter().flatten() {
+        let at = e["at_ms"]
+            .as_i64()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default();
+        lines.push(format!(
+            "{at}  {} via {}  {}  {}",
+            e["actor"]["name"].as_str().unwrap_or_default(),
+            e["actor"]["via"].as_str().unwrap_or_default(),
+            e["action"].as_str().unwrap_or_default(),
+            e["detail"]
+        ));
+    }
+    if lines.is_empty() {
+        format!("partner {}: nothing in the audit log yet", v["partner_id"])
+    } else {
+        lines.join("\n")
+    }
 }
 
 /// `partner set`: changes the program's settings that may change without touching what
@@ -74,6 +134,7 @@ pub async fn partner_set(
     store: &SqlStore,
     partner: PartnerId,
     country: Option<Country>,
+    actor: &Actor,
 ) -> anyhow::Result<Value> {
     let Some(mut found) = store.partner(partner).await? else {
         return Err(Usage(format!("partner {partner} does not exist")).into());
@@ -83,7 +144,7 @@ pub async fn partner_set(
     };
     found.program.country = country;
     store
-        .set_program(partner, &found.program, SystemClock.now_ms())
+        .set_program(partner, &found.program, SystemClock.now_ms(), actor)
         .await?;
     Ok(json!({ "id": found.id, "name": found.name, "program": found.program }))
 }
@@ -119,9 +180,13 @@ pub async fn connection_add(
     now_ms: i64,
 ) -> anyhow::Result<Value> {
     let partner = PartnerId(req.partner);
-    if store.partner(partner).await?.is_none() {
+    let Some(found) = store.partner(partner).await? else {
         return Err(Usage(format!("partner {partner} does not exist")).into());
-    }
+    };
+    found
+        .plan
+        .check(partner, Capability::CrmIntegration)
+        .map_err(|e| Usage(format!("{e} (loyalty-gateway partner plan)")))?;
     let Some(flavor) = crm_yclients::Flavor::of(req.crm) else {
         return Err(Usage(format!(
             "{} is not supported by this gateway yet (yclients, altegio)",

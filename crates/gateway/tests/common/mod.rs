@@ -111,7 +111,9 @@ pub async fn add_lotos(store: &SqlStore) -> i64 {
             max_redeem_share_bps: 5000,
             code_ttl_days: 90,
             country: loyalty_core::Country::RU,
+            plan: loyalty_core::audit::Plan::Pro,
         },
+        &loyalty_core::audit::Actor::system(),
         0,
     )
     .await
