@@ -111,6 +111,7 @@ macro_rules! in_tx {
 }
 
 mod accrual;
+mod birthday;
 mod cards;
 mod clock;
 mod error;
@@ -123,6 +124,7 @@ mod poll;
 mod posting;
 mod redemption;
 mod writeback;
+pub use birthday::{BirthdayPass, birthdays_due};
 pub use cards::{CardPass, CardStore};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::EngineError;

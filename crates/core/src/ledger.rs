@@ -2,15 +2,15 @@
 //!
 //! Every movement debits one account and credits another by a positive amount:
 //!
-//! | movement            | debit              | credit             |
-//! |---------------------|--------------------|--------------------|
-//! | accrual, welcome    | `program:issued`   | `client:{id}`      |
-//! | reversal of accrual | `client:{id}`      | `program:issued`   |
-//! | manual debit        | `client:{id}`      | `program:redeemed` |
-//! | expiry              | `client:{id}`      | `program:expired`  |
-//! | hold (pending)      | `client:{id}`      | `hold:{id}`        |
-//! | hold posted         | `hold:{id}`        | `program:redeemed` |
-//! | hold voided         | `hold:{id}`        | `client:{id}`      |
+//! | movement                   | debit            | credit             |
+//! |----------------------------|------------------|--------------------|
+//! | accrual, welcome, birthday | `program:issued` | `client:{id}`      |
+//! | reversal of accrual        | `client:{id}`    | `program:issued`   |
+//! | manual debit               | `client:{id}`    | `program:redeemed` |
+//! | expiry                     | `client:{id}`    | `program:expired`  |
+//! | hold (pending)             | `client:{id}`    | `hold:{id}`        |
+//! | hold posted                | `hold:{id}`      | `program:redeemed` |
+//! | hold voided                | `hold:{id}`      | `client:{id}`      |
 //!
 //! An account's balance is credits minus debits, so `program:issued` goes negative by exactly what
 //! was issued and `issued = outstanding + held + spent + expired` holds by construction; the store
@@ -94,6 +94,8 @@ pub enum EntryKind {
     ManualDebit,
     /// The program's welcome bonus.
     Welcome,
+    /// Birthday points, in a lot of their own short life.
+    Birthday,
     /// An accrual's unspent rest after its expiry date.
     Expiry,
     /// Points held for a redemption (pending).
@@ -105,12 +107,13 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    pub const ALL: [EntryKind; 9] = [
+    pub const ALL: [EntryKind; 10] = [
         EntryKind::Accrual,
         EntryKind::Reversal,
         EntryKind::ManualAccrual,
         EntryKind::ManualDebit,
         EntryKind::Welcome,
+        EntryKind::Birthday,
         EntryKind::Expiry,
         EntryKind::Hold,
         EntryKind::HoldPost,
@@ -124,6 +127,7 @@ impl EntryKind {
             EntryKind::ManualAccrual => "manual_accrual",
             EntryKind::ManualDebit => "manual_debit",
             EntryKind::Welcome => "welcome",
+            EntryKind::Birthday => "birthday",
             EntryKind::Expiry => "expiry",
             EntryKind::Hold => "hold",
             EntryKind::HoldPost => "hold_post",

@@ -48,7 +48,7 @@ pub use money::{Bps, Currency, Money, MoneyError, Points};
 pub use phone::{Country, Phone, PhoneError, UnknownCountry};
 pub use reward::{NewReward, Reward, RewardKind};
 pub use store::{
-    ChatStore, ClientStore, ClientTx, HoldTx, LedgerStore, LedgerTx, LevelStore, LevelTx,
-    OutboxStats, OutboxStore, OutboxTx, PartnerStore, RecordTx, RedemptionTx, RewardStore, Store,
-    StoreError, StoreTx, TelegramChat,
+    BirthdayStore, ChatStore, ClientStore, ClientTx, HoldTx, LedgerStore, LedgerTx, LevelStore,
+    LevelTx, OutboxStats, OutboxStore, OutboxTx, PartnerStore, RecordTx, RedemptionTx, RewardStore,
+    Store, StoreError, StoreTx, TelegramChat,
 };

@@ -102,6 +102,32 @@ pub struct Program {
     /// Levels that raise the cashback and the redemption cap; `None`: one flat program.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub levels: Option<Levels>,
+    /// Points granted once a year before a client's birthday; `None`: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birthday: Option<BirthdayBonus>,
+}
+
+/// Birthday points: granted once a year `days_before` the birthday (in the salon's time), in a
+/// lot that expires `valid_days` after it is granted, with a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BirthdayBonus {
+    pub points: Points,
+    #[serde(default)]
+    pub days_before: u32,
+    #[serde(default = "default_birthday_days")]
+    pub valid_days: u32,
+    /// The salon's offset from UTC, for what "today" is there.
+    #[serde(default = "default_utc_offset")]
+    pub utc_offset_minutes: i32,
+}
+
+fn default_birthday_days() -> u32 {
+    7
+}
+
+fn default_utc_offset() -> i32 {
+    180
 }
 
 /// One version of a partner's program: every change is a new version, in force from its
@@ -120,6 +146,8 @@ pub enum ProgramError {
     Money(#[from] MoneyError),
     #[error(transparent)]
     Levels(#[from] LevelError),
+    #[error("birthday: {0}")]
+    Birthday(&'static str),
 }
 
 fn default_code_ttl_days() -> u32 {
@@ -158,6 +186,7 @@ impl Program {
             code_ttl_days: default_code_ttl_days(),
             country: Country::RU,
             levels: None,
+            birthday: None,
         }
     }
 
@@ -174,6 +203,22 @@ impl Program {
         }
         if let Some(levels) = &self.levels {
             levels.validate()?;
+        }
+        if let Some(b) = &self.birthday {
+            if !b.points.is_positive() {
+                return Err(ProgramError::Birthday("points must be more than 0"));
+            }
+            if b.valid_days == 0 {
+                return Err(ProgramError::Birthday("valid_days must be at least 1"));
+            }
+            if b.days_before > 60 {
+                return Err(ProgramError::Birthday("days_before must be at most 60"));
+            }
+            if !(-720..=840).contains(&b.utc_offset_minutes) {
+                return Err(ProgramError::Birthday(
+                    "utc_offset_minutes must be within -720..=840",
+                ));
+            }
         }
         Ok(())
     }

@@ -41,6 +41,12 @@ pub enum Notification {
         points: Points,
         balance: Points,
     },
+    /// Birthday points, usable until `expires_at_ms`.
+    Birthday {
+        points: Points,
+        balance: Points,
+        expires_at_ms: i64,
+    },
     /// A redemption's reward is in the CRM: a certificate with the code, or money on the
     /// client's loyalty card.
     RewardReady {

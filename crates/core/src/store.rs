@@ -503,6 +503,17 @@ pub trait LevelTx: Send {
     ) -> Result<Measure, StoreError>;
 }
 
+/// Birthdays: who has one on given days.
+#[async_trait]
+pub trait BirthdayStore: Send + Sync {
+    /// The partner's clients whose birthday (month, day) is one of `days`, by id.
+    async fn clients_born_on(
+        &self,
+        partner: PartnerId,
+        days: &[(u8, u8)],
+    ) -> Result<Vec<Client>, StoreError>;
+}
+
 /// Levels outside a transaction: who is due a review, the log, a client's measure.
 #[async_trait]
 pub trait LevelStore: Send + Sync {
@@ -539,6 +550,7 @@ pub trait Store:
     + ClientStore
     + LedgerStore
     + LevelStore
+    + BirthdayStore
     + AuditStore
     + OutboxStore
     + ChatStore

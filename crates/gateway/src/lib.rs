@@ -441,6 +441,20 @@ async fn housekeeping(
             }
             Err(e) => warn!(error = %e, "could not look for points past their date"),
         }
+        match engine.grant_birthdays_everywhere().await {
+            Ok(pass) => {
+                if pass.granted > 0 {
+                    info!(
+                        granted = pass.granted,
+                        "birthday points granted; their clients are told"
+                    );
+                }
+                for (partner, error) in &pass.failed {
+                    warn!(partner = partner.0, %error, "could not grant birthday points");
+                }
+            }
+            Err(e) => warn!(error = %e, "could not look for birthdays"),
+        }
         match engine.review_levels_everywhere().await {
             Ok(pass) => {
                 if pass.reviewed > 0 {

@@ -1,12 +1,12 @@
 //! Levels on sqlx: a client's level (compare-and-set), its floor, the log of changes, who is due
-//! a review, and the level measure.
+//! a review, and the level measure; and who has a birthday on given days.
 
 use async_trait::async_trait;
 use loyalty_core::level::{LevelReason, Measure};
 use loyalty_core::store::LevelChange;
-use loyalty_core::{ClientId, LevelStore, LevelTx, PartnerId, StoreError};
+use loyalty_core::{BirthdayStore, Client, ClientId, LevelStore, LevelTx, PartnerId, StoreError};
 
-use crate::rows::{self, get};
+use crate::rows::{self, client_columns, get};
 use crate::{SqlStore, SqlTx, db_err};
 
 #[async_trait]
@@ -143,5 +143,35 @@ impl LevelStore for SqlStore {
         from_ms: i64,
     ) -> Result<Measure, StoreError> {
         rows::measure(&self.pool, partner, client, from_ms).await
+    }
+}
+
+#[async_trait]
+impl BirthdayStore for SqlStore {
+    async fn clients_born_on(
+        &self,
+        partner: PartnerId,
+        days: &[(u8, u8)],
+    ) -> Result<Vec<Client>, StoreError> {
+        if days.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A birth date is stored `YYYY-MM-DD` or `--MM-DD`: its last five characters are the day.
+        let placeholders: Vec<String> = (0..days.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            concat!(
+                "SELECT ",
+                client_columns!(),
+                " FROM clients WHERE partner_id = $1 AND birth_date IS NOT NULL \
+                 AND substr(birth_date, length(birth_date) - 4) IN ({}) ORDER BY id"
+            ),
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(partner.0);
+        for (month, day) in days {
+            query = query.bind(format!("{month:02}-{day:02}"));
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(db_err)?;
+        rows.iter().map(rows::client).collect()
     }
 }

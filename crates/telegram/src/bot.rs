@@ -1099,6 +1099,8 @@ fn kind_label(kind: EntryKind, lang: Lang) -> &'static str {
         (EntryKind::ManualAccrual | EntryKind::ManualDebit, Lang::En) => "by the salon",
         (EntryKind::Welcome, Lang::Ru) => "приветственный бонус",
         (EntryKind::Welcome, Lang::En) => "welcome bonus",
+        (EntryKind::Birthday, Lang::Ru) => "ко дню рождения",
+        (EntryKind::Birthday, Lang::En) => "birthday gift",
         (EntryKind::Expiry, Lang::Ru) => "сгорание",
         (EntryKind::Expiry, Lang::En) => "expired",
         (_, Lang::Ru) => "обмен баллов",

@@ -338,6 +338,27 @@ pub fn notification(n: &Notification, salon: &str, lang: Lang) -> String {
                 )
             }
         }
+        Notification::Birthday {
+            points: p,
+            balance,
+            expires_at_ms,
+        } => {
+            let until = date(*expires_at_ms, lang);
+            if ru {
+                format!(
+                    "🎂 С наступающим днём рождения! «{salon}» дарит вам {}, они действуют до \
+                     {until}. Баланс: {}",
+                    pts(p),
+                    pts(balance)
+                )
+            } else {
+                format!(
+                    "🎂 Happy birthday from {salon}! {} for you, valid until {until}. Balance: {}",
+                    pts(p),
+                    pts(balance)
+                )
+            }
+        }
         Notification::LevelChanged {
             from,
             to,

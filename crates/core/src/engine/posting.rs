@@ -99,6 +99,22 @@ pub(super) async fn credit(
     source: Option<&str>,
     now: i64,
 ) -> Result<Posting, EngineError> {
+    let expires = program
+        .points_ttl_days
+        .map(|days| now.saturating_add(i64::from(days) * DAY_MS));
+    credit_until(tx, partner, entry, balance, source, expires, now).await
+}
+
+/// [`credit`] with the lot's own expiry (`None`: never).
+pub(super) async fn credit_until(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    entry: &NewEntry,
+    balance: Points,
+    source: Option<&str>,
+    expires_at_ms: Option<i64>,
+    now: i64,
+) -> Result<Posting, EngineError> {
     let entry_id = tx.insert_entry(partner, entry, now).await?;
     let debt = (-balance).max(Points::ZERO);
     let lot_amount = entry.amount - entry.amount.min(debt);
@@ -108,9 +124,7 @@ pub(super) async fn credit(
             entry_id,
             source: source.map(str::to_owned),
             amount: lot_amount,
-            expires_at_ms: program
-                .points_ttl_days
-                .map(|days| now.saturating_add(i64::from(days) * DAY_MS)),
+            expires_at_ms,
         };
         tx.insert_lot(partner, &lot, now).await?;
     }

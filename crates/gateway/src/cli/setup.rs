@@ -60,6 +60,7 @@ pub async fn partner_add(
         code_ttl_days: req.code_ttl_days,
         country: req.country,
         levels: None,
+        birthday: None,
     };
     program
         .validate()
