@@ -19,7 +19,7 @@ use loyalty_core::code::Code;
 use loyalty_core::ledger::EntryKind;
 use loyalty_core::redemption::{Redemption, RedemptionStatus, Strategy, Target};
 use loyalty_core::{
-    BillTerms, Client, Currency, EngineError, LoyaltyEngine, PartnerId, Phone, RewardId,
+    BillTerms, BirthDate, Client, Currency, EngineError, LoyaltyEngine, PartnerId, Phone, RewardId,
     RewardKind, StoreError, TelegramChat,
 };
 use tokio::sync::watch;
@@ -76,6 +76,8 @@ enum Intent {
     Check(String),
     /// Staff: mark a code used.
     Use(String),
+    /// The client's birthday, `DD.MM` or `DD.MM.YYYY`.
+    Birthday(String),
     Help,
 }
 
@@ -97,6 +99,7 @@ fn intent(text: &str) -> Option<Intent> {
         "/codes" => Intent::MyCodes,
         "/check" => Intent::Check(rest.to_owned()),
         "/use" => Intent::Use(rest.to_owned()),
+        "/birthday" => Intent::Birthday(rest.to_owned()),
         "/help" => Intent::Help,
         _ => match text {
             "💎 Баланс" | "💎 Balance" => Intent::Balance,
@@ -347,6 +350,7 @@ impl ClientBot {
             Some(Intent::MyCodes) => self.my_codes(chat_id, lang).await,
             Some(Intent::Check(code)) => self.staff_code(chat_id, &code, false, lang).await,
             Some(Intent::Use(code)) => self.staff_code(chat_id, &code, true, lang).await,
+            Some(Intent::Birthday(date)) => self.birthday(chat_id, &date, lang).await,
             Some(Intent::Help) | None => self.help(chat_id, lang).await,
         }
     }
@@ -499,6 +503,12 @@ impl ClientBot {
         } else {
             text.push('\n');
             text.push_str(&self.balances(&clients, lang).await?);
+            if self.birthday_unknown(&clients).await? {
+                text.push_str(match lang {
+                    Lang::Ru => "\n🎂 Подарок ко дню рождения: напишите /birthday ДД.ММ, например /birthday 14.03",
+                    Lang::En => "\n🎂 A birthday gift: send /birthday DD.MM, for example /birthday 14.03",
+                });
+            }
         }
         let muted = clients.iter().any(|c| c.notifications_off);
         self.reply(chat.chat_id, &text, Some(menu_keyboard(lang, muted)))
@@ -1040,13 +1050,61 @@ impl ClientBot {
         self.reply(chat_id, &text, None).await
     }
 
+    /// Whether a salon with birthday points does not know one of these clients' birthday.
+    async fn birthday_unknown(&self, clients: &[Client]) -> Result<bool, BotError> {
+        for c in clients.iter().filter(|c| c.birth_date.is_none()) {
+            let partner = self.engine.store().partner(c.partner_id).await?;
+            if partner.is_some_and(|p| p.program.birthday.is_some()) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// `/birthday DD.MM[.YYYY]`: recorded where the salon has none; a known one is staff's to
+    /// change.
+    async fn birthday(&self, chat_id: i64, typed: &str, lang: Lang) -> Result<(), BotError> {
+        let Some(clients) = self.linked(chat_id, lang).await? else {
+            return Ok(());
+        };
+        let typed = typed.trim();
+        let date = match typed.matches('.').count() {
+            1 => BirthDate::parse(&format!("{typed}.0000")),
+            _ => BirthDate::parse(typed),
+        };
+        let Some(date) = date else {
+            let hint = match lang {
+                Lang::Ru => "Не понял дату. Напишите день и месяц: /birthday 14.03",
+                Lang::En => "Could not read the date. Send the day and month: /birthday 14.03",
+            };
+            return self.reply(chat_id, hint, None).await;
+        };
+        let mut saved = false;
+        for c in &clients {
+            saved |= self.engine.set_birth_date(c.partner_id, c.id, date).await?;
+        }
+        let day = format!("{:02}.{:02}", date.day, date.month);
+        let text = match (saved, lang) {
+            (true, Lang::Ru) => format!("🎂 Запомнили: {day}. Подарок придёт ко дню рождения."),
+            (true, Lang::En) => format!("🎂 Saved: {day}. Your gift will come for your birthday."),
+            (false, Lang::Ru) => {
+                "Ваш день рождения уже записан в салоне; изменить его может администратор.".into()
+            }
+            (false, Lang::En) => {
+                "Your birthday is already on record; the salon's administrator can change it."
+                    .into()
+            }
+        };
+        self.reply(chat_id, &text, None).await
+    }
+
     async fn help(&self, chat_id: i64, lang: Lang) -> Result<(), BotError> {
         let text = match lang {
             Lang::Ru => {
-                "/balance — баланс\n/history — история\n/exchange — обменять баллы\n/codes — мои коды\n/notifications_off, /notifications_on — уведомления\n/start — привязать номер"
+                "/balance — баланс\n/history — история\n/exchange — обменять баллы\n/codes — мои коды\n/notifications_off, /notifications_on — уведомления\n/birthday ДД.ММ — день рождения\n/start — привязать номер"
             }
             Lang::En => {
-                "/balance — balance\n/history — history\n/exchange — exchange points\n/codes — my codes\n/notifications_off, /notifications_on — notifications\n/start — link your number"
+                "/balance — balance\n/history — history\n/exchange — exchange points\n/codes — my codes\n/notifications_off, /notifications_on — notifications\n/birthday DD.MM — your birthday\n/start — link your number"
             }
         };
         self.reply(chat_id, text, None).await

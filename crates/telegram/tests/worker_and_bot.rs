@@ -728,6 +728,80 @@ async fn the_balance_shows_the_level_and_what_the_next_one_needs() {
     );
 }
 
+/// With birthday points on and no birth date from the CRM, linking invites the client to give
+/// hers; `/birthday DD.MM` records it once; a known one is the salon's to change.
+#[tokio::test]
+async fn the_bot_asks_for_a_missing_birthday_and_records_it_once() {
+    let w = world(0).await;
+    let mut program = w.partner.program.clone();
+    program.birthday = Some(loyalty_core::model::BirthdayBonus {
+        points: Points(300),
+        days_before: 3,
+        valid_days: 7,
+        utc_offset_minutes: 180,
+    });
+    w.store
+        .set_program(
+            w.partner.id,
+            &program,
+            T0,
+            &loyalty_core::audit::Actor::system(),
+        )
+        .await
+        .unwrap();
+    w.visit("1", VisitStatus::Came, 100_000).await;
+    Mock::given(method("POST"))
+        .respond_with(sent_ok(920))
+        .mount(&w.telegram)
+        .await;
+    let bot = ClientBot::new(w.engine.clone(), w.telegram());
+    bot.handle_update(update(
+        1,
+        920,
+        "ru",
+        json!({"contact": {"phone_number": "79161234567", "first_name": "Anna", "user_id": 920}}),
+    ))
+    .await;
+    bot.handle_update(update(2, 920, "ru", json!({"text": "/birthday 31.02"})))
+        .await;
+    bot.handle_update(update(3, 920, "ru", json!({"text": "/birthday 14.03"})))
+        .await;
+    bot.handle_update(update(
+        4,
+        920,
+        "en",
+        json!({"text": "/birthday 15.03.1990"}),
+    ))
+    .await;
+
+    let sends = w.sends().await;
+    let texts: Vec<&str> = sends.iter().filter_map(|s| s["text"].as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "✅ Номер привязан.\n💎 Лотос: 50 баллов\n🎂 Подарок ко дню рождения: напишите \
+             /birthday ДД.ММ, например /birthday 14.03",
+            "Не понял дату. Напишите день и месяц: /birthday 14.03",
+            "🎂 Запомнили: 14.03. Подарок придёт ко дню рождения.",
+            "Your birthday is already on record; the salon's administrator can change it.",
+        ]
+    );
+    let anna = w
+        .store
+        .client_by_phone(w.partner.id, &Phone::parse_international(ANNA).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        anna.birth_date,
+        Some(loyalty_core::BirthDate {
+            year: None,
+            month: 3,
+            day: 14
+        })
+    );
+}
+
 fn press(id: u32, from: u64, message_id: u32, data: &str) -> frankenstein::updates::Update {
     serde_json::from_value(json!({"update_id": id, "callback_query": {
         "id": format!("q{id}"),

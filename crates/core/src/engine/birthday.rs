@@ -3,11 +3,12 @@
 //! of the birthday it is for) makes a grant happen once, on any number of passes and instances.
 
 use super::DAY_MS;
-use super::posting::{credit_until, notify, program_of};
+use super::posting::{client_of, credit_until, notify, program_of};
 use crate::ledger::{Account, EntryKind, NewEntry};
 use crate::model::BirthdayBonus;
 use crate::outbox::Notification;
-use crate::{Client, EngineError, LoyaltyEngine, PartnerId, Posting, StoreTx};
+use crate::store::CardUpdate;
+use crate::{BirthDate, Client, ClientId, EngineError, LoyaltyEngine, PartnerId, Posting, StoreTx};
 
 /// What one pass of birthday grants did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,6 +89,29 @@ impl LoyaltyEngine {
             }
         }
         Ok(total)
+    }
+
+    /// Records a birth date the client gave (the bot) when the salon has none; `false` when
+    /// one is known already (the CRM's card or an earlier answer: only staff change it).
+    pub async fn set_birth_date(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+        date: BirthDate,
+    ) -> Result<bool, EngineError> {
+        in_tx!(self, |tx, _now| async {
+            let found = client_of(tx, partner, client).await?;
+            if found.birth_date.is_some() {
+                return Ok(false);
+            }
+            let card = CardUpdate {
+                name: None,
+                email: None,
+                birth_date: Some(date),
+            };
+            tx.update_card(partner, client, &card).await?;
+            Ok::<_, EngineError>(true)
+        })
     }
 
     async fn birthday_tx(
