@@ -8,14 +8,12 @@ use std::time::{Duration, Instant};
 
 use common::binary::Env;
 use common::telegram::{telegram, texts_to};
-use common::{PgSchema, connect_yclients, serve_with};
+use common::{PgSchema, connect_yclients, serve_with_bot};
 use loyalty_core::event::{ClientEvent, CrmEvent};
 use loyalty_core::{
     BirthDate, ClientStore, Clock, ConnectionId, LedgerStore, PartnerId, PartnerStore, Phone,
     Points, SystemClock,
 };
-use loyalty_gateway::StartOptions;
-use loyalty_gateway::config::Overrides;
 use serde_json::json;
 
 const TOKEN: &str = "66:birthday-token";
@@ -26,18 +24,7 @@ const PHONE: &str = "+79161230066";
 async fn birthday_points_arrive_by_themselves_once_and_the_client_is_told() {
     let telegram = telegram(TOKEN).await;
     let schema = PgSchema::new().await;
-    let overrides = Overrides {
-        public_url: Some("https://loyalty.example".into()),
-        telegram_bot_token: Some(TOKEN.into()),
-        telegram_api_url: Some(telegram.uri()),
-        telegram_webhook_secret: Some("s3cret".into()),
-        ..Overrides::default()
-    };
-    let options = StartOptions {
-        housekeeping_every: Some(Duration::from_millis(200)),
-        ..StartOptions::default()
-    };
-    let (gateway, config) = serve_with(&schema, overrides, options).await;
+    let (gateway, config) = serve_with_bot(&schema, TOKEN, telegram.uri()).await;
     let store = &gateway.store;
     let env = Env {
         vars: vec![("DATABASE_URL", schema.url.clone())],

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::telegram::{telegram, texts_to};
-use common::{PgSchema, connect_yclients, serve_with};
+use common::{PgSchema, connect_yclients, live_hook, serve_with, serve_with_bot};
 use loyalty_core::{
     ClientStore, Clock, Country, Currency, LedgerStore, PartnerId, Phone, Points, SystemClock,
 };
@@ -26,18 +26,7 @@ const PHONE: &str = "79161230042";
 async fn points_past_their_date_expire_by_themselves_and_the_client_is_told_once() {
     let telegram = telegram(TOKEN).await;
     let schema = PgSchema::new().await;
-    let options = StartOptions {
-        housekeeping_every: Some(Duration::from_millis(200)),
-        ..StartOptions::default()
-    };
-    let overrides = Overrides {
-        public_url: Some("https://loyalty.example".into()),
-        telegram_bot_token: Some(TOKEN.into()),
-        telegram_api_url: Some(telegram.uri()),
-        telegram_webhook_secret: Some("s3cret".into()),
-        ..Overrides::default()
-    };
-    let (gateway, config) = serve_with(&schema, overrides, options).await;
+    let (gateway, config) = serve_with_bot(&schema, TOKEN, telegram.uri()).await;
     let store = &gateway.store;
     let added = cli::partner_add(
         store,
@@ -61,10 +50,7 @@ async fn points_past_their_date_expire_by_themselves_and_the_client_is_told_once
     .unwrap();
     let partner = PartnerId(added["id"].as_i64().unwrap());
     let conn = connect_yclients(store, &config, partner.0, None).await;
-    let hook = conn["webhook_url"].as_str().unwrap().replace(
-        "https://loyalty.example",
-        &format!("http://{}", gateway.addr),
-    );
+    let hook = live_hook(&gateway, &conn);
 
     // A paid visit of 2 000 ₽ earns 100 points, valid 30 days.
     let body = record_webhook(&Record {

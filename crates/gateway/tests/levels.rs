@@ -11,10 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::binary::Env;
 use common::telegram::{telegram, texts_to};
-use common::{PgSchema, connect_yclients, serve_with};
+use common::{PgSchema, connect_yclients, live_hook, serve_with_bot};
 use loyalty_core::{ClientStore, LedgerStore, PartnerId, Phone, Points};
-use loyalty_gateway::StartOptions;
-use loyalty_gateway::config::Overrides;
 use loyalty_gateway::sample::{Record, record_webhook};
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -89,18 +87,7 @@ async fn wait_for_text(telegram: &wiremock::MockServer, needle: &str) -> Vec<Str
 async fn levels_from_program_set_to_the_review_through_the_running_gateway() {
     let telegram = telegram(TOKEN).await;
     let schema = PgSchema::new().await;
-    let overrides = Overrides {
-        public_url: Some("https://loyalty.example".into()),
-        telegram_bot_token: Some(TOKEN.into()),
-        telegram_api_url: Some(telegram.uri()),
-        telegram_webhook_secret: Some("s3cret".into()),
-        ..Overrides::default()
-    };
-    let options = StartOptions {
-        housekeeping_every: Some(Duration::from_millis(200)),
-        ..StartOptions::default()
-    };
-    let (gateway, config) = serve_with(&schema, overrides, options).await;
+    let (gateway, config) = serve_with_bot(&schema, TOKEN, telegram.uri()).await;
     let store = &gateway.store;
     let env = Env {
         vars: vec![("DATABASE_URL", schema.url.clone())],
@@ -157,10 +144,7 @@ async fn levels_from_program_set_to_the_review_through_the_running_gateway() {
     tokio::time::sleep(Duration::from_millis(1_100)).await;
 
     let conn = connect_yclients(store, &config, partner_id.0, None).await;
-    let hook = conn["webhook_url"].as_str().unwrap().replace(
-        "https://loyalty.example",
-        &format!("http://{}", gateway.addr),
-    );
+    let hook = live_hook(&gateway, &conn);
     let http = reqwest::Client::new();
 
     // 25 000 ₽ at the base level's 3 %.

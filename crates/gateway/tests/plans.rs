@@ -8,7 +8,7 @@ mod common;
 use std::process::Output;
 
 use common::binary::Env;
-use common::{PgSchema, connect_yclients, serve_on};
+use common::{PUBLIC_URL, PgSchema, connect_yclients, live_hook, serve_on};
 use loyalty_core::{LoyaltyEngine, PartnerId, Phone};
 use loyalty_gateway::config::Overrides;
 use loyalty_gateway::sample::{Record, record_webhook};
@@ -28,7 +28,7 @@ fn stderr(out: &Output) -> String {
 async fn a_basic_partner_works_by_hand_its_webhooks_are_refused_and_the_audit_log_says_who() {
     let schema = PgSchema::new().await;
     let overrides = Overrides {
-        public_url: Some("https://loyalty.example".into()),
+        public_url: Some(PUBLIC_URL.into()),
         ..Overrides::default()
     };
     let (gateway, config) = serve_on(&schema, overrides).await;
@@ -98,10 +98,7 @@ async fn a_basic_partner_works_by_hand_its_webhooks_are_refused_and_the_audit_lo
         "--actor",
         "owner",
     ]);
-    let hook = conn["webhook_url"].as_str().unwrap().replace(
-        "https://loyalty.example",
-        &format!("http://{}", gateway.addr),
-    );
+    let hook = live_hook(&gateway, &conn);
     let body = record_webhook(&Record {
         company_id: "4564",
         record_id: 88,

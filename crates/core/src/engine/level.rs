@@ -27,7 +27,6 @@ pub struct LevelView {
     pub since_ms: Option<i64>,
     /// When it is next reviewed for a fall; `None` at the first level.
     pub review_at_ms: Option<i64>,
-    pub changes: Vec<LevelChange>,
 }
 
 /// What one pass of reviews did.
@@ -40,7 +39,8 @@ pub struct ReviewPass {
 }
 
 impl LoyaltyEngine {
-    /// The client's level, measure and progress; `None` when the program has no levels.
+    /// The client's level, measure and progress; `None` when the program has no levels. Its
+    /// history is [`crate::LevelStore::level_changes`], read only where it is shown.
     pub async fn client_level(
         &self,
         partner: PartnerId,
@@ -66,7 +66,6 @@ impl LoyaltyEngine {
                 .as_ref()
                 .and(client.level_since_ms)
                 .map(|s| s.saturating_add(levels.grace_ms())),
-            changes: self.store.level_changes(partner, client.id).await?,
         }))
     }
 

@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use loyalty_core::audit::Actor;
-use loyalty_core::{Clock, LoyaltyEngine, Program, ProgramVersion, SystemClock};
+use loyalty_core::{Bps, Clock, LoyaltyEngine, Program, ProgramVersion, SystemClock};
 use serde_json::{Value, json};
 
 use super::{Usage, desk_client, known_partner, refused};
@@ -139,6 +139,7 @@ pub async fn client_level(
         .into());
     };
     let mut out = json!(view);
+    out["changes"] = json!(store.level_changes(partner, client.id).await?);
     out["phone"] = json!(phone.masked());
     out["client_id"] = json!(client.id);
     Ok(out)
@@ -192,13 +193,11 @@ pub fn level_text(v: &Value) -> String {
     out
 }
 
+/// A rate as `Bps` prints it (`7%`, `7.50%`).
 fn bps(v: &Value) -> String {
-    let n = v.as_i64().unwrap_or_default();
-    if n % 100 == 0 {
-        format!("{}%", n / 100)
-    } else {
-        format!("{}.{:02}%", n / 100, n % 100)
-    }
+    serde_json::from_value::<Bps>(v.clone())
+        .map(|b| b.to_string())
+        .unwrap_or_default()
 }
 
 /// `YYYY-MM-DD` (UTC) of a time in ms.

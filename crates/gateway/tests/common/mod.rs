@@ -96,6 +96,38 @@ pub async fn serve_with(
     (gateway, config)
 }
 
+/// The public URL the bot tests' gateways are given.
+pub const PUBLIC_URL: &str = "https://loyalty.example";
+
+/// The gateway with its bot (token `token`) against the Telegram stand-in at `telegram_url`,
+/// housekeeping every 200 ms: what the tests of work `serve` does by itself run on.
+pub async fn serve_with_bot(
+    schema: &PgSchema,
+    token: &str,
+    telegram_url: String,
+) -> (Gateway, Config) {
+    let overrides = Overrides {
+        public_url: Some(PUBLIC_URL.into()),
+        telegram_bot_token: Some(token.into()),
+        telegram_api_url: Some(telegram_url),
+        telegram_webhook_secret: Some("s3cret".into()),
+        ..Overrides::default()
+    };
+    let options = StartOptions {
+        housekeeping_every: Some(std::time::Duration::from_millis(200)),
+        ..StartOptions::default()
+    };
+    serve_with(schema, overrides, options).await
+}
+
+/// A connection's webhook URL (`connection add`'s answer) on the gateway's live address.
+pub fn live_hook(gateway: &Gateway, connection: &Value) -> String {
+    connection["webhook_url"]
+        .as_str()
+        .unwrap_or_default()
+        .replace(PUBLIC_URL, &format!("http://{}", gateway.addr))
+}
+
 /// Partner "Лотос": 5 % cashback in roubles, codes valid 90 days. Returns its id.
 pub async fn add_lotos(store: &SqlStore) -> i64 {
     let partner = cli::partner_add(
