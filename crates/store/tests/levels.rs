@@ -8,12 +8,15 @@ mod common;
 
 use common::{T0, TestDb, by_phone, salon, visit};
 use loyalty_core::audit::Actor;
-use loyalty_core::engine::Outcome;
+use loyalty_core::code::Code;
+use loyalty_core::engine::{EngineError, Outcome};
 use loyalty_core::level::{LevelMeasure, LevelReason, Levels, Tier};
 use loyalty_core::outbox::Notification;
+use loyalty_core::redemption::Target;
 use loyalty_core::{
     Bps, Client, ClientStore, CrmConnection, CrmEvent, LedgerStore, LevelStore, LoyaltyEngine,
-    OutboxStore, PartnerId, PartnerStore, Phone, Points, Program, VisitStatus,
+    NewReward, OutboxStore, PartnerId, PartnerStore, Phone, Points, Program, RewardKind,
+    RewardStore, VisitStatus,
 };
 
 const DAY: i64 = 86_400_000;
@@ -262,20 +265,63 @@ async fn a_late_visit_is_computed_with_the_program_of_its_time(db: &TestDb) {
     );
 }
 
+/// The desk checks a money certificate's bill against the client's level's cap at the moment
+/// the code is used.
 async fn the_redemption_cap_follows_the_level(db: &TestDb) {
-    let program = salon_levels();
-    // 1 000 ₽ certificate: at Base (10 %) the bill must be 10 000 ₽, at Silver (20 %) 5 000 ₽.
-    assert_eq!(
-        program.at_level(None).min_bill_for(100_000),
-        Some(1_000_000)
+    let (engine, _) = db.engine();
+    let store = db.store.as_ref();
+    let (partner, conn) = salon(store, salon_levels()).await;
+    apply(&engine, &conn, &came(&conn, "r1", 1, 1_000)).await;
+    let c = client(db, partner.id).await;
+    engine
+        .manual_accrual(partner.id, c.id, Points(1_000), "подарок", "gift")
+        .await
+        .expect("accrue");
+    let reward = store
+        .create_reward(
+            partner.id,
+            &NewReward {
+                title: "Сертификат 1 000 ₽".into(),
+                cost: Points(1_000),
+                kind: RewardKind::Certificate {
+                    value_minor: 100_000,
+                },
+            },
+            T0,
+        )
+        .await
+        .expect("reward");
+    let code = engine
+        .redeem(partner.id, c.id, &reward, "r", Target::GATEWAY, &|| {
+            Code::from_entropy(7u64.to_le_bytes())
+        })
+        .await
+        .expect("redeem")
+        .code;
+    // At Base points pay up to 10 % of a bill: 1 000 ₽ needs a bill of 10 000 ₽.
+    let err = engine
+        .use_code_at_desk(&code, Some(600_000))
+        .await
+        .expect_err("too small at Base");
+    assert!(
+        matches!(
+            err,
+            EngineError::BillTooSmall {
+                min_bill_minor: Some(1_000_000),
+                ..
+            }
+        ),
+        "{err}"
     );
-    assert_eq!(
-        program.at_level(Some("Silver")).min_bill_for(100_000),
-        Some(500_000)
-    );
-    let (partner, _) = salon(db.store.as_ref(), program).await;
-    let read = db.store.partner(partner.id).await.expect("read");
-    assert!(read.expect("partner").program.levels.is_some());
+    // At Silver (20 %) a bill of 6 000 ₽ will do.
+    engine
+        .set_client_level(partner.id, c.id, Some("Silver"))
+        .await
+        .expect("silver");
+    engine
+        .use_code_at_desk(&code, Some(600_000))
+        .await
+        .expect("used at Silver");
 }
 
 both!(
