@@ -120,6 +120,7 @@ mod import;
 mod intake;
 mod level;
 mod manual;
+mod pending;
 mod poll;
 mod posting;
 mod redemption;
@@ -132,6 +133,7 @@ pub use expiry::ExpiryPass;
 pub use import::{ImportObserver, ImportRun, Quiet};
 pub use intake::{InboxPass, Intake};
 pub use level::{LevelView, ReviewPass};
+pub use pending::MaturePass;
 pub use redemption::BillTerms;
 pub use writeback::{
     AdapterSource, CERTIFICATE_GRACE_MS, Resolution, WriteBackOutcome, WriteBackPass,

@@ -5,7 +5,9 @@
 //! | movement                   | debit            | credit             |
 //! |----------------------------|------------------|--------------------|
 //! | accrual, welcome, birthday | `program:issued` | `client:{id}`      |
-//! | reversal of accrual        | `client:{id}`    | `program:issued`   |
+//! | accrual in the refund window | `program:issued` | `pending:{id}`   |
+//! | pending points mature      | `pending:{id}`   | `client:{id}`      |
+//! | reversal of accrual        | `client:{id}` or `pending:{id}` | `program:issued` |
 //! | manual debit               | `client:{id}`    | `program:redeemed` |
 //! | expiry                     | `client:{id}`    | `program:expired`  |
 //! | hold (pending)             | `client:{id}`    | `hold:{id}`        |
@@ -13,8 +15,11 @@
 //! | hold voided                | `hold:{id}`      | `client:{id}`      |
 //!
 //! An account's balance is credits minus debits, so `program:issued` goes negative by exactly what
-//! was issued and `issued = outstanding + held + spent + expired` holds by construction; the store
-//! checks it against the materialized balances ([`AccountTotals::is_balanced`]).
+//! was issued and `issued = outstanding + pending + held + spent + expired` holds by construction;
+//! the store checks it against the materialized balances ([`AccountTotals::is_balanced`]).
+//!
+//! Pending points (a program with a refund window) sit in `pending:{id}`, drawn on by nothing but
+//! a reversal of their own visit, in *pending lots* that mature into ordinary lots.
 //!
 //! Spending draws on *lots*: each accrual is a lot with its own expiry, drawn oldest first. A
 //! client's balance is always `Σ lot.remaining − debt`, where a debt only arises from reversing
@@ -36,6 +41,8 @@ pub enum Account {
     Redeemed,
     Expired,
     Hold(HoldId),
+    /// A client's points still in the program's refund window.
+    Pending(ClientId),
 }
 
 impl Account {
@@ -47,6 +54,7 @@ impl Account {
             Account::Redeemed => "program:redeemed".to_owned(),
             Account::Expired => "program:expired".to_owned(),
             Account::Hold(id) => format!("hold:{id}"),
+            Account::Pending(id) => format!("pending:{id}"),
         }
     }
 
@@ -61,6 +69,7 @@ impl Account {
                 match kind {
                     "client" => Some(Account::Client(ClientId(id))),
                     "hold" => Some(Account::Hold(HoldId(id))),
+                    "pending" => Some(Account::Pending(ClientId(id))),
                     _ => None,
                 }
             }
@@ -98,6 +107,8 @@ pub enum EntryKind {
     Birthday,
     /// An accrual's unspent rest after its expiry date.
     Expiry,
+    /// Pending points past the refund window, now spendable.
+    Matured,
     /// Points held for a redemption (pending).
     Hold,
     /// A held redemption completed.
@@ -107,7 +118,7 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    pub const ALL: [EntryKind; 10] = [
+    pub const ALL: [EntryKind; 11] = [
         EntryKind::Accrual,
         EntryKind::Reversal,
         EntryKind::ManualAccrual,
@@ -115,6 +126,7 @@ impl EntryKind {
         EntryKind::Welcome,
         EntryKind::Birthday,
         EntryKind::Expiry,
+        EntryKind::Matured,
         EntryKind::Hold,
         EntryKind::HoldPost,
         EntryKind::HoldVoid,
@@ -129,6 +141,7 @@ impl EntryKind {
             EntryKind::Welcome => "welcome",
             EntryKind::Birthday => "birthday",
             EntryKind::Expiry => "expiry",
+            EntryKind::Matured => "matured",
             EntryKind::Hold => "hold",
             EntryKind::HoldPost => "hold_post",
             EntryKind::HoldVoid => "hold_void",
@@ -202,6 +215,34 @@ impl LedgerEntry {
             Points::ZERO
         }
     }
+
+    /// The entry's effect on its client's pending points.
+    pub fn pending_delta(&self) -> Points {
+        let own = Account::Pending(self.client_id);
+        if self.credit == own {
+            self.amount
+        } else if self.debit == own {
+            -self.amount
+        } else {
+            Points::ZERO
+        }
+    }
+
+    /// Whether the entry moved points still pending (an accrual in the refund window, or its
+    /// reversal).
+    pub fn is_pending(&self) -> bool {
+        self.kind != EntryKind::Matured && self.pending_delta() != Points::ZERO
+    }
+
+    /// What the entry did to the client's points, pending or not, as a statement shows it: a
+    /// maturing moves points from pending to spendable and shows as what became spendable.
+    pub fn shown_delta(&self) -> Points {
+        if self.kind == EntryKind::Matured {
+            self.client_delta()
+        } else {
+            self.client_delta() + self.pending_delta()
+        }
+    }
 }
 
 /// Lot identifier (an accrual's remaining, with its expiry).
@@ -227,6 +268,31 @@ pub struct NewLot {
     pub entry_id: EntryId,
     pub source: Option<String>,
     pub amount: Points,
+    pub expires_at_ms: Option<i64>,
+}
+
+/// What is still pending of one accrual: it matures into a lot at `matures_at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingLot {
+    pub id: LotId,
+    pub client_id: ClientId,
+    /// The record that earned it (`{connection}:{record}`).
+    pub source: Option<String>,
+    pub amount: Points,
+    pub remaining: Points,
+    pub matures_at_ms: i64,
+    /// The expiry of the lot it matures into, counted from the accrual.
+    pub expires_at_ms: Option<i64>,
+}
+
+/// A new pending lot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPendingLot {
+    pub client_id: ClientId,
+    pub entry_id: EntryId,
+    pub source: Option<String>,
+    pub amount: Points,
+    pub matures_at_ms: i64,
     pub expires_at_ms: Option<i64>,
 }
 
@@ -277,20 +343,25 @@ pub struct AccountTotals {
     pub issued: Points,
     /// Σ of the `client:*` accounts in the ledger.
     pub outstanding: Points,
+    /// Σ of the `pending:*` accounts.
+    pub pending: Points,
     /// Σ of the `hold:*` accounts.
     pub held: Points,
     pub spent: Points,
     pub expired: Points,
     /// Σ of the materialized balances (`balances` table).
     pub balances_sum: Points,
+    /// Σ of the materialized pending points.
+    pub pending_sum: Points,
 }
 
 impl AccountTotals {
-    /// `issued = outstanding + held + spent + expired`, and the materialized balances agree
-    /// with the ledger.
+    /// `issued = outstanding + pending + held + spent + expired`, and the materialized balances
+    /// and pending points agree with the ledger.
     pub fn is_balanced(&self) -> bool {
-        self.issued == self.outstanding + self.held + self.spent + self.expired
+        self.issued == self.outstanding + self.pending + self.held + self.spent + self.expired
             && self.balances_sum == self.outstanding
+            && self.pending_sum == self.pending
     }
 }
 
@@ -348,6 +419,7 @@ mod tests {
             Account::Redeemed,
             Account::Expired,
             Account::Hold(HoldId(7)),
+            Account::Pending(ClientId(3)),
         ] {
             assert_eq!(Account::parse(&a.name()), Some(a));
         }

@@ -49,6 +49,6 @@ pub use phone::{Country, Phone, PhoneError, UnknownCountry};
 pub use reward::{NewReward, Reward, RewardKind};
 pub use store::{
     BirthdayStore, ChatStore, ClientStore, ClientTx, HoldTx, LedgerStore, LedgerTx, LevelStore,
-    LevelTx, OutboxStats, OutboxStore, OutboxTx, PartnerStore, RecordTx, RedemptionTx, RewardStore,
-    Store, StoreError, StoreTx, TelegramChat,
+    LevelTx, OutboxStats, OutboxStore, OutboxTx, PartnerStore, PendingTx, RecordTx, RedemptionTx,
+    RewardStore, Store, StoreError, StoreTx, TelegramChat,
 };

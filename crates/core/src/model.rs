@@ -105,6 +105,15 @@ pub struct Program {
     /// Points granted once a year before a client's birthday; `None`: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub birthday: Option<BirthdayBonus>,
+    /// The refund window: a visit's points become spendable this many days after they are
+    /// accrued (0: at once). Until then they are pending: shown, never spent, and the first
+    /// taken back when the visit is refunded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pending_days: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Birthday points: granted once a year `days_before` the birthday (in the salon's time), in a
@@ -148,6 +157,8 @@ pub enum ProgramError {
     Levels(#[from] LevelError),
     #[error("birthday: {0}")]
     Birthday(&'static str),
+    #[error("pending_days: {0}")]
+    Pending(String),
 }
 
 fn default_code_ttl_days() -> u32 {
@@ -187,6 +198,7 @@ impl Program {
             country: Country::RU,
             levels: None,
             birthday: None,
+            pending_days: 0,
         }
     }
 
@@ -203,6 +215,18 @@ impl Program {
         }
         if let Some(levels) = &self.levels {
             levels.validate()?;
+        }
+        if self.pending_days > 365 {
+            return Err(ProgramError::Pending("at most 365".into()));
+        }
+        if let Some(ttl) = self.points_ttl_days
+            && self.pending_days > 0
+            && ttl <= self.pending_days
+        {
+            return Err(ProgramError::Pending(format!(
+                "points would expire ({ttl} days) before they become spendable ({} days)",
+                self.pending_days
+            )));
         }
         if let Some(b) = &self.birthday {
             if !b.points.is_positive() {

@@ -17,6 +17,9 @@ pub enum Notification {
         currency: Currency,
         balance: Points,
         record_id: String,
+        /// Pending until then (the program's refund window); `None`: spendable at once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pending_until_ms: Option<i64>,
     },
     /// A visit's points taken back. `unbacked` of them had already been spent: the client
     /// now owes them and future accruals repay the debt.
@@ -38,6 +41,11 @@ pub enum Notification {
         balance: Points,
     },
     Expired {
+        points: Points,
+        balance: Points,
+    },
+    /// Pending points past the refund window: spendable now.
+    Matured {
         points: Points,
         balance: Points,
     },

@@ -20,7 +20,9 @@ use crate::audit::{Actor, AuditStore, AuditTx};
 use crate::code::Code;
 use crate::event::VisitStatus;
 use crate::history::Visit;
-use crate::ledger::{AccountTotals, LedgerEntry, Lot, LotId, NewEntry, NewLot};
+use crate::ledger::{
+    AccountTotals, LedgerEntry, Lot, LotId, NewEntry, NewLot, NewPendingLot, PendingLot,
+};
 use crate::level::{LevelReason, Measure, Terms};
 use crate::model::{
     Client, ClientId, ConnectionId, CrmConnection, EntryId, HoldId, NewConnection, NewPartner,
@@ -179,7 +181,16 @@ impl CardUpdate {
 /// Composed of one trait per part of a transaction's work, below.
 #[async_trait]
 pub trait StoreTx:
-    RecordTx + ClientTx + LedgerTx + LevelTx + HoldTx + RedemptionTx + OutboxTx + AuditTx + Send
+    RecordTx
+    + ClientTx
+    + LedgerTx
+    + PendingTx
+    + LevelTx
+    + HoldTx
+    + RedemptionTx
+    + OutboxTx
+    + AuditTx
+    + Send
 {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
@@ -377,6 +388,54 @@ pub trait LedgerTx: Send {
         now_ms: i64,
         limit: u32,
     ) -> Result<Vec<Lot>, StoreError>;
+}
+
+/// Pending points in a transaction: the client's pending total (its row is the balance's, so
+/// [`LedgerTx::lock_balance`] locks it too) and the pending lots.
+#[async_trait]
+pub trait PendingTx: Send {
+    /// The client's pending points; read under the balance lock.
+    async fn pending_points(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Points, StoreError>;
+
+    async fn set_pending_points(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+        pending: Points,
+    ) -> Result<(), StoreError>;
+
+    async fn insert_pending_lot(
+        &mut self,
+        partner: PartnerId,
+        lot: &NewPendingLot,
+        now_ms: i64,
+    ) -> Result<LotId, StoreError>;
+
+    /// The client's pending lots that still hold points, oldest first.
+    async fn open_pending_lots(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Vec<PendingLot>, StoreError>;
+
+    /// Takes points from pending lots.
+    async fn draw_pending_lots(
+        &mut self,
+        partner: PartnerId,
+        draws: &[(LotId, Points)],
+    ) -> Result<(), StoreError>;
+
+    /// Pending lots of this partner due to mature by `now_ms` (not locked), oldest first.
+    async fn due_pending_lots(
+        &mut self,
+        partner: PartnerId,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<PendingLot>, StoreError>;
 }
 
 /// Two-phase holds in a transaction.
@@ -641,6 +700,12 @@ pub trait ClientStore: Send + Sync {
 pub trait LedgerStore: Send + Sync {
     /// The materialized balance (zero for a client without entries).
     async fn balance(&self, partner: PartnerId, client: ClientId) -> Result<Points, StoreError>;
+
+    /// The client's pending points: earned, not yet spendable (zero without any).
+    async fn pending(&self, partner: PartnerId, client: ClientId) -> Result<Points, StoreError>;
+
+    /// The partners, of the whole deployment, with pending points due to mature, by id.
+    async fn partners_with_due_pending(&self, now_ms: i64) -> Result<Vec<PartnerId>, StoreError>;
 
     /// The client's entries, newest first.
     async fn history(

@@ -425,6 +425,23 @@ async fn housekeeping(
 ) {
     let keep_ms = i64::from(retention_days) * 86_400_000;
     loop {
+        // Before expiry: a lot that matured late and is past its date expires in this pass.
+        match engine.mature_everywhere().await {
+            Ok(pass) => {
+                if pass.clients > 0 {
+                    info!(
+                        partners = pass.partners,
+                        clients = pass.clients,
+                        points = pass.points.value(),
+                        "pending points past the refund window are spendable; their clients are told"
+                    );
+                }
+                for (partner, error) in &pass.failed {
+                    warn!(partner = partner.0, %error, "could not make pending points spendable");
+                }
+            }
+            Err(e) => warn!(error = %e, "could not look for pending points due"),
+        }
         match engine.expire_everywhere().await {
             Ok(pass) => {
                 if pass.clients > 0 {

@@ -24,6 +24,7 @@ mod history;
 mod import;
 mod inbox;
 mod levels;
+mod pending;
 mod quota;
 mod rows;
 mod services;

@@ -278,6 +278,32 @@ impl LedgerStore for SqlStore {
         Ok(Points(balance.unwrap_or(0)))
     }
 
+    async fn pending(&self, partner: PartnerId, client: ClientId) -> Result<Points, StoreError> {
+        let pending: Option<i64> = sqlx::query_scalar(
+            "SELECT pending FROM balances WHERE partner_id = $1 AND client_id = $2",
+        )
+        .bind(partner.0)
+        .bind(client.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(Points(pending.unwrap_or(0)))
+    }
+
+    async fn partners_with_due_pending(&self, now_ms: i64) -> Result<Vec<PartnerId>, StoreError> {
+        // One probe of the `pending_lots_due` index per partner.
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT p.id FROM partners p WHERE EXISTS (SELECT 1 FROM pending_lots l \
+             WHERE l.partner_id = p.id AND l.remaining > 0 AND l.matures_at_ms <= $1) \
+             ORDER BY p.id",
+        )
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(ids.into_iter().map(PartnerId).collect())
+    }
+
     async fn history(
         &self,
         partner: PartnerId,
@@ -360,19 +386,23 @@ impl LedgerStore for SqlStore {
                 Some(Account::Issued) => totals.issued = -balance,
                 Some(Account::Client(_)) => totals.outstanding += balance,
                 Some(Account::Hold(_)) => totals.held += balance,
+                Some(Account::Pending(_)) => totals.pending += balance,
                 Some(Account::Redeemed) => totals.spent = balance,
                 Some(Account::Expired) => totals.expired = balance,
                 None => return Err(StoreError::Corrupt(format!("account {name:?}"))),
             }
         }
-        let sum: i64 = sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM balances WHERE partner_id = $1",
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) AS balances, \
+             CAST(COALESCE(SUM(pending), 0) AS BIGINT) AS pending \
+             FROM balances WHERE partner_id = $1",
         )
         .bind(partner.0)
         .fetch_one(&self.pool)
         .await
         .map_err(db_err)?;
-        totals.balances_sum = Points(sum);
+        totals.balances_sum = Points(get(&row, "balances")?);
+        totals.pending_sum = Points(get(&row, "pending")?);
         Ok(totals)
     }
 

@@ -364,7 +364,8 @@ async fn linked_clients_get_notifications_in_the_same_transaction(db: &TestDb) {
             paid_minor: 200_000,
             currency: Currency::Rub,
             balance: Points(300),
-            record_id: "r2".into()
+            record_id: "r2".into(),
+            pending_until_ms: None,
         }
     );
     assert!(matches!(

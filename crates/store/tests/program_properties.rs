@@ -6,7 +6,10 @@
 //! * her level is the model's: up as soon as a visit's measure reaches a threshold, down only at
 //!   a review, to what the measure supports then;
 //! * each record earns by its final state at the level and program version it was first applied
-//!   with — the version in force at the visit's time, the level she had when it first arrived.
+//!   with — the version in force at the visit's time, the level she had when it first arrived;
+//! * with a refund window (that version's `pending_days`), what a record gains is pending until
+//!   the window ends and a maturing pass runs; what it loses comes out of its own pending points
+//!   first, then out of the balance; the pending total is the model's.
 //!
 //! The model replays the delivery order and shares no rule code with the engine: its thresholds,
 //! rates and rounding are written here from the rules' text.
@@ -41,6 +44,8 @@ struct Spec {
     /// Thresholds of the second and third level (the first is at 0).
     thresholds: [i64; 2],
     rates: [i64; 3],
+    /// Days an accrual stays pending.
+    pending_days: i64,
 }
 
 impl Spec {
@@ -66,6 +71,7 @@ impl Spec {
             max_redeem_share: Bps::new(5_000).expect("cap"),
         };
         let mut p = Program::with_cashback(Bps::new(100).expect("base"));
+        p.pending_days = self.pending_days as u32;
         p.levels = Some(Levels {
             measure: if self.by_visits {
                 LevelMeasure::Visits
@@ -86,11 +92,15 @@ fn spec(by_visits: bool) -> impl Strategy<Value = Spec> {
     } else {
         (1i64..=1_500_000, 1i64..=1_500_000).boxed()
     };
-    (thresholds, prop::array::uniform3(0i64..=2_000)).prop_map(move |((t1, gap), rates)| Spec {
-        by_visits,
-        thresholds: [t1, t1 + gap],
-        rates,
-    })
+    let pending = prop_oneof![2 => Just(0i64), 1 => 1i64..=2];
+    (thresholds, prop::array::uniform3(0i64..=2_000), pending).prop_map(
+        move |((t1, gap), rates, pending_days)| Spec {
+            by_visits,
+            thresholds: [t1, t1 + gap],
+            rates,
+            pending_days,
+        },
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +113,8 @@ enum Step {
     Review,
     /// A day passes.
     Tomorrow,
+    /// The maturing pass runs.
+    Mature,
 }
 
 #[derive(Debug, Clone)]
@@ -134,8 +146,9 @@ fn case() -> impl Strategy<Value = Case> {
                     spec(by_visits).prop_map(Step::NewVersion),
                     Just(Step::Review),
                     Just(Step::Tomorrow),
+                    Just(Step::Mature),
                 ],
-                0..=4,
+                0..=6,
             );
             (Just(records), (Just(delivers), dups, others))
                 .prop_flat_map(|(records, (mut d, dups, others))| {
@@ -163,6 +176,12 @@ struct Model {
     /// applied with.
     applied: HashMap<usize, usize>,
     terms: HashMap<usize, (usize, usize)>,
+    /// Per record: the points it holds now.
+    accrued: HashMap<usize, i64>,
+    /// The spendable balance, and the pending lots: (record, matures at, remaining), oldest
+    /// first.
+    spendable: i64,
+    pending: Vec<(usize, i64, i64)>,
 }
 
 impl Model {
@@ -187,17 +206,47 @@ impl Model {
             .fold((0, 0), |(p, n), (_, paid)| (p + paid, n + 1))
     }
 
-    /// Points: the paid amount at the rate, rounded down (one point is one rouble).
-    fn balance(&self, case: &Case) -> i64 {
-        self.applied
-            .iter()
-            .map(|(&r, &v)| {
-                let (came, paid) = case.records[r].1[v - 1];
-                let (version, level) = self.terms[&r];
-                let rate = self.versions[version].1.rates[level];
-                if came { paid * rate / 1_000_000 } else { 0 }
-            })
-            .sum()
+    /// What a record earns in its applied state: the paid amount at its terms' rate, rounded
+    /// down (one point is one rouble).
+    fn earned(&self, case: &Case, r: usize) -> i64 {
+        let (came, paid) = case.records[r].1[self.applied[&r] - 1];
+        let (version, level) = self.terms[&r];
+        let rate = self.versions[version].1.rates[level];
+        if came { paid * rate / 1_000_000 } else { 0 }
+    }
+
+    /// Moves record `r` to what it earns now: a gain is pending for its version's window (or
+    /// spendable at once without one); a loss takes the record's own pending points first.
+    fn settle(&mut self, case: &Case, r: usize, now: i64) {
+        let target = self.earned(case, r);
+        let held = self.accrued.insert(r, target).unwrap_or(0);
+        let delta = target - held;
+        let days = self.versions[self.terms[&r].0].1.pending_days;
+        if delta > 0 && days > 0 {
+            self.pending.push((r, now + days * DAY, delta));
+        } else if delta > 0 {
+            self.spendable += delta;
+        } else {
+            let mut left = -delta;
+            for lot in self.pending.iter_mut().filter(|l| l.0 == r) {
+                let take = left.min(lot.2);
+                lot.2 -= take;
+                left -= take;
+            }
+            self.spendable -= left;
+        }
+    }
+
+    /// The maturing pass at `now`.
+    fn mature(&mut self, now: i64) {
+        for lot in self.pending.iter_mut().filter(|l| l.1 <= now) {
+            self.spendable += lot.2;
+            lot.2 = 0;
+        }
+    }
+
+    fn pending_total(&self) -> i64 {
+        self.pending.iter().map(|l| l.2).sum()
     }
 }
 
@@ -256,6 +305,9 @@ async fn run_case(
         since: None,
         applied: HashMap::new(),
         terms: HashMap::new(),
+        accrued: HashMap::new(),
+        spendable: 0,
+        pending: Vec::new(),
     };
     let fail = |e: &dyn std::fmt::Display| TestCaseError::fail(e.to_string());
     for step in &case.steps {
@@ -277,6 +329,7 @@ async fn run_case(
                         let v = model.version_at(at);
                         model.terms.insert(*record, (v, model.level));
                     }
+                    model.settle(&case, *record, now);
                     let (paid, visits) = model.measure(&case);
                     let reach = model.current().level_for(paid, visits);
                     if reach > model.level {
@@ -303,6 +356,10 @@ async fn run_case(
                 }
             }
             Step::Tomorrow => clock.advance_ms(DAY),
+            Step::Mature => {
+                engine.mature_due(p).await.map_err(|e| fail(&e))?;
+                model.mature(now);
+            }
         }
         let totals = store.account_totals(p).await.map_err(|e| fail(&e))?;
         prop_assert!(totals.is_balanced(), "unbalanced: {:?}", totals);
@@ -317,8 +374,14 @@ async fn run_case(
         };
         prop_assert_eq!(
             store.balance(p, client.id).await.map_err(|e| fail(&e))?,
-            Points(model.balance(&case)),
+            Points(model.spendable),
             "after {:?}",
+            step
+        );
+        prop_assert_eq!(
+            store.pending(p, client.id).await.map_err(|e| fail(&e))?,
+            Points(model.pending_total()),
+            "pending after {:?}",
             step
         );
         let level = client

@@ -522,6 +522,10 @@ impl ClientBot {
             let balance = store.balance(c.partner_id, c.id).await?;
             let salon = self.salon_name(c.partner_id).await?;
             lines.push(format!("💎 {salon}: {}", text::points(balance, lang)));
+            let pending = store.pending(c.partner_id, c.id).await?;
+            if pending.is_positive() {
+                lines.push(text::pending(pending, lang));
+            }
             if let Some(view) = self.engine.client_level(c.partner_id, c).await? {
                 lines.push(text::level(&view.progress, view.currency, lang));
             }
@@ -580,10 +584,15 @@ impl ClientBot {
                 });
             }
             for e in entries {
-                let delta = e.client_delta();
+                let delta = e.shown_delta();
                 let sign = if delta.is_positive() { "+" } else { "" };
+                let pending = match lang {
+                    _ if !e.is_pending() => "",
+                    Lang::Ru => " (ожидают)",
+                    Lang::En => " (pending)",
+                };
                 out.push(format!(
-                    "  {sign}{} — {}",
+                    "  {sign}{} — {}{pending}",
                     text::points(delta, lang),
                     kind_label(e.kind, lang)
                 ));
@@ -1161,6 +1170,8 @@ fn kind_label(kind: EntryKind, lang: Lang) -> &'static str {
         (EntryKind::Birthday, Lang::En) => "birthday gift",
         (EntryKind::Expiry, Lang::Ru) => "сгорание",
         (EntryKind::Expiry, Lang::En) => "expired",
+        (EntryKind::Matured, Lang::Ru) => "стали доступны",
+        (EntryKind::Matured, Lang::En) => "now spendable",
         (_, Lang::Ru) => "обмен баллов",
         (_, Lang::En) => "points exchange",
     }

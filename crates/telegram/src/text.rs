@@ -182,11 +182,51 @@ fn visits(n: i64, lang: Lang) -> String {
     format!("{} {word}", group(n))
 }
 
+/// The balance's pending line: points earned, not spendable before the refund window ends.
+pub fn pending(p: Points, lang: Lang) -> String {
+    match lang {
+        Lang::Ru => format!(
+            "⏳ ещё {} станут доступны после периода возврата",
+            points(p, lang)
+        ),
+        Lang::En => format!(
+            "⏳ {} more become spendable after the refund window",
+            points(p, lang)
+        ),
+    }
+}
+
 /// The message a client gets for a notification from `salon`.
 pub fn notification(n: &Notification, salon: &str, lang: Lang) -> String {
     let pts = |p: &Points| points(*p, lang);
     let ru = lang == Lang::Ru;
     match n {
+        Notification::Accrued {
+            points: p,
+            paid_minor,
+            currency,
+            balance,
+            pending_until_ms: Some(until),
+            ..
+        } => {
+            let paid = money(*paid_minor, *currency, lang);
+            let from = date(*until, lang);
+            if ru {
+                format!(
+                    "💎 +{} за визит на {paid} в «{salon}». Их можно будет потратить с {from}. \
+                     Баланс: {}",
+                    pts(p),
+                    pts(balance)
+                )
+            } else {
+                format!(
+                    "💎 +{} for your visit of {paid} at {salon}, spendable from {from}. \
+                     Balance: {}",
+                    pts(p),
+                    pts(balance)
+                )
+            }
+        }
         Notification::Accrued {
             points: p,
             paid_minor,
@@ -285,6 +325,21 @@ pub fn notification(n: &Notification, salon: &str, lang: Lang) -> String {
             } else {
                 format!(
                     "⌛ {} expired at {salon}. Balance: {}",
+                    pts(p),
+                    pts(balance)
+                )
+            }
+        }
+        Notification::Matured { points: p, balance } => {
+            if ru {
+                format!(
+                    "✅ {} в «{salon}» теперь можно тратить. Баланс: {}",
+                    pts(p),
+                    pts(balance)
+                )
+            } else {
+                format!(
+                    "✅ {} at {salon} can be spent now. Balance: {}",
                     pts(p),
                     pts(balance)
                 )
@@ -513,6 +568,7 @@ mod tests {
             currency: Currency::Rub,
             balance: Points(350),
             record_id: "1".into(),
+            pending_until_ms: None,
         };
         assert_eq!(
             notification(&n, "Лотос", Lang::Ru),
@@ -525,5 +581,31 @@ mod tests {
         assert_eq!(Lang::from_code(Some("en-GB")), Lang::En);
         assert_eq!(Lang::from_code(Some("uk")), Lang::Ru);
         assert_eq!(Lang::from_code(None), Lang::Ru);
+    }
+
+    #[test]
+    fn pending_points_say_when_they_become_spendable() {
+        let n = Notification::Accrued {
+            points: Points(200),
+            paid_minor: 400_000,
+            currency: Currency::Rub,
+            balance: Points(0),
+            record_id: "1".into(),
+            // 15 January 2026, 03:00 UTC.
+            pending_until_ms: Some(1_768_446_000_000),
+        };
+        assert_eq!(
+            notification(&n, "Лотос", Lang::Ru),
+            "💎 +200 баллов за визит на 4\u{202f}000 ₽ в «Лотос». Их можно будет потратить с \
+             15.01.2026. Баланс: 0 баллов"
+        );
+        let n = Notification::Matured {
+            points: Points(200),
+            balance: Points(250),
+        };
+        assert_eq!(
+            notification(&n, "Лотос", Lang::Ru),
+            "✅ 200 баллов в «Лотос» теперь можно тратить. Баланс: 250 баллов"
+        );
     }
 }

@@ -728,6 +728,58 @@ async fn the_balance_shows_the_level_and_what_the_next_one_needs() {
     );
 }
 
+/// With a refund window, the client is told when her points become spendable; `/balance` and
+/// `/history` show them pending until the salon's housekeeping makes them spendable.
+#[tokio::test]
+async fn pending_points_show_as_pending_until_they_are_spendable() {
+    let w = world(0).await;
+    let mut program = w.partner.program.clone();
+    program.pending_days = 14;
+    w.store
+        .set_program(
+            w.partner.id,
+            &program,
+            T0,
+            &loyalty_core::audit::Actor::system(),
+        )
+        .await
+        .unwrap();
+    w.visit("1", VisitStatus::Waiting, 400_000).await;
+    w.link(920).await;
+    w.visit("1", VisitStatus::Came, 400_000).await;
+    Mock::given(method("POST"))
+        .respond_with(sent_ok(920))
+        .mount(&w.telegram)
+        .await;
+    let bot = ClientBot::new(w.engine.clone(), w.telegram());
+    bot.handle_update(update(1, 920, "ru", json!({"text": "/balance"})))
+        .await;
+    bot.handle_update(update(2, 920, "ru", json!({"text": "/history"})))
+        .await;
+    w.clock.advance_ms(14 * 86_400_000);
+    w.engine.mature_due(w.partner.id).await.unwrap();
+    bot.handle_update(update(3, 920, "en", json!({"text": "/history"})))
+        .await;
+    let mut worker = w.worker();
+    w.round(&mut worker).await;
+    w.clock.advance_ms(1_000);
+    w.round(&mut worker).await;
+
+    let sends = w.sends().await;
+    let texts: Vec<&str> = sends.iter().filter_map(|s| s["text"].as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "💎 Лотос: 0 баллов\n⏳ ещё 200 баллов станут доступны после периода возврата",
+            "🏠 Лотос\n  +200 баллов — визит (ожидают)",
+            "🏠 Лотос\n  +200 points — now spendable\n  +200 points — visit (pending)",
+            "💎 +200 points for your visit of 4\u{202f}000 ₽ at Лотос, spendable from \
+             2026-01-15. Balance: 0 points",
+            "✅ 200 points at Лотос can be spent now. Balance: 200 points",
+        ]
+    );
+}
+
 /// With birthday points on and no birth date from the CRM, linking invites the client to give
 /// hers; `/birthday DD.MM` records it once; a known one is the salon's to change.
 #[tokio::test]

@@ -2,7 +2,9 @@
 //! already earned), client cards, the welcome bonus.
 
 use super::level::rise;
-use super::posting::{client_of, credit, debit, notify, program_of, version_of};
+use super::posting::{
+    client_of, credit, credit_pending, debit, notify, program_of, take_pending, version_of,
+};
 use crate::event::{ClientEvent, ClientRef};
 use crate::history::Visit;
 use crate::inbox::Source;
@@ -238,26 +240,46 @@ impl LoyaltyEngine {
             let key = format!("visit:{record_key}:{}", state.postings);
             let balance = tx.lock_balance(partner, client.id).await?;
             let (posting, notification) = if delta.is_positive() {
+                let pending = program.pending_days > 0;
                 let entry = NewEntry {
                     idempotency_key: key,
                     kind: EntryKind::Accrual,
                     debit: Account::Issued,
-                    credit: Account::Client(client.id),
+                    credit: if pending {
+                        Account::Pending(client.id)
+                    } else {
+                        Account::Client(client.id)
+                    },
                     amount: delta,
                     client_id: client.id,
                     reverses: None,
                     reason: Some(format!("visit {}", visit.record_id)),
                 };
-                let posting = credit(
-                    tx,
-                    partner,
-                    program,
-                    &entry,
-                    balance,
-                    Some(&record_key),
-                    now,
-                )
-                .await?;
+                let (posting, pending_until_ms) = if pending {
+                    let (entry_id, until) =
+                        credit_pending(tx, partner, program, &entry, Some(&record_key), now)
+                            .await?;
+                    let posting = Posting {
+                        client_id: client.id,
+                        entry_id,
+                        delta,
+                        balance,
+                        unbacked: Points::ZERO,
+                    };
+                    (posting, Some(until))
+                } else {
+                    let posting = credit(
+                        tx,
+                        partner,
+                        program,
+                        &entry,
+                        balance,
+                        Some(&record_key),
+                        now,
+                    )
+                    .await?;
+                    (posting, None)
+                };
                 state.last_accrual = Some(posting.entry_id);
                 let note = Notification::Accrued {
                     points: delta,
@@ -265,12 +287,13 @@ impl LoyaltyEngine {
                     currency: visit.currency,
                     balance: posting.balance,
                     record_id: visit.record_id.clone(),
+                    pending_until_ms,
                 };
                 (posting, note)
             } else {
                 let amount = -delta;
                 let reason = format!("visit {} is {}", visit.record_id, visit.status);
-                let entry = NewEntry {
+                let mut entry = NewEntry {
                     idempotency_key: key,
                     kind: EntryKind::Reversal,
                     debit: Account::Client(client.id),
@@ -280,7 +303,30 @@ impl LoyaltyEngine {
                     reverses: state.last_accrual,
                     reason: Some(reason.clone()),
                 };
-                let posting = debit(tx, partner, &entry, balance, Some(&record_key), now).await?;
+                // What is still pending of this visit goes first; the rest leaves the balance.
+                let pending = take_pending(tx, partner, entry.clone(), &record_key, now).await?;
+                let rest = amount - pending.map_or(Points::ZERO, |(_, taken)| taken);
+                let posting = match pending {
+                    Some((entry_id, _)) if !rest.is_positive() => Posting {
+                        client_id: client.id,
+                        entry_id,
+                        delta,
+                        balance,
+                        unbacked: Points::ZERO,
+                    },
+                    _ => {
+                        if pending.is_some() {
+                            state.postings += 1;
+                            entry.idempotency_key =
+                                format!("visit:{record_key}:{}", state.postings);
+                        }
+                        entry.amount = rest;
+                        let mut posting =
+                            debit(tx, partner, &entry, balance, Some(&record_key), now).await?;
+                        posting.delta = delta;
+                        posting
+                    }
+                };
                 let note = Notification::Reversed {
                     points: amount,
                     unbacked: posting.unbacked,

@@ -2,7 +2,8 @@
 //! amount, credits and debits over lots, replays of a key, the client's notification.
 
 use super::DAY_MS;
-use crate::ledger::{LotId, NewEntry, NewLot, plan_draw};
+use crate::ledger::{Account, LotId, NewEntry, NewLot, NewPendingLot, PendingLot, plan_draw};
+use crate::model::EntryId;
 use crate::outbox::{NewOutbox, Notification};
 use crate::{
     Client, ClientId, EngineError, PartnerId, Points, Posting, Program, ProgramVersion, StoreError,
@@ -138,6 +139,78 @@ pub(super) async fn credit_until(
         balance: new_balance,
         unbacked: Points::ZERO,
     })
+}
+
+/// Posts an entry that credits the client's pending points (`entry.credit` is
+/// [`Account::Pending`]): a pending lot that matures in the program's refund window, keeping the
+/// expiry it would have had from now. The spendable balance does not move.
+pub(super) async fn credit_pending(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    program: &Program,
+    entry: &NewEntry,
+    source: Option<&str>,
+    now: i64,
+) -> Result<(EntryId, i64), EngineError> {
+    let client = entry.client_id;
+    let entry_id = tx.insert_entry(partner, entry, now).await?;
+    let matures_at_ms = now.saturating_add(i64::from(program.pending_days) * DAY_MS);
+    let lot = NewPendingLot {
+        client_id: client,
+        entry_id,
+        source: source.map(str::to_owned),
+        amount: entry.amount,
+        matures_at_ms,
+        expires_at_ms: program
+            .points_ttl_days
+            .map(|days| now.saturating_add(i64::from(days) * DAY_MS)),
+    };
+    tx.insert_pending_lot(partner, &lot, now).await?;
+    let pending = tx.pending_points(partner, client).await?;
+    tx.set_pending_points(partner, client, pending + entry.amount)
+        .await?;
+    Ok((entry_id, matures_at_ms))
+}
+
+/// Takes back up to `amount` of what `source`'s accruals still hold pending, under `entry`
+/// (a reversal debiting [`Account::Pending`], its amount set here). Returns what was taken and
+/// the entry; nothing is posted when nothing is pending.
+pub(super) async fn take_pending(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    mut entry: NewEntry,
+    source: &str,
+    now: i64,
+) -> Result<Option<(EntryId, Points)>, EngineError> {
+    let client = entry.client_id;
+    let lots: Vec<PendingLot> = tx
+        .open_pending_lots(partner, client)
+        .await?
+        .into_iter()
+        .filter(|l| l.source.as_deref() == Some(source))
+        .collect();
+    let mut left = entry.amount;
+    let mut draws = Vec::new();
+    for lot in &lots {
+        if !left.is_positive() {
+            break;
+        }
+        let take = left.min(lot.remaining);
+        draws.push((lot.id, take));
+        left -= take;
+    }
+    let taken = entry.amount - left;
+    if !taken.is_positive() {
+        return Ok(None);
+    }
+    entry.amount = taken;
+    entry.debit = Account::Pending(client);
+    let entry_id = tx.insert_entry(partner, &entry, now).await?;
+    tx.draw_pending_lots(partner, &draws).await?;
+    let pending = tx.pending_points(partner, client).await?;
+    tx.set_pending_points(partner, client, pending - taken)
+        .await?;
+    Ok(Some((entry_id, taken)))
 }
 
 /// Posts an entry that debits the client, drawing from lots (`prefer_source`'s first, then the

@@ -30,7 +30,8 @@ pub async fn client_show(
             json!({
                 "id": e.id,
                 "kind": e.kind,
-                "points": e.client_delta(),
+                "points": e.shown_delta(),
+                "pending": e.is_pending(),
                 "reason": e.reason,
                 "at_ms": e.created_at_ms,
             })
@@ -63,6 +64,7 @@ pub async fn client_show(
         "name": statement.client.name,
         "telegram_linked": statement.client.telegram_chat_id.is_some(),
         "balance": statement.balance,
+        "pending": engine.store().pending(partner, client).await?,
         "history": ledger,
         "summary": summary,
         "visits": visits,

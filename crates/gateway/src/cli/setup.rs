@@ -59,8 +59,7 @@ pub async fn partner_add(
         point_value_minor: req.point_value_minor,
         code_ttl_days: req.code_ttl_days,
         country: req.country,
-        levels: None,
-        birthday: None,
+        ..Program::with_cashback(Bps::ZERO)
     };
     program
         .validate()
