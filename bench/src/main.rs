@@ -428,8 +428,9 @@ fn run_cli(gateway: &str, db: &str, args: &[&str]) -> anyhow::Result<serde_json:
 
 /// A salon: partner `company` and its YCLIENTS connection to company `company`, with API tokens
 /// when `tokens` (then `connection add` queues its history import). Its program has levels by
-/// paid total (3 % from 0, 5 % from 5 000 ₽, 7 % from 20 000 ₽), set through `program set`, so
-/// clients rise during a run.
+/// paid total (3 % from 0, 5 % from 5 000 ₽, 7 % from 20 000 ₽), so clients rise during a run,
+/// and a campaign in force all the time (+50 % points, at most 5 000 points a visit), set
+/// through `program set`. `BENCH_PROGRAM=flat`: a flat 5 %; `levels`: levels, no campaign.
 fn add_salon(
     gateway: &str,
     db: &str,
@@ -456,6 +457,13 @@ fn add_salon(
             {"name": "Gold", "threshold": 2_000_000, "cashback": 700, "max_redeem_share": 3000},
         ]
     });
+    if std::env::var("BENCH_PROGRAM").as_deref() != Ok("levels") {
+        program["program"]["campaigns"] = serde_json::json!([{
+            "name": "Полтора балла",
+            "reward": {"kind": "multiplier", "percent": 150},
+        }]);
+        program["program"]["max_points_per_visit"] = serde_json::json!(5_000);
+    }
     let file = std::env::temp_dir().join(format!("bench-program-{company}.json"));
     std::fs::write(&file, program["program"].to_string())?;
     let file = file.to_string_lossy().into_owned();

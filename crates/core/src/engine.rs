@@ -112,6 +112,7 @@ macro_rules! in_tx {
 
 mod accrual;
 mod birthday;
+mod campaign;
 mod cards;
 mod clock;
 mod error;

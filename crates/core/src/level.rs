@@ -218,6 +218,10 @@ pub struct Terms {
     /// The level's name, when the program had levels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<String>,
+    /// Fixed when the record is first applied as a visit that came: its ordinal, campaigns and
+    /// their allowances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earned: Option<crate::campaign::Earned>,
 }
 
 /// Why a client's level changed.

@@ -14,6 +14,7 @@
 
 pub mod adapter;
 pub mod audit;
+pub mod campaign;
 pub mod code;
 pub mod doctor;
 pub mod engine;
@@ -48,7 +49,7 @@ pub use money::{Bps, Currency, Money, MoneyError, Points};
 pub use phone::{Country, Phone, PhoneError, UnknownCountry};
 pub use reward::{NewReward, Reward, RewardKind};
 pub use store::{
-    BirthdayStore, ChatStore, ClientStore, ClientTx, HoldTx, LedgerStore, LedgerTx, LevelStore,
-    LevelTx, OutboxStats, OutboxStore, OutboxTx, PartnerStore, PendingTx, RecordTx, RedemptionTx,
-    RewardStore, Store, StoreError, StoreTx, TelegramChat,
+    BirthdayStore, CampaignTx, ChatStore, ClientStore, ClientTx, HoldTx, LedgerStore, LedgerTx,
+    LevelStore, LevelTx, OutboxStats, OutboxStore, OutboxTx, PartnerStore, PendingTx, RecordTx,
+    RedemptionTx, RewardStore, Store, StoreError, StoreTx, TelegramChat,
 };

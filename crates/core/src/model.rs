@@ -6,6 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::Plan;
+use crate::campaign::{Campaign, CampaignError, Earned};
 use crate::level::{LevelError, Levels};
 use crate::money::{Bps, Currency, MoneyError, Points, accrual_points};
 use crate::phone::{Country, Phone};
@@ -110,6 +111,15 @@ pub struct Program {
     /// taken back when the visit is refunded.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pending_days: u32,
+    /// Time-boxed rules on top of the program (see [`crate::campaign`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub campaigns: Vec<Campaign>,
+    /// The most points one visit may earn, campaigns included; `None`: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_points_per_visit: Option<Points>,
+    /// The salon's offset from UTC, for the days and hours campaigns run in.
+    #[serde(default = "default_utc_offset")]
+    pub utc_offset_minutes: i32,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -159,6 +169,8 @@ pub enum ProgramError {
     Birthday(&'static str),
     #[error("pending_days: {0}")]
     Pending(String),
+    #[error(transparent)]
+    Campaign(#[from] CampaignError),
 }
 
 fn default_code_ttl_days() -> u32 {
@@ -199,6 +211,9 @@ impl Program {
             levels: None,
             birthday: None,
             pending_days: 0,
+            campaigns: Vec::new(),
+            max_points_per_visit: None,
+            utc_offset_minutes: default_utc_offset(),
         }
     }
 
@@ -216,6 +231,7 @@ impl Program {
         if let Some(levels) = &self.levels {
             levels.validate()?;
         }
+        crate::campaign::validate(self)?;
         if self.pending_days > 365 {
             return Err(ProgramError::Pending("at most 365".into()));
         }
@@ -301,7 +317,25 @@ impl Program {
         i64::try_from((value * 10_000 + share - 1) / share).ok()
     }
 
-    /// Points a visit should have earned in total, given its current state.
+    /// Points a visit should have earned in total, given its current state and what it was
+    /// first applied with: the program's points ([`Program::target_accrual`]) plus its
+    /// campaigns', within `max_points_per_visit`.
+    pub fn target_with(
+        &self,
+        visit: &crate::event::VisitEvent,
+        earned: Option<&Earned>,
+    ) -> Result<Points, MoneyError> {
+        let mut target = self.target_accrual(visit)?;
+        if let Some(earned) = earned {
+            target += earned.campaign_points(self, visit)?;
+        }
+        Ok(match self.max_points_per_visit {
+            Some(cap) => target.min(cap),
+            None => target,
+        })
+    }
+
+    /// Points a visit earns by the program's rates alone, given its current state.
     ///
     /// The part of the bill paid with certificates or loyalty points
     /// ([`crate::event::LoyaltyPaid::Minor`]) earns nothing: the visit's accrual is scaled by

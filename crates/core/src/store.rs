@@ -185,6 +185,7 @@ pub trait StoreTx:
     + ClientTx
     + LedgerTx
     + PendingTx
+    + CampaignTx
     + LevelTx
     + HoldTx
     + RedemptionTx
@@ -436,6 +437,31 @@ pub trait PendingTx: Send {
         now_ms: i64,
         limit: u32,
     ) -> Result<Vec<PendingLot>, StoreError>;
+}
+
+/// Campaign limits in a transaction: what visits reserved of a limited campaign.
+#[async_trait]
+pub trait CampaignTx: Send {
+    /// Σ of what the client's visits at `[from_ms, to_ms)` reserved of `campaign`.
+    async fn campaign_used(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+        campaign: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Points, StoreError>;
+
+    /// Records what a visit (`record_key`, at `visit_at_ms`) reserved of `campaign`; once.
+    async fn reserve_campaign(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+        campaign: &str,
+        record_key: &str,
+        visit_at_ms: i64,
+        points: Points,
+    ) -> Result<(), StoreError>;
 }
 
 /// Two-phase holds in a transaction.

@@ -238,7 +238,8 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
     ));
     say(format!("  webhook URL for YCLIENTS: {hook}"));
 
-    // Levels: the base keeps 5 %; from 5 000 ₽ paid in a year a client is Silver at 7 %.
+    // Levels: the base keeps 5 %; from 5 000 ₽ paid in a year a client is Silver at 7 %. A
+    // campaign: 100 points more on a client's second visit.
     let mut program =
         cli::program_show(gateway.store.as_ref(), partner_id.0, false).await?["program"].take();
     program["levels"] = json!({
@@ -250,6 +251,10 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
             {"name": "Silver", "threshold": 500_000, "cashback": 700, "max_redeem_share": 5000},
         ]
     });
+    program["campaigns"] = json!([{
+        "name": "Второй визит",
+        "reward": {"kind": "nth_visit", "n": 2, "points": 100},
+    }]);
     let file = dir.path().join("program.json");
     std::fs::write(&file, serde_json::to_string_pretty(&program)?)?;
     let owner = loyalty_core::audit::Actor::new("owner", "demo");
@@ -261,7 +266,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
     )
     .await?;
     say(format!(
-        "$ loyalty-gateway program set --partner {partner_id} --file program.json   # levels: Base 5 %, Silver 7 % from 5 000 ₽\n  program v{} in force from now\n",
+        "$ loyalty-gateway program set --partner {partner_id} --file program.json   # levels: Base 5 %, Silver 7 % from 5 000 ₽; +100 points on the second visit\n  program v{} in force from now\n",
         version["version"]
     ));
     // CRMs time visits to the second: the day's visits come after the change.

@@ -134,6 +134,21 @@ async fn levels_from_program_set_to_the_review_through_the_running_gateway() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("12000"), "{}", stderr(&out));
 
+    bad = program.clone();
+    bad["campaigns"] = json!([{
+        "name": "Утро", "starts_on": "2026-12-10", "ends_on": "2026-12-01",
+        "reward": {"kind": "multiplier", "percent": 200}
+    }]);
+    std::fs::write(file, bad.to_string()).unwrap();
+    let out = run(&env, &["program", "set", "--partner", &p, "--file", file]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out)
+            .contains("campaign \"Утро\" ends on 2026-12-01 before it starts on 2026-12-10"),
+        "{}",
+        stderr(&out)
+    );
+
     program["levels"] = levels();
     std::fs::write(file, program.to_string()).unwrap();
     let set = env.cli(&["program", "set", "--partner", &p, "--file", file]);

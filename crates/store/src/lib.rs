@@ -24,7 +24,7 @@ mod history;
 mod import;
 mod inbox;
 mod levels;
-mod pending;
+mod program;
 mod quota;
 mod rows;
 mod services;

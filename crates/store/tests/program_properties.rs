@@ -9,7 +9,12 @@
 //!   with — the version in force at the visit's time, the level she had when it first arrived;
 //! * with a refund window (that version's `pending_days`), what a record gains is pending until
 //!   the window ends and a maturing pass runs; what it loses comes out of its own pending points
-//!   first, then out of the balance; the pending total is the model's.
+//!   first, then out of the balance; the pending total is the model's;
+//! * campaigns pay by the rule in force at the visit's time: a multiplier on the days it runs
+//!   (in the version of the visit's time), within a daily limit whose use each visit reserves
+//!   when it first earns, a bonus on the Nth visit that came, all under a per-visit cap; the
+//!   campaigns, ordinal and reservations fixed when the record first earns — and no day's limit
+//!   is exceeded.
 //!
 //! The model replays the delivery order and shares no rule code with the engine: its thresholds,
 //! rates and rounding are written here from the rules' text.
@@ -22,6 +27,7 @@ use std::collections::HashMap;
 
 use common::{TestDb, salon};
 use loyalty_core::audit::Actor;
+use loyalty_core::campaign::{Campaign, CampaignLimit, CampaignReward, NaiveDate, Period};
 use loyalty_core::event::{ClientRef, LineKind, VisitLine};
 use loyalty_core::level::{LevelMeasure, Levels, Tier};
 use loyalty_core::{
@@ -46,6 +52,13 @@ struct Spec {
     rates: [i64; 3],
     /// Days an accrual stays pending.
     pending_days: i64,
+    /// A multiplier campaign: the first and last visit day it runs, its percent, and the most
+    /// points it may give a client a day.
+    double: Option<(i64, i64, i64, Option<i64>)>,
+    /// A bonus on the `n`-th visit that came: (n, points).
+    bonus: Option<(i64, i64)>,
+    /// The most points a visit may earn.
+    cap: Option<i64>,
 }
 
 impl Spec {
@@ -62,8 +75,9 @@ impl Spec {
         }
     }
 
-    /// The program the engine is given for this version.
-    fn program(&self) -> Program {
+    /// The program the engine is given for this version, in a case that started at `start`
+    /// (visit day `d` is `start + d` days).
+    fn program(&self, start: i64) -> Program {
         let tier = |i: usize| Tier {
             name: NAMES[i].into(),
             threshold: if i == 0 { 0 } else { self.thresholds[i - 1] },
@@ -72,6 +86,50 @@ impl Spec {
         };
         let mut p = Program::with_cashback(Bps::new(100).expect("base"));
         p.pending_days = self.pending_days as u32;
+        // The salon's date of visit day d (UTC+3; 719 163 days from 1 January of year 1 to
+        // 1 January 1970).
+        let date = |d: i64| {
+            let local = start + d * DAY + 3 * 3_600_000;
+            NaiveDate::from_num_days_from_ce_opt(719_163 + local.div_euclid(DAY) as i32)
+        };
+        let campaign = |name: &str, reward| Campaign {
+            name: name.into(),
+            starts_on: None,
+            ends_on: None,
+            weekdays: Vec::new(),
+            hours: None,
+            items: Vec::new(),
+            levels: Vec::new(),
+            reward,
+            stacks: false,
+            limit: None,
+        };
+        if let Some((from, to, percent, limit)) = self.double {
+            p.campaigns.push(Campaign {
+                starts_on: date(from),
+                ends_on: date(to),
+                limit: limit.map(|points| CampaignLimit {
+                    points: Points(points),
+                    per: Period::Day,
+                }),
+                ..campaign(
+                    "Double",
+                    CampaignReward::Multiplier {
+                        percent: percent as u32,
+                    },
+                )
+            });
+        }
+        if let Some((n, points)) = self.bonus {
+            p.campaigns.push(campaign(
+                "Bonus",
+                CampaignReward::NthVisit {
+                    n: n as u32,
+                    points: Points(points),
+                },
+            ));
+        }
+        p.max_points_per_visit = self.cap.map(Points);
         p.levels = Some(Levels {
             measure: if self.by_visits {
                 LevelMeasure::Visits
@@ -93,14 +151,32 @@ fn spec(by_visits: bool) -> impl Strategy<Value = Spec> {
         (1i64..=1_500_000, 1i64..=1_500_000).boxed()
     };
     let pending = prop_oneof![2 => Just(0i64), 1 => 1i64..=2];
-    (thresholds, prop::array::uniform3(0i64..=2_000), pending).prop_map(
-        move |((t1, gap), rates, pending_days)| Spec {
-            by_visits,
-            thresholds: [t1, t1 + gap],
-            rates,
-            pending_days,
-        },
+    let double = prop::option::of((
+        0i64..=4,
+        0i64..=4,
+        prop::sample::select(vec![150i64, 200, 300]),
+        prop::option::of(1i64..=3_000),
+    ))
+    .prop_map(|d| d.map(|(a, b, pct, limit)| (a.min(b), a.max(b), pct, limit)));
+    let bonus = prop::option::of((1i64..=3, 1i64..=1_000));
+    let cap = prop::option::weighted(0.3, 1i64..=3_000);
+    (
+        thresholds,
+        prop::array::uniform3(0i64..=2_000),
+        pending,
+        (double, bonus, cap),
     )
+        .prop_map(
+            move |((t1, gap), rates, pending_days, (double, bonus, cap))| Spec {
+                by_visits,
+                thresholds: [t1, t1 + gap],
+                rates,
+                pending_days,
+                double,
+                bonus,
+                cap,
+            },
+        )
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +254,11 @@ struct Model {
     terms: HashMap<usize, (usize, usize)>,
     /// Per record: the points it holds now.
     accrued: HashMap<usize, i64>,
+    /// Per record that earned: its ordinal, and the multiplier's allowance (`Some(None)`: no
+    /// limit) and whether the bonus applies, as fixed when it first earned.
+    first_earned: HashMap<usize, (i64, Option<Option<i64>>, bool)>,
+    /// What each record reserved of the multiplier's daily limit: (record, visit day, points).
+    reserved: Vec<(usize, i64, i64)>,
     /// The spendable balance, and the pending lots: (record, matures at, remaining), oldest
     /// first.
     spendable: i64,
@@ -206,13 +287,90 @@ impl Model {
             .fold((0, 0), |(p, n), (_, paid)| (p + paid, n + 1))
     }
 
-    /// What a record earns in its applied state: the paid amount at its terms' rate, rounded
-    /// down (one point is one rouble).
-    fn earned(&self, case: &Case, r: usize) -> i64 {
+    /// What a record's applied state is: came, paid, and whether it earns at all (it came and
+    /// paid something).
+    fn state(&self, case: &Case, r: usize) -> (bool, i64, bool) {
         let (came, paid) = case.records[r].1[self.applied[&r] - 1];
+        (came, paid, came && paid > 0)
+    }
+
+    /// The record's base points and its multiplier's extra in its applied state, at its terms.
+    fn points(&self, case: &Case, r: usize) -> (i64, i64) {
+        let (_, paid, earns) = self.state(case, r);
+        if !earns {
+            return (0, 0);
+        }
         let (version, level) = self.terms[&r];
-        let rate = self.versions[version].1.rates[level];
-        if came { paid * rate / 1_000_000 } else { 0 }
+        let spec = &self.versions[version].1;
+        let rate = spec.rates[level];
+        let base = paid * rate / 1_000_000;
+        let extra = spec
+            .double
+            .map_or(0, |(_, _, pct, _)| paid * rate * (pct - 100) / 100_000_000);
+        (base, extra)
+    }
+
+    /// Fixes what a record that earns for the first time gets from campaigns: its ordinal
+    /// among the visits that came, the multiplier when it runs on the visit's day and gives
+    /// something (reserving what the day's limit has left), the bonus when this is its visit.
+    fn first_earn(&mut self, case: &Case, r: usize) {
+        let (version, _) = self.terms[&r];
+        let spec = self.versions[version].1;
+        if self.first_earned.contains_key(&r) || !self.state(case, r).2 {
+            return;
+        }
+        if spec.double.is_none() && spec.bonus.is_none() {
+            return;
+        }
+        let ordinal = 1 + self
+            .applied
+            .keys()
+            .filter(|&&o| o != r && self.state(case, o).0)
+            .count() as i64;
+        let day = case.records[r].0;
+        let (_, extra) = self.points(case, r);
+        let double = match spec.double {
+            Some((from, to, _, limit)) if (from..=to).contains(&day) && extra > 0 => match limit {
+                None => Some(None),
+                Some(limit) => {
+                    let used: i64 = self
+                        .reserved
+                        .iter()
+                        .filter(|(_, d, _)| *d == day)
+                        .map(|(_, _, p)| p)
+                        .sum();
+                    let allowance = extra.min(limit - used);
+                    if allowance > 0 {
+                        self.reserved.push((r, day, allowance));
+                        assert!(used + allowance <= limit, "the model broke its limit");
+                        Some(Some(allowance))
+                    } else {
+                        None
+                    }
+                }
+            },
+            _ => None,
+        };
+        let bonus = spec.bonus.is_some_and(|(n, _)| n == ordinal);
+        self.first_earned.insert(r, (ordinal, double, bonus));
+    }
+
+    /// What a record earns in its applied state: the paid amount at its terms' rate, rounded
+    /// down (one point is one rouble), plus its campaigns within their allowances, under the
+    /// cap of its version.
+    fn earned(&self, case: &Case, r: usize) -> i64 {
+        let (base, extra) = self.points(case, r);
+        let spec = &self.versions[self.terms[&r].0].1;
+        let mut total = base;
+        if let Some((_, double, bonus)) = self.first_earned.get(&r) {
+            if let Some(allowance) = double {
+                total += allowance.map_or(extra, |a| extra.min(a));
+            }
+            if *bonus && self.state(case, r).2 {
+                total += spec.bonus.map_or(0, |(_, points)| points);
+            }
+        }
+        spec.cap.map_or(total, |cap| total.min(cap))
     }
 
     /// Moves record `r` to what it earns now: a gain is pending for its version's window (or
@@ -296,7 +454,7 @@ async fn run_case(
 ) -> Result<(), TestCaseError> {
     let store = db.store.as_ref();
     let start = clock.now_ms();
-    let (partner, conn) = salon(store, case.first.program()).await;
+    let (partner, conn) = salon(store, case.first.program(start)).await;
     let p: PartnerId = partner.id;
     let mut model = Model {
         // The first version is in force for all of the past.
@@ -306,6 +464,8 @@ async fn run_case(
         applied: HashMap::new(),
         terms: HashMap::new(),
         accrued: HashMap::new(),
+        first_earned: HashMap::new(),
+        reserved: Vec::new(),
         spendable: 0,
         pending: Vec::new(),
     };
@@ -329,6 +489,7 @@ async fn run_case(
                         let v = model.version_at(at);
                         model.terms.insert(*record, (v, model.level));
                     }
+                    model.first_earn(&case, *record);
                     model.settle(&case, *record, now);
                     let (paid, visits) = model.measure(&case);
                     let reach = model.current().level_for(paid, visits);
@@ -340,7 +501,7 @@ async fn run_case(
             }
             Step::NewVersion(spec) => {
                 store
-                    .set_program(p, &spec.program(), now, &Actor::system())
+                    .set_program(p, &spec.program(start), now, &Actor::system())
                     .await
                     .map_err(|e| fail(&e))?;
                 model.versions.push((now, *spec));

@@ -1,10 +1,12 @@
 //! Accrual: a CRM event applied exactly once — visits (the target of a record against what it
 //! already earned), client cards, the welcome bonus.
 
+use super::campaign::{counted, first_earned};
 use super::level::rise;
 use super::posting::{
     client_of, credit, credit_pending, debit, notify, program_of, take_pending, version_of,
 };
+use crate::campaign::qualifies;
 use crate::event::{ClientEvent, ClientRef};
 use crate::history::Visit;
 use crate::inbox::Source;
@@ -129,19 +131,40 @@ impl LoyaltyEngine {
                 // Nobody to credit yet; a later delivery naming the client will settle it.
                 None => Vec::new(),
                 Some(client) => {
-                    let terms = match state.terms.take() {
+                    let mut terms = match state.terms.take() {
                         Some(fixed) => fixed,
                         None => first_terms(tx, partner, &current, visit, client).await?,
                     };
                     let program = terms_program(tx, partner, &current, &terms).await?;
-                    state.terms = Some(terms);
                     // A visit before the connection's points boundary (the imported past) is
                     // history only.
-                    let target = if conn.before_points(visit.visit_at_ms) {
-                        Points::ZERO
+                    let earns = !conn.before_points(visit.visit_at_ms);
+                    if earns
+                        && terms.earned.is_none()
+                        && !program.campaigns.is_empty()
+                        && qualifies(&program, visit)?
+                    {
+                        let record_key = format!("{}:{}", conn.id, visit.record_id);
+                        let earned = first_earned(
+                            tx,
+                            partner,
+                            &program,
+                            visit,
+                            client,
+                            terms.level.as_deref(),
+                            &record_key,
+                            counted(state.status),
+                            now,
+                        )
+                        .await?;
+                        terms.earned = Some(earned);
+                    }
+                    let target = if earns {
+                        program.target_with(visit, terms.earned.as_ref())?
                     } else {
-                        program.target_accrual(visit)?
+                        Points::ZERO
                     };
+                    state.terms = Some(terms);
                     self.settle_record(
                         tx,
                         conn,
@@ -456,6 +479,7 @@ async fn first_terms(
     };
     let version = at_visit.as_ref().unwrap_or(current);
     Ok(Terms {
+        earned: None,
         version: version.version,
         level: version
             .program

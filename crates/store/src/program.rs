@@ -1,9 +1,10 @@
-//! Pending points on sqlx: the client's pending total (a column of its balance row, locked with
-//! it) and the pending lots that mature into ordinary lots.
+//! The program's accounts beside the balance, on sqlx: pending points (the client's pending
+//! total, a column of its balance row locked with it, and the pending lots that mature into
+//! ordinary lots) and what visits reserved of limited campaigns.
 
 use async_trait::async_trait;
 use loyalty_core::ledger::{LotId, NewPendingLot, PendingLot};
-use loyalty_core::{ClientId, PartnerId, PendingTx, Points, StoreError};
+use loyalty_core::{CampaignTx, ClientId, PartnerId, PendingTx, Points, StoreError};
 use sqlx::any::AnyRow;
 
 use crate::rows::get;
@@ -146,5 +147,58 @@ impl PendingTx for SqlTx {
         .iter()
         .map(pending_lot)
         .collect()
+    }
+}
+
+#[async_trait]
+impl CampaignTx for SqlTx {
+    async fn campaign_used(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+        campaign: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Points, StoreError> {
+        let used: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(points), 0) AS BIGINT) FROM campaign_uses \
+             WHERE partner_id = $1 AND client_id = $2 AND campaign = $3 \
+             AND visit_at_ms >= $4 AND visit_at_ms < $5",
+        )
+        .bind(partner.0)
+        .bind(client.0)
+        .bind(campaign)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(Points(used))
+    }
+
+    async fn reserve_campaign(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+        campaign: &str,
+        record_key: &str,
+        visit_at_ms: i64,
+        points: Points,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO campaign_uses (partner_id, client_id, campaign, record_key, \
+             visit_at_ms, points) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (partner_id, record_key, campaign) DO NOTHING",
+        )
+        .bind(partner.0)
+        .bind(client.0)
+        .bind(campaign)
+        .bind(record_key)
+        .bind(visit_at_ms)
+        .bind(points.value())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
     }
 }
