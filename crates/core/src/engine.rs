@@ -125,6 +125,7 @@ mod pending;
 mod poll;
 mod posting;
 mod redemption;
+mod referral;
 mod writeback;
 pub use birthday::{BirthdayPass, birthdays_due};
 pub use cards::{CardPass, CardStore};

@@ -105,6 +105,8 @@ pub enum EntryKind {
     Welcome,
     /// Birthday points, in a lot of their own short life.
     Birthday,
+    /// A referral's bonus, to the friend or the client who invited her.
+    Referral,
     /// An accrual's unspent rest after its expiry date.
     Expiry,
     /// Pending points past the refund window, now spendable.
@@ -118,13 +120,14 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    pub const ALL: [EntryKind; 11] = [
+    pub const ALL: [EntryKind; 12] = [
         EntryKind::Accrual,
         EntryKind::Reversal,
         EntryKind::ManualAccrual,
         EntryKind::ManualDebit,
         EntryKind::Welcome,
         EntryKind::Birthday,
+        EntryKind::Referral,
         EntryKind::Expiry,
         EntryKind::Matured,
         EntryKind::Hold,
@@ -140,6 +143,7 @@ impl EntryKind {
             EntryKind::ManualDebit => "manual_debit",
             EntryKind::Welcome => "welcome",
             EntryKind::Birthday => "birthday",
+            EntryKind::Referral => "referral",
             EntryKind::Expiry => "expiry",
             EntryKind::Matured => "matured",
             EntryKind::Hold => "hold",

@@ -28,6 +28,9 @@ pub enum LevelMeasure {
     Paid,
     /// The number of visits that came.
     Visits,
+    /// The number of effective referrals: friends whose first visit came (see
+    /// [`crate::referral`]), by that visit's time.
+    Referrals,
 }
 
 impl LevelMeasure {
@@ -35,6 +38,7 @@ impl LevelMeasure {
         match self {
             LevelMeasure::Paid => "paid",
             LevelMeasure::Visits => "visits",
+            LevelMeasure::Referrals => "referrals",
         }
     }
 }
@@ -100,6 +104,10 @@ pub enum LevelError {
 pub struct Measure {
     pub paid_minor: i64,
     pub visits: i64,
+    /// Effective referrals; counted where a referral can change it (a friend's visit, the
+    /// review, the level's view), zero in a visit's own summary.
+    #[serde(default)]
+    pub referrals: i64,
 }
 
 impl Levels {
@@ -144,6 +152,7 @@ impl Levels {
         match self.measure {
             LevelMeasure::Paid => m.paid_minor,
             LevelMeasure::Visits => m.visits,
+            LevelMeasure::Referrals => m.referrals,
         }
     }
 
@@ -294,7 +303,7 @@ mod tests {
         let at = |paid| {
             l.supported(Measure {
                 paid_minor: paid,
-                visits: 0,
+                ..Measure::default()
             })
         };
         assert_eq!(at(0), 0);
@@ -335,6 +344,7 @@ mod tests {
             Measure {
                 paid_minor: 2_500_000,
                 visits: 4,
+                referrals: 0,
             },
         );
         assert_eq!(p.next, Some(("Silver".to_owned(), 500_000)));

@@ -31,6 +31,7 @@ pub mod outbox;
 pub mod phone;
 pub mod quota;
 pub mod redemption;
+pub mod referral;
 pub mod reward;
 pub mod store;
 pub mod sync;
@@ -51,5 +52,5 @@ pub use reward::{NewReward, Reward, RewardKind};
 pub use store::{
     BirthdayStore, CampaignTx, ChatStore, ClientStore, ClientTx, HoldTx, LedgerStore, LedgerTx,
     LevelStore, LevelTx, OutboxStats, OutboxStore, OutboxTx, PartnerStore, PendingTx, RecordTx,
-    RedemptionTx, RewardStore, Store, StoreError, StoreTx, TelegramChat,
+    RedemptionTx, ReferralStore, ReferralTx, RewardStore, Store, StoreError, StoreTx, TelegramChat,
 };

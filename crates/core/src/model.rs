@@ -10,6 +10,7 @@ use crate::campaign::{Campaign, CampaignError, Earned};
 use crate::level::{LevelError, Levels};
 use crate::money::{Bps, Currency, MoneyError, Points, accrual_points};
 use crate::phone::{Country, Phone};
+use crate::referral::ReferralProgram;
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
@@ -117,6 +118,9 @@ pub struct Program {
     /// The most points one visit may earn, campaigns included; `None`: no cap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_points_per_visit: Option<Points>,
+    /// A referral program: both sides' bonuses on the friend's first visit; `None`: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referral: Option<ReferralProgram>,
     /// The salon's offset from UTC, for the days and hours campaigns run in.
     #[serde(default = "default_utc_offset")]
     pub utc_offset_minutes: i32,
@@ -171,6 +175,8 @@ pub enum ProgramError {
     Pending(String),
     #[error(transparent)]
     Campaign(#[from] CampaignError),
+    #[error("referral: {0}")]
+    Referral(&'static str),
 }
 
 fn default_code_ttl_days() -> u32 {
@@ -213,6 +219,7 @@ impl Program {
             pending_days: 0,
             campaigns: Vec::new(),
             max_points_per_visit: None,
+            referral: None,
             utc_offset_minutes: default_utc_offset(),
         }
     }
@@ -232,6 +239,9 @@ impl Program {
             levels.validate()?;
         }
         crate::campaign::validate(self)?;
+        if let Some(r) = &self.referral {
+            r.validate().map_err(ProgramError::Referral)?;
+        }
         if self.pending_days > 365 {
             return Err(ProgramError::Pending("at most 365".into()));
         }

@@ -44,6 +44,13 @@ pub enum Notification {
         points: Points,
         balance: Points,
     },
+    /// A referral's bonus (negative: taken back, the visit did not take place), to the friend
+    /// (`friend`) or to the client who invited her.
+    Referral {
+        points: Points,
+        balance: Points,
+        friend: bool,
+    },
     /// Pending points past the refund window: spendable now.
     Matured {
         points: Points,

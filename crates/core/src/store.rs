@@ -32,6 +32,7 @@ use crate::money::Points;
 use crate::outbox::{NewOutbox, OutboxMessage};
 use crate::phone::Phone;
 use crate::redemption::{NewRedemption, Redemption, RedemptionStatus, WriteBack};
+use crate::referral::{Referral, ReferralStats};
 use crate::reward::{NewReward, Reward};
 
 /// Errors of a store. [`StoreError::Retryable`] is a lost race (deadlock, serialization
@@ -151,6 +152,8 @@ pub struct TelegramChat {
     /// The salon whose link started the chat (`/start s<id>`): sharing a phone makes the
     /// person that salon's client, and the salon may have them created in its CRM.
     pub joined_partner: Option<PartnerId>,
+    /// The client of that salon whose link (`/start r<id>_<client>`) started the chat.
+    pub referred_by: Option<ClientId>,
 }
 
 /// Gauges of the outbox, for metrics.
@@ -186,6 +189,7 @@ pub trait StoreTx:
     + LedgerTx
     + PendingTx
     + CampaignTx
+    + ReferralTx
     + LevelTx
     + HoldTx
     + RedemptionTx
@@ -464,6 +468,49 @@ pub trait CampaignTx: Send {
     ) -> Result<(), StoreError>;
 }
 
+/// Referrals in a transaction.
+#[async_trait]
+pub trait ReferralTx: Send {
+    /// Records that `referrer` invited `friend`; false when the friend was referred already.
+    async fn insert_referral(
+        &mut self,
+        partner: PartnerId,
+        referrer: ClientId,
+        friend: ClientId,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// The referral of `friend`, locked until commit.
+    async fn lock_referral_of(
+        &mut self,
+        partner: PartnerId,
+        friend: ClientId,
+    ) -> Result<Option<Referral>, StoreError>;
+
+    /// Saves what a referral's visit, points and postings now are.
+    async fn save_referral(&mut self, partner: PartnerId, r: &Referral) -> Result<(), StoreError>;
+
+    /// How many of `referrer`'s referrals are paid by a visit at `[from_ms, to_ms)`.
+    async fn referrals_paid_in(
+        &mut self,
+        partner: PartnerId,
+        referrer: ClientId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<i64, StoreError>;
+}
+
+/// Reads of referrals.
+#[async_trait]
+pub trait ReferralStore: Send + Sync {
+    /// What a client's link has brought.
+    async fn referral_stats(
+        &self,
+        partner: PartnerId,
+        referrer: ClientId,
+    ) -> Result<ReferralStats, StoreError>;
+}
+
 /// Two-phase holds in a transaction.
 #[async_trait]
 pub trait HoldTx: Send {
@@ -636,6 +683,7 @@ pub trait Store:
     + LedgerStore
     + LevelStore
     + BirthdayStore
+    + ReferralStore
     + AuditStore
     + OutboxStore
     + ChatStore

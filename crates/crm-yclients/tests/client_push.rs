@@ -123,6 +123,7 @@ impl Salon {
                     language: "ru".into(),
                     active: true,
                     joined_partner: Some(self.partner),
+                    referred_by: None,
                 },
                 0,
             )

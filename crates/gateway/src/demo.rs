@@ -58,7 +58,13 @@ const IRINA: Person = Person {
     chat: 1004,
     crm_id: 504,
 };
-const PEOPLE: [&Person; 4] = [&ANNA, &OLGA, &MARIA, &IRINA];
+const VERA: Person = Person {
+    name: "Вера",
+    phone: "79161110005",
+    chat: 1005,
+    crm_id: 505,
+};
+const PEOPLE: [&Person; 5] = [&ANNA, &OLGA, &MARIA, &IRINA, &VERA];
 /// Anna's number as the administrator types it: read in the salon's country (RU), it is the
 /// number the CRM and Telegram sent.
 const ANNA_AT_DESK: &str = "8 (916) 111-00-01";
@@ -139,6 +145,8 @@ async fn bot_api(
                 "message_id": 1, "date": 1_795_000_000,
                 "chat": {"id": chat, "type": "private"}, "text": "ok"}}))
         }
+        "getMe" => axum::Json(json!({"ok": true, "result": {
+            "id": 1, "is_bot": true, "first_name": "Лотос", "username": "LotosBonusBot"}})),
         _ => axum::Json(json!({"ok": true, "result": true})),
     }
 }
@@ -251,6 +259,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
             {"name": "Silver", "threshold": 500_000, "cashback": 700, "max_redeem_share": 5000},
         ]
     });
+    program["referral"] = json!({"referrer_points": 300, "friend_points": 200});
     program["campaigns"] = json!([{
         "name": "Второй визит",
         "reward": {"kind": "nth_visit", "n": 2, "points": 100},
@@ -266,7 +275,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
     )
     .await?;
     say(format!(
-        "$ loyalty-gateway program set --partner {partner_id} --file program.json   # levels: Base 5 %, Silver 7 % from 5 000 ₽; +100 points on the second visit\n  program v{} in force from now\n",
+        "$ loyalty-gateway program set --partner {partner_id} --file program.json   # levels: Base 5 %, Silver 7 % from 5 000 ₽; +100 points on the second visit; a friend's first visit: 300 to the client who invited her, 200 to the friend\n  program v{} in force from now\n",
         version["version"]
     ));
     // CRMs time visits to the second: the day's visits come after the change.
@@ -427,6 +436,63 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
         "asks for her history",
     )
     .await;
+
+    // A referral: Maria invites Vera, who is new to the salon; Vera's first visit pays both.
+    bot_says(
+        "19:10",
+        &MARIA,
+        json!({"text": "/invite"}),
+        "asks for her link to invite a friend",
+    )
+    .await;
+    let maria = gateway
+        .store
+        .client_by_phone(partner_id, &Phone::parse_international(MARIA.phone)?)
+        .await?
+        .map(|c| c.id.0)
+        .unwrap_or_default();
+    bot_says(
+        "19:12",
+        &VERA,
+        json!({"text": format!("/start r{partner_id}_{maria}")}),
+        "opens Мария's link",
+    )
+    .await;
+    bot_says(
+        "19:13",
+        &VERA,
+        json!({"contact": {"phone_number": VERA.phone, "first_name": VERA.name, "user_id": VERA.chat}}),
+        "shares her phone number",
+    )
+    .await;
+    let body = record_webhook(&Record {
+        company_id: COMPANY,
+        record_id: 1006,
+        client_id: VERA.crm_id,
+        client_name: VERA.name,
+        phone: VERA.phone,
+        cost: "2000",
+        attendance: 1,
+        deleted: false,
+        changed_at_s: 7_200,
+    });
+    record_count += 1;
+    let answer = post_json(&http, &hook, &body).await?;
+    let points = answer["events"][0]["points"].as_i64().unwrap_or_default();
+    say(format!(
+        "19:20  YCLIENTS → record 1006 of Вера: her first visit, came; haircut, 2 000 ₽\n      gateway: applied {points:+} points, and the referral's bonuses"
+    ));
+    journal
+        .entry(VERA.name)
+        .or_default()
+        .push(format!("19:20 applied {points:+}; referral +200"));
+    journal
+        .entry(MARIA.name)
+        .or_default()
+        .push("19:20 referral +300".into());
+    let before = standin.sent_count();
+    wait_until(|| standin.sent_count() >= before + 3).await;
+    drain(gateway.store.as_ref()).await;
 
     // Spending: Anna exchanges points at the desk; the administrator uses the code once.
     let reward = cli::reward_add(

@@ -26,6 +26,7 @@ mod inbox;
 mod levels;
 mod program;
 mod quota;
+mod referrals;
 mod rows;
 mod services;
 mod store;

@@ -145,6 +145,7 @@ pub(crate) fn telegram_chat(row: &AnyRow) -> Result<loyalty_core::TelegramChat, 
         language: get(row, "language")?,
         active: get::<i64>(row, "active")? != 0,
         joined_partner: get::<Option<i64>>(row, "joined_partner_id")?.map(PartnerId),
+        referred_by: get::<Option<i64>>(row, "referrer_client_id")?.map(ClientId),
     })
 }
 
@@ -280,7 +281,8 @@ pub(crate) async fn program_in_force(
     program_version(&row)
 }
 
-/// What came for the client at or after `from_ms`: the level measure.
+/// What came for the client at or after `from_ms`, and her referrals paid by a visit then: the
+/// level measure.
 pub(crate) async fn measure<'e, E>(
     executor: E,
     partner: PartnerId,
@@ -291,7 +293,9 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     let row = sqlx::query(
-        "SELECT COUNT(*) AS visits, CAST(COALESCE(SUM(paid_minor), 0) AS BIGINT) AS paid \
+        "SELECT COUNT(*) AS visits, CAST(COALESCE(SUM(paid_minor), 0) AS BIGINT) AS paid, \
+         (SELECT COUNT(*) FROM referrals WHERE partner_id = $1 AND referrer_id = $2 \
+          AND record_key IS NOT NULL AND qualified_at_ms >= $3) AS referrals \
          FROM crm_records WHERE partner_id = $1 AND client_id = $2 AND status = 'came' \
          AND visit_at_ms >= $3",
     )
@@ -304,6 +308,7 @@ where
     Ok(loyalty_core::level::Measure {
         visits: get(&row, "visits")?,
         paid_minor: get(&row, "paid")?,
+        referrals: get(&row, "referrals")?,
     })
 }
 

@@ -601,8 +601,8 @@ impl OutboxStore for SqlStore {
 impl ChatStore for SqlStore {
     async fn telegram_chat(&self, chat_id: i64) -> Result<Option<TelegramChat>, StoreError> {
         sqlx::query(
-            "SELECT chat_id, phone, language, active, joined_partner_id FROM telegram_chats \
-             WHERE chat_id = $1",
+            "SELECT chat_id, phone, language, active, joined_partner_id, referrer_client_id \
+             FROM telegram_chats WHERE chat_id = $1",
         )
         .bind(chat_id)
         .fetch_optional(&self.pool)
@@ -615,9 +615,11 @@ impl ChatStore for SqlStore {
     async fn save_telegram_chat(&self, chat: &TelegramChat, now_ms: i64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO telegram_chats (chat_id, phone, language, active, updated_at_ms, \
-             joined_partner_id) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (chat_id) DO UPDATE SET \
+             joined_partner_id, referrer_client_id) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (chat_id) DO UPDATE SET \
              phone = excluded.phone, language = excluded.language, active = excluded.active, \
-             updated_at_ms = excluded.updated_at_ms, joined_partner_id = excluded.joined_partner_id",
+             updated_at_ms = excluded.updated_at_ms, joined_partner_id = excluded.joined_partner_id, \
+             referrer_client_id = excluded.referrer_client_id",
         )
         .bind(chat.chat_id)
         .bind(chat.phone.as_ref().map(Phone::as_str))
@@ -625,6 +627,7 @@ impl ChatStore for SqlStore {
         .bind(i64::from(chat.active))
         .bind(now_ms)
         .bind(chat.joined_partner.map(|p| p.0))
+        .bind(chat.referred_by.map(|c| c.0))
         .execute(&self.pool)
         .await
         .map_err(db_err)?;

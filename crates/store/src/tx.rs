@@ -24,7 +24,7 @@ use crate::{Backend, db_err};
 /// A transaction on either backend. Dropped without commit, it rolls back.
 pub struct SqlTx {
     pub(crate) tx: Transaction<'static, Any>,
-    backend: Backend,
+    pub(crate) backend: Backend,
 }
 
 impl SqlTx {
@@ -157,6 +157,7 @@ impl RecordTx for SqlTx {
         Ok(Measure {
             visits: get(&row, "level_visits")?,
             paid_minor: get(&row, "level_paid_minor")?,
+            referrals: 0,
         })
     }
 

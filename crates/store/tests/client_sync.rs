@@ -93,6 +93,7 @@ async fn a_card_with_a_new_phone_moves_the_client_with_its_points(db: &TestDb) {
                 language: "ru".into(),
                 active: true,
                 joined_partner: None,
+                referred_by: None,
             },
             T0,
         )

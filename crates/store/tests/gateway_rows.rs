@@ -54,6 +54,7 @@ async fn a_chat_links_to_its_phone_at_every_salon_and_later_clients_follow(db: &
                 language: "ru".into(),
                 active: true,
                 joined_partner: None,
+                referred_by: None,
             },
             T0,
         )

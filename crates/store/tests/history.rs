@@ -233,6 +233,7 @@ async fn an_import_writes_history_and_tells_nobody(db: &TestDb) {
         language: "ru".into(),
         active: true,
         joined_partner: None,
+        referred_by: None,
     };
     store.save_telegram_chat(&chat, T0).await.unwrap();
     let e = visit_at(&conn, "r1", 1, VisitStatus::Came, 200_000, T0, anna());

@@ -98,6 +98,7 @@ async fn doctor_finds_exactly_the_wrong_numbers_and_moves_only_the_free_ones(db:
                 language: "ru".into(),
                 active: true,
                 joined_partner: None,
+                referred_by: None,
             },
             common::T0,
         )

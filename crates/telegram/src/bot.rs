@@ -18,9 +18,10 @@ use loyalty_core::audit::Actor;
 use loyalty_core::code::Code;
 use loyalty_core::ledger::EntryKind;
 use loyalty_core::redemption::{Redemption, RedemptionStatus, Strategy, Target};
+use loyalty_core::referral::link_payload;
 use loyalty_core::{
-    BillTerms, BirthDate, Client, Currency, EngineError, LoyaltyEngine, PartnerId, Phone, RewardId,
-    RewardKind, StoreError, TelegramChat,
+    BillTerms, BirthDate, Client, ClientId, Currency, EngineError, LoyaltyEngine, PartnerId, Phone,
+    RewardId, RewardKind, StoreError, TelegramChat,
 };
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -60,6 +61,8 @@ pub struct ClientBot {
     telegram: Telegram,
     /// How rewards are issued; `None`: the bot does not exchange points.
     exchange: Option<(Arc<dyn RewardTargets>, NewCode)>,
+    /// The bot's username, asked of Telegram the first time a link to it is needed.
+    username: Arc<tokio::sync::OnceCell<String>>,
 }
 
 /// What a message asks for.
@@ -78,6 +81,7 @@ enum Intent {
     Use(String),
     /// The client's birthday, `DD.MM` or `DD.MM.YYYY`.
     Birthday(String),
+    Invite,
     Help,
 }
 
@@ -100,6 +104,7 @@ fn intent(text: &str) -> Option<Intent> {
         "/check" => Intent::Check(rest.to_owned()),
         "/use" => Intent::Use(rest.to_owned()),
         "/birthday" => Intent::Birthday(rest.to_owned()),
+        "/invite" => Intent::Invite,
         "/help" => Intent::Help,
         _ => match text {
             "💎 Баланс" | "💎 Balance" => Intent::Balance,
@@ -177,6 +182,7 @@ impl ClientBot {
             engine,
             telegram,
             exchange: None,
+            username: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
 
@@ -287,8 +293,12 @@ impl ClientBot {
         // Any message from the user means the chat works again; keep the language current. A
         // salon's link (`/start s<id>`, or a friend's `r<id>_<client>`) makes it the salon the
         // person joins when they share their phone.
+        // A friend's link names her too: she is the referrer if the person joins the salon.
         let joined = match message.text.as_deref().and_then(intent) {
-            Some(Intent::Start(Some(payload))) => self.salon_of(&payload).await?,
+            Some(Intent::Start(Some(payload))) => self
+                .salon_of(&payload)
+                .await?
+                .map(|salon| (salon, Self::referrer_of(&payload))),
             _ => None,
         };
         let chat = TelegramChat {
@@ -296,7 +306,13 @@ impl ClientBot {
             phone: known.as_ref().and_then(|c| c.phone.clone()),
             language: lang.code().to_owned(),
             active: true,
-            joined_partner: joined.or(known.as_ref().and_then(|c| c.joined_partner)),
+            joined_partner: joined
+                .map(|(salon, _)| salon)
+                .or(known.as_ref().and_then(|c| c.joined_partner)),
+            referred_by: match joined {
+                Some((_, referrer)) => referrer,
+                None => known.as_ref().and_then(|c| c.referred_by),
+            },
         };
         if known.as_ref() != Some(&chat) {
             store.save_telegram_chat(&chat, now).await?;
@@ -351,6 +367,7 @@ impl ClientBot {
             Some(Intent::Check(code)) => self.staff_code(chat_id, &code, false, lang).await,
             Some(Intent::Use(code)) => self.staff_code(chat_id, &code, true, lang).await,
             Some(Intent::Birthday(date)) => self.birthday(chat_id, &date, lang).await,
+            Some(Intent::Invite) => self.invite(chat_id, lang).await,
             Some(Intent::Help) | None => self.help(chat_id, lang).await,
         }
     }
@@ -384,6 +401,12 @@ impl ClientBot {
         };
         let terms = self.engine.bill_terms(r, &reward).await?;
         Ok((reward.title, terms))
+    }
+
+    /// The client a friend's link (`r<partner>_<client>`) names.
+    fn referrer_of(payload: &str) -> Option<ClientId> {
+        let (_, client) = payload.strip_prefix('r')?.split_once('_')?;
+        client.parse().ok().map(ClientId)
     }
 
     /// Who invited the user: `s<partner>` names a salon, `r<partner>_<client>` a client of it.
@@ -484,7 +507,21 @@ impl ClientBot {
         if let Some(salon) = chat.joined_partner
             && !clients.iter().any(|c| c.partner_id == salon)
         {
-            clients.push(self.engine.enroll(salon, &phone, name.as_deref()).await?);
+            let client = self.engine.enroll(salon, &phone, name.as_deref()).await?;
+            if let Some(referrer) = chat.referred_by {
+                let outcome = self
+                    .engine
+                    .refer(salon, referrer, client.id, Some(chat.chat_id))
+                    .await?;
+                info!(
+                    partner = salon.0,
+                    referrer = referrer.0,
+                    friend = client.id.0,
+                    ?outcome,
+                    "referral"
+                );
+            }
+            clients.push(client);
         }
         info!(chat = chat.chat_id, phone = %phone.masked(), salons = clients.len(), "chat linked");
         for c in &clients {
@@ -1107,13 +1144,72 @@ impl ClientBot {
         self.reply(chat_id, &text, None).await
     }
 
+    /// The client's referral link at each salon that runs a referral program, with what it
+    /// pays and what it has brought her.
+    async fn invite(&self, chat_id: i64, lang: Lang) -> Result<(), BotError> {
+        let Some(clients) = self.linked(chat_id, lang).await? else {
+            return Ok(());
+        };
+        let store = self.engine.store();
+        let mut out = Vec::new();
+        for c in &clients {
+            let Some(partner) = store.partner(c.partner_id).await? else {
+                continue;
+            };
+            let Some(rules) = &partner.program.referral else {
+                continue;
+            };
+            let username = match self.username().await {
+                Some(u) => u,
+                None => {
+                    let text = match lang {
+                        Lang::Ru => "Не получилось подготовить ссылку. Попробуйте чуть позже.",
+                        Lang::En => "Could not prepare your link. Please try again a bit later.",
+                    };
+                    return self.reply(chat_id, text, None).await;
+                }
+            };
+            let link = format!(
+                "https://t.me/{username}?start={}",
+                link_payload(c.partner_id, c.id)
+            );
+            let stats = self.engine.referral_stats(c.partner_id, c.id).await?;
+            out.push(text::invite(
+                &partner.name,
+                rules.friend_points,
+                rules.referrer_points,
+                &link,
+                &stats,
+                lang,
+            ));
+        }
+        let text = if out.is_empty() {
+            match lang {
+                Lang::Ru => "В ваших салонах пока нет программы рекомендаций.".to_owned(),
+                Lang::En => "Your salons have no referral program yet.".to_owned(),
+            }
+        } else {
+            out.join("\n\n")
+        };
+        self.reply(chat_id, &text, None).await
+    }
+
+    /// The bot's username, asked of Telegram once.
+    async fn username(&self) -> Option<String> {
+        self.username
+            .get_or_try_init(|| async { self.telegram.username().await })
+            .await
+            .ok()
+            .cloned()
+    }
+
     async fn help(&self, chat_id: i64, lang: Lang) -> Result<(), BotError> {
         let text = match lang {
             Lang::Ru => {
-                "/balance — баланс\n/history — история\n/exchange — обменять баллы\n/codes — мои коды\n/notifications_off, /notifications_on — уведомления\n/birthday ДД.ММ — день рождения\n/start — привязать номер"
+                "/balance — баланс\n/history — история\n/exchange — обменять баллы\n/codes — мои коды\n/notifications_off, /notifications_on — уведомления\n/birthday ДД.ММ — день рождения\n/invite — пригласить друга\n/start — привязать номер"
             }
             Lang::En => {
-                "/balance — balance\n/history — history\n/exchange — exchange points\n/codes — my codes\n/notifications_off, /notifications_on — notifications\n/birthday DD.MM — your birthday\n/start — link your number"
+                "/balance — balance\n/history — history\n/exchange — exchange points\n/codes — my codes\n/notifications_off, /notifications_on — notifications\n/birthday DD.MM — your birthday\n/invite — invite a friend\n/start — link your number"
             }
         };
         self.reply(chat_id, text, None).await
@@ -1168,6 +1264,8 @@ fn kind_label(kind: EntryKind, lang: Lang) -> &'static str {
         (EntryKind::Welcome, Lang::En) => "welcome bonus",
         (EntryKind::Birthday, Lang::Ru) => "ко дню рождения",
         (EntryKind::Birthday, Lang::En) => "birthday gift",
+        (EntryKind::Referral, Lang::Ru) => "за рекомендацию",
+        (EntryKind::Referral, Lang::En) => "referral bonus",
         (EntryKind::Expiry, Lang::Ru) => "сгорание",
         (EntryKind::Expiry, Lang::En) => "expired",
         (EntryKind::Matured, Lang::Ru) => "стали доступны",

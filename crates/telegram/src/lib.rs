@@ -96,6 +96,14 @@ impl Telegram {
 }
 
 impl Telegram {
+    /// The bot's username (`getMe`), for links to it.
+    pub async fn username(&self) -> Result<String, TelegramError> {
+        let me = self.bot.get_me().await.map_err(classify)?;
+        me.result
+            .username
+            .ok_or_else(|| TelegramError::Rejected("getMe gave no username".into()))
+    }
+
     /// Sends a PNG image with a caption. frankenstein uploads files from a path, so the bytes
     /// go through a temporary file that is removed once the call returns.
     pub async fn send_png(

@@ -4,6 +4,7 @@ use loyalty_core::health::{Incident, StaffNotice};
 use loyalty_core::level::{LevelMeasure, Progress};
 use loyalty_core::outbox::Notification;
 use loyalty_core::redemption::Strategy;
+use loyalty_core::referral::ReferralStats;
 use loyalty_core::{Currency, Points};
 
 /// The two languages the bot speaks.
@@ -159,12 +160,28 @@ pub fn level(p: &Progress, currency: Currency, lang: Lang) -> String {
     let more = match p.measure {
         LevelMeasure::Paid => money(*more, currency, lang),
         LevelMeasure::Visits => visits(*more, lang),
+        LevelMeasure::Referrals => referrals(*more, lang),
     };
     if ru {
         format!("{head}. До {next} — ещё {more}")
     } else {
         format!("{head}. {next} after {more} more")
     }
+}
+
+/// `2 рекомендации`, `1 referral`.
+fn referrals(n: i64, lang: Lang) -> String {
+    let abs = n.unsigned_abs();
+    let word = match lang {
+        Lang::En if abs == 1 => "referral",
+        Lang::En => "referrals",
+        Lang::Ru => match (abs % 10, abs % 100) {
+            (1, r) if r != 11 => "рекомендация",
+            (2..=4, r) if !(12..=14).contains(&r) => "рекомендации",
+            _ => "рекомендаций",
+        },
+    };
+    format!("{} {word}", group(n))
 }
 
 /// `3 визита`, `1 visit`.
@@ -192,6 +209,37 @@ pub fn pending(p: Points, lang: Lang) -> String {
         Lang::En => format!(
             "⏳ {} more become spendable after the refund window",
             points(p, lang)
+        ),
+    }
+}
+
+/// A client's referral link at `salon`, what it pays and what it has brought.
+pub fn invite(
+    salon: &str,
+    friend_gets: Points,
+    you_get: Points,
+    link: &str,
+    stats: &ReferralStats,
+    lang: Lang,
+) -> String {
+    match lang {
+        Lang::Ru => format!(
+            "🤝 «{salon}»: пригласите друзей по этой ссылке. После первого визита друг получит {}, \
+             а вы — {}.\n{link}\nПо ссылке пришли: {} из {}, вы получили {}",
+            points(friend_gets, lang),
+            points(you_get, lang),
+            stats.qualified,
+            stats.invited,
+            points(stats.earned, lang)
+        ),
+        Lang::En => format!(
+            "🤝 {salon}: invite friends with this link. After a friend's first visit they get {} \
+             and you get {}.\n{link}\nCame by your link: {} of {}, you earned {}",
+            points(friend_gets, lang),
+            points(you_get, lang),
+            stats.qualified,
+            stats.invited,
+            points(stats.earned, lang)
         ),
     }
 }
@@ -330,6 +378,42 @@ pub fn notification(n: &Notification, salon: &str, lang: Lang) -> String {
                 )
             }
         }
+        Notification::Referral {
+            points: p,
+            balance,
+            friend,
+        } => match (p.is_positive(), friend, ru) {
+            (true, true, true) => format!(
+                "🤝 +{} в «{salon}» за первый визит по рекомендации. Баланс: {}",
+                pts(p),
+                pts(balance)
+            ),
+            (true, true, false) => format!(
+                "🤝 +{} at {salon} for your first visit on a friend's recommendation. Balance: {}",
+                pts(p),
+                pts(balance)
+            ),
+            (true, false, true) => format!(
+                "🤝 +{} в «{salon}»: по вашей рекомендации пришёл новый клиент. Баланс: {}",
+                pts(p),
+                pts(balance)
+            ),
+            (true, false, false) => format!(
+                "🤝 +{} at {salon}: a friend you invited came for their first visit. Balance: {}",
+                pts(p),
+                pts(balance)
+            ),
+            (false, _, true) => format!(
+                "↩️ −{} в «{salon}»: визит по рекомендации не состоялся. Баланс: {}",
+                pts(&-*p),
+                pts(balance)
+            ),
+            (false, _, false) => format!(
+                "↩️ −{} at {salon}: the recommended visit did not take place. Balance: {}",
+                pts(&-*p),
+                pts(balance)
+            ),
+        },
         Notification::Matured { points: p, balance } => {
             if ru {
                 format!(
@@ -607,5 +691,45 @@ mod tests {
             notification(&n, "Лотос", Lang::Ru),
             "✅ 200 баллов в «Лотос» теперь можно тратить. Баланс: 250 баллов"
         );
+    }
+
+    #[test]
+    fn referral_bonuses_and_their_reversal() {
+        let n = |points: i64, friend: bool| Notification::Referral {
+            points: Points(points),
+            balance: Points(500),
+            friend,
+        };
+        assert_eq!(
+            notification(&n(300, false), "Lotus", Lang::En),
+            "🤝 +300 points at Lotus: a friend you invited came for their first visit. Balance: \
+             500 points"
+        );
+        assert_eq!(
+            notification(&n(200, true), "Lotus", Lang::En),
+            "🤝 +200 points at Lotus for your first visit on a friend's recommendation. Balance: \
+             500 points"
+        );
+        assert_eq!(
+            notification(&n(-300, false), "Лотос", Lang::Ru),
+            "↩️ −300 баллов в «Лотос»: визит по рекомендации не состоялся. Баланс: 500 баллов"
+        );
+    }
+
+    #[test]
+    fn referrals_are_counted_in_words() {
+        let ru: Vec<String> = [1, 2, 5, 11, 21].map(|n| referrals(n, Lang::Ru)).into();
+        assert_eq!(
+            ru,
+            [
+                "1 рекомендация",
+                "2 рекомендации",
+                "5 рекомендаций",
+                "11 рекомендаций",
+                "21 рекомендация"
+            ]
+        );
+        assert_eq!(referrals(1, Lang::En), "1 referral");
+        assert_eq!(referrals(3, Lang::En), "3 referrals");
     }
 }

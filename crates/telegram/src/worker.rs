@@ -256,6 +256,7 @@ impl OutboxWorker {
                     language: lang.code().into(),
                     active: true,
                     joined_partner: None,
+                    referred_by: None,
                 });
                 chat.active = false;
                 self.store

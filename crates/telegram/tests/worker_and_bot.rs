@@ -780,6 +780,112 @@ async fn pending_points_show_as_pending_until_they_are_spendable() {
     );
 }
 
+/// A client's `/invite` gives her link (the bot's username from `getMe`) and what it pays; a
+/// friend who comes by it and shares her phone is her referral; the friend's first visit pays
+/// both, each told; the link's tally follows.
+#[tokio::test]
+async fn a_friend_by_a_clients_link_pays_both_on_her_first_visit() {
+    let w = world(0).await;
+    let mut program = w.partner.program.clone();
+    program.referral = Some(loyalty_core::referral::ReferralProgram {
+        referrer_points: Points(300),
+        friend_points: Points(200),
+        monthly_cap: None,
+    });
+    w.store
+        .set_program(
+            w.partner.id,
+            &program,
+            T0,
+            &loyalty_core::audit::Actor::system(),
+        )
+        .await
+        .unwrap();
+    w.visit("1", VisitStatus::Came, 400_000).await;
+    w.link(950).await;
+    let anna = w
+        .store
+        .client_by_phone(w.partner.id, &Phone::parse_international(ANNA).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    Mock::given(path(format!("/bot{TOKEN}/getMe")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {
+            "id": 42, "is_bot": true, "first_name": "Лотос", "username": "LotosBot"}})),
+        )
+        .expect(1)
+        .mount(&w.telegram)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/sendMessage")))
+        .respond_with(sent_ok(950))
+        .mount(&w.telegram)
+        .await;
+    let bot = ClientBot::new(w.engine.clone(), w.telegram());
+    bot.handle_update(update(1, 950, "ru", json!({"text": "/invite"})))
+        .await;
+    // Olga opens Anna's link and shares her phone.
+    let start = format!("/start r{}_{}", w.partner.id, anna.id);
+    bot.handle_update(update(2, 960, "ru", json!({"text": start})))
+        .await;
+    let contact = json!({"contact": {
+        "phone_number": "79165550707", "first_name": "Ольга", "user_id": 960}});
+    bot.handle_update(update(3, 960, "ru", contact)).await;
+    // Her first visit: 100 points for it, 200 for coming; Anna gets 300.
+    w.visit_of("+79165550707", "2", VisitStatus::Came, 200_000)
+        .await;
+    let mut worker = w.worker();
+    w.round(&mut worker).await;
+    w.clock.advance_ms(1_000);
+    w.round(&mut worker).await;
+    bot.handle_update(update(4, 950, "en", json!({"text": "/invite"})))
+        .await;
+
+    let sends = w.sends().await;
+    let to = |chat: i64| -> Vec<&str> {
+        sends
+            .iter()
+            .filter(|s| s["chat_id"] == json!(chat))
+            .filter_map(|s| s["text"].as_str())
+            .collect()
+    };
+    let link = format!("https://t.me/LotosBot?start=r{}_{}", w.partner.id, anna.id);
+    assert_eq!(
+        to(950),
+        [
+            format!(
+                "🤝 «Лотос»: пригласите друзей по этой ссылке. После первого визита друг получит \
+                 200 баллов, а вы — 300 баллов.\n{link}\nПо ссылке пришли: 0 из 0, вы получили \
+                 0 баллов"
+            )
+            .as_str(),
+            "🤝 +300 баллов в «Лотос»: по вашей рекомендации пришёл новый клиент. Баланс: 500 \
+             баллов",
+            format!(
+                "🤝 Лотос: invite friends with this link. After a friend's first visit they get \
+                 200 points and you get 300 points.\n{link}\nCame by your link: 1 of 1, you \
+                 earned 300 points"
+            )
+            .as_str(),
+        ]
+    );
+    let olga = to(960);
+    assert_eq!(
+        olga[0],
+        "Здравствуйте! Это бонусная программа ваших салонов красоты: баллы за визиты, баланс и \
+         история.\nВас пригласил(а) Анна, клиент салона «Лотос».\nПоделитесь номером телефона, \
+         который вы называете в салоне, — и мы покажем ваши баллы."
+    );
+    assert_eq!(
+        olga[2..],
+        [
+            "💎 +100 баллов за визит на 2\u{202f}000 ₽ в «Лотос». Баланс: 100 баллов",
+            "🤝 +200 баллов в «Лотос» за первый визит по рекомендации. Баланс: 300 баллов",
+        ]
+    );
+}
+
 /// With birthday points on and no birth date from the CRM, linking invites the client to give
 /// hers; `/birthday DD.MM` records it once; a known one is the salon's to change.
 #[tokio::test]

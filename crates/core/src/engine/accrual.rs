@@ -6,6 +6,7 @@ use super::level::rise;
 use super::posting::{
     client_of, credit, credit_pending, debit, notify, program_of, take_pending, version_of,
 };
+use super::referral::{concerns_referrals, settle_referral};
 use crate::campaign::qualifies;
 use crate::event::{ClientEvent, ClientRef};
 use crate::history::Visit;
@@ -165,18 +166,35 @@ impl LoyaltyEngine {
                         Points::ZERO
                     };
                     state.terms = Some(terms);
-                    self.settle_record(
-                        tx,
-                        conn,
-                        &program,
-                        visit,
-                        &mut state,
-                        client,
-                        target,
-                        source.notifies(),
-                        now,
-                    )
-                    .await?
+                    let postings = self
+                        .settle_record(
+                            tx,
+                            conn,
+                            &program,
+                            visit,
+                            &mut state,
+                            client,
+                            target,
+                            source.notifies(),
+                            now,
+                        )
+                        .await?;
+                    if earns && concerns_referrals(&program, &current.program) {
+                        let record_key = format!("{}:{}", conn.id, visit.record_id);
+                        let tell = source.notifies();
+                        settle_referral(
+                            tx,
+                            partner,
+                            &program,
+                            client,
+                            &record_key,
+                            visit,
+                            tell,
+                            now,
+                        )
+                        .await?;
+                    }
+                    postings
                 }
             };
             state.version = state.version.max(visit.version);

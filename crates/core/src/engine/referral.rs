@@ -1,0 +1,197 @@
+//! Referrals: recorded when a friend joins through a client's link, paid to both when the
+//! friend's first visit that came is applied, reversed if that visit does not come after all.
+
+use super::level::rise;
+use super::posting::{client_of, credit, debit, notify, program_of};
+use crate::campaign::{Period, period_bounds};
+use crate::event::VisitStatus;
+use crate::ledger::{Account, EntryKind, NewEntry};
+use crate::level::LevelMeasure;
+use crate::outbox::Notification;
+use crate::referral::{ReferralStats, Refusal};
+use crate::{
+    Client, ClientId, EngineError, LoyaltyEngine, PartnerId, Points, Program, StoreTx, VisitEvent,
+};
+
+impl LoyaltyEngine {
+    /// Records that `referrer` invited `friend`, who joined the salon through her link from
+    /// `chat` (the friend's chat). `Ok(Err(refusal))` says why nothing was recorded.
+    pub async fn refer(
+        &self,
+        partner: PartnerId,
+        referrer: ClientId,
+        friend: ClientId,
+        chat: Option<i64>,
+    ) -> Result<Result<(), Refusal>, EngineError> {
+        in_tx!(self, |tx, now| async {
+            let program = program_of(tx, partner).await?;
+            if program.referral.is_none() {
+                return Ok(Err(Refusal::NoProgram));
+            }
+            let friend = client_of(tx, partner, friend).await?;
+            let Some(referrer) = tx.client(partner, referrer).await? else {
+                return Ok(Err(Refusal::UnknownReferrer));
+            };
+            if referrer.id == friend.id
+                || referrer.phone == friend.phone
+                || (chat.is_some() && referrer.telegram_chat_id == chat)
+            {
+                return Ok(Err(Refusal::SelfReferral));
+            }
+            if tx.measure(partner, referrer.id, i64::MIN).await?.visits == 0 {
+                return Ok(Err(Refusal::ReferrerHasNoVisit));
+            }
+            if tx.measure(partner, friend.id, i64::MIN).await?.visits > 0 {
+                return Ok(Err(Refusal::NotNew));
+            }
+            if !tx
+                .insert_referral(partner, referrer.id, friend.id, now)
+                .await?
+            {
+                return Ok(Err(Refusal::AlreadyReferred));
+            }
+            Ok::<_, EngineError>(Ok(()))
+        })
+    }
+
+    /// What a client's link has brought her.
+    pub async fn referral_stats(
+        &self,
+        partner: PartnerId,
+        referrer: ClientId,
+    ) -> Result<ReferralStats, EngineError> {
+        Ok(self.store.referral_stats(partner, referrer).await?)
+    }
+}
+
+/// Pays or reverses the referral of `friend` for her record `record_key` in its new state:
+/// `program` is the record's (the version of the visit's time).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn settle_referral(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    program: &Program,
+    friend: &Client,
+    record_key: &str,
+    visit: &VisitEvent,
+    tell: bool,
+    now: i64,
+) -> Result<(), EngineError> {
+    let Some(mut r) = tx.lock_referral_of(partner, friend.id).await? else {
+        return Ok(());
+    };
+    let came = visit.status == VisitStatus::Came;
+    let referrer = client_of(tx, partner, r.referrer_id).await?;
+    match r.record_key.as_deref() {
+        None if came => {
+            let Some(rules) = &program.referral else {
+                return Ok(());
+            };
+            let at = visit.visit_at_ms.unwrap_or(now);
+            if let Some(cap) = rules.monthly_cap {
+                let (from, to) = period_bounds(at, Period::Month, program.utc_offset_minutes)
+                    .unwrap_or((at, at));
+                let paid = tx
+                    .referrals_paid_in(partner, r.referrer_id, from, to)
+                    .await?;
+                if paid >= i64::from(cap) {
+                    return Ok(());
+                }
+            }
+            r.record_key = Some(record_key.to_owned());
+            r.qualified_at_ms = Some(at);
+            r.friend_points = rules.friend_points.max(Points::ZERO);
+            r.referrer_points = rules.referrer_points.max(Points::ZERO);
+            let mut both = [
+                (friend.clone(), r.friend_points, true),
+                (referrer, r.referrer_points, false),
+            ];
+            both.sort_by_key(|(c, _, _)| c.id);
+            for (client, points, is_friend) in both {
+                if !points.is_positive() {
+                    continue;
+                }
+                r.postings += 1;
+                let entry = NewEntry {
+                    idempotency_key: format!("referral:{}:{}", r.id, r.postings),
+                    kind: EntryKind::Referral,
+                    debit: Account::Issued,
+                    credit: Account::Client(client.id),
+                    amount: points,
+                    client_id: client.id,
+                    reverses: None,
+                    reason: Some(format!("referral {}", r.id)),
+                };
+                let balance = tx.lock_balance(partner, client.id).await?;
+                let posting = credit(tx, partner, program, &entry, balance, None, now).await?;
+                if tell {
+                    let note = Notification::Referral {
+                        points,
+                        balance: posting.balance,
+                        friend: is_friend,
+                    };
+                    notify(tx, partner, &client, note, now).await?;
+                }
+            }
+        }
+        Some(key) if key == record_key && !came => {
+            let mut both = [
+                (friend.clone(), r.friend_points, true),
+                (referrer, r.referrer_points, false),
+            ];
+            both.sort_by_key(|(c, _, _)| c.id);
+            for (client, points, is_friend) in both {
+                if !points.is_positive() {
+                    continue;
+                }
+                r.postings += 1;
+                let entry = NewEntry {
+                    idempotency_key: format!("referral:{}:{}", r.id, r.postings),
+                    kind: EntryKind::Reversal,
+                    debit: Account::Client(client.id),
+                    credit: Account::Issued,
+                    amount: points,
+                    client_id: client.id,
+                    reverses: None,
+                    reason: Some(format!("referral {}: the visit did not take place", r.id)),
+                };
+                let balance = tx.lock_balance(partner, client.id).await?;
+                let posting = debit(tx, partner, &entry, balance, None, now).await?;
+                if tell {
+                    let note = Notification::Referral {
+                        points: -points,
+                        balance: posting.balance,
+                        friend: is_friend,
+                    };
+                    notify(tx, partner, &client, note, now).await?;
+                }
+            }
+            r.record_key = None;
+            r.qualified_at_ms = None;
+            r.friend_points = Points::ZERO;
+            r.referrer_points = Points::ZERO;
+        }
+        _ => return Ok(()),
+    }
+    tx.save_referral(partner, &r).await?;
+    // A program with levels by referrals raises the referrer as soon as one pays (a reversal
+    // waits for her review, like every fall).
+    let current = program_of(tx, partner).await?;
+    if let Some(levels) = &current.levels
+        && levels.measure == LevelMeasure::Referrals
+        && r.record_key.is_some()
+    {
+        let referrer = client_of(tx, partner, r.referrer_id).await?;
+        let m = tx
+            .measure(partner, referrer.id, levels.window_from(now))
+            .await?;
+        rise(tx, partner, &current, &referrer, m, tell, now).await?;
+    }
+    Ok(())
+}
+
+/// Whether a record's delivery may touch a referral: the record's program or the current one
+/// runs referrals.
+pub(super) fn concerns_referrals(record: &Program, current: &Program) -> bool {
+    record.referral.is_some() || current.referral.is_some()
+}
