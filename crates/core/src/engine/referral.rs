@@ -8,7 +8,7 @@ use crate::event::VisitStatus;
 use crate::ledger::{Account, EntryKind, NewEntry};
 use crate::level::LevelMeasure;
 use crate::outbox::Notification;
-use crate::referral::{ReferralStats, Refusal};
+use crate::referral::{Referral, ReferralStats, Refusal};
 use crate::{
     Client, ClientId, EngineError, LoyaltyEngine, PartnerId, Points, Program, StoreTx, VisitEvent,
 };
@@ -102,70 +102,16 @@ pub(super) async fn settle_referral(
             r.qualified_at_ms = Some(at);
             r.friend_points = rules.friend_points.max(Points::ZERO);
             r.referrer_points = rules.referrer_points.max(Points::ZERO);
-            let mut both = [
-                (friend.clone(), r.friend_points, true),
-                (referrer, r.referrer_points, false),
-            ];
-            both.sort_by_key(|(c, _, _)| c.id);
-            for (client, points, is_friend) in both {
-                if !points.is_positive() {
-                    continue;
-                }
-                r.postings += 1;
-                let entry = NewEntry {
-                    idempotency_key: format!("referral:{}:{}", r.id, r.postings),
-                    kind: EntryKind::Referral,
-                    debit: Account::Issued,
-                    credit: Account::Client(client.id),
-                    amount: points,
-                    client_id: client.id,
-                    reverses: None,
-                    reason: Some(format!("referral {}", r.id)),
-                };
-                let balance = tx.lock_balance(partner, client.id).await?;
-                let posting = credit(tx, partner, program, &entry, balance, None, now).await?;
-                if tell {
-                    let note = Notification::Referral {
-                        points,
-                        balance: posting.balance,
-                        friend: is_friend,
-                    };
-                    notify(tx, partner, &client, note, now).await?;
-                }
-            }
+            post_both(
+                tx, partner, program, &mut r, friend, referrer, true, tell, now,
+            )
+            .await?;
         }
         Some(key) if key == record_key && !came => {
-            let mut both = [
-                (friend.clone(), r.friend_points, true),
-                (referrer, r.referrer_points, false),
-            ];
-            both.sort_by_key(|(c, _, _)| c.id);
-            for (client, points, is_friend) in both {
-                if !points.is_positive() {
-                    continue;
-                }
-                r.postings += 1;
-                let entry = NewEntry {
-                    idempotency_key: format!("referral:{}:{}", r.id, r.postings),
-                    kind: EntryKind::Reversal,
-                    debit: Account::Client(client.id),
-                    credit: Account::Issued,
-                    amount: points,
-                    client_id: client.id,
-                    reverses: None,
-                    reason: Some(format!("referral {}: the visit did not take place", r.id)),
-                };
-                let balance = tx.lock_balance(partner, client.id).await?;
-                let posting = debit(tx, partner, &entry, balance, None, now).await?;
-                if tell {
-                    let note = Notification::Referral {
-                        points: -points,
-                        balance: posting.balance,
-                        friend: is_friend,
-                    };
-                    notify(tx, partner, &client, note, now).await?;
-                }
-            }
+            post_both(
+                tx, partner, program, &mut r, friend, referrer, false, tell, now,
+            )
+            .await?;
             r.record_key = None;
             r.qualified_at_ms = None;
             r.friend_points = Points::ZERO;
@@ -186,6 +132,75 @@ pub(super) async fn settle_referral(
             .measure(partner, referrer.id, levels.window_from(now))
             .await?;
         rise(tx, partner, &current, &referrer, m, tell, now).await?;
+    }
+    Ok(())
+}
+
+/// Pays (`pay`) or takes back the referral's bonuses on both sides, lower client id first, each
+/// under the next `referral:{id}:{n}` key, each side told.
+#[allow(clippy::too_many_arguments)]
+async fn post_both(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    program: &Program,
+    r: &mut Referral,
+    friend: &Client,
+    referrer: Client,
+    pay: bool,
+    tell: bool,
+    now: i64,
+) -> Result<(), EngineError> {
+    let mut both = [
+        (friend.clone(), r.friend_points, true),
+        (referrer, r.referrer_points, false),
+    ];
+    both.sort_by_key(|(c, _, _)| c.id);
+    for (client, points, is_friend) in both {
+        if !points.is_positive() {
+            continue;
+        }
+        r.postings += 1;
+        let (kind, debit_from, credit_to, reason) = if pay {
+            let reason = format!("referral {}", r.id);
+            (
+                EntryKind::Referral,
+                Account::Issued,
+                Account::Client(client.id),
+                reason,
+            )
+        } else {
+            let reason = format!("referral {}: the visit did not take place", r.id);
+            (
+                EntryKind::Reversal,
+                Account::Client(client.id),
+                Account::Issued,
+                reason,
+            )
+        };
+        let entry = NewEntry {
+            idempotency_key: format!("referral:{}:{}", r.id, r.postings),
+            kind,
+            debit: debit_from,
+            credit: credit_to,
+            amount: points,
+            client_id: client.id,
+            reverses: None,
+            reason: Some(reason),
+        };
+        let balance = tx.lock_balance(partner, client.id).await?;
+        let posting = if pay {
+            credit(tx, partner, program, &entry, balance, None, now).await?
+        } else {
+            debit(tx, partner, &entry, balance, None, now).await?
+        };
+        if tell {
+            let note = Notification::Referral {
+                points: posting.delta,
+                balance: posting.balance,
+                friend: is_friend,
+            };
+            notify(tx, partner, &client, note, now).await?;
+        }
     }
     Ok(())
 }
