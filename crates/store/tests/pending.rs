@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{T0, TestDb, by_phone, five_percent, salon, visit};
+use common::{TestDb, by_phone, five_percent, salon, visit};
 use loyalty_core::ledger::{Account, EntryKind};
 use loyalty_core::{ClientStore, EngineError, LedgerStore, Phone, Points, Program, VisitStatus};
 
@@ -130,12 +130,10 @@ async fn pending_points_wait_out_the_refund_window(db: &TestDb) {
     let totals = store.account_totals(p).await.expect("totals");
     assert!(totals.is_balanced(), "{totals:?}");
     assert_eq!(totals.pending, Points::ZERO);
-    // The matured lots keep the expiry counted from their accrual.
     assert_eq!(
         store.lots_remaining(p, c).await.expect("lots"),
         Points::ZERO
     );
-    let _ = T0;
 }
 
 async fn a_window_longer_than_the_points_life_is_refused(db: &TestDb) {

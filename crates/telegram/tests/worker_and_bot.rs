@@ -886,6 +886,64 @@ async fn a_friend_by_a_clients_link_pays_both_on_her_first_visit() {
     );
 }
 
+/// `/invite` needs the bot's username: while Telegram's `getMe` fails the client is asked to try
+/// again later (nothing cached), and the next `/invite` once it answers gives the link.
+#[tokio::test]
+async fn invite_says_try_later_while_telegram_cannot_name_the_bot() {
+    let w = world(0).await;
+    let mut program = w.partner.program.clone();
+    program.referral = Some(loyalty_core::referral::ReferralProgram {
+        referrer_points: Points(300),
+        friend_points: Points(200),
+        monthly_cap: None,
+    });
+    w.store
+        .set_program(
+            w.partner.id,
+            &program,
+            T0,
+            &loyalty_core::audit::Actor::system(),
+        )
+        .await
+        .unwrap();
+    w.visit("1", VisitStatus::Came, 400_000).await;
+    w.link(970).await;
+    Mock::given(path(format!("/bot{TOKEN}/getMe")))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(1)
+        .mount(&w.telegram)
+        .await;
+    Mock::given(path(format!("/bot{TOKEN}/getMe")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {
+            "id": 42, "is_bot": true, "first_name": "Лотос", "username": "LotosBot"}})),
+        )
+        .mount(&w.telegram)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/sendMessage")))
+        .respond_with(sent_ok(970))
+        .mount(&w.telegram)
+        .await;
+    let bot = ClientBot::new(w.engine.clone(), w.telegram());
+    bot.handle_update(update(1, 970, "ru", json!({"text": "/invite"})))
+        .await;
+    bot.handle_update(update(2, 970, "ru", json!({"text": "/invite"})))
+        .await;
+    let sends = w.sends().await;
+    let texts: Vec<&str> = sends.iter().filter_map(|s| s["text"].as_str()).collect();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert_eq!(
+        texts[0],
+        "Не получилось подготовить ссылку. Попробуйте чуть позже."
+    );
+    assert!(
+        texts[1].contains("https://t.me/LotosBot?start=r"),
+        "{}",
+        texts[1]
+    );
+}
+
 /// With birthday points on and no birth date from the CRM, linking invites the client to give
 /// hers; `/birthday DD.MM` records it once; a known one is the salon's to change.
 #[tokio::test]

@@ -186,6 +186,7 @@ impl LoyaltyEngine {
                             tx,
                             partner,
                             &program,
+                            &current.program,
                             client,
                             &record_key,
                             visit,

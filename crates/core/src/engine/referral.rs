@@ -65,12 +65,13 @@ impl LoyaltyEngine {
 }
 
 /// Pays or reverses the referral of `friend` for her record `record_key` in its new state:
-/// `program` is the record's (the version of the visit's time).
+/// `program` is the record's (the version of the visit's time), `current` the one in force now.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn settle_referral(
     tx: &mut dyn StoreTx,
     partner: PartnerId,
     program: &Program,
+    current: &Program,
     friend: &Client,
     record_key: &str,
     visit: &VisitEvent,
@@ -81,7 +82,6 @@ pub(super) async fn settle_referral(
         return Ok(());
     };
     let came = visit.status == VisitStatus::Came;
-    let referrer = client_of(tx, partner, r.referrer_id).await?;
     match r.record_key.as_deref() {
         None if came => {
             let Some(rules) = &program.referral else {
@@ -102,12 +102,14 @@ pub(super) async fn settle_referral(
             r.qualified_at_ms = Some(at);
             r.friend_points = rules.friend_points.max(Points::ZERO);
             r.referrer_points = rules.referrer_points.max(Points::ZERO);
+            let referrer = client_of(tx, partner, r.referrer_id).await?;
             post_both(
                 tx, partner, program, &mut r, friend, referrer, true, tell, now,
             )
             .await?;
         }
         Some(key) if key == record_key && !came => {
+            let referrer = client_of(tx, partner, r.referrer_id).await?;
             post_both(
                 tx, partner, program, &mut r, friend, referrer, false, tell, now,
             )
@@ -122,7 +124,6 @@ pub(super) async fn settle_referral(
     tx.save_referral(partner, &r).await?;
     // A program with levels by referrals raises the referrer as soon as one pays (a reversal
     // waits for her review, like every fall).
-    let current = program_of(tx, partner).await?;
     if let Some(levels) = &current.levels
         && levels.measure == LevelMeasure::Referrals
         && r.record_key.is_some()
@@ -131,7 +132,7 @@ pub(super) async fn settle_referral(
         let m = tx
             .measure(partner, referrer.id, levels.window_from(now))
             .await?;
-        rise(tx, partner, &current, &referrer, m, tell, now).await?;
+        rise(tx, partner, current, &referrer, m, tell, now).await?;
     }
     Ok(())
 }
