@@ -85,6 +85,69 @@ pub struct ClientSummary {
     pub paid_minor: i64,
 }
 
+/// What the `categories` column of a record's row holds: the distinct service categories of its
+/// lines, sorted, joined by `|`. The characters the summary's `recent` text separates with
+/// (`,`, `:` and `|`) are replaced by `_` in an id, so a category keeps its identity and the
+/// text stays readable. `None` when no service line has a category.
+pub fn record_categories(lines: &[VisitLine]) -> Option<String> {
+    let cats: std::collections::BTreeSet<String> = lines
+        .iter()
+        .filter(|l| l.kind == crate::event::LineKind::Service)
+        .filter_map(|l| l.category_id.as_deref())
+        .filter(|c| !c.is_empty())
+        .map(|c| c.replace([',', ':', '|'], "_"))
+        .collect();
+    if cats.is_empty() {
+        None
+    } else {
+        Some(cats.into_iter().collect::<Vec<_>>().join("|"))
+    }
+}
+
+/// A client's latest visits that came, newest first: overall and per service category. The
+/// personal cadence (`loyalty-engage`) reads it from the summary row, which keeps the
+/// [`Rhythm::RECENT`] latest visits as text (`{ms}:{cat}|{cat},…`, written by the summary's
+/// refresh in the visit's transaction). Visits on the same day count once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rhythm {
+    /// Visit times (Unix ms), newest first.
+    pub all: Vec<i64>,
+    /// Per category id, its visits' times, newest first.
+    pub categories: std::collections::BTreeMap<String, Vec<i64>>,
+}
+
+impl Rhythm {
+    /// How many of the latest visits that came the summary keeps.
+    pub const RECENT: usize = 30;
+
+    /// Reads the summary's `recent` text; a malformed entry is skipped (it can only come from a
+    /// hand-edited row), never a panic.
+    pub fn parse(recent: &str) -> Rhythm {
+        let mut r = Rhythm::default();
+        for entry in recent.split(',') {
+            let (ms, cats) = entry.split_once(':').unwrap_or((entry, ""));
+            let Ok(ms) = ms.trim().parse::<i64>() else {
+                continue;
+            };
+            push_visit(&mut r.all, ms);
+            for c in cats.split('|').filter(|c| !c.is_empty()) {
+                push_visit(r.categories.entry(c.to_owned()).or_default(), ms);
+            }
+        }
+        r
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Appends an older visit unless it falls within a day of the one before (one visit).
+fn push_visit(series: &mut Vec<i64>, ms: i64) {
+    match series.last() {
+        Some(&newer) if newer - ms < DAY_MS => {}
+        _ => series.push(ms),
+    }
+}
+
 /// Reading the history, beside [`crate::Store`]. Writing it belongs to the engine's
 /// transaction ([`crate::StoreTx::save_visit`]).
 #[async_trait]

@@ -17,6 +17,7 @@ pub mod audit;
 pub mod campaign;
 pub mod code;
 pub mod doctor;
+pub mod engage;
 pub mod engine;
 pub mod event;
 pub mod health;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::Plan;
 use crate::campaign::{Campaign, CampaignError, Earned};
+use crate::engage::{EngageError, Engagement};
 use crate::level::{LevelError, Levels};
 use crate::money::{Bps, Currency, MoneyError, Points, accrual_points};
 use crate::phone::{Country, Phone};
@@ -121,6 +122,9 @@ pub struct Program {
     /// A referral program: both sides' bonuses on the friend's first visit; `None`: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referral: Option<ReferralProgram>,
+    /// Reminders and the delivery policy (see [`crate::engage`]); `None`: no marketing message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engage: Option<Engagement>,
     /// The salon's offset from UTC, for the days and hours campaigns run in.
     #[serde(default = "default_utc_offset")]
     pub utc_offset_minutes: i32,
@@ -177,6 +181,8 @@ pub enum ProgramError {
     Campaign(#[from] CampaignError),
     #[error("referral: {0}")]
     Referral(&'static str),
+    #[error(transparent)]
+    Engage(#[from] EngageError),
 }
 
 fn default_code_ttl_days() -> u32 {
@@ -220,6 +226,7 @@ impl Program {
             campaigns: Vec::new(),
             max_points_per_visit: None,
             referral: None,
+            engage: None,
             utc_offset_minutes: default_utc_offset(),
         }
     }
@@ -241,6 +248,9 @@ impl Program {
         crate::campaign::validate(self)?;
         if let Some(r) = &self.referral {
             r.validate().map_err(ProgramError::Referral)?;
+        }
+        if let Some(e) = &self.engage {
+            e.validate()?;
         }
         if self.pending_days > 365 {
             return Err(ProgramError::Pending("at most 365".into()));

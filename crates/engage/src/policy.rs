@@ -1,0 +1,173 @@
+//! The delivery policy: what turns a due trigger into a message, a held-out record, or nothing
+//! yet — the difference between a loyalty program and spam.
+//!
+//! For each client, the first due trigger (in the program's order) that was not already
+//! recorded for its cycle, nor snoozed ("Not now") for this absence, is considered; then, in
+//! order:
+//! 1. outside the send window it waits ([`Verdict::Wait`]) for the next scan in the window;
+//! 2. over a cap (messages recorded as sent *or held out* in the last 7 and 30 days — so the
+//!    control group's timing matches the treated group's) it waits until the cap frees;
+//! 3. a client no message can reach (no linked Telegram chat taking messages) or who has not
+//!    opted in to marketing, or has withdrawn, gets nothing and nothing is recorded;
+//! 4. a client in the control group is recorded as held out ([`Verdict::Control`]);
+//! 5. anyone else is sent the message ([`Verdict::Send`]).
+//!
+//! Only `Send` and `Control` are recorded, each under `(client, trigger, cycle)` once.
+
+use chrono_tz::Tz;
+use loyalty_core::engage::Engagement;
+
+use crate::cadence::DAY_MS;
+use crate::trigger::{Context, Due, due};
+use crate::uplift::in_control;
+use crate::window::{current_or_next, open_at};
+use crate::{Recorded, Snapshot};
+
+/// What the policy makes of a client's first due trigger.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Send,
+    Control,
+    /// Nothing now; the next scan after `until_ms` looks again.
+    Wait {
+        reason: WaitReason,
+        until_ms: i64,
+    },
+    /// No Telegram chat takes messages: nothing is sent or recorded.
+    Unreachable,
+    /// No marketing consent (never given, or withdrawn): nothing is sent or recorded.
+    NoConsent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitReason {
+    /// Outside the send window in the salon's zone.
+    Quiet,
+    /// Over the 7- or 30-day cap.
+    Cap,
+}
+
+impl Verdict {
+    /// Whether the decision is recorded under the trigger's once key.
+    pub fn recorded(&self) -> bool {
+        matches!(self, Verdict::Send | Verdict::Control)
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Send => "send",
+            Verdict::Control => "control",
+            Verdict::Wait {
+                reason: WaitReason::Quiet,
+                ..
+            } => "quiet_hours",
+            Verdict::Wait {
+                reason: WaitReason::Cap,
+                ..
+            } => "capped",
+            Verdict::Unreachable => "unreachable",
+            Verdict::NoConsent => "no_consent",
+        }
+    }
+}
+
+/// A client's decision in one scan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub due: Due,
+    pub verdict: Verdict,
+    /// While it is `Send`: the end of the window it must go out in (the outbox holds it past
+    /// that to `next_window_ms`).
+    pub window_end_ms: i64,
+    /// The opening of the window after this one.
+    pub next_window_ms: i64,
+}
+
+/// The salon-wide inputs of a scan.
+pub struct Scan<'a> {
+    pub settings: &'a Engagement,
+    pub tz: Tz,
+    pub salt: u64,
+    pub context: Context<'a>,
+}
+
+/// The decision for one client, `None` when nothing is due (or all of it already recorded).
+pub fn decide(s: &Snapshot, scan: &Scan<'_>) -> Option<Decision> {
+    let now = scan.context.now_ms;
+    let absence = s.last_visit_ms.map(|l| l.to_string());
+    let first = due(s, scan.settings, &scan.context)
+        .into_iter()
+        .find(|d| !already(s, d, absence.as_deref()))?;
+    let w = scan.settings.send_window;
+    let (start, end) = current_or_next(scan.tz, w, now)?;
+    let next = current_or_next(scan.tz, w, end)?.0;
+    let decision = |verdict| {
+        Some(Decision {
+            due: first.clone(),
+            verdict,
+            window_end_ms: end,
+            next_window_ms: next,
+        })
+    };
+    if !open_at(scan.tz, w, now) {
+        return decision(Verdict::Wait {
+            reason: WaitReason::Quiet,
+            until_ms: start,
+        });
+    }
+    if let Some(until) = capped(&s.recorded, scan.settings, now) {
+        return decision(Verdict::Wait {
+            reason: WaitReason::Cap,
+            until_ms: until,
+        });
+    }
+    if !s.telegram {
+        return decision(Verdict::Unreachable);
+    }
+    if !s.consent {
+        return decision(Verdict::NoConsent);
+    }
+    if in_control(scan.salt, s.client, scan.settings.holdout_percent) {
+        return decision(Verdict::Control);
+    }
+    decision(Verdict::Send)
+}
+
+/// Whether `d` was already recorded for its cycle, or its trigger snoozed this absence.
+fn already(s: &Snapshot, d: &Due, absence: Option<&str>) -> bool {
+    s.recorded.iter().any(|r| {
+        r.trigger == d.trigger
+            && (r.cycle == d.cycle
+                || (r.snoozed
+                    && absence.is_some_and(|a| {
+                        r.cycle == a || r.cycle.split_once(':').is_some_and(|(x, _)| x == a)
+                    })))
+    })
+}
+
+/// When a cap that is full now frees, `None` when none is full.
+pub fn capped(recorded: &[Recorded], settings: &Engagement, now: i64) -> Option<i64> {
+    let mut until: Option<i64> = None;
+    for (days, cap) in [
+        (7, settings.caps.per_7_days),
+        (30, settings.caps.per_30_days),
+    ] {
+        let span = days * DAY_MS;
+        if cap == 0 {
+            until = Some(i64::MAX);
+            continue;
+        }
+        let mut inside: Vec<i64> = recorded
+            .iter()
+            .map(|r| r.at_ms)
+            .filter(|&at| at > now - span && at <= now)
+            .collect();
+        if inside.len() >= cap as usize {
+            // The cap frees when enough of them leave the window: the (len − cap + 1)-th oldest.
+            inside.sort_unstable();
+            let leaving = inside[inside.len() - cap as usize] + span;
+            until = Some(until.map_or(leaving, |u| u.max(leaving)));
+        }
+    }
+    until
+}
