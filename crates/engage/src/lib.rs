@@ -17,7 +17,9 @@
 
 pub mod cadence;
 pub mod policy;
+pub mod scan;
 pub mod sim;
+pub mod store;
 pub mod trigger;
 pub mod uplift;
 pub mod window;
@@ -27,6 +29,7 @@ use loyalty_core::{BirthDate, ClientId, Points};
 
 pub use cadence::{Cadence, SalonRhythm, SalonRhythmBuilder};
 pub use policy::{Decision, Scan, Verdict, WaitReason, decide};
+pub use store::{EngageStore, NewSend, Reminder};
 pub use trigger::{Context, Due, Why};
 
 /// One client as a scan reads them: their summary row, balance, reach, consent and what was
@@ -71,4 +74,6 @@ pub struct Recorded {
     pub at_ms: i64,
     /// The client answered "Not now": the trigger rests for the rest of this absence.
     pub snoozed: bool,
+    /// It counts against the caps: sent, on its way, or held out (not one cancelled or dead).
+    pub counts: bool,
 }

@@ -159,6 +159,7 @@ pub fn capped(recorded: &[Recorded], settings: &Engagement, now: i64) -> Option<
         }
         let mut inside: Vec<i64> = recorded
             .iter()
+            .filter(|r| r.counts)
             .map(|r| r.at_ms)
             .filter(|&at| at > now - span && at <= now)
             .collect();

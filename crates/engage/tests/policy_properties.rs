@@ -191,6 +191,7 @@ proptest! {
                                 cycle: d.due.cycle.clone(),
                                 at_ms: now,
                                 snoozed: false,
+                                counts: true,
                             });
                         }
                     }

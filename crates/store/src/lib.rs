@@ -18,6 +18,7 @@
 
 mod audit;
 mod doctor;
+mod engage;
 mod gateway;
 mod health;
 mod history;

@@ -43,12 +43,14 @@ impl PartnerStore for SqlStore {
             .map_err(|e| StoreError::Backend(format!("program to JSON: {e}")))?;
         let mut tx = self.begin_raw().await?;
         let row = sqlx::query(
-            "INSERT INTO partners (name, program, created_at_ms) VALUES ($1, $2, $3) \
-             RETURNING id, name, program, plan",
+            "INSERT INTO partners (name, program, created_at_ms, engage_salt) \
+             VALUES ($1, $2, $3, $4) RETURNING id, name, program, plan",
         )
         .bind(partner.name.as_str())
         .bind(program.as_str())
         .bind(now_ms)
+        // The control group's draw: random per salon, never changed.
+        .bind((fastrand::u64(..) >> 12) as i64)
         .fetch_one(&mut *tx)
         .await
         .map_err(db_err)?;

@@ -100,7 +100,8 @@ impl RecordTx for SqlTx {
             "UPDATE crm_records SET version = $4, fingerprint = $5, status = $6, client_id = $7, \
              accrued = $8, postings = $9, last_accrual = $10, updated_at_ms = $11, \
              visit_at_ms = $12, staff_id = $13, staff_name = $14, paid_minor = $15, \
-             loyalty_paid_minor = $16, lines = $17, source = $18, terms = $19 \
+             loyalty_paid_minor = $16, lines = $17, source = $18, terms = $19, \
+             categories = $20 \
              WHERE partner_id = $1 AND connection_id = $2 AND record_id = $3",
         )
         .bind(visit.partner_id.0)
@@ -122,6 +123,7 @@ impl RecordTx for SqlTx {
         .bind(lines)
         .bind(visit.source.as_str())
         .bind(terms)
+        .bind(loyalty_core::history::record_categories(&visit.lines))
         .execute(&mut *self.tx)
         .await
         .map_err(db_err)?;
@@ -134,26 +136,14 @@ impl RecordTx for SqlTx {
         client: ClientId,
         level_from_ms: i64,
     ) -> Result<Measure, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO client_summaries (partner_id, client_id, first_visit_ms, last_visit_ms, \
-               visits, paid_minor, level_visits, level_paid_minor) \
-             SELECT $1, $2, MIN(visit_at_ms), MAX(visit_at_ms), COUNT(*), \
-               COALESCE(SUM(paid_minor), 0), \
-               COALESCE(SUM(CASE WHEN visit_at_ms >= $3 THEN 1 ELSE 0 END), 0), \
-               COALESCE(SUM(CASE WHEN visit_at_ms >= $3 THEN paid_minor ELSE 0 END), 0) \
-             FROM crm_records WHERE partner_id = $1 AND client_id = $2 AND status = 'came' \
-             ON CONFLICT (partner_id, client_id) DO UPDATE SET \
-               first_visit_ms = excluded.first_visit_ms, last_visit_ms = excluded.last_visit_ms, \
-               visits = excluded.visits, paid_minor = excluded.paid_minor, \
-               level_visits = excluded.level_visits, level_paid_minor = excluded.level_paid_minor \
-             RETURNING level_visits, level_paid_minor",
-        )
-        .bind(partner.0)
-        .bind(client.0)
-        .bind(level_from_ms)
-        .fetch_one(&mut *self.tx)
-        .await
-        .map_err(db_err)?;
+        let sql = crate::pick(self.backend, SUMMARY_POSTGRES, SUMMARY_SQLITE);
+        let row = sqlx::query(sql)
+            .bind(partner.0)
+            .bind(client.0)
+            .bind(level_from_ms)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
         Ok(Measure {
             visits: get(&row, "level_visits")?,
             paid_minor: get(&row, "level_paid_minor")?,
@@ -819,3 +809,51 @@ impl OutboxTx for SqlTx {
         Ok(())
     }
 }
+
+/// The client's summary in one statement: the aggregates, the latest no-show and booking, and
+/// the latest visits that came as the text `Rhythm::parse` reads (`$recent`, the only part the
+/// backends spell differently).
+macro_rules! summary_sql {
+    ($recent:literal) => {
+        concat!(
+            "INSERT INTO client_summaries (partner_id, client_id, first_visit_ms, last_visit_ms, \
+               visits, paid_minor, level_visits, level_paid_minor, missed_ms, booked_ms, recent) \
+             SELECT $1, $2, \
+               MIN(CASE WHEN status = 'came' THEN visit_at_ms END), \
+               MAX(CASE WHEN status = 'came' THEN visit_at_ms END), \
+               COALESCE(SUM(CASE WHEN status = 'came' THEN 1 ELSE 0 END), 0), \
+               COALESCE(SUM(CASE WHEN status = 'came' THEN paid_minor ELSE 0 END), 0), \
+               COALESCE(SUM(CASE WHEN status = 'came' AND visit_at_ms >= $3 THEN 1 ELSE 0 END), 0), \
+               COALESCE(SUM(CASE WHEN status = 'came' AND visit_at_ms >= $3 THEN paid_minor \
+                 ELSE 0 END), 0), \
+               MAX(CASE WHEN status IN ('no_show', 'deleted') THEN visit_at_ms END), \
+               MAX(CASE WHEN status IN ('waiting', 'confirmed') THEN visit_at_ms END), ",
+            $recent,
+            " FROM crm_records WHERE partner_id = $1 AND client_id = $2 \
+             ON CONFLICT (partner_id, client_id) DO UPDATE SET \
+               first_visit_ms = excluded.first_visit_ms, last_visit_ms = excluded.last_visit_ms, \
+               visits = excluded.visits, paid_minor = excluded.paid_minor, \
+               level_visits = excluded.level_visits, level_paid_minor = excluded.level_paid_minor, \
+               missed_ms = excluded.missed_ms, booked_ms = excluded.booked_ms, \
+               recent = excluded.recent \
+             RETURNING level_visits, level_paid_minor"
+        )
+    };
+}
+
+const SUMMARY_POSTGRES: &str = summary_sql!(
+    "(SELECT string_agg(r.visit_at_ms::TEXT || ':' || COALESCE(r.categories, ''), ',' \
+       ORDER BY r.visit_at_ms DESC) FROM (SELECT visit_at_ms, categories FROM crm_records \
+       WHERE partner_id = $1 AND client_id = $2 AND status = 'came' \
+       AND visit_at_ms IS NOT NULL ORDER BY visit_at_ms DESC LIMIT 30) r)"
+);
+
+const SUMMARY_SQLITE: &str = summary_sql!(
+    "(SELECT group_concat(r.visit_at_ms || ':' || COALESCE(r.categories, ''), ',' \
+       ORDER BY r.visit_at_ms DESC) FROM (SELECT visit_at_ms, categories FROM crm_records \
+       WHERE partner_id = $1 AND client_id = $2 AND status = 'came' \
+       AND visit_at_ms IS NOT NULL ORDER BY visit_at_ms DESC LIMIT 30) r)"
+);
+
+// The summary keeps as many visits as the rhythm reads.
+const _: () = assert!(loyalty_core::history::Rhythm::RECENT == 30);

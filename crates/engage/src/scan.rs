@@ -1,0 +1,221 @@
+//! One scan of a salon: its rhythm measured over every client, then every client decided and the
+//! decisions recorded (or, for a preview, only reported). Pages of clients keep memory flat; the
+//! store answers each page in two set-based queries.
+
+use std::collections::BTreeMap;
+
+use loyalty_core::engage::{EngageError, Engagement};
+use loyalty_core::{ClientId, PartnerId, StoreError};
+use serde::Serialize;
+
+use crate::cadence::{DAY_MS, SalonRhythmBuilder};
+use crate::policy::{Scan, Verdict, decide};
+use crate::store::{EngageStore, NewSend, Page, Reminder};
+use crate::trigger::{Context, Due, Why};
+
+/// Clients per page.
+pub const PAGE: u32 = 2_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Settings(#[from] EngageError),
+}
+
+/// What the caller knows of the salon.
+pub struct Salon<'a> {
+    pub partner: PartnerId,
+    pub name: Option<&'a str>,
+    pub settings: &'a Engagement,
+    /// The program's birthday points, for the birthday message.
+    pub birthday_points: Option<i64>,
+}
+
+/// A decision in words: who, which trigger, what became of it, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Line {
+    pub client_id: ClientId,
+    pub name: Option<String>,
+    pub trigger: String,
+    pub verdict: String,
+    pub why: String,
+}
+
+/// What a scan found and did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Report {
+    pub at_ms: i64,
+    pub clients: u64,
+    /// Clients a message can reach in Telegram, and those of them who opted in.
+    pub reachable: u64,
+    pub opted_in: u64,
+    /// Clients with three visits or more, the salon's regularity, and why rhythms fall back to
+    /// the fixed rules when they do.
+    pub regulars: u64,
+    pub k: Option<f64>,
+    pub fallback: Option<String>,
+    /// Per trigger, how many decisions of each kind (`send`, `control`, `quiet_hours`,
+    /// `capped`, `unreachable`, `no_consent`).
+    pub counts: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Decisions recorded by this scan (sent or held out), new under their once keys.
+    pub recorded: u64,
+    /// The decisions, up to the caller's limit.
+    pub lines: Vec<Line>,
+}
+
+/// Scans the salon at `now_ms`. With `record`, sent and held-out decisions are recorded (the
+/// sent ones queued for the reminders' worker); without, nothing is written: a preview.
+/// `only` limits it to one trigger; `keep_lines` bounds the report's lines.
+pub async fn scan(
+    store: &dyn EngageStore,
+    salon: &Salon<'_>,
+    now_ms: i64,
+    record: bool,
+    only: Option<&str>,
+    keep_lines: usize,
+) -> Result<Report, ScanError> {
+    let tz = salon.settings.zone()?;
+    let salt = store.engage_salt(salon.partner).await?;
+    // The salon's rhythm, over every client.
+    let mut builder = SalonRhythmBuilder::default();
+    let mut page = Page {
+        after: ClientId(0),
+        limit: PAGE,
+    };
+    loop {
+        let rows = store.rhythms(salon.partner, page).await?;
+        for (_, r) in &rows {
+            builder.add(r);
+        }
+        match rows.last() {
+            Some((id, _)) if rows.len() == PAGE as usize => page.after = *id,
+            _ => break,
+        }
+    }
+    let rhythm = builder.finish();
+    let mut settings = salon.settings.clone();
+    if let Some(t) = only {
+        settings.triggers.retain(|s| s.rule.name() == t);
+    }
+    let horizon = settings
+        .triggers
+        .iter()
+        .filter_map(|t| match t.rule {
+            loyalty_core::engage::TriggerRule::Expiring { within_days, .. } => Some(within_days),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let mut report = Report {
+        at_ms: now_ms,
+        regulars: rhythm.regulars as u64,
+        k: rhythm.k,
+        fallback: rhythm.too_little(),
+        ..Report::default()
+    };
+    let policy = Scan {
+        settings: &settings,
+        tz,
+        salt,
+        context: Context {
+            now_ms,
+            tz,
+            salon: &rhythm,
+        },
+    };
+    let mut page = Page {
+        after: ClientId(0),
+        limit: PAGE,
+    };
+    loop {
+        let rows = store
+            .snapshots(
+                salon.partner,
+                now_ms,
+                now_ms + i64::from(horizon) * DAY_MS,
+                page,
+            )
+            .await?;
+        let mut sends = Vec::new();
+        for (s, name) in &rows {
+            report.clients += 1;
+            report.reachable += u64::from(s.telegram);
+            report.opted_in += u64::from(s.telegram && s.consent);
+            let Some(d) = decide(s, &policy) else {
+                continue;
+            };
+            *report
+                .counts
+                .entry(d.due.trigger.to_owned())
+                .or_default()
+                .entry(d.verdict.name().to_owned())
+                .or_default() += 1;
+            if report.lines.len() < keep_lines {
+                report.lines.push(Line {
+                    client_id: s.client,
+                    name: name.clone(),
+                    trigger: d.due.trigger.to_owned(),
+                    verdict: d.verdict.name().to_owned(),
+                    why: d.due.why.to_string(),
+                });
+            }
+            if d.verdict.recorded() {
+                sends.push(NewSend {
+                    client: s.client,
+                    trigger: d.due.trigger.to_owned(),
+                    cycle: d.due.cycle.clone(),
+                    control: d.verdict == Verdict::Control,
+                    why: d.due.why.to_string(),
+                    reminder: reminder(salon, &settings, &d.due, name.as_deref(), s),
+                    decided_at_ms: now_ms,
+                });
+            }
+        }
+        if record && !sends.is_empty() {
+            report.recorded += store.record_sends(salon.partner, &sends).await?;
+        }
+        match rows.last() {
+            Some((s, _)) if rows.len() == PAGE as usize => page.after = s.client,
+            _ => break,
+        }
+    }
+    Ok(report)
+}
+
+/// What the message of a due trigger will say.
+fn reminder(
+    salon: &Salon<'_>,
+    settings: &Engagement,
+    due: &Due,
+    name: Option<&str>,
+    s: &crate::Snapshot,
+) -> Reminder {
+    let (points, days, date) = match &due.why {
+        Why::Inactive { days, balance } => (balance.value(), *days, None),
+        Why::Rhythm { overdue_days, .. } => (s.balance.value(), *overdue_days, None),
+        Why::Fallback { days, .. } => (s.balance.value(), *days, None),
+        Why::Expiring { points, on } => (points.value(), 0, Some(on.to_string())),
+        Why::Missed { days } | Why::WelcomeBack { days } => (s.balance.value(), *days, None),
+        Why::Birthday { on } => (s.balance.value(), 0, Some(on.to_string())),
+    };
+    let text = settings
+        .triggers
+        .iter()
+        .find(|t| t.rule.name() == due.trigger)
+        .and_then(|t| t.text.clone());
+    Reminder {
+        trigger: due.trigger.to_owned(),
+        salon: salon.name.map(str::to_owned),
+        name: name.map(str::to_owned),
+        points,
+        days,
+        date,
+        birthday_points: (due.trigger == "birthday")
+            .then_some(salon.birthday_points)
+            .flatten(),
+        text,
+        booking_url: settings.booking_url.clone(),
+    }
+}

@@ -1,0 +1,583 @@
+//! Reminders on sqlx: the scan's pages, the once-keyed decisions that are also the marketing
+//! queue, consent, the scan lease, and the uplift's arms.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use loyalty_core::history::Rhythm;
+use loyalty_core::{BirthDate, ClientId, PartnerId, Points, StoreError};
+use loyalty_engage::store::{
+    ConsentEntry, ConsentKind, EngageStore, NewSend, Page, QueuedReminder, Reminder, SendRow,
+    TriggerArms,
+};
+use loyalty_engage::uplift::Arm;
+use loyalty_engage::{Expiring, Recorded, Snapshot};
+
+use crate::rows::get;
+use crate::{Backend, SqlStore, db_err};
+
+/// Rows per multi-row INSERT (8 parameters each, far below either backend's limit).
+const INSERT_CHUNK: usize = 500;
+
+fn reminder_of(payload: &str) -> Result<Reminder, StoreError> {
+    serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(format!("reminder: {e}")))
+}
+
+#[async_trait]
+impl EngageStore for SqlStore {
+    async fn engage_salt(&self, partner: PartnerId) -> Result<u64, StoreError> {
+        let salt: Option<i64> =
+            sqlx::query_scalar("SELECT engage_salt FROM partners WHERE id = $1")
+                .bind(partner.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?;
+        salt.map(|s| s as u64)
+            .ok_or_else(|| StoreError::NotFound(format!("partner {partner}")))
+    }
+
+    async fn rhythms(
+        &self,
+        partner: PartnerId,
+        page: Page,
+    ) -> Result<Vec<(ClientId, Rhythm)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT client_id, recent FROM client_summaries WHERE partner_id = $1 \
+             AND client_id > $2 ORDER BY client_id LIMIT $3",
+        )
+        .bind(partner.0)
+        .bind(page.after.0)
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let recent: Option<String> = get(r, "recent")?;
+                Ok((
+                    ClientId(get(r, "client_id")?),
+                    Rhythm::parse(recent.as_deref().unwrap_or_default()),
+                ))
+            })
+            .collect()
+    }
+
+    async fn snapshots(
+        &self,
+        partner: PartnerId,
+        now_ms: i64,
+        expiring_until_ms: i64,
+        page: Page,
+    ) -> Result<Vec<(Snapshot, Option<String>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.name, c.birth_date, c.notifications_off, \
+               CASE WHEN t.chat_id IS NOT NULL AND t.active = 1 THEN 1 ELSE 0 END AS reachable, \
+               COALESCE(m.granted, 0) AS consent, \
+               s.first_visit_ms, s.last_visit_ms, COALESCE(s.visits, 0) AS visits, \
+               s.missed_ms, s.booked_ms, s.recent, COALESCE(b.balance, 0) AS balance, \
+               (SELECT MIN(l.expires_at_ms) FROM lots l WHERE l.partner_id = c.partner_id \
+                 AND l.client_id = c.id AND l.remaining > 0 AND l.expires_at_ms > $2) AS expires_at, \
+               (SELECT CAST(SUM(l.remaining) AS BIGINT) FROM lots l \
+                 WHERE l.partner_id = c.partner_id AND l.client_id = c.id AND l.remaining > 0 \
+                 AND l.expires_at_ms > $2 AND l.expires_at_ms <= $3) AS expiring \
+             FROM clients c \
+             LEFT JOIN client_summaries s ON s.partner_id = c.partner_id AND s.client_id = c.id \
+             LEFT JOIN balances b ON b.partner_id = c.partner_id AND b.client_id = c.id \
+             LEFT JOIN telegram_chats t ON t.chat_id = c.telegram_chat_id \
+             LEFT JOIN marketing_consents m ON m.partner_id = c.partner_id AND m.client_id = c.id \
+             WHERE c.partner_id = $1 AND c.id > $4 ORDER BY c.id LIMIT $5",
+        )
+        .bind(partner.0)
+        .bind(now_ms)
+        .bind(expiring_until_ms)
+        .bind(page.after.0)
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            return Ok(Vec::new());
+        };
+        let (first, last): (i64, i64) = (get(first, "id")?, get(last, "id")?);
+        let mut recorded = recorded_between(self, partner, first, last).await?;
+        rows.iter()
+            .map(|r| {
+                let id: i64 = get(r, "id")?;
+                let recent: Option<String> = get(r, "recent")?;
+                let expiring = match (
+                    get::<Option<i64>>(r, "expires_at")?,
+                    get::<Option<i64>>(r, "expiring")?,
+                ) {
+                    (Some(at_ms), Some(points)) => Some(Expiring {
+                        points: Points(points),
+                        at_ms,
+                    }),
+                    _ => None,
+                };
+                let snapshot = Snapshot {
+                    client: ClientId(id),
+                    first_visit_ms: get(r, "first_visit_ms")?,
+                    last_visit_ms: get(r, "last_visit_ms")?,
+                    visits: get(r, "visits")?,
+                    rhythm: Rhythm::parse(recent.as_deref().unwrap_or_default()),
+                    missed_ms: get(r, "missed_ms")?,
+                    booked_ms: get(r, "booked_ms")?,
+                    balance: Points(get(r, "balance")?),
+                    expiring,
+                    birthday: get::<Option<String>>(r, "birth_date")?
+                        .as_deref()
+                        .and_then(BirthDate::from_iso),
+                    telegram: get::<i64>(r, "reachable")? == 1
+                        && get::<i64>(r, "notifications_off")? == 0,
+                    consent: get::<i64>(r, "consent")? == 1,
+                    recorded: recorded.remove(&id).unwrap_or_default(),
+                };
+                Ok((snapshot, get(r, "name")?))
+            })
+            .collect()
+    }
+
+    async fn record_sends(&self, partner: PartnerId, sends: &[NewSend]) -> Result<u64, StoreError> {
+        let mut added = 0;
+        for chunk in sends.chunks(INSERT_CHUNK) {
+            let mut sql = String::from(
+                "INSERT INTO engage_sends (partner_id, client_id, trigger_name, cycle, status, \
+                 why, payload, decided_at_ms, run_at_ms) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let p = i * 8 + 2;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "($1, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    p,
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6,
+                    p + 7,
+                ));
+            }
+            sql.push_str(" ON CONFLICT (partner_id, client_id, trigger_name, cycle) DO NOTHING");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(partner.0);
+            for s in chunk {
+                let payload = serde_json::to_string(&s.reminder)
+                    .map_err(|e| StoreError::Backend(format!("reminder to JSON: {e}")))?;
+                q = q
+                    .bind(s.client.0)
+                    .bind(s.trigger.clone())
+                    .bind(s.cycle.clone())
+                    .bind(if s.control { "control" } else { "queued" })
+                    .bind(s.why.clone())
+                    .bind(payload)
+                    .bind(s.decided_at_ms)
+                    .bind(s.decided_at_ms);
+            }
+            added += q.execute(&self.pool).await.map_err(db_err)?.rows_affected();
+        }
+        Ok(added)
+    }
+
+    async fn lease_scan(
+        &self,
+        partner: PartnerId,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO engage_scans (partner_id, owner, leased_until_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (partner_id) DO UPDATE SET owner = excluded.owner, \
+               leased_until_ms = excluded.leased_until_ms \
+             WHERE engage_scans.leased_until_ms <= $4 OR engage_scans.owner = $2",
+        )
+        .bind(partner.0)
+        .bind(owner)
+        .bind(now_ms.saturating_add(lease_ms))
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn finish_scan(
+        &self,
+        partner: PartnerId,
+        owner: &str,
+        now_ms: i64,
+        report: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE engage_scans SET leased_until_ms = 0, owner = NULL, last_scan_ms = $3, \
+             report = $4 WHERE partner_id = $1 AND owner = $2",
+        )
+        .bind(partner.0)
+        .bind(owner)
+        .bind(now_ms)
+        .bind(report)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn last_scan(&self, partner: PartnerId) -> Result<Option<(i64, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT last_scan_ms, report FROM engage_scans WHERE partner_id = $1 \
+             AND last_scan_ms IS NOT NULL",
+        )
+        .bind(partner.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(|r| {
+            Ok((
+                get(&r, "last_scan_ms")?,
+                get::<Option<String>>(&r, "report")?.unwrap_or_default(),
+            ))
+        })
+        .transpose()
+    }
+
+    async fn set_consent(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+        kind: ConsentKind,
+        granted: bool,
+        channel: &str,
+        text: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_raw().await?;
+        let log_id: i64 = sqlx::query_scalar(
+            "INSERT INTO consent_log (partner_id, client_id, kind, granted, channel, text, at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(partner.0)
+        .bind(client.0)
+        .bind(kind.as_str())
+        .bind(i16::from(granted))
+        .bind(channel)
+        .bind(text)
+        .bind(now_ms)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if kind == ConsentKind::Marketing {
+            sqlx::query(
+                "INSERT INTO marketing_consents (partner_id, client_id, granted, log_id, at_ms) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (partner_id, client_id) DO UPDATE SET \
+                 granted = excluded.granted, log_id = excluded.log_id, at_ms = excluded.at_ms",
+            )
+            .bind(partner.0)
+            .bind(client.0)
+            .bind(i16::from(granted))
+            .bind(log_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if !granted {
+                // "Stop offers" stops at once: what is queued is not sent.
+                sqlx::query(
+                    "UPDATE engage_sends SET status = 'cancelled', last_error = 'consent withdrawn' \
+                     WHERE partner_id = $1 AND client_id = $2 AND status = 'queued'",
+                )
+                .bind(partner.0)
+                .bind(client.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn consent_log(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Vec<ConsentEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, granted, channel, text, at_ms FROM consent_log \
+             WHERE partner_id = $1 AND client_id = $2 ORDER BY id",
+        )
+        .bind(partner.0)
+        .bind(client.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(ConsentEntry {
+                    kind: get(r, "kind")?,
+                    granted: get::<i16>(r, "granted")? != 0,
+                    channel: get(r, "channel")?,
+                    text: get(r, "text")?,
+                    at_ms: get(r, "at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_reminders(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<QueuedReminder>, StoreError> {
+        let mut tx = self.begin_raw().await?;
+        // Consent withdrawn, or no chat to take it: the reminder is cancelled, not sent.
+        sqlx::query(
+            "UPDATE engage_sends SET status = 'cancelled', last_error = 'no consent or no chat' \
+             WHERE status = 'queued' AND run_at_ms <= $1 AND NOT EXISTS ( \
+               SELECT 1 FROM clients c \
+               JOIN telegram_chats t ON t.chat_id = c.telegram_chat_id AND t.active = 1 \
+               JOIN marketing_consents m ON m.partner_id = c.partner_id AND m.client_id = c.id \
+                 AND m.granted = 1 \
+               WHERE c.id = engage_sends.client_id AND c.notifications_off = 0)",
+        )
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let pick = match self.backend {
+            Backend::Postgres => {
+                "SELECT id FROM engage_sends WHERE status = 'queued' AND run_at_ms <= $1 \
+                 ORDER BY run_at_ms, id LIMIT $3 FOR UPDATE SKIP LOCKED"
+            }
+            Backend::Sqlite => {
+                "SELECT id FROM engage_sends WHERE status = 'queued' AND run_at_ms <= $1 \
+                 ORDER BY run_at_ms, id LIMIT $3"
+            }
+        };
+        let sql = format!(
+            "UPDATE engage_sends SET run_at_ms = $2, attempts = attempts + 1 WHERE id IN ({pick}) \
+             RETURNING id"
+        );
+        let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(now_ms)
+            .bind(now_ms.saturating_add(lease_ms))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let r = sqlx::query(
+                "SELECT e.id, e.partner_id, e.client_id, e.payload, e.attempts, t.chat_id, \
+                 t.language FROM engage_sends e JOIN clients c ON c.id = e.client_id \
+                 JOIN telegram_chats t ON t.chat_id = c.telegram_chat_id WHERE e.id = $1",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            out.push(QueuedReminder {
+                id,
+                partner: PartnerId(get(&r, "partner_id")?),
+                client: ClientId(get(&r, "client_id")?),
+                chat_id: get(&r, "chat_id")?,
+                language: get(&r, "language")?,
+                reminder: reminder_of(&get::<String>(&r, "payload")?)?,
+                attempts: get(&r, "attempts")?,
+            });
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(out)
+    }
+
+    async fn reminder_sent(&self, id: i64, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE engage_sends SET status = 'sent', sent_at_ms = $2, last_error = NULL \
+             WHERE id = $1 AND status = 'queued'",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn reminder_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let q = match retry_at_ms {
+            Some(at) => sqlx::query(
+                "UPDATE engage_sends SET run_at_ms = $3, last_error = $2 \
+                 WHERE id = $1 AND status = 'queued'",
+            )
+            .bind(id)
+            .bind(error)
+            .bind(at),
+            None => sqlx::query(
+                "UPDATE engage_sends SET status = 'dead', last_error = $2 \
+                 WHERE id = $1 AND status = 'queued'",
+            )
+            .bind(id)
+            .bind(error),
+        };
+        q.execute(&self.pool).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn reminder_later(&self, id: i64, run_at_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE engage_sends SET run_at_ms = $2, attempts = attempts - 1 \
+             WHERE id = $1 AND status = 'queued'",
+        )
+        .bind(id)
+        .bind(run_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn snooze_reminder(
+        &self,
+        id: i64,
+        chat_id: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE engage_sends SET snoozed_at_ms = $3 WHERE id = $1 AND client_id IN ( \
+               SELECT id FROM clients WHERE telegram_chat_id = $2)",
+        )
+        .bind(id)
+        .bind(chat_id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn sends(&self, partner: PartnerId, limit: u32) -> Result<Vec<SendRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, client_id, trigger_name, cycle, status, why, decided_at_ms, sent_at_ms, \
+             snoozed_at_ms FROM engage_sends WHERE partner_id = $1 \
+             ORDER BY decided_at_ms DESC, id DESC LIMIT $2",
+        )
+        .bind(partner.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(SendRow {
+                    id: get(r, "id")?,
+                    client_id: ClientId(get(r, "client_id")?),
+                    trigger: get(r, "trigger_name")?,
+                    cycle: get(r, "cycle")?,
+                    status: get(r, "status")?,
+                    why: get(r, "why")?,
+                    decided_at_ms: get(r, "decided_at_ms")?,
+                    sent_at_ms: get(r, "sent_at_ms")?,
+                    snoozed: get::<Option<i64>>(r, "snoozed_at_ms")?.is_some(),
+                })
+            })
+            .collect()
+    }
+
+    async fn uplift_arms(
+        &self,
+        partner: Option<PartnerId>,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<Vec<TriggerArms>, StoreError> {
+        // Intention to treat: every decision to send (whatever became of it) against every
+        // client held out; those still queued are too recent to have their window.
+        let rows = sqlx::query(
+            "SELECT e.partner_id, e.trigger_name, \
+               CASE WHEN e.status = 'control' THEN 1 ELSE 0 END AS held, \
+               COUNT(*) AS n, \
+               CAST(SUM(CASE WHEN EXISTS (SELECT 1 FROM crm_records r \
+                 WHERE r.partner_id = e.partner_id AND r.client_id = e.client_id \
+                 AND r.status = 'came' AND r.visit_at_ms > e.decided_at_ms \
+                 AND r.visit_at_ms <= e.decided_at_ms + $3) THEN 1 ELSE 0 END) AS BIGINT) \
+                 AS returned \
+             FROM engage_sends e WHERE ($1 = 0 OR e.partner_id = $1) \
+               AND e.decided_at_ms <= $2 - $3 \
+             GROUP BY e.partner_id, e.trigger_name, \
+               CASE WHEN e.status = 'control' THEN 1 ELSE 0 END \
+             ORDER BY e.partner_id, e.trigger_name",
+        )
+        .bind(partner.map_or(0, |p| p.0))
+        .bind(now_ms)
+        .bind(window_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut out: Vec<TriggerArms> = Vec::new();
+        for r in &rows {
+            let partner = PartnerId(get(r, "partner_id")?);
+            let trigger: String = get(r, "trigger_name")?;
+            let arm = Arm {
+                n: get::<i64>(r, "n")?.max(0) as u64,
+                returned: get::<i64>(r, "returned")?.max(0) as u64,
+            };
+            let at = match out.last_mut() {
+                Some(last) if last.partner == partner && last.trigger == trigger => last,
+                _ => {
+                    out.push(TriggerArms {
+                        partner,
+                        trigger,
+                        treated: Arm::default(),
+                        control: Arm::default(),
+                    });
+                    out.last_mut()
+                        .ok_or_else(|| StoreError::Backend("arms".into()))?
+                }
+            };
+            if get::<i64>(r, "held")? == 1 {
+                at.control = arm;
+            } else {
+                at.treated = arm;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The recorded reminders of the clients with ids in `[first, last]`.
+async fn recorded_between(
+    store: &SqlStore,
+    partner: PartnerId,
+    first: i64,
+    last: i64,
+) -> Result<HashMap<i64, Vec<Recorded>>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT client_id, trigger_name, cycle, status, decided_at_ms, snoozed_at_ms \
+         FROM engage_sends WHERE partner_id = $1 AND client_id >= $2 AND client_id <= $3 \
+         ORDER BY decided_at_ms, id",
+    )
+    .bind(partner.0)
+    .bind(first)
+    .bind(last)
+    .fetch_all(&store.pool)
+    .await
+    .map_err(db_err)?;
+    let mut out: HashMap<i64, Vec<Recorded>> = HashMap::new();
+    for r in &rows {
+        let status: String = get(r, "status")?;
+        out.entry(get(r, "client_id")?).or_default().push(Recorded {
+            trigger: get(r, "trigger_name")?,
+            cycle: get(r, "cycle")?,
+            at_ms: get(r, "decided_at_ms")?,
+            snoozed: get::<Option<i64>>(r, "snoozed_at_ms")?.is_some(),
+            counts: matches!(status.as_str(), "queued" | "sent" | "control"),
+        });
+    }
+    Ok(out)
+}

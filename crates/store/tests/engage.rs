@@ -1,0 +1,338 @@
+//! Reminders on both backends (issue 13): the summary keeps the visits the rhythm reads; a scan
+//! records each due reminder once however often, and however concurrently, it runs; nothing
+//! is recorded in quiet hours, for a client without consent or a chat; "Stop offers" cancels
+//! what is queued; the uplift's arms count returns within the window.
+
+mod common;
+
+use common::{T0, TestDb, by_phone, five_percent, salon, visit};
+use loyalty_core::engage::{Engagement, TriggerRule, TriggerSetting};
+use loyalty_core::event::{LineKind, VisitLine};
+use loyalty_core::history::HistoryStore;
+use loyalty_core::{
+    ChatStore, ClientId, ClientStore, CrmConnection, CrmEvent, LoyaltyEngine, PartnerId, Phone,
+    Program, TelegramChat, VisitStatus,
+};
+use loyalty_engage::scan::{Salon, scan};
+use loyalty_engage::store::{ConsentKind, EngageStore};
+
+const DAY: i64 = 86_400_000;
+const HOUR: i64 = 3_600_000;
+/// T0 is 03:00 in Moscow; noon there.
+const NOON: i64 = T0 + 9 * HOUR;
+
+const ANNA: &str = "+79160000001";
+const OLGA: &str = "+79160000002";
+const IRINA: &str = "+79160000003";
+const VERA: &str = "+79160000004";
+
+fn program() -> Program {
+    let mut p = five_percent();
+    p.engage = Some(Engagement {
+        holdout_percent: 0,
+        triggers: vec![TriggerSetting {
+            rule: TriggerRule::Inactive {
+                days: 20,
+                min_balance: loyalty_core::Points(0),
+            },
+            text: None,
+        }],
+        ..Engagement::default()
+    });
+    p
+}
+
+fn came(conn: &CrmConnection, record: &str, phone: &str, at: i64, category: &str) -> CrmEvent {
+    let mut e = visit(
+        conn,
+        record,
+        1,
+        VisitStatus::Came,
+        150_000,
+        Some(by_phone(phone)),
+    );
+    if let CrmEvent::Visit(v) = &mut e {
+        v.visit_at_ms = Some(at);
+        v.lines = vec![VisitLine {
+            item_id: format!("svc-{category}"),
+            category_id: Some(category.to_owned()),
+            kind: LineKind::Service,
+            title: category.to_owned(),
+            paid_minor: 150_000,
+        }];
+    }
+    e
+}
+
+async fn client(db: &TestDb, p: PartnerId, phone: &str) -> ClientId {
+    db.store
+        .client_by_phone(p, &Phone::parse_international(phone).expect("phone"))
+        .await
+        .expect("read")
+        .expect("client")
+        .id
+}
+
+/// Links a Telegram chat to the client (the bot's job in production).
+async fn link(db: &TestDb, p: PartnerId, c: ClientId, chat: i64, phone: &str) {
+    db.store
+        .save_telegram_chat(
+            &TelegramChat {
+                chat_id: chat,
+                phone: Some(Phone::parse_international(phone).expect("phone")),
+                language: "ru".into(),
+                active: true,
+                joined_partner: None,
+                referred_by: None,
+            },
+            T0,
+        )
+        .await
+        .expect("chat");
+    db.store
+        .set_telegram_chat(p, c, Some(chat))
+        .await
+        .expect("link");
+}
+
+async fn setup(db: &TestDb) -> (LoyaltyEngine, PartnerId, CrmConnection) {
+    let (engine, _clock) = db.engine();
+    let (partner, conn) = salon(db.store.as_ref(), program()).await;
+    let p = partner.id;
+    for (i, (phone, days_ago)) in [(ANNA, 30), (OLGA, 30), (IRINA, 30), (VERA, 5)]
+        .into_iter()
+        .enumerate()
+    {
+        for (k, extra) in [0, 35].into_iter().enumerate() {
+            engine
+                .apply_event(
+                    &conn,
+                    &came(
+                        &conn,
+                        &format!("r{i}-{k}"),
+                        phone,
+                        T0 - (days_ago + extra) * DAY,
+                        if k == 0 { "hair" } else { "nails" },
+                    ),
+                )
+                .await
+                .expect("visit");
+        }
+    }
+    for (phone, chat) in [(ANNA, 101), (OLGA, 102), (VERA, 104)] {
+        let c = client(db, p, phone).await;
+        link(db, p, c, chat, phone).await;
+    }
+    for phone in [ANNA, VERA] {
+        let c = client(db, p, phone).await;
+        db.store
+            .set_consent(
+                p,
+                c,
+                ConsentKind::Marketing,
+                true,
+                "telegram:test",
+                "Напоминания и предложения салона",
+                T0,
+            )
+            .await
+            .expect("consent");
+    }
+    (engine, p, conn)
+}
+
+fn settings() -> Engagement {
+    program().engage.expect("engage")
+}
+
+async fn a_scan_records_each_due_reminder_once(db: &TestDb) {
+    let (_engine, p, _conn) = setup(db).await;
+    let anna = client(db, p, ANNA).await;
+    // The summary keeps the visits with their categories, newest first.
+    let rhythm = db
+        .store
+        .rhythms(
+            p,
+            loyalty_engage::store::Page {
+                after: ClientId(anna.0 - 1),
+                limit: 1,
+            },
+        )
+        .await
+        .expect("rhythms");
+    assert_eq!(rhythm[0].1.all, vec![T0 - 30 * DAY, T0 - 65 * DAY]);
+    assert_eq!(rhythm[0].1.categories["hair"], vec![T0 - 30 * DAY]);
+    let summary = db
+        .store
+        .summary(p, anna)
+        .await
+        .expect("s")
+        .expect("summary");
+    assert_eq!(summary.visits, 2);
+
+    let settings = settings();
+    let salon = Salon {
+        partner: p,
+        name: Some("Salon"),
+        settings: &settings,
+        birthday_points: None,
+    };
+    // At night in Moscow nothing is recorded.
+    let night = scan(db.store.as_ref(), &salon, T0 - 2 * HOUR, true, None, 10)
+        .await
+        .expect("night");
+    assert_eq!(night.recorded, 0);
+    assert_eq!(night.counts["inactive"]["quiet_hours"], 3);
+
+    let first = scan(db.store.as_ref(), &salon, NOON, true, None, 10)
+        .await
+        .expect("scan");
+    assert_eq!(first.clients, 4);
+    assert_eq!(first.reachable, 3);
+    assert_eq!(first.opted_in, 2);
+    let inactive = &first.counts["inactive"];
+    assert_eq!(inactive["send"], 1, "{first:?}");
+    assert_eq!(inactive["no_consent"], 1);
+    assert_eq!(inactive["unreachable"], 1);
+    assert_eq!(first.recorded, 1);
+    // Run again, and twice at once: nothing new.
+    let again = scan(db.store.as_ref(), &salon, NOON + HOUR, true, None, 10)
+        .await
+        .expect("again");
+    assert_eq!(again.recorded, 0);
+    let (a, b) = tokio::join!(
+        scan(db.store.as_ref(), &salon, NOON + 2 * HOUR, true, None, 10),
+        scan(db.store.as_ref(), &salon, NOON + 2 * HOUR, true, None, 10)
+    );
+    assert_eq!(a.expect("a").recorded + b.expect("b").recorded, 0);
+    let sends = db.store.sends(p, 10).await.expect("sends");
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].client_id, anna);
+    assert_eq!(sends[0].status, "queued");
+    assert_eq!(sends[0].cycle, (T0 - 30 * DAY).to_string());
+    assert!(
+        sends[0].why.contains("no visit for 30 days"),
+        "{}",
+        sends[0].why
+    );
+
+    // The worker claims it once, with the chat it goes to.
+    let claimed = db
+        .store
+        .claim_reminders(NOON, 60_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].chat_id, 101);
+    assert_eq!(claimed[0].reminder.trigger, "inactive");
+    assert_eq!(claimed[0].reminder.days, 30);
+    assert!(
+        db.store
+            .claim_reminders(NOON, 60_000, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "leased"
+    );
+    db.store
+        .reminder_sent(claimed[0].id, NOON)
+        .await
+        .expect("sent");
+}
+
+async fn stop_offers_cancels_what_is_queued(db: &TestDb) {
+    let (_engine, p, _conn) = setup(db).await;
+    let anna = client(db, p, ANNA).await;
+    let settings = settings();
+    let salon = Salon {
+        partner: p,
+        name: None,
+        settings: &settings,
+        birthday_points: None,
+    };
+    let first = scan(db.store.as_ref(), &salon, NOON, true, None, 10)
+        .await
+        .expect("scan");
+    assert_eq!(first.recorded, 1);
+    db.store
+        .set_consent(
+            p,
+            anna,
+            ConsentKind::Marketing,
+            false,
+            "telegram:101",
+            "Stop offers",
+            NOON + 1,
+        )
+        .await
+        .expect("stop");
+    assert!(
+        db.store
+            .claim_reminders(NOON + 2, 60_000, 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    let sends = db.store.sends(p, 10).await.expect("sends");
+    assert_eq!(sends[0].status, "cancelled");
+    let log = db.store.consent_log(p, anna).await.expect("log");
+    assert_eq!(
+        log.iter().map(|e| e.granted).collect::<Vec<_>>(),
+        vec![true, false]
+    );
+    assert_eq!(log[0].text, "Напоминания и предложения салона");
+    // And the next scan has nothing for her: this absence's reminder is spent, and a new
+    // absence would meet no consent.
+    let next = scan(db.store.as_ref(), &salon, NOON + DAY, true, None, 10)
+        .await
+        .expect("next");
+    assert_eq!(next.recorded, 0);
+    assert!(!next.lines.iter().any(|l| l.client_id == anna), "{next:?}");
+}
+
+async fn uplift_counts_returns_within_the_window(db: &TestDb) {
+    let (engine, p, conn) = setup(db).await;
+    let mut settings = settings();
+    settings.holdout_percent = 50;
+    // Vera too is due once she is away long enough.
+    let salon = Salon {
+        partner: p,
+        name: None,
+        settings: &settings,
+        birthday_points: None,
+    };
+    let later = NOON + 20 * DAY;
+    let report = scan(db.store.as_ref(), &salon, later, true, None, 10)
+        .await
+        .expect("scan");
+    assert_eq!(report.recorded, 2, "{report:?}");
+    // Anna comes back ten days later.
+    engine
+        .apply_event(&conn, &came(&conn, "back", ANNA, later + 10 * DAY, "hair"))
+        .await
+        .expect("back");
+    let arms = db
+        .store
+        .uplift_arms(Some(p), later + 31 * DAY, 30 * DAY)
+        .await
+        .expect("arms");
+    assert_eq!(arms.len(), 1);
+    let a = &arms[0];
+    assert_eq!(a.trigger, "inactive");
+    assert_eq!(a.treated.n + a.control.n, 2);
+    assert_eq!(a.treated.returned + a.control.returned, 1);
+    // Not yet a whole window after the decision: nothing to count.
+    assert!(
+        db.store
+            .uplift_arms(Some(p), later + 29 * DAY, 30 * DAY)
+            .await
+            .expect("arms")
+            .is_empty()
+    );
+}
+
+both!(
+    a_scan_records_each_due_reminder_once,
+    stop_offers_cancels_what_is_queued,
+    uplift_counts_returns_within_the_window
+);
