@@ -77,15 +77,21 @@ impl std::fmt::Display for Why {
                 let what = category
                     .as_deref()
                     .map_or_else(|| "visits".to_owned(), |c| format!("category {c}"));
+                let gaps = match own_gaps {
+                    0 => "the salon's gap".to_owned(),
+                    1 => "1 gap of their own".to_owned(),
+                    n => format!("{n} gaps of their own"),
+                };
                 write!(
                     f,
-                    "{overdue_days} days past their usual {typical_gap_days}-day rhythm ({what}; {own_gaps} own gaps)"
+                    "{overdue_days} days past their usual {typical_gap_days}-day rhythm ({what}; {gaps})"
                 )
             }
             Why::Fallback { days, reason } => write!(f, "no visit for {days} days ({reason})"),
             Why::Expiring { points, on } => {
                 write!(f, "{} points expire on {on}", points.value())
             }
+            Why::Missed { days: 0 } => write!(f, "missed a visit today and booked nothing since"),
             Why::Missed { days } => {
                 write!(f, "missed a visit {days} days ago and booked nothing since")
             }

@@ -89,6 +89,12 @@ pub(crate) enum Command {
     /// The history import: a connection's clients and visits of the past, no points for them.
     #[command(subcommand)]
     Import(ImportCmd),
+    /// Reminders: who is due and why, what was sent or held out, a client's consent.
+    #[command(subcommand)]
+    Engage(EngageCmd),
+    /// What the program earns: the reminders' uplift against the control group.
+    #[command(subcommand)]
+    Analytics(AnalyticsCmd),
     /// The reconciliation poller: what it read last per connection, and how often.
     #[command(subcommand)]
     Sync(SyncCmd),
@@ -209,6 +215,56 @@ pub(crate) enum InboxCmd {
     },
     /// Try an item again now (a dead letter too), its tries counted from zero.
     Replay { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EngageCmd {
+    /// Who would get which reminder now, and why; sends and records nothing.
+    Preview {
+        #[arg(long)]
+        partner: i64,
+        /// Only this trigger (inactive, due, expiring, missed, welcome_back, birthday).
+        #[arg(long)]
+        trigger: Option<String>,
+    },
+    /// Scan the salon now and record what is due (`serve` does this by itself every hour).
+    Run {
+        #[arg(long)]
+        partner: i64,
+    },
+    /// The reminders recorded (sent, queued, held out, cancelled), newest first.
+    List {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// The last scheduled scan and what it found.
+    Status {
+        #[arg(long)]
+        partner: i64,
+    },
+    /// A client's consent log: the personal-data notice and marketing opt-ins, as given.
+    Consent {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        phone: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AnalyticsCmd {
+    /// Per trigger: the return rate of clients sent a reminder against those held out, the
+    /// difference with its 95% interval (pooled over all salons beside it when this salon is
+    /// too small to tell).
+    Uplift {
+        #[arg(long)]
+        partner: i64,
+        /// A return counts within this many days of the reminder.
+        #[arg(long, default_value_t = 30)]
+        window_days: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,6 +16,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
 /// Seconds between two reconciliation passes of one connection.
 pub const DEFAULT_POLL_INTERVAL_S: u32 = 300;
+/// An hour between two scans of the reminders.
+pub const DEFAULT_ENGAGE_INTERVAL_S: u32 = 3_600;
 
 /// The optional TOML file. Every key is optional; unknown keys are an error so a typo is not
 /// silently ignored.
@@ -43,6 +45,8 @@ pub struct FileConfig {
     pub altegio_api_url: Option<String>,
     /// Seconds between two reconciliation passes of a connection (0: no poller).
     pub poll_interval_s: Option<u32>,
+    /// Seconds between two scans of every salon's reminders (0: none).
+    pub engage_interval_s: Option<u32>,
     /// The name of this deployment's egress address: instances with one name share one CRM
     /// budget per CRM (YCLIENTS limits per IP).
     pub egress: Option<String>,
@@ -75,6 +79,8 @@ pub struct Config {
     pub altegio_api_url: Option<String>,
     /// Seconds between two reconciliation passes of a connection; 0 turns the poller off.
     pub poll_interval_s: u32,
+    /// Seconds between two scans of every salon's reminders; 0 turns them off.
+    pub engage_interval_s: u32,
     /// The egress address's name: its CRM budgets are shared by instances with this name.
     pub egress: String,
     /// The plan a new partner gets unless `partner add --plan` says otherwise.
@@ -181,6 +187,15 @@ pub struct Overrides {
     )]
     pub poll_interval_s: Option<u32>,
 
+    /// Seconds between two scans of every salon's reminders (default 3600; 0: off).
+    #[arg(
+        long,
+        global = true,
+        env = "LOYALTY_ENGAGE_INTERVAL_S",
+        value_name = "SECONDS"
+    )]
+    pub engage_interval_s: Option<u32>,
+
     /// The name of the address this instance reaches the CRMs from (default `default`).
     /// Instances with the same name share one budget per CRM; give each egress IP its own.
     #[arg(long, global = true, env = "LOYALTY_EGRESS", value_name = "NAME")]
@@ -270,6 +285,10 @@ impl Config {
                 .poll_interval_s
                 .or(file.poll_interval_s)
                 .unwrap_or(DEFAULT_POLL_INTERVAL_S),
+            engage_interval_s: overrides
+                .engage_interval_s
+                .or(file.engage_interval_s)
+                .unwrap_or(DEFAULT_ENGAGE_INTERVAL_S),
             egress: overrides
                 .egress
                 .or(file.egress)

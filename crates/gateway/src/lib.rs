@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 mod connections;
 pub mod demo;
+pub mod engage;
 pub mod health;
 mod importer;
 pub mod inspect;
@@ -30,7 +31,9 @@ use loyalty_core::inbox::{InboxPolicy, IntakeStore};
 use loyalty_core::quota::Priority;
 use loyalty_core::{Clock, LoyaltyEngine, Store, SystemClock};
 use loyalty_store::SqlStore;
-use loyalty_telegram::{ClientBot, OutboxWorker, Telegram, WorkerSettings};
+use loyalty_telegram::{
+    ClientBot, OutboxWorker, ReminderSettings, ReminderWorker, Telegram, WorkerSettings,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -75,6 +78,8 @@ pub struct StartOptions {
     pub write_back: Option<WriteBackPolicy>,
     /// How the CRM inbox is worked.
     pub inbox: Option<InboxPolicy>,
+    /// Pacing of the reminders' worker.
+    pub reminders: Option<ReminderSettings>,
     /// How often connection incidents are looked for ([`health::HEALTH_EVERY`]).
     pub health_every: Option<Duration>,
     /// How often housekeeping runs: points and codes past their date expire, CRM certificates
@@ -154,10 +159,23 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
             .with_staff_messages(sql.clone());
             send_stats = Some(worker.stats());
             tasks.push(tokio::spawn(worker.run(stopping.clone())));
-            let client_bot = Arc::new(ClientBot::new(engine.clone(), telegram).with_exchange(
-                Arc::new(connections::SqlTargets(Arc::clone(&sql))),
-                Arc::new(cli::random_code),
-            ));
+            // Marketing reminders: their own worker, pace and 429 pause.
+            let reminders = ReminderWorker::new(
+                Arc::clone(&store),
+                sql.clone(),
+                telegram.clone(),
+                Arc::clone(&clock),
+                options.reminders.clone().unwrap_or_default(),
+            );
+            tasks.push(tokio::spawn(reminders.run(stopping.clone())));
+            let client_bot = Arc::new(
+                ClientBot::new(engine.clone(), telegram)
+                    .with_exchange(
+                        Arc::new(connections::SqlTargets(Arc::clone(&sql))),
+                        Arc::new(cli::random_code),
+                    )
+                    .with_reminders(sql.clone()),
+            );
             match &config.public_url {
                 Some(public) => {
                     let secret = match &config.telegram_webhook_secret {
@@ -216,6 +234,13 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         engine.clone(),
         Arc::clone(&sql),
         Arc::clone(&connections),
+        owner.clone(),
+        stopping.clone(),
+    )));
+    tasks.push(tokio::spawn(engage::engage_loop(
+        Arc::clone(&sql),
+        Arc::clone(&clock),
+        Duration::from_secs(u64::from(config.engage_interval_s)),
         owner.clone(),
         stopping.clone(),
     )));

@@ -166,6 +166,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&out?, json, cli::audit_text);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Engage(cmd) => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = match cmd {
+                EngageCmd::Preview { partner, trigger } => {
+                    cli::engage_preview(&store, partner, trigger.as_deref()).await
+                }
+                EngageCmd::Run { partner } => cli::engage_run(&store, partner).await,
+                EngageCmd::List { partner, limit } => {
+                    cli::engage_list(&store, partner, limit).await
+                }
+                EngageCmd::Status { partner } => cli::engage_status(&store, partner).await,
+                EngageCmd::Consent { partner, phone } => {
+                    cli::engage_consent(&store, partner, &phone).await
+                }
+            };
+            store.close().await;
+            print(&out?, json, cli::engage_text);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Analytics(AnalyticsCmd::Uplift {
+            partner,
+            window_days,
+        }) => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = cli::analytics_uplift(&store, partner, window_days).await;
+            store.close().await;
+            print(&out?, json, cli::uplift_text);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doctor(DoctorCmd::Phones { partner, apply }) => {
             let store = open_migrated(&Config::resolve(overrides)?).await?;
             let out = cli::doctor_phones(&store, partner.map(PartnerId), apply).await;
@@ -539,6 +568,7 @@ fn show_config(config: &Config, json: bool) {
                 "telegram_api_url": config.telegram_api_url,
                 "delivery_retention_days": config.delivery_retention_days,
                 "poll_interval_s": config.poll_interval_s,
+                "engage_interval_s": config.engage_interval_s,
             })
         );
     } else {
@@ -562,6 +592,7 @@ fn show_config(config: &Config, json: bool) {
             config.delivery_retention_days
         );
         println!("poll_interval_s     = {}", config.poll_interval_s);
+        println!("engage_interval_s   = {}", config.engage_interval_s);
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod bot;
 pub mod qr;
+pub mod reminders;
 pub mod text;
 mod worker;
 
@@ -24,6 +25,7 @@ use frankenstein::methods::{SendMessageParams, SendPhotoParams};
 use frankenstein::types::ReplyMarkup;
 
 pub use bot::{BotError, ClientBot, GatewayCodes, NewCode, RewardTargets};
+pub use reminders::{ReminderSettings, ReminderWorker};
 pub use text::Lang;
 pub use worker::{OutboxWorker, SendStats, WorkerSettings};
 

@@ -23,6 +23,8 @@ use crate::config::{Config, Overrides};
 use crate::sample::{Record, record_webhook};
 use crate::{StartOptions, start};
 
+mod reminders;
+
 const TOKEN: &str = "demo-token";
 const COMPANY: &str = "4564";
 
@@ -76,17 +78,23 @@ struct Standin {
     sent: Mutex<Vec<(i64, String)>>,
     next_update: Mutex<u32>,
     quiet: bool,
+    /// Names of the chats that are not the demo's five people (the generated clients).
+    names: Mutex<HashMap<i64, String>>,
 }
 
 impl Standin {
     fn push_message(&self, who: &Person, message: Value) {
+        self.push_message_from(who.chat, who.name, message);
+    }
+
+    fn push_message_from(&self, chat: i64, name: &str, message: Value) {
         let mut id = self.next_update.lock().unwrap_or_else(|p| p.into_inner());
         *id += 1;
         let mut msg = json!({
             "message_id": *id,
             "date": 1_795_000_000,
-            "chat": {"id": who.chat, "type": "private", "first_name": who.name},
-            "from": {"id": who.chat, "is_bot": false, "first_name": who.name, "language_code": "ru"},
+            "chat": {"id": chat, "type": "private", "first_name": name},
+            "from": {"id": chat, "is_bot": false, "first_name": name, "language_code": "ru"},
         });
         if let (Some(m), Some(extra)) = (msg.as_object_mut(), message.as_object()) {
             m.extend(extra.clone());
@@ -97,17 +105,32 @@ impl Standin {
             .push_back(json!({"update_id": *id, "message": msg}));
     }
 
+    /// A tap on an inline button under the bot's last message to `chat`.
+    fn push_tap(&self, chat: i64, name: &str, data: &str) {
+        let mut id = self.next_update.lock().unwrap_or_else(|p| p.into_inner());
+        *id += 1;
+        self.updates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(json!({"update_id": *id, "callback_query": {
+                "id": format!("tap{}", *id), "chat_instance": "demo", "data": data,
+                "from": {"id": chat, "is_bot": false, "first_name": name, "language_code": "ru"},
+                "message": {"message_id": 1, "date": 1_795_000_000,
+                            "chat": {"id": chat, "type": "private"}}}}));
+    }
+
     fn sent_count(&self) -> usize {
         self.sent.lock().map(|s| s.len()).unwrap_or(0)
     }
 }
 
-fn chat_name(chat: i64) -> &'static str {
+fn chat_name(standin: &Standin, chat: i64) -> String {
     PEOPLE
         .iter()
         .find(|p| p.chat == chat)
-        .map(|p| p.name)
-        .unwrap_or("?")
+        .map(|p| p.name.to_owned())
+        .or_else(|| standin.names.lock().ok()?.get(&chat).cloned())
+        .unwrap_or_else(|| "?".to_owned())
 }
 
 async fn bot_api(
@@ -136,7 +159,22 @@ async fn bot_api(
             let text = params["text"].as_str().unwrap_or_default().to_owned();
             if !standin.quiet {
                 let indented = text.replace('\n', "\n              ");
-                println!("      📱 {} ← {indented}", chat_name(chat));
+                let buttons = params["reply_markup"]["inline_keyboard"]
+                    .as_array()
+                    .map(|rows| {
+                        rows.iter()
+                            .flat_map(|r| r.as_array().into_iter().flatten())
+                            .filter_map(|b| b["text"].as_str().map(|t| format!("[{t}]")))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .filter(|b| !b.is_empty())
+                    .map(|b| format!("\n              {b}"))
+                    .unwrap_or_default();
+                println!(
+                    "      📱 {} ← {indented}{buttons}",
+                    chat_name(&standin, chat)
+                );
             }
             if let Ok(mut sent) = standin.sent.lock() {
                 sent.push((chat, text));
@@ -181,6 +219,10 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
         StartOptions {
             worker: Some(worker),
             migrate: true,
+            reminders: Some(loyalty_telegram::ReminderSettings {
+                idle: Duration::from_millis(50),
+                ..loyalty_telegram::ReminderSettings::default()
+            }),
             ..StartOptions::default()
         },
     )
@@ -264,6 +306,20 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
         "name": "Второй визит",
         "reward": {"kind": "nth_visit", "n": 2, "points": 100},
     }]);
+    // Reminders: a missed visit, the client's own rhythm, then inactivity; 10 % held out. The
+    // send window is open all day only so the demo shows the same at any hour (10–21 by
+    // default, in the salon's zone).
+    program["engage"] = json!({
+        "time_zone": "Europe/Moscow",
+        "send_window": {"from_hour": 0, "to_hour": 24},
+        "holdout_percent": 10,
+        "booking_url": "https://n4564.yclients.com/",
+        "triggers": [
+            {"kind": "missed", "after_days": 0},
+            {"kind": "due", "overdue_percent": 25},
+            {"kind": "inactive", "days": 60, "min_balance": 0}
+        ]
+    });
     let file = dir.path().join("program.json");
     std::fs::write(&file, serde_json::to_string_pretty(&program)?)?;
     let owner = loyalty_core::audit::Actor::new("owner", "demo");
@@ -275,7 +331,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
     )
     .await?;
     say(format!(
-        "$ loyalty-gateway program set --partner {partner_id} --file program.json   # levels: Base 5 %, Silver 7 % from 5 000 ₽; +100 points on the second visit; a friend's first visit: 300 to the client who invited her, 200 to the friend\n  program v{} in force from now\n",
+        "$ loyalty-gateway program set --partner {partner_id} --file program.json   # levels: Base 5 %, Silver 7 % from 5 000 ₽; +100 points on the second visit; a friend's first visit: 300 to the client who invited her, 200 to the friend; reminders (a missed visit, the client's own rhythm, 60 days away) with a 10 % control group\n  program v{} in force from now\n",
         version["version"]
     ));
     // CRMs time visits to the second: the day's visits come after the change.
@@ -293,6 +349,23 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
         wait_until(|| standin.sent_count() > before).await;
         drain(gateway.store.as_ref()).await;
     };
+    // Sharing a number links the chat: the bot answers, then asks for marketing consent.
+    let shares_phone = async |time: &str, who: &Person, what: &str| {
+        say(format!("{time}  {} in Telegram: {what}", who.name));
+        let before = standin.sent_count();
+        standin.push_message(
+            who,
+            json!({"contact": {"phone_number": who.phone, "first_name": who.name, "user_id": who.chat}}),
+        );
+        wait_until(|| standin.sent_count() >= before + 2).await;
+        drain(gateway.store.as_ref()).await;
+    };
+    let taps = async |time: &str, who: &Person, data: String, what: &str| {
+        say(format!("{time}  {} in Telegram: {what}", who.name));
+        let before = standin.sent_count();
+        standin.push_tap(who.chat, who.name, &data);
+        wait_until(|| standin.sent_count() > before).await;
+    };
 
     bot_says(
         "09:00",
@@ -301,15 +374,34 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
         "opens the salon's link t.me/…?start=s1",
     )
     .await;
-    for p in [&ANNA, &MARIA, &IRINA] {
+    for p in [&MARIA, &IRINA] {
         bot_says(
-            "09:05",
+            "09:02",
             p,
-            json!({"contact": {"phone_number": p.phone, "first_name": p.name, "user_id": p.chat}}),
-            "shares her phone number",
+            json!({"text": format!("/start s{partner_id}")}),
+            "opens the salon's link too",
         )
         .await;
     }
+    for p in [&ANNA, &MARIA, &IRINA] {
+        shares_phone("09:05", p, "shares her phone number").await;
+    }
+    for p in [&ANNA, &MARIA] {
+        taps(
+            "09:06",
+            p,
+            format!("eng:yes:{partner_id}"),
+            "taps «Да, присылайте»",
+        )
+        .await;
+    }
+    taps(
+        "09:06",
+        &IRINA,
+        format!("eng:no:{partner_id}"),
+        "taps «Нет, спасибо»",
+    )
+    .await;
     say(String::new());
 
     let steps: Vec<(&str, &Person, u64, &str, i32, &str)> = vec![
@@ -422,11 +514,10 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
         broken.text().await.unwrap_or_default()
     ));
 
-    bot_says(
+    shares_phone(
         "19:00",
         &OLGA,
-        json!({"contact": {"phone_number": OLGA.phone, "first_name": OLGA.name, "user_id": OLGA.chat}}),
-        "opens the bot after her visit and shares her number",
+        "opens the bot after her visit and shares her number (and leaves the question unanswered)",
     )
     .await;
     bot_says(
@@ -458,13 +549,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
         "opens Мария's link",
     )
     .await;
-    bot_says(
-        "19:13",
-        &VERA,
-        json!({"contact": {"phone_number": VERA.phone, "first_name": VERA.name, "user_id": VERA.chat}}),
-        "shares her phone number",
-    )
-    .await;
+    shares_phone("19:13", &VERA, "shares her phone number").await;
     let body = record_webhook(&Record {
         company_id: COMPANY,
         record_id: 1006,
@@ -563,6 +648,9 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
             .unwrap_or_else(|| "accepted?!".into())
     ));
 
+    // The next morning: the salon's past imported, and the reminders' scan.
+    let reminded = morning(&gateway, &standin, partner_id, &connection, &say).await?;
+
     // The summary.
     let mut rows = Vec::new();
     for p in PEOPLE {
@@ -598,6 +686,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
         "rejected": gateway.store.rejected_deliveries(10).await?.len(),
         "telegram_messages": standin.sent_count(),
         "outbox_pending": outbox.pending,
+        "reminders": reminded,
     });
     if json_out {
         println!("{summary}");
@@ -648,6 +737,102 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
     gateway.stop().await?;
     tg_server.abort();
     Ok(())
+}
+
+/// The next morning: eight months of history, three of those clients on Telegram, then the
+/// scan `serve` runs every hour, and the reminders it sent.
+async fn morning(
+    gateway: &crate::Gateway,
+    standin: &Standin,
+    partner: PartnerId,
+    connection: &Value,
+    say: &impl Fn(String),
+) -> anyhow::Result<Value> {
+    let conn_id = loyalty_core::ConnectionId(connection["id"].as_i64().unwrap_or_default());
+    let now = gateway.engine.now_ms();
+    // As an import does: what came before yesterday is history and earns nothing.
+    loyalty_core::import::ImportStore::set_points_since(
+        gateway.store.as_ref(),
+        conn_id,
+        now - 86_400_000,
+    )
+    .await?;
+    let Some(conn) =
+        loyalty_core::PartnerStore::connection(gateway.store.as_ref(), conn_id).await?
+    else {
+        anyhow::bail!("the demo's connection is gone");
+    };
+    let visits = reminders::history(&gateway.engine, &conn, now).await?;
+    say(format!(
+        "\nThe next morning. The salon's past came from YCLIENTS: {visits} visits of {} more clients over eight months (history only, no points).",
+        reminders::CLIENTS
+    ));
+    // Three of those due by their own rhythm are on Telegram, and say yes to reminders.
+    let before_link = reminders::preview(&gateway.store, partner, now).await?;
+    // Two of them outside the control group and one in it (the salon's draw), so the scan
+    // shows both.
+    let salt = loyalty_engage::EngageStore::engage_salt(gateway.store.as_ref(), partner).await?;
+    let candidates = || {
+        before_link
+            .lines
+            .iter()
+            .filter(|l| l.trigger == "due" && l.verdict == "unreachable")
+    };
+    let held =
+        |l: &&loyalty_engage::scan::Line| loyalty_engage::uplift::in_control(salt, l.client_id, 10);
+    let due: Vec<_> = candidates()
+        .filter(|l| !held(l))
+        .take(2)
+        .chain(candidates().filter(held).take(1))
+        .collect();
+    for (k, line) in due.iter().enumerate() {
+        let Some(client) = gateway.store.client(partner, line.client_id).await? else {
+            continue;
+        };
+        let name = client.name.clone().unwrap_or_default();
+        let chat = 2_001 + k as i64;
+        if let Ok(mut names) = standin.names.lock() {
+            names.insert(chat, name.clone());
+        }
+        say(format!(
+            "08:3{k}  {name} in Telegram: shares her phone number, taps «Да, присылайте»"
+        ));
+        let before = standin.sent_count();
+        standin.push_message_from(
+            chat,
+            &name,
+            json!({"contact": {"phone_number": client.phone.as_str(), "first_name": name, "user_id": chat}}),
+        );
+        wait_until(|| standin.sent_count() >= before + 2).await;
+        standin.push_tap(chat, &name, &format!("eng:yes:{partner}"));
+        wait_until(|| standin.sent_count() >= before + 3).await;
+    }
+    say(format!(
+        "\n09:00  `serve` scans every salon's reminders every hour by itself (engage_interval_s); this is its scan of «Лотос» (`loyalty-gateway engage status --partner {partner}` shows it):"
+    ));
+    // What the scan will find, shown first (`engage preview`), then the scan itself.
+    let at = gateway.engine.now_ms();
+    for line in reminders::describe(&reminders::preview(&gateway.store, partner, at).await?) {
+        say(line);
+    }
+    let before = standin.sent_count();
+    let Some(report) = crate::engage::scan_partner(&gateway.store, partner, "demo", at).await?
+    else {
+        anyhow::bail!("the demo's scan did not run");
+    };
+    let sends: u64 = report.counts.values().filter_map(|c| c.get("send")).sum();
+    say(format!(
+        "      the reminders' worker sends the {sends} — its own pace, inside the salon's send window:"
+    ));
+    wait_until(|| standin.sent_count() as u64 >= before as u64 + sends).await;
+    let count = |v: &str| -> u64 { report.counts.values().filter_map(|c| c.get(v)).sum() };
+    Ok(json!({
+        "sent": sends,
+        "held_out": count("control"),
+        "not_opted_in": count("no_consent"),
+        "not_on_telegram": count("unreachable"),
+        "regularity_k": report.k,
+    }))
 }
 
 async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<Value> {

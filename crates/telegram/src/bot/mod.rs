@@ -28,6 +28,9 @@ use tracing::{info, warn};
 
 use crate::text::{self, Lang};
 use crate::{Telegram, TelegramError, classify};
+use loyalty_engage::store::EngageStore;
+
+mod consent;
 
 /// Seconds Telegram holds a long poll open.
 const POLL_TIMEOUT_S: u32 = 25;
@@ -63,6 +66,8 @@ pub struct ClientBot {
     exchange: Option<(Arc<dyn RewardTargets>, NewCode)>,
     /// The bot's username, asked of Telegram the first time a link to it is needed.
     username: Arc<tokio::sync::OnceCell<String>>,
+    /// Where consent and "Not now" are recorded; `None`: the bot asks for no marketing consent.
+    reminders: Option<Arc<dyn EngageStore>>,
 }
 
 /// What a message asks for.
@@ -183,7 +188,14 @@ impl ClientBot {
             telegram,
             exchange: None,
             username: Arc::new(tokio::sync::OnceCell::new()),
+            reminders: None,
         }
+    }
+
+    /// Asks linked clients for marketing consent and handles the reminders' buttons.
+    pub fn with_reminders(mut self, reminders: Arc<dyn EngageStore>) -> ClientBot {
+        self.reminders = Some(reminders);
+        self
     }
 
     /// Lets clients exchange points for rewards: `targets` says where each salon's rewards go,
@@ -548,8 +560,16 @@ impl ClientBot {
             }
         }
         let muted = clients.iter().any(|c| c.notifications_off);
+        let notice = self
+            .personal_data_notices(chat.chat_id, &clients, lang)
+            .await?;
+        if !notice.is_empty() {
+            text.push_str("\n\n");
+            text.push_str(&notice);
+        }
         self.reply(chat.chat_id, &text, Some(menu_keyboard(lang, muted)))
-            .await
+            .await?;
+        self.ask_opt_in(chat.chat_id, &clients, lang).await
     }
 
     async fn balances(&self, clients: &[Client], lang: Lang) -> Result<String, BotError> {
@@ -806,6 +826,9 @@ impl ClientBot {
             None => (i64::try_from(query.from.id).unwrap_or_default(), None),
         };
         let data = query.data.as_deref().unwrap_or_default();
+        if let Some(rest) = data.strip_prefix("eng:") {
+            return self.on_reminder_button(chat_id, rest, lang).await;
+        }
         let mut parts = data.split(':');
         let (kind, partner, reward) = (
             parts.next().unwrap_or_default(),

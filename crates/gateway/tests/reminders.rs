@@ -1,0 +1,441 @@
+//! Reminders end to end (issue 13): a salon of 200 clients with known rhythms imported from
+//! wiremock as YCLIENTS; seven of them link Telegram (wiremock as Telegram) and answer the
+//! opt-in; the real binary's `serve` scans by itself every few seconds — no `engage run` — and
+//! sends exactly the due clients who opted in and are not held out their reminder, with its
+//! text and buttons; "Stop offers" stops the next scan's message; a client who declined, or is
+//! not due, gets nothing. A time zone the tz database does not know is refused.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::PgSchema;
+use common::binary::{Env, TOKEN, free_port};
+use loyalty_core::{ClientId, PartnerId, Phone};
+use loyalty_engage::EngageStore;
+use loyalty_engage::uplift::in_control;
+use loyalty_gateway::sample::{Record, record_webhook};
+use loyalty_store::SqlStore;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const CLIENTS: u64 = 200;
+const VISITS: u64 = 5;
+const DAY_S: i64 = 86_400;
+
+fn phone(c: u64) -> String {
+    format!("7916900{c:04}")
+}
+
+/// Client `c` comes every `21 + 7·(c mod 6)` days; an even client's last visit was two of her
+/// gaps ago (due again), an odd one's a third of a gap ago (not due).
+fn gap_days(c: u64) -> i64 {
+    21 + 7 * (c % 6) as i64
+}
+
+fn visit_s(c: u64, k: u64, now_s: i64) -> i64 {
+    let g = gap_days(c) * DAY_S;
+    let last = if c.is_multiple_of(2) { 2 * g } else { g / 3 };
+    now_s - last - k as i64 * g
+}
+
+fn record(r: u64, now_s: i64) -> Value {
+    let (c, k) = (r / VISITS, r % VISITS);
+    let mut body = record_webhook(&Record {
+        company_id: "4564",
+        record_id: 90_000 + r,
+        client_id: 800 + c,
+        client_name: "Клиентка",
+        phone: &phone(c),
+        cost: "2000",
+        attendance: 1,
+        deleted: false,
+        changed_at_s: 60,
+    });
+    let at = chrono::DateTime::from_timestamp(visit_s(c, k, now_s), 0).unwrap();
+    body["data"]["datetime"] = json!(at.format("%Y-%m-%dT%H:%M:%S+00:00").to_string());
+    body["data"]["date"] = json!(at.format("%Y-%m-%d %H:%M:%S").to_string());
+    body
+}
+
+struct Yclients {
+    now_s: i64,
+}
+
+impl Respond for Yclients {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if request.url.path().ends_with("/clients/search") {
+            let asked: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+            let page = asked["page"].as_u64().unwrap_or(1);
+            let size = asked["page_size"].as_u64().unwrap_or(200);
+            let cards: Vec<Value> = (0..CLIENTS)
+                .skip(((page - 1) * size) as usize)
+                .take(size as usize)
+                .map(|c| json!({"id": 800 + c, "name": format!("Клиентка {c}"), "phone": phone(c)}))
+                .collect();
+            return ResponseTemplate::new(200).set_body_json(
+                json!({"success": true, "data": cards, "meta": {"total_count": CLIENTS}}),
+            );
+        }
+        let query = |k: &str| {
+            request
+                .url
+                .query_pairs()
+                .find(|(key, _)| key == k)
+                .and_then(|(_, v)| v.parse::<u64>().ok())
+        };
+        let (page, count) = (query("page").unwrap_or(1), query("count").unwrap_or(200));
+        let records: Vec<Value> = (0..CLIENTS * VISITS)
+            .skip(((page - 1) * count) as usize)
+            .take(count as usize)
+            .map(|r| record(r, self.now_s)["data"].clone())
+            .collect();
+        ResponseTemplate::new(200).set_body_json(
+            json!({"success": true, "data": records, "meta": {"total_count": CLIENTS * VISITS}}),
+        )
+    }
+}
+
+fn chat(c: u64) -> i64 {
+    5_000 + c as i64
+}
+
+fn contact(update: u64, c: u64) -> Value {
+    json!({"update_id": update, "message": {
+        "message_id": 1, "date": 1_795_000_000,
+        "chat": {"id": chat(c), "type": "private", "first_name": "Клиентка"},
+        "from": {"id": chat(c), "is_bot": false, "first_name": "Клиентка", "language_code": "ru"},
+        "contact": {"phone_number": format!("+{}", phone(c)), "first_name": "Клиентка",
+                    "user_id": chat(c)}}})
+}
+
+fn button(update: u64, c: u64, data: &str) -> Value {
+    json!({"update_id": update, "callback_query": {
+        "id": format!("cb{update}"), "chat_instance": "ci", "data": data,
+        "from": {"id": chat(c), "is_bot": false, "first_name": "Клиентка", "language_code": "ru"},
+        "message": {"message_id": 9, "date": 1_795_000_000,
+                    "chat": {"id": chat(c), "type": "private"}}}})
+}
+
+async fn updates_once(telegram: &MockServer, updates: Vec<Value>, priority: u8) {
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/getUpdates")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": updates})),
+        )
+        .up_to_n_times(1)
+        .with_priority(priority)
+        .mount(telegram)
+        .await;
+}
+
+/// Every sendMessage body to `chat`, in order.
+async fn bodies_to(telegram: &MockServer, c: u64) -> Vec<Value> {
+    telegram
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path().ends_with("/sendMessage"))
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter(|b| b["chat_id"] == json!(chat(c)))
+        .collect()
+}
+
+fn is_reminder(b: &Value) -> bool {
+    b["reply_markup"]["inline_keyboard"]
+        .to_string()
+        .contains("eng:later:")
+}
+
+async fn wait_until<F: AsyncFn() -> bool>(what: &str, secs: u64, f: F) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reminds_by_itself_whom_it_should_and_stops_when_asked() {
+    let now_s = chrono::Utc::now().timestamp();
+    let yclients = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/company/4564/clients/search"))
+        .respond_with(Yclients { now_s })
+        .mount(&yclients)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/records/4564"))
+        .respond_with(Yclients { now_s })
+        .mount(&yclients)
+        .await;
+    let telegram = MockServer::start().await;
+    let schema = PgSchema::new().await;
+    let listen = free_port();
+    let env = Env {
+        vars: vec![
+            ("DATABASE_URL", schema.url.clone()),
+            ("LOYALTY_LISTEN", listen.clone()),
+            ("YCLIENTS_API_URL", format!("{}/api/v1", yclients.uri())),
+            ("TELEGRAM_BOT_TOKEN", TOKEN.to_owned()),
+            ("TELEGRAM_API_URL", telegram.uri()),
+            ("LOYALTY_ENGAGE_INTERVAL_S", "5".to_owned()),
+            ("LOYALTY_POLL_INTERVAL_S", "0".to_owned()),
+        ],
+    };
+    env.cli(&["migrate"]);
+    let (partner, conn) = env.lotos_on_yclients("p", "u");
+    let p = partner["id"].as_i64().unwrap();
+    let done = env.cli(&["import", "crm", "--connection", &conn["id"].to_string()]);
+    assert_eq!(done["records"], json!(CLIENTS * VISITS), "{done}");
+
+    // Reminders: the personal rhythm first, then inactivity; open all day so the test does not
+    // depend on the hour; two messages a week at most.
+    let mut program = env.cli(&["program", "show", "--partner", &p.to_string()])["program"].clone();
+    program["engage"] = json!({
+        "time_zone": "Atlantis/Capital",
+        "send_window": {"from_hour": 0, "to_hour": 24},
+        "caps": {"per_7_days": 2, "per_30_days": 4},
+        "holdout_percent": 10,
+        "booking_url": "https://n4564.yclients.com/",
+        "triggers": [{"kind": "due"}, {"kind": "inactive", "days": 20, "min_balance": 0}]
+    });
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), program.to_string()).unwrap();
+    let refused = env
+        .command(false)
+        .args(["program", "set", "--partner", &p.to_string(), "--file"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("\"Atlantis/Capital\" is not a time zone the tz database knows"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    program["engage"]["time_zone"] = json!("Asia/Yekaterinburg");
+    std::fs::write(file.path(), program.to_string()).unwrap();
+    env.cli(&[
+        "program",
+        "set",
+        "--partner",
+        &p.to_string(),
+        "--file",
+        file.path().to_str().unwrap(),
+    ]);
+
+    // Who is who: seven chats, six of them due; the control group as the salon's salt draws it.
+    let store = SqlStore::connect(&schema.url).await.unwrap();
+    let salt = store.engage_salt(PartnerId(p)).await.unwrap();
+    let mut id_of = std::collections::HashMap::new();
+    let mut name_of = std::collections::HashMap::new();
+    for c in [0u64, 1, 2, 4, 6, 8, 10] {
+        let client = loyalty_core::ClientStore::client_by_phone(
+            &store,
+            PartnerId(p),
+            &Phone::parse_international(&format!("+{}", phone(c))).unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        id_of.insert(c, client.id);
+        name_of.insert(c, client.name.clone().unwrap_or_default());
+    }
+    let held = |c: u64| in_control(salt, id_of[&c], 10);
+    let declined = 10u64;
+    let due_opted: Vec<u64> = [0u64, 2, 4, 6, 8]
+        .into_iter()
+        .filter(|c| !held(*c))
+        .collect();
+    assert!(
+        due_opted.len() >= 2,
+        "the draw left too few to test: {salt}"
+    );
+    let (stopper, other) = (due_opted[0], due_opted[1]);
+
+    // Telegram: the seven share their contacts, then answer the opt-in.
+    let mut contacts = Vec::new();
+    let mut answers = Vec::new();
+    for (i, c) in [0u64, 1, 2, 4, 6, 8, 10].into_iter().enumerate() {
+        contacts.push(contact(i as u64 + 1, c));
+        let yes = if c == declined { "no" } else { "yes" };
+        answers.push(button(100 + i as u64, c, &format!("eng:{yes}:{p}")));
+    }
+    updates_once(&telegram, contacts, 1).await;
+    updates_once(&telegram, answers, 2).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/getUpdates")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true, "result": []}))
+                .set_delay(Duration::from_millis(300)),
+        )
+        .with_priority(5)
+        .mount(&telegram)
+        .await;
+    for m in ["sendMessage", "answerCallbackQuery", "deleteWebhook"] {
+        Mock::given(method("POST"))
+            .and(path(format!("/bot{TOKEN}/{m}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result":
+                if m == "sendMessage" {
+                    json!({"message_id": 7, "date": 1_795_000_000, "chat": {"id": 1, "type": "private"}})
+                } else { json!(true) }})))
+            .mount(&telegram)
+            .await;
+    }
+
+    let running = env.serve(true, &listen).await;
+    // The opt-in question came after linking, with the 152-FZ notice.
+    wait_until("the opt-in question", 20, async || {
+        bodies_to(&telegram, 0).await.iter().any(|b| {
+            b["text"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("Салон «Лотос» может присылать вам напоминания")
+        })
+    })
+    .await;
+    let linked = bodies_to(&telegram, 0).await;
+    assert!(
+        linked[0]["text"].as_str().unwrap().contains(
+            "Привязывая номер, вы соглашаетесь на обработку ваших персональных данных (телефон, имя, история визитов) салоном «Лотос» для программы лояльности."
+        ),
+        "{linked:?}"
+    );
+
+    // The first reminder of everyone due who opted in: the rhythm's, with its buttons.
+    for &c in &due_opted {
+        wait_until("a due reminder", 30, async || {
+            bodies_to(&telegram, c).await.iter().any(is_reminder)
+        })
+        .await;
+    }
+    let first = bodies_to(&telegram, stopper).await;
+    let reminder = first.iter().find(|b| is_reminder(b)).unwrap();
+    assert_eq!(
+        reminder["text"],
+        json!(format!(
+            "{}, здравствуйте! Кажется, пора снова к нам: обычно вы приходите в «Лотос» примерно в это время. Записаться можно по кнопке ниже.",
+            name_of[&stopper]
+        ))
+    );
+    let keyboard = &reminder["reply_markup"]["inline_keyboard"];
+    assert_eq!(keyboard[0][0]["text"], json!("📅 Записаться"));
+    assert_eq!(keyboard[0][0]["url"], json!("https://n4564.yclients.com/"));
+    assert_eq!(keyboard[1][0]["text"], json!("Не сейчас"));
+    assert!(
+        keyboard[1][0]["callback_data"]
+            .as_str()
+            .unwrap()
+            .starts_with("eng:later:")
+    );
+    assert_eq!(keyboard[2][0]["text"], json!("🚫 Не присылать предложения"));
+    assert_eq!(
+        keyboard[2][0]["callback_data"],
+        json!(format!("eng:stop:{p}"))
+    );
+
+    // One client taps "Stop offers" before the next scan.
+    updates_once(
+        &telegram,
+        vec![button(500, stopper, &format!("eng:stop:{p}"))],
+        1,
+    )
+    .await;
+    wait_until("the stop to be confirmed", 10, async || {
+        bodies_to(&telegram, stopper).await.iter().any(|b| {
+            b["text"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("Готово: предложения")
+        })
+    })
+    .await;
+    // The next scan brings the others their second reminder (inactivity) ...
+    wait_until("the second reminder", 30, async || {
+        bodies_to(&telegram, other)
+            .await
+            .iter()
+            .filter(|b| is_reminder(b))
+            .count()
+            == 2
+    })
+    .await;
+    let second = bodies_to(&telegram, other).await;
+    let inactive = second.iter().filter(|b| is_reminder(b)).nth(1).unwrap();
+    assert!(
+        inactive["text"]
+            .as_str()
+            .unwrap()
+            .contains("Мы давно не виделись"),
+        "{inactive}"
+    );
+    // ... and after one more scan interval, still nothing more to the one who stopped.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let stopped = bodies_to(&telegram, stopper).await;
+    assert_eq!(
+        stopped.iter().filter(|b| is_reminder(b)).count(),
+        1,
+        "{stopped:?}"
+    );
+
+    // Nobody else got a reminder: not the client who declined, not the one who is not due,
+    // not those held out (recorded as control instead), not the 193 without Telegram.
+    for c in [1u64, declined] {
+        assert!(
+            !bodies_to(&telegram, c).await.iter().any(is_reminder),
+            "client {c}"
+        );
+    }
+    for c in [0u64, 2, 4, 6, 8].into_iter().filter(|c| held(*c)) {
+        assert!(
+            !bodies_to(&telegram, c).await.iter().any(is_reminder),
+            "held out {c}"
+        );
+    }
+    let all_reminders = telegram
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().ends_with("/sendMessage"))
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter(is_reminder)
+        .count();
+    assert_eq!(all_reminders, 2 * due_opted.len() - 1);
+    let listed = env.cli(&[
+        "engage",
+        "list",
+        "--partner",
+        &p.to_string(),
+        "--limit",
+        "500",
+    ]);
+    let rows = listed["reminders"].as_array().unwrap();
+    let control: Vec<i64> = rows
+        .iter()
+        .filter(|r| r["status"] == json!("control"))
+        .map(|r| r["client_id"].as_i64().unwrap())
+        .collect();
+    for c in [0u64, 2, 4, 6, 8].into_iter().filter(|c| held(*c)) {
+        assert!(
+            control.contains(&id_of[&c].0),
+            "held out {c} recorded as control"
+        );
+    }
+    assert!(
+        control.iter().all(|id| in_control(salt, ClientId(*id), 10)),
+        "only the drawn are control"
+    );
+    let status = env.cli(&["engage", "status", "--partner", &p.to_string()]);
+    assert_eq!(status["report"]["clients"], json!(CLIENTS));
+    assert_eq!(status["report"]["reachable"], json!(7));
+    assert!(status["report"]["k"].as_f64().unwrap() > 10.0, "{status}");
+    drop(running);
+    store.close().await;
+    schema.drop().await;
+}

@@ -1,0 +1,168 @@
+//! Consent in the bot: the personal-data notice shown and recorded when a chat is linked
+//! (152-FZ), the marketing opt-in asked after it (38-FZ art. 18: prior, provable), and the
+//! reminders' buttons — "Not now" and "Stop offers", which stops at once.
+
+use loyalty_core::{Client, PartnerId};
+use loyalty_engage::store::ConsentKind;
+
+use super::{BotError, ClientBot};
+use crate::reminders::{opt_in_buttons, opt_in_question, personal_data_notice};
+use crate::text::Lang;
+
+impl ClientBot {
+    /// The notice for each salon the chat is now linked at, each recorded as shown.
+    pub(super) async fn personal_data_notices(
+        &self,
+        chat_id: i64,
+        clients: &[Client],
+        lang: Lang,
+    ) -> Result<String, BotError> {
+        let Some(store) = &self.reminders else {
+            return Ok(String::new());
+        };
+        let mut lines = Vec::with_capacity(clients.len());
+        for c in clients {
+            let salon = self.salon_name(c.partner_id).await?;
+            let notice = personal_data_notice(&salon, lang);
+            store
+                .set_consent(
+                    c.partner_id,
+                    c.id,
+                    ConsentKind::PersonalData,
+                    true,
+                    &format!("telegram:{chat_id}"),
+                    &notice,
+                    self.engine.now_ms(),
+                )
+                .await?;
+            lines.push(notice);
+        }
+        Ok(lines.join("\n"))
+    }
+
+    /// Asks for marketing consent at each salon that runs reminders and has no answer yet.
+    pub(super) async fn ask_opt_in(
+        &self,
+        chat_id: i64,
+        clients: &[Client],
+        lang: Lang,
+    ) -> Result<(), BotError> {
+        let Some(store) = &self.reminders else {
+            return Ok(());
+        };
+        for c in clients {
+            let Some(partner) = self.engine.store().partner(c.partner_id).await? else {
+                continue;
+            };
+            if partner.program.engage.is_none() {
+                continue;
+            }
+            let log = store.consent_log(c.partner_id, c.id).await?;
+            if log
+                .iter()
+                .any(|e| e.kind == ConsentKind::Marketing.as_str())
+            {
+                continue;
+            }
+            self.reply(
+                chat_id,
+                &opt_in_question(&partner.name, lang),
+                Some(opt_in_buttons(c.partner_id, lang)),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// `eng:yes|no|stop:{partner}`, `eng:later:{reminder}`.
+    pub(super) async fn on_reminder_button(
+        &self,
+        chat_id: i64,
+        data: &str,
+        lang: Lang,
+    ) -> Result<(), BotError> {
+        let Some(store) = self.reminders.clone() else {
+            return Ok(());
+        };
+        let (action, arg) = data.split_once(':').unwrap_or((data, ""));
+        let Ok(n) = arg.parse::<i64>() else {
+            return Ok(());
+        };
+        let now = self.engine.now_ms();
+        if action == "later" {
+            store.snooze_reminder(n, chat_id, now).await?;
+            let text = match lang {
+                Lang::Ru => "Хорошо, больше не напомним об этом до вашего следующего визита.",
+                Lang::En => "All right, no more reminders about this until your next visit.",
+            };
+            return self.reply(chat_id, text, None).await;
+        }
+        let partner = PartnerId(n);
+        let client = self
+            .engine
+            .store()
+            .clients_of_chat(chat_id)
+            .await?
+            .into_iter()
+            .find(|c| c.partner_id == partner);
+        let Some(client) = client else {
+            return Ok(());
+        };
+        let salon = self.salon_name(partner).await?;
+        let (granted, recorded, reply) = match (action, lang) {
+            ("yes", Lang::Ru) => (
+                true,
+                opt_in_question(&salon, lang),
+                format!(
+                    "Спасибо! «{salon}» будет присылать напоминания и предложения. Отказаться можно кнопкой «Не присылать предложения» под любым из них."
+                ),
+            ),
+            ("yes", Lang::En) => (
+                true,
+                opt_in_question(&salon, lang),
+                format!(
+                    "Thank you! {salon} will send you reminders and offers. Stop them with the \"Stop offers\" button under any of them."
+                ),
+            ),
+            ("no", Lang::Ru) => (
+                false,
+                opt_in_question(&salon, lang),
+                "Хорошо, предложений не будет. Сообщения о баллах и кодах по-прежнему придут сюда."
+                    .to_owned(),
+            ),
+            ("no", Lang::En) => (
+                false,
+                opt_in_question(&salon, lang),
+                "All right, no offers. Messages about your points and codes still come here."
+                    .to_owned(),
+            ),
+            ("stop", Lang::Ru) => (
+                false,
+                "Не присылать предложения".to_owned(),
+                format!(
+                    "Готово: предложения от «{salon}» больше не придут. Сообщения о баллах и кодах останутся."
+                ),
+            ),
+            ("stop", Lang::En) => (
+                false,
+                "Stop offers".to_owned(),
+                format!(
+                    "Done: no more offers from {salon}. Messages about your points and codes stay."
+                ),
+            ),
+            _ => return Ok(()),
+        };
+        store
+            .set_consent(
+                partner,
+                client.id,
+                ConsentKind::Marketing,
+                granted,
+                &format!("telegram:{chat_id}"),
+                &recorded,
+                now,
+            )
+            .await?;
+        self.reply(chat_id, &reply, None).await
+    }
+}

@@ -1,0 +1,368 @@
+//! Marketing reminders on Telegram: their texts and buttons, the opt-in question, and the
+//! worker that sends them — at its own pace, its own 429 pause (a flood wait on reminders never
+//! holds bot replies or point messages, which have their own worker), and only inside the
+//! salon's send window, checked again right before each send.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use frankenstein::types::{InlineKeyboardButton, InlineKeyboardMarkup, ReplyMarkup};
+use loyalty_core::engage::Engagement;
+use loyalty_core::outbox::retry_at;
+use loyalty_core::{Clock, PartnerId, Points, Store, StoreError};
+use loyalty_engage::store::{EngageStore, QueuedReminder, Reminder};
+use loyalty_engage::window::{current_or_next, open_at};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::text::{self, Lang};
+use crate::{Telegram, TelegramError};
+
+/// `5 дней`, `1 day`.
+fn days(n: i64, lang: Lang) -> String {
+    let abs = n.unsigned_abs();
+    let word = match lang {
+        Lang::En if abs == 1 => "day",
+        Lang::En => "days",
+        Lang::Ru => match (abs % 10, abs % 100) {
+            (1, r) if r != 11 => "день",
+            (2..=4, r) if !(12..=14).contains(&r) => "дня",
+            _ => "дней",
+        },
+    };
+    format!("{n} {word}")
+}
+
+/// `14.03.2026` from `2026-03-14`; the text as it is otherwise.
+fn date(iso: &str, lang: Lang) -> String {
+    match (lang, iso.split('-').collect::<Vec<_>>().as_slice()) {
+        (Lang::Ru, [y, m, d]) => format!("{d}.{m}.{y}"),
+        _ => iso.to_owned(),
+    }
+}
+
+/// The reminder's text: the salon's own for its trigger (placeholders `{name}`, `{salon}`,
+/// `{points}`, `{days}`, `{date}`), else the built-in one.
+pub fn reminder_text(r: &Reminder, lang: Lang) -> String {
+    let salon = r.salon.clone().unwrap_or_default();
+    let name = r.name.clone().unwrap_or_default();
+    let points = text::points(Points(r.points), lang);
+    let on = r.date.as_deref().map(|d| date(d, lang)).unwrap_or_default();
+    let own = r.text.as_ref().and_then(|t| match lang {
+        Lang::En => t.en.clone().or_else(|| Some(t.ru.clone())),
+        Lang::Ru => Some(t.ru.clone()),
+    });
+    let hello = match (lang, name.is_empty()) {
+        (Lang::Ru, true) => "Здравствуйте!".to_owned(),
+        (Lang::Ru, false) => format!("{name}, здравствуйте!"),
+        (Lang::En, true) => "Hello!".to_owned(),
+        (Lang::En, false) => format!("Hello, {name}!"),
+    };
+    let body = own.unwrap_or_else(|| {
+        match (r.trigger.as_str(), lang) {
+            ("inactive", Lang::Ru) => format!(
+                "{hello} Мы давно не виделись — {}. На вашем счёте в «{salon}» {points}: ими можно оплатить часть следующего визита.",
+                days(r.days, lang)
+            ),
+            ("inactive", Lang::En) => format!(
+                "{hello} It has been {} since your last visit. You have {points} at {salon} to pay part of the next one.",
+                days(r.days, lang)
+            ),
+            ("due", Lang::Ru) => format!(
+                "{hello} Кажется, пора снова к нам: обычно вы приходите в «{salon}» примерно в это время. Записаться можно по кнопке ниже."
+            ),
+            ("due", Lang::En) => format!(
+                "{hello} It looks like time for your usual visit to {salon}. Book with the button below."
+            ),
+            ("expiring", Lang::Ru) => format!(
+                "{hello} {points} в «{salon}» сгорят {on}. Успейте потратить их на визит."
+            ),
+            ("expiring", Lang::En) => format!(
+                "{hello} {points} at {salon} expire on {on}. Use them on a visit before then."
+            ),
+            ("missed", Lang::Ru) => format!(
+                "{hello} Жаль, что визит в «{salon}» не состоялся. Подберём другое время?"
+            ),
+            ("missed", Lang::En) => format!(
+                "{hello} Sorry we missed you at {salon}. Shall we find another time?"
+            ),
+            ("welcome_back", Lang::Ru) => format!(
+                "{hello} Спасибо, что выбрали «{salon}». Будем рады видеть вас снова — у вас уже {points}."
+            ),
+            ("welcome_back", Lang::En) => format!(
+                "{hello} Thank you for choosing {salon}. We'd love to see you again — you already have {points}."
+            ),
+            ("birthday", Lang::Ru) => match r.birthday_points {
+                Some(p) => format!(
+                    "{hello} Скоро ваш день рождения — «{salon}» дарит {}. Приходите отпраздновать!",
+                    text::points(Points(p), lang)
+                ),
+                None => format!("{hello} Скоро ваш день рождения — «{salon}» ждёт вас в гости!"),
+            },
+            ("birthday", Lang::En) => match r.birthday_points {
+                Some(p) => format!(
+                    "{hello} Your birthday is coming — {salon} gives you {}. Come and celebrate!",
+                    text::points(Points(p), lang)
+                ),
+                None => format!("{hello} Your birthday is coming — {salon} would love to see you!"),
+            },
+            (_, Lang::Ru) => format!("{hello} «{salon}» ждёт вас снова."),
+            (_, Lang::En) => format!("{hello} {salon} would love to see you again."),
+        }
+    });
+    body.replace("{name}", &name)
+        .replace("{salon}", &salon)
+        .replace("{points}", &points)
+        .replace("{days}", &r.days.to_string())
+        .replace("{date}", &on)
+}
+
+/// "Book" (when the salon has a booking page), "Not now", "Stop offers".
+pub fn reminder_buttons(id: i64, partner: PartnerId, r: &Reminder, lang: Lang) -> ReplyMarkup {
+    let (book, later, stop) = match lang {
+        Lang::Ru => ("📅 Записаться", "Не сейчас", "🚫 Не присылать предложения"),
+        Lang::En => ("📅 Book", "Not now", "🚫 Stop offers"),
+    };
+    let mut rows = Vec::new();
+    if let Some(url) = &r.booking_url {
+        rows.push(vec![
+            InlineKeyboardButton::builder().text(book).url(url).build(),
+        ]);
+    }
+    rows.push(vec![
+        InlineKeyboardButton::builder()
+            .text(later)
+            .callback_data(format!("eng:later:{id}"))
+            .build(),
+    ]);
+    rows.push(vec![
+        InlineKeyboardButton::builder()
+            .text(stop)
+            .callback_data(format!("eng:stop:{partner}"))
+            .build(),
+    ]);
+    ReplyMarkup::InlineKeyboardMarkup(
+        InlineKeyboardMarkup::builder()
+            .inline_keyboard(rows)
+            .build(),
+    )
+}
+
+/// The opt-in question, exactly as shown (it is what the client's consent records).
+pub fn opt_in_question(salon: &str, lang: Lang) -> String {
+    match lang {
+        Lang::Ru => format!(
+            "Салон «{salon}» может присылать вам напоминания о визитах и персональные предложения — не чаще раза в неделю, днём. Согласны? Отказаться можно в любой момент кнопкой «Не присылать предложения»."
+        ),
+        Lang::En => format!(
+            "{salon} may send you visit reminders and personal offers — at most once a week, in the daytime. Do you agree? You can stop them at any time with the \"Stop offers\" button."
+        ),
+    }
+}
+
+pub fn opt_in_buttons(partner: PartnerId, lang: Lang) -> ReplyMarkup {
+    let (yes, no) = match lang {
+        Lang::Ru => ("Да, присылайте", "Нет, спасибо"),
+        Lang::En => ("Yes, please", "No, thanks"),
+    };
+    ReplyMarkup::InlineKeyboardMarkup(
+        InlineKeyboardMarkup::builder()
+            .inline_keyboard(vec![vec![
+                InlineKeyboardButton::builder()
+                    .text(yes)
+                    .callback_data(format!("eng:yes:{partner}"))
+                    .build(),
+                InlineKeyboardButton::builder()
+                    .text(no)
+                    .callback_data(format!("eng:no:{partner}"))
+                    .build(),
+            ]])
+            .build(),
+    )
+}
+
+/// The personal-data notice shown when a chat is linked (152-FZ), exactly as recorded.
+pub fn personal_data_notice(salon: &str, lang: Lang) -> String {
+    match lang {
+        Lang::Ru => format!(
+            "Привязывая номер, вы соглашаетесь на обработку ваших персональных данных (телефон, имя, история визитов) салоном «{salon}» для программы лояльности."
+        ),
+        Lang::En => format!(
+            "By linking your number you agree that {salon} processes your personal data (phone, name, visit history) for its loyalty program."
+        ),
+    }
+}
+
+/// How the reminders' worker paces itself.
+#[derive(Debug, Clone)]
+pub struct ReminderSettings {
+    pub batch: u32,
+    pub lease: Duration,
+    /// The least time between two reminders (20/s: under Telegram's ~30/s, leaving room for
+    /// replies and point messages).
+    pub min_interval: Duration,
+    pub idle: Duration,
+}
+
+impl Default for ReminderSettings {
+    fn default() -> ReminderSettings {
+        ReminderSettings {
+            batch: 20,
+            lease: Duration::from_secs(60),
+            min_interval: Duration::from_millis(50),
+            idle: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Sends queued reminders. Any number may run against one database (claims lease).
+pub struct ReminderWorker {
+    store: Arc<dyn Store>,
+    reminders: Arc<dyn EngageStore>,
+    telegram: Telegram,
+    clock: Arc<dyn Clock>,
+    settings: ReminderSettings,
+    next_send: Instant,
+}
+
+impl ReminderWorker {
+    pub fn new(
+        store: Arc<dyn Store>,
+        reminders: Arc<dyn EngageStore>,
+        telegram: Telegram,
+        clock: Arc<dyn Clock>,
+        settings: ReminderSettings,
+    ) -> ReminderWorker {
+        ReminderWorker {
+            store,
+            reminders,
+            telegram,
+            clock,
+            settings,
+            next_send: Instant::now(),
+        }
+    }
+
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        info!("reminder worker started");
+        while !*shutdown.borrow() {
+            let worked = match self.round(&shutdown).await {
+                Ok(n) => n > 0,
+                Err(e) => {
+                    warn!(error = %e, "reminder round failed");
+                    false
+                }
+            };
+            if !worked {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.settings.idle) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+        info!("reminder worker stopped");
+    }
+
+    /// Claims one batch and settles it; returns how many were claimed.
+    pub async fn round(&mut self, shutdown: &watch::Receiver<bool>) -> Result<usize, StoreError> {
+        let now = self.clock.now_ms();
+        let lease = i64::try_from(self.settings.lease.as_millis()).unwrap_or(60_000);
+        let batch = self
+            .reminders
+            .claim_reminders(now, lease, self.settings.batch)
+            .await?;
+        let mut settings: HashMap<PartnerId, Option<Engagement>> = HashMap::new();
+        for (i, r) in batch.iter().enumerate() {
+            if *shutdown.borrow() {
+                for rest in &batch[i..] {
+                    self.reminders
+                        .reminder_later(rest.id, self.clock.now_ms())
+                        .await?;
+                }
+                break;
+            }
+            let engage = match settings.get(&r.partner) {
+                Some(known) => known.clone(),
+                None => {
+                    let engage = self
+                        .store
+                        .partner(r.partner)
+                        .await?
+                        .and_then(|p| p.program.engage);
+                    settings.insert(r.partner, engage.clone());
+                    engage
+                }
+            };
+            self.one(r, engage.as_ref()).await?;
+        }
+        Ok(batch.len())
+    }
+
+    async fn one(
+        &mut self,
+        r: &QueuedReminder,
+        engage: Option<&Engagement>,
+    ) -> Result<(), StoreError> {
+        let Some(engage) = engage else {
+            return self
+                .reminders
+                .reminder_failed(r.id, "the salon turned reminders off", None)
+                .await;
+        };
+        let Ok(tz) = engage.zone() else {
+            return self
+                .reminders
+                .reminder_failed(r.id, "the salon's time zone is unknown", None)
+                .await;
+        };
+        // Waited too long (a backlog, an outage): it goes out in the next window, never at night.
+        tokio::time::sleep_until(self.next_send).await;
+        let now = self.clock.now_ms();
+        if !open_at(tz, engage.send_window, now) {
+            let at = current_or_next(tz, engage.send_window, now).map_or(now + 3_600_000, |w| w.0);
+            return self.reminders.reminder_later(r.id, at).await;
+        }
+        let lang = Lang::from_code(Some(&r.language));
+        let body = reminder_text(&r.reminder, lang);
+        let markup = reminder_buttons(r.id, r.partner, &r.reminder, lang);
+        let sent = self
+            .telegram
+            .send_text(r.chat_id, &body, Some(markup))
+            .await;
+        self.next_send = Instant::now() + self.settings.min_interval;
+        let now = self.clock.now_ms();
+        match sent {
+            Ok(()) => {
+                info!(reminder = r.id, trigger = %r.reminder.trigger, "reminder sent");
+                self.reminders.reminder_sent(r.id, now).await
+            }
+            Err(TelegramError::RetryAfter(wait)) => {
+                // Only reminders wait: the outbox worker and the bot keep their own pace.
+                self.next_send = Instant::now() + wait;
+                let at = now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
+                warn!(
+                    wait_s = wait.as_secs(),
+                    "reminders rate limited by Telegram"
+                );
+                self.reminders.reminder_later(r.id, at).await
+            }
+            Err(TelegramError::Transient(why)) => {
+                let at = retry_at(r.attempts, now);
+                warn!(reminder = r.id, error = %why, "reminder failed");
+                self.reminders.reminder_failed(r.id, &why, at).await
+            }
+            Err(TelegramError::ChatGone(why)) => {
+                if let Some(mut chat) = self.store.telegram_chat(r.chat_id).await? {
+                    chat.active = false;
+                    self.store.save_telegram_chat(&chat, now).await?;
+                }
+                self.reminders.reminder_failed(r.id, &why, None).await
+            }
+            Err(TelegramError::Rejected(why)) => {
+                self.reminders.reminder_failed(r.id, &why, None).await
+            }
+        }
+    }
+}
