@@ -13,6 +13,7 @@
 //!    latency measured from the scheduled start) gives the latency figures.
 //! 4. Prints a table, then one JSON object, last.
 
+mod engage;
 mod fake_crm;
 mod limit;
 mod sync;
@@ -522,6 +523,17 @@ struct Served {
 
 impl Served {
     fn start(gateway: &str, db: &str, crm_url: &str, rust_log: &str) -> anyhow::Result<Served> {
+        Served::start_with(gateway, db, crm_url, rust_log, &[])
+    }
+
+    /// [`Served::start`] with more environment.
+    fn start_with(
+        gateway: &str,
+        db: &str,
+        crm_url: &str,
+        rust_log: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Served> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -531,6 +543,7 @@ impl Served {
             .env("LOYALTY_LISTEN", &listen)
             .env("YCLIENTS_API_URL", crm_url)
             .env("RUST_LOG", rust_log)
+            .envs(env.iter().copied())
             .arg("serve")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -639,7 +652,7 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(6_000);
-    let sections = std::env::var("BENCH_SECTIONS").unwrap_or_else(|_| "ingest,sync".into());
+    let sections = std::env::var("BENCH_SECTIONS").unwrap_or_else(|_| "ingest,sync,engage".into());
     if sections.split(',').any(|s| s.trim() == "ingest") {
         let db = Database::create(&admin, "bench").await?;
         let result = bench(&db, &gateway_bin, scale).await;
@@ -648,6 +661,10 @@ async fn main() -> anyhow::Result<()> {
     }
     if sections.split(',').any(|s| s.trim() == "sync") {
         let figures = sync::run(&admin, &gateway_bin).await?;
+        println!("{figures}");
+    }
+    if sections.split(',').any(|s| s.trim() == "engage") {
+        let figures = engage::run(&admin, &gateway_bin).await?;
         println!("{figures}");
     }
     Ok(())

@@ -58,7 +58,7 @@ pub fn own_gap(series: &[i64]) -> Option<(f64, usize)> {
 }
 
 /// What a salon's history says about its clients' rhythm.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SalonRhythm {
     /// The median of clients' own typical gaps, over all visits (days).
     pub all: Option<f64>,

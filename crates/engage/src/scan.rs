@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use loyalty_core::engage::{EngageError, Engagement};
 use loyalty_core::{ClientId, PartnerId, StoreError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::cadence::{DAY_MS, SalonRhythmBuilder};
+use crate::cadence::{DAY_MS, SalonRhythm, SalonRhythmBuilder};
 use crate::policy::{Scan, Verdict, decide};
 use crate::store::{EngageStore, NewSend, Page, Reminder};
 use crate::trigger::{Context, Due, Why};
@@ -34,7 +34,7 @@ pub struct Salon<'a> {
 }
 
 /// A decision in words: who, which trigger, what became of it, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Line {
     pub client_id: ClientId,
     pub name: Option<String>,
@@ -44,7 +44,7 @@ pub struct Line {
 }
 
 /// What a scan found and did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub at_ms: i64,
     pub clients: u64,
@@ -63,11 +63,17 @@ pub struct Report {
     pub recorded: u64,
     /// The decisions, up to the caller's limit.
     pub lines: Vec<Line>,
+    /// The salon's rhythm as this scan's clients showed it: the next scan's starting point.
+    #[serde(default)]
+    pub rhythm: SalonRhythm,
 }
 
 /// Scans the salon at `now_ms`. With `record`, sent and held-out decisions are recorded (the
 /// sent ones queued for the reminders' worker); without, nothing is written: a preview.
 /// `only` limits it to one trigger; `keep_lines` bounds the report's lines.
+///
+/// The salon's rhythm is `known` (the last scan's, carried in its report: the scan reads every
+/// client once) or, without it, measured first in a pass over every client's rhythm.
 pub async fn scan(
     store: &dyn EngageStore,
     salon: &Salon<'_>,
@@ -76,25 +82,28 @@ pub async fn scan(
     only: Option<&str>,
     keep_lines: usize,
 ) -> Result<Report, ScanError> {
+    scan_with(store, salon, now_ms, record, only, keep_lines, None).await
+}
+
+/// [`scan`] with the salon's rhythm already known.
+#[allow(clippy::too_many_arguments)]
+pub async fn scan_with(
+    store: &dyn EngageStore,
+    salon: &Salon<'_>,
+    now_ms: i64,
+    record: bool,
+    only: Option<&str>,
+    keep_lines: usize,
+    known: Option<SalonRhythm>,
+) -> Result<Report, ScanError> {
     let tz = salon.settings.zone()?;
     let salt = store.engage_salt(salon.partner).await?;
-    // The salon's rhythm, over every client.
-    let mut builder = SalonRhythmBuilder::default();
-    let mut page = Page {
-        after: ClientId(0),
-        limit: PAGE,
+    let rhythm = match known {
+        Some(r) => r,
+        None => measure(store, salon.partner).await?,
     };
-    loop {
-        let rows = store.rhythms(salon.partner, page).await?;
-        for (_, r) in &rows {
-            builder.add(r);
-        }
-        match rows.last() {
-            Some((id, _)) if rows.len() == PAGE as usize => page.after = *id,
-            _ => break,
-        }
-    }
-    let rhythm = builder.finish();
+    // This scan measures the rhythm again, for the next one.
+    let mut next = SalonRhythmBuilder::default();
     let mut settings = salon.settings.clone();
     if let Some(t) = only {
         settings.triggers.retain(|s| s.rule.name() == t);
@@ -140,6 +149,7 @@ pub async fn scan(
             .await?;
         let mut sends = Vec::new();
         for (s, name) in &rows {
+            next.add(&s.rhythm);
             report.clients += 1;
             report.reachable += u64::from(s.telegram);
             report.opted_in += u64::from(s.telegram && s.consent);
@@ -181,7 +191,31 @@ pub async fn scan(
             _ => break,
         }
     }
+    report.rhythm = next.finish();
     Ok(report)
+}
+
+/// The salon's rhythm over every client's, a page at a time.
+pub async fn measure(
+    store: &dyn EngageStore,
+    partner: loyalty_core::PartnerId,
+) -> Result<SalonRhythm, ScanError> {
+    let mut builder = SalonRhythmBuilder::default();
+    let mut page = Page {
+        after: ClientId(0),
+        limit: PAGE,
+    };
+    loop {
+        let rows = store.rhythms(partner, page).await?;
+        for (_, r) in &rows {
+            builder.add(r);
+        }
+        match rows.last() {
+            Some((id, _)) if rows.len() == PAGE as usize => page.after = *id,
+            _ => break,
+        }
+    }
+    Ok(builder.finish())
 }
 
 /// What the message of a due trigger will say.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use loyalty_core::{Clock, PartnerId, PartnerStore, StoreError};
 use loyalty_engage::EngageStore;
-use loyalty_engage::scan::{Report, Salon, ScanError, scan};
+use loyalty_engage::scan::{Report, Salon, ScanError, scan_with};
 use loyalty_store::SqlStore;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -18,6 +18,11 @@ use tracing::{info, warn};
 const LEASE_MS: i64 = 10 * 60_000;
 /// Lines kept in a scheduled scan's stored report.
 const REPORT_LINES: usize = 200;
+/// A salon's rhythm from its last scan serves the next one this long (the scan measures it
+/// again as it goes); older, a scan measures it first.
+const RHYTHM_FRESH_MS: i64 = 24 * 3_600_000;
+/// Salons scanned at once: the database works one's page while the gateway decides another's.
+const CONCURRENT_SCANS: usize = 2;
 
 /// Scans one salon now, under its lease; `None` when it has no reminders set or another
 /// instance holds the lease.
@@ -42,7 +47,14 @@ pub async fn scan_partner(
         settings,
         birthday_points: p.program.birthday.as_ref().map(|b| b.points.value()),
     };
-    let report = scan(store, &salon, now_ms, true, None, REPORT_LINES).await;
+    let known = store
+        .last_scan(partner)
+        .await?
+        .filter(|(at, _)| now_ms - at < RHYTHM_FRESH_MS)
+        .and_then(|(_, text)| serde_json::from_str::<Report>(&text).ok())
+        .map(|r| r.rhythm)
+        .filter(|r| r.regulars > 0 || !r.categories.is_empty() || r.all.is_some());
+    let report = scan_with(store, &salon, now_ms, true, None, REPORT_LINES, known).await;
     let text = match &report {
         Ok(r) => serde_json::to_string(r).unwrap_or_default(),
         Err(e) => serde_json::json!({ "error": e.to_string() }).to_string(),
@@ -66,19 +78,32 @@ pub async fn engage_loop(
     loop {
         match store.partner_ids().await {
             Ok(ids) => {
-                for partner in ids {
-                    if *stopping.borrow() {
-                        return;
+                let mut queue = ids.into_iter();
+                let mut running = tokio::task::JoinSet::new();
+                loop {
+                    while running.len() < CONCURRENT_SCANS && !*stopping.borrow() {
+                        let Some(partner) = queue.next() else { break };
+                        let (store, owner, now) =
+                            (Arc::clone(&store), owner.clone(), clock.now_ms());
+                        running.spawn(async move {
+                            (partner, scan_partner(&store, partner, &owner, now).await)
+                        });
                     }
-                    match scan_partner(&store, partner, &owner, clock.now_ms()).await {
-                        Ok(Some(r)) => info!(
+                    let Some(done) = running.join_next().await else {
+                        break;
+                    };
+                    match done {
+                        Ok((partner, Ok(Some(r)))) => info!(
                             partner = partner.0,
                             clients = r.clients,
                             recorded = r.recorded,
                             "reminders scan"
                         ),
-                        Ok(None) => {}
-                        Err(e) => warn!(partner = partner.0, error = %e, "reminders scan failed"),
+                        Ok((_, Ok(None))) => {}
+                        Ok((partner, Err(e))) => {
+                            warn!(partner = partner.0, error = %e, "reminders scan failed")
+                        }
+                        Err(e) => warn!(error = %e, "a reminders scan stopped"),
                     }
                 }
             }
