@@ -25,6 +25,11 @@ UPDATE client_summaries SET
                   AND c.status = 'came' AND c.visit_at_ms IS NOT NULL
                 ORDER BY c.visit_at_ms DESC LIMIT 30) r);
 
+-- A scan pages a salon's clients by id: `partner_id = $1 AND id > $2 ORDER BY id LIMIT n` must
+-- be a range of this index, whatever plan the server caches for the prepared statement (without
+-- it a generic plan walks the primary key from the first client of every salon).
+CREATE INDEX clients_partner_id ON clients (partner_id, id);
+
 -- The salt of the salon's control-group draw: random, fixed once drawn.
 ALTER TABLE partners ADD COLUMN engage_salt BIGINT NOT NULL DEFAULT 0;
 UPDATE partners SET engage_salt = (floor(random() * 9007199254740991))::BIGINT;
