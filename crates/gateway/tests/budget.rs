@@ -202,12 +202,18 @@ async fn connections_of_one_priority_are_served_in_turn() {
         .iter()
         .map(|c| c.1.unwrap().0)
         .collect();
-    // From salon 2's first call until salon 1 has had all of its own, the two alternate.
+    // Salon 2 is served before salon 1 has had all of its own (first come, first served would
+    // give salon 1 all eight first), and from salon 2's first call to salon 1's last they take
+    // turns: even shares, give or take the call a contender is still re-queuing for (a strict
+    // alternation depends on which task the runtime wakes first, and failed now and then on
+    // two shared cores).
     let first_two = order.iter().position(|c| *c == 2).unwrap();
     let last_one = order.iter().rposition(|c| *c == 1).unwrap();
     assert!(last_one > first_two, "{order:?}");
     let shared = &order[first_two..=last_one];
-    assert!(shared.windows(2).all(|w| w[0] != w[1]), "{order:?}");
+    let ones = shared.iter().filter(|c| **c == 1).count();
+    let twos = shared.len() - ones;
+    assert!(ones.abs_diff(twos) <= 2, "{order:?}");
     schema.drop().await;
 }
 
