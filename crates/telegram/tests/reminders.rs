@@ -334,3 +334,46 @@ async fn stop_offers_before_it_goes_cancels_it() {
     assert_eq!(w.status().await, "cancelled");
     assert!(w.sent().await.is_empty());
 }
+
+/// The personal-data notice is recorded only once the message showing it went out: with
+/// Telegram down at linking, nothing is on record; linked again with Telegram up, it is.
+#[tokio::test]
+async fn the_notice_is_recorded_only_when_it_was_shown() {
+    let w = world().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/sendMessage")))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&w.telegram)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/sendMessage")))
+        .respond_with(ok())
+        .with_priority(2)
+        .mount(&w.telegram)
+        .await;
+    let bot = loyalty_telegram::ClientBot::new(w.engine.clone(), w.telegram())
+        .with_reminders(w.sql.clone());
+    let contact = |id: u32| -> frankenstein::updates::Update {
+        serde_json::from_value(json!({"update_id": id, "message": {
+            "message_id": id, "date": 1_767_225_600,
+            "chat": {"id": CHAT, "type": "private", "first_name": "Анна"},
+            "from": {"id": CHAT, "is_bot": false, "first_name": "Анна", "language_code": "ru"},
+            "contact": {"phone_number": "+79161234567", "first_name": "Анна", "user_id": CHAT}}}))
+        .unwrap()
+    };
+    let notices = async || {
+        w.sql
+            .consent_log(w.partner.id, w.client)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "personal_data")
+            .count()
+    };
+    bot.handle_update(contact(1)).await;
+    assert_eq!(notices().await, 0, "not shown, not recorded");
+    bot.handle_update(contact(2)).await;
+    assert_eq!(notices().await, 1);
+}

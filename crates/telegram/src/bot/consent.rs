@@ -10,20 +10,37 @@ use crate::reminders::{opt_in_buttons, opt_in_question, personal_data_notice};
 use crate::text::Lang;
 
 impl ClientBot {
-    /// The notice for each salon the chat is now linked at, each recorded as shown.
+    /// The notice for each salon the chat is now linked at (with reminders' store set).
     pub(super) async fn personal_data_notices(
+        &self,
+        clients: &[Client],
+        lang: Lang,
+    ) -> Result<String, BotError> {
+        if self.reminders.is_none() {
+            return Ok(String::new());
+        }
+        let mut lines = Vec::with_capacity(clients.len());
+        for c in clients {
+            lines.push(personal_data_notice(
+                &self.salon_name(c.partner_id).await?,
+                lang,
+            ));
+        }
+        Ok(lines.join("\n"))
+    }
+
+    /// Records each salon's notice as shown, once the message carrying it was sent.
+    pub(super) async fn record_notices(
         &self,
         chat_id: i64,
         clients: &[Client],
         lang: Lang,
-    ) -> Result<String, BotError> {
+    ) -> Result<(), BotError> {
         let Some(store) = &self.reminders else {
-            return Ok(String::new());
+            return Ok(());
         };
-        let mut lines = Vec::with_capacity(clients.len());
         for c in clients {
-            let salon = self.salon_name(c.partner_id).await?;
-            let notice = personal_data_notice(&salon, lang);
+            let notice = personal_data_notice(&self.salon_name(c.partner_id).await?, lang);
             store
                 .set_consent(
                     c.partner_id,
@@ -35,9 +52,8 @@ impl ClientBot {
                     self.engine.now_ms(),
                 )
                 .await?;
-            lines.push(notice);
         }
-        Ok(lines.join("\n"))
+        Ok(())
     }
 
     /// Asks for marketing consent at each salon that runs reminders and has no answer yet.

@@ -560,15 +560,15 @@ impl ClientBot {
             }
         }
         let muted = clients.iter().any(|c| c.notifications_off);
-        let notice = self
-            .personal_data_notices(chat.chat_id, &clients, lang)
-            .await?;
+        let notice = self.personal_data_notices(&clients, lang).await?;
         if !notice.is_empty() {
             text.push_str("\n\n");
             text.push_str(&notice);
         }
         self.reply(chat.chat_id, &text, Some(menu_keyboard(lang, muted)))
             .await?;
+        // Only a notice Telegram took is one the client was shown.
+        self.record_notices(chat.chat_id, &clients, lang).await?;
         self.ask_opt_in(chat.chat_id, &clients, lang).await
     }
 
