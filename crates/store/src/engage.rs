@@ -367,25 +367,36 @@ impl EngageStore for SqlStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(db_err)?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let r = sqlx::query(
-                "SELECT e.id, e.partner_id, e.client_id, e.payload, e.attempts, t.chat_id, \
-                 t.language FROM engage_sends e JOIN clients c ON c.id = e.client_id \
-                 JOIN telegram_chats t ON t.chat_id = c.telegram_chat_id WHERE e.id = $1",
-            )
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        if ids.is_empty() {
+            tx.commit().await.map_err(db_err)?;
+            return Ok(Vec::new());
+        }
+        // The claimed rows with their chats, in one statement.
+        let marks = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT e.id, e.partner_id, e.client_id, e.payload, e.attempts, t.chat_id, \
+             t.language FROM engage_sends e JOIN clients c ON c.id = e.client_id \
+             JOIN telegram_chats t ON t.chat_id = c.telegram_chat_id WHERE e.id IN ({marks}) \
+             ORDER BY e.run_at_ms, e.id"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        let rows = q.fetch_all(&mut *tx).await.map_err(db_err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
             out.push(QueuedReminder {
-                id,
-                partner: PartnerId(get(&r, "partner_id")?),
-                client: ClientId(get(&r, "client_id")?),
-                chat_id: get(&r, "chat_id")?,
-                language: get(&r, "language")?,
-                reminder: reminder_of(&get::<String>(&r, "payload")?)?,
-                attempts: get(&r, "attempts")?,
+                id: get(r, "id")?,
+                partner: PartnerId(get(r, "partner_id")?),
+                client: ClientId(get(r, "client_id")?),
+                chat_id: get(r, "chat_id")?,
+                language: get(r, "language")?,
+                reminder: reminder_of(&get::<String>(r, "payload")?)?,
+                attempts: get(r, "attempts")?,
             });
         }
         tx.commit().await.map_err(db_err)?;
