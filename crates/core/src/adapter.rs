@@ -29,6 +29,9 @@ pub struct Capabilities {
     pub promo_codes: bool,
     /// The CRM has loyalty cards that can be topped up.
     pub loyalty_cards: bool,
+    /// The CRM sends SMS to its clients for the salon.
+    #[serde(default)]
+    pub sms: bool,
 }
 
 /// An operation of the adapter, named in [`AdapterError::Unsupported`].
@@ -55,6 +58,7 @@ pub enum Operation {
     IssueCard,
     TopUpCard,
     BookingLink,
+    SendSms,
 }
 
 /// Errors of a CRM call. [`AdapterError::is_retryable`] says whether trying again can help.
@@ -360,6 +364,12 @@ pub trait CrmAdapter: Send + Sync {
     /// The link where clients book online.
     async fn booking_link(&self) -> Result<String, AdapterError> {
         Err(AdapterError::Unsupported(Operation::BookingLink))
+    }
+
+    /// Sends `text` by SMS to the client with this id in the CRM, from the salon's account
+    /// there. Not idempotent: the CRM has no key to tell a retry from a second message.
+    async fn send_sms(&self, _external_id: &str, _text: &str) -> Result<(), AdapterError> {
+        Err(AdapterError::Unsupported(Operation::SendSms))
     }
 }
 

@@ -37,6 +37,41 @@ pub struct Engagement {
     /// The triggers in order of precedence: when several are due for a client, the first wins.
     #[serde(default)]
     pub triggers: Vec<TriggerSetting>,
+    /// Reaching clients who have no Telegram chat by SMS, sent by the salon's CRM (and paid
+    /// from the salon's SMS balance there). `None`: nobody is sent an SMS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms: Option<SmsReach>,
+}
+
+/// SMS for clients without Telegram, under the same consent (an SMS opt-in on record), send
+/// window, caps and control group as the Telegram messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsReach {
+    /// One SMS inviting the client to the salon's bot (once per client).
+    #[serde(default = "yes")]
+    pub invite: bool,
+    /// The reminders themselves by SMS as well, after the invitation.
+    #[serde(default)]
+    pub reminders: bool,
+    /// The invitation's own text; `{link}` (the bot's link, required), `{name}`, `{salon}` and
+    /// `{points}` are filled in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite_text: Option<Texts>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for SmsReach {
+    fn default() -> SmsReach {
+        SmsReach {
+            invite: true,
+            reminders: false,
+            invite_text: None,
+        }
+    }
 }
 
 fn default_zone() -> String {
@@ -56,6 +91,7 @@ impl Default for Engagement {
             holdout_percent: default_holdout(),
             booking_url: None,
             triggers: Vec::new(),
+            sms: None,
         }
     }
 }
@@ -189,6 +225,8 @@ pub enum EngageError {
     Holdout(u8),
     #[error("engage.triggers: {0}")]
     Trigger(String),
+    #[error("engage.sms: {0}")]
+    Sms(&'static str),
 }
 
 impl Engagement {
@@ -282,6 +320,17 @@ impl Engagement {
                 "booking_url must be an http(s) URL (got {url:?})"
             )));
         }
+        if let Some(t) = self.sms.as_ref().and_then(|s| s.invite_text.as_ref()) {
+            let texts = std::iter::once(&t.ru).chain(t.en.as_ref());
+            if texts.clone().any(|x| x.trim().is_empty()) {
+                return Err(EngageError::Sms("invite_text cannot be empty"));
+            }
+            if texts.clone().any(|x| !x.contains("{link}")) {
+                return Err(EngageError::Sms(
+                    "invite_text must contain {link}, where the bot's link goes",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -367,5 +416,12 @@ mod tests {
             ..Engagement::default()
         };
         assert_eq!(holdout.validate(), Err(EngageError::Holdout(60)));
+        let no_link: Engagement =
+            serde_json::from_str(r#"{"sms": {"invite_text": {"ru": "Приходите в бот"}}}"#).unwrap();
+        assert!(matches!(no_link.validate(), Err(EngageError::Sms(m)) if m.contains("{link}")));
+        let sms: Engagement = serde_json::from_str(r#"{"sms": {}}"#).unwrap();
+        assert_eq!(sms.sms, Some(SmsReach::default()));
+        assert_eq!(sms.validate(), Ok(()));
+        assert!(serde_json::from_str::<Engagement>(r#"{"sms": {"invites": true}}"#).is_err());
     }
 }

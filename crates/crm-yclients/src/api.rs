@@ -223,6 +223,21 @@ impl YclientsClient {
         client_in(&self.context, &data)
     }
 
+    /// `POST /sms/clients/by_id/{company_id}` for one client: an SMS from the salon's account
+    /// (paid from its SMS balance in the CRM). Answered `201 {"success": true, "meta":
+    /// {"message": "Accepted"}}`. Never retried here: the CRM has no key that would tell a
+    /// retry from a second SMS, so the caller decides.
+    pub async fn send_sms(&self, client_id: &str, text: &str) -> Result<(), AdapterError> {
+        let id: i64 = segment(client_id)?
+            .parse()
+            .map_err(|_| AdapterError::Validation(vec![format!("bad client id {client_id:?}")]))?;
+        let path = format!("/sms/clients/by_id/{}", self.company_id);
+        let body = json!({ "client_ids": [id], "text": text });
+        self.call(Method::POST, &path, &[], Some(body), false)
+            .await
+            .map(|_| ())
+    }
+
     /// `GET /record/{company_id}/{record_id}`, as the visit it describes.
     pub async fn get_record(&self, id: &str) -> Result<VisitEvent, AdapterError> {
         let path = format!("/record/{}/{}", self.company_id, segment(id)?);

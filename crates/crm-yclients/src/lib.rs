@@ -198,6 +198,7 @@ impl CrmAdapter for YclientsAdapter {
                     self.config.rewards,
                     Some(RewardSetup::CrmCertificate { .. })
                 ),
+            sms: api,
             ..Capabilities::default()
         }
     }
@@ -224,6 +225,10 @@ impl CrmAdapter for YclientsAdapter {
 
     async fn get_record(&self, record_id: &str) -> Result<VisitEvent, AdapterError> {
         self.api()?.get_record(record_id).await
+    }
+
+    async fn send_sms(&self, external_id: &str, text: &str) -> Result<(), AdapterError> {
+        self.api()?.send_sms(external_id, text).await
     }
 
     async fn records_changed_since(

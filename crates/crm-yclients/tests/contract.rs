@@ -212,6 +212,53 @@ async fn create_client_201_and_422_and_never_retried() {
     assert!(matches!(err, AdapterError::Transient(_)), "{err:?}");
 }
 
+/// The SMS request as the OpenAPI document gives it: one client id as a number and the text;
+/// a failure is reported, never retried (a retry could send a second SMS).
+#[tokio::test]
+async fn sms_to_one_client_201_and_failures_never_retried() {
+    let server = MockServer::start().await;
+    let text = "«Студия»: баллы за визиты — в нашем боте https://t.me/salon_bot?start=s7";
+    user_call("POST", "/sms/clients/by_id/4564")
+        .and(Exactly("content-type", "application/json"))
+        .and(body_json(json!({ "client_ids": [1121412], "text": text })))
+        .respond_with(ResponseTemplate::new(201).set_body_json(fixture("api_sms_accepted.json")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    yclients(&server).send_sms("1121412", text).await.unwrap();
+
+    for (status, retryable) in [(503, true), (429, true), (402, false), (422, false)] {
+        let server = MockServer::start().await;
+        user_call("POST", "/sms/clients/by_id/4564")
+            .respond_with(ResponseTemplate::new(status).set_body_json(json!({
+                "success": false, "data": null, "meta": { "message": "нет" }
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let err = yclients(&server)
+            .send_sms("1121412", text)
+            .await
+            .unwrap_err();
+        assert_eq!(err.is_retryable(), retryable, "{status}: {err:?}");
+        if status == 429 {
+            assert!(matches!(err, AdapterError::RateLimited { .. }), "{err:?}");
+        }
+    }
+
+    // A client id that is not a number never reaches the CRM.
+    let server = MockServer::start().await;
+    let err = yclients(&server).send_sms("12ab", text).await.unwrap_err();
+    assert!(matches!(err, AdapterError::Validation(_)), "{err:?}");
+    assert!(
+        server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
+}
+
 #[tokio::test]
 async fn update_client_sends_put() {
     let server = MockServer::start().await;

@@ -28,7 +28,7 @@ use loyalty_core::history::Rhythm;
 use loyalty_core::{BirthDate, ClientId, Points};
 
 pub use cadence::{Cadence, SalonRhythm, SalonRhythmBuilder};
-pub use policy::{Decision, Scan, Verdict, WaitReason, decide};
+pub use policy::{Channel, Decision, Scan, Verdict, WaitReason, decide};
 pub use store::{EngageStore, NewSend, Reminder};
 pub use trigger::{Context, Due, Why};
 
@@ -55,6 +55,9 @@ pub struct Snapshot {
     pub telegram: bool,
     /// A marketing opt-in on record and not withdrawn.
     pub consent: bool,
+    /// An SMS opt-in on record and not withdrawn, and an id at one of the salon's CRMs to send
+    /// it through.
+    pub sms: bool,
     /// What was recorded for them (sent or held out), newest last.
     pub recorded: Vec<Recorded>,
 }

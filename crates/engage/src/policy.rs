@@ -7,21 +7,46 @@
 //! 1. outside the send window it waits ([`Verdict::Wait`]) for the next scan in the window;
 //! 2. over a cap (messages recorded as sent *or held out* in the last 7 and 30 days — so the
 //!    control group's timing matches the treated group's) it waits until the cap frees;
-//! 3. a client no message can reach (no linked Telegram chat taking messages) or who has not
-//!    opted in to marketing, or has withdrawn, gets nothing and nothing is recorded;
+//! 3. a client no message can reach (no linked Telegram chat taking messages, and no SMS the
+//!    salon sends to a client who opted in to SMS) or who has not opted in to marketing, or has
+//!    withdrawn, gets nothing and nothing is recorded;
 //! 4. a client in the control group is recorded as held out ([`Verdict::Control`]);
 //! 5. anyone else is sent the message ([`Verdict::Send`]).
 //!
 //! Only `Send` and `Control` are recorded, each under `(client, trigger, cycle)` once.
+//!
+//! **Channels.** A client with a linked chat is reached in Telegram, and only there. One without
+//! a chat, where the salon has SMS set up and its CRM sends SMS, and who gave an SMS opt-in, is
+//! reached by SMS: first the invitation to the bot (once), then — when the salon sends reminders
+//! by SMS too — the program's triggers. Caps count every channel together.
 
 use chrono_tz::Tz;
 use loyalty_core::engage::Engagement;
 
 use crate::cadence::DAY_MS;
-use crate::trigger::{Context, Due, due};
+use crate::trigger::{Context, Due, INVITE, due, invite};
 use crate::uplift::in_control;
 use crate::window::{current_or_next, open_at};
 use crate::{Recorded, Snapshot};
+
+/// How a message reaches a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    #[default]
+    Telegram,
+    /// An SMS the salon's CRM sends.
+    Sms,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Telegram => "telegram",
+            Channel::Sms => "sms",
+        }
+    }
+}
 
 /// What the policy makes of a client's first due trigger.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +101,8 @@ impl Verdict {
 pub struct Decision {
     pub due: Due,
     pub verdict: Verdict,
+    /// Where a `Send` goes (and a `Control` would have gone).
+    pub channel: Channel,
     /// While it is `Send`: the end of the window it must go out in (the outbox holds it past
     /// that to `next_window_ms`).
     pub window_end_ms: i64,
@@ -89,15 +116,34 @@ pub struct Scan<'a> {
     pub tz: Tz,
     pub salt: u64,
     pub context: Context<'a>,
+    /// The salon's CRM sends SMS (with `settings.sms` set, SMS may go out).
+    pub sms: bool,
 }
 
 /// The decision for one client, `None` when nothing is due (or all of it already recorded).
 pub fn decide(s: &Snapshot, scan: &Scan<'_>) -> Option<Decision> {
     let now = scan.context.now_ms;
     let absence = s.last_visit_ms.map(|l| l.to_string());
-    let first = due(s, scan.settings, &scan.context)
+    let sms = scan
+        .settings
+        .sms
+        .as_ref()
+        .filter(|_| scan.sms && s.sms && !s.telegram);
+    // By SMS, the invitation comes first.
+    let mut candidates = Vec::new();
+    if sms.is_some_and(|x| x.invite) {
+        candidates.push(invite());
+    }
+    candidates.extend(due(s, scan.settings, &scan.context));
+    let first = candidates
         .into_iter()
         .find(|d| !already(s, d, absence.as_deref()))?;
+    // The triggers go by SMS only when the salon sends reminders by SMS.
+    let channel = if first.trigger == INVITE || sms.is_some_and(|x| x.reminders) {
+        Some(Channel::Sms)
+    } else {
+        s.telegram.then_some(Channel::Telegram)
+    };
     let w = scan.settings.send_window;
     let (start, end) = current_or_next(scan.tz, w, now)?;
     let next = current_or_next(scan.tz, w, end)?.0;
@@ -105,6 +151,7 @@ pub fn decide(s: &Snapshot, scan: &Scan<'_>) -> Option<Decision> {
         Some(Decision {
             due: first.clone(),
             verdict,
+            channel: channel.unwrap_or_default(),
             window_end_ms: end,
             next_window_ms: next,
         })
@@ -121,11 +168,10 @@ pub fn decide(s: &Snapshot, scan: &Scan<'_>) -> Option<Decision> {
             until_ms: until,
         });
     }
-    if !s.telegram {
-        return decision(Verdict::Unreachable);
-    }
-    if !s.consent {
-        return decision(Verdict::NoConsent);
+    match channel {
+        None => return decision(Verdict::Unreachable),
+        Some(Channel::Telegram) if !s.consent => return decision(Verdict::NoConsent),
+        Some(_) => {}
     }
     if in_control(scan.salt, s.client, scan.settings.holdout_percent) {
         return decision(Verdict::Control);

@@ -31,6 +31,8 @@ pub struct Salon<'a> {
     pub settings: &'a Engagement,
     /// The program's birthday points, for the birthday message.
     pub birthday_points: Option<i64>,
+    /// One of the salon's CRMs sends SMS.
+    pub sms: bool,
 }
 
 /// A decision in words: who, which trigger, what became of it, and why.
@@ -51,6 +53,9 @@ pub struct Report {
     /// Clients a message can reach in Telegram, and those of them who opted in.
     pub reachable: u64,
     pub opted_in: u64,
+    /// Clients without a chat who opted in to SMS (reached by SMS where the salon set it up).
+    #[serde(default)]
+    pub sms_opted_in: u64,
     /// Clients with three visits or more, the salon's regularity, and why rhythms fall back to
     /// the fixed rules when they do.
     pub regulars: u64,
@@ -133,6 +138,7 @@ pub async fn scan_with(
             tz,
             salon: &rhythm,
         },
+        sms: salon.sms,
     };
     let mut page = Page {
         after: ClientId(0),
@@ -153,6 +159,7 @@ pub async fn scan_with(
             report.clients += 1;
             report.reachable += u64::from(s.telegram);
             report.opted_in += u64::from(s.telegram && s.consent);
+            report.sms_opted_in += u64::from(!s.telegram && s.sms);
             let Some(d) = decide(s, &policy) else {
                 continue;
             };
@@ -177,6 +184,7 @@ pub async fn scan_with(
                     trigger: d.due.trigger.to_owned(),
                     cycle: d.due.cycle.clone(),
                     control: d.verdict == Verdict::Control,
+                    channel: d.channel,
                     why: d.due.why.to_string(),
                     reminder: reminder(salon, &settings, &d.due, name.as_deref(), s),
                     decided_at_ms: now_ms,
@@ -233,12 +241,16 @@ fn reminder(
         Why::Expiring { points, on } => (points.value(), 0, Some(on.to_string())),
         Why::Missed { days } | Why::WelcomeBack { days } => (s.balance.value(), *days, None),
         Why::Birthday { on } => (s.balance.value(), 0, Some(on.to_string())),
+        Why::Invite => (s.balance.value(), 0, None),
     };
-    let text = settings
-        .triggers
-        .iter()
-        .find(|t| t.rule.name() == due.trigger)
-        .and_then(|t| t.text.clone());
+    let text = match &due.why {
+        Why::Invite => settings.sms.as_ref().and_then(|x| x.invite_text.clone()),
+        _ => settings
+            .triggers
+            .iter()
+            .find(|t| t.rule.name() == due.trigger)
+            .and_then(|t| t.text.clone()),
+    };
     Reminder {
         trigger: due.trigger.to_owned(),
         salon: salon.name.map(str::to_owned),

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use loyalty_core::engage::Texts;
 use loyalty_core::history::Rhythm;
-use loyalty_core::{ClientId, PartnerId, StoreError};
+use loyalty_core::{ClientId, ConnectionId, PartnerId, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::Snapshot;
@@ -46,6 +46,8 @@ pub struct NewSend {
     pub cycle: String,
     /// Held out (the control group) rather than sent.
     pub control: bool,
+    /// How it goes out.
+    pub channel: crate::Channel,
     pub why: String,
     pub reminder: Reminder,
     pub decided_at_ms: i64,
@@ -63,6 +65,19 @@ pub struct QueuedReminder {
     pub attempts: i32,
 }
 
+/// A reminder claimed for sending by SMS, through the CRM connection that knows the client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedSms {
+    pub id: i64,
+    pub partner: PartnerId,
+    pub client: ClientId,
+    pub connection: ConnectionId,
+    /// The client's id in that CRM.
+    pub external_id: String,
+    pub reminder: Reminder,
+    pub attempts: i32,
+}
+
 /// A row of `engage list`: a recorded reminder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SendRow {
@@ -71,16 +86,19 @@ pub struct SendRow {
     pub trigger: String,
     pub cycle: String,
     pub status: String,
+    pub channel: String,
     pub why: String,
     pub decided_at_ms: i64,
     pub sent_at_ms: Option<i64>,
     pub snoozed: bool,
 }
 
-/// Consent kinds: marketing messages (38-FZ art. 18) and the personal-data notice (152-FZ).
+/// Consent kinds: marketing messages in Telegram and by SMS (38-FZ art. 18), and the
+/// personal-data notice (152-FZ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsentKind {
     Marketing,
+    MarketingSms,
     PersonalData,
 }
 
@@ -88,6 +106,7 @@ impl ConsentKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ConsentKind::Marketing => "marketing",
+            ConsentKind::MarketingSms => "marketing_sms",
             ConsentKind::PersonalData => "personal_data",
         }
     }
@@ -187,8 +206,9 @@ pub trait EngageStore: Send + Sync {
         client: ClientId,
     ) -> Result<Vec<ConsentEntry>, StoreError>;
 
-    /// Claims queued reminders due by `now_ms` for `lease_ms`. A queued reminder whose client
-    /// has withdrawn consent, or no longer has a chat taking messages, is cancelled instead.
+    /// Claims queued Telegram reminders due by `now_ms` for `lease_ms`. A queued reminder whose
+    /// client has withdrawn consent, or no longer has a chat taking messages, is cancelled
+    /// instead.
     async fn claim_reminders(
         &self,
         now_ms: i64,
@@ -196,6 +216,18 @@ pub trait EngageStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<QueuedReminder>, StoreError>;
 
+    /// Claims queued SMS due by `now_ms` for `lease_ms`, each with the CRM connection and id
+    /// to send it through. One whose client withdrew the SMS opt-in, or an invitation to a
+    /// client who has linked a chat since, is cancelled instead; one whose client no CRM knows
+    /// any more is dead.
+    async fn claim_sms(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<QueuedSms>, StoreError>;
+
+    /// A claimed reminder (either channel) went out.
     async fn reminder_sent(&self, id: i64, now_ms: i64) -> Result<(), StoreError>;
 
     /// A reminder that could not go now: tried again at `retry_at_ms`, or dead (`None`).

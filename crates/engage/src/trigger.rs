@@ -58,6 +58,8 @@ pub enum Why {
     Birthday {
         on: NaiveDate,
     },
+    /// Not on Telegram: an SMS inviting them to the salon's bot (once).
+    Invite,
 }
 
 impl std::fmt::Display for Why {
@@ -99,6 +101,7 @@ impl std::fmt::Display for Why {
                 write!(f, "first visit {days} days ago and not back yet")
             }
             Why::Birthday { on } => write!(f, "birthday on {on}"),
+            Why::Invite => write!(f, "not on Telegram: an SMS invitation to the bot"),
         }
     }
 }
@@ -124,6 +127,21 @@ pub fn due(s: &Snapshot, settings: &Engagement, ctx: &Context<'_>) -> Vec<Due> {
         }
     }
     out
+}
+
+/// The invitation to the bot by SMS, for a client the policy reaches by SMS: its name in keys
+/// and reports, and its one cycle (a client is invited once).
+pub const INVITE: &str = "invite";
+pub const INVITE_CYCLE: &str = "once";
+
+/// The invitation as a due trigger, ranked before every trigger of the program.
+pub fn invite() -> Due {
+    Due {
+        trigger: INVITE,
+        rank: 0,
+        cycle: INVITE_CYCLE.to_owned(),
+        why: Why::Invite,
+    }
 }
 
 fn days_between(from_ms: i64, to_ms: i64) -> i64 {

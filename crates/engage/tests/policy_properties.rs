@@ -1,17 +1,18 @@
 //! The delivery policy's promises, over random salons, clocks, time zones and settings: no
-//! marketing message in quiet hours, above a cap, without an opt-in and a chat, after "Stop
-//! offers", or to the control group; a trigger's cycle recorded once; one message per trigger
+//! marketing message in quiet hours, above a cap, without an opt-in on its channel (a chat and a
+//! marketing opt-in for Telegram; an SMS opt-in, no chat and a salon that sends SMS for SMS),
+//! after "Stop offers", or to the control group; the SMS invitation at most once; a trigger's cycle recorded once; one message per trigger
 //! per absence. Scans are replayed the way the store records them (a decision is recorded
 //! under its once key only if that key is new).
 
-use loyalty_core::engage::{Caps, Engagement, SendWindow, TriggerRule, TriggerSetting};
+use loyalty_core::engage::{Caps, Engagement, SendWindow, SmsReach, TriggerRule, TriggerSetting};
 use loyalty_core::history::Rhythm;
 use loyalty_core::{BirthDate, ClientId, Points};
 use loyalty_engage::cadence::DAY_MS;
 use loyalty_engage::uplift::in_control;
 use loyalty_engage::window::open_at;
 use loyalty_engage::{
-    Context, Expiring, Recorded, SalonRhythmBuilder, Scan, Snapshot, Verdict, decide,
+    Channel, Context, Expiring, Recorded, SalonRhythmBuilder, Scan, Snapshot, Verdict, decide,
 };
 use proptest::prelude::*;
 
@@ -34,6 +35,8 @@ enum Step {
     Stop(usize),
     /// A client opts in again.
     OptIn(usize),
+    /// A client's SMS opt-in is given or withdrawn at the desk.
+    Sms(usize, bool),
     /// A client answers "Not now" to their latest message.
     NotNow(usize),
 }
@@ -44,6 +47,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..12).prop_map(Step::Visit),
         1 => (0usize..12).prop_map(Step::Stop),
         1 => (0usize..12).prop_map(Step::OptIn),
+        1 => (0usize..12, any::<bool>()).prop_map(|(i, on)| Step::Sms(i, on)),
         1 => (0usize..12).prop_map(Step::NotNow),
     ]
 }
@@ -57,8 +61,9 @@ fn settings() -> impl Strategy<Value = Engagement> {
         3u32..6,
         prop_oneof![Just(0u8), Just(10), Just(50)],
         proptest::sample::subsequence(vec![0usize, 1, 2, 3, 4, 5], 1..=6),
+        proptest::option::of((any::<bool>(), any::<bool>())),
     )
-        .prop_map(|(zone, from, to, c7, c30, holdout, which)| {
+        .prop_map(|(zone, from, to, c7, c30, holdout, which, sms)| {
             let all = [
                 TriggerRule::Inactive {
                     days: 20,
@@ -95,13 +100,26 @@ fn settings() -> impl Strategy<Value = Engagement> {
                         text: None,
                     })
                     .collect(),
+                sms: sms.map(|(invite, reminders)| SmsReach {
+                    invite,
+                    reminders,
+                    invite_text: None,
+                }),
             }
         })
 }
 
 /// A client: gaps between visits (days, newest first), consent, a chat, a birthday, a balance,
-/// points expiring in so many days.
-type ClientSpec = (Vec<i64>, bool, bool, Option<(u8, u8)>, i64, Option<i64>);
+/// points expiring in so many days, an SMS opt-in.
+type ClientSpec = (
+    Vec<i64>,
+    bool,
+    bool,
+    Option<(u8, u8)>,
+    i64,
+    Option<i64>,
+    bool,
+);
 
 fn client() -> impl Strategy<Value = ClientSpec> {
     (
@@ -111,6 +129,7 @@ fn client() -> impl Strategy<Value = ClientSpec> {
         proptest::option::of((1u8..=12, 1u8..=28)),
         0i64..500,
         proptest::option::of(1i64..40),
+        any::<bool>(),
     )
 }
 
@@ -124,20 +143,24 @@ proptest! {
         steps in proptest::collection::vec(step(), 1..120),
         start_hours in 0i64..24 * 365,
         salt in any::<u64>(),
+        salon_sms in any::<bool>(),
     ) {
         let tz = settings.zone().expect("known zone");
         let mut now = 1_760_000_000_000 + start_hours * 3_600_000;
         let mut snaps: Vec<Snapshot> = clients
             .iter()
             .enumerate()
-            .map(|(i, (gaps, consent, telegram, birthday, balance, expiring))| {
+            .map(|(i, (gaps, consent, telegram, birthday, balance, expiring, sms))| {
                 let mut t = now - 3 * DAY_MS;
                 let mut visits = Vec::new();
                 for g in gaps {
                     visits.push(t);
                     t -= g * DAY_MS;
                 }
-                snapshot(i, &visits, *consent, *telegram, *birthday, *balance, expiring.map(|d| now + d * DAY_MS))
+                Snapshot {
+                    sms: *sms,
+                    ..snapshot(i, &visits, *consent, *telegram, *birthday, *balance, expiring.map(|d| now + d * DAY_MS))
+                }
             })
             .collect();
         let mut visits: Vec<Vec<i64>> = snaps.iter().map(|s| s.rhythm.all.clone()).collect();
@@ -148,11 +171,13 @@ proptest! {
                     let s = &snaps[i];
                     snaps[i] = Snapshot {
                         recorded: s.recorded.clone(),
+                        sms: s.sms,
                         ..snapshot(i, &visits[i], s.consent, s.telegram, s.birthday.map(|b| (b.month, b.day)), s.balance.value(), s.expiring.map(|e| e.at_ms))
                     };
                 }
                 Step::Stop(i) => snaps[i].consent = false,
                 Step::OptIn(i) => snaps[i].consent = true,
+                Step::Sms(i, on) => snaps[i].sms = on,
                 Step::NotNow(i) => {
                     if let Some(r) = snaps[i].recorded.last_mut() {
                         r.snoozed = true;
@@ -170,6 +195,7 @@ proptest! {
                         tz,
                         salt,
                         context: Context { now_ms: now, tz, salon: &salon },
+                        sms: salon_sms,
                     };
                     for s in &mut snaps {
                         let Some(d) = decide(s, &scan) else { continue };
@@ -177,7 +203,18 @@ proptest! {
                         prop_assert!(!key_seen, "decided again on a recorded cycle: {d:?}");
                         if d.verdict == Verdict::Send {
                             prop_assert!(open_at(tz, settings.send_window, now), "sent in quiet hours");
-                            prop_assert!(s.consent && s.telegram, "sent without consent or chat");
+                            match d.channel {
+                                Channel::Telegram => {
+                                    prop_assert!(s.consent && s.telegram, "sent without consent or chat");
+                                    prop_assert!(d.due.trigger != "invite", "invited in Telegram");
+                                }
+                                Channel::Sms => {
+                                    let reach = settings.sms.as_ref();
+                                    prop_assert!(s.sms && !s.telegram && salon_sms && reach.is_some(), "an SMS without its opt-in, or to a chat");
+                                    prop_assert!(d.due.trigger == "invite" || reach.is_some_and(|r| r.reminders), "a reminder by SMS the salon did not ask for");
+                                    prop_assert!(d.due.trigger != "invite" || reach.is_some_and(|r| r.invite), "an invitation the salon did not ask for");
+                                }
+                            }
                             prop_assert!(!in_control(salt, s.client, settings.holdout_percent), "sent to control");
                             prop_assert!(now < d.window_end_ms && d.window_end_ms <= d.next_window_ms);
                         }
@@ -245,6 +282,7 @@ fn snapshot(
         }),
         telegram,
         consent,
+        sms: false,
         recorded: Vec::new(),
     }
 }

@@ -244,12 +244,20 @@ pub(crate) enum EngageCmd {
         #[arg(long)]
         partner: i64,
     },
-    /// A client's consent log: the personal-data notice and marketing opt-ins, as given.
+    /// A client's consent log: the personal-data notice and marketing opt-ins, as given. With
+    /// `--sms-grant` or `--sms-withdraw`, first records an SMS opt-in given or withdrawn at the
+    /// desk (SMS go only to clients who gave one).
     Consent {
         #[arg(long)]
         partner: i64,
         #[arg(long)]
         phone: String,
+        /// The exact text of the SMS consent the client signed.
+        #[arg(long, value_name = "TEXT", conflicts_with = "sms_withdraw")]
+        sms_grant: Option<String>,
+        /// The client no longer wants SMS: what is queued is cancelled.
+        #[arg(long)]
+        sms_withdraw: bool,
     },
 }
 

@@ -247,6 +247,24 @@ impl AdapterSource for At {
     }
 }
 
+/// Whether one of the partner's connections sends SMS: a YCLIENTS or Altegio connection with
+/// API tokens (what its adapter's `capabilities().sms` says, read without building it).
+pub async fn sends_sms(sql: &SqlStore, partner: PartnerId) -> Result<bool, StoreError> {
+    for c in sql.connections().await? {
+        if c.partner_id != partner || Flavor::of(c.kind).is_none() {
+            continue;
+        }
+        if sql
+            .connection_settings(c.id)
+            .await?
+            .is_some_and(|s| s.partner_token.is_some())
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Where the partner's rewards go: the first connection with a reward setup (by id), else the
 /// gateway's own codes.
 pub async fn reward_target(sql: &SqlStore, partner: PartnerId) -> Result<Target, StoreError> {
@@ -476,6 +494,10 @@ impl<A: CrmAdapter> CrmAdapter for Metered<A> {
         req: &RewardRequest,
     ) -> Result<CrmCard, AdapterError> {
         self.timed("top_up_card", self.inner.top_up_card(card_id, req))
+            .await
+    }
+    async fn send_sms(&self, external_id: &str, text: &str) -> Result<(), AdapterError> {
+        self.timed("send_sms", self.inner.send_sms(external_id, text))
             .await
     }
 }

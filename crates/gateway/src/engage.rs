@@ -46,6 +46,7 @@ pub async fn scan_partner(
         name: Some(&p.name),
         settings,
         birthday_points: p.program.birthday.as_ref().map(|b| b.points.value()),
+        sms: settings.sms.is_some() && crate::connections::sends_sms(store, partner).await?,
     };
     let known = store
         .last_scan(partner)

@@ -20,6 +20,7 @@ pub mod quota;
 pub mod sample;
 pub mod server;
 pub mod services;
+pub mod sms;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -80,6 +81,8 @@ pub struct StartOptions {
     pub inbox: Option<InboxPolicy>,
     /// Pacing of the reminders' worker.
     pub reminders: Option<ReminderSettings>,
+    /// Pacing of the SMS worker.
+    pub sms: Option<ReminderSettings>,
     /// How often connection incidents are looked for ([`health::HEALTH_EVERY`]).
     pub health_every: Option<Duration>,
     /// How often housekeeping runs: points and codes past their date expire, CRM certificates
@@ -138,6 +141,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
     let mut bot = None;
     let mut telegram_secret = None;
     let mut send_stats = None;
+    let mut telegram_client = None;
     match &config.telegram_bot_token {
         None => warn!(
             "TELEGRAM_BOT_TOKEN is not set: running without the Telegram bot; \
@@ -150,6 +154,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
                 .build()
                 .context("Telegram HTTP client")?;
             let telegram = Telegram::new(&config.telegram_api_url, token, http);
+            telegram_client = Some(telegram.clone());
             let worker = OutboxWorker::new(
                 Arc::clone(&store),
                 telegram.clone(),
@@ -205,6 +210,15 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         config,
         Arc::clone(&metrics),
     )?);
+    // SMS for clients without Telegram, sent by the salons' CRMs.
+    let sms = sms::SmsWorker::new(
+        Arc::clone(&sql),
+        Arc::clone(&connections),
+        telegram_client,
+        Arc::clone(&clock),
+        options.sms.clone().unwrap_or_else(sms::default_settings),
+    );
+    tasks.push(tokio::spawn(sms.run(stopping.clone())));
     tasks.push(tokio::spawn(health::health_loop(
         Arc::clone(&sql),
         connections.health(),

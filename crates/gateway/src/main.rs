@@ -177,8 +177,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     cli::engage_list(&store, partner, limit).await
                 }
                 EngageCmd::Status { partner } => cli::engage_status(&store, partner).await,
-                EngageCmd::Consent { partner, phone } => {
-                    cli::engage_consent(&store, partner, &phone).await
+                EngageCmd::Consent {
+                    partner,
+                    phone,
+                    sms_grant,
+                    sms_withdraw,
+                } => {
+                    let sms = match (sms_grant, sms_withdraw) {
+                        (Some(text), _) => Some(cli::SmsConsent::Grant(text)),
+                        (None, true) => Some(cli::SmsConsent::Withdraw),
+                        (None, false) => None,
+                    };
+                    cli::engage_consent(&store, partner, &phone, sms, &actor.name).await
                 }
             };
             store.close().await;

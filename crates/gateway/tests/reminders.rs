@@ -3,7 +3,8 @@
 //! opt-in; the real binary's `serve` scans by itself every few seconds — no `engage run` — and
 //! sends exactly the due clients who opted in and are not held out their reminder, with its
 //! text and buttons; "Stop offers" stops the next scan's message; a client who declined, or is
-//! not due, gets nothing. A time zone the tz database does not know is refused.
+//! not due, gets nothing. A time zone the tz database does not know is refused. Clients without
+//! Telegram who gave an SMS opt-in are invited, then reminded, by SMS through YCLIENTS.
 
 mod common;
 
@@ -435,6 +436,190 @@ async fn serve_reminds_by_itself_whom_it_should_and_stops_when_asked() {
     assert_eq!(status["report"]["clients"], json!(CLIENTS));
     assert_eq!(status["report"]["reachable"], json!(7));
     assert!(status["report"]["k"].as_f64().unwrap() > 10.0, "{status}");
+    drop(running);
+    store.close().await;
+    schema.drop().await;
+}
+
+/// The SMS the CRM was asked to send, in order: (client ids, text).
+async fn sms_asked(yclients: &MockServer) -> Vec<(Value, String)> {
+    yclients
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/api/v1/sms/clients/by_id/4564")
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .map(|b| {
+            let text = b["text"].as_str().unwrap_or_default().to_owned();
+            (b["client_ids"].clone(), text)
+        })
+        .collect()
+}
+
+/// Clients without Telegram, by SMS through YCLIENTS: the one who signed an SMS opt-in at the
+/// desk is invited to the bot, then reminded, by `serve` alone; the CRM down once and
+/// rate-limiting once loses nothing and sends nothing twice; one without an opt-in, and one
+/// who withdrew hers, get nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reaches_clients_without_telegram_by_sms() {
+    let now_s = chrono::Utc::now().timestamp();
+    let yclients = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/company/4564/clients/search"))
+        .respond_with(Yclients { now_s })
+        .mount(&yclients)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/records/4564"))
+        .respond_with(Yclients { now_s })
+        .mount(&yclients)
+        .await;
+    let sms = || Mock::given(method("POST")).and(path("/api/v1/sms/clients/by_id/4564"));
+    sms()
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&yclients)
+        .await;
+    sms()
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&yclients)
+        .await;
+    sms()
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"success": true, "meta": {"message": "Accepted"}})),
+        )
+        .with_priority(3)
+        .mount(&yclients)
+        .await;
+    let telegram = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/getMe")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result":
+            {"id": 42, "is_bot": true, "first_name": "Лотос", "username": "lotos_bot"}})),
+        )
+        .mount(&telegram)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/getUpdates")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true, "result": []}))
+                .set_delay(Duration::from_millis(300)),
+        )
+        .mount(&telegram)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/deleteWebhook")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})))
+        .mount(&telegram)
+        .await;
+    let schema = PgSchema::new().await;
+    let listen = free_port();
+    let env = Env {
+        vars: vec![
+            ("DATABASE_URL", schema.url.clone()),
+            ("LOYALTY_LISTEN", listen.clone()),
+            ("YCLIENTS_API_URL", format!("{}/api/v1", yclients.uri())),
+            ("TELEGRAM_BOT_TOKEN", TOKEN.to_owned()),
+            ("TELEGRAM_API_URL", telegram.uri()),
+            ("LOYALTY_ENGAGE_INTERVAL_S", "3".to_owned()),
+            ("LOYALTY_POLL_INTERVAL_S", "0".to_owned()),
+        ],
+    };
+    env.cli(&["migrate"]);
+    let (partner, conn) = env.lotos_on_yclients("p", "u");
+    let p = partner["id"].as_i64().unwrap();
+    let done = env.cli(&["import", "crm", "--connection", &conn["id"].to_string()]);
+    assert_eq!(done["records"], json!(CLIENTS * VISITS), "{done}");
+    let mut program = env.cli(&["program", "show", "--partner", &p.to_string()])["program"].clone();
+    program["engage"] = json!({
+        "time_zone": "Europe/Moscow",
+        "send_window": {"from_hour": 0, "to_hour": 24},
+        "caps": {"per_7_days": 2, "per_30_days": 4},
+        "holdout_percent": 0,
+        "booking_url": "https://n4564.yclients.com/",
+        "triggers": [{"kind": "due"}],
+        "sms": {"invite": true, "reminders": true}
+    });
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), program.to_string()).unwrap();
+    env.cli(&[
+        "program",
+        "set",
+        "--partner",
+        &p.to_string(),
+        "--file",
+        file.path().to_str().unwrap(),
+    ]);
+    // All three are due; client 0 signed an SMS opt-in at the desk, client 4 too but withdrew
+    // it, client 2 never did.
+    let signed = "Согласна получать SMS салона «Лотос» о визитах и предложениях";
+    let consent = |c: u64, args: &[&str]| {
+        let (partner, phone) = (p.to_string(), format!("+{}", phone(c)));
+        let mut all = vec![
+            "engage",
+            "consent",
+            "--partner",
+            &partner,
+            "--phone",
+            &phone,
+        ];
+        all.extend_from_slice(args);
+        env.cli(&all)
+    };
+    let log = consent(0, &["--sms-grant", signed]);
+    assert_eq!(log["consent"][0]["kind"], json!("marketing_sms"));
+    assert_eq!(log["consent"][0]["text"], json!(signed));
+    consent(4, &["--sms-grant", signed]);
+    let log = consent(4, &["--sms-withdraw"]);
+    assert_eq!(log["consent"][1]["granted"], json!(false));
+
+    let running = env.serve(true, &listen).await;
+    let invite = format!(
+        "Клиентка, здравствуйте! «Лотос» начисляет баллы за визиты. Баланс, подарки и напоминания — в нашем Telegram-боте: https://t.me/lotos_bot?start=s{p} Отказаться от SMS можно у администратора."
+    );
+    // The invitation, then the reminder, each sent once: the CRM down for one request and
+    // rate-limiting the next only puts them off.
+    let store = SqlStore::connect(&schema.url).await.unwrap();
+    wait_until(
+        "the invitation and the reminder sent by SMS",
+        60,
+        async || {
+            let rows = store.sends(PartnerId(p), 10).await.unwrap();
+            rows.len() == 2 && rows.iter().all(|r| r.status == "sent")
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let asked = sms_asked(&yclients).await;
+    let reminder = "Клиентка, здравствуйте! Кажется, пора снова к нам: обычно вы приходите в «Лотос» примерно в это время. Записаться можно по кнопке ниже. Запись: https://n4564.yclients.com/ Отказаться от SMS можно у администратора.";
+    // Four requests: one 503, one 429, one 201 for each message (after a 201 a message is
+    // marked sent and never asked again).
+    assert_eq!(asked.len(), 4, "{asked:?}");
+    assert!(
+        asked.iter().all(|(ids, _)| ids == &json!([800])),
+        "{asked:?}"
+    );
+    assert!(
+        asked.iter().all(|(_, t)| t == &invite || t == reminder),
+        "{asked:?}"
+    );
+    assert!(asked.iter().any(|(_, t)| t == &invite));
+    assert!(asked.iter().any(|(_, t)| t == reminder));
+    let rows = store.sends(PartnerId(p), 10).await.unwrap();
+    let mut triggers: Vec<&str> = rows.iter().map(|r| r.trigger.as_str()).collect();
+    triggers.sort_unstable();
+    assert_eq!(triggers, ["due", "invite"]);
+    assert!(rows.iter().all(|r| r.channel == "sms"));
+    let status = env.cli(&["engage", "status", "--partner", &p.to_string()]);
+    assert_eq!(status["report"]["sms_opted_in"], json!(1), "{status}");
+    assert_eq!(status["report"]["reachable"], json!(0));
     drop(running);
     store.close().await;
     schema.drop().await;

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use loyalty_core::history::Rhythm;
-use loyalty_core::{BirthDate, ClientId, PartnerId, Points, StoreError};
+use loyalty_core::{BirthDate, ClientId, ConnectionId, PartnerId, Points, StoreError};
 use loyalty_engage::store::{
-    ConsentEntry, ConsentKind, EngageStore, NewSend, Page, QueuedReminder, Reminder, SendRow,
-    TriggerArms,
+    ConsentEntry, ConsentKind, EngageStore, NewSend, Page, QueuedReminder, QueuedSms, Reminder,
+    SendRow, TriggerArms,
 };
 use loyalty_engage::uplift::Arm;
 use loyalty_engage::{Expiring, Recorded, Snapshot};
@@ -16,7 +16,7 @@ use loyalty_engage::{Expiring, Recorded, Snapshot};
 use crate::rows::get;
 use crate::{Backend, SqlStore, db_err};
 
-/// Rows per multi-row INSERT (8 parameters each, far below either backend's limit).
+/// Rows per multi-row INSERT (9 parameters each, far below either backend's limit).
 const INSERT_CHUNK: usize = 500;
 
 fn reminder_of(payload: &str) -> Result<Reminder, StoreError> {
@@ -73,6 +73,8 @@ impl EngageStore for SqlStore {
             "SELECT c.id, c.name, c.birth_date, c.notifications_off, \
                CASE WHEN t.chat_id IS NOT NULL AND t.active = 1 THEN 1 ELSE 0 END AS reachable, \
                COALESCE(m.granted, 0) AS consent, \
+               CASE WHEN sc.granted = 1 AND EXISTS (SELECT 1 FROM client_external_ids x \
+                 WHERE x.partner_id = c.partner_id AND x.client_id = c.id) THEN 1 ELSE 0 END AS sms, \
                s.first_visit_ms, s.last_visit_ms, COALESCE(s.visits, 0) AS visits, \
                s.missed_ms, s.booked_ms, s.recent, COALESCE(b.balance, 0) AS balance, \
                (SELECT MIN(l.expires_at_ms) FROM lots l WHERE l.partner_id = c.partner_id \
@@ -85,6 +87,7 @@ impl EngageStore for SqlStore {
              LEFT JOIN balances b ON b.partner_id = c.partner_id AND b.client_id = c.id \
              LEFT JOIN telegram_chats t ON t.chat_id = c.telegram_chat_id \
              LEFT JOIN marketing_consents m ON m.partner_id = c.partner_id AND m.client_id = c.id \
+             LEFT JOIN sms_consents sc ON sc.partner_id = c.partner_id AND sc.client_id = c.id \
              WHERE c.partner_id = $1 AND c.id > $4 ORDER BY c.id LIMIT $5",
         )
         .bind(partner.0)
@@ -130,6 +133,7 @@ impl EngageStore for SqlStore {
                     telegram: get::<i64>(r, "reachable")? == 1
                         && get::<i64>(r, "notifications_off")? == 0,
                     consent: get::<i64>(r, "consent")? == 1,
+                    sms: get::<i64>(r, "sms")? == 1,
                     recorded: recorded.remove(&id).unwrap_or_default(),
                 };
                 Ok((snapshot, get(r, "name")?))
@@ -142,15 +146,15 @@ impl EngageStore for SqlStore {
         for chunk in sends.chunks(INSERT_CHUNK) {
             let mut sql = String::from(
                 "INSERT INTO engage_sends (partner_id, client_id, trigger_name, cycle, status, \
-                 why, payload, decided_at_ms, run_at_ms) VALUES ",
+                 why, payload, decided_at_ms, run_at_ms, channel) VALUES ",
             );
             for i in 0..chunk.len() {
-                let p = i * 8 + 2;
+                let p = i * 9 + 2;
                 if i > 0 {
                     sql.push_str(", ");
                 }
                 sql.push_str(&format!(
-                    "($1, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    "($1, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
                     p,
                     p + 1,
                     p + 2,
@@ -159,6 +163,7 @@ impl EngageStore for SqlStore {
                     p + 5,
                     p + 6,
                     p + 7,
+                    p + 8,
                 ));
             }
             sql.push_str(" ON CONFLICT (partner_id, client_id, trigger_name, cycle) DO NOTHING");
@@ -174,7 +179,8 @@ impl EngageStore for SqlStore {
                     .bind(s.why.clone())
                     .bind(payload)
                     .bind(s.decided_at_ms)
-                    .bind(s.decided_at_ms);
+                    .bind(s.decided_at_ms)
+                    .bind(s.channel.as_str());
             }
             added += q.execute(&self.pool).await.map_err(db_err)?.rows_affected();
         }
@@ -268,28 +274,37 @@ impl EngageStore for SqlStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(db_err)?;
-        if kind == ConsentKind::Marketing {
-            sqlx::query(
-                "INSERT INTO marketing_consents (partner_id, client_id, granted, log_id, at_ms) \
+        let (table, channel) = match kind {
+            ConsentKind::Marketing => ("marketing_consents", "%"),
+            ConsentKind::MarketingSms => ("sms_consents", "sms"),
+            ConsentKind::PersonalData => ("", ""),
+        };
+        if !table.is_empty() {
+            let sql = format!(
+                "INSERT INTO {table} (partner_id, client_id, granted, log_id, at_ms) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (partner_id, client_id) DO UPDATE SET \
-                 granted = excluded.granted, log_id = excluded.log_id, at_ms = excluded.at_ms",
-            )
-            .bind(partner.0)
-            .bind(client.0)
-            .bind(i16::from(granted))
-            .bind(log_id)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+                 granted = excluded.granted, log_id = excluded.log_id, at_ms = excluded.at_ms"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(partner.0)
+                .bind(client.0)
+                .bind(i16::from(granted))
+                .bind(log_id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
             if !granted {
-                // "Stop offers" stops at once: what is queued is not sent.
+                // "Stop offers" stops at once: what is queued is not sent (every channel; a
+                // withdrawn SMS opt-in, the SMS).
                 sqlx::query(
                     "UPDATE engage_sends SET status = 'cancelled', last_error = 'consent withdrawn' \
-                     WHERE partner_id = $1 AND client_id = $2 AND status = 'queued'",
+                     WHERE partner_id = $1 AND client_id = $2 AND status = 'queued' \
+                     AND channel LIKE $3",
                 )
                 .bind(partner.0)
                 .bind(client.0)
+                .bind(channel)
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
@@ -335,7 +350,7 @@ impl EngageStore for SqlStore {
         // Consent withdrawn, or no chat to take it: the reminder is cancelled, not sent.
         sqlx::query(
             "UPDATE engage_sends SET status = 'cancelled', last_error = 'no consent or no chat' \
-             WHERE status = 'queued' AND run_at_ms <= $1 AND NOT EXISTS ( \
+             WHERE status = 'queued' AND channel = 'telegram' AND run_at_ms <= $1 AND NOT EXISTS ( \
                SELECT 1 FROM clients c \
                JOIN telegram_chats t ON t.chat_id = c.telegram_chat_id AND t.active = 1 \
                JOIN marketing_consents m ON m.partner_id = c.partner_id AND m.client_id = c.id \
@@ -346,36 +361,13 @@ impl EngageStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        let pick = match self.backend {
-            Backend::Postgres => {
-                "SELECT id FROM engage_sends WHERE status = 'queued' AND run_at_ms <= $1 \
-                 ORDER BY run_at_ms, id LIMIT $3 FOR UPDATE SKIP LOCKED"
-            }
-            Backend::Sqlite => {
-                "SELECT id FROM engage_sends WHERE status = 'queued' AND run_at_ms <= $1 \
-                 ORDER BY run_at_ms, id LIMIT $3"
-            }
-        };
-        let sql = format!(
-            "UPDATE engage_sends SET run_at_ms = $2, attempts = attempts + 1 WHERE id IN ({pick}) \
-             RETURNING id"
-        );
-        let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(now_ms)
-            .bind(now_ms.saturating_add(lease_ms))
-            .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let ids = claim(self, &mut tx, "telegram", now_ms, lease_ms, limit).await?;
         if ids.is_empty() {
             tx.commit().await.map_err(db_err)?;
             return Ok(Vec::new());
         }
         // The claimed rows with their chats, in one statement.
-        let marks = (1..=ids.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let marks = marks(ids.len());
         let sql = format!(
             "SELECT e.id, e.partner_id, e.client_id, e.payload, e.attempts, t.chat_id, \
              t.language FROM engage_sends e JOIN clients c ON c.id = e.client_id \
@@ -395,6 +387,79 @@ impl EngageStore for SqlStore {
                 client: ClientId(get(r, "client_id")?),
                 chat_id: get(r, "chat_id")?,
                 language: get(r, "language")?,
+                reminder: reminder_of(&get::<String>(r, "payload")?)?,
+                attempts: get(r, "attempts")?,
+            });
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(out)
+    }
+
+    async fn claim_sms(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<QueuedSms>, StoreError> {
+        let mut tx = self.begin_raw().await?;
+        // The SMS opt-in withdrawn, or an invitation to someone who has linked a chat since.
+        sqlx::query(
+            "UPDATE engage_sends SET status = 'cancelled', \
+               last_error = 'no SMS consent, or on Telegram now' \
+             WHERE status = 'queued' AND channel = 'sms' AND run_at_ms <= $1 AND ( \
+               NOT EXISTS (SELECT 1 FROM sms_consents s WHERE s.partner_id = engage_sends.partner_id \
+                 AND s.client_id = engage_sends.client_id AND s.granted = 1) \
+               OR (trigger_name = 'invite' AND EXISTS (SELECT 1 FROM clients c \
+                 JOIN telegram_chats t ON t.chat_id = c.telegram_chat_id AND t.active = 1 \
+                 WHERE c.id = engage_sends.client_id)))",
+        )
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE engage_sends SET status = 'dead', last_error = 'no CRM knows the client' \
+             WHERE status = 'queued' AND channel = 'sms' AND run_at_ms <= $1 AND NOT EXISTS ( \
+               SELECT 1 FROM client_external_ids x WHERE x.partner_id = engage_sends.partner_id \
+               AND x.client_id = engage_sends.client_id)",
+        )
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let ids = claim(self, &mut tx, "sms", now_ms, lease_ms, limit).await?;
+        if ids.is_empty() {
+            tx.commit().await.map_err(db_err)?;
+            return Ok(Vec::new());
+        }
+        // Each with the first connection (by id) that knows the client.
+        let sql = format!(
+            "SELECT e.id, e.partner_id, e.client_id, e.payload, e.attempts, x.connection_id, \
+             x.external_id FROM engage_sends e JOIN client_external_ids x \
+             ON x.partner_id = e.partner_id AND x.client_id = e.client_id \
+             AND x.connection_id = (SELECT MIN(y.connection_id) FROM client_external_ids y \
+               WHERE y.partner_id = e.partner_id AND y.client_id = e.client_id) \
+             WHERE e.id IN ({}) ORDER BY e.run_at_ms, e.id, x.external_id",
+            marks(ids.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        let rows = q.fetch_all(&mut *tx).await.map_err(db_err)?;
+        let mut out: Vec<QueuedSms> = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: i64 = get(r, "id")?;
+            // A client with two ids at one connection: the first.
+            if out.last().is_some_and(|o| o.id == id) {
+                continue;
+            }
+            out.push(QueuedSms {
+                id,
+                partner: PartnerId(get(r, "partner_id")?),
+                client: ClientId(get(r, "client_id")?),
+                connection: ConnectionId(get(r, "connection_id")?),
+                external_id: get(r, "external_id")?,
                 reminder: reminder_of(&get::<String>(r, "payload")?)?,
                 attempts: get(r, "attempts")?,
             });
@@ -475,8 +540,8 @@ impl EngageStore for SqlStore {
 
     async fn sends(&self, partner: PartnerId, limit: u32) -> Result<Vec<SendRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, client_id, trigger_name, cycle, status, why, decided_at_ms, sent_at_ms, \
-             snoozed_at_ms FROM engage_sends WHERE partner_id = $1 \
+            "SELECT id, client_id, trigger_name, cycle, status, channel, why, decided_at_ms, \
+             sent_at_ms, snoozed_at_ms FROM engage_sends WHERE partner_id = $1 \
              ORDER BY decided_at_ms DESC, id DESC LIMIT $2",
         )
         .bind(partner.0)
@@ -492,6 +557,7 @@ impl EngageStore for SqlStore {
                     trigger: get(r, "trigger_name")?,
                     cycle: get(r, "cycle")?,
                     status: get(r, "status")?,
+                    channel: get(r, "channel")?,
                     why: get(r, "why")?,
                     decided_at_ms: get(r, "decided_at_ms")?,
                     sent_at_ms: get(r, "sent_at_ms")?,
@@ -559,6 +625,48 @@ impl EngageStore for SqlStore {
         }
         Ok(out)
     }
+}
+
+/// `$1, $2, …, $n`.
+fn marks(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Takes up to `limit` queued reminders of `channel` due by `now_ms`: each is pushed `lease_ms`
+/// ahead with a try counted, so no other worker takes it meanwhile. Their ids.
+async fn claim(
+    store: &SqlStore,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    channel: &str,
+    now_ms: i64,
+    lease_ms: i64,
+    limit: u32,
+) -> Result<Vec<i64>, StoreError> {
+    let pick = match store.backend {
+        Backend::Postgres => {
+            "SELECT id FROM engage_sends WHERE status = 'queued' AND channel = $4 \
+             AND run_at_ms <= $1 ORDER BY run_at_ms, id LIMIT $3 FOR UPDATE SKIP LOCKED"
+        }
+        Backend::Sqlite => {
+            "SELECT id FROM engage_sends WHERE status = 'queued' AND channel = $4 \
+             AND run_at_ms <= $1 ORDER BY run_at_ms, id LIMIT $3"
+        }
+    };
+    let sql = format!(
+        "UPDATE engage_sends SET run_at_ms = $2, attempts = attempts + 1 WHERE id IN ({pick}) \
+         RETURNING id"
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(now_ms)
+        .bind(now_ms.saturating_add(lease_ms))
+        .bind(i64::from(limit))
+        .bind(channel)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_err)
 }
 
 /// The recorded reminders of the clients with ids in `[first, last]`.

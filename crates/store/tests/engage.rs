@@ -1,7 +1,8 @@
 //! Reminders on both backends (issue 13): the summary keeps the visits the rhythm reads; a scan
 //! records each due reminder once however often, and however concurrently, it runs; nothing
 //! is recorded in quiet hours, for a client without consent or a chat; "Stop offers" cancels
-//! what is queued; the uplift's arms count returns within the window.
+//! what is queued; the uplift's arms count returns within the window; a client without a chat
+//! who gave an SMS opt-in is invited by SMS once, through the CRM that knows her.
 
 mod common;
 
@@ -176,6 +177,7 @@ async fn a_scan_records_each_due_reminder_once(db: &TestDb) {
         name: Some("Salon"),
         settings: &settings,
         birthday_points: None,
+        sms: false,
     };
     // At night in Moscow nothing is recorded.
     let night = scan(db.store.as_ref(), &salon, T0 - 2 * HOUR, true, None, 10)
@@ -249,6 +251,7 @@ async fn stop_offers_cancels_what_is_queued(db: &TestDb) {
         name: None,
         settings: &settings,
         birthday_points: None,
+        sms: false,
     };
     let first = scan(db.store.as_ref(), &salon, NOON, true, None, 10)
         .await
@@ -300,6 +303,7 @@ async fn uplift_counts_returns_within_the_window(db: &TestDb) {
         name: None,
         settings: &settings,
         birthday_points: None,
+        sms: false,
     };
     let later = NOON + 20 * DAY;
     let report = scan(db.store.as_ref(), &salon, later, true, None, 10)
@@ -331,8 +335,121 @@ async fn uplift_counts_returns_within_the_window(db: &TestDb) {
     );
 }
 
+/// Irina has no chat: with an SMS opt-in and an id in the CRM she is invited by SMS (once),
+/// held to the caps and the window like anyone; withdrawn, the queued SMS is cancelled.
+async fn sms_reaches_clients_without_a_chat(db: &TestDb) {
+    let (_engine, p, conn) = setup(db).await;
+    let irina = client(db, p, IRINA).await;
+    let mut settings = settings();
+    settings.sms = Some(loyalty_core::engage::SmsReach::default());
+    let salon = Salon {
+        partner: p,
+        name: Some("Salon"),
+        settings: &settings,
+        birthday_points: None,
+        sms: true,
+    };
+    // No SMS opt-in yet: unreachable, nothing recorded for her.
+    let before = scan(db.store.as_ref(), &salon, NOON, true, None, 10)
+        .await
+        .expect("scan");
+    assert_eq!(before.sms_opted_in, 0);
+    assert_eq!(before.counts["inactive"]["unreachable"], 1, "{before:?}");
+    db.store
+        .set_consent(
+            p,
+            irina,
+            ConsentKind::MarketingSms,
+            true,
+            "cli:desk",
+            "Согласна получать SMS салона",
+            NOON,
+        )
+        .await
+        .expect("consent");
+    // An SMS opt-in but no id in any CRM: still nothing to send through.
+    let no_id = scan(db.store.as_ref(), &salon, NOON + HOUR, true, None, 10)
+        .await
+        .expect("scan");
+    assert_eq!(no_id.sms_opted_in, 0, "{no_id:?}");
+    sqlx::query(
+        "INSERT INTO client_external_ids (partner_id, connection_id, external_id, client_id)          VALUES ($1, $2, '1121412', $3)",
+    )
+    .bind(p.0)
+    .bind(conn.id.0)
+    .bind(irina.0)
+    .execute(db.store.pool())
+    .await
+    .expect("external id");
+    let invited = scan(db.store.as_ref(), &salon, NOON + 2 * HOUR, true, None, 10)
+        .await
+        .expect("scan");
+    assert_eq!(invited.sms_opted_in, 1);
+    assert_eq!(invited.counts["invite"]["send"], 1, "{invited:?}");
+    let again = scan(db.store.as_ref(), &salon, NOON + 9 * DAY, true, None, 10)
+        .await
+        .expect("again");
+    // Invited once; reminders do not go by SMS unless the salon says so.
+    assert!(!again.counts.contains_key("invite"), "{again:?}");
+    assert_eq!(again.counts["inactive"]["unreachable"], 1, "{again:?}");
+    // The Telegram worker never takes an SMS; the SMS worker takes it once, with the CRM id.
+    assert!(
+        db.store
+            .claim_reminders(NOON + 2 * HOUR, 60_000, 10)
+            .await
+            .expect("claim")
+            .iter()
+            .all(|r| r.client != irina)
+    );
+    let sms = db
+        .store
+        .claim_sms(NOON + 2 * HOUR, 60_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(sms.len(), 1);
+    assert_eq!(sms[0].client, irina);
+    assert_eq!(sms[0].connection, conn.id);
+    assert_eq!(sms[0].external_id, "1121412");
+    assert_eq!(sms[0].reminder.trigger, "invite");
+    assert!(
+        db.store
+            .claim_sms(NOON + 2 * HOUR, 60_000, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "leased"
+    );
+    // The lease runs out; she withdraws at the desk first: cancelled, never sent.
+    db.store
+        .set_consent(
+            p,
+            irina,
+            ConsentKind::MarketingSms,
+            false,
+            "cli:desk",
+            "Отказ от SMS",
+            NOON + 3 * HOUR,
+        )
+        .await
+        .expect("withdraw");
+    assert!(
+        db.store
+            .claim_sms(NOON + 4 * HOUR, 60_000, 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    let sends = db.store.sends(p, 10).await.expect("sends");
+    let row = sends.iter().find(|s| s.client_id == irina).expect("row");
+    assert_eq!(
+        (row.channel.as_str(), row.status.as_str()),
+        ("sms", "cancelled")
+    );
+}
+
 both!(
     a_scan_records_each_due_reminder_once,
     stop_offers_cancels_what_is_queued,
+    sms_reaches_clients_without_a_chat,
     uplift_counts_returns_within_the_window
 );

@@ -129,6 +129,7 @@ fn settings(c: &Case) -> Engagement {
                 text: None,
             })
             .collect(),
+        sms: None,
     }
 }
 
@@ -233,6 +234,7 @@ async fn run_case(db: &TestDb, c: Case) -> Result<(), TestCaseError> {
         name: None,
         settings: &engage,
         birthday_points: None,
+        sms: false,
     };
     let mut now = start;
     for (n, st) in c.steps.iter().enumerate() {

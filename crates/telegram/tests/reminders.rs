@@ -106,6 +106,7 @@ async fn world() -> World {
             trigger: "inactive".into(),
             cycle: "1".into(),
             control: false,
+            channel: loyalty_engage::Channel::Telegram,
             why: "no visit for 40 days".into(),
             reminder: Reminder {
                 trigger: "inactive".into(),

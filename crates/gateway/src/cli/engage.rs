@@ -4,6 +4,7 @@
 use loyalty_core::{Clock, PartnerId, PartnerStore, SystemClock};
 use loyalty_engage::EngageStore;
 use loyalty_engage::scan::{Salon, scan};
+use loyalty_engage::store::ConsentKind;
 use loyalty_engage::uplift::{Arm, newcombe, pooled};
 use loyalty_store::SqlStore;
 use serde_json::{Value, json};
@@ -50,6 +51,7 @@ pub async fn engage_preview(
         name: Some(&p.name),
         settings,
         birthday_points: p.program.birthday.as_ref().map(|b| b.points.value()),
+        sms: settings.sms.is_some() && crate::connections::sends_sms(store, id).await?,
     };
     let report = scan(
         store,
@@ -98,9 +100,47 @@ pub async fn engage_status(store: &SqlStore, partner: i64) -> anyhow::Result<Val
     }))
 }
 
-/// `engage consent --partner ID --phone P`: the client's consent log, as given.
-pub async fn engage_consent(store: &SqlStore, partner: i64, phone: &str) -> anyhow::Result<Value> {
+/// What `engage consent` records besides showing the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsConsent {
+    /// The SMS opt-in the client signed at the desk, with its exact text.
+    Grant(String),
+    Withdraw,
+}
+
+/// `engage consent --partner ID --phone P [--sms-grant TEXT | --sms-withdraw]`: the client's
+/// consent log, as given — after recording, when asked, an SMS opt-in given or withdrawn at the
+/// desk (in the log under `cli:{actor}`).
+pub async fn engage_consent(
+    store: &SqlStore,
+    partner: i64,
+    phone: &str,
+    sms: Option<SmsConsent>,
+    actor: &str,
+) -> anyhow::Result<Value> {
     let (id, _, client) = desk_client(store, partner, phone).await?;
+    if let Some(change) = sms {
+        let (granted, text) = match change {
+            SmsConsent::Grant(text) if text.trim().is_empty() => {
+                return Err(
+                    Usage("--sms-grant needs the exact text the client agreed to".into()).into(),
+                );
+            }
+            SmsConsent::Grant(text) => (true, text),
+            SmsConsent::Withdraw => (false, "Отказ от SMS у администратора".to_owned()),
+        };
+        store
+            .set_consent(
+                id,
+                client.id,
+                ConsentKind::MarketingSms,
+                granted,
+                &format!("cli:{actor}"),
+                text.trim(),
+                SystemClock.now_ms(),
+            )
+            .await?;
+    }
     let log = store.consent_log(id, client.id).await?;
     Ok(json!({ "partner": id, "client_id": client.id, "consent": log }))
 }
@@ -170,8 +210,16 @@ pub fn engage_text(v: &Value) -> String {
     let mut out = String::new();
     if let Some(report) = v.get("report").filter(|r| !r.is_null()) {
         let preview = v["preview"].as_bool() == Some(true);
+        let share = match (report["reachable"].as_u64(), report["clients"].as_u64()) {
+            (Some(r), Some(c)) if c > 0 => format!(" ({:.0} %)", r as f64 * 100.0 / c as f64),
+            _ => String::new(),
+        };
+        let sms = match report["sms_opted_in"].as_u64() {
+            Some(n) if n > 0 => format!(", {n} more by SMS"),
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            "partner {} — {}: {} clients, {} reachable in Telegram, {} opted in{}\n",
+            "partner {} — {}: {} clients, {} reachable in Telegram{share}, {} opted in{sms}{}\n",
             v["partner"],
             if preview {
                 "preview (nothing sent)"
@@ -211,10 +259,11 @@ pub fn engage_text(v: &Value) -> String {
     if let Some(rows) = v["reminders"].as_array() {
         for r in rows {
             out.push_str(&format!(
-                "#{:<6} client {:<6} {:<13} {:<9} {}{}\n",
+                "#{:<6} client {:<6} {:<13} {:<8} {:<9} {}{}\n",
                 r["id"],
                 r["client_id"],
                 r["trigger"].as_str().unwrap_or_default(),
+                r["channel"].as_str().unwrap_or_default(),
                 r["status"].as_str().unwrap_or_default(),
                 r["why"].as_str().unwrap_or_default(),
                 if r["snoozed"].as_bool() == Some(true) {

@@ -84,6 +84,7 @@ pub(super) async fn preview(
         name: Some(&p.name),
         settings,
         birthday_points: None,
+        sms: false,
     };
     Ok(scan(store, &salon, now_ms, false, None, usize::MAX).await?)
 }
