@@ -649,7 +649,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
     ));
 
     // The next morning: the salon's past imported, and the reminders' scan.
-    let reminded = morning(&gateway, &standin, partner_id, &connection, &say).await?;
+    let reminded = reminders::morning(&gateway, &standin, partner_id, &connection, &say).await?;
 
     // The summary.
     let mut rows = Vec::new();
@@ -737,102 +737,6 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
     gateway.stop().await?;
     tg_server.abort();
     Ok(())
-}
-
-/// The next morning: eight months of history, three of those clients on Telegram, then the
-/// scan `serve` runs every hour, and the reminders it sent.
-async fn morning(
-    gateway: &crate::Gateway,
-    standin: &Standin,
-    partner: PartnerId,
-    connection: &Value,
-    say: &impl Fn(String),
-) -> anyhow::Result<Value> {
-    let conn_id = loyalty_core::ConnectionId(connection["id"].as_i64().unwrap_or_default());
-    let now = gateway.engine.now_ms();
-    // As an import does: what came before yesterday is history and earns nothing.
-    loyalty_core::import::ImportStore::set_points_since(
-        gateway.store.as_ref(),
-        conn_id,
-        now - 86_400_000,
-    )
-    .await?;
-    let Some(conn) =
-        loyalty_core::PartnerStore::connection(gateway.store.as_ref(), conn_id).await?
-    else {
-        anyhow::bail!("the demo's connection is gone");
-    };
-    let visits = reminders::history(&gateway.engine, &conn, now).await?;
-    say(format!(
-        "\nThe next morning. The salon's past came from YCLIENTS: {visits} visits of {} more clients over eight months (history only, no points).",
-        reminders::CLIENTS
-    ));
-    // Three of those due by their own rhythm are on Telegram, and say yes to reminders.
-    let before_link = reminders::preview(&gateway.store, partner, now).await?;
-    // Two of them outside the control group and one in it (the salon's draw), so the scan
-    // shows both.
-    let salt = loyalty_engage::EngageStore::engage_salt(gateway.store.as_ref(), partner).await?;
-    let candidates = || {
-        before_link
-            .lines
-            .iter()
-            .filter(|l| l.trigger == "due" && l.verdict == "unreachable")
-    };
-    let held =
-        |l: &&loyalty_engage::scan::Line| loyalty_engage::uplift::in_control(salt, l.client_id, 10);
-    let due: Vec<_> = candidates()
-        .filter(|l| !held(l))
-        .take(2)
-        .chain(candidates().filter(held).take(1))
-        .collect();
-    for (k, line) in due.iter().enumerate() {
-        let Some(client) = gateway.store.client(partner, line.client_id).await? else {
-            continue;
-        };
-        let name = client.name.clone().unwrap_or_default();
-        let chat = 2_001 + k as i64;
-        if let Ok(mut names) = standin.names.lock() {
-            names.insert(chat, name.clone());
-        }
-        say(format!(
-            "08:3{k}  {name} in Telegram: shares her phone number, taps «Да, присылайте»"
-        ));
-        let before = standin.sent_count();
-        standin.push_message_from(
-            chat,
-            &name,
-            json!({"contact": {"phone_number": client.phone.as_str(), "first_name": name, "user_id": chat}}),
-        );
-        wait_until(|| standin.sent_count() >= before + 2).await;
-        standin.push_tap(chat, &name, &format!("eng:yes:{partner}"));
-        wait_until(|| standin.sent_count() >= before + 3).await;
-    }
-    say(format!(
-        "\n09:00  `serve` scans every salon's reminders every hour by itself (engage_interval_s); this is its scan of «Лотос» (`loyalty-gateway engage status --partner {partner}` shows it):"
-    ));
-    // What the scan will find, shown first (`engage preview`), then the scan itself.
-    let at = gateway.engine.now_ms();
-    for line in reminders::describe(&reminders::preview(&gateway.store, partner, at).await?) {
-        say(line);
-    }
-    let before = standin.sent_count();
-    let Some(report) = crate::engage::scan_partner(&gateway.store, partner, "demo", at).await?
-    else {
-        anyhow::bail!("the demo's scan did not run");
-    };
-    let sends: u64 = report.counts.values().filter_map(|c| c.get("send")).sum();
-    say(format!(
-        "      the reminders' worker sends the {sends} — its own pace, inside the salon's send window:"
-    ));
-    wait_until(|| standin.sent_count() as u64 >= before as u64 + sends).await;
-    let count = |v: &str| -> u64 { report.counts.values().filter_map(|c| c.get(v)).sum() };
-    Ok(json!({
-        "sent": sends,
-        "held_out": count("control"),
-        "not_opted_in": count("no_consent"),
-        "not_on_telegram": count("unreachable"),
-        "regularity_k": report.k,
-    }))
 }
 
 async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<Value> {
