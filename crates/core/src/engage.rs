@@ -165,6 +165,12 @@ pub enum TriggerRule {
         #[serde(default = "default_fallback")]
         fallback_days: u32,
     },
+    /// Likely stopped coming, by the client's own rhythm: an absence this long would happen
+    /// less than `below_percent` % of the time were she still coming (`loyalty_engage::lapse`).
+    Lapsed {
+        #[serde(default = "default_lapsed")]
+        below_percent: u32,
+    },
     /// At least `min_points` points expire within `within_days` days.
     Expiring {
         within_days: u32,
@@ -191,6 +197,9 @@ fn default_overdue() -> u32 {
 fn default_fallback() -> u32 {
     30
 }
+fn default_lapsed() -> u32 {
+    5
+}
 fn one_point() -> Points {
     Points(1)
 }
@@ -204,6 +213,7 @@ impl TriggerRule {
         match self {
             TriggerRule::Inactive { .. } => "inactive",
             TriggerRule::Due { .. } => "due",
+            TriggerRule::Lapsed { .. } => "lapsed",
             TriggerRule::Expiring { .. } => "expiring",
             TriggerRule::Missed { .. } => "missed",
             TriggerRule::WelcomeBack { .. } => "welcome_back",
@@ -277,6 +287,11 @@ impl Engagement {
                     }
                     if *fallback_days == 0 || *fallback_days > 3650 {
                         return bad("fallback_days must be 1–3650");
+                    }
+                }
+                TriggerRule::Lapsed { below_percent } => {
+                    if *below_percent == 0 || *below_percent > 50 {
+                        return bad("below_percent must be 1–50");
                     }
                 }
                 TriggerRule::Expiring {

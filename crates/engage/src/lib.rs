@@ -5,6 +5,7 @@
 //!
 //! * [`cadence`]: each client's typical gap per service category (the median of recent gaps,
 //!   shrunk towards the salon's), when they are due again; the salon's regularity `k̂`.
+//! * [`lapse`]: how unusual a client's absence is for her own rhythm (has she stopped?).
 //! * [`trigger`]: when each of the program's triggers is due for a client, once per absence,
 //!   and why.
 //! * [`policy`]: consent, the send window in the salon's zone, caps, the control group.
@@ -16,6 +17,7 @@
 //! Settings are the program's ([`loyalty_core::engage::Engagement`]).
 
 pub mod cadence;
+pub mod lapse;
 pub mod policy;
 pub mod scan;
 pub mod sim;

@@ -237,7 +237,7 @@ fn reminder(
     let (points, days, date) = match &due.why {
         Why::Inactive { days, balance } => (balance.value(), *days, None),
         Why::Rhythm { overdue_days, .. } => (s.balance.value(), *overdue_days, None),
-        Why::Fallback { days, .. } => (s.balance.value(), *days, None),
+        Why::Fallback { days, .. } | Why::Lapsed { days, .. } => (s.balance.value(), *days, None),
         Why::Expiring { points, on } => (points.value(), 0, Some(on.to_string())),
         Why::Missed { days } | Why::WelcomeBack { days } => (s.balance.value(), *days, None),
         Why::Birthday { on } => (s.balance.value(), 0, Some(on.to_string())),

@@ -163,22 +163,46 @@ pub struct Backtest {
     pub cadence_flagged: usize,
     pub cadence_recall: f64,
     pub cadence_precision: f64,
+    /// The cadence's lapse score ([`crate::lapse`]: how unusual the absence is for the client's
+    /// own rhythm), cut the same way.
+    pub lapse_flagged: usize,
+    pub lapse_recall: f64,
+    pub lapse_precision: f64,
+}
+
+/// Ranks `(stopped, score)` rows, highest score first, and flags from the top until `hits`
+/// stopped clients are flagged: how many flagged, how many of them stopped, the last score.
+fn cut_at(rows: &mut [(bool, f64)], hits: usize) -> (usize, usize, f64) {
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let (mut flagged, mut found, mut last) = (0usize, 0usize, f64::INFINITY);
+    for r in rows.iter() {
+        if found >= hits {
+            break;
+        }
+        flagged += 1;
+        found += usize::from(r.0);
+        last = r.1;
+    }
+    (flagged, found, last)
 }
 
 /// Both rules at `now_ms`; `None` when nobody had stopped.
 pub fn backtest(clients: &[SimClient], now_ms: i64, fixed_days: u32) -> Option<Backtest> {
     let salon = salon_at(clients, now_ms);
-    // (stopped, flagged by the fixed rule, overdue share)
-    let mut rows: Vec<(bool, bool, f64)> = Vec::new();
+    // (stopped, flagged by the fixed rule, overdue share, lapse score)
+    let mut rows: Vec<(bool, bool, f64, f64)> = Vec::new();
     for c in clients {
         let Some(last) = c.last_before(now_ms) else {
             continue;
         };
         let stopped = c.churn_ms.is_some_and(|t| t <= now_ms);
         let fixed = now_ms - last >= i64::from(fixed_days) * DAY_MS;
-        let late = cadence(&c.rhythm(now_ms), &salon)
-            .map_or(f64::NEG_INFINITY, |cad| cad.overdue_share(now_ms));
-        rows.push((stopped, fixed, late));
+        let rhythm = c.rhythm(now_ms);
+        let late =
+            cadence(&rhythm, &salon).map_or(f64::NEG_INFINITY, |cad| cad.overdue_share(now_ms));
+        let lapse =
+            crate::lapse::lapse(&rhythm, &salon, now_ms).map_or(f64::NEG_INFINITY, |l| l.score);
+        rows.push((stopped, fixed, late, lapse));
     }
     let churned = rows.iter().filter(|r| r.0).count();
     if churned == 0 {
@@ -187,16 +211,10 @@ pub fn backtest(clients: &[SimClient], now_ms: i64, fixed_days: u32) -> Option<B
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let fixed_flagged = rows.iter().filter(|r| r.1).count();
     let fixed_hits = rows.iter().filter(|r| r.0 && r.1).count();
-    rows.sort_by(|a, b| b.2.total_cmp(&a.2));
-    let (mut flagged, mut hits, mut share) = (0usize, 0usize, f64::INFINITY);
-    for r in &rows {
-        if hits >= fixed_hits {
-            break;
-        }
-        flagged += 1;
-        hits += usize::from(r.0);
-        share = r.2;
-    }
+    let mut by_share: Vec<(bool, f64)> = rows.iter().map(|r| (r.0, r.2)).collect();
+    let (flagged, hits, share) = cut_at(&mut by_share, fixed_hits);
+    let mut by_lapse: Vec<(bool, f64)> = rows.iter().map(|r| (r.0, r.3)).collect();
+    let (lapse_flagged, lapse_hits, _) = cut_at(&mut by_lapse, fixed_hits);
     Some(Backtest {
         clients: rows.len(),
         churned,
@@ -207,6 +225,9 @@ pub fn backtest(clients: &[SimClient], now_ms: i64, fixed_days: u32) -> Option<B
         cadence_flagged: flagged,
         cadence_recall: ratio(hits, churned),
         cadence_precision: ratio(hits, flagged),
+        lapse_flagged,
+        lapse_recall: ratio(lapse_hits, churned),
+        lapse_precision: ratio(lapse_hits, lapse_flagged),
     })
 }
 

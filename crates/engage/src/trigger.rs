@@ -12,6 +12,7 @@ use loyalty_core::{BirthDate, Points};
 
 use crate::Snapshot;
 use crate::cadence::{DAY_MS, SalonRhythm, cadence};
+use crate::lapse::lapse;
 use crate::window::local;
 
 /// A trigger due for a client.
@@ -39,6 +40,13 @@ pub enum Why {
         typical_gap_days: i64,
         own_gaps: usize,
         overdue_days: i64,
+    },
+    /// Likely stopped coming: an absence this long is rare for their own rhythm.
+    Lapsed {
+        days: i64,
+        usual_days: i64,
+        /// The chance of an absence this long were they still coming, in percent.
+        chance_percent: f64,
     },
     /// The salon's history is too thin for rhythms: the fixed number of days instead.
     Fallback {
@@ -89,6 +97,14 @@ impl std::fmt::Display for Why {
                     "{overdue_days} days past their usual {typical_gap_days}-day rhythm ({what}; {gaps})"
                 )
             }
+            Why::Lapsed {
+                days,
+                usual_days,
+                chance_percent,
+            } => write!(
+                f,
+                "away {days} days; at their usual {usual_days}-day rhythm an absence this long happens {chance_percent:.1} % of the time"
+            ),
             Why::Fallback { days, reason } => write!(f, "no visit for {days} days ({reason})"),
             Why::Expiring { points, on } => {
                 write!(f, "{} points expire on {on}", points.value())
@@ -193,6 +209,24 @@ fn one(s: &Snapshot, rule: &TriggerRule, ctx: &Context<'_>) -> Option<(String, W
                         own_gaps: c.gap.own_gaps,
                         overdue_days: c.overdue_days(now).floor() as i64,
                         category: c.category.clone(),
+                    },
+                )
+            })
+        }
+        TriggerRule::Lapsed { below_percent } => {
+            let last = s.last_visit_ms?;
+            if booked {
+                return None;
+            }
+            let l = lapse(&s.rhythm, ctx.salon, now)?;
+            let percent = l.chance * 100.0;
+            (percent < f64::from(*below_percent)).then(|| {
+                (
+                    last.to_string(),
+                    Why::Lapsed {
+                        days: days_between(last, now),
+                        usual_days: l.mean_days.round() as i64,
+                        chance_percent: percent,
                     },
                 )
             })

@@ -7,41 +7,53 @@ use loyalty_engage::uplift::{Arm, newcombe, pooled};
 
 const YEAR: i64 = 365 * DAY_MS;
 
-/// The issue asked that the personal cadence beat the fixed 30-day rule at that rule's recall
-/// on this generator. It does not, and this test pins what it does instead (figures in
-/// docs/engagement.md): at recall 0.96–0.97 the decisive clients are those with long rhythms
-/// who stopped 30–60 days ago, whom only the absolute absence finds — the generator's churn is a
-/// random stop independent of the rhythm, so dividing by a noisy personal gap adds no signal
-/// about *having stopped*. What the cadence is for is *when* to remind someone who has not
-/// stopped, which the next test measures.
+/// Who has stopped coming, at the end of two years, against the fixed rule at its own recall
+/// (figures in docs/engagement.md). The overdue share (how late for the typical gap of the
+/// category due first) is a *timing* signal and does not beat the fixed rule here; the lapse
+/// score — how unusual the absence is for the client's own rhythm, all services together, her
+/// mean and regularity from her recent gaps — does on average, and on most salons.
+///
+/// At a recall of 0.96–0.98 precision turns on the last few stopped clients found, so one salon
+/// says little: even ranking by the true parameters of each client's generator loses to the fixed
+/// rule on some seeds. Twenty salons are judged together.
 #[test]
 fn against_the_fixed_rule_at_its_recall() {
     let start = 1_700_000_000_000;
     let end = start + 2 * YEAR;
-    for seed in [1u64, 2, 3] {
+    let (mut fixed, mut lapse, mut wins) = (0.0, 0.0, 0);
+    for seed in 1u64..=20 {
         let clients = generate(seed, 2_000, start, end);
         for days in [30u32, 60, 90] {
+            if days != 30 && seed > 3 {
+                continue;
+            }
             let b = backtest(&clients, end, days).expect("someone stopped");
             println!(
-                "seed {seed}, {} clients, {} stopped; fixed {days} days: {} flagged, recall {:.3}, precision {:.3}; cadence at that recall (late by {:.0}% of the own gap): {} flagged, recall {:.3}, precision {:.3}",
+                "seed {seed}, {} clients, {} stopped; fixed {days} days: {} flagged, recall {:.3}, precision {:.3}; at that recall: overdue share (late by {:.0}% of the own gap) precision {:.3}, lapse score precision {:.3}",
                 b.clients,
                 b.churned,
                 b.fixed_flagged,
                 b.fixed_recall,
                 b.fixed_precision,
                 b.cadence_share * 100.0,
-                b.cadence_flagged,
-                b.cadence_recall,
                 b.cadence_precision,
+                b.lapse_precision,
             );
-            assert!(b.cadence_recall >= b.fixed_recall);
-            // Close to the fixed rule, never far from it either way.
-            assert!(
-                (b.cadence_precision - b.fixed_precision).abs() < 0.13,
-                "{b:?}"
-            );
+            assert!(b.cadence_recall >= b.fixed_recall && b.lapse_recall >= b.fixed_recall);
+            if days == 30 {
+                fixed += b.fixed_precision;
+                lapse += b.lapse_precision;
+                wins += usize::from(b.lapse_precision > b.fixed_precision);
+            }
         }
     }
+    println!(
+        "20 salons, fixed 30 days: mean precision {:.3}; lapse score at the same recall {:.3}, better on {wins} of 20",
+        fixed / 20.0,
+        lapse / 20.0
+    );
+    assert!(lapse > fixed, "lapse {lapse} fixed {fixed}");
+    assert!(wins >= 13, "{wins} of 20");
 }
 
 #[test]

@@ -60,7 +60,7 @@ fn settings() -> impl Strategy<Value = Engagement> {
         1u32..3,
         3u32..6,
         prop_oneof![Just(0u8), Just(10), Just(50)],
-        proptest::sample::subsequence(vec![0usize, 1, 2, 3, 4, 5], 1..=6),
+        proptest::sample::subsequence(vec![0usize, 1, 2, 3, 4, 5, 6], 1..=7),
         proptest::option::of((any::<bool>(), any::<bool>())),
     )
         .prop_map(|(zone, from, to, c7, c30, holdout, which, sms)| {
@@ -80,6 +80,7 @@ fn settings() -> impl Strategy<Value = Engagement> {
                 TriggerRule::Missed { after_days: 1 },
                 TriggerRule::WelcomeBack { days: 10 },
                 TriggerRule::Birthday { days_before: 3 },
+                TriggerRule::Lapsed { below_percent: 10 },
             ];
             Engagement {
                 time_zone: ZONES[zone].into(),
@@ -240,7 +241,7 @@ proptest! {
             let mut seen = std::collections::BTreeSet::new();
             for r in &s.recorded {
                 prop_assert!(seen.insert((r.trigger.clone(), r.cycle.clone())), "twice: {r:?}");
-                if ["inactive", "due", "welcome_back"].contains(&r.trigger.as_str()) {
+                if ["inactive", "due", "welcome_back", "lapsed"].contains(&r.trigger.as_str()) {
                     prop_assert!(!r.cycle.contains(':'));
                 }
             }

@@ -73,7 +73,7 @@ fn case() -> impl Strategy<Value = Case> {
         (0u8..12, 13u8..=24),
         (1u32..3, 2u32..5),
         prop_oneof![Just(0u8), Just(30)],
-        proptest::sample::subsequence(vec![0usize, 1, 2], 1..=3),
+        proptest::sample::subsequence(vec![0usize, 1, 2, 3], 1..=4),
         proptest::collection::vec(
             (
                 proptest::collection::vec(10i64..70, 0..5),
@@ -108,6 +108,7 @@ fn settings(c: &Case) -> Engagement {
             fallback_days: 30,
         },
         TriggerRule::WelcomeBack { days: 10 },
+        TriggerRule::Lapsed { below_percent: 20 },
     ];
     Engagement {
         time_zone: ZONES[c.zone].into(),

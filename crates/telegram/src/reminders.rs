@@ -76,6 +76,14 @@ pub fn reminder_text(r: &Reminder, lang: Lang) -> String {
             ("due", Lang::En) => format!(
                 "{hello} It looks like time for your usual visit to {salon}. Book with the button below."
             ),
+            ("lapsed", Lang::Ru) => format!(
+                "{hello} Давно вас не было в «{salon}» — {}. Мы скучаем и будем рады видеть вас снова: на вашем счёте {points}.",
+                days(r.days, lang)
+            ),
+            ("lapsed", Lang::En) => format!(
+                "{hello} We have not seen you at {salon} for {}. We miss you and would love to see you again: you have {points}.",
+                days(r.days, lang)
+            ),
             ("expiring", Lang::Ru) => format!(
                 "{hello} {points} в «{salon}» сгорят {on}. Успейте потратить их на визит."
             ),
@@ -364,5 +372,33 @@ impl ReminderWorker {
                 self.reminders.reminder_failed(r.id, &why, None).await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lapsed_reminder_names_the_absence_and_the_balance() {
+        let r = Reminder {
+            trigger: "lapsed".into(),
+            salon: Some("Лотос".into()),
+            name: Some("Анна".into()),
+            points: 350,
+            days: 52,
+            date: None,
+            birthday_points: None,
+            text: None,
+            booking_url: None,
+        };
+        assert_eq!(
+            reminder_text(&r, Lang::Ru),
+            "Анна, здравствуйте! Давно вас не было в «Лотос» — 52 дня. Мы скучаем и будем рады видеть вас снова: на вашем счёте 350 баллов."
+        );
+        assert_eq!(
+            reminder_text(&r, Lang::En),
+            "Hello, Анна! We have not seen you at Лотос for 52 days. We miss you and would love to see you again: you have 350 points."
+        );
     }
 }
