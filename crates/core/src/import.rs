@@ -82,6 +82,14 @@ pub struct ImportJob {
 }
 
 impl ImportJob {
+    /// Nothing read yet: the job has not started.
+    pub fn is_fresh(&self) -> bool {
+        self.phase == ImportPhase::Clients
+            && self.next_page <= 1
+            && self.clients_seen == 0
+            && self.records_seen == 0
+    }
+
     pub fn is_done(&self) -> bool {
         self.phase == ImportPhase::Done
     }

@@ -53,6 +53,10 @@ async fn one_round(
         else {
             continue;
         };
+        if job.is_fresh() {
+            // The price list first: its service categories are what records are filed under.
+            crate::services::sync_logged(connections, store, job.connection_id).await;
+        }
         let run = engine
             .run_import(
                 store,

@@ -475,6 +475,18 @@ async fn serve_reaches_clients_without_telegram_by_sms() {
         .respond_with(Yclients { now_s })
         .mount(&yclients)
         .await;
+    // The price list files the records' service (id 1) under category 4: rhythms are per
+    // category although YCLIENTS records name no category.
+    Mock::given(method("GET"))
+        .and(path("/api/v1/company/4564/services"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "success": true,
+            "data": [{"id": 1, "title": "Окрашивание", "category_id": 4, "price_min": 3000,
+                      "price_max": 5000, "active": 1}],
+            "meta": {"total_count": 1}
+        })))
+        .mount(&yclients)
+        .await;
     let sms = || Mock::given(method("POST")).and(path("/api/v1/sms/clients/by_id/4564"));
     sms()
         .respond_with(ResponseTemplate::new(503))
@@ -619,6 +631,12 @@ async fn serve_reaches_clients_without_telegram_by_sms() {
     assert!(rows.iter().all(|r| r.channel == "sms"));
     let status = env.cli(&["engage", "status", "--partner", &p.to_string()]);
     assert_eq!(status["report"]["sms_opted_in"], json!(1), "{status}");
+    let lines = status["report"]["lines"].as_array().unwrap();
+    assert!(
+        lines.iter().any(|l| l["trigger"] == json!("due")
+            && l["why"].as_str().unwrap_or_default().contains("category 4")),
+        "{status}"
+    );
     assert_eq!(status["report"]["reachable"], json!(0));
     drop(running);
     store.close().await;

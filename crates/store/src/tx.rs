@@ -96,37 +96,32 @@ impl RecordTx for SqlTx {
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| StoreError::Backend(format!("terms to JSON: {e}")))?;
-        sqlx::query(
-            "UPDATE crm_records SET version = $4, fingerprint = $5, status = $6, client_id = $7, \
-             accrued = $8, postings = $9, last_accrual = $10, updated_at_ms = $11, \
-             visit_at_ms = $12, staff_id = $13, staff_name = $14, paid_minor = $15, \
-             loyalty_paid_minor = $16, lines = $17, source = $18, terms = $19, \
-             categories = $20 \
-             WHERE partner_id = $1 AND connection_id = $2 AND record_id = $3",
-        )
-        .bind(visit.partner_id.0)
-        .bind(visit.connection_id.0)
-        .bind(visit.record_id.as_str())
-        .bind(state.version)
-        .bind(state.fingerprint.as_deref())
-        .bind(state.status.map(VisitStatus::as_str))
-        .bind(state.client_id.map(|c| c.0))
-        .bind(state.accrued.value())
-        .bind(state.postings)
-        .bind(state.last_accrual.map(|e| e.0))
-        .bind(visit.updated_at_ms)
-        .bind(visit.visit_at_ms)
-        .bind(visit.staff_id.as_deref())
-        .bind(visit.staff_name.as_deref())
-        .bind(visit.paid_minor)
-        .bind(visit.loyalty_paid_minor)
-        .bind(lines)
-        .bind(visit.source.as_str())
-        .bind(terms)
-        .bind(loyalty_core::history::record_categories(&visit.lines))
-        .execute(&mut *self.tx)
-        .await
-        .map_err(db_err)?;
+        let sql = crate::pick(self.backend, SAVE_RECORD_POSTGRES, SAVE_RECORD_SQLITE);
+        sqlx::query(sql)
+            .bind(visit.partner_id.0)
+            .bind(visit.connection_id.0)
+            .bind(visit.record_id.as_str())
+            .bind(state.version)
+            .bind(state.fingerprint.as_deref())
+            .bind(state.status.map(VisitStatus::as_str))
+            .bind(state.client_id.map(|c| c.0))
+            .bind(state.accrued.value())
+            .bind(state.postings)
+            .bind(state.last_accrual.map(|e| e.0))
+            .bind(visit.updated_at_ms)
+            .bind(visit.visit_at_ms)
+            .bind(visit.staff_id.as_deref())
+            .bind(visit.staff_name.as_deref())
+            .bind(visit.paid_minor)
+            .bind(visit.loyalty_paid_minor)
+            .bind(lines)
+            .bind(visit.source.as_str())
+            .bind(terms)
+            .bind(loyalty_core::history::record_categories(&visit.lines))
+            .bind(service_ids(&visit.lines))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
         Ok(())
     }
 
@@ -840,6 +835,49 @@ macro_rules! summary_sql {
         )
     };
 }
+
+/// `|id|id|…|`: the visit's service ids, for looking up their categories in the synced price
+/// list; `None` without a service line.
+fn service_ids(lines: &[loyalty_core::event::VisitLine]) -> Option<String> {
+    let ids: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.kind == loyalty_core::event::LineKind::Service && !l.item_id.is_empty())
+        .map(|l| l.item_id.as_str())
+        .collect();
+    (!ids.is_empty()).then(|| format!("|{}|", ids.join("|")))
+}
+
+/// A record's write. Its service categories are those its lines carry or, when they carry none
+/// (YCLIENTS records name a service's id, not its category), those the connection's synced
+/// price list gives its services — so clients' rhythms are per category on every CRM. Category
+/// ids are cleaned as `loyalty_core::history::record_categories` cleans them.
+macro_rules! save_record_sql {
+    ($categories:literal) => {
+        concat!(
+            "UPDATE crm_records SET version = $4, fingerprint = $5, status = $6, client_id = $7, \
+             accrued = $8, postings = $9, last_accrual = $10, updated_at_ms = $11, \
+             visit_at_ms = $12, staff_id = $13, staff_name = $14, paid_minor = $15, \
+             loyalty_paid_minor = $16, lines = $17, source = $18, terms = $19, \
+             categories = COALESCE($20, ",
+            $categories,
+            ") WHERE partner_id = $1 AND connection_id = $2 AND record_id = $3"
+        )
+    };
+}
+
+const SAVE_RECORD_POSTGRES: &str = save_record_sql!(
+    "(SELECT string_agg(c.id, '|' ORDER BY c.id) FROM (SELECT DISTINCT \
+       replace(replace(replace(s.category_id, ',', '_'), ':', '_'), '|', '_') AS id \
+       FROM crm_services s WHERE s.connection_id = $2 AND s.category_id IS NOT NULL \
+       AND s.category_id <> '' AND position('|' || s.service_id || '|' IN $21) > 0) c)"
+);
+
+const SAVE_RECORD_SQLITE: &str = save_record_sql!(
+    "(SELECT group_concat(c.id, '|') FROM (SELECT DISTINCT \
+       replace(replace(replace(s.category_id, ',', '_'), ':', '_'), '|', '_') AS id \
+       FROM crm_services s WHERE s.connection_id = $2 AND s.category_id IS NOT NULL \
+       AND s.category_id <> '' AND instr($21, '|' || s.service_id || '|') > 0 ORDER BY id) c)"
+);
 
 const SUMMARY_POSTGRES: &str = summary_sql!(
     "(SELECT string_agg(r.visit_at_ms::TEXT || ':' || COALESCE(r.categories, ''), ',' \

@@ -447,8 +447,74 @@ async fn sms_reaches_clients_without_a_chat(db: &TestDb) {
     );
 }
 
+/// A YCLIENTS record names its services, not their categories: the synced price list gives
+/// them, so her rhythm is per category there too.
+async fn categories_come_from_the_price_list_when_records_lack_them(db: &TestDb) {
+    let (engine, p, conn) = setup(db).await;
+    let money =
+        |minor| loyalty_core::Money::new(minor, loyalty_core::Currency::Rub).expect("money");
+    db.store
+        .sync_services(
+            &conn,
+            &[
+                loyalty_core::adapter::CrmService {
+                    external_id: "501".into(),
+                    title: "Окрашивание".into(),
+                    category_id: Some("77".into()),
+                    price_min: Some(money(300_000)),
+                    price_max: None,
+                },
+                loyalty_core::adapter::CrmService {
+                    external_id: "502".into(),
+                    title: "Маникюр".into(),
+                    category_id: Some("88".into()),
+                    price_min: Some(money(150_000)),
+                    price_max: None,
+                },
+            ],
+            T0,
+        )
+        .await
+        .expect("services");
+    let mut e = came(&conn, "yc-1", VERA, T0 - DAY, "x");
+    if let CrmEvent::Visit(v) = &mut e {
+        for (line, id) in v.lines.iter_mut().zip(["501"]) {
+            line.item_id = id.into();
+            line.category_id = None;
+        }
+        v.lines.push(VisitLine {
+            item_id: "502".into(),
+            category_id: None,
+            kind: LineKind::Service,
+            title: "Маникюр".into(),
+            paid_minor: 150_000,
+        });
+    }
+    engine.apply_event(&conn, &e).await.expect("visit");
+    let vera = client(db, p, VERA).await;
+    let rhythm = db
+        .store
+        .rhythms(
+            p,
+            loyalty_engage::store::Page {
+                after: ClientId(vera.0 - 1),
+                limit: 1,
+            },
+        )
+        .await
+        .expect("rhythms");
+    assert_eq!(rhythm[0].0, vera);
+    let r = &rhythm[0].1;
+    assert_eq!(r.all[0], T0 - DAY);
+    assert_eq!(r.categories["77"], vec![T0 - DAY]);
+    assert_eq!(r.categories["88"], vec![T0 - DAY]);
+    // A line that carries its own category keeps it (no lookup).
+    assert_eq!(r.categories["hair"], vec![T0 - 5 * DAY]);
+}
+
 both!(
     a_scan_records_each_due_reminder_once,
+    categories_come_from_the_price_list_when_records_lack_them,
     stop_offers_cancels_what_is_queued,
     sms_reaches_clients_without_a_chat,
     uplift_counts_returns_within_the_window

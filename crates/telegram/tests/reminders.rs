@@ -378,3 +378,74 @@ async fn the_notice_is_recorded_only_when_it_was_shown() {
     bot.handle_update(contact(2)).await;
     assert_eq!(notices().await, 1);
 }
+
+/// "Stop offers" has a way back: `/offers` says they are off and asks again; "Yes" records the
+/// question's exact text as a new grant, after the withdrawal.
+#[tokio::test]
+async fn offers_stopped_can_be_turned_back_on() {
+    let w = world().await;
+    answer(&w, ok(), 1).await;
+    let bot = loyalty_telegram::ClientBot::new(w.engine.clone(), w.telegram())
+        .with_reminders(w.sql.clone());
+    let update = |id: u32, body: Value| -> frankenstein::updates::Update {
+        let mut u = json!({"update_id": id});
+        u.as_object_mut()
+            .unwrap()
+            .extend(body.as_object().unwrap().clone());
+        serde_json::from_value(u).unwrap()
+    };
+    let from = json!({"id": CHAT, "is_bot": false, "first_name": "Анна", "language_code": "ru"});
+    let tap = |id: u32, data: String| {
+        update(
+            id,
+            json!({"callback_query": {"id": format!("cb{id}"), "chat_instance": "ci", "data": data,
+                "from": from,
+                "message": {"message_id": 9, "date": 1_767_225_600,
+                            "chat": {"id": CHAT, "type": "private"}}}}),
+        )
+    };
+    let command = |id: u32| {
+        update(
+            id,
+            json!({"message": {"message_id": id, "date": 1_767_225_600,
+                "chat": {"id": CHAT, "type": "private"}, "from": from, "text": "/offers"}}),
+        )
+    };
+    bot.handle_update(tap(1, format!("eng:stop:{}", w.partner.id)))
+        .await;
+    bot.handle_update(command(2)).await;
+    let sent = w.sent().await;
+    let asked = sent.last().unwrap();
+    assert_eq!(
+        asked["text"],
+        json!(
+            "Предложения от «Лотос» сейчас выключены.\n\nСалон «Лотос» может присылать вам напоминания о визитах и персональные предложения — не чаще раза в неделю, днём. Согласны? Отказаться можно в любой момент кнопкой «Не присылать предложения»."
+        )
+    );
+    assert_eq!(
+        asked["reply_markup"]["inline_keyboard"][0][0]["callback_data"],
+        json!(format!("eng:yes:{}", w.partner.id))
+    );
+    bot.handle_update(tap(3, format!("eng:yes:{}", w.partner.id)))
+        .await;
+    let log = w.sql.consent_log(w.partner.id, w.client).await.unwrap();
+    let marketing: Vec<bool> = log
+        .iter()
+        .filter(|e| e.kind == "marketing")
+        .map(|e| e.granted)
+        .collect();
+    assert_eq!(marketing, vec![true, false, true]);
+    assert!(
+        log.last()
+            .unwrap()
+            .text
+            .starts_with("Салон «Лотос» может присылать")
+    );
+    bot.handle_update(command(4)).await;
+    assert!(
+        w.sent().await.last().unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Предложения от «Лотос» сейчас включены.")
+    );
+}

@@ -117,6 +117,10 @@ pub async fn import_crm(
             now,
         )
         .await?;
+    if job.is_fresh() {
+        // The price list first: its service categories are what records are filed under.
+        crate::services::sync_logged(&connections, &store, id).await;
+    }
     let engine = LoyaltyEngine::new(store.clone());
     // One name for every `import crm` of this connection: run again after it was killed, it
     // takes over its own lease at once instead of waiting it out; a gateway running the job

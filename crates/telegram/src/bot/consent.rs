@@ -90,6 +90,55 @@ impl ClientBot {
         Ok(())
     }
 
+    /// `/offers`: for each salon of the chat that runs reminders, whether its offers are on, and
+    /// the opt-in question again (recorded as shown when answered) — the way back after "Stop
+    /// offers", and the question for a salon the client joined after linking.
+    pub(super) async fn offers(&self, chat_id: i64, lang: Lang) -> Result<(), BotError> {
+        let mut asked = 0;
+        if let Some(store) = &self.reminders {
+            for c in self.engine.store().clients_of_chat(chat_id).await? {
+                let Some(partner) = self.engine.store().partner(c.partner_id).await? else {
+                    continue;
+                };
+                if partner.program.engage.is_none() {
+                    continue;
+                }
+                let on = store
+                    .consent_log(c.partner_id, c.id)
+                    .await?
+                    .iter()
+                    .rev()
+                    .find(|e| e.kind == ConsentKind::Marketing.as_str())
+                    .is_some_and(|e| e.granted);
+                let now = match (lang, on) {
+                    (Lang::Ru, true) => "сейчас включены",
+                    (Lang::Ru, false) => "сейчас выключены",
+                    (Lang::En, true) => "are on now",
+                    (Lang::En, false) => "are off now",
+                };
+                let state = match lang {
+                    Lang::Ru => format!("Предложения от «{}» {now}.", partner.name),
+                    Lang::En => format!("Offers from {} {now}.", partner.name),
+                };
+                self.reply(
+                    chat_id,
+                    &format!("{state}\n\n{}", opt_in_question(&partner.name, lang)),
+                    Some(opt_in_buttons(c.partner_id, lang)),
+                )
+                .await?;
+                asked += 1;
+            }
+        }
+        if asked == 0 {
+            let text = match lang {
+                Lang::Ru => "Ни один из ваших салонов пока не присылает напоминаний и предложений.",
+                Lang::En => "None of your salons sends reminders or offers yet.",
+            };
+            self.reply(chat_id, text, None).await?;
+        }
+        Ok(())
+    }
+
     /// `eng:yes|no|stop:{partner}`, `eng:later:{reminder}`.
     pub(super) async fn on_reminder_button(
         &self,

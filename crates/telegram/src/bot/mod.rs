@@ -87,6 +87,8 @@ enum Intent {
     /// The client's birthday, `DD.MM` or `DD.MM.YYYY`.
     Birthday(String),
     Invite,
+    /// The salons' offers: whether they are on, and the opt-in asked again.
+    Offers,
     Help,
 }
 
@@ -110,6 +112,7 @@ fn intent(text: &str) -> Option<Intent> {
         "/use" => Intent::Use(rest.to_owned()),
         "/birthday" => Intent::Birthday(rest.to_owned()),
         "/invite" => Intent::Invite,
+        "/offers" => Intent::Offers,
         "/help" => Intent::Help,
         _ => match text {
             "💎 Баланс" | "💎 Balance" => Intent::Balance,
@@ -380,6 +383,7 @@ impl ClientBot {
             Some(Intent::Use(code)) => self.staff_code(chat_id, &code, true, lang).await,
             Some(Intent::Birthday(date)) => self.birthday(chat_id, &date, lang).await,
             Some(Intent::Invite) => self.invite(chat_id, lang).await,
+            Some(Intent::Offers) => self.offers(chat_id, lang).await,
             Some(Intent::Help) | None => self.help(chat_id, lang).await,
         }
     }
@@ -1229,10 +1233,10 @@ impl ClientBot {
     async fn help(&self, chat_id: i64, lang: Lang) -> Result<(), BotError> {
         let text = match lang {
             Lang::Ru => {
-                "/balance — баланс\n/history — история\n/exchange — обменять баллы\n/codes — мои коды\n/notifications_off, /notifications_on — уведомления\n/birthday ДД.ММ — день рождения\n/invite — пригласить друга\n/start — привязать номер"
+                "/balance — баланс\n/history — история\n/exchange — обменять баллы\n/codes — мои коды\n/notifications_off, /notifications_on — уведомления\n/birthday ДД.ММ — день рождения\n/invite — пригласить друга\n/offers — напоминания и предложения салонов\n/start — привязать номер"
             }
             Lang::En => {
-                "/balance — balance\n/history — history\n/exchange — exchange points\n/codes — my codes\n/notifications_off, /notifications_on — notifications\n/birthday DD.MM — your birthday\n/invite — invite a friend\n/start — link your number"
+                "/balance — balance\n/history — history\n/exchange — exchange points\n/codes — my codes\n/notifications_off, /notifications_on — notifications\n/birthday DD.MM — your birthday\n/invite — invite a friend\n/offers — salons' reminders and offers\n/start — link your number"
             }
         };
         self.reply(chat_id, text, None).await
