@@ -6,6 +6,7 @@
 //! * [`cadence`]: each client's typical gap per service category (the median of recent gaps,
 //!   shrunk towards the salon's), when they are due again; the salon's regularity `k̂`.
 //! * [`lapse`]: how unusual a client's absence is for her own rhythm (has she stopped?).
+//! * [`model`]: BG/NBD and Gamma-Gamma fitted per salon (P(alive), expected visits, value).
 //! * [`trigger`]: when each of the program's triggers is due for a client, once per absence,
 //!   and why.
 //! * [`policy`]: consent, the send window in the salon's zone, caps, the control group.
@@ -18,6 +19,7 @@
 
 pub mod cadence;
 pub mod lapse;
+pub mod model;
 pub mod policy;
 pub mod scan;
 pub mod sim;

@@ -249,6 +249,15 @@ pub trait EngageStore: Send + Sync {
     /// The salon's recorded reminders, newest first.
     async fn sends(&self, partner: PartnerId, limit: u32) -> Result<Vec<SendRow>, StoreError>;
 
+    /// Every client of the salon with a visit that came before `now_ms`, as the churn and
+    /// value models read her: time in days, a day's visits counting once, her average paid per
+    /// visit (minor units) as the value; by client id.
+    async fn visit_histories(
+        &self,
+        partner: PartnerId,
+        now_ms: i64,
+    ) -> Result<Vec<(ClientId, crate::model::Customer)>, StoreError>;
+
     /// Per salon (`None`: every salon) and trigger, both arms of what was decided at least
     /// `window_ms` before `now_ms`.
     async fn uplift_arms(

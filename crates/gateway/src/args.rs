@@ -273,6 +273,20 @@ pub(crate) enum AnalyticsCmd {
         #[arg(long, default_value_t = 30)]
         window_days: u32,
     },
+    /// BG/NBD (who is still a client, visits to expect) and Gamma-Gamma (what a visit is worth)
+    /// fitted on a salon's history (time in days) or on a summary file: parameters,
+    /// log-likelihood, diagnostics; with --horizon, each customer's P(alive) and expected visits.
+    Fit {
+        #[arg(long, required_unless_present = "summary", conflicts_with = "summary")]
+        partner: Option<i64>,
+        /// `frequency,recency,T[,monetary_value]` per customer, as `lifetimes` writes it (any
+        /// time unit); read without a database.
+        #[arg(long, value_name = "FILE.csv")]
+        summary: Option<std::path::PathBuf>,
+        /// The horizon (in the data's time unit) of each customer's expected visits.
+        #[arg(long)]
+        horizon: Option<f64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -205,6 +205,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&out?, json, cli::uplift_text);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Analytics(AnalyticsCmd::Fit {
+            summary: Some(file),
+            horizon,
+            ..
+        }) => {
+            print(
+                &cli::analytics_fit_file(&file, horizon)?,
+                json,
+                cli::fit_text,
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Analytics(AnalyticsCmd::Fit {
+            partner, horizon, ..
+        }) => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let partner = partner.ok_or_else(|| cli::Usage("--partner or --summary".into()))?;
+            let out = cli::analytics_fit_partner(&store, partner, horizon, now).await;
+            store.close().await;
+            print(&out?, json, cli::fit_text);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doctor(DoctorCmd::Phones { partner, apply }) => {
             let store = open_migrated(&Config::resolve(overrides)?).await?;
             let out = cli::doctor_phones(&store, partner.map(PartnerId), apply).await;

@@ -950,3 +950,62 @@ fn points_accrued_and_debited_by_hand_from_the_cli() {
         store.close().await;
     });
 }
+
+/// `analytics fit --summary`: the CDNOW summary gives the published BG/NBD and Gamma-Gamma fits
+/// and each customer's P(alive) and expected visits in order; a malformed file is one clear
+/// error naming its line; no database is needed.
+#[test]
+fn analytics_fit_reads_a_lifetimes_summary() {
+    let file = fixture_path("cdnow/cdnow_summary.csv");
+    let out = gateway(
+        &[
+            "analytics",
+            "fit",
+            "--summary",
+            &file,
+            "--horizon",
+            "39",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let at = |p: &str, digits: usize| {
+        format!(
+            "{:.*}",
+            digits,
+            v.pointer(p).and_then(|x| x.as_f64()).unwrap_or(f64::NAN)
+        )
+    };
+    assert_eq!(at("/bgnbd/r", 3), "0.243");
+    assert_eq!(at("/bgnbd/alpha", 3), "4.414");
+    assert_eq!(at("/bgnbd/a", 3), "0.793");
+    assert_eq!(at("/bgnbd/b", 3), "2.426");
+    assert_eq!(at("/bgnbd/log_likelihood", 1), "-9582.4");
+    assert_eq!(at("/gamma_gamma/p", 2), "6.25");
+    assert_eq!(at("/gamma_gamma/q", 2), "3.74");
+    let customers = v["customers"].as_array().expect("customers");
+    assert_eq!(customers.len(), 2_357);
+    assert_eq!(at("/customers/0/expected_visits", 3), "1.226");
+    assert_eq!(v["customers"][2]["p_alive"], serde_json::json!(1.0));
+
+    let dir = tempfile::tempdir().expect("dir");
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "frequency,recency,T\n1,2,3\n1,x,3\n").expect("write");
+    let out = gateway(
+        &[
+            "analytics",
+            "fit",
+            "--summary",
+            bad.to_str().unwrap_or_default(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("line 3: recency: \"x\" is not a number"),
+        "{}",
+        text(&out.stderr)
+    );
+}

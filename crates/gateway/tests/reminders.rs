@@ -549,6 +549,20 @@ async fn serve_reaches_clients_without_telegram_by_sms() {
     let p = partner["id"].as_i64().unwrap();
     let done = env.cli(&["import", "crm", "--connection", &conn["id"].to_string()]);
     assert_eq!(done["records"], json!(CLIENTS * VISITS), "{done}");
+    // The churn model on this salon's history: every client keeps a fixed rhythm and nobody
+    // has left, which BG/NBD cannot describe (its drop-out runs to zero, its rates to one
+    // value): the fit is refused with why, never used.
+    let refused = env
+        .command(false)
+        .args(["analytics", "fit", "--partner", &p.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("the BG/NBD fit is degenerate"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     let mut program = env.cli(&["program", "show", "--partner", &p.to_string()])["program"].clone();
     program["engage"] = json!({
         "time_zone": "Europe/Moscow",

@@ -567,6 +567,49 @@ impl EngageStore for SqlStore {
             .collect()
     }
 
+    async fn visit_histories(
+        &self,
+        partner: PartnerId,
+        now_ms: i64,
+    ) -> Result<Vec<(ClientId, loyalty_engage::model::Customer)>, StoreError> {
+        const DAY: i64 = 86_400_000;
+        let rows = sqlx::query(
+            "SELECT client_id, COUNT(DISTINCT visit_at_ms / 86400000) AS days, \
+               MIN(visit_at_ms) AS first_ms, MAX(visit_at_ms) AS last_ms, \
+               CAST(SUM(paid_minor) AS BIGINT) AS paid \
+             FROM crm_records WHERE partner_id = $1 AND status = 'came' \
+               AND client_id IS NOT NULL AND visit_at_ms IS NOT NULL AND visit_at_ms < $2 \
+             GROUP BY client_id ORDER BY client_id",
+        )
+        .bind(partner.0)
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let days: i64 = get(r, "days")?;
+                let (first, last): (i64, i64) = (get(r, "first_ms")?, get(r, "last_ms")?);
+                let paid: Option<i64> = get(r, "paid")?;
+                // Whole days, so a repeat visit is never at recency 0.
+                let (first_day, last_day, now_day) = (
+                    first.div_euclid(DAY),
+                    last.div_euclid(DAY),
+                    now_ms.div_euclid(DAY),
+                );
+                Ok((
+                    ClientId(get(r, "client_id")?),
+                    loyalty_engage::model::Customer {
+                        frequency: (days - 1).max(0) as f64,
+                        recency: (last_day - first_day) as f64,
+                        t: (now_day - first_day).max(last_day - first_day) as f64,
+                        monetary: paid.map(|p| p as f64 / days.max(1) as f64),
+                    },
+                ))
+            })
+            .collect()
+    }
+
     async fn uplift_arms(
         &self,
         partner: Option<PartnerId>,

@@ -836,7 +836,7 @@ macro_rules! summary_sql {
     };
 }
 
-/// `|id|id|…|`: the visit's service ids, for looking up their categories in the synced price
+/// `id|id|…`: the visit's service ids, for looking up their categories in the synced price
 /// list; `None` without a service line.
 fn service_ids(lines: &[loyalty_core::event::VisitLine]) -> Option<String> {
     let ids: Vec<&str> = lines
@@ -844,7 +844,7 @@ fn service_ids(lines: &[loyalty_core::event::VisitLine]) -> Option<String> {
         .filter(|l| l.kind == loyalty_core::event::LineKind::Service && !l.item_id.is_empty())
         .map(|l| l.item_id.as_str())
         .collect();
-    (!ids.is_empty()).then(|| format!("|{}|", ids.join("|")))
+    (!ids.is_empty()).then(|| ids.join("|"))
 }
 
 /// A record's write. Its service categories are those its lines carry or, when they carry none
@@ -869,14 +869,15 @@ const SAVE_RECORD_POSTGRES: &str = save_record_sql!(
     "(SELECT string_agg(c.id, '|' ORDER BY c.id) FROM (SELECT DISTINCT \
        replace(replace(replace(s.category_id, ',', '_'), ':', '_'), '|', '_') AS id \
        FROM crm_services s WHERE s.connection_id = $2 AND s.category_id IS NOT NULL \
-       AND s.category_id <> '' AND position('|' || s.service_id || '|' IN $21) > 0) c)"
+       AND s.category_id <> '' AND s.service_id = ANY(string_to_array($21, '|'))) c)"
 );
 
 const SAVE_RECORD_SQLITE: &str = save_record_sql!(
     "(SELECT group_concat(c.id, '|') FROM (SELECT DISTINCT \
        replace(replace(replace(s.category_id, ',', '_'), ':', '_'), '|', '_') AS id \
        FROM crm_services s WHERE s.connection_id = $2 AND s.category_id IS NOT NULL \
-       AND s.category_id <> '' AND instr($21, '|' || s.service_id || '|') > 0 ORDER BY id) c)"
+       AND s.category_id <> '' AND instr('|' || $21 || '|', '|' || s.service_id || '|') > 0 \
+       ORDER BY id) c)"
 );
 
 const SUMMARY_POSTGRES: &str = summary_sql!(

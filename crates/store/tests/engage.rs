@@ -512,8 +512,37 @@ async fn categories_come_from_the_price_list_when_records_lack_them(db: &TestDb)
     assert_eq!(r.categories["hair"], vec![T0 - 5 * DAY]);
 }
 
+/// The churn models' input: per client, visits that came counted by day, in days.
+async fn visit_histories_count_days_not_records(db: &TestDb) {
+    let (engine, p, conn) = setup(db).await;
+    // A second record on Anna's day 30 days ago: one day, one visit.
+    engine
+        .apply_event(
+            &conn,
+            &came(&conn, "same-day", ANNA, T0 - 30 * DAY + HOUR, "nails"),
+        )
+        .await
+        .expect("visit");
+    let anna = client(db, p, ANNA).await;
+    let rows = db.store.visit_histories(p, T0).await.expect("histories");
+    assert_eq!(rows.len(), 4);
+    let (_, c) = rows.iter().find(|(id, _)| *id == anna).expect("anna");
+    assert_eq!((c.frequency, c.recency, c.t), (1.0, 35.0, 65.0));
+    // 3 records of 1,500.00 over 2 days.
+    assert_eq!(c.monetary, Some(225_000.0));
+    // Before her first visit she is nobody's customer yet.
+    assert!(
+        db.store
+            .visit_histories(p, T0 - 66 * DAY)
+            .await
+            .expect("histories")
+            .is_empty()
+    );
+}
+
 both!(
     a_scan_records_each_due_reminder_once,
+    visit_histories_count_days_not_records,
     categories_come_from_the_price_list_when_records_lack_them,
     stop_offers_cancels_what_is_queued,
     sms_reaches_clients_without_a_chat,

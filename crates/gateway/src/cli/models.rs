@@ -1,0 +1,153 @@
+//! `analytics fit`: BG/NBD and Gamma-Gamma on a salon's history, or on a `lifetimes` summary
+//! file, so analysts can check the models on their own data.
+
+use std::path::Path;
+
+use loyalty_engage::EngageStore;
+use loyalty_engage::model::{Customer, bgnbd, gamma_gamma, summary};
+use loyalty_store::SqlStore;
+use serde_json::{Value, json};
+
+use super::{Usage, known_partner};
+
+/// The fits of `customers`, with each one's P(alive) and expected visits over `horizon` when
+/// asked. A model that cannot be fitted is reported with its reason in place of its
+/// parameters; BG/NBD failing is the command failing.
+fn fit_json(customers: &[Customer], values: bool, horizon: Option<f64>) -> anyhow::Result<Value> {
+    let m = bgnbd::fit(customers).map_err(|e| Usage(format!("BG/NBD: {e}")))?;
+    let repeaters = customers.iter().filter(|c| c.frequency > 0.0).count();
+    let mut out = json!({
+        "bgnbd": {
+            "r": m.r, "alpha": m.alpha, "a": m.a, "b": m.b,
+            "log_likelihood": m.log_likelihood,
+        },
+        "diagnostics": {
+            "customers": customers.len(),
+            "repeat_customers": repeaters,
+            "mean_frequency": customers.iter().map(|c| c.frequency).sum::<f64>() / customers.len() as f64,
+            "evaluations": m.evaluations,
+        },
+    });
+    let gg = values.then(|| gamma_gamma::fit(customers));
+    match &gg {
+        Some(Ok(g)) => {
+            out["gamma_gamma"] = json!({
+                "p": g.p, "q": g.q, "v": g.v, "log_likelihood": g.log_likelihood,
+                "customers": g.customers,
+            })
+        }
+        Some(Err(e)) => out["gamma_gamma"] = json!({ "error": e.to_string() }),
+        None => {}
+    }
+    if let Some(t) = horizon {
+        let mut rows = Vec::with_capacity(customers.len());
+        for c in customers {
+            let expected = m
+                .expected_visits(c, t)
+                .map_err(|e| Usage(format!("expected visits over {t}: {e}")))?;
+            let mut row = json!({ "p_alive": m.p_alive(c), "expected_visits": expected });
+            if let Some(Ok(g)) = &gg {
+                row["expected_value"] = json!(g.expected_value(c));
+            }
+            rows.push(row);
+        }
+        out["horizon"] = json!(t);
+        out["customers"] = Value::Array(rows);
+    }
+    Ok(out)
+}
+
+/// `analytics fit --summary FILE [--horizon T]`.
+pub fn analytics_fit_file(path: &Path, horizon: Option<f64>) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Usage(format!("--summary {}: {e}", path.display())))?;
+    let (customers, values) =
+        summary::parse(&text).map_err(|e| Usage(format!("--summary {}: {e}", path.display())))?;
+    check_horizon(horizon)?;
+    fit_json(&customers, values, horizon)
+}
+
+/// `analytics fit --partner ID [--horizon DAYS]`: the salon's clients, time in days — visits
+/// that came, a day counting once; values in minor units, each client's average over her
+/// visits.
+pub async fn analytics_fit_partner(
+    store: &SqlStore,
+    partner: i64,
+    horizon: Option<f64>,
+    now_ms: i64,
+) -> anyhow::Result<Value> {
+    let id = known_partner(store, partner).await?;
+    check_horizon(horizon)?;
+    let rows = store.visit_histories(id, now_ms).await?;
+    let customers: Vec<Customer> = rows.iter().map(|(_, c)| *c).collect();
+    if customers.is_empty() {
+        return Err(Usage(format!("partner {id} has no visits that came yet")).into());
+    }
+    let mut out = fit_json(&customers, true, horizon)?;
+    out["partner"] = json!(id);
+    out["time_unit"] = json!("day");
+    if let Some(list) = out["customers"].as_array_mut() {
+        for (row, (client, _)) in list.iter_mut().zip(&rows) {
+            row["client_id"] = json!(client);
+        }
+    }
+    Ok(out)
+}
+
+fn check_horizon(horizon: Option<f64>) -> anyhow::Result<()> {
+    match horizon {
+        Some(t) if t.is_nan() || t <= 0.0 || t.is_infinite() => {
+            Err(Usage(format!("--horizon must be a positive number (got {t})")).into())
+        }
+        _ => Ok(()),
+    }
+}
+
+pub fn fit_text(v: &Value) -> String {
+    let b = &v["bgnbd"];
+    let d = &v["diagnostics"];
+    let mut out = format!(
+        "BG/NBD: r = {:.3}, alpha = {:.3}, a = {:.3}, b = {:.3}; log-likelihood {:.1}\n  {} customers, {} came back, mean frequency {:.2}; {} evaluations\n",
+        b["r"].as_f64().unwrap_or_default(),
+        b["alpha"].as_f64().unwrap_or_default(),
+        b["a"].as_f64().unwrap_or_default(),
+        b["b"].as_f64().unwrap_or_default(),
+        b["log_likelihood"].as_f64().unwrap_or_default(),
+        d["customers"],
+        d["repeat_customers"],
+        d["mean_frequency"].as_f64().unwrap_or_default(),
+        d["evaluations"],
+    );
+    let g = &v["gamma_gamma"];
+    if let Some(e) = g["error"].as_str() {
+        out.push_str(&format!("Gamma-Gamma: not fitted: {e}\n"));
+    } else if g.is_object() {
+        out.push_str(&format!(
+            "Gamma-Gamma: p = {:.2}, q = {:.2}, v = {:.2}; log-likelihood {:.1} over {} customers\n",
+            g["p"].as_f64().unwrap_or_default(),
+            g["q"].as_f64().unwrap_or_default(),
+            g["v"].as_f64().unwrap_or_default(),
+            g["log_likelihood"].as_f64().unwrap_or_default(),
+            g["customers"],
+        ));
+    }
+    if let Some(rows) = v["customers"].as_array() {
+        out.push_str(&format!(
+            "per customer over {}: p_alive, expected visits\n",
+            v["horizon"]
+        ));
+        for (i, r) in rows.iter().enumerate().take(20) {
+            out.push_str(&format!(
+                "  {:<8} {:.3}  {:.3}\n",
+                r.get("client_id")
+                    .map_or_else(|| (i + 1).to_string(), |c| c.to_string()),
+                r["p_alive"].as_f64().unwrap_or_default(),
+                r["expected_visits"].as_f64().unwrap_or_default()
+            ));
+        }
+        if rows.len() > 20 {
+            out.push_str(&format!("  … {} more with --json\n", rows.len() - 20));
+        }
+    }
+    out
+}
