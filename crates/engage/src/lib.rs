@@ -3,6 +3,8 @@
 //! Reminders that bring clients back, as pure functions over one row per client — easy to test
 //! and to embed. No I/O: the gateway runs a scan, the store answers its queries.
 //!
+//! * [`backtest`]: the fixed rule, a per-service interval, the personal cadence and BG/NBD
+//!   compared on a salon's own last 90 days.
 //! * [`cadence`]: each client's typical gap per service category (the median of recent gaps,
 //!   shrunk towards the salon's), when they are due again; the salon's regularity `k̂`.
 //! * [`lapse`]: how unusual a client's absence is for her own rhythm (has she stopped?).
@@ -17,6 +19,7 @@
 //!
 //! Settings are the program's ([`loyalty_core::engage::Engagement`]).
 
+pub mod backtest;
 pub mod cadence;
 pub mod lapse;
 pub mod model;

@@ -287,3 +287,81 @@ pub fn timing(clients: &[SimClient], end_ms: i64, fixed_days: u32, share: f64) -
     }
     t
 }
+
+/// A CDNOW-like salon, as BG/NBD supposes one: each client's first visit uniform in the first
+/// quarter of `[start_ms, end_ms)`; while active she comes as a Poisson process of rate
+/// λ ~ Gamma(r, α) (per day), and after each repeat visit leaves with probability p ~ Beta(a, b).
+pub fn generate_bgnbd(
+    seed: u64,
+    clients: usize,
+    start_ms: i64,
+    end_ms: i64,
+    (r, alpha, a, b): (f64, f64, f64, f64),
+) -> Vec<SimClient> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let span = (end_ms - start_ms) as f64;
+    (0..clients)
+        .map(|_| {
+            let lambda = gamma(&mut rng, r) / alpha;
+            let (ga, gb) = (gamma(&mut rng, a), gamma(&mut rng, b));
+            let p = ga / (ga + gb);
+            let mut t = start_ms + (rng.f64() * span / 4.0) as i64;
+            let mut visits = vec![SimVisit {
+                at_ms: t,
+                category: CATEGORIES[0],
+            }];
+            let mut churn_ms = None;
+            loop {
+                let gap_days = -(1.0 - rng.f64()).ln() / lambda;
+                t = t.saturating_add(((gap_days * DAY_MS as f64) as i64).max(DAY_MS));
+                if t >= end_ms {
+                    break;
+                }
+                visits.push(SimVisit {
+                    at_ms: t,
+                    category: CATEGORIES[0],
+                });
+                if rng.f64() < p {
+                    churn_ms = Some(t);
+                    break;
+                }
+            }
+            SimClient {
+                kind: Kind::Irregular {
+                    mean_days: 1.0 / lambda,
+                },
+                visits,
+                churn_ms,
+            }
+        })
+        .collect()
+}
+
+/// Gamma(shape, 1) by Marsaglia & Tsang (boosted below shape 1).
+fn gamma(rng: &mut fastrand::Rng, shape: f64) -> f64 {
+    if shape < 1.0 {
+        return gamma(rng, shape + 1.0) * rng.f64().powf(1.0 / shape);
+    }
+    let d = shape - 1.0 / 3.0;
+    let c = 1.0 / (9.0 * d).sqrt();
+    loop {
+        let z = (-2.0 * (1.0 - rng.f64()).ln()).sqrt() * (std::f64::consts::TAU * rng.f64()).cos();
+        let v = (1.0 + c * z).powi(3);
+        if v > 0.0 && (1.0 - rng.f64()).ln() < 0.5 * z * z + d - d * v + d * v.ln() {
+            return d * v;
+        }
+    }
+}
+
+/// The clients' visits as [`crate::backtest::compare`] reads them.
+pub fn visits_of(clients: &[SimClient]) -> Vec<crate::backtest::Visits> {
+    clients
+        .iter()
+        .map(|c| {
+            c.visits
+                .iter()
+                .map(|v| (v.at_ms, v.category.to_owned()))
+                .collect()
+        })
+        .collect()
+}

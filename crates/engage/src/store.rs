@@ -258,6 +258,13 @@ pub trait EngageStore: Send + Sync {
         now_ms: i64,
     ) -> Result<Vec<(ClientId, crate::model::Customer)>, StoreError>;
 
+    /// Every visit that came of the salon's clients, with its categories, by client: what
+    /// [`crate::backtest::compare`] judges the methods on.
+    async fn came_visits(
+        &self,
+        partner: PartnerId,
+    ) -> Result<Vec<(ClientId, crate::backtest::Visits)>, StoreError>;
+
     /// Per salon (`None`: every salon) and trigger, both arms of what was decided at least
     /// `window_ms` before `now_ms`.
     async fn uplift_arms(

@@ -287,6 +287,15 @@ pub(crate) enum AnalyticsCmd {
         #[arg(long)]
         horizon: Option<f64>,
     },
+    /// Which way of spotting clients who will stay away works at this salon: the fixed 30-day
+    /// rule, a per-service interval, the personal cadence and BG/NBD, judged on the last days
+    /// of its own history (precision at the fixed rule's recall; BG/NBD's calibration).
+    Backtest {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long, default_value_t = 90)]
+        horizon_days: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]

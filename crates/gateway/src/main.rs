@@ -227,6 +227,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&out?, json, cli::fit_text);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Analytics(AnalyticsCmd::Backtest {
+            partner,
+            horizon_days,
+        }) => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = cli::analytics_backtest(&store, partner, horizon_days, now).await;
+            store.close().await;
+            print(&out?, json, cli::backtest_text);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doctor(DoctorCmd::Phones { partner, apply }) => {
             let store = open_migrated(&Config::resolve(overrides)?).await?;
             let out = cli::doctor_phones(&store, partner.map(PartnerId), apply).await;

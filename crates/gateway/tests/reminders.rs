@@ -563,6 +563,32 @@ async fn serve_reaches_clients_without_telegram_by_sms() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+    // Which method spots who stays away here, judged on the last 90 days.
+    let judged = env.cli(&["analytics", "backtest", "--partner", &p.to_string()]);
+    assert_eq!(judged["horizon_days"], json!(90), "{judged}");
+    assert!(judged["clients"].as_u64().unwrap() > 100, "{judged}");
+    for method in [
+        "fixed_30_days",
+        "per_service_interval",
+        "personal_cadence",
+        "bgnbd",
+    ] {
+        let m = &judged["methods"][method];
+        assert!(
+            m["precision"].is_f64() || m["error"].is_string(),
+            "{judged}"
+        );
+    }
+    assert!(
+        [
+            "fixed_30_days",
+            "per_service_interval",
+            "personal_cadence",
+            "bgnbd"
+        ]
+        .contains(&judged["winner"].as_str().unwrap()),
+        "{judged}"
+    );
     let mut program = env.cli(&["program", "show", "--partner", &p.to_string()])["program"].clone();
     program["engage"] = json!({
         "time_zone": "Europe/Moscow",

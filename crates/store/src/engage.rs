@@ -610,6 +610,34 @@ impl EngageStore for SqlStore {
             .collect()
     }
 
+    async fn came_visits(
+        &self,
+        partner: PartnerId,
+    ) -> Result<Vec<(ClientId, loyalty_engage::backtest::Visits)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT client_id, visit_at_ms, categories FROM crm_records \
+             WHERE partner_id = $1 AND status = 'came' AND client_id IS NOT NULL \
+               AND visit_at_ms IS NOT NULL ORDER BY client_id, visit_at_ms",
+        )
+        .bind(partner.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut out: Vec<(ClientId, loyalty_engage::backtest::Visits)> = Vec::new();
+        for r in &rows {
+            let client = ClientId(get(r, "client_id")?);
+            let visit = (
+                get::<i64>(r, "visit_at_ms")?,
+                get::<Option<String>>(r, "categories")?.unwrap_or_default(),
+            );
+            match out.last_mut() {
+                Some((c, visits)) if *c == client => visits.push(visit),
+                _ => out.push((client, vec![visit])),
+            }
+        }
+        Ok(out)
+    }
+
     async fn uplift_arms(
         &self,
         partner: Option<PartnerId>,

@@ -530,6 +530,21 @@ async fn visit_histories_count_days_not_records(db: &TestDb) {
     assert_eq!((c.frequency, c.recency, c.t), (1.0, 35.0, 65.0));
     // 3 records of 1,500.00 over 2 days.
     assert_eq!(c.monetary, Some(225_000.0));
+    // The backtest's input: every visit that came, by client, oldest first, with categories.
+    let visits = db.store.came_visits(p).await.expect("visits");
+    assert_eq!(visits.len(), 4);
+    let (_, anna_visits) = visits.iter().find(|(id, _)| *id == anna).expect("anna");
+    assert_eq!(
+        anna_visits
+            .iter()
+            .map(|(at, c)| (T0 - at, c.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (65 * DAY, "nails"),
+            (30 * DAY, "hair"),
+            (30 * DAY - HOUR, "nails")
+        ]
+    );
     // Before her first visit she is nobody's customer yet.
     assert!(
         db.store

@@ -8,6 +8,9 @@ use super::optimize::{Settings, minimize};
 use super::special::{Hyp2f1Error, hyp2f1, ln_beta, ln_gamma};
 use super::{Customer, FitError};
 
+/// The log-parameters' box: `e^25` ≈ 7·10¹⁰, far beyond any parameter a fit that holds has.
+const LOG_BOUND: f64 = 25.0;
+
 /// A fitted BG/NBD model (time in the unit of the data it was fitted on).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct BgNbd {
@@ -45,6 +48,11 @@ pub fn fit(customers: &[Customer]) -> Result<BgNbd, FitError> {
         ));
     }
     let objective = |p: &[f64]| {
+        // Beyond e^±25 a parameter has run off (the data cannot pin it): out of the domain, so
+        // the search stops at the edge and the fit is reported degenerate, not searched on.
+        if p.iter().any(|v| v.abs() > LOG_BOUND) {
+            return f64::INFINITY;
+        }
         let (r, alpha, a, b) = (p[0].exp(), p[1].exp(), p[2].exp(), p[3].exp());
         -customers
             .iter()
@@ -56,19 +64,16 @@ pub fn fit(customers: &[Customer]) -> Result<BgNbd, FitError> {
     let start = [0.0, mean_t.max(1e-3).ln() - 2.0, 0.0, 0.0];
     let m = minimize(objective, &start, Settings::default());
     let [r, alpha, a, b] = [m.x[0].exp(), m.x[1].exp(), m.x[2].exp(), m.x[3].exp()];
+    if m.x.iter().any(|v| v.abs() > LOG_BOUND - 2.0) {
+        return Err(FitError::Degenerate {
+            model: "BG/NBD",
+            why: format!("parameters ran off (r {r:.3e}, α {alpha:.3e}, a {a:.3e}, b {b:.3e})"),
+        });
+    }
     if !m.converged || !m.value.is_finite() {
         return Err(FitError::NoConvergence {
             model: "BG/NBD",
             evaluations: m.evaluations,
-        });
-    }
-    if [r, alpha, a, b]
-        .iter()
-        .any(|v| !v.is_finite() || *v <= 0.0 || *v > 1e8)
-    {
-        return Err(FitError::Degenerate {
-            model: "BG/NBD",
-            why: format!("parameters ran off (r {r}, α {alpha}, a {a}, b {b})"),
         });
     }
     Ok(BgNbd {

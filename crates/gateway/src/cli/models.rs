@@ -94,6 +94,82 @@ pub async fn analytics_fit_partner(
     Ok(out)
 }
 
+/// `analytics backtest --partner ID [--horizon-days N]`: the fixed 30-day rule, a per-service
+/// interval, the personal cadence and BG/NBD, each fitted or measured on all but the last N
+/// days of the salon's history and judged on who came back in them.
+pub async fn analytics_backtest(
+    store: &SqlStore,
+    partner: i64,
+    horizon_days: u32,
+    now_ms: i64,
+) -> anyhow::Result<Value> {
+    let id = known_partner(store, partner).await?;
+    if horizon_days == 0 || horizon_days > 365 {
+        return Err(Usage(format!("--horizon-days must be 1–365 (got {horizon_days})")).into());
+    }
+    let visits: Vec<_> = store
+        .came_visits(id)
+        .await?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    let cutoff = now_ms - i64::from(horizon_days) * 86_400_000;
+    let Some(c) = loyalty_engage::backtest::compare(&visits, cutoff, horizon_days, 30) else {
+        return Err(Usage(format!(
+            "partner {id}: no client came before the last {horizon_days} days, or none stayed away in them: nothing to judge"
+        ))
+        .into());
+    };
+    let flagged = |f: &loyalty_engage::backtest::Flagged| json!({ "flagged": f.flagged, "recall": f.recall, "precision": f.precision });
+    Ok(json!({
+        "partner": id,
+        "clients": c.clients,
+        "stayed_away": c.stayed_away,
+        "horizon_days": c.horizon_days,
+        "methods": {
+            "fixed_30_days": flagged(&c.fixed),
+            "per_service_interval": flagged(&c.per_service_interval),
+            "personal_cadence": flagged(&c.personal_cadence),
+            "bgnbd": match &c.bgnbd {
+                Ok(f) => flagged(f),
+                Err(e) => json!({ "error": e }),
+            },
+        },
+        "calibration": c.calibration,
+        "winner": c.winner,
+    }))
+}
+
+pub fn backtest_text(v: &Value) -> String {
+    let mut out = format!(
+        "partner {}: {} clients, {} of them did not come in the last {} days
+",
+        v["partner"], v["clients"], v["stayed_away"], v["horizon_days"]
+    );
+    for name in [
+        "fixed_30_days",
+        "per_service_interval",
+        "personal_cadence",
+        "bgnbd",
+    ] {
+        let m = &v["methods"][name];
+        match m["error"].as_str() {
+            Some(e) => out.push_str(&format!("  {name:<22} not fitted: {e}\n")),
+            None => out.push_str(&format!(
+                "  {name:<22} precision {:.3} at recall {:.3} ({} flagged)\n",
+                m["precision"].as_f64().unwrap_or_default(),
+                m["recall"].as_f64().unwrap_or_default(),
+                m["flagged"]
+            )),
+        }
+    }
+    out.push_str(&format!(
+        "winner: {}\n",
+        v["winner"].as_str().unwrap_or_default()
+    ));
+    out
+}
+
 fn check_horizon(horizon: Option<f64>) -> anyhow::Result<()> {
     match horizon {
         Some(t) if t.is_nan() || t <= 0.0 || t.is_infinite() => {
