@@ -338,7 +338,7 @@ pub fn generate_bgnbd(
 }
 
 /// Gamma(shape, 1) by Marsaglia & Tsang (boosted below shape 1).
-fn gamma(rng: &mut fastrand::Rng, shape: f64) -> f64 {
+pub fn gamma(rng: &mut fastrand::Rng, shape: f64) -> f64 {
     if shape < 1.0 {
         return gamma(rng, shape + 1.0) * rng.f64().powf(1.0 / shape);
     }

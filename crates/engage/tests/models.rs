@@ -4,6 +4,7 @@
 
 use loyalty_engage::model::summary::parse;
 use loyalty_engage::model::{Customer, FitError, bgnbd, gamma_gamma};
+use loyalty_engage::sim::gamma;
 
 fn cdnow() -> Vec<Customer> {
     let path = format!(
@@ -65,23 +66,6 @@ fn cdnow_reproduces_the_published_fits() {
     assert!(gg.log_likelihood > ll(6.25, 3.74, 15.44));
     assert!(gg.log_likelihood > ll(gg.p, gg.q, gg.v - 0.005));
     assert!(gg.log_likelihood > ll(gg.p, gg.q, gg.v + 0.005));
-}
-
-/// Marsaglia & Tsang's Gamma(shape, 1) sampler (with a boost for shape < 1).
-fn gamma(rng: &mut fastrand::Rng, shape: f64) -> f64 {
-    if shape < 1.0 {
-        return gamma(rng, shape + 1.0) * rng.f64().powf(1.0 / shape);
-    }
-    let d = shape - 1.0 / 3.0;
-    let c = 1.0 / (9.0 * d).sqrt();
-    loop {
-        // A standard normal by Box–Muller.
-        let z = (-2.0 * (1.0 - rng.f64()).ln()).sqrt() * (std::f64::consts::TAU * rng.f64()).cos();
-        let v = (1.0 + c * z).powi(3);
-        if v > 0.0 && (1.0 - rng.f64()).ln() < 0.5 * z * z + d - d * v + d * v.ln() {
-            return d * v;
-        }
-    }
 }
 
 /// Customers drawn from BG/NBD: λ ~ Gamma(r, α), p ~ Beta(a, b); purchases a Poisson process

@@ -98,6 +98,22 @@ impl Respond for Yclients {
     }
 }
 
+/// YCLIENTS with the salon's 200 client cards and their records, paged as the import asks.
+async fn salon_on_yclients(now_s: i64) -> MockServer {
+    let yclients = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/company/4564/clients/search"))
+        .respond_with(Yclients { now_s })
+        .mount(&yclients)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/records/4564"))
+        .respond_with(Yclients { now_s })
+        .mount(&yclients)
+        .await;
+    yclients
+}
+
 fn chat(c: u64) -> i64 {
     5_000 + c as i64
 }
@@ -161,17 +177,7 @@ async fn wait_until<F: AsyncFn() -> bool>(what: &str, secs: u64, f: F) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_reminds_by_itself_whom_it_should_and_stops_when_asked() {
     let now_s = chrono::Utc::now().timestamp();
-    let yclients = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/company/4564/clients/search"))
-        .respond_with(Yclients { now_s })
-        .mount(&yclients)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v1/records/4564"))
-        .respond_with(Yclients { now_s })
-        .mount(&yclients)
-        .await;
+    let yclients = salon_on_yclients(now_s).await;
     let telegram = MockServer::start().await;
     let schema = PgSchema::new().await;
     let listen = free_port();
@@ -464,17 +470,7 @@ async fn sms_asked(yclients: &MockServer) -> Vec<(Value, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_reaches_clients_without_telegram_by_sms() {
     let now_s = chrono::Utc::now().timestamp();
-    let yclients = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/company/4564/clients/search"))
-        .respond_with(Yclients { now_s })
-        .mount(&yclients)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v1/records/4564"))
-        .respond_with(Yclients { now_s })
-        .mount(&yclients)
-        .await;
+    let yclients = salon_on_yclients(now_s).await;
     // The price list files the records' service (id 1) under category 4: rhythms are per
     // category although YCLIENTS records name no category.
     Mock::given(method("GET"))
