@@ -151,6 +151,7 @@ pub async fn scan_with(
                 now_ms,
                 now_ms + i64::from(horizon) * DAY_MS,
                 page,
+                salon.sms && settings.sms.is_some(),
             )
             .await?;
         let mut sends = Vec::new();

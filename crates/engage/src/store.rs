@@ -152,13 +152,15 @@ pub trait EngageStore: Send + Sync {
     ) -> Result<Vec<(ClientId, Rhythm)>, StoreError>;
 
     /// A page of clients as the triggers read them at `now_ms`, with the points that expire
-    /// before `expiring_until_ms`; each with their name.
+    /// before `expiring_until_ms`; each with their name. Their SMS reach is read only `with_sms`
+    /// (the salon sends SMS); otherwise `Snapshot::sms` is false and costs nothing.
     async fn snapshots(
         &self,
         partner: PartnerId,
         now_ms: i64,
         expiring_until_ms: i64,
         page: Page,
+        with_sms: bool,
     ) -> Result<Vec<(Snapshot, Option<String>)>, StoreError>;
 
     /// Records decisions, each once under `(client, trigger, cycle)`: a sent one is queued for

@@ -19,6 +19,43 @@ use crate::{Backend, SqlStore, db_err};
 /// Rows per multi-row INSERT (9 parameters each, far below either backend's limit).
 const INSERT_CHUNK: usize = 500;
 
+/// A scan's page of clients: their summary row, balance, points expiring, chat and consent;
+/// `$sms` reads the SMS reach (`1` when an SMS opt-in is in force and a CRM knows the client)
+/// from `$join`.
+macro_rules! snapshots_sql {
+    ($sms:literal, $join:literal) => {
+        concat!(
+            "SELECT c.id, c.name, c.birth_date, c.notifications_off, \
+               CASE WHEN t.chat_id IS NOT NULL AND t.active = 1 THEN 1 ELSE 0 END AS reachable, \
+               COALESCE(m.granted, 0) AS consent, ",
+            $sms,
+            " AS sms, \
+               s.first_visit_ms, s.last_visit_ms, COALESCE(s.visits, 0) AS visits, \
+               s.missed_ms, s.booked_ms, s.recent, COALESCE(b.balance, 0) AS balance, \
+               (SELECT MIN(l.expires_at_ms) FROM lots l WHERE l.partner_id = c.partner_id \
+                 AND l.client_id = c.id AND l.remaining > 0 AND l.expires_at_ms > $2) AS expires_at, \
+               (SELECT CAST(SUM(l.remaining) AS BIGINT) FROM lots l \
+                 WHERE l.partner_id = c.partner_id AND l.client_id = c.id AND l.remaining > 0 \
+                 AND l.expires_at_ms > $2 AND l.expires_at_ms <= $3) AS expiring \
+             FROM clients c \
+             LEFT JOIN client_summaries s ON s.partner_id = c.partner_id AND s.client_id = c.id \
+             LEFT JOIN balances b ON b.partner_id = c.partner_id AND b.client_id = c.id \
+             LEFT JOIN telegram_chats t ON t.chat_id = c.telegram_chat_id \
+             LEFT JOIN marketing_consents m ON m.partner_id = c.partner_id AND m.client_id = c.id ",
+            $join,
+            " WHERE c.partner_id = $1 AND c.id > $4 ORDER BY c.id LIMIT $5"
+        )
+    };
+}
+
+const SNAPSHOTS: &str = snapshots_sql!("0", "");
+
+const SNAPSHOTS_WITH_SMS: &str = snapshots_sql!(
+    "CASE WHEN sc.granted = 1 AND EXISTS (SELECT 1 FROM client_external_ids x \
+       WHERE x.partner_id = c.partner_id AND x.client_id = c.id) THEN 1 ELSE 0 END",
+    "LEFT JOIN sms_consents sc ON sc.partner_id = c.partner_id AND sc.client_id = c.id"
+);
+
 fn reminder_of(payload: &str) -> Result<Reminder, StoreError> {
     serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(format!("reminder: {e}")))
 }
@@ -68,36 +105,23 @@ impl EngageStore for SqlStore {
         now_ms: i64,
         expiring_until_ms: i64,
         page: Page,
+        with_sms: bool,
     ) -> Result<Vec<(Snapshot, Option<String>)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT c.id, c.name, c.birth_date, c.notifications_off, \
-               CASE WHEN t.chat_id IS NOT NULL AND t.active = 1 THEN 1 ELSE 0 END AS reachable, \
-               COALESCE(m.granted, 0) AS consent, \
-               CASE WHEN sc.granted = 1 AND EXISTS (SELECT 1 FROM client_external_ids x \
-                 WHERE x.partner_id = c.partner_id AND x.client_id = c.id) THEN 1 ELSE 0 END AS sms, \
-               s.first_visit_ms, s.last_visit_ms, COALESCE(s.visits, 0) AS visits, \
-               s.missed_ms, s.booked_ms, s.recent, COALESCE(b.balance, 0) AS balance, \
-               (SELECT MIN(l.expires_at_ms) FROM lots l WHERE l.partner_id = c.partner_id \
-                 AND l.client_id = c.id AND l.remaining > 0 AND l.expires_at_ms > $2) AS expires_at, \
-               (SELECT CAST(SUM(l.remaining) AS BIGINT) FROM lots l \
-                 WHERE l.partner_id = c.partner_id AND l.client_id = c.id AND l.remaining > 0 \
-                 AND l.expires_at_ms > $2 AND l.expires_at_ms <= $3) AS expiring \
-             FROM clients c \
-             LEFT JOIN client_summaries s ON s.partner_id = c.partner_id AND s.client_id = c.id \
-             LEFT JOIN balances b ON b.partner_id = c.partner_id AND b.client_id = c.id \
-             LEFT JOIN telegram_chats t ON t.chat_id = c.telegram_chat_id \
-             LEFT JOIN marketing_consents m ON m.partner_id = c.partner_id AND m.client_id = c.id \
-             LEFT JOIN sms_consents sc ON sc.partner_id = c.partner_id AND sc.client_id = c.id \
-             WHERE c.partner_id = $1 AND c.id > $4 ORDER BY c.id LIMIT $5",
-        )
-        .bind(partner.0)
-        .bind(now_ms)
-        .bind(expiring_until_ms)
-        .bind(page.after.0)
-        .bind(i64::from(page.limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        // A salon that sends no SMS reads no SMS consent: its page is the query without them.
+        let sql = if with_sms {
+            SNAPSHOTS_WITH_SMS
+        } else {
+            SNAPSHOTS
+        };
+        let rows = sqlx::query(sql)
+            .bind(partner.0)
+            .bind(now_ms)
+            .bind(expiring_until_ms)
+            .bind(page.after.0)
+            .bind(i64::from(page.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
             return Ok(Vec::new());
         };
