@@ -14,6 +14,11 @@
 //!    recorded (`engage_scans.last_scan_ms`), and the gateway's peak RSS.
 //! 3. The gateway is started again: the second scan finds most reminders already recorded.
 //!
+//! With the `at_risk` trigger (issue 14; `BENCH_ENGAGE_AT_RISK=0` leaves it out, for the
+//! figures without it), every salon's model is written in the fixture as on and fresh, so the
+//! scans score every client with it (P(alive) for each; value for those below the threshold)
+//! rather than build it: the build is the models section's figure.
+//!
 //! `BENCH_ENGAGE_CLIENTS` (default 1,000,000) and `BENCH_ENGAGE_SALONS` (500) size it.
 
 use std::time::{Duration, Instant};
@@ -96,17 +101,22 @@ async fn measure(db: &Database, gateway: &str) -> anyhow::Result<Figures> {
     )?["program"]
         .clone();
     program["points_ttl_days"] = json!(365);
+    let at_risk = env_i64("BENCH_ENGAGE_AT_RISK", 1) != 0;
+    let mut triggers = vec![
+        json!({"kind": "missed", "after_days": 1}),
+        json!({"kind": "due"}),
+        json!({"kind": "expiring", "within_days": 14, "min_points": 50}),
+        json!({"kind": "inactive", "days": 60, "min_balance": 100}),
+        json!({"kind": "welcome_back", "days": 14}),
+        json!({"kind": "birthday", "days_before": 3}),
+    ];
+    if at_risk {
+        triggers.push(json!({"kind": "at_risk", "below_percent": 30, "top_percent": 20}));
+    }
     program["engage"] = json!({
         "time_zone": "Europe/Moscow",
         "send_window": {"from_hour": 0, "to_hour": 24},
-        "triggers": [
-            {"kind": "missed", "after_days": 1},
-            {"kind": "due"},
-            {"kind": "expiring", "within_days": 14, "min_points": 50},
-            {"kind": "inactive", "days": 60, "min_balance": 100},
-            {"kind": "welcome_back", "days": 14},
-            {"kind": "birthday", "days_before": 3}
-        ]
+        "triggers": triggers,
     });
     let file = std::env::temp_dir().join("bench-engage-program.json");
     std::fs::write(&file, program.to_string())?;
@@ -190,6 +200,12 @@ async fn measure(db: &Database, gateway: &str) -> anyhow::Result<Figures> {
         "INSERT INTO marketing_consents (partner_id, client_id, granted, log_id, at_ms) \
          SELECT partner_id, client_id, 1, id, at_ms FROM consent_log"
             .to_owned(),
+        // Every salon's model, on and fresh (see the module's note).
+        format!(
+            "INSERT INTO engage_models (partner_id, fitted_at_ms, model) \
+             SELECT id, {now}, '{}' FROM partners",
+            bench_model(now)?.replace('\'', "''")
+        ),
         // Vacuumed as well as analyzed: autovacuum waking on ten million fresh rows during the
         // scans would be measured instead of them.
         "VACUUM ANALYZE".to_owned(),
@@ -222,6 +238,31 @@ async fn measure(db: &Database, gateway: &str) -> anyhow::Result<Figures> {
         second_scan_s,
         second_rss_mib,
     })
+}
+
+/// A model as `risk::build` would leave it where BG/NBD won: parameters that put the fixture's
+/// clients away two gaps near P(alive) 0.25 and those just seen near 0.8, values spread from
+/// 0 to 4,000,000 minor units.
+fn bench_model(now_ms: i64) -> anyhow::Result<String> {
+    use loyalty_engage::risk::{BgNbdParams, SalonModel};
+    let model = SalonModel {
+        fitted_at_ms: now_ms,
+        winner: Some("bgnbd".into()),
+        backtest: Vec::new(),
+        bgnbd: Some(BgNbdParams {
+            r: 2.0,
+            alpha: 60.0,
+            a: 1.0,
+            b: 5.0,
+            log_likelihood: 0.0,
+        }),
+        gamma_gamma: None,
+        clv_percentiles: (0..=100).map(|p| p * 40_000).collect(),
+        mean_visit_minor: 250_000,
+        clients: 0,
+        off: None,
+    };
+    Ok(serde_json::to_string(&model)?)
 }
 
 /// Starts `serve`; its first scans begin at once. Seconds until every salon's scan is recorded,

@@ -16,6 +16,7 @@
 mod engage;
 mod fake_crm;
 mod limit;
+mod models;
 mod sync;
 
 use std::sync::Arc;
@@ -652,7 +653,8 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(6_000);
-    let sections = std::env::var("BENCH_SECTIONS").unwrap_or_else(|_| "ingest,sync,engage".into());
+    let sections =
+        std::env::var("BENCH_SECTIONS").unwrap_or_else(|_| "ingest,sync,models,engage".into());
     if sections.split(',').any(|s| s.trim() == "ingest") {
         let db = Database::create(&admin, "bench").await?;
         let result = bench(&db, &gateway_bin, scale).await;
@@ -662,6 +664,9 @@ async fn main() -> anyhow::Result<()> {
     if sections.split(',').any(|s| s.trim() == "sync") {
         let figures = sync::run(&admin, &gateway_bin).await?;
         println!("{figures}");
+    }
+    if sections.split(',').any(|s| s.trim() == "models") {
+        println!("{}", models::run()?);
     }
     if sections.split(',').any(|s| s.trim() == "engage") {
         let figures = engage::run(&admin, &gateway_bin).await?;

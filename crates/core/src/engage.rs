@@ -171,6 +171,16 @@ pub enum TriggerRule {
         #[serde(default = "default_lapsed")]
         below_percent: u32,
     },
+    /// At risk of being lost (issue 14): BG/NBD's chance that she is still a client below
+    /// `below_percent` %, for a client whose 12-month value is in the salon's top
+    /// `top_percent` %. Used only at a salon whose own backtest says BG/NBD beats the rules;
+    /// elsewhere it stays silent and says why (`loyalty_engage::risk`).
+    AtRisk {
+        #[serde(default = "default_at_risk")]
+        below_percent: u32,
+        #[serde(default = "default_top")]
+        top_percent: u32,
+    },
     /// At least `min_points` points expire within `within_days` days.
     Expiring {
         within_days: u32,
@@ -200,6 +210,12 @@ fn default_fallback() -> u32 {
 fn default_lapsed() -> u32 {
     5
 }
+fn default_at_risk() -> u32 {
+    30
+}
+fn default_top() -> u32 {
+    20
+}
 fn one_point() -> Points {
     Points(1)
 }
@@ -214,6 +230,7 @@ impl TriggerRule {
             TriggerRule::Inactive { .. } => "inactive",
             TriggerRule::Due { .. } => "due",
             TriggerRule::Lapsed { .. } => "lapsed",
+            TriggerRule::AtRisk { .. } => "at_risk",
             TriggerRule::Expiring { .. } => "expiring",
             TriggerRule::Missed { .. } => "missed",
             TriggerRule::WelcomeBack { .. } => "welcome_back",
@@ -292,6 +309,17 @@ impl Engagement {
                 TriggerRule::Lapsed { below_percent } => {
                     if *below_percent == 0 || *below_percent > 50 {
                         return bad("below_percent must be 1–50");
+                    }
+                }
+                TriggerRule::AtRisk {
+                    below_percent,
+                    top_percent,
+                } => {
+                    if *below_percent == 0 || *below_percent > 90 {
+                        return bad("below_percent must be 1–90");
+                    }
+                    if *top_percent == 0 || *top_percent > 100 {
+                        return bad("top_percent must be 1–100");
                     }
                 }
                 TriggerRule::Expiring {
@@ -438,5 +466,22 @@ mod tests {
         assert_eq!(sms.sms, Some(SmsReach::default()));
         assert_eq!(sms.validate(), Ok(()));
         assert!(serde_json::from_str::<Engagement>(r#"{"sms": {"invites": true}}"#).is_err());
+        let risk: Engagement =
+            serde_json::from_str(r#"{"triggers": [{"kind": "at_risk"}]}"#).unwrap();
+        assert_eq!(
+            risk.triggers[0].rule,
+            TriggerRule::AtRisk {
+                below_percent: 30,
+                top_percent: 20
+            }
+        );
+        assert!(
+            with(TriggerRule::AtRisk {
+                below_percent: 30,
+                top_percent: 0
+            })
+            .validate()
+            .is_err()
+        );
     }
 }

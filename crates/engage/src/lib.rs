@@ -9,6 +9,8 @@
 //!   shrunk towards the salon's), when they are due again; the salon's regularity `k̂`.
 //! * [`lapse`]: how unusual a client's absence is for her own rhythm (has she stopped?).
 //! * [`model`]: BG/NBD and Gamma-Gamma fitted per salon (P(alive), expected visits, value).
+//! * [`risk`]: the salon's model, used only where its backtest beats the rules, and each
+//!   client's chance of still coming and 12-month value (the `at_risk` trigger).
 //! * [`trigger`]: when each of the program's triggers is due for a client, once per absence,
 //!   and why.
 //! * [`policy`]: consent, the send window in the salon's zone, caps, the control group.
@@ -24,6 +26,7 @@ pub mod cadence;
 pub mod lapse;
 pub mod model;
 pub mod policy;
+pub mod risk;
 pub mod scan;
 pub mod sim;
 pub mod store;
@@ -49,6 +52,8 @@ pub struct Snapshot {
     pub last_visit_ms: Option<i64>,
     /// Visits that came.
     pub visits: i64,
+    /// What their bills came to (minor units).
+    pub paid_minor: i64,
     pub rhythm: Rhythm,
     /// Their latest no-show or cancelled record.
     pub missed_ms: Option<i64>,

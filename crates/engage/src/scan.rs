@@ -33,6 +33,8 @@ pub struct Salon<'a> {
     pub birthday_points: Option<i64>,
     /// One of the salon's CRMs sends SMS.
     pub sms: bool,
+    /// The salon's churn and value model, as last built (`at_risk` needs it).
+    pub model: Option<&'a crate::risk::SalonModel>,
 }
 
 /// A decision in words: who, which trigger, what became of it, and why.
@@ -137,6 +139,7 @@ pub async fn scan_with(
             now_ms,
             tz,
             salon: &rhythm,
+            model: salon.model,
         },
         sms: salon.sms,
     };
@@ -238,7 +241,9 @@ fn reminder(
     let (points, days, date) = match &due.why {
         Why::Inactive { days, balance } => (balance.value(), *days, None),
         Why::Rhythm { overdue_days, .. } => (s.balance.value(), *overdue_days, None),
-        Why::Fallback { days, .. } | Why::Lapsed { days, .. } => (s.balance.value(), *days, None),
+        Why::Fallback { days, .. } | Why::Lapsed { days, .. } | Why::AtRisk { days, .. } => {
+            (s.balance.value(), *days, None)
+        }
         Why::Expiring { points, on } => (points.value(), 0, Some(on.to_string())),
         Why::Missed { days } | Why::WelcomeBack { days } => (s.balance.value(), *days, None),
         Why::Birthday { on } => (s.balance.value(), 0, Some(on.to_string())),

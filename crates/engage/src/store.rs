@@ -11,6 +11,7 @@ use loyalty_core::{ClientId, ConnectionId, PartnerId, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::Snapshot;
+use crate::risk::SalonModel;
 use crate::uplift::Arm;
 
 /// What a reminder says: the facts its text is filled with, rendered when it is sent, in the
@@ -187,6 +188,16 @@ pub trait EngageStore: Send + Sync {
 
     /// When the salon was last scanned, and what the scan found.
     async fn last_scan(&self, partner: PartnerId) -> Result<Option<(i64, String)>, StoreError>;
+
+    /// The salon's churn and value model as last built.
+    async fn salon_model(&self, partner: PartnerId) -> Result<Option<SalonModel>, StoreError>;
+
+    /// Keeps `model` as the salon's, in place of the one before.
+    async fn save_salon_model(
+        &self,
+        partner: PartnerId,
+        model: &SalonModel,
+    ) -> Result<(), StoreError>;
 
     /// Logs a consent given or withdrawn, as given; marketing's is then the one in force.
     #[allow(clippy::too_many_arguments)]

@@ -13,6 +13,7 @@ use loyalty_core::{BirthDate, Points};
 use crate::Snapshot;
 use crate::cadence::{DAY_MS, SalonRhythm, cadence};
 use crate::lapse::lapse;
+use crate::risk::{SalonModel, customer};
 use crate::window::local;
 
 /// A trigger due for a client.
@@ -47,6 +48,16 @@ pub enum Why {
         usual_days: i64,
         /// The chance of an absence this long were they still coming, in percent.
         chance_percent: f64,
+    },
+    /// Likely lost, by the salon's BG/NBD, and among its most valuable clients.
+    AtRisk {
+        days: i64,
+        /// Her chance of still being a client, in percent.
+        p_alive_percent: f64,
+        /// Her 12-month value were she still coming (minor units), and the salon's top share
+        /// it is in.
+        at_stake_minor: i64,
+        top_percent: u32,
     },
     /// The salon's history is too thin for rhythms: the fixed number of days instead.
     Fallback {
@@ -105,6 +116,17 @@ impl std::fmt::Display for Why {
                 f,
                 "away {days} days; at their usual {usual_days}-day rhythm an absence this long happens {chance_percent:.1} % of the time"
             ),
+            Why::AtRisk {
+                days,
+                p_alive_percent,
+                at_stake_minor,
+                top_percent,
+            } => write!(
+                f,
+                "away {days} days; the salon's model gives {p_alive_percent:.1} % that they still come, and what they would bring in 12 months, {}.{:02}, is in the salon's top {top_percent} %",
+                at_stake_minor / 100,
+                at_stake_minor % 100
+            ),
             Why::Fallback { days, reason } => write!(f, "no visit for {days} days ({reason})"),
             Why::Expiring { points, on } => {
                 write!(f, "{} points expire on {on}", points.value())
@@ -127,6 +149,8 @@ pub struct Context<'a> {
     pub now_ms: i64,
     pub tz: Tz,
     pub salon: &'a SalonRhythm,
+    /// The salon's churn and value model, when one was built (`at_risk` needs it on).
+    pub model: Option<&'a SalonModel>,
 }
 
 /// Every trigger of `settings` due for `s` now, in the program's order.
@@ -227,6 +251,33 @@ fn one(s: &Snapshot, rule: &TriggerRule, ctx: &Context<'_>) -> Option<(String, W
                         days: days_between(last, now),
                         usual_days: l.mean_days.round() as i64,
                         chance_percent: percent,
+                    },
+                )
+            })
+        }
+        TriggerRule::AtRisk {
+            below_percent,
+            top_percent,
+        } => {
+            let model = ctx.model.filter(|m| m.on())?;
+            let last = s.last_visit_ms?;
+            if booked {
+                return None;
+            }
+            let c = customer(s, now)?;
+            // The cheap test first: most clients are not at risk, and their value is not asked.
+            if model.p_alive(&c)? * 100.0 >= f64::from(*below_percent) {
+                return None;
+            }
+            let risk = model.risk(&c)?;
+            (risk.at_stake_minor >= model.top_cut(*top_percent)).then(|| {
+                (
+                    last.to_string(),
+                    Why::AtRisk {
+                        days: days_between(last, now),
+                        p_alive_percent: risk.p_alive * 100.0,
+                        at_stake_minor: risk.at_stake_minor,
+                        top_percent: *top_percent,
                     },
                 )
             })

@@ -9,6 +9,7 @@ use loyalty_core::engage::{Caps, Engagement, SendWindow, SmsReach, TriggerRule, 
 use loyalty_core::history::Rhythm;
 use loyalty_core::{BirthDate, ClientId, Points};
 use loyalty_engage::cadence::DAY_MS;
+use loyalty_engage::risk::{BgNbdParams, SalonModel};
 use loyalty_engage::uplift::in_control;
 use loyalty_engage::window::open_at;
 use loyalty_engage::{
@@ -60,7 +61,7 @@ fn settings() -> impl Strategy<Value = Engagement> {
         1u32..3,
         3u32..6,
         prop_oneof![Just(0u8), Just(10), Just(50)],
-        proptest::sample::subsequence(vec![0usize, 1, 2, 3, 4, 5, 6], 1..=7),
+        proptest::sample::subsequence(vec![0usize, 1, 2, 3, 4, 5, 6, 7], 1..=8),
         proptest::option::of((any::<bool>(), any::<bool>())),
     )
         .prop_map(|(zone, from, to, c7, c30, holdout, which, sms)| {
@@ -81,6 +82,10 @@ fn settings() -> impl Strategy<Value = Engagement> {
                 TriggerRule::WelcomeBack { days: 10 },
                 TriggerRule::Birthday { days_before: 3 },
                 TriggerRule::Lapsed { below_percent: 10 },
+                TriggerRule::AtRisk {
+                    below_percent: 60,
+                    top_percent: 100,
+                },
             ];
             Engagement {
                 time_zone: ZONES[zone].into(),
@@ -147,6 +152,19 @@ proptest! {
         salon_sms in any::<bool>(),
     ) {
         let tz = settings.zone().expect("known zone");
+        // A salon whose model is on, with every client in its top part: who is at risk is
+        // BG/NBD's call alone.
+        let model = SalonModel {
+            fitted_at_ms: 0,
+            winner: Some("bgnbd".into()),
+            backtest: Vec::new(),
+            bgnbd: Some(BgNbdParams { r: 0.8, alpha: 20.0, a: 0.6, b: 2.0, log_likelihood: 0.0 }),
+            gamma_gamma: None,
+            clv_percentiles: vec![0; 101],
+            mean_visit_minor: 250_000,
+            clients: 12,
+            off: None,
+        };
         let mut now = 1_760_000_000_000 + start_hours * 3_600_000;
         let mut snaps: Vec<Snapshot> = clients
             .iter()
@@ -195,7 +213,7 @@ proptest! {
                         settings: &settings,
                         tz,
                         salt,
-                        context: Context { now_ms: now, tz, salon: &salon },
+                        context: Context { now_ms: now, tz, salon: &salon, model: Some(&model) },
                         sms: salon_sms,
                     };
                     for s in &mut snaps {
@@ -241,7 +259,7 @@ proptest! {
             let mut seen = std::collections::BTreeSet::new();
             for r in &s.recorded {
                 prop_assert!(seen.insert((r.trigger.clone(), r.cycle.clone())), "twice: {r:?}");
-                if ["inactive", "due", "welcome_back", "lapsed"].contains(&r.trigger.as_str()) {
+                if ["inactive", "due", "welcome_back", "lapsed", "at_risk"].contains(&r.trigger.as_str()) {
                     prop_assert!(!r.cycle.contains(':'));
                 }
             }
@@ -268,6 +286,7 @@ fn snapshot(
         first_visit_ms: visits.last().copied(),
         last_visit_ms: visits.first().copied(),
         visits: visits.len() as i64,
+        paid_minor: visits.len() as i64 * 250_000,
         rhythm: Rhythm::parse(&recent.join(",")),
         missed_ms: None,
         booked_ms: None,

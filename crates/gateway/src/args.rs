@@ -296,6 +296,20 @@ pub(crate) enum AnalyticsCmd {
         #[arg(long, default_value_t = 90)]
         horizon_days: u32,
     },
+    /// The salon's churn and value model as the `at_risk` trigger uses it: whether it is used
+    /// here and why (its backtest against the rules), its parameters, the spread of 12-month
+    /// values, and the most valuable clients with their chance of still coming. Built now when
+    /// there is none (or with --refresh); `serve` rebuilds it weekly.
+    Model {
+        #[arg(long)]
+        partner: i64,
+        /// Build it again now from the salon's history.
+        #[arg(long)]
+        refresh: bool,
+        /// How many of the most valuable clients to list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,8 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use loyalty_core::engage::{Engagement, TriggerRule};
 use loyalty_core::{Clock, PartnerId, PartnerStore, StoreError};
 use loyalty_engage::EngageStore;
+use loyalty_engage::risk::{self, SalonModel};
 use loyalty_engage::scan::{Report, Salon, ScanError, scan_with};
 use loyalty_store::SqlStore;
 use tokio::sync::watch;
@@ -23,6 +25,62 @@ const REPORT_LINES: usize = 200;
 const RHYTHM_FRESH_MS: i64 = 24 * 3_600_000;
 /// Salons scanned at once: the database works one's page while the gateway decides another's.
 const CONCURRENT_SCANS: usize = 2;
+/// A salon's churn and value model serves its scans this long; older, the next scan that
+/// needs it (an `at_risk` trigger is set) builds it again first.
+pub const MODEL_FRESH_MS: i64 = 7 * 24 * 3_600_000;
+
+/// Judges the methods on the salon's history, fits the model where it wins, and keeps it
+/// (`loyalty_engage::risk::build`); the fit runs off the async threads.
+pub async fn refresh_model(
+    store: &SqlStore,
+    partner: PartnerId,
+    now_ms: i64,
+) -> Result<SalonModel, StoreError> {
+    let visits: Vec<_> = store
+        .came_visits(partner)
+        .await?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    let customers: Vec<_> = store
+        .visit_histories(partner, now_ms)
+        .await?
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    let model = tokio::task::spawn_blocking(move || risk::build(&visits, &customers, now_ms))
+        .await
+        .map_err(|e| StoreError::Backend(format!("the model's fit stopped: {e}")))?;
+    store.save_salon_model(partner, &model).await?;
+    info!(
+        partner = partner.0,
+        on = model.on(),
+        off = model.off.as_deref().unwrap_or_default(),
+        "salon model built"
+    );
+    Ok(model)
+}
+
+/// The model a scan of these settings uses: none unless an `at_risk` trigger is set; the
+/// stored one while fresh, else built again now.
+pub async fn model_for(
+    store: &SqlStore,
+    partner: PartnerId,
+    settings: &Engagement,
+    now_ms: i64,
+) -> Result<Option<SalonModel>, StoreError> {
+    if !settings
+        .triggers
+        .iter()
+        .any(|t| matches!(t.rule, TriggerRule::AtRisk { .. }))
+    {
+        return Ok(None);
+    }
+    match store.salon_model(partner).await? {
+        Some(m) if (0..MODEL_FRESH_MS).contains(&(now_ms - m.fitted_at_ms)) => Ok(Some(m)),
+        _ => refresh_model(store, partner, now_ms).await.map(Some),
+    }
+}
 
 /// Scans one salon now, under its lease; `None` when it has no reminders set or another
 /// instance holds the lease.
@@ -41,12 +99,14 @@ pub async fn scan_partner(
     if !store.lease_scan(partner, owner, now_ms, LEASE_MS).await? {
         return Ok(None);
     }
+    let model = model_for(store, partner, settings, now_ms).await?;
     let salon = Salon {
         partner,
         name: Some(&p.name),
         settings,
         birthday_points: p.program.birthday.as_ref().map(|b| b.points.value()),
         sms: settings.sms.is_some() && crate::connections::sends_sms(store, partner).await?,
+        model: model.as_ref(),
     };
     let known = store
         .last_scan(partner)

@@ -237,6 +237,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&out?, json, cli::backtest_text);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Analytics(AnalyticsCmd::Model {
+            partner,
+            refresh,
+            top,
+        }) => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = cli::analytics_model(&store, partner, refresh, top, now).await;
+            store.close().await;
+            print(&out?, json, cli::model_text);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doctor(DoctorCmd::Phones { partner, apply }) => {
             let store = open_migrated(&Config::resolve(overrides)?).await?;
             let out = cli::doctor_phones(&store, partner.map(PartnerId), apply).await;

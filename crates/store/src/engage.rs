@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use loyalty_core::history::Rhythm;
 use loyalty_core::{BirthDate, ClientId, ConnectionId, PartnerId, Points, StoreError};
+use loyalty_engage::risk::SalonModel;
 use loyalty_engage::store::{
     ConsentEntry, ConsentKind, EngageStore, NewSend, Page, QueuedReminder, QueuedSms, Reminder,
     SendRow, TriggerArms,
@@ -31,6 +32,7 @@ macro_rules! snapshots_sql {
             $sms,
             " AS sms, \
                s.first_visit_ms, s.last_visit_ms, COALESCE(s.visits, 0) AS visits, \
+               COALESCE(s.paid_minor, 0) AS paid_minor, \
                s.missed_ms, s.booked_ms, s.recent, COALESCE(b.balance, 0) AS balance, \
                (SELECT MIN(l.expires_at_ms) FROM lots l WHERE l.partner_id = c.partner_id \
                  AND l.client_id = c.id AND l.remaining > 0 AND l.expires_at_ms > $2) AS expires_at, \
@@ -146,6 +148,7 @@ impl EngageStore for SqlStore {
                     first_visit_ms: get(r, "first_visit_ms")?,
                     last_visit_ms: get(r, "last_visit_ms")?,
                     visits: get(r, "visits")?,
+                    paid_minor: get(r, "paid_minor")?,
                     rhythm: Rhythm::parse(recent.as_deref().unwrap_or_default()),
                     missed_ms: get(r, "missed_ms")?,
                     booked_ms: get(r, "booked_ms")?,
@@ -271,6 +274,41 @@ impl EngageStore for SqlStore {
             ))
         })
         .transpose()
+    }
+
+    async fn salon_model(&self, partner: PartnerId) -> Result<Option<SalonModel>, StoreError> {
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT model FROM engage_models WHERE partner_id = $1")
+                .bind(partner.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?;
+        text.map(|t| {
+            serde_json::from_str(&t)
+                .map_err(|e| StoreError::Corrupt(format!("partner {partner}'s model: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn save_salon_model(
+        &self,
+        partner: PartnerId,
+        model: &SalonModel,
+    ) -> Result<(), StoreError> {
+        let text = serde_json::to_string(model)
+            .map_err(|e| StoreError::Backend(format!("model to JSON: {e}")))?;
+        sqlx::query(
+            "INSERT INTO engage_models (partner_id, fitted_at_ms, model) VALUES ($1, $2, $3) \
+             ON CONFLICT (partner_id) DO UPDATE SET fitted_at_ms = excluded.fitted_at_ms, \
+               model = excluded.model",
+        )
+        .bind(partner.0)
+        .bind(model.fitted_at_ms)
+        .bind(text)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
     }
 
     async fn set_consent(

@@ -178,6 +178,7 @@ async fn a_scan_records_each_due_reminder_once(db: &TestDb) {
         settings: &settings,
         birthday_points: None,
         sms: false,
+        model: None,
     };
     // At night in Moscow nothing is recorded.
     let night = scan(db.store.as_ref(), &salon, T0 - 2 * HOUR, true, None, 10)
@@ -252,6 +253,7 @@ async fn stop_offers_cancels_what_is_queued(db: &TestDb) {
         settings: &settings,
         birthday_points: None,
         sms: false,
+        model: None,
     };
     let first = scan(db.store.as_ref(), &salon, NOON, true, None, 10)
         .await
@@ -304,6 +306,7 @@ async fn uplift_counts_returns_within_the_window(db: &TestDb) {
         settings: &settings,
         birthday_points: None,
         sms: false,
+        model: None,
     };
     let later = NOON + 20 * DAY;
     let report = scan(db.store.as_ref(), &salon, later, true, None, 10)
@@ -348,6 +351,7 @@ async fn sms_reaches_clients_without_a_chat(db: &TestDb) {
         settings: &settings,
         birthday_points: None,
         sms: true,
+        model: None,
     };
     // No SMS opt-in yet: unreachable, nothing recorded for her.
     let before = scan(db.store.as_ref(), &salon, NOON, true, None, 10)
@@ -555,7 +559,80 @@ async fn visit_histories_count_days_not_records(db: &TestDb) {
     );
 }
 
+/// The salon's model is kept and read back whole, the next build replacing it; a scan's
+/// `at_risk` asks it of each summary row — days, repeat visits and the bills — and fires only
+/// where it is on, for a client both likely gone and valuable.
+async fn at_risk_reads_the_model_and_the_summary(db: &TestDb) {
+    use loyalty_engage::risk::{BgNbdParams, SalonModel};
+    let (_engine, p, _conn) = setup(db).await;
+    assert_eq!(db.store.salon_model(p).await.expect("read"), None);
+    // Drop-out is likely after a visit (a = 5, b = 1): Anna, Olga and Irina (away 30 days after
+    // a 35-day gap) have about 4 % left, Vera (5 days away) about 13 %. Only a client whose
+    // bills were read has a 12-month value of at least 1.
+    let mut model = SalonModel {
+        fitted_at_ms: T0,
+        winner: Some("bgnbd".into()),
+        backtest: Vec::new(),
+        bgnbd: Some(BgNbdParams {
+            r: 2.0,
+            alpha: 10.0,
+            a: 5.0,
+            b: 1.0,
+            log_likelihood: -1.0,
+        }),
+        gamma_gamma: None,
+        clv_percentiles: vec![1; 101],
+        mean_visit_minor: 0,
+        clients: 4,
+        off: Some("the rules predict better here".into()),
+    };
+    db.store.save_salon_model(p, &model).await.expect("save");
+    assert_eq!(
+        db.store.salon_model(p).await.expect("read"),
+        Some(model.clone())
+    );
+    let mut settings = settings();
+    settings.triggers = vec![TriggerSetting {
+        rule: TriggerRule::AtRisk {
+            below_percent: 10,
+            top_percent: 100,
+        },
+        text: None,
+    }];
+    let settings = &settings;
+    let read = |m: SalonModel| async move {
+        let salon = Salon {
+            partner: p,
+            name: None,
+            settings,
+            birthday_points: None,
+            sms: false,
+            model: Some(&m),
+        };
+        scan(db.store.as_ref(), &salon, NOON, false, None, 10)
+            .await
+            .expect("scan")
+    };
+    let off = read(model.clone()).await;
+    assert!(off.counts.is_empty(), "a model that is off: {off:?}");
+    model.off = None;
+    model.fitted_at_ms = T0 + 1;
+    db.store.save_salon_model(p, &model).await.expect("again");
+    let kept = db.store.salon_model(p).await.expect("read").expect("model");
+    assert_eq!(kept.fitted_at_ms, T0 + 1);
+    let on = read(kept).await;
+    let counts = &on.counts["at_risk"];
+    assert_eq!(counts.get("send"), Some(&1), "Anna: {on:?}");
+    assert_eq!(counts.get("no_consent"), Some(&1), "Olga: {on:?}");
+    assert_eq!(counts.get("unreachable"), Some(&1), "Irina: {on:?}");
+    assert_eq!(counts.values().sum::<u64>(), 3, "not Vera: {on:?}");
+    let why = &on.lines[0].why;
+    assert!(why.contains("away 30 days"), "{why}");
+    assert!(why.contains("% that they still come"), "{why}");
+}
+
 both!(
+    at_risk_reads_the_model_and_the_summary,
     a_scan_records_each_due_reminder_once,
     visit_histories_count_days_not_records,
     categories_come_from_the_price_list_when_records_lack_them,

@@ -236,6 +236,7 @@ async fn run_case(db: &TestDb, c: Case) -> Result<(), TestCaseError> {
         settings: &engage,
         birthday_points: None,
         sms: false,
+        model: None,
     };
     let mut now = start;
     for (n, st) in c.steps.iter().enumerate() {

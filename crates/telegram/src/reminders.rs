@@ -84,6 +84,12 @@ pub fn reminder_text(r: &Reminder, lang: Lang) -> String {
                 "{hello} We have not seen you at {salon} for {}. We miss you and would love to see you again: you have {points}.",
                 days(r.days, lang)
             ),
+            ("at_risk", Lang::Ru) => format!(
+                "{hello} Мы давно вас не видели в «{salon}» и очень хотим вернуть. Запишитесь — на вашем счёте {points}, а мы подготовим для вас лучшее время."
+            ),
+            ("at_risk", Lang::En) => format!(
+                "{hello} We have not seen you at {salon} for a while and would love to have you back. Book a visit — you have {points}, and we will keep the best time for you."
+            ),
             ("expiring", Lang::Ru) => format!(
                 "{hello} {points} в «{salon}» сгорят {on}. Успейте потратить их на визит."
             ),
@@ -400,5 +406,25 @@ mod tests {
             reminder_text(&r, Lang::En),
             "Hello, Анна! We have not seen you at Лотос for 52 days. We miss you and would love to see you again: you have 350 points."
         );
+    }
+
+    #[test]
+    fn the_at_risk_reminder_asks_her_back_with_her_balance() {
+        let r = Reminder {
+            trigger: "at_risk".into(),
+            salon: Some("Лотос".into()),
+            name: Some("Анна".into()),
+            points: 350,
+            days: 80,
+            date: None,
+            birthday_points: None,
+            text: None,
+            booking_url: None,
+        };
+        assert_eq!(
+            reminder_text(&r, Lang::Ru),
+            "Анна, здравствуйте! Мы давно вас не видели в «Лотос» и очень хотим вернуть. Запишитесь — на вашем счёте 350 баллов, а мы подготовим для вас лучшее время."
+        );
+        assert!(reminder_text(&r, Lang::En).contains("you have 350 points"));
     }
 }

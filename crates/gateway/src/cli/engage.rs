@@ -46,22 +46,17 @@ pub async fn engage_preview(
     {
         return Err(Usage(format!("--trigger: the program has no {t:?} trigger")).into());
     }
+    let now_ms = SystemClock.now_ms();
+    let model = crate::engage::model_for(store, id, settings, now_ms).await?;
     let salon = Salon {
         partner: id,
         name: Some(&p.name),
         settings,
         birthday_points: p.program.birthday.as_ref().map(|b| b.points.value()),
         sms: settings.sms.is_some() && crate::connections::sends_sms(store, id).await?,
+        model: model.as_ref(),
     };
-    let report = scan(
-        store,
-        &salon,
-        SystemClock.now_ms(),
-        false,
-        trigger,
-        usize::MAX,
-    )
-    .await?;
+    let report = scan(store, &salon, now_ms, false, trigger, usize::MAX).await?;
     Ok(json!({ "partner": id, "preview": true, "report": report }))
 }
 
@@ -93,10 +88,14 @@ pub async fn engage_status(store: &SqlStore, partner: i64) -> anyhow::Result<Val
         .as_ref()
         .and_then(|(_, r)| serde_json::from_str(r).ok())
         .unwrap_or(Value::Null);
+    let model = store.salon_model(id).await?.map(|m| {
+        json!({ "on": m.on(), "off": m.off, "winner": m.winner, "fitted_at_ms": m.fitted_at_ms })
+    });
     Ok(json!({
         "partner": id,
         "last_scan_ms": last.map(|(at, _)| at),
         "report": report,
+        "model": model,
     }))
 }
 
@@ -243,6 +242,13 @@ pub fn engage_text(v: &Value) -> String {
         }
         if let Some(f) = report["fallback"].as_str() {
             out.push_str(&format!("fixed rules instead of rhythms: {f}\n"));
+        }
+        let model = &v["model"];
+        if model.is_object() {
+            match model["off"].as_str() {
+                None => out.push_str("at_risk: on (the salon's model beat the rules)\n"),
+                Some(why) => out.push_str(&format!("at_risk: off — {why}\n")),
+            }
         }
         for line in report["lines"].as_array().into_iter().flatten() {
             out.push_str(&format!(

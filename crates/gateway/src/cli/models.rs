@@ -3,8 +3,10 @@
 
 use std::path::Path;
 
+use loyalty_core::{ClientId, ClientStore};
 use loyalty_engage::EngageStore;
 use loyalty_engage::model::{Customer, bgnbd, gamma_gamma, summary};
+use loyalty_engage::risk::Risk;
 use loyalty_store::SqlStore;
 use serde_json::{Value, json};
 
@@ -138,6 +140,122 @@ pub async fn analytics_backtest(
         "calibration": c.calibration,
         "winner": c.winner,
     }))
+}
+
+/// `analytics model --partner ID [--refresh] [--top N]`: the model the `at_risk` trigger uses,
+/// whether it is used here and why, and the `top` clients by what they would bring in 12
+/// months were they still coming (with their expected 12-month value and P(alive)).
+pub async fn analytics_model(
+    store: &SqlStore,
+    partner: i64,
+    refresh: bool,
+    top: usize,
+    now_ms: i64,
+) -> anyhow::Result<Value> {
+    let id = known_partner(store, partner).await?;
+    let (model, built) = match store.salon_model(id).await? {
+        Some(m) if !refresh => (m, false),
+        _ => (crate::engage::refresh_model(store, id, now_ms).await?, true),
+    };
+    let mut out = json!({
+        "partner": id,
+        "built_now": built,
+        "fitted_at_ms": model.fitted_at_ms,
+        "rebuilt_after_ms": model.fitted_at_ms + crate::engage::MODEL_FRESH_MS,
+        "on": model.on(),
+        "off": model.off,
+        "winner": model.winner,
+        "backtest": model.backtest,
+        "bgnbd": model.bgnbd,
+        "gamma_gamma": model.gamma_gamma,
+        "clients": model.clients,
+        "mean_visit_minor": model.mean_visit_minor,
+    });
+    if let [Some(p50), Some(p80), Some(p90)] =
+        [50, 80, 90].map(|p| model.clv_percentiles.get(p).copied())
+    {
+        out["clv_minor"] = json!({ "p50": p50, "p80": p80, "p90": p90 });
+    }
+    if model.on() && top > 0 {
+        let mut rows: Vec<(ClientId, Risk)> = store
+            .visit_histories(id, now_ms)
+            .await?
+            .into_iter()
+            .filter_map(|(c, customer)| Some((c, model.risk(&customer)?)))
+            .collect();
+        rows.sort_by_key(|(c, r)| (std::cmp::Reverse(r.at_stake_minor), *c));
+        let mut listed = Vec::new();
+        for (c, r) in rows.into_iter().take(top) {
+            let card = store.client(id, c).await?;
+            listed.push(json!({
+                "client_id": c,
+                "name": card.as_ref().and_then(|k| k.name.clone()),
+                "phone": card.as_ref().map(|k| k.phone.to_string()),
+                "p_alive": r.p_alive,
+                "expected_visits_12m": r.expected_visits,
+                "clv_12m_minor": r.clv_minor,
+                "at_stake_12m_minor": r.at_stake_minor,
+            }));
+        }
+        out["top"] = Value::Array(listed);
+    }
+    Ok(out)
+}
+
+pub fn model_text(v: &Value) -> String {
+    let mut out = format!("partner {}: ", v["partner"]);
+    match v["off"].as_str() {
+        None => out.push_str("the at_risk trigger is ON (BG/NBD beat the rules here)\n"),
+        Some(why) => out.push_str(&format!("the at_risk trigger is off: {why}\n")),
+    }
+    for j in v["backtest"].as_array().into_iter().flatten() {
+        let p = j["precision"]
+            .as_f64()
+            .map_or_else(|| "not fitted".to_owned(), |p| format!("{p:.3}"));
+        out.push_str(&format!(
+            "  {:<22} precision {p}\n",
+            j["method"].as_str().unwrap_or_default()
+        ));
+    }
+    let b = &v["bgnbd"];
+    if b.is_object() {
+        out.push_str(&format!(
+            "BG/NBD (days): r = {:.3}, alpha = {:.3}, a = {:.3}, b = {:.3}\n",
+            b["r"].as_f64().unwrap_or_default(),
+            b["alpha"].as_f64().unwrap_or_default(),
+            b["a"].as_f64().unwrap_or_default(),
+            b["b"].as_f64().unwrap_or_default()
+        ));
+    }
+    let c = &v["clv_minor"];
+    if c.is_object() {
+        let money = |m: &Value| {
+            let m = m.as_i64().unwrap_or_default();
+            format!("{}.{:02}", m / 100, m % 100)
+        };
+        out.push_str(&format!(
+            "12-month value were they still coming: median {}, top 20 % from {}, top 10 % from {}\n",
+            money(&c["p50"]),
+            money(&c["p80"]),
+            money(&c["p90"])
+        ));
+    }
+    if let Some(rows) = v["top"].as_array() {
+        out.push_str(
+            "most valuable clients: id, phone, 12-month value were they still coming, P(alive)\n",
+        );
+        for r in rows {
+            let m = r["at_stake_12m_minor"].as_i64().unwrap_or_default();
+            out.push_str(&format!(
+                "  {:<8} {:<14} {:>12} {:.3}\n",
+                r["client_id"],
+                r["phone"].as_str().unwrap_or_default(),
+                format!("{}.{:02}", m / 100, m % 100),
+                r["p_alive"].as_f64().unwrap_or_default()
+            ));
+        }
+    }
+    out
 }
 
 pub fn backtest_text(v: &Value) -> String {

@@ -89,6 +89,7 @@ pub(super) async fn preview(
         settings,
         birthday_points: None,
         sms: false,
+        model: None,
     };
     Ok(scan(store, &salon, now_ms, false, None, usize::MAX).await?)
 }
