@@ -34,6 +34,11 @@ pub struct Engagement {
     /// The salon's online booking page, behind the "Book" button.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub booking_url: Option<String>,
+    /// The booking page with a master chosen, where the salon's booking widget has such a
+    /// link: `{staff_id}` is replaced by the CRM's id of the client's favourite master in an
+    /// offer's "Book" button. Without it the offer names the master and links `booking_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking_master_url: Option<String>,
     /// The triggers in order of precedence: when several are due for a client, the first wins.
     #[serde(default)]
     pub triggers: Vec<TriggerSetting>,
@@ -90,6 +95,7 @@ impl Default for Engagement {
             caps: Caps::default(),
             holdout_percent: default_holdout(),
             booking_url: None,
+            booking_master_url: None,
             triggers: Vec::new(),
             sms: None,
         }
@@ -139,6 +145,10 @@ pub struct TriggerSetting {
     pub rule: TriggerRule,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<Texts>,
+    /// A personal offer the message carries (issue 14): bonus points or extra cashback until a
+    /// deadline, its variants tested against each other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<crate::offer::OfferSetting>,
 }
 
 /// A message in Russian and English; `{name}`, `{points}`, `{days}` and `{date}` are filled in.
@@ -355,12 +365,25 @@ impl Engagement {
             {
                 return bad("a text cannot be empty");
             }
+            if let Some(o) = &t.offer
+                && let Err(why) = crate::offer::check(o)
+            {
+                return bad(&why);
+            }
         }
         if let Some(url) = &self.booking_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
             return Err(EngageError::Trigger(format!(
                 "booking_url must be an http(s) URL (got {url:?})"
+            )));
+        }
+        if let Some(url) = &self.booking_master_url
+            && (!(url.starts_with("https://") || url.starts_with("http://"))
+                || !url.contains("{staff_id}"))
+        {
+            return Err(EngageError::Trigger(format!(
+                "booking_master_url must be an http(s) URL with {{staff_id}} (got {url:?})"
             )));
         }
         if let Some(t) = self.sms.as_ref().and_then(|s| s.invite_text.as_ref()) {
@@ -387,6 +410,7 @@ mod tests {
             triggers: vec![TriggerSetting {
                 rule: t,
                 text: None,
+                offer: None,
             }],
             ..Engagement::default()
         }

@@ -121,6 +121,7 @@ mod import;
 mod intake;
 mod level;
 mod manual;
+mod offer;
 mod pending;
 mod poll;
 mod posting;

@@ -107,6 +107,8 @@ pub enum EntryKind {
     Birthday,
     /// A referral's bonus, to the friend or the client who invited her.
     Referral,
+    /// A personal offer's benefit, for the visit that met it.
+    Offer,
     /// An accrual's unspent rest after its expiry date.
     Expiry,
     /// Pending points past the refund window, now spendable.
@@ -120,7 +122,7 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    pub const ALL: [EntryKind; 12] = [
+    pub const ALL: [EntryKind; 13] = [
         EntryKind::Accrual,
         EntryKind::Reversal,
         EntryKind::ManualAccrual,
@@ -128,6 +130,7 @@ impl EntryKind {
         EntryKind::Welcome,
         EntryKind::Birthday,
         EntryKind::Referral,
+        EntryKind::Offer,
         EntryKind::Expiry,
         EntryKind::Matured,
         EntryKind::Hold,
@@ -144,6 +147,7 @@ impl EntryKind {
             EntryKind::Welcome => "welcome",
             EntryKind::Birthday => "birthday",
             EntryKind::Referral => "referral",
+            EntryKind::Offer => "offer",
             EntryKind::Expiry => "expiry",
             EntryKind::Matured => "matured",
             EntryKind::Hold => "hold",

@@ -28,6 +28,7 @@ pub mod ledger;
 pub mod level;
 pub mod model;
 pub mod money;
+pub mod offer;
 pub mod outbox;
 pub mod phone;
 pub mod quota;
@@ -52,6 +53,7 @@ pub use phone::{Country, Phone, PhoneError, UnknownCountry};
 pub use reward::{NewReward, Reward, RewardKind};
 pub use store::{
     BirthdayStore, CampaignTx, ChatStore, ClientStore, ClientTx, HoldTx, LedgerStore, LedgerTx,
-    LevelStore, LevelTx, OutboxStats, OutboxStore, OutboxTx, PartnerStore, PendingTx, RecordTx,
-    RedemptionTx, ReferralStore, ReferralTx, RewardStore, Store, StoreError, StoreTx, TelegramChat,
+    LevelStore, LevelTx, OfferTx, OutboxStats, OutboxStore, OutboxTx, PartnerStore, PendingTx,
+    RecordTx, RedemptionTx, ReferralStore, ReferralTx, RewardStore, Store, StoreError, StoreTx,
+    TelegramChat,
 };

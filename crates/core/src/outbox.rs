@@ -51,6 +51,12 @@ pub enum Notification {
         balance: Points,
         friend: bool,
     },
+    /// A personal offer's benefit for a visit (negative: taken back, the visit no longer meets
+    /// it).
+    Offer {
+        points: Points,
+        balance: Points,
+    },
     /// Pending points past the refund window: spendable now.
     Matured {
         points: Points,

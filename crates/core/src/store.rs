@@ -190,6 +190,7 @@ pub trait StoreTx:
     + PendingTx
     + CampaignTx
     + ReferralTx
+    + OfferTx
     + LevelTx
     + HoldTx
     + RedemptionTx
@@ -498,6 +499,24 @@ pub trait ReferralTx: Send {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<i64, StoreError>;
+}
+
+/// Personal offers in a transaction: what a visit may earn under them.
+#[async_trait]
+pub trait OfferTx: Send {
+    /// The client's offers a visit may touch, locked until commit: the one already posted for
+    /// `record_key` (first), then those sent by `at_ms`, valid at it and posted for no visit,
+    /// oldest first.
+    async fn lock_offers_for(
+        &mut self,
+        partner: PartnerId,
+        client: ClientId,
+        record_key: &str,
+        at_ms: i64,
+    ) -> Result<Vec<crate::offer::Offer>, StoreError>;
+
+    /// Saves what an offer's visit, posted benefit and postings now are.
+    async fn save_offer(&mut self, offer: &crate::offer::Offer) -> Result<(), StoreError>;
 }
 
 /// Reads of referrals.

@@ -269,5 +269,6 @@ fn reminder(
             .flatten(),
         text,
         booking_url: settings.booking_url.clone(),
+        offer: None,
     }
 }

@@ -37,6 +37,10 @@ pub struct Reminder {
     pub text: Option<Texts>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub booking_url: Option<String>,
+    /// The personal offer it carries: made an offer (valid from the moment it is sent) when it
+    /// goes out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<loyalty_core::offer::OfferTerms>,
 }
 
 /// A decision to record under its once key.
@@ -189,6 +193,13 @@ pub trait EngageStore: Send + Sync {
     /// When the salon was last scanned, and what the scan found.
     async fn last_scan(&self, partner: PartnerId) -> Result<Option<(i64, String)>, StoreError>;
 
+    /// The client's offers at the salon, newest first (live ones and past).
+    async fn client_offers(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Vec<loyalty_core::offer::Offer>, StoreError>;
+
     /// The salon's churn and value model as last built.
     async fn salon_model(&self, partner: PartnerId) -> Result<Option<SalonModel>, StoreError>;
 
@@ -241,6 +252,8 @@ pub trait EngageStore: Send + Sync {
     ) -> Result<Vec<QueuedSms>, StoreError>;
 
     /// A claimed reminder (either channel) went out.
+    /// Marks a reminder sent; one that carries an offer makes the offer, valid from `now_ms`
+    /// for its days (once, however often this is called).
     async fn reminder_sent(&self, id: i64, now_ms: i64) -> Result<(), StoreError>;
 
     /// A reminder that could not go now: tried again at `retry_at_ms`, or dead (`None`).

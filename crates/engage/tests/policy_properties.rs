@@ -99,11 +99,13 @@ fn settings() -> impl Strategy<Value = Engagement> {
                 },
                 holdout_percent: holdout,
                 booking_url: None,
+                booking_master_url: None,
                 triggers: which
                     .into_iter()
                     .map(|i| TriggerSetting {
                         rule: all[i].clone(),
                         text: None,
+                        offer: None,
                     })
                     .collect(),
                 sms: sms.map(|(invite, reminders)| SmsReach {

@@ -274,6 +274,7 @@ mod tests {
             birthday_points: None,
             text: None,
             booking_url: Some("https://n1.yclients.com/company/4564".into()),
+            offer: None,
         }
     }
 

@@ -276,6 +276,26 @@ impl EngageStore for SqlStore {
         .transpose()
     }
 
+    async fn client_offers(
+        &self,
+        partner: PartnerId,
+        client: ClientId,
+    ) -> Result<Vec<loyalty_core::offer::Offer>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM offers WHERE partner_id = $1 AND client_id = $2 ORDER BY id DESC",
+            crate::offers::OFFER_COLUMNS
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(partner.0)
+            .bind(client.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(crate::offers::offer)
+            .collect()
+    }
+
     async fn salon_model(&self, partner: PartnerId) -> Result<Option<SalonModel>, StoreError> {
         let text: Option<String> =
             sqlx::query_scalar("SELECT model FROM engage_models WHERE partner_id = $1")
@@ -531,15 +551,42 @@ impl EngageStore for SqlStore {
     }
 
     async fn reminder_sent(&self, id: i64, now_ms: i64) -> Result<(), StoreError> {
-        sqlx::query(
+        let mut tx = self.begin_raw().await?;
+        let sent = sqlx::query(
             "UPDATE engage_sends SET status = 'sent', sent_at_ms = $2, last_error = NULL \
-             WHERE id = $1 AND status = 'queued'",
+             WHERE id = $1 AND status = 'queued' \
+             RETURNING partner_id, client_id, trigger_name, payload",
         )
         .bind(id)
         .bind(now_ms)
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
+        if let Some(row) = sent {
+            let reminder = reminder_of(&get::<String>(&row, "payload")?)?;
+            if let Some(terms) = &reminder.offer {
+                let text = serde_json::to_string(terms)
+                    .map_err(|e| StoreError::Backend(format!("offer terms to JSON: {e}")))?;
+                let until = now_ms.saturating_add(i64::from(terms.valid_days) * 86_400_000);
+                sqlx::query(
+                    "INSERT INTO offers (partner_id, client_id, send_id, trigger_name, variant, \
+                       terms, sent_at_ms, valid_until_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (send_id) DO NOTHING",
+                )
+                .bind(get::<i64>(&row, "partner_id")?)
+                .bind(get::<i64>(&row, "client_id")?)
+                .bind(id)
+                .bind(get::<String>(&row, "trigger_name")?)
+                .bind(terms.variant.clone())
+                .bind(text)
+                .bind(now_ms)
+                .bind(until)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 

@@ -25,6 +25,7 @@ mod history;
 mod import;
 mod inbox;
 mod levels;
+mod offers;
 mod program;
 mod quota;
 mod referrals;

@@ -37,6 +37,7 @@ fn program() -> Program {
                 min_balance: loyalty_core::Points(0),
             },
             text: None,
+            offer: None,
         }],
         ..Engagement::default()
     });
@@ -598,6 +599,7 @@ async fn at_risk_reads_the_model_and_the_summary(db: &TestDb) {
             top_percent: 100,
         },
         text: None,
+        offer: None,
     }];
     let settings = &settings;
     let read = |m: SalonModel| async move {
@@ -631,7 +633,174 @@ async fn at_risk_reads_the_model_and_the_summary(db: &TestDb) {
     assert!(why.contains("% that they still come"), "{why}");
 }
 
+/// A reminder carrying an offer makes it when it is sent (once, however often the worker says
+/// so); the visit that meets it before its deadline earns its points once however often it is
+/// delivered; flipped to "did not come" the points go back and the offer is free again; a visit
+/// below its bill does not take it; another visit inside the deadline does, and a visit after it
+/// does not.
+async fn an_offer_pays_once_for_the_visit_that_meets_it(db: &TestDb) {
+    use loyalty_core::ledger::EntryKind;
+    use loyalty_core::offer::{Benefit, OfferTerms};
+    use loyalty_core::{LedgerStore, Points};
+    use loyalty_engage::store::{NewSend, Reminder};
+    let (engine, p, conn) = setup(db).await;
+    let anna = client(db, p, ANNA).await;
+    let terms = OfferTerms {
+        variant: "bonus300".into(),
+        benefit: Benefit::BonusPoints {
+            points: Points(300),
+        },
+        min_paid_minor: 100_000,
+        valid_days: 14,
+        service: None,
+        master: Some(("77".into(), "Мария".into())),
+        average_minor: 150_000,
+    };
+    let send = NewSend {
+        client: anna,
+        trigger: "inactive".into(),
+        cycle: "x".into(),
+        control: false,
+        channel: loyalty_engage::Channel::Telegram,
+        why: "test".into(),
+        reminder: Reminder {
+            trigger: "inactive".into(),
+            salon: None,
+            name: None,
+            points: 0,
+            days: 30,
+            date: None,
+            birthday_points: None,
+            text: None,
+            booking_url: None,
+            offer: Some(terms.clone()),
+        },
+        decided_at_ms: NOON,
+    };
+    assert_eq!(db.store.record_sends(p, &[send]).await.expect("record"), 1);
+    let claimed = db
+        .store
+        .claim_reminders(NOON, 60_000, 10)
+        .await
+        .expect("claim");
+    assert!(
+        db.store.client_offers(p, anna).await.expect("o").is_empty(),
+        "not before it is sent"
+    );
+    for _ in 0..2 {
+        db.store
+            .reminder_sent(claimed[0].id, NOON)
+            .await
+            .expect("sent");
+    }
+    let offers = db.store.client_offers(p, anna).await.expect("offers");
+    assert_eq!(offers.len(), 1, "{offers:?}");
+    assert_eq!(offers[0].send_id, claimed[0].id);
+    assert_eq!(offers[0].terms, terms);
+    assert_eq!(offers[0].valid_until_ms, NOON + 14 * DAY);
+
+    let at = |event: CrmEvent, ms: i64| {
+        let mut e = event;
+        if let CrmEvent::Visit(v) = &mut e {
+            v.visit_at_ms = Some(ms);
+        }
+        e
+    };
+    let visit = |record: &str, version: i64, status: VisitStatus, paid: i64, ms: i64| {
+        at(
+            common::visit(&conn, record, version, status, paid, Some(by_phone(ANNA))),
+            ms,
+        )
+    };
+    let store = db.store.clone();
+    let offer_entries = || {
+        let store = store.clone();
+        async move {
+            store
+                .history(p, anna, 100)
+                .await
+                .expect("history")
+                .into_iter()
+                .filter(|e| {
+                    e.kind == EntryKind::Offer
+                        || e.reason.as_deref().is_some_and(|r| r.starts_with("offer "))
+                })
+                .map(|e| (e.kind, e.amount))
+                .collect::<Vec<_>>()
+        }
+    };
+    // Before the offer was sent: it does not count.
+    engine
+        .apply_event(
+            &conn,
+            &visit("early", 1, VisitStatus::Came, 150_000, NOON - HOUR),
+        )
+        .await
+        .expect("early");
+    assert!(offer_entries().await.is_empty());
+    // The visit that meets it, delivered five times: one posting.
+    let came = visit("o1", 1, VisitStatus::Came, 150_000, NOON + DAY);
+    for _ in 0..5 {
+        engine.apply_event(&conn, &came).await.expect("came");
+    }
+    assert_eq!(offer_entries().await, vec![(EntryKind::Offer, Points(300))]);
+    let o = &db.store.client_offers(p, anna).await.expect("o")[0];
+    assert_eq!(
+        o.record_key.as_deref(),
+        Some(format!("{}:o1", conn.id).as_str())
+    );
+    assert_eq!(o.posted, Points(300));
+    // Did not come after all: taken back, the offer free again.
+    engine
+        .apply_event(
+            &conn,
+            &visit("o1", 2, VisitStatus::NoShow, 150_000, NOON + DAY),
+        )
+        .await
+        .expect("flip");
+    let entries = offer_entries().await;
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert!(
+        entries.contains(&(EntryKind::Reversal, Points(300))),
+        "{entries:?}"
+    );
+    let o = &db.store.client_offers(p, anna).await.expect("o")[0];
+    assert_eq!((o.record_key.as_deref(), o.posted), (None, Points::ZERO));
+    // A bill below the offer's does not take it; a visit inside the deadline does; one after
+    // the deadline would not (the offer is taken by then).
+    engine
+        .apply_event(
+            &conn,
+            &visit("o2", 1, VisitStatus::Came, 50_000, NOON + 2 * DAY),
+        )
+        .await
+        .expect("small");
+    assert_eq!(offer_entries().await.len(), 2);
+    engine
+        .apply_event(
+            &conn,
+            &visit("o3", 1, VisitStatus::Came, 200_000, NOON + 13 * DAY),
+        )
+        .await
+        .expect("o3");
+    assert_eq!(offer_entries().await.len(), 3);
+    let o = &db.store.client_offers(p, anna).await.expect("o")[0];
+    assert_eq!(
+        o.record_key.as_deref(),
+        Some(format!("{}:o3", conn.id).as_str())
+    );
+    engine
+        .apply_event(
+            &conn,
+            &visit("late", 1, VisitStatus::Came, 200_000, NOON + 15 * DAY),
+        )
+        .await
+        .expect("late");
+    assert_eq!(offer_entries().await.len(), 3);
+}
+
 both!(
+    an_offer_pays_once_for_the_visit_that_meets_it,
     at_risk_reads_the_model_and_the_summary,
     a_scan_records_each_due_reminder_once,
     visit_histories_count_days_not_records,

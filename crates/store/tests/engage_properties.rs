@@ -122,12 +122,14 @@ fn settings(c: &Case) -> Engagement {
         },
         holdout_percent: c.holdout,
         booking_url: None,
+        booking_master_url: None,
         triggers: c
             .triggers
             .iter()
             .map(|i| TriggerSetting {
                 rule: all[*i].clone(),
                 text: None,
+                offer: None,
             })
             .collect(),
         sms: None,

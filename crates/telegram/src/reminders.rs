@@ -397,6 +397,7 @@ mod tests {
             birthday_points: None,
             text: None,
             booking_url: None,
+            offer: None,
         };
         assert_eq!(
             reminder_text(&r, Lang::Ru),
@@ -420,6 +421,7 @@ mod tests {
             birthday_points: None,
             text: None,
             booking_url: None,
+            offer: None,
         };
         assert_eq!(
             reminder_text(&r, Lang::Ru),

@@ -414,6 +414,28 @@ pub fn notification(n: &Notification, salon: &str, lang: Lang) -> String {
                 pts(balance)
             ),
         },
+        Notification::Offer { points: p, balance } => match (p.is_positive(), ru) {
+            (true, true) => format!(
+                "🎁 +{} в «{salon}» по вашему персональному предложению. Баланс: {}",
+                pts(p),
+                pts(balance)
+            ),
+            (true, false) => format!(
+                "🎁 +{} at {salon} from your personal offer. Balance: {}",
+                pts(p),
+                pts(balance)
+            ),
+            (false, true) => format!(
+                "↩️ −{} в «{salon}»: визит больше не подходит под персональное предложение. Баланс: {}",
+                pts(&-*p),
+                pts(balance)
+            ),
+            (false, false) => format!(
+                "↩️ −{} at {salon}: the visit no longer meets your personal offer. Balance: {}",
+                pts(&-*p),
+                pts(balance)
+            ),
+        },
         Notification::Matured { points: p, balance } => {
             if ru {
                 format!(

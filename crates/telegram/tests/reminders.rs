@@ -50,6 +50,7 @@ async fn world() -> World {
                 min_balance: Points(0),
             },
             text: None,
+            offer: None,
         }],
         ..Engagement::default()
     });
@@ -118,6 +119,7 @@ async fn world() -> World {
                 birthday_points: None,
                 text: None,
                 booking_url: Some("https://n4564.yclients.com/".into()),
+                offer: None,
             },
             decided_at_ms: NOON,
         }],

@@ -3,6 +3,7 @@
 
 use super::campaign::{counted, first_earned};
 use super::level::rise;
+use super::offer::settle_offers;
 use super::posting::{
     client_of, credit, credit_pending, debit, notify, program_of, take_pending, version_of,
 };
@@ -179,6 +180,20 @@ impl LoyaltyEngine {
                             now,
                         )
                         .await?;
+                    if earns {
+                        let record_key = format!("{}:{}", conn.id, visit.record_id);
+                        settle_offers(
+                            tx,
+                            partner,
+                            &program,
+                            client,
+                            &record_key,
+                            visit,
+                            source.notifies(),
+                            now,
+                        )
+                        .await?;
+                    }
                     if earns && concerns_referrals(&program, &current.program) {
                         let record_key = format!("{}:{}", conn.id, visit.record_id);
                         let tell = source.notifies();

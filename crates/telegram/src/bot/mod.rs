@@ -1293,6 +1293,8 @@ fn kind_label(kind: EntryKind, lang: Lang) -> &'static str {
         (EntryKind::Birthday, Lang::En) => "birthday gift",
         (EntryKind::Referral, Lang::Ru) => "за рекомендацию",
         (EntryKind::Referral, Lang::En) => "referral bonus",
+        (EntryKind::Offer, Lang::Ru) => "персональное предложение",
+        (EntryKind::Offer, Lang::En) => "personal offer",
         (EntryKind::Expiry, Lang::Ru) => "сгорание",
         (EntryKind::Expiry, Lang::En) => "expired",
         (EntryKind::Matured, Lang::Ru) => "стали доступны",
