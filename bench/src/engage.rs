@@ -261,6 +261,7 @@ fn bench_model(now_ms: i64) -> anyhow::Result<String> {
         mean_visit_minor: 250_000,
         clients: 0,
         off: None,
+        suggest: Some(loyalty_engage::offers::Cooccurrence::default()),
     };
     Ok(serde_json::to_string(&model)?)
 }

@@ -3,7 +3,7 @@
 //! docs/benchmarks.md.
 //!
 //! The salon is CDNOW-like (`loyalty_engage::sim::generate_bgnbd` with CDNOW's parameters in
-//! days, 78 weeks of history), each client's visits worth one of three price levels. Timed, each
+//! days, 78 weeks of history), each client's bills around one of three price levels. Timed, each
 //! the best of three runs: the BG/NBD fit, the Gamma-Gamma fit, and `risk::build` as `serve`
 //! runs it weekly (the 90-day backtest of the four methods, both fits on the whole history, and
 //! every client's 12-month value).
@@ -60,6 +60,19 @@ fn best_of_3<T>(mut f: impl FnMut() -> T) -> (f64, T) {
     }
 }
 
+/// Client `i`'s average over `visits` bills: one of three price levels, each bill 50–150 % of
+/// it (a fixed scramble of client and visit, so runs are the same).
+fn mean_bill(i: usize, visits: usize) -> f64 {
+    let level = [150_000.0, 300_000.0, 600_000.0][i % 3];
+    let sum: f64 = (0..visits.max(1))
+        .map(|k| {
+            let u = ((i * 7_919 + k * 104_729) % 1_000) as f64 / 1_000.0;
+            level * (0.5 + u)
+        })
+        .sum();
+    sum / visits.max(1) as f64
+}
+
 pub fn run() -> anyhow::Result<Figures> {
     let clients: usize = std::env::var("BENCH_MODEL_CLIENTS")
         .ok()
@@ -83,9 +96,7 @@ pub fn run() -> anyhow::Result<Figures> {
                 frequency: (days.len() - 1) as f64,
                 recency: (last - first) as f64,
                 t: (end.div_euclid(DAY_MS) - first) as f64,
-                monetary: Some(
-                    [150_000.0, 300_000.0, 600_000.0][i % 3] * (0.9 + 0.05 * (i % 5) as f64),
-                ),
+                monetary: Some(mean_bill(i, days.len())),
             })
         })
         .collect();

@@ -28,6 +28,10 @@ pub struct OfferSetting {
     pub variants: Vec<OfferVariant>,
 }
 
+fn rub() -> crate::Currency {
+    crate::Currency::Rub
+}
+
 fn default_valid_days() -> u32 {
     14
 }
@@ -124,6 +128,12 @@ pub struct OfferTerms {
     /// Her average bill over those visits (minor units).
     #[serde(default)]
     pub average_minor: i64,
+    /// The program's currency, for the least bill in the message.
+    #[serde(default = "rub")]
+    pub currency: crate::Currency,
+    /// The variant's own text, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<Texts>,
 }
 
 /// An offer as sent: which message made it, until when it is valid, and the visit it was

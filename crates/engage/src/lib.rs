@@ -13,6 +13,8 @@
 //!   client's chance of still coming and 12-month value (the `at_risk` trigger).
 //! * [`trigger`]: when each of the program's triggers is due for a client, once per absence,
 //!   and why.
+//! * [`offers`]: personal offers — a client's profile (favourite master, services, average
+//!   bill), the service to suggest (co-occurrence), the variant by Thompson sampling.
 //! * [`policy`]: consent, the send window in the salon's zone, caps, the control group.
 //! * [`window`]: the send window's hours in an IANA zone.
 //! * [`uplift`]: the control group's draw and the uplift with its 95% interval, per salon and
@@ -25,6 +27,7 @@ pub mod backtest;
 pub mod cadence;
 pub mod lapse;
 pub mod model;
+pub mod offers;
 pub mod policy;
 pub mod risk;
 pub mod scan;

@@ -75,6 +75,10 @@ pub struct SalonModel {
     pub clients: usize,
     /// Why the `at_risk` trigger is off at this salon; `None` when it is on.
     pub off: Option<String>,
+    /// Which services the salon's clients buy together, for offers that suggest one (built
+    /// with the model where a trigger's offer needs it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggest: Option<crate::offers::Cooccurrence>,
 }
 
 /// One client under the model.
@@ -195,6 +199,7 @@ pub fn build(visits: &[Visits], customers: &[Customer], now_ms: i64) -> SalonMod
         mean_visit_minor: mean_visit(customers),
         clients: customers.len(),
         off: None,
+        suggest: None,
     };
     let cutoff = now_ms - i64::from(BACKTEST_DAYS) * DAY_MS;
     let Some(c) = compare(visits, cutoff, BACKTEST_DAYS, FIXED_DAYS) else {
@@ -337,6 +342,7 @@ mod tests {
             mean_visit_minor: 0,
             clients: 1000,
             off: None,
+            suggest: None,
         };
         assert_eq!(m.top_cut(20), 800);
         assert_eq!(m.top_cut(100), 1);

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use loyalty_core::engage::{EngageError, Engagement};
+use loyalty_core::offer::OfferTerms;
 use loyalty_core::{ClientId, PartnerId, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,10 @@ use crate::trigger::{Context, Due, Why};
 
 /// Clients per page.
 pub const PAGE: u32 = 2_000;
+/// An offer's return counts within this many days of it (for the variants' learning).
+pub const OFFER_WINDOW_DAYS: i64 = 30;
+/// A client's profile for offers reads her visits of this many days.
+pub const PROFILE_DAYS: i64 = 365;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
@@ -33,6 +38,8 @@ pub struct Salon<'a> {
     pub birthday_points: Option<i64>,
     /// One of the salon's CRMs sends SMS.
     pub sms: bool,
+    /// The program's currency (an offer's least bill is told in it).
+    pub currency: loyalty_core::Currency,
     /// The salon's churn and value model, as last built (`at_risk` needs it).
     pub model: Option<&'a crate::risk::SalonModel>,
 }
@@ -143,6 +150,14 @@ pub async fn scan_with(
         },
         sms: salon.sms,
     };
+    // The offers' variants learn from the offers whose 30 days are over.
+    let arms = if settings.triggers.iter().any(|t| t.offer.is_some()) {
+        store
+            .offer_arms(salon.partner, now_ms, OFFER_WINDOW_DAYS * DAY_MS)
+            .await?
+    } else {
+        Vec::new()
+    };
     let mut page = Page {
         after: ClientId(0),
         limit: PAGE,
@@ -195,6 +210,7 @@ pub async fn scan_with(
                 });
             }
         }
+        attach_offers(store, salon, &settings, salt, &arms, now_ms, &mut sends).await?;
         if record && !sends.is_empty() {
             report.recorded += store.record_sends(salon.partner, &sends).await?;
         }
@@ -205,6 +221,60 @@ pub async fn scan_with(
     }
     report.rhythm = next.finish();
     Ok(report)
+}
+
+/// The personal offers of a page's sends: each send (not the control group) under a trigger
+/// with an offer gets the variant Thompson sampling picks for her, made of her profile (her
+/// favourite master preselected in the booking link where the salon's widget has one).
+async fn attach_offers(
+    store: &dyn EngageStore,
+    salon: &Salon<'_>,
+    settings: &Engagement,
+    salt: u64,
+    arms: &[crate::offers::VariantArm],
+    now_ms: i64,
+    sends: &mut [NewSend],
+) -> Result<(), ScanError> {
+    let setting_of = |trigger: &str| {
+        settings
+            .triggers
+            .iter()
+            .find(|t| t.rule.name() == trigger)
+            .and_then(|t| t.offer.as_ref())
+    };
+    let mut wanted: Vec<ClientId> = sends
+        .iter()
+        .filter(|s| !s.control && setting_of(&s.trigger).is_some())
+        .map(|s| s.client)
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    wanted.sort_unstable();
+    let profiles = store
+        .offer_profiles(salon.partner, &wanted, now_ms - PROFILE_DAYS * DAY_MS)
+        .await?;
+    let suggestions = salon.model.and_then(|m| m.suggest.as_ref());
+    let empty = crate::offers::Profile::default();
+    for send in sends.iter_mut().filter(|s| !s.control) {
+        let Some(setting) = setting_of(&send.trigger) else {
+            continue;
+        };
+        let profile = profiles.get(&send.client).unwrap_or(&empty);
+        let seed = crate::offers::seed(salt, send.client.0, &send.trigger, &send.cycle);
+        let terms =
+            crate::offers::terms_for(setting, &send.trigger, profile, suggestions, arms, seed);
+        if let (Some(t), Some(url)) = (&terms, &settings.booking_master_url)
+            && let Some((staff, _)) = &t.master
+        {
+            send.reminder.booking_url = Some(url.replace("{staff_id}", staff));
+        }
+        send.reminder.offer = terms.map(|t| OfferTerms {
+            currency: salon.currency,
+            ..t
+        });
+    }
+    Ok(())
 }
 
 /// The salon's rhythm over every client's, a page at a time.

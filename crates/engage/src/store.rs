@@ -58,6 +58,17 @@ pub struct NewSend {
     pub decided_at_ms: i64,
 }
 
+/// A row of `analytics offers`: one variant of one trigger's offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OfferTotals {
+    pub trigger: String,
+    pub variant: String,
+    pub sent: u64,
+    pub sent_recently: u64,
+    pub posted: u64,
+    pub posted_points: i64,
+}
+
 /// A reminder claimed for sending.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueuedReminder {
@@ -192,6 +203,39 @@ pub trait EngageStore: Send + Sync {
 
     /// When the salon was last scanned, and what the scan found.
     async fn last_scan(&self, partner: PartnerId) -> Result<Option<(i64, String)>, StoreError>;
+
+    /// What the visits that came since `since_ms` say of each of `clients` (ascending ids):
+    /// masters, services, bills. Clients without such a visit are left out.
+    async fn offer_profiles(
+        &self,
+        partner: PartnerId,
+        clients: &[ClientId],
+        since_ms: i64,
+    ) -> Result<std::collections::HashMap<ClientId, crate::offers::Profile>, StoreError>;
+
+    /// The services the salon's clients had together in visits that came since `since_ms`.
+    async fn service_baskets(
+        &self,
+        partner: PartnerId,
+        since_ms: i64,
+    ) -> Result<crate::offers::Cooccurrence, StoreError>;
+
+    /// Per trigger and variant, the offers sent at least `window_ms` before `now_ms` and how
+    /// many of their clients came within `window_ms` of it.
+    async fn offer_arms(
+        &self,
+        partner: PartnerId,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<Vec<crate::offers::VariantArm>, StoreError>;
+
+    /// Per trigger and variant: offers sent, those sent since `since_ms`, and those whose
+    /// benefit is posted now with its points.
+    async fn offer_totals(
+        &self,
+        partner: PartnerId,
+        since_ms: i64,
+    ) -> Result<Vec<OfferTotals>, StoreError>;
 
     /// The client's offers at the salon, newest first (live ones and past).
     async fn client_offers(

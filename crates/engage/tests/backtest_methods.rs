@@ -70,7 +70,7 @@ fn the_poisson_salon_is_bgnbds() {
 fn customers_at(
     clients: &[loyalty_engage::sim::SimClient],
     now_ms: i64,
-    value: impl Fn(usize) -> f64,
+    value: impl Fn(usize, usize) -> f64,
 ) -> Vec<Customer> {
     clients
         .iter()
@@ -88,7 +88,7 @@ fn customers_at(
                 frequency: (days.len() - 1) as f64,
                 recency: (last - first) as f64,
                 t: (now_ms.div_euclid(DAY_MS) - first) as f64,
-                monetary: Some(value(i)),
+                monetary: Some(value(i, days.len())),
             })
         })
         .collect()
@@ -104,7 +104,7 @@ fn the_model_is_used_only_where_it_wins() {
     let regular = generate(1, 2_000, start, end);
     let m = build(
         &visits_of(&regular),
-        &customers_at(&regular, end, |_| 250_000.0),
+        &customers_at(&regular, end, |_, _| 250_000.0),
         end,
     );
     assert_eq!(m.winner.as_deref(), Some("personal_cadence"));
@@ -115,8 +115,16 @@ fn the_model_is_used_only_where_it_wins() {
 
     let end = start + 78 * 7 * DAY_MS;
     let poisson = generate_bgnbd(1, 2_500, start, end, (0.243, 30.9, 0.793, 2.426));
-    // Three price levels, so value ranks clients apart.
-    let value = |i: usize| [150_000.0, 300_000.0, 600_000.0][i % 3];
+    // Three price levels, so value ranks clients apart; each bill 50–150 % of its client's
+    // level (a client whose bills are all alike leaves Gamma-Gamma nothing to fit: its p runs
+    // off).
+    let value = |i: usize, visits: usize| {
+        let level = [150_000.0, 300_000.0, 600_000.0][i % 3];
+        (0..visits)
+            .map(|k| level * (0.5 + ((i * 7_919 + k * 104_729) % 1_000) as f64 / 1_000.0))
+            .sum::<f64>()
+            / visits as f64
+    };
     let customers = customers_at(&poisson, end, value);
     let m = build(&visits_of(&poisson), &customers, end);
     assert_eq!(m.winner.as_deref(), Some("bgnbd"), "{m:?}");

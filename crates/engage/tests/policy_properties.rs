@@ -166,6 +166,7 @@ proptest! {
             mean_visit_minor: 250_000,
             clients: 12,
             off: None,
+            suggest: None,
         };
         let mut now = 1_760_000_000_000 + start_hours * 3_600_000;
         let mut snaps: Vec<Snapshot> = clients

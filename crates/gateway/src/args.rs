@@ -296,6 +296,13 @@ pub(crate) enum AnalyticsCmd {
         #[arg(long, default_value_t = 90)]
         horizon_days: u32,
     },
+    /// Personal offers by trigger and variant: offers sent, the share of the last 30 days'
+    /// traffic, clients back within 30 days, the return rate's posterior (mean, 95 % interval,
+    /// the chance it is the best variant), and the benefits posted.
+    Offers {
+        #[arg(long)]
+        partner: i64,
+    },
     /// The salon's churn and value model as the `at_risk` trigger uses it: whether it is used
     /// here and why (its backtest against the rules), its parameters, the spread of 12-month
     /// values, and the most valuable clients with their chance of still coming. Built now when

@@ -11,6 +11,7 @@ use loyalty_core::engage::{Engagement, TriggerRule};
 use loyalty_core::{Clock, PartnerId, PartnerStore, StoreError};
 use loyalty_engage::EngageStore;
 use loyalty_engage::risk::{self, SalonModel};
+use loyalty_engage::scan::PROFILE_DAYS;
 use loyalty_engage::scan::{Report, Salon, ScanError, scan_with};
 use loyalty_store::SqlStore;
 use tokio::sync::watch;
@@ -29,7 +30,8 @@ const CONCURRENT_SCANS: usize = 2;
 /// needs it (an `at_risk` trigger is set) builds it again first.
 pub const MODEL_FRESH_MS: i64 = 7 * 24 * 3_600_000;
 
-/// Judges the methods on the salon's history, fits the model where it wins, and keeps it
+/// Judges the methods on the salon's history, fits the model where it wins, counts which
+/// services its clients buy together (for offers that suggest one), and keeps it
 /// (`loyalty_engage::risk::build`); the fit runs off the async threads.
 pub async fn refresh_model(
     store: &SqlStore,
@@ -48,9 +50,13 @@ pub async fn refresh_model(
         .into_iter()
         .map(|(_, c)| c)
         .collect();
-    let model = tokio::task::spawn_blocking(move || risk::build(&visits, &customers, now_ms))
+    let suggest = store
+        .service_baskets(partner, now_ms - PROFILE_DAYS * 86_400_000)
+        .await?;
+    let mut model = tokio::task::spawn_blocking(move || risk::build(&visits, &customers, now_ms))
         .await
         .map_err(|e| StoreError::Backend(format!("the model's fit stopped: {e}")))?;
+    model.suggest = Some(suggest);
     store.save_salon_model(partner, &model).await?;
     info!(
         partner = partner.0,
@@ -61,8 +67,8 @@ pub async fn refresh_model(
     Ok(model)
 }
 
-/// The model a scan of these settings uses: none unless an `at_risk` trigger is set; the
-/// stored one while fresh, else built again now.
+/// The model a scan of these settings uses: none unless an `at_risk` trigger or an offer is
+/// set; the stored one while fresh, else built again now.
 pub async fn model_for(
     store: &SqlStore,
     partner: PartnerId,
@@ -72,12 +78,16 @@ pub async fn model_for(
     if !settings
         .triggers
         .iter()
-        .any(|t| matches!(t.rule, TriggerRule::AtRisk { .. }))
+        .any(|t| matches!(t.rule, TriggerRule::AtRisk { .. }) || t.offer.is_some())
     {
         return Ok(None);
     }
     match store.salon_model(partner).await? {
-        Some(m) if (0..MODEL_FRESH_MS).contains(&(now_ms - m.fitted_at_ms)) => Ok(Some(m)),
+        Some(m)
+            if (0..MODEL_FRESH_MS).contains(&(now_ms - m.fitted_at_ms)) && m.suggest.is_some() =>
+        {
+            Ok(Some(m))
+        }
         _ => refresh_model(store, partner, now_ms).await.map(Some),
     }
 }
@@ -105,6 +115,7 @@ pub async fn scan_partner(
         name: Some(&p.name),
         settings,
         birthday_points: p.program.birthday.as_ref().map(|b| b.points.value()),
+        currency: p.program.currency,
         sms: settings.sms.is_some() && crate::connections::sends_sms(store, partner).await?,
         model: model.as_ref(),
     };

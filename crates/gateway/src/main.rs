@@ -237,6 +237,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&out?, json, cli::backtest_text);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Analytics(AnalyticsCmd::Offers { partner }) => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = cli::analytics_offers(&store, partner, now).await;
+            store.close().await;
+            print(&out?, json, cli::offers_text);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Analytics(AnalyticsCmd::Model {
             partner,
             refresh,

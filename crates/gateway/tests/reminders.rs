@@ -914,3 +914,258 @@ async fn serve_asks_back_the_valuable_clients_the_model_says_it_is_losing() {
     store.close().await;
     schema.drop().await;
 }
+
+/// Personal offers end to end (issue 14): 40 clients who came about 40 days ago to Оксана for
+/// colouring; the `inactive` trigger carries a +300 points offer for a visit of 1,000 ₽ or more
+/// within 14 days, half the salon held out. `serve` alone sends the offer (her master named,
+/// `/offers` lists it with its deadline) to an opted-in client it treats, nothing to one it
+/// holds out; her visit's webhook delivered five times posts the 300 points once, with one
+/// message; flipped to "did not come" the 300 go back; `analytics offers` shows the variant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_sends_a_personal_offer_that_pays_once_and_is_taken_back() {
+    const N: u64 = 40;
+    let now_s = chrono::Utc::now().timestamp();
+    let records: Vec<Value> = (0..N)
+        .map(|c| record_at(500_000 + c, c, now_s - 40 * DAY_S, "2000")["data"].clone())
+        .collect();
+    let yclients = salon_of((0..N).map(card).collect(), records).await;
+    let telegram = MockServer::start().await;
+    mount_quiet_bot(&telegram).await;
+    let schema = PgSchema::new().await;
+    let listen = free_port();
+    let env = Env {
+        vars: vec![
+            ("DATABASE_URL", schema.url.clone()),
+            ("LOYALTY_LISTEN", listen.clone()),
+            ("YCLIENTS_API_URL", format!("{}/api/v1", yclients.uri())),
+            ("TELEGRAM_BOT_TOKEN", TOKEN.to_owned()),
+            ("TELEGRAM_API_URL", telegram.uri()),
+            ("LOYALTY_ENGAGE_INTERVAL_S", "3".to_owned()),
+            ("LOYALTY_POLL_INTERVAL_S", "0".to_owned()),
+        ],
+    };
+    env.cli(&["migrate"]);
+    let (partner, conn) = env.lotos_on_yclients("p", "u");
+    let p = partner["id"].as_i64().unwrap();
+    let hook = conn["webhook_url"].as_str().unwrap().to_owned();
+    let done = env.cli(&["import", "crm", "--connection", &conn["id"].to_string()]);
+    assert_eq!(done["records"], json!(N), "{done}");
+    let mut program = env.cli(&["program", "show", "--partner", &p.to_string()])["program"].clone();
+    program["engage"] = json!({
+        "time_zone": "Europe/Moscow",
+        "send_window": {"from_hour": 0, "to_hour": 24},
+        "holdout_percent": 50,
+        "booking_url": "https://n4564.yclients.com/",
+        "triggers": [{"kind": "inactive", "days": 30, "min_balance": 0,
+                      "offer": {"valid_days": 14, "variants": [
+                          {"name": "bonus300", "benefit": {"kind": "bonus_points", "points": 300},
+                           "min_paid_minor": 100000}]}}]
+    });
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), program.to_string()).unwrap();
+    env.cli(&[
+        "program",
+        "set",
+        "--partner",
+        &p.to_string(),
+        "--file",
+        file.path().to_str().unwrap(),
+    ]);
+    // One client the salt treats and one it holds out, both opted in.
+    let store = SqlStore::connect(&schema.url).await.unwrap();
+    let salt = store.engage_salt(PartnerId(p)).await.unwrap();
+    let id = |c: u64| {
+        let store = &store;
+        async move {
+            loyalty_core::ClientStore::client_by_phone(
+                store,
+                PartnerId(p),
+                &Phone::parse_international(&format!("+{}", phone(c))).unwrap(),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+        }
+    };
+    let mut treated = None;
+    let mut held = None;
+    for c in 0..N {
+        let control = in_control(salt, id(c).await, 50);
+        match (control, treated, held) {
+            (false, None, _) => treated = Some(c),
+            (true, _, None) => held = Some(c),
+            _ => {}
+        }
+    }
+    let (treated, held) = (treated.unwrap(), held.unwrap());
+    updates_once(&telegram, vec![contact(1, treated), contact(2, held)], 1).await;
+    updates_once(
+        &telegram,
+        vec![
+            button(3, treated, &format!("eng:yes:{p}")),
+            button(4, held, &format!("eng:yes:{p}")),
+        ],
+        2,
+    )
+    .await;
+    let running = env.serve(true, &listen).await;
+    wait_until("the offer", 60, async || {
+        bodies_to(&telegram, treated).await.iter().any(is_reminder)
+    })
+    .await;
+    let sent = bodies_to(&telegram, treated).await;
+    let offer = sent.iter().find(|b| is_reminder(b)).unwrap();
+    let text = offer["text"].as_str().unwrap();
+    assert!(
+        text.ends_with(
+            "🎁 Персонально для вас: +300 баллов за визит в ближайшие 14 дней (при визите от 1\u{202f}000 ₽). Ваш мастер Оксана ждёт вас."
+        ),
+        "{text}"
+    );
+    // /offers lists it, with its deadline in Moscow.
+    updates_once(
+        &telegram,
+        vec![json!({"update_id": 5, "message": {
+            "message_id": 5, "date": 1_795_000_000, "text": "/offers",
+            "chat": {"id": chat(treated), "type": "private"},
+            "from": {"id": chat(treated), "is_bot": false, "first_name": "К", "language_code": "ru"}}})],
+        1,
+    )
+    .await;
+    let until = (chrono::Utc::now() + chrono::Duration::days(14))
+        .with_timezone(&chrono_tz::Europe::Moscow)
+        .format("%d.%m.%Y")
+        .to_string();
+    wait_until("the /offers answer", 20, async || {
+        bodies_to(&telegram, treated).await.iter().any(|b| {
+            b["text"].as_str().unwrap_or_default().contains(&format!(
+                "🎁 +300 баллов за визит от 1\u{202f}000 ₽ — до {until}"
+            ))
+        })
+    })
+    .await;
+
+    // Her visit, an hour from now, 2,000 ₽, delivered five times.
+    let http = reqwest::Client::new();
+    let visit = |attendance: i32, changed: u32| {
+        let mut body = record_webhook(&Record {
+            company_id: "4564",
+            record_id: 777_001,
+            client_id: 800 + treated,
+            client_name: "Клиентка",
+            phone: &phone(treated),
+            cost: "2000",
+            attendance,
+            deleted: false,
+            changed_at_s: changed,
+        });
+        let at = chrono::Utc::now() + chrono::Duration::hours(1);
+        body["data"]["datetime"] = json!(at.format("%Y-%m-%dT%H:%M:%S+00:00").to_string());
+        body
+    };
+    let came = visit(1, 100);
+    for _ in 0..5 {
+        common::binary::post(&http, &hook, &came).await;
+    }
+    let is_offer_paid = |b: &Value| {
+        b["text"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("🎁 +300 баллов в «Лотос» по вашему персональному предложению")
+    };
+    wait_until("the offer's points", 30, async || {
+        bodies_to(&telegram, treated)
+            .await
+            .iter()
+            .any(is_offer_paid)
+    })
+    .await;
+    let offers = env.cli(&["analytics", "offers", "--partner", &p.to_string()]);
+    assert_eq!(
+        offers["variants"][0]["variant"],
+        json!("bonus300"),
+        "{offers}"
+    );
+    assert_eq!(offers["variants"][0]["sent"], json!(1), "{offers}");
+    assert_eq!(
+        offers["variants"][0]["benefits_posted"],
+        json!(1),
+        "{offers}"
+    );
+    assert_eq!(
+        offers["variants"][0]["points_posted"],
+        json!(300),
+        "{offers}"
+    );
+    // Did not come after all: the 300 go back, told once.
+    common::binary::post(&http, &hook, &visit(-1, 200)).await;
+    wait_until("the offer taken back", 30, async || {
+        bodies_to(&telegram, treated).await.iter().any(|b| {
+            b["text"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("↩️ −300 баллов в «Лотос»: визит больше не подходит")
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let all = bodies_to(&telegram, treated).await;
+    assert_eq!(
+        all.iter().filter(|b| is_offer_paid(b)).count(),
+        1,
+        "{all:?}"
+    );
+    let shown = env.cli(&[
+        "client",
+        "show",
+        "--partner",
+        &p.to_string(),
+        "--phone",
+        &format!("+{}", phone(treated)),
+    ]);
+    let offer_entries: Vec<&Value> = shown["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("offer ")
+        })
+        .collect();
+    assert_eq!(offer_entries.len(), 2, "{shown}");
+    let offers = env.cli(&["analytics", "offers", "--partner", &p.to_string()]);
+    assert_eq!(
+        offers["variants"][0]["benefits_posted"],
+        json!(0),
+        "{offers}"
+    );
+    // The client held out got nothing: no reminder, no offer.
+    assert!(
+        !bodies_to(&telegram, held).await.iter().any(is_reminder),
+        "{:?}",
+        bodies_to(&telegram, held).await
+    );
+    let held_id = id(held).await;
+    let listed = env.cli(&["engage", "list", "--partner", &p.to_string()]);
+    assert!(
+        listed["reminders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["client_id"] == json!(held_id.0) && r["status"] == json!("control")),
+        "{listed}"
+    );
+    assert!(
+        store
+            .client_offers(PartnerId(p), held_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    drop(running);
+    store.close().await;
+    schema.drop().await;
+}

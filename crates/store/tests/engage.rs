@@ -178,6 +178,7 @@ async fn a_scan_records_each_due_reminder_once(db: &TestDb) {
         name: Some("Salon"),
         settings: &settings,
         birthday_points: None,
+        currency: loyalty_core::Currency::Rub,
         sms: false,
         model: None,
     };
@@ -253,6 +254,7 @@ async fn stop_offers_cancels_what_is_queued(db: &TestDb) {
         name: None,
         settings: &settings,
         birthday_points: None,
+        currency: loyalty_core::Currency::Rub,
         sms: false,
         model: None,
     };
@@ -306,6 +308,7 @@ async fn uplift_counts_returns_within_the_window(db: &TestDb) {
         name: None,
         settings: &settings,
         birthday_points: None,
+        currency: loyalty_core::Currency::Rub,
         sms: false,
         model: None,
     };
@@ -351,6 +354,7 @@ async fn sms_reaches_clients_without_a_chat(db: &TestDb) {
         name: Some("Salon"),
         settings: &settings,
         birthday_points: None,
+        currency: loyalty_core::Currency::Rub,
         sms: true,
         model: None,
     };
@@ -586,6 +590,7 @@ async fn at_risk_reads_the_model_and_the_summary(db: &TestDb) {
         mean_visit_minor: 0,
         clients: 4,
         off: Some("the rules predict better here".into()),
+        suggest: None,
     };
     db.store.save_salon_model(p, &model).await.expect("save");
     assert_eq!(
@@ -608,6 +613,7 @@ async fn at_risk_reads_the_model_and_the_summary(db: &TestDb) {
             name: None,
             settings,
             birthday_points: None,
+            currency: loyalty_core::Currency::Rub,
             sms: false,
             model: Some(&m),
         };
@@ -655,6 +661,8 @@ async fn an_offer_pays_once_for_the_visit_that_meets_it(db: &TestDb) {
         service: None,
         master: Some(("77".into(), "Мария".into())),
         average_minor: 150_000,
+        currency: loyalty_core::Currency::Rub,
+        text: None,
     };
     let send = NewSend {
         client: anna,

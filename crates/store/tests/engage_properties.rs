@@ -237,6 +237,7 @@ async fn run_case(db: &TestDb, c: Case) -> Result<(), TestCaseError> {
         name: None,
         settings: &engage,
         birthday_points: None,
+        currency: loyalty_core::Currency::Rub,
         sms: false,
         model: None,
     };

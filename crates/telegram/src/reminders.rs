@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use frankenstein::types::{InlineKeyboardButton, InlineKeyboardMarkup, ReplyMarkup};
 use loyalty_core::engage::Engagement;
+use loyalty_core::offer::{Benefit, OfferTerms};
 use loyalty_core::outbox::retry_at;
 use loyalty_core::{Clock, PartnerId, Points, Store, StoreError};
 use loyalty_engage::store::{EngageStore, QueuedReminder, Reminder};
@@ -126,11 +127,100 @@ pub fn reminder_text(r: &Reminder, lang: Lang) -> String {
             (_, Lang::En) => format!("{hello} {salon} would love to see you again."),
         }
     });
-    body.replace("{name}", &name)
+    let body = body
+        .replace("{name}", &name)
         .replace("{salon}", &salon)
         .replace("{points}", &points)
         .replace("{days}", &r.days.to_string())
-        .replace("{date}", &on)
+        .replace("{date}", &on);
+    match &r.offer {
+        Some(o) => format!("{body}\n\n{}", offer_text(o, lang)),
+        None => body,
+    }
+}
+
+/// A live offer in one line, for `/offers`: what it gives and until when (`until`, a date).
+pub fn offer_line(o: &OfferTerms, until: &str, lang: Lang) -> String {
+    let what = match (&o.benefit, lang) {
+        (Benefit::BonusPoints { points }, Lang::Ru) => {
+            format!("+{} за визит", text::points(*points, lang))
+        }
+        (Benefit::BonusPoints { points }, Lang::En) => {
+            format!("+{} for a visit", text::points(*points, lang))
+        }
+        (Benefit::ServiceCashback { percent, .. }, Lang::Ru) => format!(
+            "{percent} % баллами за «{}»",
+            o.service.as_ref().map(|s| s.1.as_str()).unwrap_or_default()
+        ),
+        (Benefit::ServiceCashback { percent, .. }, Lang::En) => format!(
+            "{percent} % back in points on {}",
+            o.service.as_ref().map(|s| s.1.as_str()).unwrap_or_default()
+        ),
+    };
+    let min = (o.min_paid_minor > 0).then(|| text::money(o.min_paid_minor, o.currency, lang));
+    match (lang, min) {
+        (Lang::Ru, Some(m)) => format!("🎁 {what} от {m} — до {until}"),
+        (Lang::Ru, None) => format!("🎁 {what} — до {until}"),
+        (Lang::En, Some(m)) => format!("🎁 {what} from {m} — until {until}"),
+        (Lang::En, None) => format!("🎁 {what} — until {until}"),
+    }
+}
+
+/// An offer's paragraph: the variant's own text (placeholders `{bonus}`, `{percent}`,
+/// `{service}`, `{master}`, `{valid_days}`, `{min_bill}`), else the built-in one — what it gives,
+/// for how long, from which bill, and her master.
+pub fn offer_text(o: &OfferTerms, lang: Lang) -> String {
+    let valid = days(i64::from(o.valid_days), lang);
+    let min = text::money(o.min_paid_minor, o.currency, lang);
+    let service = o.service.as_ref().map(|s| s.1.clone()).unwrap_or_default();
+    let master = o.master.as_ref().map(|m| m.1.clone()).unwrap_or_default();
+    let (bonus, percent) = match &o.benefit {
+        Benefit::BonusPoints { points } => (text::points(*points, lang), String::new()),
+        Benefit::ServiceCashback {
+            percent,
+            max_points,
+        } => (text::points(*max_points, lang), format!("{percent} %")),
+    };
+    let own = o.text.as_ref().and_then(|t| match lang {
+        Lang::En => t.en.clone().or_else(|| Some(t.ru.clone())),
+        Lang::Ru => Some(t.ru.clone()),
+    });
+    let text = own.unwrap_or_else(|| {
+        let mut out = match (&o.benefit, lang) {
+            (Benefit::BonusPoints { .. }, Lang::Ru) => {
+                format!("🎁 Персонально для вас: +{bonus} за визит в ближайшие {valid}")
+            }
+            (Benefit::BonusPoints { .. }, Lang::En) => {
+                format!("🎁 Just for you: +{bonus} for a visit within {valid}")
+            }
+            (Benefit::ServiceCashback { .. }, Lang::Ru) => format!(
+                "🎁 Попробуйте «{service}» — её часто выбирают клиенты с похожими визитами: {percent} её стоимости вернутся баллами (до {bonus}), если придёте в ближайшие {valid}"
+            ),
+            (Benefit::ServiceCashback { .. }, Lang::En) => format!(
+                "🎁 Try {service} — clients with visits like yours often choose it: {percent} of its price comes back in points (up to {bonus}) if you come within {valid}"
+            ),
+        };
+        if o.min_paid_minor > 0 {
+            out.push_str(&match lang {
+                Lang::Ru => format!(" (при визите от {min})"),
+                Lang::En => format!(" (for a bill of {min} or more)"),
+            });
+        }
+        out.push('.');
+        if !master.is_empty() {
+            out.push_str(&match lang {
+                Lang::Ru => format!(" Ваш мастер {master} ждёт вас."),
+                Lang::En => format!(" {master}, your master, is looking forward to seeing you."),
+            });
+        }
+        out
+    });
+    text.replace("{bonus}", &bonus)
+        .replace("{percent}", &percent)
+        .replace("{service}", &service)
+        .replace("{master}", &master)
+        .replace("{valid_days}", &valid)
+        .replace("{min_bill}", &min)
 }
 
 /// "Book" (when the salon has a booking page), "Not now", "Stop offers".
@@ -428,5 +518,49 @@ mod tests {
             "Анна, здравствуйте! Мы давно вас не видели в «Лотос» и очень хотим вернуть. Запишитесь — на вашем счёте 350 баллов, а мы подготовим для вас лучшее время."
         );
         assert!(reminder_text(&r, Lang::En).contains("you have 350 points"));
+    }
+
+    #[test]
+    fn an_offer_says_what_it_gives_for_how_long_and_from_which_bill() {
+        use loyalty_core::offer::{Benefit, OfferTerms};
+        let mut o = OfferTerms {
+            variant: "try10".into(),
+            benefit: Benefit::ServiceCashback {
+                percent: 10,
+                max_points: Points(500),
+            },
+            min_paid_minor: 0,
+            valid_days: 14,
+            service: Some(("5".into(), "Уход для волос".into())),
+            master: Some(("9".into(), "Оксана".into())),
+            average_minor: 300_000,
+            currency: loyalty_core::Currency::Rub,
+            text: None,
+        };
+        assert_eq!(
+            offer_text(&o, Lang::Ru),
+            "🎁 Попробуйте «Уход для волос» — её часто выбирают клиенты с похожими визитами: 10 % её стоимости вернутся баллами (до 500 баллов), если придёте в ближайшие 14 дней. Ваш мастер Оксана ждёт вас."
+        );
+        assert_eq!(
+            offer_line(&o, "16.12.2026", Lang::Ru),
+            "🎁 10 % баллами за «Уход для волос» — до 16.12.2026"
+        );
+        o.benefit = Benefit::BonusPoints {
+            points: Points(300),
+        };
+        o.min_paid_minor = 150_000;
+        o.master = None;
+        assert_eq!(
+            offer_text(&o, Lang::En),
+            "🎁 Just for you: +300 points for a visit within 14 days (for a bill of 1\u{202f}500 ₽ or more)."
+        );
+        o.text = Some(loyalty_core::engage::Texts {
+            ru: "{bonus} до конца {valid_days}, от {min_bill}".into(),
+            en: None,
+        });
+        assert_eq!(
+            offer_text(&o, Lang::Ru),
+            "300 баллов до конца 14 дней, от 1\u{202f}500 ₽"
+        );
     }
 }

@@ -39,11 +39,27 @@ pub fn fit(customers: &[Customer]) -> Result<GammaGamma, FitError> {
             used.len()
         )));
     }
+    // The `ln Γ` terms depend on `x` alone: once per distinct `x` and evaluation.
+    let mut xs: Vec<f64> = used.iter().map(|(x, _)| *x).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let index: Vec<usize> = used
+        .iter()
+        .map(|(x, _)| xs.partition_point(|v| v < x))
+        .collect();
     let objective = |w: &[f64]| {
         let (p, q, v) = (w[0].exp(), w[1].exp(), w[2].exp());
+        let per_x: Vec<f64> = xs
+            .iter()
+            .map(|&x| ln_gamma(p * x + q) - ln_gamma(p * x) - ln_gamma(q) + (p * x) * x.ln())
+            .collect();
+        let qv = q * v.ln();
         -used
             .iter()
-            .map(|(x, m)| log_likelihood(p, q, v, *x, *m))
+            .zip(&index)
+            .map(|((x, m), &i)| {
+                per_x[i] + qv + (p * x - 1.0) * m.ln() - (p * x + q) * (x * m + v).ln()
+            })
             .sum::<f64>()
     };
     let mean = used.iter().map(|(_, m)| m).sum::<f64>() / used.len() as f64;

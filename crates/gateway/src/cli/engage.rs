@@ -53,6 +53,7 @@ pub async fn engage_preview(
         name: Some(&p.name),
         settings,
         birthday_points: p.program.birthday.as_ref().map(|b| b.points.value()),
+        currency: p.program.currency,
         sms: settings.sms.is_some() && crate::connections::sends_sms(store, id).await?,
         model: model.as_ref(),
     };

@@ -202,6 +202,90 @@ pub async fn analytics_model(
     Ok(out)
 }
 
+/// `analytics offers --partner ID`: each trigger's offer variants — sent, their share of the
+/// last 30 days' traffic, clients back within 30 days of offers whose 30 days are over, the
+/// return rate's posterior, and the benefits posted.
+pub async fn analytics_offers(
+    store: &SqlStore,
+    partner: i64,
+    now_ms: i64,
+) -> anyhow::Result<Value> {
+    use loyalty_engage::offers::posterior;
+    use loyalty_engage::scan::OFFER_WINDOW_DAYS;
+    let id = known_partner(store, partner).await?;
+    let window = OFFER_WINDOW_DAYS * 86_400_000;
+    let totals = store.offer_totals(id, now_ms - window).await?;
+    let arms = store.offer_arms(id, now_ms, window).await?;
+    let mut rows = Vec::new();
+    for t in &totals {
+        let recent: u64 = totals
+            .iter()
+            .filter(|o| o.trigger == t.trigger)
+            .map(|o| o.sent_recently)
+            .sum();
+        let own: Vec<_> = arms
+            .iter()
+            .filter(|a| a.trigger == t.trigger)
+            .cloned()
+            .collect();
+        let arm = own
+            .iter()
+            .find(|a| a.variant == t.variant)
+            .cloned()
+            .unwrap_or(loyalty_engage::offers::VariantArm {
+                trigger: t.trigger.clone(),
+                variant: t.variant.clone(),
+                sends: 0,
+                returns: 0,
+            });
+        let (mean, lo, hi, best) = posterior(&arm, &own, 4_000);
+        rows.push(json!({
+            "trigger": t.trigger,
+            "variant": t.variant,
+            "sent": t.sent,
+            "traffic_share_30d": if recent == 0 { Value::Null } else { json!(t.sent_recently as f64 / recent as f64) },
+            "judged": arm.sends,
+            "returned": arm.returns,
+            "return_rate": { "mean": mean, "low": lo, "high": hi },
+            "p_best": best,
+            "benefits_posted": t.posted,
+            "points_posted": t.posted_points,
+        }));
+    }
+    Ok(json!({ "partner": id, "window_days": OFFER_WINDOW_DAYS, "variants": rows }))
+}
+
+pub fn offers_text(v: &Value) -> String {
+    let mut out = format!(
+        "partner {}: offers by trigger and variant (returns within {} days)\n",
+        v["partner"], v["window_days"]
+    );
+    let rows = v["variants"].as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        out.push_str("  no offer sent yet\n");
+    }
+    for r in rows {
+        let share = r["traffic_share_30d"]
+            .as_f64()
+            .map_or_else(|| "—".to_owned(), |s| format!("{:.0} %", s * 100.0));
+        out.push_str(&format!(
+            "  {:<13} {:<12} sent {:>5} (last 30 days {share}), back {}/{}, rate {:.3} [{:.3}–{:.3}], P(best) {:.2}, posted {} ({} points)\n",
+            r["trigger"].as_str().unwrap_or_default(),
+            r["variant"].as_str().unwrap_or_default(),
+            r["sent"],
+            r["returned"],
+            r["judged"],
+            r["return_rate"]["mean"].as_f64().unwrap_or_default(),
+            r["return_rate"]["low"].as_f64().unwrap_or_default(),
+            r["return_rate"]["high"].as_f64().unwrap_or_default(),
+            r["p_best"].as_f64().unwrap_or_default(),
+            r["benefits_posted"],
+            r["points_posted"],
+        ));
+    }
+    out
+}
+
 pub fn model_text(v: &Value) -> String {
     let mut out = format!("partner {}: ", v["partner"]);
     match v["off"].as_str() {

@@ -316,7 +316,9 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
         "booking_url": "https://n4564.yclients.com/",
         "triggers": [
             {"kind": "missed", "after_days": 0},
-            {"kind": "due", "overdue_percent": 25},
+            {"kind": "due", "overdue_percent": 25,
+             "offer": {"valid_days": 14, "variants": [
+                 {"name": "bonus200", "benefit": {"kind": "bonus_points", "points": 200}}]}},
             {"kind": "inactive", "days": 60, "min_balance": 0}
         ]
     });
@@ -331,7 +333,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
     )
     .await?;
     say(format!(
-        "$ loyalty-gateway program set --partner {partner_id} --file program.json   # levels: Base 5 %, Silver 7 % from 5 000 ₽; +100 points on the second visit; a friend's first visit: 300 to the client who invited her, 200 to the friend; reminders (a missed visit, the client's own rhythm, 60 days away) with a 10 % control group\n  program v{} in force from now\n",
+        "$ loyalty-gateway program set --partner {partner_id} --file program.json   # levels: Base 5 %, Silver 7 % from 5 000 ₽; +100 points on the second visit; a friend's first visit: 300 to the client who invited her, 200 to the friend; reminders (a missed visit, the client's own rhythm with a personal offer of +200 points for a visit within 14 days, 60 days away) with a 10 % control group\n  program v{} in force from now\n",
         version["version"]
     ));
     // CRMs time visits to the second: the day's visits come after the change.

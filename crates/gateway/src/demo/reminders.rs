@@ -1,7 +1,9 @@
 //! The demo's next morning: eight months of generated history (the fixed generator of
 //! `loyalty_engage::sim`) imported, a few of those clients on Telegram, then the reminders'
 //! scan `serve` runs by itself every hour — who is due and why, what was sent, who was held out
-//! as control, who had not opted in or is not on Telegram.
+//! as control, who had not opted in or is not on Telegram; the rhythm's reminder carries a
+//! personal offer (+200 points for a visit within 14 days, her master named), and one client
+//! comes back for it.
 
 use loyalty_core::ClientStore;
 use loyalty_core::event::{ClientRef, LineKind, VisitLine};
@@ -36,32 +38,8 @@ pub(super) async fn history(
     let clients = sim::generate(2026, CLIENTS, now_ms - DAYS * DAY_MS, now_ms - 2 * DAY_MS);
     let mut n = 0;
     for (i, c) in clients.iter().enumerate() {
-        let (phone, name) = guest(i);
         for (k, v) in c.visits.iter().enumerate() {
-            let event = CrmEvent::Visit(VisitEvent {
-                company_id: conn.company_id.clone(),
-                record_id: format!("h{i}-{k}"),
-                version: Some(1),
-                status: VisitStatus::Came,
-                client: Some(ClientRef {
-                    external_id: Some(format!("g{i}")),
-                    phone: Some(Phone::parse_international(&phone)?),
-                    name: Some(name.clone()),
-                }),
-                currency: Currency::Rub,
-                lines: vec![VisitLine {
-                    item_id: v.category.to_owned(),
-                    category_id: Some(v.category.to_owned()),
-                    kind: LineKind::Service,
-                    title: v.category.to_owned(),
-                    paid_minor: 250_000,
-                }],
-                staff_id: None,
-                staff_name: None,
-                visit_at_ms: Some(v.at_ms),
-                needs_refetch: false,
-                loyalty_paid: Default::default(),
-            });
+            let event = guest_visit(conn, i, &format!("h{i}-{k}"), v.category, v.at_ms)?;
             engine
                 .apply_event_from(conn, &event, Source::Import)
                 .await?;
@@ -69,6 +47,41 @@ pub(super) async fn history(
         }
     }
     Ok(n)
+}
+
+/// Generated client `i`'s visit that came: one service of `category`, 2 500 ₽, with Оксана.
+fn guest_visit(
+    conn: &CrmConnection,
+    i: usize,
+    record: &str,
+    category: &str,
+    at_ms: i64,
+) -> anyhow::Result<CrmEvent> {
+    let (phone, name) = guest(i);
+    Ok(CrmEvent::Visit(VisitEvent {
+        company_id: conn.company_id.clone(),
+        record_id: record.to_owned(),
+        version: Some(1),
+        status: VisitStatus::Came,
+        client: Some(ClientRef {
+            external_id: Some(format!("g{i}")),
+            phone: Some(Phone::parse_international(&phone)?),
+            name: Some(name),
+        }),
+        currency: Currency::Rub,
+        lines: vec![VisitLine {
+            item_id: category.to_owned(),
+            category_id: Some(category.to_owned()),
+            kind: LineKind::Service,
+            title: category.to_owned(),
+            paid_minor: 250_000,
+        }],
+        staff_id: Some("9".into()),
+        staff_name: Some("Оксана".into()),
+        visit_at_ms: Some(at_ms),
+        needs_refetch: false,
+        loyalty_paid: Default::default(),
+    }))
 }
 
 /// What the scan would do now, recording nothing (`engage preview`).
@@ -88,10 +101,23 @@ pub(super) async fn preview(
         name: Some(&p.name),
         settings,
         birthday_points: None,
+        currency: p.program.currency,
         sms: false,
         model: None,
     };
     Ok(scan(store, &salon, now_ms, false, None, usize::MAX).await?)
+}
+
+/// Which generated client a client is (by her phone).
+async fn guest_index(
+    store: &SqlStore,
+    partner: PartnerId,
+    client: loyalty_core::ClientId,
+) -> anyhow::Result<Option<usize>> {
+    let Some(c) = store.client(partner, client).await? else {
+        return Ok(None);
+    };
+    Ok((0..CLIENTS).find(|&i| guest(i).0 == c.phone.as_str()))
 }
 
 /// The scan's report as the demo prints it.
@@ -220,8 +246,31 @@ pub(super) async fn morning(
         "      the reminders' worker sends the {sends} — its own pace, inside the salon's send window:"
     ));
     wait_until(|| standin.sent_count() as u64 >= before as u64 + sends).await;
+    // One of them books through it and comes the same day: the visit's points and the offer's,
+    // once (the CRM's webhook goes through the same engine path).
+    let mut offer_paid = false;
+    if let Some(line) = report.lines.iter().find(|l| l.verdict == "send") {
+        let i = guest_index(&gateway.store, partner, line.client_id).await?;
+        if let Some(i) = i {
+            let (_, name) = guest(i);
+            let before = standin.sent_count();
+            let event = guest_visit(&conn, i, "offer-1", "hair", gateway.engine.now_ms())?;
+            for _ in 0..3 {
+                gateway
+                    .engine
+                    .apply_event_from(&conn, &event, Source::Webhook)
+                    .await?;
+            }
+            say(format!(
+                "\n11:40  {name} books with the button and comes: YCLIENTS → her record, came, 2 500 ₽ (delivered three times)\n      gateway: the visit's points, and the offer's +200 posted once, naming the reminder and the visit"
+            ));
+            wait_until(|| standin.sent_count() >= before + 2).await;
+            offer_paid = true;
+        }
+    }
     let count = |v: &str| -> u64 { report.counts.values().filter_map(|c| c.get(v)).sum() };
     Ok(json!({
+        "offer_paid": offer_paid,
         "sent": sends,
         "held_out": count("control"),
         "not_opted_in": count("no_consent"),

@@ -116,10 +116,33 @@ impl ClientBot {
                     (Lang::En, true) => "are on now",
                     (Lang::En, false) => "are off now",
                 };
-                let state = match lang {
+                let mut state = match lang {
                     Lang::Ru => format!("Предложения от «{}» {now}.", partner.name),
                     Lang::En => format!("Offers from {} {now}.", partner.name),
                 };
+                // Her live offers there, each with its deadline in the salon's zone.
+                let at = self.engine.now_ms();
+                let tz = partner
+                    .program
+                    .engage
+                    .as_ref()
+                    .and_then(|e| e.zone().ok())
+                    .unwrap_or(chrono_tz::Europe::Moscow);
+                for o in store
+                    .client_offers(c.partner_id, c.id)
+                    .await?
+                    .iter()
+                    .filter(|o| o.record_key.is_none() && o.valid_until_ms > at)
+                {
+                    let until = loyalty_engage::window::local(tz, o.valid_until_ms)
+                        .map(|d| match lang {
+                            Lang::Ru => d.format("%d.%m.%Y").to_string(),
+                            Lang::En => d.format("%Y-%m-%d").to_string(),
+                        })
+                        .unwrap_or_default();
+                    state.push('\n');
+                    state.push_str(&crate::reminders::offer_line(&o.terms, &until, lang));
+                }
                 self.reply(
                     chat_id,
                     &format!("{state}\n\n{}", opt_in_question(&partner.name, lang)),
