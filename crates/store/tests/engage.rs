@@ -643,7 +643,7 @@ async fn at_risk_reads_the_model_and_the_summary(db: &TestDb) {
 /// so); the visit that meets it before its deadline earns its points once however often it is
 /// delivered; flipped to "did not come" the points go back and the offer is free again; a visit
 /// below its bill does not take it; another visit inside the deadline does, and a visit after it
-/// does not.
+/// does not; the record moved to another client gives the points back.
 async fn an_offer_pays_once_for_the_visit_that_meets_it(db: &TestDb) {
     use loyalty_core::ledger::EntryKind;
     use loyalty_core::offer::{Benefit, OfferTerms};
@@ -805,6 +805,31 @@ async fn an_offer_pays_once_for_the_visit_that_meets_it(db: &TestDb) {
         .await
         .expect("late");
     assert_eq!(offer_entries().await.len(), 3);
+    // The CRM moves record o3 to Olga: it is no longer Anna's visit, and her offer's points go
+    // back (Olga had no offer: nothing for her).
+    let moved = at(
+        common::visit(
+            &conn,
+            "o3",
+            2,
+            VisitStatus::Came,
+            200_000,
+            Some(by_phone(OLGA)),
+        ),
+        NOON + 13 * DAY,
+    );
+    engine.apply_event(&conn, &moved).await.expect("moved");
+    let entries = offer_entries().await;
+    assert_eq!(entries.len(), 4, "{entries:?}");
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.0 == EntryKind::Reversal)
+            .count(),
+        2
+    );
+    let o = &db.store.client_offers(p, anna).await.expect("o")[0];
+    assert_eq!((o.record_key.as_deref(), o.posted), (None, Points::ZERO));
 }
 
 both!(

@@ -3,7 +3,7 @@
 
 use super::campaign::{counted, first_earned};
 use super::level::rise;
-use super::offer::settle_offers;
+use super::offer::{release_offer, settle_offers};
 use super::posting::{
     client_of, credit, credit_pending, debit, notify, program_of, take_pending, version_of,
 };
@@ -182,6 +182,14 @@ impl LoyaltyEngine {
                         .await?;
                     if earns {
                         let record_key = format!("{}:{}", conn.id, visit.record_id);
+                        // A record that moved from another client: her offer for it goes
+                        // back first.
+                        if let Some(old) = before.filter(|b| *b != client.id) {
+                            let old = client_of(tx, partner, old).await?;
+                            let tell = source.notifies();
+                            release_offer(tx, partner, &program, &old, &record_key, tell, now)
+                                .await?;
+                        }
                         settle_offers(
                             tx,
                             partner,

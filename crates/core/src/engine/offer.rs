@@ -53,6 +53,42 @@ pub(super) async fn settle_offers(
     Ok(())
 }
 
+/// A record that moved to another client is no longer `client`'s visit: the offer posted for it
+/// goes back and is free again.
+pub(super) async fn release_offer(
+    tx: &mut dyn StoreTx,
+    partner: PartnerId,
+    program: &Program,
+    client: &Client,
+    record_key: &str,
+    tell: bool,
+    now: i64,
+) -> Result<(), EngineError> {
+    // At i64::MIN no unattached offer is valid: only the one posted for this record is read.
+    let offers = tx
+        .lock_offers_for(partner, client.id, record_key, i64::MIN)
+        .await?;
+    if let Some(mut o) = offers
+        .into_iter()
+        .find(|o| o.record_key.as_deref() == Some(record_key))
+    {
+        post(
+            tx,
+            partner,
+            program,
+            client,
+            &mut o,
+            Points::ZERO,
+            tell,
+            now,
+        )
+        .await?;
+        o.record_key = None;
+        tx.save_offer(&o).await?;
+    }
+    Ok(())
+}
+
 /// Posts the difference between `target` and what the offer has posted, under the next
 /// `offer:{id}:{n}` key; the client told.
 #[allow(clippy::too_many_arguments)]
