@@ -629,26 +629,19 @@ async fn serve_reaches_clients_without_telegram_by_sms() {
         "{model}"
     );
     assert_eq!(model["backtest"].as_array().unwrap().len(), 4, "{model}");
-    let mut program = env.cli(&["program", "show", "--partner", &p.to_string()])["program"].clone();
-    program["engage"] = json!({
-        "time_zone": "Europe/Moscow",
-        "send_window": {"from_hour": 0, "to_hour": 24},
-        "caps": {"per_7_days": 2, "per_30_days": 4},
-        "holdout_percent": 0,
-        "booking_url": "https://n4564.yclients.com/",
-        "triggers": [{"kind": "due"}],
-        "sms": {"invite": true, "reminders": true}
-    });
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), program.to_string()).unwrap();
-    env.cli(&[
-        "program",
-        "set",
-        "--partner",
-        &p.to_string(),
-        "--file",
-        file.path().to_str().unwrap(),
-    ]);
+    set_engage(
+        &env,
+        p,
+        json!({
+            "time_zone": "Europe/Moscow",
+            "send_window": {"from_hour": 0, "to_hour": 24},
+            "caps": {"per_7_days": 2, "per_30_days": 4},
+            "holdout_percent": 0,
+            "booking_url": "https://n4564.yclients.com/",
+            "triggers": [{"kind": "due"}],
+            "sms": {"invite": true, "reminders": true}
+        }),
+    );
     // All three are due; client 0 signed an SMS opt-in at the desk, client 4 too but withdrew
     // it, client 2 never did.
     let signed = "Согласна получать SMS салона «Лотос» о визитах и предложениях";
@@ -747,6 +740,68 @@ async fn mount_quiet_bot(telegram: &MockServer) {
     }
 }
 
+/// Sets the salon's `engage` section through `program set`.
+fn set_engage(env: &Env, p: i64, engage: Value) {
+    let mut program = env.cli(&["program", "show", "--partner", &p.to_string()])["program"].clone();
+    program["engage"] = engage;
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), program.to_string()).unwrap();
+    env.cli(&[
+        "program",
+        "set",
+        "--partner",
+        &p.to_string(),
+        "--file",
+        file.path().to_str().unwrap(),
+    ]);
+}
+
+/// A salon on wiremock YCLIENTS with these cards and records, imported into a fresh schema by
+/// the real binary; a quiet Telegram; `serve` scans every 3 s once started.
+struct Imported {
+    env: Env,
+    listen: String,
+    schema: PgSchema,
+    telegram: MockServer,
+    _yclients: MockServer,
+    p: i64,
+    conn: Value,
+}
+
+async fn imported(cards: Vec<Value>, records: Vec<Value>) -> Imported {
+    let total = records.len();
+    let yclients = salon_of(cards, records).await;
+    let telegram = MockServer::start().await;
+    mount_quiet_bot(&telegram).await;
+    let schema = PgSchema::new().await;
+    let listen = free_port();
+    let env = Env {
+        vars: vec![
+            ("DATABASE_URL", schema.url.clone()),
+            ("LOYALTY_LISTEN", listen.clone()),
+            ("YCLIENTS_API_URL", format!("{}/api/v1", yclients.uri())),
+            ("TELEGRAM_BOT_TOKEN", TOKEN.to_owned()),
+            ("TELEGRAM_API_URL", telegram.uri()),
+            ("LOYALTY_ENGAGE_INTERVAL_S", "3".to_owned()),
+            ("LOYALTY_POLL_INTERVAL_S", "0".to_owned()),
+        ],
+    };
+    env.cli(&["migrate"]);
+    let (partner, conn) = env.lotos_on_yclients("p", "u");
+    let p = partner["id"].as_i64().unwrap();
+    let done = env.cli(&["import", "crm", "--connection", &conn["id"].to_string()]);
+    assert_eq!(done["records"], json!(total), "{done}");
+    Imported {
+        env,
+        listen,
+        schema,
+        telegram,
+        _yclients: yclients,
+        p,
+        conn,
+    }
+}
+
 /// The `at_risk` trigger at a salon where BG/NBD predicts (issue 14): a CDNOW-like history of
 /// 1,000 clients imported from YCLIENTS; `serve` builds the salon's model by itself (its backtest
 /// picks BG/NBD), `analytics model` shows it and the most valuable clients; of two valuable
@@ -775,45 +830,25 @@ async fn serve_asks_back_the_valuable_clients_the_model_says_it_is_losing() {
             records.push(record_at(id, c as u64, v.at_ms / 1000, &cost)["data"].clone());
         }
     }
-    let total = records.len();
-    let yclients = salon_of((0..N).map(card).collect(), records).await;
-    let telegram = MockServer::start().await;
-    mount_quiet_bot(&telegram).await;
-    let schema = PgSchema::new().await;
-    let listen = free_port();
-    let env = Env {
-        vars: vec![
-            ("DATABASE_URL", schema.url.clone()),
-            ("LOYALTY_LISTEN", listen.clone()),
-            ("YCLIENTS_API_URL", format!("{}/api/v1", yclients.uri())),
-            ("TELEGRAM_BOT_TOKEN", TOKEN.to_owned()),
-            ("TELEGRAM_API_URL", telegram.uri()),
-            ("LOYALTY_ENGAGE_INTERVAL_S", "3".to_owned()),
-            ("LOYALTY_POLL_INTERVAL_S", "0".to_owned()),
-        ],
-    };
-    env.cli(&["migrate"]);
-    let (partner, conn) = env.lotos_on_yclients("p", "u");
-    let p = partner["id"].as_i64().unwrap();
-    let done = env.cli(&["import", "crm", "--connection", &conn["id"].to_string()]);
-    assert_eq!(done["records"], json!(total), "{done}");
-    let mut program = env.cli(&["program", "show", "--partner", &p.to_string()])["program"].clone();
-    program["engage"] = json!({
-        "time_zone": "Europe/Moscow",
-        "send_window": {"from_hour": 0, "to_hour": 24},
-        "holdout_percent": 0,
-        "triggers": [{"kind": "at_risk", "below_percent": 30, "top_percent": 20}]
-    });
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), program.to_string()).unwrap();
-    env.cli(&[
-        "program",
-        "set",
-        "--partner",
-        &p.to_string(),
-        "--file",
-        file.path().to_str().unwrap(),
-    ]);
+    let Imported {
+        env,
+        listen,
+        schema,
+        telegram,
+        p,
+        _yclients,
+        ..
+    } = imported((0..N).map(card).collect(), records).await;
+    set_engage(
+        &env,
+        p,
+        json!({
+            "time_zone": "Europe/Moscow",
+            "send_window": {"from_hour": 0, "to_hour": 24},
+            "holdout_percent": 0,
+            "triggers": [{"kind": "at_risk", "below_percent": 30, "top_percent": 20}]
+        }),
+    );
 
     // serve's first scan builds the model; the CLI then reads it, not building it again.
     let running = env.serve(true, &listen).await;
@@ -928,49 +963,30 @@ async fn serve_sends_a_personal_offer_that_pays_once_and_is_taken_back() {
     let records: Vec<Value> = (0..N)
         .map(|c| record_at(500_000 + c, c, now_s - 40 * DAY_S, "2000")["data"].clone())
         .collect();
-    let yclients = salon_of((0..N).map(card).collect(), records).await;
-    let telegram = MockServer::start().await;
-    mount_quiet_bot(&telegram).await;
-    let schema = PgSchema::new().await;
-    let listen = free_port();
-    let env = Env {
-        vars: vec![
-            ("DATABASE_URL", schema.url.clone()),
-            ("LOYALTY_LISTEN", listen.clone()),
-            ("YCLIENTS_API_URL", format!("{}/api/v1", yclients.uri())),
-            ("TELEGRAM_BOT_TOKEN", TOKEN.to_owned()),
-            ("TELEGRAM_API_URL", telegram.uri()),
-            ("LOYALTY_ENGAGE_INTERVAL_S", "3".to_owned()),
-            ("LOYALTY_POLL_INTERVAL_S", "0".to_owned()),
-        ],
-    };
-    env.cli(&["migrate"]);
-    let (partner, conn) = env.lotos_on_yclients("p", "u");
-    let p = partner["id"].as_i64().unwrap();
+    let Imported {
+        env,
+        listen,
+        schema,
+        telegram,
+        p,
+        conn,
+        _yclients,
+    } = imported((0..N).map(card).collect(), records).await;
     let hook = conn["webhook_url"].as_str().unwrap().to_owned();
-    let done = env.cli(&["import", "crm", "--connection", &conn["id"].to_string()]);
-    assert_eq!(done["records"], json!(N), "{done}");
-    let mut program = env.cli(&["program", "show", "--partner", &p.to_string()])["program"].clone();
-    program["engage"] = json!({
-        "time_zone": "Europe/Moscow",
-        "send_window": {"from_hour": 0, "to_hour": 24},
-        "holdout_percent": 50,
-        "booking_url": "https://n4564.yclients.com/",
-        "triggers": [{"kind": "inactive", "days": 30, "min_balance": 0,
-                      "offer": {"valid_days": 14, "variants": [
-                          {"name": "bonus300", "benefit": {"kind": "bonus_points", "points": 300},
-                           "min_paid_minor": 100000}]}}]
-    });
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), program.to_string()).unwrap();
-    env.cli(&[
-        "program",
-        "set",
-        "--partner",
-        &p.to_string(),
-        "--file",
-        file.path().to_str().unwrap(),
-    ]);
+    set_engage(
+        &env,
+        p,
+        json!({
+            "time_zone": "Europe/Moscow",
+            "send_window": {"from_hour": 0, "to_hour": 24},
+            "holdout_percent": 50,
+            "booking_url": "https://n4564.yclients.com/",
+            "triggers": [{"kind": "inactive", "days": 30, "min_balance": 0,
+                          "offer": {"valid_days": 14, "variants": [
+                              {"name": "bonus300", "benefit": {"kind": "bonus_points", "points": 300},
+                               "min_paid_minor": 100000}]}}]
+        }),
+    );
     // One client the salt treats and one it holds out, both opted in.
     let store = SqlStore::connect(&schema.url).await.unwrap();
     let salt = store.engage_salt(PartnerId(p)).await.unwrap();

@@ -58,15 +58,6 @@ const SNAPSHOTS_WITH_SMS: &str = snapshots_sql!(
     "LEFT JOIN sms_consents sc ON sc.partner_id = c.partner_id AND sc.client_id = c.id"
 );
 
-/// The services of a record's stored lines; lines that cannot be read count as none (they come
-/// from our own writes, so only a hand-edited row could).
-fn services_in(lines: Option<&str>) -> Vec<(String, String)> {
-    lines
-        .and_then(|l| serde_json::from_str::<Vec<loyalty_core::event::VisitLine>>(l).ok())
-        .map(|l| loyalty_engage::offers::services_of(&l))
-        .unwrap_or_default()
-}
-
 fn reminder_of(payload: &str) -> Result<Reminder, StoreError> {
     serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(format!("reminder: {e}")))
 }
@@ -291,41 +282,7 @@ impl EngageStore for SqlStore {
         clients: &[ClientId],
         since_ms: i64,
     ) -> Result<HashMap<ClientId, loyalty_engage::offers::Profile>, StoreError> {
-        let (Some(first), Some(last)) = (clients.iter().min(), clients.iter().max()) else {
-            return Ok(HashMap::new());
-        };
-        let wanted: std::collections::HashSet<ClientId> = clients.iter().copied().collect();
-        // The page's clients are a range of ids: one range scan, the others skipped here.
-        let rows = sqlx::query(
-            "SELECT client_id, staff_id, staff_name, lines, paid_minor FROM crm_records \
-             WHERE partner_id = $1 AND status = 'came' AND client_id BETWEEN $2 AND $3 \
-               AND visit_at_ms >= $4",
-        )
-        .bind(partner.0)
-        .bind(first.0)
-        .bind(last.0)
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        let mut out: HashMap<ClientId, loyalty_engage::offers::Profile> = HashMap::new();
-        for r in &rows {
-            let client = ClientId(get(r, "client_id")?);
-            if !wanted.contains(&client) {
-                continue;
-            }
-            let staff: Option<String> = get(r, "staff_id")?;
-            let name: Option<String> = get(r, "staff_name")?;
-            let services = services_in(get::<Option<String>>(r, "lines")?.as_deref());
-            out.entry(client).or_default().add(
-                staff
-                    .as_deref()
-                    .map(|id| (id, name.as_deref().unwrap_or_default())),
-                &services,
-                get(r, "paid_minor")?,
-            );
-        }
-        Ok(out)
+        crate::offers::offer_profiles(self, partner, clients, since_ms).await
     }
 
     async fn service_baskets(
@@ -333,34 +290,7 @@ impl EngageStore for SqlStore {
         partner: PartnerId,
         since_ms: i64,
     ) -> Result<loyalty_engage::offers::Cooccurrence, StoreError> {
-        let rows = sqlx::query(
-            "SELECT client_id, lines FROM crm_records WHERE partner_id = $1 AND status = 'came' \
-               AND client_id IS NOT NULL AND visit_at_ms >= $2 ORDER BY client_id",
-        )
-        .bind(partner.0)
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        let mut out = loyalty_engage::offers::Cooccurrence::default();
-        let mut current: Option<(i64, std::collections::BTreeMap<String, String>)> = None;
-        for r in &rows {
-            let client: i64 = get(r, "client_id")?;
-            let services = services_in(get::<Option<String>>(r, "lines")?.as_deref());
-            match &mut current {
-                Some((c, set)) if *c == client => set.extend(services),
-                _ => {
-                    if let Some((_, set)) = current.take() {
-                        out.add(&set);
-                    }
-                    current = Some((client, services.into_iter().collect()));
-                }
-            }
-        }
-        if let Some((_, set)) = current {
-            out.add(&set);
-        }
-        Ok(out)
+        crate::offers::service_baskets(self, partner, since_ms).await
     }
 
     async fn offer_arms(
@@ -369,31 +299,7 @@ impl EngageStore for SqlStore {
         now_ms: i64,
         window_ms: i64,
     ) -> Result<Vec<loyalty_engage::offers::VariantArm>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT o.trigger_name, o.variant, COUNT(*) AS n, \
-               CAST(SUM(CASE WHEN EXISTS (SELECT 1 FROM crm_records r \
-                 WHERE r.partner_id = o.partner_id AND r.client_id = o.client_id \
-                 AND r.status = 'came' AND r.visit_at_ms > o.sent_at_ms \
-                 AND r.visit_at_ms <= o.sent_at_ms + $3) THEN 1 ELSE 0 END) AS BIGINT) AS returned \
-             FROM offers o WHERE o.partner_id = $1 AND o.sent_at_ms <= $2 - $3 \
-             GROUP BY o.trigger_name, o.variant ORDER BY o.trigger_name, o.variant",
-        )
-        .bind(partner.0)
-        .bind(now_ms)
-        .bind(window_ms)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(loyalty_engage::offers::VariantArm {
-                    trigger: get(r, "trigger_name")?,
-                    variant: get(r, "variant")?,
-                    sends: get::<i64>(r, "n")?.max(0) as u64,
-                    returns: get::<Option<i64>>(r, "returned")?.unwrap_or(0).max(0) as u64,
-                })
-            })
-            .collect()
+        crate::offers::offer_arms(self, partner, now_ms, window_ms).await
     }
 
     async fn offer_totals(
@@ -401,35 +307,7 @@ impl EngageStore for SqlStore {
         partner: PartnerId,
         since_ms: i64,
     ) -> Result<Vec<loyalty_engage::store::OfferTotals>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT trigger_name, variant, COUNT(*) AS n, \
-               CAST(SUM(CASE WHEN sent_at_ms >= $2 THEN 1 ELSE 0 END) AS BIGINT) AS recent, \
-               CAST(SUM(CASE WHEN record_key IS NOT NULL AND posted > 0 THEN 1 ELSE 0 END) \
-                 AS BIGINT) AS posted_n, \
-               CAST(SUM(posted) AS BIGINT) AS posted_points \
-             FROM offers WHERE partner_id = $1 GROUP BY trigger_name, variant \
-             ORDER BY trigger_name, variant",
-        )
-        .bind(partner.0)
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        let count = |r: &sqlx::any::AnyRow, c: &str| -> Result<u64, StoreError> {
-            Ok(get::<Option<i64>>(r, c)?.unwrap_or(0).max(0) as u64)
-        };
-        rows.iter()
-            .map(|r| {
-                Ok(loyalty_engage::store::OfferTotals {
-                    trigger: get(r, "trigger_name")?,
-                    variant: get(r, "variant")?,
-                    sent: count(r, "n")?,
-                    sent_recently: count(r, "recent")?,
-                    posted: count(r, "posted_n")?,
-                    posted_points: get::<Option<i64>>(r, "posted_points")?.unwrap_or(0),
-                })
-            })
-            .collect()
+        crate::offers::offer_totals(self, partner, since_ms).await
     }
 
     async fn client_offers(
@@ -437,19 +315,7 @@ impl EngageStore for SqlStore {
         partner: PartnerId,
         client: ClientId,
     ) -> Result<Vec<loyalty_core::offer::Offer>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM offers WHERE partner_id = $1 AND client_id = $2 ORDER BY id DESC",
-            crate::offers::OFFER_COLUMNS
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(partner.0)
-            .bind(client.0)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?
-            .iter()
-            .map(crate::offers::offer)
-            .collect()
+        crate::offers::client_offers(self, partner, client).await
     }
 
     async fn salon_model(&self, partner: PartnerId) -> Result<Option<SalonModel>, StoreError> {
