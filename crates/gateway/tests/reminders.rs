@@ -211,24 +211,13 @@ async fn serve_reminds_by_itself_whom_it_should_and_stops_when_asked() {
     let now_s = chrono::Utc::now().timestamp();
     let yclients = salon_on_yclients(now_s).await;
     let telegram = MockServer::start().await;
-    let schema = PgSchema::new().await;
-    let listen = free_port();
-    let env = Env {
-        vars: vec![
-            ("DATABASE_URL", schema.url.clone()),
-            ("LOYALTY_LISTEN", listen.clone()),
-            ("YCLIENTS_API_URL", format!("{}/api/v1", yclients.uri())),
-            ("TELEGRAM_BOT_TOKEN", TOKEN.to_owned()),
-            ("TELEGRAM_API_URL", telegram.uri()),
-            ("LOYALTY_ENGAGE_INTERVAL_S", "5".to_owned()),
-            ("LOYALTY_POLL_INTERVAL_S", "0".to_owned()),
-        ],
-    };
-    env.cli(&["migrate"]);
-    let (partner, conn) = env.lotos_on_yclients("p", "u");
-    let p = partner["id"].as_i64().unwrap();
-    let done = env.cli(&["import", "crm", "--connection", &conn["id"].to_string()]);
-    assert_eq!(done["records"], json!(CLIENTS * VISITS), "{done}");
+    let Imported {
+        env,
+        listen,
+        schema,
+        p,
+        ..
+    } = import_salon(&yclients, &telegram, "5", (CLIENTS * VISITS) as usize).await;
 
     // Reminders: the personal rhythm first, then inactivity; open all day so the test does not
     // depend on the hour; two messages a week at most.
@@ -559,24 +548,13 @@ async fn serve_reaches_clients_without_telegram_by_sms() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})))
         .mount(&telegram)
         .await;
-    let schema = PgSchema::new().await;
-    let listen = free_port();
-    let env = Env {
-        vars: vec![
-            ("DATABASE_URL", schema.url.clone()),
-            ("LOYALTY_LISTEN", listen.clone()),
-            ("YCLIENTS_API_URL", format!("{}/api/v1", yclients.uri())),
-            ("TELEGRAM_BOT_TOKEN", TOKEN.to_owned()),
-            ("TELEGRAM_API_URL", telegram.uri()),
-            ("LOYALTY_ENGAGE_INTERVAL_S", "3".to_owned()),
-            ("LOYALTY_POLL_INTERVAL_S", "0".to_owned()),
-        ],
-    };
-    env.cli(&["migrate"]);
-    let (partner, conn) = env.lotos_on_yclients("p", "u");
-    let p = partner["id"].as_i64().unwrap();
-    let done = env.cli(&["import", "crm", "--connection", &conn["id"].to_string()]);
-    assert_eq!(done["records"], json!(CLIENTS * VISITS), "{done}");
+    let Imported {
+        env,
+        listen,
+        schema,
+        p,
+        ..
+    } = import_salon(&yclients, &telegram, "3", (CLIENTS * VISITS) as usize).await;
     // The churn model on this salon's history: every client keeps a fixed rhythm and nobody
     // has left, which BG/NBD cannot describe (its drop-out runs to zero, its rates to one
     // value): the fit is refused with why, never used.
@@ -756,23 +734,22 @@ fn set_engage(env: &Env, p: i64, engage: Value) {
     ]);
 }
 
-/// A salon on wiremock YCLIENTS with these cards and records, imported into a fresh schema by
-/// the real binary; a quiet Telegram; `serve` scans every 3 s once started.
+/// A fresh schema, the salon on `yclients` (with its API tokens) imported by the real binary,
+/// its `records` all there; `serve` (once started) scans every `engage_every_s` seconds.
 struct Imported {
     env: Env,
     listen: String,
     schema: PgSchema,
-    telegram: MockServer,
-    _yclients: MockServer,
     p: i64,
     conn: Value,
 }
 
-async fn imported(cards: Vec<Value>, records: Vec<Value>) -> Imported {
-    let total = records.len();
-    let yclients = salon_of(cards, records).await;
-    let telegram = MockServer::start().await;
-    mount_quiet_bot(&telegram).await;
+async fn import_salon(
+    yclients: &MockServer,
+    telegram: &MockServer,
+    engage_every_s: &str,
+    records: usize,
+) -> Imported {
     let schema = PgSchema::new().await;
     let listen = free_port();
     let env = Env {
@@ -782,7 +759,7 @@ async fn imported(cards: Vec<Value>, records: Vec<Value>) -> Imported {
             ("YCLIENTS_API_URL", format!("{}/api/v1", yclients.uri())),
             ("TELEGRAM_BOT_TOKEN", TOKEN.to_owned()),
             ("TELEGRAM_API_URL", telegram.uri()),
-            ("LOYALTY_ENGAGE_INTERVAL_S", "3".to_owned()),
+            ("LOYALTY_ENGAGE_INTERVAL_S", engage_every_s.to_owned()),
             ("LOYALTY_POLL_INTERVAL_S", "0".to_owned()),
         ],
     };
@@ -790,16 +767,22 @@ async fn imported(cards: Vec<Value>, records: Vec<Value>) -> Imported {
     let (partner, conn) = env.lotos_on_yclients("p", "u");
     let p = partner["id"].as_i64().unwrap();
     let done = env.cli(&["import", "crm", "--connection", &conn["id"].to_string()]);
-    assert_eq!(done["records"], json!(total), "{done}");
+    assert_eq!(done["records"], json!(records), "{done}");
     Imported {
         env,
         listen,
         schema,
-        telegram,
-        _yclients: yclients,
         p,
         conn,
     }
+}
+
+/// The salon of `cards` and `records` on wiremock YCLIENTS and a quiet Telegram.
+async fn quiet_salon(cards: Vec<Value>, records: Vec<Value>) -> (MockServer, MockServer) {
+    let yclients = salon_of(cards, records).await;
+    let telegram = MockServer::start().await;
+    mount_quiet_bot(&telegram).await;
+    (yclients, telegram)
 }
 
 /// The `at_risk` trigger at a salon where BG/NBD predicts (issue 14): a CDNOW-like history of
@@ -830,15 +813,15 @@ async fn serve_asks_back_the_valuable_clients_the_model_says_it_is_losing() {
             records.push(record_at(id, c as u64, v.at_ms / 1000, &cost)["data"].clone());
         }
     }
+    let total = records.len();
+    let (yclients, telegram) = quiet_salon((0..N).map(card).collect(), records).await;
     let Imported {
         env,
         listen,
         schema,
-        telegram,
         p,
-        _yclients,
         ..
-    } = imported((0..N).map(card).collect(), records).await;
+    } = import_salon(&yclients, &telegram, "3", total).await;
     set_engage(
         &env,
         p,
@@ -963,15 +946,14 @@ async fn serve_sends_a_personal_offer_that_pays_once_and_is_taken_back() {
     let records: Vec<Value> = (0..N)
         .map(|c| record_at(500_000 + c, c, now_s - 40 * DAY_S, "2000")["data"].clone())
         .collect();
+    let (yclients, telegram) = quiet_salon((0..N).map(card).collect(), records).await;
     let Imported {
         env,
         listen,
         schema,
-        telegram,
         p,
         conn,
-        _yclients,
-    } = imported((0..N).map(card).collect(), records).await;
+    } = import_salon(&yclients, &telegram, "3", N as usize).await;
     let hook = conn["webhook_url"].as_str().unwrap().to_owned();
     set_engage(
         &env,
