@@ -694,6 +694,23 @@ async fn serve_reaches_clients_without_telegram_by_sms() {
     schema.drop().await;
 }
 
+/// Clients `cs` share their contacts with the bot, then say yes to the salon's reminders.
+async fn link_and_opt_in(telegram: &MockServer, p: i64, cs: &[u64]) {
+    let n = cs.len() as u64;
+    let contacts = cs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| contact(i as u64 + 1, *c))
+        .collect();
+    let answers = cs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| button(n + i as u64 + 1, *c, &format!("eng:yes:{p}")))
+        .collect();
+    updates_once(telegram, contacts, 1).await;
+    updates_once(telegram, answers, 2).await;
+}
+
 /// Telegram answering everything the bot asks, with no updates of its own.
 async fn mount_quiet_bot(telegram: &MockServer) {
     Mock::given(method("POST"))
@@ -875,16 +892,7 @@ async fn serve_asks_back_the_valuable_clients_the_model_says_it_is_losing() {
         phone.parse::<u64>().unwrap()
     };
     let (gone, staying) = (pick(true), pick(false));
-    updates_once(&telegram, vec![contact(1, gone), contact(2, staying)], 1).await;
-    updates_once(
-        &telegram,
-        vec![
-            button(3, gone, &format!("eng:yes:{p}")),
-            button(4, staying, &format!("eng:yes:{p}")),
-        ],
-        2,
-    )
-    .await;
+    link_and_opt_in(&telegram, p, &[gone, staying]).await;
     wait_until("the at-risk client's reminder", 60, async || {
         bodies_to(&telegram, gone).await.iter().any(is_reminder)
     })
@@ -997,16 +1005,7 @@ async fn serve_sends_a_personal_offer_that_pays_once_and_is_taken_back() {
         }
     }
     let (treated, held) = (treated.unwrap(), held.unwrap());
-    updates_once(&telegram, vec![contact(1, treated), contact(2, held)], 1).await;
-    updates_once(
-        &telegram,
-        vec![
-            button(3, treated, &format!("eng:yes:{p}")),
-            button(4, held, &format!("eng:yes:{p}")),
-        ],
-        2,
-    )
-    .await;
+    link_and_opt_in(&telegram, p, &[treated, held]).await;
     let running = env.serve(true, &listen).await;
     wait_until("the offer", 60, async || {
         bodies_to(&telegram, treated).await.iter().any(is_reminder)
