@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use loyalty_core::engage::{Engagement, TriggerRule};
+use loyalty_core::offer::Benefit;
 use loyalty_core::{Clock, PartnerId, PartnerStore, StoreError};
 use loyalty_engage::EngageStore;
 use loyalty_engage::risk::{self, SalonModel};
@@ -37,6 +38,7 @@ pub async fn refresh_model(
     store: &SqlStore,
     partner: PartnerId,
     now_ms: i64,
+    suggestions: bool,
 ) -> Result<SalonModel, StoreError> {
     let visits: Vec<_> = store
         .came_visits(partner)
@@ -50,13 +52,20 @@ pub async fn refresh_model(
         .into_iter()
         .map(|(_, c)| c)
         .collect();
-    let suggest = store
-        .service_baskets(partner, now_ms - PROFILE_DAYS * 86_400_000)
-        .await?;
+    // The co-occurrence reads a year of records' lines: only for a salon whose offers suggest a
+    // service.
+    let suggest = match suggestions {
+        true => Some(
+            store
+                .service_baskets(partner, now_ms - PROFILE_DAYS * 86_400_000)
+                .await?,
+        ),
+        false => None,
+    };
     let mut model = tokio::task::spawn_blocking(move || risk::build(&visits, &customers, now_ms))
         .await
         .map_err(|e| StoreError::Backend(format!("the model's fit stopped: {e}")))?;
-    model.suggest = Some(suggest);
+    model.suggest = suggest;
     store.save_salon_model(partner, &model).await?;
     info!(
         partner = partner.0,
@@ -67,28 +76,43 @@ pub async fn refresh_model(
     Ok(model)
 }
 
-/// The model a scan of these settings uses: none unless an `at_risk` trigger or an offer is
-/// set; the stored one while fresh, else built again now.
+/// Some trigger's offer has a variant that suggests a service (it needs the co-occurrence).
+pub fn suggests_services(settings: &Engagement) -> bool {
+    settings
+        .triggers
+        .iter()
+        .filter_map(|t| t.offer.as_ref())
+        .flat_map(|o| &o.variants)
+        .any(|v| matches!(v.benefit, Benefit::ServiceCashback { .. }))
+}
+
+/// The model a scan of these settings uses: none unless an `at_risk` trigger or an offer that
+/// suggests a service is set; the stored one while fresh (and holding the suggestions when they
+/// are needed), else built again now.
 pub async fn model_for(
     store: &SqlStore,
     partner: PartnerId,
     settings: &Engagement,
     now_ms: i64,
 ) -> Result<Option<SalonModel>, StoreError> {
-    if !settings
+    let suggestions = suggests_services(settings);
+    let at_risk = settings
         .triggers
         .iter()
-        .any(|t| matches!(t.rule, TriggerRule::AtRisk { .. }) || t.offer.is_some())
-    {
+        .any(|t| matches!(t.rule, TriggerRule::AtRisk { .. }));
+    if !at_risk && !suggestions {
         return Ok(None);
     }
     match store.salon_model(partner).await? {
         Some(m)
-            if (0..MODEL_FRESH_MS).contains(&(now_ms - m.fitted_at_ms)) && m.suggest.is_some() =>
+            if (0..MODEL_FRESH_MS).contains(&(now_ms - m.fitted_at_ms))
+                && (m.suggest.is_some() || !suggestions) =>
         {
             Ok(Some(m))
         }
-        _ => refresh_model(store, partner, now_ms).await.map(Some),
+        _ => refresh_model(store, partner, now_ms, suggestions)
+            .await
+            .map(Some),
     }
 }
 

@@ -155,7 +155,18 @@ pub async fn analytics_model(
     let id = known_partner(store, partner).await?;
     let (model, built) = match store.salon_model(id).await? {
         Some(m) if !refresh => (m, false),
-        _ => (crate::engage::refresh_model(store, id, now_ms).await?, true),
+        _ => {
+            let suggestions = match loyalty_core::PartnerStore::partner(store, id).await? {
+                Some(p) => p
+                    .program
+                    .engage
+                    .as_ref()
+                    .is_some_and(crate::engage::suggests_services),
+                None => false,
+            };
+            let built = crate::engage::refresh_model(store, id, now_ms, suggestions).await?;
+            (built, true)
+        }
     };
     let mut out = json!({
         "partner": id,
