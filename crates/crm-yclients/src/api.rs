@@ -7,21 +7,17 @@
 //! retried blindly. A 401 on a user-scoped call logs in again once when a login is held.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use loyalty_core::adapter::{ClientDraft, ClientPage, CrmClient, RecordPage};
 use loyalty_core::{AdapterError, Phone, VisitEvent};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Map, Value, json};
 use tokio::sync::RwLock;
-use tower::retry::{Policy, RetryLayer};
-use tower::{ServiceBuilder, ServiceExt};
 
 use crate::lenient;
 use crate::webhook::{ParseContext, record_from_data};
+use crm_http::{Reply, Transport};
 use loyalty_core::quota::CallGate;
 
 /// What the salon and the operator give to call the API. `Debug` hides every secret.
@@ -43,43 +39,6 @@ impl fmt::Debug for Credentials {
             .field("login", &self.login.as_ref().map(|(l, _)| (l, "***")))
             .finish()
     }
-}
-
-/// Tuning of the transport.
-#[derive(Debug, Clone, Copy)]
-pub struct Transport {
-    pub timeout: Duration,
-    /// Attempts of an idempotent call, the first included.
-    pub max_attempts: u32,
-    /// First back-off; doubles per attempt, with up to 50 % jitter, at most `max_backoff`.
-    pub base_backoff: Duration,
-    pub max_backoff: Duration,
-    /// A `Retry-After` up to this long is waited out; a longer one ends the call with
-    /// [`AdapterError::RateLimited`] so the caller can schedule it.
-    pub max_retry_after: Duration,
-    /// Records per page when listing.
-    pub page_size: u32,
-}
-
-impl Default for Transport {
-    fn default() -> Transport {
-        Transport {
-            timeout: Duration::from_secs(15),
-            max_attempts: 4,
-            base_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(30),
-            max_retry_after: Duration::from_secs(60),
-            page_size: 200,
-        }
-    }
-}
-
-/// A buffered HTTP answer.
-#[derive(Debug, Clone)]
-struct Reply {
-    status: StatusCode,
-    retry_after: Option<Duration>,
-    body: Vec<u8>,
 }
 
 /// The API of one company.
@@ -105,16 +64,6 @@ impl fmt::Debug for YclientsClient {
             .field("credentials", &self.credentials)
             .finish()
     }
-}
-
-/// One `reqwest::Client` for the process, TLS through rustls on ring.
-pub fn http_client() -> Result<reqwest::Client, AdapterError> {
-    // Installing twice is harmless: the first provider stays.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .user_agent(concat!("loyalty-bridge/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| AdapterError::Unexpected(format!("HTTP client: {e}")))
 }
 
 impl YclientsClient {
@@ -467,138 +416,15 @@ impl YclientsClient {
         self.login().await
     }
 
-    /// One call through the stack: retry (tower) around a service that waits for the gate,
-    /// then sends under the timeout. Each attempt counts against the budget, waiting for it does
-    /// not count against the timeout, and a 429 pauses the whole budget.
+    /// One call through the shared transport stack ([`crm_http::send`]).
     async fn send(&self, req: reqwest::Request, idempotent: bool) -> Result<Reply, AdapterError> {
-        let http = self.http.clone();
-        let gate = self.gate.clone();
-        let timeout = self.transport.timeout;
-        let policy = RetryPolicy {
-            idempotent,
-            attempt: 1,
-            transport: self.transport,
-        };
-        let stack = ServiceBuilder::new()
-            .layer(RetryLayer::new(policy))
-            .service_fn(move |req: reqwest::Request| {
-                let (http, gate) = (http.clone(), gate.clone());
-                async move {
-                    gate.acquire()
-                        .await
-                        .map_err(|e| SendError::Budget(e.to_string()))?;
-                    let resp = tokio::time::timeout(timeout, http.execute(req))
-                        .await
-                        .map_err(|_| SendError::Timeout)?
-                        .map_err(SendError::Http)?;
-                    let status = resp.status();
-                    let retry_after = resp
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    if status.as_u16() == 429 {
-                        gate.rate_limited(retry_after).await;
-                    }
-                    let body = tokio::time::timeout(timeout, resp.bytes())
-                        .await
-                        .map_err(|_| SendError::Timeout)?
-                        .map_err(SendError::Http)?
-                        .to_vec();
-                    Ok::<_, SendError>(Reply {
-                        status,
-                        retry_after,
-                        body,
-                    })
-                }
-            });
-        stack.oneshot(req).await.map_err(|e| match e {
-            SendError::Timeout => AdapterError::Transient("timed out".to_owned()),
-            SendError::Budget(why) => {
-                AdapterError::Transient(format!("the CRM budget is unavailable: {why}"))
-            }
-            SendError::Http(e) if e.is_timeout() || e.is_connect() || e.is_request() => {
-                AdapterError::Transient(e.to_string())
-            }
-            SendError::Http(e) => AdapterError::Unexpected(e.to_string()),
-        })
-    }
-}
-
-/// A failed attempt before any answer.
-#[derive(Debug)]
-enum SendError {
-    Timeout,
-    Http(reqwest::Error),
-    /// The shared budget could not be asked (its database is down).
-    Budget(String),
-}
-
-impl SendError {
-    fn is_transient(&self) -> bool {
-        match self {
-            SendError::Timeout | SendError::Budget(_) => true,
-            SendError::Http(e) => e.is_timeout() || e.is_connect() || e.is_request() || e.is_body(),
-        }
-    }
-}
-
-/// Retries idempotent calls on 429/502/503/504 and transport failures.
-#[derive(Clone)]
-struct RetryPolicy {
-    idempotent: bool,
-    attempt: u32,
-    transport: Transport,
-}
-
-impl RetryPolicy {
-    fn backoff(&self) -> Duration {
-        let exp = self
-            .transport
-            .base_backoff
-            .saturating_mul(1u32 << self.attempt.saturating_sub(1).min(16));
-        let capped = exp.min(self.transport.max_backoff);
-        // Up to half again, so many clients that failed together do not retry together.
-        capped + capped.mul_f64(fastrand::f64() * 0.5)
-    }
-}
-
-impl Policy<reqwest::Request, Reply, SendError> for RetryPolicy {
-    type Future = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-    fn retry(
-        &mut self,
-        _req: &mut reqwest::Request,
-        result: &mut Result<Reply, SendError>,
-    ) -> Option<Self::Future> {
-        if !self.idempotent || self.attempt >= self.transport.max_attempts {
-            return None;
-        }
-        let wait = match result {
-            Ok(reply) => match reply.status.as_u16() {
-                429 | 502 | 503 | 504 => match reply.retry_after {
-                    Some(wait) if wait > self.transport.max_retry_after => return None,
-                    Some(wait) => wait,
-                    None => self.backoff(),
-                },
-                _ => return None,
-            },
-            Err(e) if e.is_transient() => self.backoff(),
-            Err(_) => return None,
-        };
-        self.attempt += 1;
-        Some(Box::pin(tokio::time::sleep(wait)))
-    }
-
-    fn clone_request(&mut self, req: &reqwest::Request) -> Option<reqwest::Request> {
-        req.try_clone()
+        crm_http::send(&self.http, &self.gate, self.transport, req, idempotent).await
     }
 }
 
 /// Unwraps `{success, data, meta}` and maps failures to typed errors.
 fn envelope(reply: Reply) -> Result<(Value, Value), AdapterError> {
-    let status = reply.status.as_u16();
+    let status = reply.status;
     let body: Option<Value> = serde_json::from_slice(&reply.body).ok();
     let map = body.as_ref().and_then(|b| b.as_object());
     let success = map

@@ -10,7 +10,6 @@
 //! what is only assumed is in `docs/crm/yclients.md`.
 
 mod api;
-pub mod lenient;
 mod limit;
 mod ops;
 mod rewards;
@@ -28,7 +27,8 @@ use loyalty_core::{
     WebhookError,
 };
 
-pub use api::{Credentials, Transport, YclientsClient, http_client};
+pub use api::{Credentials, YclientsClient};
+pub use crm_http::{Transport, http_client, lenient};
 pub use limit::RateLimiter;
 pub use ops::{
     Bookform, CardType, Certificate, CertificateType, Company, Good, LoyaltyCard, ServiceCategory,

@@ -1,8 +1,8 @@
-//! Reading YCLIENTS/Altegio JSON leniently. The platform sends ids and prices as numbers or
-//! strings, phones as strings or numbers, booleans as `0/1`, `"0"/"1"` or `true/false`, empty
-//! objects as `[]`, and timestamps with `+05:00`, `+0500` or no offset at all (company-local).
-//! Every reader here returns `None` for "absent, null or empty" and an error only for a value that
-//! is present and cannot mean what the field means.
+//! Reading CRM JSON leniently. The CRMs send ids and prices as numbers or strings (YCLIENTS,
+//! Arnica), phones as strings or numbers, booleans as `0/1`, `"0"/"1"` or `true/false`, empty
+//! objects as `[]`, and timestamps with `+05:00`, `+0500`, `Z` or no offset at all
+//! (company-local). Every reader here returns `None` for "absent, null or empty" and an error only
+//! for a value that is present and cannot mean what the field means.
 
 use chrono::{DateTime, NaiveDateTime};
 use serde_json::{Map, Value};
@@ -173,8 +173,9 @@ fn decimal_to_minor(raw: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("{raw} is too large"))
 }
 
-/// A timestamp as Unix milliseconds: `2019-01-17T19:44:14+0900`, `…+09:00`, or company-local
-/// `2019-01-01 12:00:00` / `2019-01-01T12:00:00`, read with `utc_offset_minutes`.
+/// A timestamp as Unix milliseconds: `2019-01-17T19:44:14+0900`, `…+09:00`,
+/// `2019-01-17T10:44:14.000Z`, or company-local `2019-01-01 12:00:00` / `2019-01-01T12:00:00`,
+/// read with `utc_offset_minutes`.
 pub fn timestamp_ms(
     map: &Map<String, Value>,
     field: &str,
@@ -188,8 +189,12 @@ pub fn timestamp_ms(
         .ok_or_else(|| bad(field, format!("{raw:?} is not a date and time")))
 }
 
-fn parse_time(raw: &str, utc_offset_minutes: i32) -> Option<i64> {
+/// [`timestamp_ms`] of a text already taken out of its field.
+pub fn parse_time(raw: &str, utc_offset_minutes: i32) -> Option<i64> {
     if let Ok(t) = DateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%z") {
+        return Some(t.timestamp_millis());
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Some(t.timestamp_millis());
     }
     let naive = NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M:%S")
@@ -280,6 +285,8 @@ mod tests {
         assert_eq!(timestamp_ms(&m, "c", 540).unwrap(), Some(a));
         assert_eq!(a, 1_547_721_854_000);
         assert!(timestamp_ms(&m, "d", 0).is_err());
+        let utc = map(json!({"z": "2019-01-17T10:44:14.000Z"}));
+        assert_eq!(timestamp_ms(&utc, "z", 180).unwrap(), Some(a));
         assert_eq!(timestamp_ms(&m, "missing", 0).unwrap(), None);
     }
 
