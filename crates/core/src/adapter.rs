@@ -169,6 +169,9 @@ pub struct RecordPage {
     pub total: Option<u64>,
     /// Where the next call continues; `None` when this was the last page.
     pub next_page: Option<u32>,
+    /// What this read could not see although the pass asked for it (Arnica: a cursor older than
+    /// its change window, read as a date window instead), reported with the pass.
+    pub caveat: Option<String>,
 }
 
 /// One page of the CRM's client cards.

@@ -290,6 +290,7 @@ impl YclientsClient {
         let (records, rejected, listed) = read_items(&data, "record", |r| self.visit(r))?;
         let total = total_count(&meta)?;
         Ok(RecordPage {
+            caveat: None,
             records,
             rejected,
             next_page: more(page, count, listed, total).then_some(page + 1),

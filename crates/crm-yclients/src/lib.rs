@@ -153,16 +153,27 @@ impl YclientsAdapter {
             .ok_or_else(|| AdapterError::Auth("this connection has no API credentials".into()))
     }
 
-    /// The chain and card type of a loyalty-card setup.
-    fn card_setup(&self) -> Result<(&str, &str), AdapterError> {
+    /// The chain and card type of a loyalty-card setup; without one the card operations are
+    /// not this connection's (`Unsupported`, as its capabilities say).
+    fn card_setup(&self, op: Operation) -> Result<(&str, &str), AdapterError> {
         match &self.config.rewards {
             Some(RewardSetup::LoyaltyCard {
                 chain_id,
                 card_type_id,
             }) => Ok((chain_id, card_type_id)),
-            _ => Err(AdapterError::Validation(vec![
-                "the connection has no loyalty card type set up".into(),
-            ])),
+            _ => Err(AdapterError::Unsupported(op)),
+        }
+    }
+
+    /// The good and storage of a certificate setup; without one the certificate operations
+    /// are not this connection's.
+    fn certificate_setup(&self, op: Operation) -> Result<(&str, &str), AdapterError> {
+        match &self.config.rewards {
+            Some(RewardSetup::CrmCertificate {
+                good_id,
+                storage_id,
+            }) => Ok((good_id, storage_id)),
+            _ => Err(AdapterError::Unsupported(op)),
         }
     }
 }
@@ -306,6 +317,7 @@ impl CrmAdapter for YclientsAdapter {
         &self,
         req: &RewardRequest,
     ) -> Result<Option<IssuedReward>, AdapterError> {
+        self.certificate_setup(Operation::FindCertificate)?;
         Ok(self
             .api()?
             .find_certificate_with_code(req)
@@ -320,15 +332,7 @@ impl CrmAdapter for YclientsAdapter {
     }
 
     async fn issue_certificate(&self, req: &RewardRequest) -> Result<IssuedReward, AdapterError> {
-        let Some(RewardSetup::CrmCertificate {
-            good_id,
-            storage_id,
-        }) = &self.config.rewards
-        else {
-            return Err(AdapterError::Validation(vec![
-                "the connection has no certificate good set up".into(),
-            ]));
-        };
+        let (good_id, storage_id) = self.certificate_setup(Operation::IssueCertificate)?;
         let now_ms = loyalty_core::Clock::now_ms(&loyalty_core::SystemClock);
         self.api()?
             .sell_certificate(req, good_id, storage_id, now_ms)
@@ -336,12 +340,12 @@ impl CrmAdapter for YclientsAdapter {
     }
 
     async fn find_card(&self, phone: &Phone) -> Result<Option<CrmCard>, AdapterError> {
-        let (chain, card_type) = self.card_setup()?;
+        let (chain, card_type) = self.card_setup(Operation::FindCard)?;
         self.api()?.find_card_of_type(phone, chain, card_type).await
     }
 
     async fn issue_card(&self, phone: &Phone) -> Result<CrmCard, AdapterError> {
-        let (_, card_type) = self.card_setup()?;
+        let (_, card_type) = self.card_setup(Operation::IssueCard)?;
         self.api()?.issue_card_of_type(phone, card_type).await
     }
 
@@ -350,7 +354,7 @@ impl CrmAdapter for YclientsAdapter {
         card_id: &str,
         req: &RewardRequest,
     ) -> Result<CrmCard, AdapterError> {
-        self.card_setup()?;
+        self.card_setup(Operation::TopUpCard)?;
         self.api()?.top_up(card_id, req).await
     }
 

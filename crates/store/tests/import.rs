@@ -121,6 +121,7 @@ impl CrmAdapter for Crm {
             .map(|n| record(&self.conn, n))
             .collect();
         Ok(RecordPage {
+            caveat: None,
             records,
             rejected: Vec::new(),
             next_page: (i64::from(page) * 3 < RECORDS).then_some(page + 1),

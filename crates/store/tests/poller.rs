@@ -66,6 +66,7 @@ fn record(
 
 fn page(records: Vec<VisitEvent>, next: Option<u32>) -> Result<RecordPage, AdapterError> {
     Ok(RecordPage {
+        caveat: None,
         records,
         rejected: Vec::new(),
         next_page: next,
@@ -107,6 +108,7 @@ async fn a_pass_applies_what_webhooks_lost_and_moves_the_cursor(db: &TestDb) {
                 Some(2),
             ),
             Ok(RecordPage {
+                caveat: None,
                 records: vec![
                     bad,
                     record(&conn, "r3", VisitStatus::Came, 600_000, "+79160000003"),

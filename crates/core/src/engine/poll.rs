@@ -97,6 +97,9 @@ impl LoyaltyEngine {
                 }
             };
             report.pages += 1;
+            if let Some(caveat) = &found.caveat {
+                report.last_error = Some(format!("page {page}: {caveat}"));
+            }
             for why in &found.rejected {
                 report.errors += 1;
                 report.last_error = Some(format!("page {page}: {why}"));
