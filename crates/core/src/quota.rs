@@ -85,6 +85,45 @@ impl Limits {
         }
     }
 
+    /// Arnica's (SQNS support, 2026-06): 15 a second and 900 a minute; over it HTTP 444.
+    pub fn arnica() -> Limits {
+        Limits {
+            windows: vec![(1_000, 15), (60_000, 900)],
+            margin_ms: 100,
+            // 4 % of the minute, as for YCLIENTS.
+            reserve: 36,
+        }
+    }
+
+    /// Beauty Pro's (the AI Helps API): "up to 100 requests per second from one IP"; no
+    /// longer window is published. A tenth of a second's margin, a few calls kept urgent.
+    pub fn beautypro() -> Limits {
+        Limits {
+            windows: vec![(1_000, 100)],
+            margin_ms: 100,
+            reserve: 4,
+        }
+    }
+
+    /// The published limits of a CRM's API (YCLIENTS' for the CRMs without one).
+    pub fn of(kind: crate::CrmKind) -> Limits {
+        match kind {
+            crate::CrmKind::Arnica => Limits::arnica(),
+            crate::CrmKind::Beautypro => Limits::beautypro(),
+            _ => Limits::yclients(),
+        }
+    }
+
+    /// Calls a minute the limits allow: the tightest window, scaled to a minute.
+    pub fn per_minute(&self) -> u32 {
+        self.windows
+            .iter()
+            .filter(|(w, _)| *w > 0)
+            .map(|(w, c)| u64::from(*c) * 60_000 / u64::try_from(*w).unwrap_or(1))
+            .min()
+            .map_or(u32::MAX, |m| u32::try_from(m).unwrap_or(u32::MAX))
+    }
+
     /// The shortest even spacing of calls the limits allow (200 ms for 5 a second).
     pub fn spacing_ms(&self) -> i64 {
         self.windows

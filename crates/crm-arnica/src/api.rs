@@ -6,7 +6,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crm_http::{Reply, Transport, lenient};
+use crm_http::{MemoryTokens, Reply, TokenStore, Transport, lenient};
 use loyalty_core::adapter::{ClientDraft, ClientPage, CrmClient, CrmService, CrmStaff, RecordPage};
 use loyalty_core::quota::CallGate;
 use loyalty_core::{AdapterError, Money, Phone, VisitEvent};
@@ -26,8 +26,6 @@ pub struct Credentials {
     /// The e-mail of the "integrator" employee SQNS support enabled the API for.
     pub email: String,
     pub password: String,
-    /// A JWT from an earlier login, if kept (it does not expire).
-    pub token: Option<String>,
 }
 
 impl fmt::Debug for Credentials {
@@ -35,7 +33,6 @@ impl fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("email", &self.email)
             .field("password", &"***")
-            .field("token", &self.token.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -52,7 +49,10 @@ pub struct ArnicaClient {
     pub(crate) org_id: String,
     pub(crate) context: ParseContext,
     credentials: Credentials,
+    /// The JWT in hand; read from `tokens` when empty.
     token: Arc<RwLock<Option<String>>>,
+    /// Where the JWT is kept between adapters and instances (`{"token": "…"}`).
+    tokens: Arc<dyn TokenStore>,
     pub(crate) transport: Transport,
     clock: Clock,
 }
@@ -90,7 +90,8 @@ impl ArnicaClient {
             base_url: config.base_url.trim_end_matches('/').to_owned(),
             org_id: config.org_id.clone(),
             context: config.context,
-            token: Arc::new(RwLock::new(credentials.token.clone())),
+            token: Arc::new(RwLock::new(None)),
+            tokens: Arc::new(MemoryTokens::new()),
             credentials,
             transport: transport(),
             clock: Arc::new(|| {
@@ -108,6 +109,13 @@ impl ArnicaClient {
             page_size: transport.page_size.clamp(1, 100),
             ..transport
         };
+        self
+    }
+
+    /// Keeps the JWT in `tokens` (the gateway's: the connection's settings), so a new adapter
+    /// or another instance uses it instead of logging in again.
+    pub fn with_tokens(mut self, tokens: Arc<dyn TokenStore>) -> ArnicaClient {
+        self.tokens = tokens;
         self
     }
 
@@ -138,7 +146,34 @@ impl ArnicaClient {
             )));
         }
         *self.token.write().await = Some(token.clone());
+        // Kept for the next adapter; a save that loses to another instance's login loses
+        // nothing (either token works: the JWT does not expire).
+        let stored = self.tokens.load().await?;
+        self.tokens
+            .swap(stored.version, &json!({ "token": token }).to_string())
+            .await?;
         Ok(token)
+    }
+
+    /// The JWT in hand, else the one kept, else a new login.
+    async fn current_token(&self) -> Result<String, AdapterError> {
+        if let Some(token) = self.token.read().await.clone() {
+            return Ok(token);
+        }
+        let kept = self
+            .tokens
+            .load()
+            .await?
+            .json
+            .and_then(|j| serde_json::from_str::<Value>(&j).ok())
+            .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_owned));
+        match kept {
+            Some(token) => {
+                *self.token.write().await = Some(token.clone());
+                Ok(token)
+            }
+            None => self.login().await,
+        }
     }
 
     /// `GET /api/v2/client/phone/{+7(XXX)XXX-XX-XX}`: the card with this phone, `None` on 404.
@@ -327,12 +362,16 @@ impl ArnicaClient {
         page: u32,
     ) -> Result<RecordPage, AdapterError> {
         let now = (self.clock)();
-        let minutes = (now.saturating_sub(since_ms).max(0) + 59_999) / 60_000 + 1;
-        if minutes <= MAX_MODIFICATE_MINUTES {
+        let back = now.saturating_sub(since_ms).max(0);
+        // The minutes back, rounded up, plus one for the clocks' difference; a cursor at most a
+        // minute past the window (a first pass reading exactly a day) still fits it.
+        if back <= (MAX_MODIFICATE_MINUTES + 1) * 60_000 {
+            let minutes = ((back + 59_999) / 60_000 + 1).min(MAX_MODIFICATE_MINUTES);
             return self
                 .visit_page(vec![("modificate", minutes.to_string())], page)
                 .await;
         }
+        let minutes = back / 60_000;
         let from = self.local_day(since_ms)?;
         let till = self.local_day(now)?;
         let mut found = self
@@ -502,11 +541,7 @@ impl ArnicaClient {
         body: Option<Value>,
         idempotent: bool,
     ) -> Result<Value, AdapterError> {
-        let held = self.token.read().await.clone();
-        let token = match held {
-            Some(t) => t,
-            None => self.login().await?,
-        };
+        let token = self.current_token().await?;
         let first = self
             .request(
                 method.clone(),

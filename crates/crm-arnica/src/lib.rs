@@ -98,6 +98,12 @@ impl ArnicaAdapter {
         self
     }
 
+    /// Keeps the JWT in `tokens` ([`ArnicaClient::with_tokens`]).
+    pub fn with_tokens(mut self, tokens: Arc<dyn crm_http::TokenStore>) -> ArnicaAdapter {
+        self.api = self.api.map(|api| api.with_tokens(tokens));
+        self
+    }
+
     /// Another clock for `modificate` (tests).
     pub fn with_clock(mut self, clock: Clock) -> ArnicaAdapter {
         self.api = self.api.map(|api| api.with_clock(clock));

@@ -4,20 +4,12 @@
 use crm_http::lenient::{self, FieldError};
 use loyalty_core::adapter::CrmClient;
 use loyalty_core::event::{ClientRef, LineKind, LoyaltyPaid, VisitEvent, VisitLine, VisitStatus};
-use loyalty_core::{BirthDate, Country, Currency, Phone};
+use loyalty_core::{BirthDate, Phone};
 use serde_json::{Map, Value};
 
-/// What reading a payload needs to know about the organisation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ParseContext {
-    /// The organisation's currency (visit amounts carry none).
-    pub currency: Currency,
-    /// Arnica sends the organisation's local time without an offset ("the time zone set in
-    /// the clinic's settings"); this is that zone's offset from UTC.
-    pub utc_offset_minutes: i32,
-    /// Where the organisation is: phones are read as typed there.
-    pub country: Country,
-}
+/// Arnica sends the organisation's local time without an offset ("the time zone set in the
+/// clinic's settings"): `utc_offset_minutes` is that zone's offset from UTC.
+pub use crm_http::ParseContext;
 
 /// A payload that does not mean what a visit or client must.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +183,7 @@ pub fn arnica_phone(phone: &Phone) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use loyalty_core::{Country, Currency};
     use serde_json::json;
 
     fn ctx() -> ParseContext {

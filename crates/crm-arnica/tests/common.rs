@@ -29,7 +29,6 @@ pub fn credentials() -> Credentials {
     Credentials {
         email: "integrator@salon.example".into(),
         password: "s3cret".into(),
-        token: None,
     }
 }
 

@@ -235,7 +235,7 @@ async fn exactly_a_day_back_is_still_a_change_window() {
         .and(path("/api/v2/visit"))
         .and(query_param("modificate", "1440"))
         .respond_with(ResponseTemplate::new(200).set_body_json(fixture("api_visits_page2.json")))
-        .expect(1)
+        .expect(2)
         .mount(&server)
         .await;
     let page = adapter(&server.uri(), fast(), NOW)
@@ -243,6 +243,12 @@ async fn exactly_a_day_back_is_still_a_change_window() {
         .await
         .unwrap();
     assert_eq!(page.caveat, None);
+    // A first pass reads exactly a day back, a moment later: still the window.
+    let first = adapter(&server.uri(), fast(), NOW + 200)
+        .records_changed_since(NOW - 1_440 * 60_000, 2)
+        .await
+        .unwrap();
+    assert_eq!(first.caveat, None);
     assert_eq!(page.next_page, None);
     assert_eq!(page.records[0].status, VisitStatus::NoShow);
 }
@@ -368,4 +374,34 @@ async fn without_a_login_the_api_is_refused_and_rewards_are_not_declared() {
     let caps = a.capabilities();
     assert!(caps.webhooks && !caps.poll_records && !caps.certificates && !caps.promo_codes);
     assert!(!caps.loyalty_cards);
+}
+
+/// The JWT is kept where the gateway keeps a connection's tokens: a new adapter (the gateway
+/// builds one every 30 s) or another instance uses it without logging in again.
+#[tokio::test]
+async fn the_jwt_is_kept_for_the_next_adapter() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/auth"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("auth.json")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/client/4471"))
+        .and(header("authorization", BEARER))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("api_client.json")))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let kept: std::sync::Arc<dyn crm_http::TokenStore> =
+        std::sync::Arc::new(crm_http::MemoryTokens::new());
+    for _ in 0..2 {
+        adapter(&server.uri(), fast(), NOW)
+            .with_tokens(std::sync::Arc::clone(&kept))
+            .get_client("4471")
+            .await
+            .unwrap();
+    }
+    assert_eq!(kept.load().await.unwrap().version, 1);
 }

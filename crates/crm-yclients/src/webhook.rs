@@ -9,21 +9,12 @@ use loyalty_core::event::{
     ClientEvent, ClientRef, CrmEvent, LineKind, LoyaltyPaid, OtherEvent, SaleEvent, VisitEvent,
     VisitLine, VisitStatus,
 };
-use loyalty_core::{Country, Currency, Phone, WebhookError};
+use loyalty_core::{Phone, WebhookError};
 use serde_json::{Map, Value};
 
 use crate::lenient::{self, FieldError};
 
-/// What the parser needs to know about the company.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ParseContext {
-    /// The company's currency: amounts in payloads carry none.
-    pub currency: Currency,
-    /// The company's offset from UTC, for timestamps sent without one.
-    pub utc_offset_minutes: i32,
-    /// Where the company is: phones are read as typed there ([`Phone::parse_crm`]).
-    pub country: Country,
-}
+pub use crm_http::ParseContext;
 
 impl From<FieldError> for ParseError {
     fn from(e: FieldError) -> Self {

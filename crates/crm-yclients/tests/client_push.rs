@@ -79,6 +79,7 @@ async fn salon(server: &MockServer, create_clients: bool) -> Salon {
             reward_setup: None,
             country: None,
             create_clients,
+            crm_credentials: None,
         },
     )
     .await

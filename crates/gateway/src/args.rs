@@ -122,9 +122,9 @@ pub(crate) enum Command {
     /// Exit status 2 when the body cannot be understood.
     InspectWebhook {
         /// Which CRM sent it.
-        #[arg(long, value_name = "yclients|altegio")]
+        #[arg(long, value_name = "yclients|altegio|arnica")]
         crm: CrmKind,
-        /// The company's currency (default: RUB for YCLIENTS, USD for Altegio).
+        /// The company's currency (default: RUB for YCLIENTS and Arnica, USD for Altegio).
         #[arg(long, value_name = "CODE")]
         currency: Option<Currency>,
         /// The company's offset from UTC in minutes, for times sent without one
@@ -375,9 +375,9 @@ pub(crate) enum ConnectionCmd {
     Add {
         #[arg(long)]
         partner: i64,
-        #[arg(long, value_name = "yclients|altegio")]
+        #[arg(long, value_name = "yclients|altegio|arnica")]
         crm: CrmKind,
-        /// The company (location) id in the CRM.
+        /// The company (location) id in the CRM; Arnica: the organisation's id (`orgId`).
         #[arg(long)]
         company_id: String,
         /// The developer partner token (lets the gateway re-fetch partial records).
@@ -386,7 +386,17 @@ pub(crate) enum ConnectionCmd {
         /// The salon's user token.
         #[arg(long, env = "CRM_USER_TOKEN", hide_env_values = true)]
         user_token: Option<String>,
-        /// The company's offset from UTC (default: 180 for YCLIENTS, 0 for Altegio).
+        /// Arnica: the e-mail of the integrator employee SQNS support enabled the API for.
+        #[arg(long)]
+        email: Option<String>,
+        /// Arnica: that employee's password.
+        #[arg(long, env = "CRM_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Arnica: the API's base URL, when it is not https://crmexchange.1denta.ru.
+        #[arg(long)]
+        base_url: Option<String>,
+        /// The company's offset from UTC (default: 180 for YCLIENTS and Arnica, 0 for
+        /// Altegio).
         #[arg(long, allow_hyphen_values = true)]
         utc_offset_minutes: Option<i32>,
         /// The location's country when it is not the partner's (ISO 3166 alpha-2).

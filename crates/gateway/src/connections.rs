@@ -7,6 +7,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use crm_arnica::{ArnicaAdapter, ArnicaConfig};
+use crm_http::ParseContext;
 use crm_yclients::{Credentials, Flavor, RewardSetup, YclientsAdapter, YclientsConfig};
 use loyalty_core::adapter::{
     ClientDraft, ClientPage, CrmCard, CrmClient, CrmNamed, CrmService, CrmStaff, IssuedReward,
@@ -14,13 +16,15 @@ use loyalty_core::adapter::{
 };
 use loyalty_core::audit::Plan;
 use loyalty_core::engine::AdapterSource;
-use loyalty_core::quota::{Limits, Priority};
+use loyalty_core::quota::{CallGate, Priority};
 use loyalty_core::redemption::Target;
 use loyalty_core::{
     AdapterError, Capabilities, ConnectionId, CrmAdapter, CrmConnection, CrmEvent, CrmKind,
     PartnerId, Phone, Program, StoreError, VisitEvent, WebhookError,
 };
-use loyalty_store::SqlStore;
+use loyalty_store::{ConnectionSettings, SqlStore};
+
+use crate::crms::{ArnicaLogin, SqlTokens};
 
 use crate::config::Config;
 use crate::health::Health;
@@ -76,7 +80,7 @@ impl Connections {
         metrics: Arc<Metrics>,
     ) -> Result<Connections, AdapterError> {
         Ok(Connections {
-            scheduler: Scheduler::new(Arc::clone(&store), Limits::yclients()),
+            scheduler: Scheduler::per_crm(Arc::clone(&store)),
             store,
             http: crm_yclients::http_client()?,
             egress: config.egress.clone(),
@@ -179,36 +183,61 @@ impl Connections {
         program: &Program,
         priority: Priority,
     ) -> Result<Arc<dyn CrmAdapter>, StoreError> {
-        let Some(flavor) = Flavor::of(connection.kind) else {
-            return Ok(Arc::new(NoAdapter(connection.kind)));
-        };
         let settings = self.store.connection_settings(connection.id).await?;
+        let gate = || {
+            self.scheduler.gate(
+                budget_of(connection.kind, &self.egress),
+                Some(connection.id),
+                priority,
+            )
+        };
+        let adapter: Arc<dyn CrmAdapter> = match connection.kind {
+            CrmKind::Yclients | CrmKind::Altegio => Arc::new(self.metered(
+                self.yclients(connection, program, settings, gate),
+                connection,
+            )),
+            CrmKind::Arnica => {
+                Arc::new(self.metered(self.arnica(connection, program, settings, gate), connection))
+            }
+            other => Arc::new(NoAdapter(other)),
+        };
+        Ok(adapter)
+    }
+
+    fn metered<A: CrmAdapter>(&self, inner: A, connection: &CrmConnection) -> Metered<A> {
+        Metered {
+            inner,
+            metrics: Arc::clone(&self.metrics),
+            health: Arc::clone(&self.health),
+            connection: connection.clone(),
+        }
+    }
+
+    fn yclients(
+        &self,
+        connection: &CrmConnection,
+        program: &Program,
+        settings: Option<ConnectionSettings>,
+        gate: impl FnOnce() -> Arc<dyn CallGate>,
+    ) -> YclientsAdapter {
+        let flavor = Flavor::of(connection.kind).unwrap_or(Flavor::YCLIENTS);
         let mut config = YclientsConfig::new(flavor, connection.company_id.clone());
-        config.context.currency = program.currency;
-        config.context.country = program.country;
+        config.context = context(config.context, program, settings.as_ref());
         config.base_url = match connection.kind {
             CrmKind::Altegio => self.api_urls.altegio.clone(),
             _ => self.api_urls.yclients.clone(),
         };
         if let Some(s) = &settings {
-            config.context.utc_offset_minutes = s.utc_offset_minutes;
-            if let Some(country) = s.country {
-                config.context.country = country;
-            }
             config.rewards = s
                 .reward_setup
                 .as_deref()
                 .and_then(|json| read_setup(connection.id, json));
         }
-        let adapter = match settings.and_then(|s| s.partner_token.map(|p| (p, s.user_token))) {
+        match settings.and_then(|s| s.partner_token.map(|p| (p, s.user_token))) {
             Some((partner_token, user_token)) => YclientsAdapter::with_api(
                 config,
                 self.http.clone(),
-                self.scheduler.gate(
-                    budget_of(connection.kind, &self.egress),
-                    Some(connection.id),
-                    priority,
-                ),
+                gate(),
                 Credentials {
                     partner_token,
                     user_token,
@@ -216,14 +245,67 @@ impl Connections {
                 },
             ),
             None => YclientsAdapter::new(config),
+        }
+    }
+
+    fn arnica(
+        &self,
+        connection: &CrmConnection,
+        program: &Program,
+        settings: Option<ConnectionSettings>,
+        gate: impl FnOnce() -> Arc<dyn CallGate>,
+    ) -> ArnicaAdapter {
+        let mut config = ArnicaConfig::new(connection.company_id.clone());
+        config.context = context(config.context, program, settings.as_ref());
+        let login = settings.and_then(|s| s.crm_credentials).and_then(|json| {
+            serde_json::from_str::<ArnicaLogin>(&json)
+                .inspect_err(|e| {
+                    tracing::warn!(connection = connection.id.0, error = %e,
+                            "the connection's Arnica login does not read; webhooks only")
+                })
+                .ok()
+        });
+        let Some(login) = login else {
+            return ArnicaAdapter::new(config);
         };
-        Ok(Arc::new(Metered {
-            inner: adapter,
-            metrics: Arc::clone(&self.metrics),
-            health: Arc::clone(&self.health),
-            connection: connection.clone(),
+        if let Some(base) = login.base_url {
+            config.base_url = base;
+        }
+        ArnicaAdapter::with_api(
+            config,
+            self.http.clone(),
+            gate(),
+            crm_arnica::Credentials {
+                email: login.email,
+                password: login.password,
+            },
+        )
+        .with_tokens(Arc::new(SqlTokens {
+            store: Arc::clone(&self.store),
+            connection: connection.id,
         }))
     }
+}
+
+/// What reading a connection's payloads needs: the program's currency and country, the
+/// connection's offset from UTC and its own country when it has one.
+fn context(
+    default: ParseContext,
+    program: &Program,
+    settings: Option<&ConnectionSettings>,
+) -> ParseContext {
+    let mut ctx = ParseContext {
+        currency: program.currency,
+        country: program.country,
+        ..default
+    };
+    if let Some(s) = settings {
+        ctx.utc_offset_minutes = s.utc_offset_minutes;
+        if let Some(country) = s.country {
+            ctx.country = country;
+        }
+    }
+    ctx
 }
 
 /// The connections' adapters for work of one priority: what the inbox worker (live) and the

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 /// Why the input could not be inspected (exit status 2).
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
-    #[error("inspect-webhook understands yclients and altegio, not {0}")]
+    #[error("inspect-webhook understands yclients, altegio and arnica, not {0}")]
     UnsupportedCrm(CrmKind),
     #[error("cannot read {path}: {source}")]
     Read {
@@ -33,17 +33,27 @@ pub struct Request {
 
 /// One JSON line per normalized event.
 pub fn inspect(req: &Request) -> Result<Vec<Value>, InspectError> {
-    let flavor = Flavor::of(req.crm).ok_or(InspectError::UnsupportedCrm(req.crm))?;
-    let mut config = YclientsConfig::new(flavor, "");
-    if let Some(currency) = req.currency {
-        config.context.currency = currency;
-    }
-    if let Some(offset) = req.utc_offset_minutes {
-        config.context.utc_offset_minutes = offset;
-    }
-    config.context.country = req.country;
     let body = read(&req.file)?;
-    let events = YclientsAdapter::new(config).parse_webhook(None, &body)?;
+    let mut config = YclientsConfig::new(Flavor::of(req.crm).unwrap_or(Flavor::YCLIENTS), "");
+    let mut ctx = match req.crm {
+        CrmKind::Arnica => crm_arnica::ArnicaConfig::new("").context,
+        _ => config.context,
+    };
+    ctx.currency = req.currency.unwrap_or(ctx.currency);
+    ctx.utc_offset_minutes = req.utc_offset_minutes.unwrap_or(ctx.utc_offset_minutes);
+    ctx.country = req.country;
+    let events = match req.crm {
+        CrmKind::Yclients | CrmKind::Altegio => {
+            config.context = ctx;
+            YclientsAdapter::new(config).parse_webhook(None, &body)?
+        }
+        CrmKind::Arnica => {
+            let mut config = crm_arnica::ArnicaConfig::new("");
+            config.context = ctx;
+            crm_arnica::ArnicaAdapter::new(config).parse_webhook(None, &body)?
+        }
+        other => return Err(InspectError::UnsupportedCrm(other)),
+    };
     Ok(events.iter().map(describe).collect())
 }
 

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 mod connections;
+pub mod crms;
 pub mod demo;
 pub mod engage;
 pub mod health;

@@ -268,6 +268,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             company_id,
             partner_token,
             user_token,
+            email,
+            password,
+            base_url,
             utc_offset_minutes,
             country,
         }) => {
@@ -279,6 +282,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 company_id,
                 partner_token,
                 user_token,
+                login: cli::CrmLogin {
+                    email,
+                    password,
+                    base_url,
+                },
                 utc_offset_minutes,
                 country,
             };

@@ -45,11 +45,7 @@ pub fn spare_per_min(
     limits: &Limits,
     calls_last_minute: &[(i64, Option<ConnectionId>, i16)],
 ) -> u32 {
-    let per_minute = limits
-        .windows
-        .iter()
-        .find(|(w, _)| *w == 60_000)
-        .map_or(200, |(_, c)| *c);
+    let per_minute = limits.per_minute();
     let urgent = calls_last_minute
         .iter()
         .filter(|c| c.2 <= Priority::WriteBack.as_i16())
@@ -199,7 +195,7 @@ impl Stretch {
             let calls = store
                 .budget_calls(&crate::quota::budget_of(c.kind, egress), since)
                 .await?;
-            per_kind.insert(c.kind, (1, spare_per_min(&Limits::yclients(), &calls)));
+            per_kind.insert(c.kind, (1, spare_per_min(&Limits::of(c.kind), &calls)));
         }
         Ok(Stretch { per_kind })
     }
@@ -238,5 +234,8 @@ mod tests {
         // Off stays off; few salons keep their own interval.
         assert_eq!(effective_interval(0, 1_000, 20), 0);
         assert_eq!(effective_interval(60, 3, 200), 60);
+        // Arnica allows 900 a minute; Beauty Pro 100 a second, 6,000 a minute.
+        assert_eq!(spare_per_min(&Limits::arnica(), &[]), 900);
+        assert_eq!(spare_per_min(&Limits::beautypro(), &[]), 6_000);
     }
 }

@@ -31,15 +31,27 @@ type TurnKey = (String, Priority, Option<ConnectionId>);
 /// Grants CRM calls from the shared budgets.
 pub struct Scheduler {
     store: Arc<SqlStore>,
-    limits: Limits,
+    /// `Some`: these limits for every budget (tests); `None`: each budget's CRM's own
+    /// ([`Limits::of`], the CRM named before the `:` of the budget).
+    limits: Option<Limits>,
     turns: Mutex<HashMap<TurnKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Scheduler {
+    /// A scheduler holding every budget to `limits`.
     pub fn new(store: Arc<SqlStore>, limits: Limits) -> Arc<Scheduler> {
         Arc::new(Scheduler {
             store,
-            limits,
+            limits: Some(limits),
+            turns: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A scheduler holding each budget to its CRM's published limits.
+    pub fn per_crm(store: Arc<SqlStore>) -> Arc<Scheduler> {
+        Arc::new(Scheduler {
+            store,
+            limits: None,
             turns: Mutex::new(HashMap::new()),
         })
     }
@@ -82,12 +94,21 @@ impl Scheduler {
     ) -> Result<(), StoreError> {
         let turn = self.turn(budget, priority, connection);
         let _turn = turn.lock().await;
+        let limits = self.limits.clone().unwrap_or_else(|| {
+            Limits::of(
+                budget
+                    .split(':')
+                    .next()
+                    .and_then(|k| k.parse::<CrmKind>().ok())
+                    .unwrap_or(CrmKind::Yclients),
+            )
+        });
         let mut waiter = Waiter::join(&self.store, budget, priority, connection).await?;
         loop {
             let now = SystemClock.now_ms();
             match self
                 .store
-                .try_grant(budget, waiter.id, &self.limits, now, STALE_MS)
+                .try_grant(budget, waiter.id, &limits, now, STALE_MS)
                 .await
             {
                 Ok(Grant::Go) => {

@@ -269,6 +269,28 @@ fn inspect_webhook_prints_one_object_per_event() {
         (v["currency"].clone(), v["amount_minor"].clone()),
         ("KZT".into(), 1_200_000.into())
     );
+
+    // Arnica: services and goods paid, the certificate not; the organisation's own time.
+    let out = inspect(
+        &[
+            "--crm",
+            "arnica",
+            &fixture_path("arnica/webhook_visit_came.json"),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v = &lines(&out)[0];
+    assert_eq!(
+        (
+            v["company_id"].clone(),
+            v["record_id"].clone(),
+            v["status"].clone()
+        ),
+        ("7781".into(), "90817".into(), "came".into())
+    );
+    assert_eq!(v["amount_minor"], 465_050);
+    assert_eq!(v["phone"], "+79161234567");
 }
 
 #[test]
@@ -293,7 +315,12 @@ fn inspect_webhook_rejects_bad_input_with_status_2() {
         (
             vec!["--crm", "dikidi", "-"],
             &b"{}"[..],
-            "yclients and altegio",
+            "yclients, altegio and arnica",
+        ),
+        (
+            vec!["--crm", "arnica", "-"],
+            &b"{\"object\": \"invoice\", \"type\": \"create\", \"orgId\": 1}"[..],
+            "invoice",
         ),
         (vec!["--crm", "amo", "-"], &b"{}"[..], "unknown CRM"),
     ] {
@@ -777,6 +804,100 @@ fn connection_set_turns_creating_clients_in_the_crm_on_and_off() {
     );
     let missing = run(&["connection", "set", "9", "--create-clients", "on"]);
     assert_eq!(missing.status.code(), Some(2));
+}
+
+/// `connection add --crm arnica`: the integrator's e-mail and password (the password from the
+/// environment too), never printed; tokens, half a login or a bad base URL are usage errors
+/// that add nothing.
+#[test]
+fn an_arnica_connection_takes_a_login_and_never_prints_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let env = [
+        ("LOYALTY_DATA_DIR", data.as_str()),
+        ("CRM_PASSWORD", "pw-from-env"),
+    ];
+    let run = |args: &[&str]| gateway(args, &env);
+    assert!(run(&["migrate"]).status.success());
+    assert!(
+        run(&[
+            "partner",
+            "add",
+            "--name",
+            "Арника",
+            "--cashback-bps",
+            "500"
+        ])
+        .status
+        .success()
+    );
+    let add = |extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "connection",
+            "add",
+            "--partner",
+            "1",
+            "--crm",
+            "arnica",
+            "--company-id",
+            "7781",
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    for (extra, why) in [
+        (&["--partner-token", "p"][..], "not tokens"),
+        (&["--email", "not-an-address"][..], "e-mail address"),
+        (
+            &["--email", "a@b.c", "--base-url", "crm.example"][..],
+            "http(s) URL",
+        ),
+    ] {
+        let out = add(extra);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(said.contains(why), "{extra:?}: {said}");
+    }
+    let out = add(&["--email", "integrator@salon.example"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(!shown.contains("pw-from-env"), "{shown}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["api"], true);
+    assert!(
+        v["webhook_url"]
+            .as_str()
+            .unwrap()
+            .contains("/webhooks/arnica/")
+    );
+    assert!(v["import"].is_i64(), "the history import is queued: {v}");
+    // The password lives in the settings only.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stored = rt.block_on(async {
+        let store = loyalty_store::SqlStore::connect(&format!("sqlite://{data}/loyalty.db"))
+            .await
+            .unwrap();
+        store
+            .connection_settings(loyalty_core::ConnectionId(1))
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    assert!(
+        stored
+            .crm_credentials
+            .as_deref()
+            .unwrap()
+            .contains("pw-from-env")
+    );
+    assert!(!format!("{:?}", stored).contains("pw-from-env"));
+    // Only one connection was added.
+    let again = add(&["--email", "integrator@salon.example"]);
+    assert_eq!(again.status.code(), Some(2));
 }
 
 /// `client accrue` / `client debit`: the Basic plan's manual work through the binary. A key

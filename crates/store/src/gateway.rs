@@ -28,6 +28,33 @@ pub struct ConnectionSettings {
     pub country: Option<Country>,
     /// People who join through the bot and whom the CRM does not know are created there.
     pub create_clients: bool,
+    /// A CRM's own credentials beyond the YCLIENTS platform's tokens, as JSON (Arnica's login,
+    /// Beauty Pro's application and database). Secret.
+    pub crm_credentials: Option<String>,
+}
+
+impl ConnectionSettings {
+    /// Whether the gateway can call the connection's CRM (tokens or credentials given).
+    pub fn has_api(&self) -> bool {
+        self.partner_token.is_some() || self.crm_credentials.is_some()
+    }
+}
+
+/// Tokens a CRM handed out for a connection (JSON its wiring reads) and their version: a save
+/// names the version it read, and loses to any save in between.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CrmTokens {
+    pub json: Option<String>,
+    pub version: i64,
+}
+
+impl fmt::Debug for CrmTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrmTokens")
+            .field("json", &self.json.as_ref().map(|_| "***"))
+            .field("version", &self.version)
+            .finish()
+    }
 }
 
 impl fmt::Debug for ConnectionSettings {
@@ -40,6 +67,7 @@ impl fmt::Debug for ConnectionSettings {
             .field("reward_setup", &self.reward_setup)
             .field("country", &self.country)
             .field("create_clients", &self.create_clients)
+            .field("crm_credentials", &hide(&self.crm_credentials))
             .finish()
     }
 }
@@ -68,13 +96,14 @@ impl SqlStore {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO connection_settings (connection_id, partner_token, user_token, \
-             utc_offset_minutes, reward_setup, country, create_clients) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             utc_offset_minutes, reward_setup, country, create_clients, crm_credentials) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (connection_id) DO UPDATE \
              SET partner_token = excluded.partner_token, user_token = excluded.user_token, \
              utc_offset_minutes = excluded.utc_offset_minutes, \
              reward_setup = excluded.reward_setup, country = excluded.country, \
-             create_clients = excluded.create_clients",
+             create_clients = excluded.create_clients, \
+             crm_credentials = excluded.crm_credentials",
         )
         .bind(connection.0)
         .bind(settings.partner_token.as_deref())
@@ -83,6 +112,7 @@ impl SqlStore {
         .bind(settings.reward_setup.as_deref())
         .bind(settings.country.as_ref().map(Country::as_str))
         .bind(i16::from(settings.create_clients))
+        .bind(settings.crm_credentials.as_deref())
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
@@ -96,7 +126,7 @@ impl SqlStore {
     ) -> Result<Option<ConnectionSettings>, StoreError> {
         let Some(row) = sqlx::query(
             "SELECT partner_token, user_token, utc_offset_minutes, reward_setup, country, \
-             create_clients FROM connection_settings WHERE connection_id = $1",
+             create_clients, crm_credentials FROM connection_settings WHERE connection_id = $1",
         )
         .bind(connection.0)
         .fetch_optional(&self.pool)
@@ -114,7 +144,52 @@ impl SqlStore {
                 .map(|c| Country::parse(&c).map_err(|e| StoreError::Corrupt(e.to_string())))
                 .transpose()?,
             create_clients: get::<i16>(&row, "create_clients")? != 0,
+            crm_credentials: get(&row, "crm_credentials")?,
         }))
+    }
+
+    /// The tokens the connection's CRM handed out, with their version (`None` and 0 before
+    /// any).
+    pub async fn crm_tokens(&self, connection: ConnectionId) -> Result<CrmTokens, StoreError> {
+        let row = sqlx::query(
+            "SELECT crm_tokens, tokens_version FROM connection_settings WHERE connection_id = $1",
+        )
+        .bind(connection.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(match row {
+            Some(row) => CrmTokens {
+                json: get(&row, "crm_tokens")?,
+                version: get(&row, "tokens_version")?,
+            },
+            None => CrmTokens {
+                json: None,
+                version: 0,
+            },
+        })
+    }
+
+    /// Saves new tokens only if the stored ones are still at `read_version` (compare and set):
+    /// `true` when saved, as version `read_version + 1`; `false` when another save came first
+    /// (the caller reads the newer tokens and uses them).
+    pub async fn swap_crm_tokens(
+        &self,
+        connection: ConnectionId,
+        read_version: i64,
+        json: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE connection_settings SET crm_tokens = $1, tokens_version = tokens_version + 1 \
+             WHERE connection_id = $2 AND tokens_version = $3",
+        )
+        .bind(json)
+        .bind(connection.0)
+        .bind(read_version)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Every connection of the deployment, by id.

@@ -41,7 +41,7 @@ use loyalty_core::StoreError;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
-pub use gateway::{ConnectionSettings, REJECTED_KEPT, RejectedDelivery};
+pub use gateway::{ConnectionSettings, CrmTokens, REJECTED_KEPT, RejectedDelivery};
 pub use services::{CatalogService, DirectoryEntry, DirectorySync, ServiceSync};
 pub use tx::SqlTx;
 

@@ -130,6 +130,7 @@ async fn connection_settings_round_trip_and_hide_tokens(db: &TestDb) {
         reward_setup: None,
         country: None,
         create_clients: false,
+        crm_credentials: None,
     };
     store
         .save_connection_settings(conn.id, &settings)
@@ -144,6 +145,7 @@ async fn connection_settings_round_trip_and_hide_tokens(db: &TestDb) {
         reward_setup: Some(r#"{"strategy":"loyalty_card"}"#.into()),
         country: Some(loyalty_core::Country::parse("KZ").unwrap()),
         create_clients: true,
+        crm_credentials: Some(r#"{"email":"a@b.c","password":"pw-secret"}"#.into()),
         ..settings
     };
     store
@@ -156,7 +158,41 @@ async fn connection_settings_round_trip_and_hide_tokens(db: &TestDb) {
     );
     let shown = format!("{updated:?}");
     assert!(!shown.contains("secret"), "{shown}");
-    assert_eq!(store.connections().await.unwrap(), vec![conn]);
+    assert_eq!(store.connections().await.unwrap(), vec![conn.clone()]);
+
+    // Tokens: a save names the version it read; of two saves from one read, one wins, and the
+    // settings' own save leaves the tokens alone.
+    let none = store.crm_tokens(conn.id).await.unwrap();
+    assert_eq!((none.json.as_deref(), none.version), (None, 0));
+    assert!(
+        store
+            .swap_crm_tokens(conn.id, 0, r#"{"access":"a1-secret"}"#)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .swap_crm_tokens(conn.id, 0, r#"{"access":"a2"}"#)
+            .await
+            .unwrap()
+    );
+    store
+        .save_connection_settings(conn.id, &updated)
+        .await
+        .unwrap();
+    let now = store.crm_tokens(conn.id).await.unwrap();
+    assert_eq!(
+        (now.json.as_deref(), now.version),
+        (Some(r#"{"access":"a1-secret"}"#), 1)
+    );
+    assert!(!format!("{now:?}").contains("secret"));
+    assert!(
+        store
+            .swap_crm_tokens(conn.id, 1, r#"{"access":"a3"}"#)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.crm_tokens(conn.id).await.unwrap().version, 2);
 }
 
 async fn rejected_deliveries_keep_the_newest(db: &TestDb) {
@@ -325,6 +361,7 @@ async fn a_partners_reward_setup_is_its_own(db: &TestDb) {
         reward_setup: setup.map(str::to_owned),
         country: None,
         create_clients: false,
+        crm_credentials: None,
     };
     store
         .save_connection_settings(a_plain.id, &with(None))

@@ -326,7 +326,51 @@ async fn one_instance_at_a_time_polls_a_connection(db: &TestDb) {
     assert_eq!(store.sync_cursors(None).await.unwrap()[0].interval_s, None);
 }
 
+/// A CRM that could not read everything the pass asked for (Arnica past its 1,440-minute
+/// window) says so: the pass completes and moves on, and `sync status` shows why.
+async fn a_pages_caveat_is_reported_with_the_pass(db: &TestDb) {
+    let (engine, _clock) = db.engine();
+    let store = db.store.as_ref();
+    let (_, conn) = salon(store, five_percent()).await;
+    let mut read = page(
+        vec![record(
+            &conn,
+            "r1",
+            VisitStatus::Came,
+            200_000,
+            "+79160000001",
+        )],
+        None,
+    );
+    if let Ok(p) = &mut read {
+        p.caveat = Some("a visit dated before 2026-11-17 and edited since is not seen".into());
+    }
+    let crm = Crm {
+        pages: vec![read],
+        asked: Mutex::new(Vec::new()),
+    };
+    let report = engine
+        .poll_pass(store, store, &conn, &crm, "a", &PollPolicy::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (report.complete, report.applied, report.errors),
+        (true, 1, 0)
+    );
+    let cursor = &store.sync_cursors(Some(conn.id)).await.unwrap()[0];
+    assert_eq!(cursor.cursor_ms, Some(T0));
+    assert!(
+        cursor
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("not seen")),
+        "{cursor:?}"
+    );
+}
+
 both!(
+    a_pages_caveat_is_reported_with_the_pass,
     a_pass_applies_what_webhooks_lost_and_moves_the_cursor,
     a_page_that_fails_leaves_the_cursor_for_the_next_pass,
     a_cursor_ahead_of_the_clock_reads_from_now,

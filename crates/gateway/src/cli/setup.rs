@@ -157,9 +157,103 @@ pub struct ConnectionAdd {
     pub company_id: String,
     pub partner_token: Option<String>,
     pub user_token: Option<String>,
+    /// A CRM's login beyond the YCLIENTS platform's tokens (Arnica).
+    pub login: CrmLogin,
     pub utc_offset_minutes: Option<i32>,
     /// The location's country when it is not the partner's.
     pub country: Option<Country>,
+}
+
+/// Arnica's login on `connection add`: the integrator's e-mail and password, and the API base
+/// when it is not the default. `Debug` hides the password.
+#[derive(Clone, Default)]
+pub struct CrmLogin {
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub base_url: Option<String>,
+}
+
+impl std::fmt::Debug for CrmLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrmLogin")
+            .field("email", &self.email)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("base_url", &self.base_url)
+            .finish()
+    }
+}
+
+impl CrmLogin {
+    fn given(&self) -> bool {
+        self.email.is_some() || self.password.is_some() || self.base_url.is_some()
+    }
+}
+
+/// What `connection add` stores for the CRM: the YCLIENTS platform's tokens, or another CRM's
+/// credentials as JSON, and the company's default offset from UTC.
+fn credentials_for(req: &ConnectionAdd) -> Result<(Option<String>, i32), Usage> {
+    match req.crm {
+        CrmKind::Yclients | CrmKind::Altegio => {
+            if req.login.given() {
+                return Err(Usage(format!(
+                    "{} connects with --partner-token and --user-token, not --email, --password or --base-url",
+                    req.crm
+                )));
+            }
+            if req.user_token.is_some() && req.partner_token.is_none() {
+                return Err(Usage("--user-token needs --partner-token".into()));
+            }
+            let flavor =
+                crm_yclients::Flavor::of(req.crm).unwrap_or(crm_yclients::Flavor::YCLIENTS);
+            let offset = crm_yclients::YclientsConfig::new(flavor, "")
+                .context
+                .utc_offset_minutes;
+            Ok((None, offset))
+        }
+        CrmKind::Arnica => {
+            if req.partner_token.is_some() || req.user_token.is_some() {
+                return Err(Usage(
+                    "arnica connects with --email and --password, not tokens".into(),
+                ));
+            }
+            let offset = crm_arnica::ArnicaConfig::new("").context.utc_offset_minutes;
+            let login = &req.login;
+            let base_url = login
+                .base_url
+                .as_deref()
+                .map(str::trim)
+                .map(|b| b.trim_end_matches('/').to_owned());
+            if let Some(base) = &base_url
+                && !(base.starts_with("https://") || base.starts_with("http://"))
+            {
+                return Err(Usage(format!(
+                    "--base-url must be an http(s) URL, got {base:?}"
+                )));
+            }
+            match (&login.email, &login.password) {
+                (None, None) if base_url.is_none() => Ok((None, offset)),
+                (Some(email), Some(password)) if email.contains('@') && !password.is_empty() => {
+                    let stored = crate::crms::ArnicaLogin {
+                        email: email.trim().to_owned(),
+                        password: password.clone(),
+                        base_url,
+                    };
+                    let json = serde_json::to_string(&stored)
+                        .map_err(|e| Usage(format!("the login does not serialize: {e}")))?;
+                    Ok((Some(json), offset))
+                }
+                (Some(email), Some(_)) if !email.contains('@') => {
+                    Err(Usage(format!("--email must be an e-mail address, got {email:?}")))
+                }
+                _ => Err(Usage(
+                    "arnica's API needs both --email and --password (CRM_PASSWORD), or neither for webhooks only".into(),
+                )),
+            }
+        }
+        other => Err(Usage(format!(
+            "{other} is not supported by this gateway yet (yclients, altegio, arnica)"
+        ))),
+    }
 }
 
 /// An unguessable webhook secret: 160 random bits as hex.
@@ -187,13 +281,7 @@ pub async fn connection_add(
         .plan
         .check(partner, Capability::CrmIntegration)
         .map_err(|e| Usage(format!("{e} (loyalty-gateway partner plan)")))?;
-    let Some(flavor) = crm_yclients::Flavor::of(req.crm) else {
-        return Err(Usage(format!(
-            "{} is not supported by this gateway yet (yclients, altegio)",
-            req.crm
-        ))
-        .into());
-    };
+    let (crm_credentials, default_offset) = credentials_for(req)?;
     let company = req.company_id.trim();
     if company.is_empty() || !company.chars().all(|c| c.is_ascii_digit()) {
         return Err(Usage(format!(
@@ -201,19 +289,12 @@ pub async fn connection_add(
         ))
         .into());
     }
-    let offset = req.utc_offset_minutes.unwrap_or_else(|| {
-        crm_yclients::YclientsConfig::new(flavor, company)
-            .context
-            .utc_offset_minutes
-    });
+    let offset = req.utc_offset_minutes.unwrap_or(default_offset);
     if !(-720..=840).contains(&offset) {
         return Err(Usage(format!(
             "--utc-offset-minutes must be -720..=840, got {offset}"
         ))
         .into());
-    }
-    if req.user_token.is_some() && req.partner_token.is_none() {
-        return Err(Usage("--user-token needs --partner-token".into()).into());
     }
     let secret = new_secret()?;
     let connection = store
@@ -245,13 +326,15 @@ pub async fn connection_add(
                 reward_setup: None,
                 country: req.country,
                 create_clients: false,
+                crm_credentials: crm_credentials.clone(),
             },
         )
         .await?;
+    let api = req.partner_token.is_some() || crm_credentials.is_some();
     // With API access the salon's history is imported in the background of `serve` (no points
     // for the past); `import status` follows it.
-    let import = match &req.partner_token {
-        Some(_) => Some(
+    let import = match api {
+        true => Some(
             store
                 .queue_import(
                     &super::default_import(partner, connection.id, now_ms),
@@ -260,7 +343,7 @@ pub async fn connection_add(
                 .await?
                 .id,
         ),
-        None => None,
+        false => None,
     };
     Ok(json!({
         "id": connection.id,
@@ -269,7 +352,7 @@ pub async fn connection_add(
         "company_id": company,
         "country": req.country,
         "import": import,
-        "api": req.partner_token.is_some(),
+        "api": api,
         "webhook_url": webhook_url(config, req.crm, &secret),
     }))
 }
@@ -372,7 +455,7 @@ pub async fn connection_set(
     let Some(create) = create_clients else {
         return Err(Usage("nothing to change: give --create-clients on|off".into()).into());
     };
-    if create && settings.partner_token.is_none() {
+    if create && !settings.has_api() {
         return Err(Usage(format!(
             "connection {connection} has no API tokens: the CRM cannot be written to"
         ))

@@ -271,6 +271,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
             company_id: COMPANY.into(),
             partner_token: None,
             user_token: None,
+            login: cli::CrmLogin::default(),
             utc_offset_minutes: None,
             country: None,
         },

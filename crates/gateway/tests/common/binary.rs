@@ -195,3 +195,12 @@ pub async fn mount_telegram_contacts(telegram: &MockServer, contacts: &[(i64, &s
         .mount(telegram)
         .await;
 }
+
+/// Waits until `check` holds, checking every 200 ms; fails the test after `limit`.
+pub async fn wait_until<F: AsyncFn() -> bool>(what: &str, limit: Duration, check: F) {
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

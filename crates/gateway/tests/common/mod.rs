@@ -169,6 +169,7 @@ pub async fn connect_yclients(
             company_id: "4564".into(),
             partner_token: tokens.map(|t| t.0.to_owned()),
             user_token: tokens.map(|t| t.1.to_owned()),
+            login: Default::default(),
             utc_offset_minutes: None,
             country: None,
         },

@@ -1,0 +1,59 @@
+//! The CRMs beyond the YCLIENTS platform, as the gateway stores and builds them: their
+//! credentials' JSON in `connection_settings.crm_credentials`, their tokens in
+//! `connection_settings.crm_tokens` (a [`crm_http::TokenStore`] shared by every instance).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use crm_http::{StoredTokens, TokenStore};
+use loyalty_core::{AdapterError, ConnectionId};
+use loyalty_store::SqlStore;
+use serde::{Deserialize, Serialize};
+
+/// Arnica's login as stored: the integrator employee's e-mail and password, and the API base
+/// when it is not [`crm_arnica::DEFAULT_BASE_URL`].
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArnicaLogin {
+    pub email: String,
+    pub password: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+}
+
+impl std::fmt::Debug for ArnicaLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArnicaLogin")
+            .field("email", &self.email)
+            .field("password", &"***")
+            .field("base_url", &self.base_url)
+            .finish()
+    }
+}
+
+/// A connection's tokens in its settings row.
+pub struct SqlTokens {
+    pub store: Arc<SqlStore>,
+    pub connection: ConnectionId,
+}
+
+#[async_trait]
+impl TokenStore for SqlTokens {
+    async fn load(&self) -> Result<StoredTokens, AdapterError> {
+        let t = self
+            .store
+            .crm_tokens(self.connection)
+            .await
+            .map_err(|e| AdapterError::Transient(format!("the tokens cannot be read: {e}")))?;
+        Ok(StoredTokens {
+            json: t.json,
+            version: t.version,
+        })
+    }
+
+    async fn swap(&self, read_version: i64, json: &str) -> Result<bool, AdapterError> {
+        self.store
+            .swap_crm_tokens(self.connection, read_version, json)
+            .await
+            .map_err(|e| AdapterError::Transient(format!("the tokens cannot be saved: {e}")))
+    }
+}
