@@ -59,6 +59,7 @@ pub enum Operation {
     TopUpCard,
     BookingLink,
     SendSms,
+    RegisterWebhooks,
 }
 
 /// Errors of a CRM call. [`AdapterError::is_retryable`] says whether trying again can help.
@@ -243,6 +244,18 @@ pub trait CrmAdapter: Send + Sync {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Result<Vec<CrmEvent>, WebhookError>;
+
+    /// Subscribes `url` to the CRM's changes through its API, where it can (Beauty Pro: every
+    /// table the program reads). Not idempotent everywhere: callers say when.
+    async fn register_webhooks(&self, _url: &str) -> Result<Vec<String>, AdapterError> {
+        Err(AdapterError::Unsupported(Operation::RegisterWebhooks))
+    }
+
+    /// A webhook delivery was parsed and taken in: what the adapter keeps of it (Beauty Pro
+    /// seeds its update replay's cursor from the first one). Nothing by default.
+    async fn webhook_received(&self, _body: &[u8]) -> Result<(), AdapterError> {
+        Ok(())
+    }
 
     async fn find_client_by_phone(
         &self,

@@ -90,18 +90,23 @@ impl Subject for Arnica {
         ResponseTemplate::new(200).set_body_json(fixture("api_visit.json"))
     }
 
-    fn changes(&self, page: u32) -> MockBuilder {
+    fn changes(&self) -> Vec<(MockBuilder, ResponseTemplate)> {
         // Thirty minutes back, rounded up, plus one for the clocks' difference.
-        wiremock::Mock::given(method("GET"))
-            .and(path("/api/v2/visit"))
-            .and(query_param("modificate", "31"))
-            .and(query_param("page", page.to_string()))
-            .and(query_param("perPage", "100"))
-            .and(header("authorization", BEARER))
-    }
-
-    fn changes_answer(&self, page: u32) -> ResponseTemplate {
-        ResponseTemplate::new(200).set_body_json(fixture(&format!("api_visits_page{page}.json")))
+        [1, 2]
+            .into_iter()
+            .map(|page| {
+                (
+                    wiremock::Mock::given(method("GET"))
+                        .and(path("/api/v2/visit"))
+                        .and(query_param("modificate", "31"))
+                        .and(query_param("page", page.to_string()))
+                        .and(query_param("perPage", "100"))
+                        .and(header("authorization", BEARER)),
+                    ResponseTemplate::new(200)
+                        .set_body_json(fixture(&format!("api_visits_page{page}.json"))),
+                )
+            })
+            .collect()
     }
 
     fn rate_limit_status(&self) -> u16 {
@@ -184,11 +189,8 @@ impl Subject for Wrong {
     fn get_record_answer(&self) -> ResponseTemplate {
         Arnica.get_record_answer()
     }
-    fn changes(&self, page: u32) -> MockBuilder {
-        Arnica.changes(page)
-    }
-    fn changes_answer(&self, page: u32) -> ResponseTemplate {
-        Arnica.changes_answer(page)
+    fn changes(&self) -> Vec<(MockBuilder, ResponseTemplate)> {
+        Arnica.changes()
     }
     fn rate_limit_status(&self) -> u16 {
         444

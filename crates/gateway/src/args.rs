@@ -122,7 +122,7 @@ pub(crate) enum Command {
     /// Exit status 2 when the body cannot be understood.
     InspectWebhook {
         /// Which CRM sent it.
-        #[arg(long, value_name = "yclients|altegio|arnica")]
+        #[arg(long, value_name = "yclients|altegio|arnica|beautypro")]
         crm: CrmKind,
         /// The company's currency (default: RUB for YCLIENTS and Arnica, USD for Altegio).
         #[arg(long, value_name = "CODE")]
@@ -375,9 +375,10 @@ pub(crate) enum ConnectionCmd {
     Add {
         #[arg(long)]
         partner: i64,
-        #[arg(long, value_name = "yclients|altegio|arnica")]
+        #[arg(long, value_name = "yclients|altegio|arnica|beautypro")]
         crm: CrmKind,
-        /// The company (location) id in the CRM; Arnica: the organisation's id (`orgId`).
+        /// The company (location) id in the CRM; Arnica: the organisation's id (`orgId`);
+        /// Beauty Pro: the salon's database code.
         #[arg(long)]
         company_id: String,
         /// The developer partner token (lets the gateway re-fetch partial records).
@@ -395,6 +396,15 @@ pub(crate) enum ConnectionCmd {
         /// Arnica: the API's base URL, when it is not https://crmexchange.1denta.ru.
         #[arg(long)]
         base_url: Option<String>,
+        /// Beauty Pro: our application's id (AI Helps registers it).
+        #[arg(long)]
+        app_id: Option<String>,
+        /// Beauty Pro: our application's secret.
+        #[arg(long, env = "CRM_APP_SECRET", hide_env_values = true)]
+        app_secret: Option<String>,
+        /// Beauty Pro: a root for every API call instead of AI Helps' own (a proxy).
+        #[arg(long)]
+        api_url: Option<String>,
         /// The company's offset from UTC (default: 180 for YCLIENTS and Arnica, 0 for
         /// Altegio).
         #[arg(long, allow_hyphen_values = true)]
@@ -403,6 +413,9 @@ pub(crate) enum ConnectionCmd {
         #[arg(long, value_name = "CC")]
         country: Option<Country>,
     },
+    /// Subscribe the connection's webhook URL to its CRM's changes through the CRM's API
+    /// (Beauty Pro: appointments, sales, clients and services), once the salon granted access.
+    Webhooks { connection: i64 },
     /// Change a connection's settings.
     Set {
         connection: i64,

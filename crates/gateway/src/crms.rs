@@ -30,6 +30,26 @@ impl std::fmt::Debug for ArnicaLogin {
     }
 }
 
+/// Beauty Pro's credentials as stored: our application's id and secret (the database code is
+/// the connection's company id), and API roots that replace AI Helps' own (a proxy, a test).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeautyProApp {
+    pub application_id: String,
+    pub application_secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+}
+
+impl std::fmt::Debug for BeautyProApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BeautyProApp")
+            .field("application_id", &self.application_id)
+            .field("application_secret", &"***")
+            .field("api_url", &self.api_url)
+            .finish()
+    }
+}
+
 /// A connection's tokens in its settings row.
 pub struct SqlTokens {
     pub store: Arc<SqlStore>,

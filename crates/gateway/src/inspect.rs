@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 /// Why the input could not be inspected (exit status 2).
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
-    #[error("inspect-webhook understands yclients, altegio and arnica, not {0}")]
+    #[error("inspect-webhook understands yclients, altegio, arnica and beautypro, not {0}")]
     UnsupportedCrm(CrmKind),
     #[error("cannot read {path}: {source}")]
     Read {
@@ -37,6 +37,7 @@ pub fn inspect(req: &Request) -> Result<Vec<Value>, InspectError> {
     let mut config = YclientsConfig::new(Flavor::of(req.crm).unwrap_or(Flavor::YCLIENTS), "");
     let mut ctx = match req.crm {
         CrmKind::Arnica => crm_arnica::ArnicaConfig::new("").context,
+        CrmKind::Beautypro => crm_beautypro::BeautyProConfig::new("").context,
         _ => config.context,
     };
     ctx.currency = req.currency.unwrap_or(ctx.currency);
@@ -51,6 +52,11 @@ pub fn inspect(req: &Request) -> Result<Vec<Value>, InspectError> {
             let mut config = crm_arnica::ArnicaConfig::new("");
             config.context = ctx;
             crm_arnica::ArnicaAdapter::new(config).parse_webhook(None, &body)?
+        }
+        CrmKind::Beautypro => {
+            let mut config = crm_beautypro::BeautyProConfig::new("");
+            config.context = ctx;
+            crm_beautypro::BeautyProAdapter::new(config).parse_webhook(None, &body)?
         }
         other => return Err(InspectError::UnsupportedCrm(other)),
     };

@@ -271,6 +271,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             email,
             password,
             base_url,
+            app_id,
+            app_secret,
+            api_url,
             utc_offset_minutes,
             country,
         }) => {
@@ -286,6 +289,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     email,
                     password,
                     base_url,
+                    app_id,
+                    app_secret,
+                    api_url,
                 },
                 utc_offset_minutes,
                 country,
@@ -296,6 +302,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 format!(
                     "Connection {} added. Paste this URL into the CRM's webhook settings:\n{}",
                     v["id"],
+                    v["webhook_url"].as_str().unwrap_or_default()
+                )
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Connection(ConnectionCmd::Webhooks { connection }) => {
+            let config = Config::resolve(overrides)?;
+            let store = std::sync::Arc::new(open_migrated(&config).await?);
+            let out = cli::connection_webhooks(store.clone(), &config, connection).await;
+            store.close().await;
+            print(&out?, json, |v| {
+                format!(
+                    "Connection {}: {} sends its changes to {}",
+                    v["connection"],
+                    v["tables"],
                     v["webhook_url"].as_str().unwrap_or_default()
                 )
             });
@@ -329,9 +350,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             good,
             storage,
         }) => {
-            let setup = cli::reward_setup(&strategy, chain, card_type, good, storage)?;
             let store = open_migrated(&Config::resolve(overrides)?).await?;
-            let out = cli::connection_rewards(&store, connection, setup).await;
+            let out = cli::connection_rewards(
+                &store,
+                connection,
+                &strategy,
+                cli::RewardFlags {
+                    chain,
+                    card_type,
+                    good,
+                    storage,
+                },
+            )
+            .await;
             store.close().await;
             print(&out?, json, |v| {
                 format!(

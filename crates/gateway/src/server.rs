@@ -319,8 +319,15 @@ async fn crm_webhook(
         .iter()
         .any(|e| crate::services::touches_services(e.resource()));
     let response = apply(&app, &found, crm, content_type, &body, events).await;
-    if services_changed && response.status().is_success() {
-        crate::services::request(&app, found.connection.id);
+    if response.status().is_success() {
+        if services_changed {
+            crate::services::request(&app, found.connection.id);
+        }
+        // What the adapter keeps of a delivery (Beauty Pro: its replay's first cursor); a
+        // failure here loses nothing the poller would not bring.
+        if let Err(e) = found.adapter.webhook_received(&body).await {
+            warn!(connection = %found.connection.id, crm, error = %e, "the adapter could not note the delivery");
+        }
     }
     response
 }

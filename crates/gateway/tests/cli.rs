@@ -315,7 +315,7 @@ fn inspect_webhook_rejects_bad_input_with_status_2() {
         (
             vec!["--crm", "dikidi", "-"],
             &b"{}"[..],
-            "yclients, altegio and arnica",
+            "yclients, altegio, arnica and beautypro",
         ),
         (
             vec!["--crm", "arnica", "-"],

@@ -529,17 +529,18 @@ async fn a_pending_card_reward_is_written_into_the_crm_when_the_gateway_starts()
     let err =
         cli::reward_setup("loyalty-card", Some("145071".into()), None, None, None).unwrap_err();
     assert!(format!("{err:#}").contains("--card-type"), "{err:#}");
-    let setup = cli::reward_setup(
+    let set = cli::connection_rewards(
+        &first.store,
+        conn_id,
         "loyalty-card",
-        Some("145071".into()),
-        Some("8230".into()),
-        None,
-        None,
+        cli::RewardFlags {
+            chain: Some("145071".into()),
+            card_type: Some("8230".into()),
+            ..Default::default()
+        },
     )
+    .await
     .unwrap();
-    let set = cli::connection_rewards(&first.store, conn_id, setup)
-        .await
-        .unwrap();
     assert_eq!(set["strategy"], "loyalty_card");
     let hook = conn["webhook_url"].as_str().unwrap();
     let resp = reqwest::Client::new()

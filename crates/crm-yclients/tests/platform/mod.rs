@@ -168,22 +168,26 @@ impl Subject for Platform {
             .set_body_json(json!({ "success": true, "data": self.record(2), "meta": [] }))
     }
 
-    fn changes(&self, page: u32) -> MockBuilder {
+    fn changes(&self) -> Vec<(MockBuilder, ResponseTemplate)> {
         // SINCE_MS is 2025-11-24 19:00 in Moscow: that company-local day (Altegio's default
-        // offset is UTC: 16:00 the same day).
-        self.auth(Mock::given(method("GET")))
-            .and(path(format!("/records/{}", self.company)))
-            .and(query_param("changed_after", "2025-11-24"))
-            .and(query_param("with_deleted", "1"))
-            .and(query_param("page", page.to_string()))
-            .and(query_param("count", "1"))
-    }
-
-    fn changes_answer(&self, page: u32) -> ResponseTemplate {
-        ResponseTemplate::new(200).set_body_json(json!({
-            "success": true,
-            "data": [self.record(i64::from(page) + 10)],
-            "meta": { "page": page, "total_count": 2 }
-        }))
+        // offset is UTC: 16:00 the same day). Pages of one, two in all.
+        [1u32, 2]
+            .into_iter()
+            .map(|page| {
+                (
+                    self.auth(Mock::given(method("GET")))
+                        .and(path(format!("/records/{}", self.company)))
+                        .and(query_param("changed_after", "2025-11-24"))
+                        .and(query_param("with_deleted", "1"))
+                        .and(query_param("page", page.to_string()))
+                        .and(query_param("count", "1")),
+                    ResponseTemplate::new(200).set_body_json(json!({
+                        "success": true,
+                        "data": [self.record(i64::from(page) + 10)],
+                        "meta": { "page": page, "total_count": 2 }
+                    })),
+                )
+            })
+            .collect()
     }
 }

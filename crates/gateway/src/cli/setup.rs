@@ -164,13 +164,18 @@ pub struct ConnectionAdd {
     pub country: Option<Country>,
 }
 
-/// Arnica's login on `connection add`: the integrator's e-mail and password, and the API base
-/// when it is not the default. `Debug` hides the password.
+/// A CRM's login on `connection add` beyond the YCLIENTS platform's tokens — Arnica: the
+/// integrator's e-mail and password, and the API base when it is not the default; Beauty Pro:
+/// our application's id and secret, and an API root that replaces AI Helps' own. `Debug` hides
+/// the secrets.
 #[derive(Clone, Default)]
 pub struct CrmLogin {
     pub email: Option<String>,
     pub password: Option<String>,
     pub base_url: Option<String>,
+    pub app_id: Option<String>,
+    pub app_secret: Option<String>,
+    pub api_url: Option<String>,
 }
 
 impl std::fmt::Debug for CrmLogin {
@@ -179,14 +184,32 @@ impl std::fmt::Debug for CrmLogin {
             .field("email", &self.email)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("base_url", &self.base_url)
+            .field("app_id", &self.app_id)
+            .field("app_secret", &self.app_secret.as_ref().map(|_| "***"))
+            .field("api_url", &self.api_url)
             .finish()
     }
 }
 
 impl CrmLogin {
-    fn given(&self) -> bool {
+    fn arnica(&self) -> bool {
         self.email.is_some() || self.password.is_some() || self.base_url.is_some()
     }
+
+    fn beautypro(&self) -> bool {
+        self.app_id.is_some() || self.app_secret.is_some() || self.api_url.is_some()
+    }
+}
+
+/// An `http(s)://` URL without its trailing slash.
+fn url(flag: &str, value: Option<&str>) -> Result<Option<String>, Usage> {
+    let Some(v) = value.map(str::trim) else {
+        return Ok(None);
+    };
+    if !(v.starts_with("https://") || v.starts_with("http://")) {
+        return Err(Usage(format!("{flag} must be an http(s) URL, got {v:?}")));
+    }
+    Ok(Some(v.trim_end_matches('/').to_owned()))
 }
 
 /// What `connection add` stores for the CRM: the YCLIENTS platform's tokens, or another CRM's
@@ -194,9 +217,9 @@ impl CrmLogin {
 fn credentials_for(req: &ConnectionAdd) -> Result<(Option<String>, i32), Usage> {
     match req.crm {
         CrmKind::Yclients | CrmKind::Altegio => {
-            if req.login.given() {
+            if req.login.arnica() || req.login.beautypro() {
                 return Err(Usage(format!(
-                    "{} connects with --partner-token and --user-token, not --email, --password or --base-url",
+                    "{} connects with --partner-token and --user-token only",
                     req.crm
                 )));
             }
@@ -250,8 +273,36 @@ fn credentials_for(req: &ConnectionAdd) -> Result<(Option<String>, i32), Usage> 
                 )),
             }
         }
+        CrmKind::Beautypro => {
+            if req.partner_token.is_some() || req.user_token.is_some() || req.login.arnica() {
+                return Err(Usage(
+                    "beautypro connects with --app-id and --app-secret (and --api-url) only".into(),
+                ));
+            }
+            let offset = crm_beautypro::BeautyProConfig::new("")
+                .context
+                .utc_offset_minutes;
+            let login = &req.login;
+            let api_url = url("--api-url", login.api_url.as_deref())?;
+            match (&login.app_id, &login.app_secret) {
+                (None, None) if api_url.is_none() => Ok((None, offset)),
+                (Some(id), Some(secret)) if !id.trim().is_empty() && !secret.is_empty() => {
+                    let stored = crate::crms::BeautyProApp {
+                        application_id: id.trim().to_owned(),
+                        application_secret: secret.clone(),
+                        api_url,
+                    };
+                    let json = serde_json::to_string(&stored)
+                        .map_err(|e| Usage(format!("the application does not serialize: {e}")))?;
+                    Ok((Some(json), offset))
+                }
+                _ => Err(Usage(
+                    "beautypro's API needs both --app-id and --app-secret (CRM_APP_SECRET), or neither for webhooks only".into(),
+                )),
+            }
+        }
         other => Err(Usage(format!(
-            "{other} is not supported by this gateway yet (yclients, altegio, arnica)"
+            "{other} is not supported by this gateway yet (yclients, altegio, arnica, beautypro)"
         ))),
     }
 }
@@ -357,12 +408,65 @@ pub async fn connection_add(
     }))
 }
 
-/// `connection rewards`: how the connection writes rewards into its CRM (`None`: the
-/// gateway's own codes, checked by staff).
+/// `connection webhooks`: the connection's webhook URL subscribed through its CRM's API. A
+/// salon that has not granted access yet, or a CRM without such an API, is a usage error that
+/// says what to do.
+pub async fn connection_webhooks(
+    store: std::sync::Arc<SqlStore>,
+    config: &Config,
+    connection: i64,
+) -> anyhow::Result<Value> {
+    use loyalty_core::quota::Priority;
+    let id = ConnectionId(connection);
+    let Some(conn) = store.connection(id).await? else {
+        return Err(Usage(format!("there is no connection {connection}")).into());
+    };
+    let connections = crate::connections::Connections::new(
+        std::sync::Arc::clone(&store),
+        config,
+        std::sync::Arc::new(crate::metrics::Metrics::new(None)),
+    )?;
+    let Some(found) = connections.by_id(id, Priority::Live).await? else {
+        return Err(Usage(format!("there is no connection {connection}")).into());
+    };
+    let url = webhook_url(config, conn.kind, &conn.webhook_secret);
+    match found.adapter.register_webhooks(&url).await {
+        Ok(tables) => Ok(json!({
+            "connection": id,
+            "crm": conn.kind,
+            "tables": tables,
+            "webhook_url": url,
+        })),
+        Err(loyalty_core::AdapterError::Unsupported(_)) => Err(Usage(format!(
+            "{} webhooks are set in the CRM itself: paste {url} there",
+            conn.kind
+        ))
+        .into()),
+        Err(
+            e @ (loyalty_core::AdapterError::Forbidden(_) | loyalty_core::AdapterError::Auth(_)),
+        ) => Err(Usage(format!("{}: {e}", conn.kind)).into()),
+        Err(e) => Err(anyhow::anyhow!("{}: {e}", conn.kind)),
+    }
+}
+
+/// The flags `connection rewards` takes for the YCLIENTS platform's setups.
+#[derive(Debug, Clone, Default)]
+pub struct RewardFlags {
+    pub chain: Option<String>,
+    pub card_type: Option<String>,
+    pub good: Option<String>,
+    pub storage: Option<String>,
+}
+
+/// `connection rewards`: how the connection writes rewards into its CRM (`gateway-code`: the
+/// gateway's own codes, checked by staff). YCLIENTS/Altegio: a loyalty-card top-up or a
+/// certificate sale, with the CRM objects they need; Beauty Pro: a certificate, nothing more to
+/// name; Arnica: gateway codes only.
 pub async fn connection_rewards(
     store: &SqlStore,
     connection: i64,
-    setup: Option<RewardSetup>,
+    strategy: &str,
+    flags: RewardFlags,
 ) -> anyhow::Result<Value> {
     let id = ConnectionId(connection);
     let Some(conn) = store.connection(id).await? else {
@@ -371,25 +475,58 @@ pub async fn connection_rewards(
     let Some(mut settings) = store.connection_settings(id).await? else {
         return Err(Usage(format!("connection {connection} has no API settings")).into());
     };
-    if let Some(setup) = &setup {
-        if crm_yclients::Flavor::of(conn.kind).is_none() {
-            return Err(Usage(format!("{} has no reward write-back yet", conn.kind)).into());
+    let (json, chosen, setup) = match (conn.kind, strategy) {
+        (_, "gateway-code") => (None, Strategy::GatewayCode, Value::Null),
+        (CrmKind::Yclients | CrmKind::Altegio, _) => {
+            let setup = reward_setup(
+                strategy,
+                flags.chain,
+                flags.card_type,
+                flags.good,
+                flags.storage,
+            )?
+            .ok_or_else(|| Usage(format!("--strategy {strategy} is not a CRM strategy")))?;
+            if settings.partner_token.is_none() || settings.user_token.is_none() {
+                return Err(Usage(format!(
+                    "connection {connection} needs a partner and a user token to write rewards"
+                ))
+                .into());
+            }
+            setup
+                .validate()
+                .map_err(|e| Usage(format!("reward setup: {e}")))?;
+            (
+                Some(serde_json::to_string(&setup)?),
+                setup.strategy(),
+                serde_json::to_value(&setup)?,
+            )
         }
-        if settings.partner_token.is_none() || settings.user_token.is_none() {
+        (CrmKind::Beautypro, "certificate") => {
+            if !settings.has_api() {
+                return Err(Usage(format!(
+                    "connection {connection} needs the application's id and secret to write certificates"
+                ))
+                .into());
+            }
+            let setup = json!({ "strategy": Strategy::CrmCertificate });
+            (Some(setup.to_string()), Strategy::CrmCertificate, setup)
+        }
+        (kind, other) => {
             return Err(Usage(format!(
-                "connection {connection} needs a partner and a user token to write rewards"
+                "{kind} cannot write rewards as {other:?} (it can: {})",
+                match kind {
+                    CrmKind::Beautypro => "certificate, gateway-code",
+                    _ => "gateway-code",
+                }
             ))
             .into());
         }
-        setup
-            .validate()
-            .map_err(|e| Usage(format!("reward setup: {e}")))?;
-    }
-    settings.reward_setup = setup.as_ref().map(serde_json::to_string).transpose()?;
+    };
+    settings.reward_setup = json;
     store.save_connection_settings(id, &settings).await?;
     Ok(json!({
         "connection": connection,
-        "strategy": setup.as_ref().map_or(Strategy::GatewayCode, RewardSetup::strategy),
+        "strategy": chosen,
         "setup": setup,
     }))
 }
