@@ -78,6 +78,8 @@ pub struct StartOptions {
     pub migrate: bool,
     /// How hard rewards are written into the CRMs.
     pub write_back: Option<WriteBackPolicy>,
+    /// How often the write-back pass runs (every 30 s).
+    pub write_back_every: Option<Duration>,
     /// How the CRM inbox is worked.
     pub inbox: Option<InboxPolicy>,
     /// Pacing of the reminders' worker.
@@ -232,6 +234,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         Arc::clone(&sql),
         connections.at(Priority::WriteBack),
         options.write_back.unwrap_or_default(),
+        options.write_back_every.unwrap_or(WRITE_BACK_EVERY),
         stopping.clone(),
     )));
     let inbox_wake = Arc::new(tokio::sync::Notify::new());
@@ -336,6 +339,7 @@ async fn write_backs(
     store: Arc<SqlStore>,
     connections: connections::At,
     policy: WriteBackPolicy,
+    every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -361,7 +365,7 @@ async fn write_backs(
             ),
             Err(e) => warn!(error = %e, "could not write rewards into the CRM"),
         }
-        if stopped_during(WRITE_BACK_EVERY, &mut stop).await {
+        if stopped_during(every, &mut stop).await {
             return;
         }
     }

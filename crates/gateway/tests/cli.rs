@@ -900,6 +900,88 @@ fn an_arnica_connection_takes_a_login_and_never_prints_the_password() {
     assert_eq!(again.status.code(), Some(2));
 }
 
+/// `connection add --crm beautypro`: the application's id and secret (the secret from the
+/// environment), never printed; another CRM's flags, half an application, a reward strategy
+/// the CRM cannot write, or a webhook subscription a CRM has no API for are usage errors.
+#[test]
+fn a_beautypro_connection_takes_the_application_and_refuses_what_it_cannot_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let env = [
+        ("LOYALTY_DATA_DIR", data.as_str()),
+        ("CRM_APP_SECRET", "secret-from-env"),
+    ];
+    let run = |args: &[&str]| gateway(args, &env);
+    assert!(run(&["migrate"]).status.success());
+    assert!(
+        run(&["partner", "add", "--name", "Бьюти", "--cashback-bps", "500"])
+            .status
+            .success()
+    );
+    let said = |out: &Output| format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let add = |crm: &str, company: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "connection",
+            "add",
+            "--partner",
+            "1",
+            "--crm",
+            crm,
+            "--company-id",
+            company,
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    for (extra, why) in [
+        (&["--email", "a@b.c"][..], "--app-id and --app-secret"),
+        (&["--api-url", "ftp://proxy"][..], "http(s) URL"),
+    ] {
+        let out = add("beautypro", "123456", extra);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        assert!(said(&out).contains(why), "{extra:?}: {}", said(&out));
+    }
+    let out = add(
+        "beautypro",
+        "123456",
+        &["--app-id", "a47cbc05-5ce6-4551-9456-2855b52a17f0"],
+    );
+    assert!(out.status.success(), "{}", said(&out));
+    assert!(!said(&out).contains("secret-from-env"));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["api"], true);
+    assert!(
+        v["webhook_url"]
+            .as_str()
+            .unwrap()
+            .contains("/webhooks/beautypro/")
+    );
+    // Beauty Pro writes certificates with nothing else to name; Arnica cannot.
+    let out = run(&[
+        "--json",
+        "connection",
+        "rewards",
+        "1",
+        "--strategy",
+        "certificate",
+    ]);
+    assert!(out.status.success(), "{}", said(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["strategy"], "crm_certificate");
+    let arnica = add("arnica", "7781", &[]);
+    assert!(arnica.status.success(), "{}", said(&arnica));
+    let out = run(&["connection", "rewards", "2", "--strategy", "certificate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(said(&out).contains("gateway-code"), "{}", said(&out));
+    // YCLIENTS' webhooks are pasted into the CRM: there is nothing to subscribe through it.
+    let yclients = add("yclients", "4564", &[]);
+    assert!(yclients.status.success(), "{}", said(&yclients));
+    let out = run(&["connection", "webhooks", "3"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(said(&out).contains("paste"), "{}", said(&out));
+}
+
 /// `client accrue` / `client debit`: the Basic plan's manual work through the binary. A key
 /// makes a retry the same posting and refuses other input under it; a debit never goes below
 /// zero; bad input is a usage error (status 2) that writes nothing; the books balance.

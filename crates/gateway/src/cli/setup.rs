@@ -192,12 +192,15 @@ impl std::fmt::Debug for CrmLogin {
 }
 
 impl CrmLogin {
+    /// Arnica's own flags were given. (Secrets are left out: they may come from the
+    /// environment, set for another connection.)
     fn arnica(&self) -> bool {
-        self.email.is_some() || self.password.is_some() || self.base_url.is_some()
+        self.email.is_some() || self.base_url.is_some()
     }
 
+    /// Beauty Pro's own flags were given (its secret left out, as above).
     fn beautypro(&self) -> bool {
-        self.app_id.is_some() || self.app_secret.is_some() || self.api_url.is_some()
+        self.app_id.is_some() || self.api_url.is_some()
     }
 }
 
@@ -234,25 +237,15 @@ fn credentials_for(req: &ConnectionAdd) -> Result<(Option<String>, i32), Usage> 
             Ok((None, offset))
         }
         CrmKind::Arnica => {
-            if req.partner_token.is_some() || req.user_token.is_some() {
+            if req.partner_token.is_some() || req.user_token.is_some() || req.login.beautypro() {
                 return Err(Usage(
-                    "arnica connects with --email and --password, not tokens".into(),
+                    "arnica connects with --email and --password (and --base-url), not tokens"
+                        .into(),
                 ));
             }
             let offset = crm_arnica::ArnicaConfig::new("").context.utc_offset_minutes;
             let login = &req.login;
-            let base_url = login
-                .base_url
-                .as_deref()
-                .map(str::trim)
-                .map(|b| b.trim_end_matches('/').to_owned());
-            if let Some(base) = &base_url
-                && !(base.starts_with("https://") || base.starts_with("http://"))
-            {
-                return Err(Usage(format!(
-                    "--base-url must be an http(s) URL, got {base:?}"
-                )));
-            }
+            let base_url = url("--base-url", login.base_url.as_deref())?;
             match (&login.email, &login.password) {
                 (None, None) if base_url.is_none() => Ok((None, offset)),
                 (Some(email), Some(password)) if email.contains('@') && !password.is_empty() => {
