@@ -111,3 +111,52 @@ mod tests {
         assert_eq!(client.phone.as_ref().unwrap().as_str(), "+79161234567");
     }
 }
+
+const ARNICA_VISIT: &str = include_str!("../../../fixtures/arnica/webhook_visit_came.json");
+
+/// What an Arnica visit hook says (the demo's second salon).
+#[derive(Debug, Clone)]
+pub struct ArnicaVisit<'a> {
+    pub org_id: u64,
+    pub visit_id: u64,
+    pub client_id: u64,
+    pub client_name: &'a str,
+    /// As Arnica shows phones: `+7(916)111-00-01`.
+    pub phone: &'a str,
+    /// `paySum` of the one service line, in roubles as Arnica sends it (`"3000.00"`).
+    pub pay_sum: &'a str,
+    /// 1 showed up, 0 new, 2 confirmed, −1 cancelled.
+    pub attendance: i32,
+    /// Seconds after 2026-11-24 09:00 (organisation time) of this change.
+    pub changed_at_s: u32,
+}
+
+/// The hook body for `v`: the fixture (an SQNS-documented shape) with one service line, its
+/// visit an hour ago in Moscow.
+pub fn arnica_visit_webhook(v: &ArnicaVisit<'_>) -> Value {
+    let mut body: Value = serde_json::from_str(ARNICA_VISIT).unwrap_or_else(|_| json!({}));
+    body["orgId"] = json!(v.org_id);
+    let visit = &mut body["visit"];
+    visit["id"] = json!(v.visit_id);
+    visit["attendance"] = json!(v.attendance);
+    visit["services"] = json!([{
+        "id": 519, "name": "Стрижка", "paySum": v.pay_sum, "price": v.pay_sum,
+        "discount": "0", "amount": 1
+    }]);
+    visit["commodities"] = json!([]);
+    visit["certificates"] = json!([]);
+    visit["clientId"] = json!(v.client_id);
+    visit["clientData"]["id"] = json!(v.client_id);
+    visit["clientData"]["name"] = json!(v.client_name);
+    visit["clientData"]["phone"] = json!(v.phone);
+    let moscow = chrono::Utc::now() + chrono::Duration::hours(2);
+    visit["datetime"] = json!(moscow.format("%Y-%m-%d %H:%M:%S").to_string());
+    let total = 9 * 3600 + v.changed_at_s;
+    visit["update_date"] = json!(format!(
+        "2026-11-24 {:02}:{:02}:{:02}",
+        (total / 3600) % 24,
+        (total / 60) % 60,
+        total % 60
+    ));
+    body
+}

@@ -982,6 +982,27 @@ fn a_beautypro_connection_takes_the_application_and_refuses_what_it_cannot_do() 
     assert!(said(&out).contains("paste"), "{}", said(&out));
 }
 
+/// The demo, as a newcomer runs it: the day at the YCLIENTS salon, and a clinic on Arnica
+/// where the same client's visit counts once and is told.
+#[test]
+fn the_demo_runs_a_yclients_salon_and_a_clinic_on_arnica() {
+    let out = gateway(&["demo", "--json"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let second = &summary["second_salon"];
+    assert_eq!(second["crm"], "arnica");
+    assert_eq!(second["anna_balance"], 210, "{second}");
+    assert_eq!(
+        second["deliveries"],
+        serde_json::json!(["20:10 applied +210", "20:10 duplicate +0"])
+    );
+    assert_eq!(summary["outbox_pending"], 0);
+    assert!(
+        summary["clients"].as_array().unwrap().len() >= 5,
+        "{summary}"
+    );
+}
+
 /// `client accrue` / `client debit`: the Basic plan's manual work through the binary. A key
 /// makes a retry the same posting and refuses other input under it; a debit never goes below
 /// zero; bad input is a usage error (status 2) that writes nothing; the books balance.

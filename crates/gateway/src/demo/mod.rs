@@ -651,6 +651,9 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
             .unwrap_or_else(|| "accepted?!".into())
     ));
 
+    // Across town, a clinic on Arnica: the same bot, the same client.
+    let second = arnica_salon(&gateway, &config, &standin, &http, &say).await?;
+
     // The next morning: the salon's past imported, and the reminders' scan.
     let reminded = reminders::morning(&gateway, &standin, partner_id, &connection, &say).await?;
 
@@ -690,6 +693,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
         "telegram_messages": standin.sent_count(),
         "outbox_pending": outbox.pending,
         "reminders": reminded,
+        "second_salon": second,
     });
     if json_out {
         println!("{summary}");
@@ -729,6 +733,20 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
             summary["webhooks_sent"], summary["rejected"], summary["telegram_messages"]
         );
         println!(
+            "At «{}» (on {}), Анна has {} points: {}.",
+            second["salon"].as_str().unwrap_or_default(),
+            second["crm"].as_str().unwrap_or_default(),
+            second["anna_balance"],
+            second["deliveries"]
+                .as_array()
+                .map(|d| d
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("; "))
+                .unwrap_or_default()
+        );
+        println!(
             "\nTo run it for real (README.md, \"Running for real\"):\n  \
              export DATABASE_URL=postgres://…  TELEGRAM_BOT_TOKEN=…  LOYALTY_PUBLIC_URL=https://…\n  \
              loyalty-gateway migrate\n  \
@@ -740,6 +758,108 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
     gateway.stop().await?;
     tg_server.abort();
     Ok(())
+}
+
+/// «Арника», a clinic on Arnica with webhooks only: Анна's visit there accrues at its own rate
+/// and she is told in the same bot; the hook delivered twice counts once; its reward would be a
+/// gateway code (Arnica's API writes no certificates).
+async fn arnica_salon(
+    gateway: &crate::Gateway,
+    config: &Config,
+    standin: &Standin,
+    http: &reqwest::Client,
+    say: &impl Fn(String),
+) -> anyhow::Result<Value> {
+    let partner = cli::partner_add(
+        &gateway.store,
+        &PartnerAdd {
+            name: "Арника".into(),
+            cashback_bps: 700,
+            currency: Currency::Rub,
+            min_paid_minor: 0,
+            points_ttl_days: Some(365),
+            welcome_bonus: 0,
+            point_value_minor: 100,
+            max_redeem_share_bps: 5_000,
+            code_ttl_days: 90,
+            country: loyalty_core::Country::RU,
+            plan: loyalty_core::audit::Plan::Pro,
+        },
+        &loyalty_core::audit::Actor::system(),
+        gateway.engine.now_ms(),
+    )
+    .await?;
+    let arnica_id = PartnerId(partner["id"].as_i64().unwrap_or_default());
+    let connection = cli::connection_add(
+        &gateway.store,
+        config,
+        &ConnectionAdd {
+            partner: arnica_id.0,
+            crm: loyalty_core::CrmKind::Arnica,
+            company_id: "7781".into(),
+            partner_token: None,
+            user_token: None,
+            login: cli::CrmLogin::default(),
+            utc_offset_minutes: None,
+            country: None,
+        },
+        gateway.engine.now_ms(),
+    )
+    .await?;
+    let hook = connection["webhook_url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    say(format!(
+        "\n19:50  Across town, «Арника», a clinic on Arnica (SQNS), joins with 7 % cashback:\n      $ loyalty-gateway connection add --partner {arnica_id} --crm arnica --company-id 7781\n      webhook URL for Arnica: {hook}"
+    ));
+    let body = crate::sample::arnica_visit_webhook(&crate::sample::ArnicaVisit {
+        org_id: 7781,
+        visit_id: 90817,
+        client_id: 4471,
+        client_name: ANNA.name,
+        phone: "+7(916)111-00-01",
+        pay_sum: "3000.00",
+        attendance: 1,
+        changed_at_s: 39_000,
+    });
+    let mut deliveries = Vec::new();
+    for (time, what) in [
+        ("20:10", "Анна came; haircut, 3 000 ₽"),
+        ("20:10", "the same hook delivered again"),
+    ] {
+        let before = standin.sent_count();
+        let answer = post_json(http, &hook, &body).await?;
+        let outcome = answer["events"][0]["outcome"]
+            .as_str()
+            .unwrap_or("?")
+            .to_owned();
+        let points = answer["events"][0]["points"].as_i64().unwrap_or_default();
+        say(format!(
+            "{time}  Arnica → visit 90817 of Анна: {what}\n      gateway: {outcome}{}",
+            if points != 0 {
+                format!(" {points:+} points")
+            } else {
+                String::new()
+            }
+        ));
+        deliveries.push(format!("{time} {outcome} {points:+}"));
+        if points != 0 {
+            wait_until(|| standin.sent_count() > before).await;
+        }
+    }
+    drain(gateway.store.as_ref()).await;
+    let phone = Phone::parse_international(ANNA.phone)?;
+    let balance = match gateway.store.client_by_phone(arnica_id, &phone).await? {
+        Some(c) => gateway.store.balance(arnica_id, c.id).await?.value(),
+        None => 0,
+    };
+    Ok(json!({
+        "salon": "Арника",
+        "crm": "arnica",
+        "anna_balance": balance,
+        "deliveries": deliveries,
+    }))
 }
 
 async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<Value> {
