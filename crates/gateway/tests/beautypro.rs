@@ -193,6 +193,31 @@ async fn a_beautypro_visit_is_fetched_accrued_once_and_a_lost_one_comes_by_the_r
     .await;
     assert_eq!(balance(), 147);
 
+    // What Beauty Pro cannot have meant is refused with why, and kept for the operator.
+    let mut other_db = fixture("webhook_sale_insert.json");
+    other_db["database"] = json!("654321");
+    let unknown = json!({"update_id": 2000, "database": "123456", "table": "halls",
+        "operation": "insert", "id": APPT});
+    for (body, status, code) in [
+        (other_db.to_string(), 422, "wrong_company"),
+        (unknown.to_string(), 422, "unexpected_payload"),
+        ("[{\"table\": \"sales\", ".to_owned(), 400, "malformed_json"),
+    ] {
+        let r = http
+            .post(&hook)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status);
+        let answer: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(answer["error"], json!(code), "{answer}");
+    }
+    let kept = env.cli(&["rejected"]);
+    assert_eq!(kept["rejected"].as_array().unwrap().len(), 3, "{kept}");
+    assert_eq!(kept["rejected"][0]["crm"], json!("beautypro"));
+
     // The replay, from just before the first update, brings the visit whose update was lost.
     env.cli(&[
         "sync",
