@@ -135,6 +135,20 @@ pub struct ClientDraft {
     pub email: Option<String>,
 }
 
+impl ClientDraft {
+    /// The card a write made of this draft, under the id the CRM gave it (when the CRM answers
+    /// only the id).
+    pub fn client(&self, external_id: String) -> CrmClient {
+        CrmClient {
+            external_id,
+            phone: Some(self.phone.clone()),
+            name: Some(self.name.clone()),
+            email: self.email.clone(),
+            birth_date: None,
+        }
+    }
+}
+
 /// A service from the CRM's price list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrmService {

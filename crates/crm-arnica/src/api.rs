@@ -37,8 +37,7 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Now, in Unix milliseconds (replaceable in tests: `modificate` counts minutes back from it).
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+pub use crm_http::Clock;
 
 /// The API of one organisation.
 #[derive(Clone)]
@@ -94,11 +93,7 @@ impl ArnicaClient {
             tokens: Arc::new(MemoryTokens::new()),
             credentials,
             transport: transport(),
-            clock: Arc::new(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            }),
+            clock: crm_http::system_clock(),
         }
     }
 
@@ -249,13 +244,7 @@ impl ArnicaClient {
             .and_then(|m| lenient::id(m, "id").ok().flatten())
             .or_else(|| id.map(str::to_owned))
             .ok_or_else(|| unexpected("the answer names no client"))?;
-        Ok(CrmClient {
-            external_id: id,
-            phone: Some(draft.phone.clone()),
-            name: Some(draft.name.clone()),
-            email: draft.email.clone(),
-            birth_date: None,
-        })
+        Ok(draft.client(id))
     }
 
     /// `GET /api/v2/service`, every page.
@@ -625,21 +614,7 @@ fn answer(transport: Transport, reply: Reply) -> Result<Value, AdapterError> {
 /// `message`, `code` and every string in `errors` (`{"message": "User token deactivated"}`,
 /// `{"code": "SlotUnavailableError"}`, a validator's `errors` by field).
 fn messages(body: &Value) -> Vec<String> {
-    fn strings(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::String(s) if !s.is_empty() => out.push(s.clone()),
-            Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
-            Value::Object(map) => map.values().for_each(|i| strings(i, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    for key in ["message", "code", "errors"] {
-        if let Some(v) = body.get(key) {
-            strings(v, &mut out);
-        }
-    }
-    out
+    lenient::messages(body, &["message", "code", "errors"])
 }
 
 /// The list in an answer: under the first of `keys` that holds an array, or the answer

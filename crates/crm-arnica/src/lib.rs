@@ -145,11 +145,10 @@ impl CrmAdapter for ArnicaAdapter {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Result<Vec<CrmEvent>, WebhookError> {
-        if let Some(ct) = content_type {
-            let essence = ct.split(';').next().unwrap_or("").trim();
-            if !essence.eq_ignore_ascii_case("application/json") && !essence.ends_with("+json") {
-                return Err(WebhookError::ContentType(ct.to_owned()));
-            }
+        if !crm_http::is_json(content_type) {
+            return Err(WebhookError::ContentType(
+                content_type.unwrap_or_default().to_owned(),
+            ));
         }
         webhook::parse(&self.config.context, body)
     }

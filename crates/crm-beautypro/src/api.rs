@@ -29,8 +29,7 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Now, in Unix milliseconds (replaceable in tests).
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+pub use crm_http::Clock;
 
 /// The API of one salon database.
 #[derive(Clone)]
@@ -91,11 +90,7 @@ impl BeautyProClient {
             auth: Arc::new(Auth::new(Arc::new(MemoryTokens::new()))),
             replayed: Arc::default(),
             transport: Transport::default(),
-            clock: Arc::new(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            }),
+            clock: crm_http::system_clock(),
         }
     }
 

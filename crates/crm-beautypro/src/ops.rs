@@ -110,7 +110,7 @@ impl BeautyProClient {
             .as_object()
             .and_then(|m| rows::guid(m, "id").ok().flatten())
             .ok_or_else(|| AdapterError::Unexpected("POST /clients answered no id".into()))?;
-        Ok(drafted(id, draft))
+        Ok(draft.client(id))
     }
 
     /// `PUT /clients/{id}` with the fields to change (partial) → 204.
@@ -127,7 +127,7 @@ impl BeautyProClient {
             true,
         )
         .await?;
-        Ok(drafted(id.to_owned(), draft))
+        Ok(draft.client(id.to_owned()))
     }
 
     /// `GET /services?archive=false`, each with the first location's price.
@@ -621,16 +621,6 @@ fn client_body(draft: &ClientDraft) -> Value {
         body["email"] = json!(email);
     }
     body
-}
-
-fn drafted(id: String, draft: &ClientDraft) -> CrmClient {
-    CrmClient {
-        external_id: id,
-        phone: Some(draft.phone.clone()),
-        name: Some(draft.name.clone()),
-        email: draft.email.clone(),
-        birth_date: None,
-    }
 }
 
 /// An id as a path segment: a GUID's characters only.

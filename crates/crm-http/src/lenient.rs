@@ -203,6 +203,26 @@ pub fn parse_time(raw: &str, utc_offset_minutes: i32) -> Option<i64> {
     Some(naive.and_utc().timestamp_millis() - i64::from(utc_offset_minutes) * 60_000)
 }
 
+/// Every non-empty string under `keys` of an error body, however nested (`{"message": …}`,
+/// `{"errors": {"phone": ["…"]}}`, `{"code": "SlotUnavailableError"}`), in key order.
+pub fn messages(body: &Value, keys: &[&str]) -> Vec<String> {
+    fn strings(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) if !s.is_empty() => out.push(s.clone()),
+            Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+            Value::Object(map) => map.values().for_each(|i| strings(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for key in keys {
+        if let Some(v) = body.get(*key) {
+            strings(v, &mut out);
+        }
+    }
+    out
+}
+
 fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",

@@ -470,22 +470,7 @@ fn envelope(reply: Reply) -> Result<(Value, Value), AdapterError> {
 
 /// `meta.message` and every string inside `meta.errors` (whose shape varies).
 fn messages(meta: &Value) -> Vec<String> {
-    fn strings(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::String(s) if !s.is_empty() => out.push(s.clone()),
-            Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
-            Value::Object(map) => map.values().for_each(|i| strings(i, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    if let Some(m) = meta.get("message") {
-        strings(m, &mut out);
-    }
-    if let Some(e) = meta.get("errors") {
-        strings(e, &mut out);
-    }
-    out
+    lenient::messages(meta, &["message", "errors"])
 }
 
 /// The objects of a list answer; anything else in it is an error.

@@ -178,17 +178,7 @@ impl YclientsAdapter {
     }
 }
 
-/// `application/json`, `…+json`, or nothing said.
-fn is_json(content_type: Option<&str>) -> bool {
-    let Some(ct) = content_type else { return true };
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json" || essence.ends_with("+json")
-}
+use crm_http::is_json;
 
 #[async_trait::async_trait]
 impl CrmAdapter for YclientsAdapter {
@@ -375,16 +365,6 @@ impl CrmAdapter for YclientsAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn content_types() {
-        assert!(is_json(None));
-        assert!(is_json(Some("application/json")));
-        assert!(is_json(Some("Application/JSON; charset=utf-8")));
-        assert!(is_json(Some("application/vnd.api.v2+json")));
-        assert!(!is_json(Some("text/plain")));
-        assert!(!is_json(Some("application/x-www-form-urlencoded")));
-    }
 
     #[test]
     fn flavors_differ_only_in_base_and_accept() {

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::PgSchema;
-use common::binary::{Env, TOKEN, free_port, mount_telegram, post, wait_for, wait_until};
+use common::binary::{Env, TOKEN, free_port, mount_telegram, post, refused, wait_for, wait_until};
 use common::telegram::texts_to;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, path_regex, query_param_is_missing};
@@ -118,14 +118,7 @@ async fn an_arnica_visit_accrues_once_the_lost_one_comes_by_poll_and_the_reward_
     let hook = conn["webhook_url"].as_str().unwrap().to_owned();
     assert!(hook.contains("/webhooks/arnica/"), "{hook}");
     // No poller pass until the hooks are in.
-    env.cli(&[
-        "sync",
-        "interval",
-        "--connection",
-        &conn_id,
-        "--seconds",
-        "0",
-    ]);
+    env.sync_interval(&conn_id, 0);
     let _gateway = env.serve(true, &addr).await;
     wait_for(&telegram, CHAT, "Номер привязан").await;
 
@@ -171,16 +164,7 @@ async fn an_arnica_visit_accrues_once_the_lost_one_comes_by_poll_and_the_reward_
             "malformed_json",
         ),
     ] {
-        let r = http
-            .post(&hook)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), status);
-        let answer: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-        assert_eq!(answer["error"], json!(code), "{answer}");
+        assert_eq!(refused(&http, &hook, body).await, (status, json!(code)));
     }
     let kept = env.cli(&["rejected"]);
     assert_eq!(kept["rejected"].as_array().unwrap().len(), 3, "{kept}");
@@ -188,14 +172,7 @@ async fn an_arnica_visit_accrues_once_the_lost_one_comes_by_poll_and_the_reward_
     assert_eq!(balance(), 232);
 
     // The lost visit: the poller's pass asks for the last day's changes and accrues it.
-    env.cli(&[
-        "sync",
-        "interval",
-        "--connection",
-        &conn_id,
-        "--seconds",
-        "1",
-    ]);
+    env.sync_interval(&conn_id, 1);
     wait_until("the poller's pass", Duration::from_secs(30), async || {
         balance() == 332
     })

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::PgSchema;
-use common::binary::{Env, TOKEN, free_port, mount_telegram, post, wait_for, wait_until};
+use common::binary::{Env, TOKEN, free_port, mount_telegram, post, refused, wait_for, wait_until};
 use common::telegram::texts_to;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_json, method, path, path_regex, query_param};
@@ -160,14 +160,7 @@ async fn a_beautypro_visit_is_fetched_accrued_once_and_a_lost_one_comes_by_the_r
         .collect();
     assert_eq!(registered.len(), 4);
     assert!(registered.iter().all(|b| b["url"] == json!(hook)));
-    env.cli(&[
-        "sync",
-        "interval",
-        "--connection",
-        &conn_id,
-        "--seconds",
-        "0",
-    ]);
+    env.sync_interval(&conn_id, 0);
     let _gateway = env.serve(true, &addr).await;
     wait_for(&telegram, CHAT, "Номер привязан").await;
 
@@ -203,30 +196,14 @@ async fn a_beautypro_visit_is_fetched_accrued_once_and_a_lost_one_comes_by_the_r
         (unknown.to_string(), 422, "unexpected_payload"),
         ("[{\"table\": \"sales\", ".to_owned(), 400, "malformed_json"),
     ] {
-        let r = http
-            .post(&hook)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), status);
-        let answer: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-        assert_eq!(answer["error"], json!(code), "{answer}");
+        assert_eq!(refused(&http, &hook, body).await, (status, json!(code)));
     }
     let kept = env.cli(&["rejected"]);
     assert_eq!(kept["rejected"].as_array().unwrap().len(), 3, "{kept}");
     assert_eq!(kept["rejected"][0]["crm"], json!("beautypro"));
 
     // The replay, from just before the first update, brings the visit whose update was lost.
-    env.cli(&[
-        "sync",
-        "interval",
-        "--connection",
-        &conn_id,
-        "--seconds",
-        "1",
-    ]);
+    env.sync_interval(&conn_id, 1);
     wait_until("the replay's visit", Duration::from_secs(30), async || {
         balance() == 182
     })

@@ -110,14 +110,7 @@ async fn one_poller_pass_makes_every_balance_and_history_row_exact() {
     let conn_id = conn["id"].to_string();
     let hook = conn["webhook_url"].as_str().unwrap().to_owned();
     // No pass until the webhooks are in.
-    env.cli(&[
-        "sync",
-        "interval",
-        "--connection",
-        &conn_id,
-        "--seconds",
-        "0",
-    ]);
+    env.sync_interval(&conn_id, 0);
 
     let _gateway = env.serve(true, &addr).await;
     wait_until("every client linked", Duration::from_secs(60), || async {
@@ -153,14 +146,7 @@ async fn one_poller_pass_makes_every_balance_and_history_row_exact() {
     );
 
     // Now the poller: one pass reads every record as YCLIENTS has it.
-    env.cli(&[
-        "sync",
-        "interval",
-        "--connection",
-        &conn_id,
-        "--seconds",
-        "1",
-    ]);
+    env.sync_interval(&conn_id, 1);
     wait_until("a poller pass", Duration::from_secs(30), || async {
         let status = env.cli(&["sync", "status", "--connection", &conn_id]);
         status["connections"][0]["cursor_ms"].is_i64()

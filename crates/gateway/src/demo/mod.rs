@@ -244,19 +244,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
 
     let partner = cli::partner_add(
         &gateway.store,
-        &PartnerAdd {
-            name: "Лотос".into(),
-            cashback_bps: 500,
-            currency: Currency::Rub,
-            min_paid_minor: 0,
-            points_ttl_days: Some(365),
-            welcome_bonus: 0,
-            point_value_minor: 100,
-            max_redeem_share_bps: 5_000,
-            code_ttl_days: 90,
-            country: loyalty_core::Country::RU,
-            plan: loyalty_core::audit::Plan::Pro,
-        },
+        &salon("Лотос", 500),
         &loyalty_core::audit::Actor::system(),
         gateway.engine.now_ms(),
     )
@@ -772,19 +760,7 @@ async fn arnica_salon(
 ) -> anyhow::Result<Value> {
     let partner = cli::partner_add(
         &gateway.store,
-        &PartnerAdd {
-            name: "Арника".into(),
-            cashback_bps: 700,
-            currency: Currency::Rub,
-            min_paid_minor: 0,
-            points_ttl_days: Some(365),
-            welcome_bonus: 0,
-            point_value_minor: 100,
-            max_redeem_share_bps: 5_000,
-            code_ttl_days: 90,
-            country: loyalty_core::Country::RU,
-            plan: loyalty_core::audit::Plan::Pro,
-        },
+        &salon("Арника", 700),
         &loyalty_core::audit::Actor::system(),
         gateway.engine.now_ms(),
     )
@@ -860,6 +836,24 @@ async fn arnica_salon(
         "anna_balance": balance,
         "deliveries": deliveries,
     }))
+}
+
+/// A salon of the demo: roubles, points for a year, a point worth a rouble, half a bill at
+/// most in points, the Pro plan.
+fn salon(name: &str, cashback_bps: u32) -> PartnerAdd {
+    PartnerAdd {
+        name: name.into(),
+        cashback_bps,
+        currency: Currency::Rub,
+        min_paid_minor: 0,
+        points_ttl_days: Some(365),
+        welcome_bonus: 0,
+        point_value_minor: 100,
+        max_redeem_share_bps: 5_000,
+        code_ttl_days: 90,
+        country: loyalty_core::Country::RU,
+        plan: loyalty_core::audit::Plan::Pro,
+    }
 }
 
 async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<Value> {

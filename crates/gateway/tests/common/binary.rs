@@ -69,6 +69,18 @@ impl Env {
         (partner, connection)
     }
 
+    /// `sync interval --connection ID --seconds N`: 0 holds the poller off the connection.
+    pub fn sync_interval(&self, connection: &str, seconds: u32) {
+        self.cli(&[
+            "sync",
+            "interval",
+            "--connection",
+            connection,
+            "--seconds",
+            &seconds.to_string(),
+        ]);
+    }
+
     pub async fn serve(&self, with_bot: bool, addr: &str) -> Running {
         let running = Running(Some(
             self.command(with_bot)
@@ -203,4 +215,18 @@ pub async fn wait_until<F: AsyncFn() -> bool>(what: &str, limit: Duration, check
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Posts a webhook body the gateway must refuse: its status and its `error` code.
+pub async fn refused(http: &reqwest::Client, url: &str, body: String) -> (u16, Value) {
+    let r = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let answer: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    (status, answer["error"].clone())
 }
