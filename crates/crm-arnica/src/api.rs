@@ -567,17 +567,7 @@ impl ArnicaClient {
         if let Some(token) = token {
             req = req.header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        if !query.is_empty() {
-            req = req.query(query);
-        }
-        if let Some(body) = body {
-            req = req
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string());
-        }
-        let req = req
-            .build()
-            .map_err(|e| AdapterError::Unexpected(format!("request: {e}")))?;
+        let req = crm_http::json_request(req, query, body)?;
         answer(
             self.transport,
             crm_http::send(&self.http, &self.gate, self.transport, req, idempotent).await?,

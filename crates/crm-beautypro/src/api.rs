@@ -167,21 +167,11 @@ impl BeautyProClient {
             .api_base
             .clone()
             .unwrap_or_else(|| server_base(tokens.server));
-        let mut req = self.http.request(method, format!("{base}{path}")).header(
+        let req = self.http.request(method, format!("{base}{path}")).header(
             reqwest::header::AUTHORIZATION,
             format!("Bearer {}", tokens.access),
         );
-        if !query.is_empty() {
-            req = req.query(query);
-        }
-        if let Some(body) = body {
-            req = req
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string());
-        }
-        let req = req
-            .build()
-            .map_err(|e| Failure::Other(AdapterError::Unexpected(format!("request: {e}"))))?;
+        let req = crm_http::json_request(req, query, body).map_err(Failure::Other)?;
         let reply = crm_http::send(&self.http, &self.gate, self.transport, req, idempotent)
             .await
             .map_err(Failure::Other)?;

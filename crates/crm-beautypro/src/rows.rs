@@ -144,6 +144,21 @@ pub fn sale(m: &Map<String, Value>) -> Result<Sale, Malformed> {
 }
 
 impl Sale {
+    /// The sale as a paid line: a product is a good, anything else a service.
+    pub fn line(&self) -> VisitLine {
+        VisitLine {
+            item_id: self.id.clone(),
+            category_id: None,
+            kind: if self.kind == "product" {
+                LineKind::Good
+            } else {
+                LineKind::Service
+            },
+            title: self.kind.clone(),
+            paid_minor: self.sum_minor,
+        }
+    }
+
     /// Whether the sale is money for a visit or goods: not cancelled, not a certificate (or a
     /// card, or a deposit: money that earns when it is spent, not when it is paid in).
     pub fn earns(&self) -> bool {
@@ -170,20 +185,7 @@ pub fn visit(
         Some("confirmed") => VisitStatus::Confirmed,
         _ => VisitStatus::Waiting,
     };
-    let lines = linked
-        .iter()
-        .map(|s| VisitLine {
-            item_id: s.id.clone(),
-            category_id: None,
-            kind: if s.kind == "product" {
-                LineKind::Good
-            } else {
-                LineKind::Service
-            },
-            title: s.kind.clone(),
-            paid_minor: s.sum_minor,
-        })
-        .collect();
+    let lines = linked.iter().map(|s| s.line()).collect();
     let by_certificate: i64 = linked.iter().map(|s| s.by_certificate_minor).sum();
     VisitEvent {
         company_id: database.to_owned(),
@@ -212,24 +214,13 @@ pub fn sale_visit(
     s: &Sale,
     client: Option<ClientRef>,
 ) -> VisitEvent {
-    let line = VisitLine {
-        item_id: s.id.clone(),
-        category_id: None,
-        kind: if s.kind == "product" {
-            LineKind::Good
-        } else {
-            LineKind::Service
-        },
-        title: s.kind.clone(),
-        paid_minor: s.sum_minor,
-    };
     loyalty_core::event::SaleEvent {
         company_id: database.to_owned(),
         sale_id: s.id.clone(),
         version: None,
         client,
         currency: ctx.currency,
-        lines: vec![line],
+        lines: vec![s.line()],
         cancelled: !s.earns(),
     }
     .as_visit()

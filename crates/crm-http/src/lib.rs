@@ -21,7 +21,7 @@ mod tokens;
 mod transport;
 
 pub use tokens::{MemoryTokens, StoredTokens, TokenStore};
-pub use transport::{Reply, Transport, http_client, send};
+pub use transport::{Reply, Transport, http_client, json_request, send};
 
 use loyalty_core::{Country, Currency};
 

@@ -68,6 +68,25 @@ pub fn http_client() -> Result<reqwest::Client, AdapterError> {
         .map_err(|e| AdapterError::Unexpected(format!("HTTP client: {e}")))
 }
 
+/// A request with its query (when there is one) and a JSON body (when given), built.
+pub fn json_request(
+    builder: reqwest::RequestBuilder,
+    query: &[(&str, String)],
+    body: Option<&serde_json::Value>,
+) -> Result<reqwest::Request, AdapterError> {
+    let mut req = builder;
+    if !query.is_empty() {
+        req = req.query(query);
+    }
+    if let Some(body) = body {
+        req = req
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+    }
+    req.build()
+        .map_err(|e| AdapterError::Unexpected(format!("request: {e}")))
+}
+
 /// One call through the stack: retry (tower) around a service that waits for the gate, then
 /// sends under the timeout. Each attempt counts against the budget, waiting for it does not
 /// count against the timeout, and a rate-limit answer pauses the whole budget. Any answer comes

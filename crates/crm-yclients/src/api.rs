@@ -391,22 +391,12 @@ impl YclientsClient {
         if let Some(user) = user {
             auth.push_str(&format!(", User {user}"));
         }
-        let mut req = self
+        let req = self
             .http
             .request(method, format!("{}{path}", self.base_url))
             .header(reqwest::header::ACCEPT, self.accept)
             .header(reqwest::header::AUTHORIZATION, auth);
-        if !query.is_empty() {
-            req = req.query(query);
-        }
-        if let Some(body) = body {
-            req = req
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string());
-        }
-        let req = req
-            .build()
-            .map_err(|e| AdapterError::Unexpected(format!("request: {e}")))?;
+        let req = crm_http::json_request(req, query, body)?;
         envelope(self.send(req, idempotent).await?)
     }
 
