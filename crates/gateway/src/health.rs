@@ -78,7 +78,9 @@ fn crm_name(kind: CrmKind) -> String {
     match kind {
         CrmKind::Yclients => "YCLIENTS".into(),
         CrmKind::Altegio => "Altegio".into(),
-        other => other.as_str().to_owned(),
+        CrmKind::Arnica => "Arnica".into(),
+        CrmKind::Beautypro => "Beauty Pro".into(),
+        CrmKind::Dikidi => "DIKIDI".into(),
     }
 }
 

@@ -399,3 +399,61 @@ async fn a_beautypro_certificate_is_issued_once_although_its_creation_answer_was
     gateway.stop().await.unwrap();
     schema.drop().await;
 }
+
+/// Before the salon grants access, `connection webhooks` says what to do instead of failing
+/// vaguely, and the access request is asked for once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_salon_that_has_not_granted_access_is_told_where_to_grant_it() {
+    use loyalty_gateway::cli;
+    use loyalty_gateway::config::Overrides;
+
+    let schema = PgSchema::new().await;
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/auth/database"))
+        .and(query_param("database_code", "123456"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("auth_pending.json")))
+        .expect(1)
+        .mount(&api)
+        .await;
+    // The gateway only migrates the schema: its background import would ask for access too.
+    let (gateway, config) = common::serve_on(&schema, Overrides::default()).await;
+    gateway.stop().await.unwrap();
+    let store = Arc::new(loyalty_store::SqlStore::connect(&schema.url).await.unwrap());
+    let partner = common::add_lotos(&store).await;
+    let conn = cli::connection_add(
+        &store,
+        &config,
+        &cli::ConnectionAdd {
+            partner,
+            crm: loyalty_core::CrmKind::Beautypro,
+            company_id: "123456".into(),
+            partner_token: None,
+            user_token: None,
+            login: cli::CrmLogin {
+                app_id: Some("a47cbc05-5ce6-4551-9456-2855b52a17f0".into()),
+                app_secret: Some("a3db644a-907a-4da2-bcdd-bc9f7068237d".into()),
+                api_url: Some(api.uri()),
+                ..Default::default()
+            },
+            utc_offset_minutes: None,
+            country: None,
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    let err = cli::connection_webhooks(Arc::clone(&store), &config, conn["id"].as_i64().unwrap())
+        .await
+        .unwrap_err();
+    let said = format!("{err:#}");
+    assert!(
+        said.contains("pending") && said.contains("Grant access"),
+        "{said}"
+    );
+    assert!(
+        err.downcast_ref::<cli::Usage>().is_some(),
+        "a usage error: {said}"
+    );
+    schema.drop().await;
+}
