@@ -201,8 +201,8 @@ impl Auth {
                 Some(Granted::NotGranted(status)) => return Err(not_granted(&status)),
                 None => {
                     // Refused: most likely another instance used it a moment ago; its save
-                    // is on the way.
-                    for _ in 0..10 {
+                    // is on the way (waited for up to 3 s, then a new pair is asked for).
+                    for _ in 0..30 {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         let now = self.store.load().await?;
                         if let Some(newer) = Tokens::read(&now)
