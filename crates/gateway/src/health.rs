@@ -145,12 +145,10 @@ pub async fn check(store: &SqlStore, health: &Health, now_ms: i64) -> anyhow::Re
         incidents.set(c, Incident::DeadLetters, detail).await?;
 
         // Silent webhooks: the poller found records in the last day, and no webhook came for
-        // a day (or ever, on a connection older than a day). A CRM that sends none is served
-        // by the poller alone and never has this incident.
-        let (Some(cursor), true) = (
-            cursors.get(&c.id),
-            matches!(c.kind, CrmKind::Yclients | CrmKind::Altegio),
-        ) else {
+        // a day (or ever, on a connection older than a day). Every CRM we connect sends each
+        // webhook once (YCLIENTS, Altegio, Arnica) or has a subscription that can lapse (Beauty
+        // Pro); DIKIDI sends none and is served by the poller alone: never this incident.
+        let (Some(cursor), true) = (cursors.get(&c.id), c.kind != CrmKind::Dikidi) else {
             continue;
         };
         let Some(since_webhook) = cursor.last_webhook_ms.or_else(|| added.get(&c.id).copied())

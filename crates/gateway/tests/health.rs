@@ -309,3 +309,71 @@ async fn dead_letters_and_silent_webhooks_open_and_close_incidents() {
     store.close().await;
     schema.drop().await;
 }
+
+/// Arnica sends each webhook once and Beauty Pro's subscription can lapse: a day of visits the
+/// poller found and no webhook opens the same incident for them as for YCLIENTS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_webhooks_are_an_incident_on_arnica_and_beauty_pro_too() {
+    let schema = PgSchema::new().await;
+    let config = Config::resolve(Overrides {
+        database_url: Some(schema.url.clone()),
+        ..Overrides::default()
+    })
+    .unwrap();
+    let store = loyalty_store::SqlStore::connect(&schema.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let partner = PartnerId(add_lotos(&store).await);
+    let mut ids = Vec::new();
+    for (crm, company) in [
+        (loyalty_core::CrmKind::Arnica, "7781"),
+        (loyalty_core::CrmKind::Beautypro, "123456"),
+    ] {
+        let conn = cli::connection_add(
+            &store,
+            &config,
+            &cli::ConnectionAdd {
+                partner: partner.0,
+                crm,
+                company_id: company.into(),
+                partner_token: None,
+                user_token: None,
+                login: cli::CrmLogin::default(),
+                utc_offset_minutes: None,
+                country: None,
+            },
+            0,
+        )
+        .await
+        .unwrap();
+        ids.push(ConnectionId(conn["id"].as_i64().unwrap()));
+    }
+    let health = Health::default();
+    let later = SystemClock.now_ms() + 86_400_000 + 3_600_000;
+    for id in &ids {
+        store
+            .lease_poll(partner, *id, "me", later - 60_000, later)
+            .await
+            .unwrap()
+            .unwrap();
+        let report = PollReport {
+            started_ms: later - 60_000,
+            finished_ms: later - 59_000,
+            complete: true,
+            seen: 2,
+            applied: 2,
+            ..PollReport::default()
+        };
+        store.finish_poll(*id, "me", &report).await.unwrap();
+    }
+    let mut opened = check(&store, &health, later).await.unwrap().opened;
+    opened.sort();
+    assert_eq!(
+        opened,
+        [
+            (ids[0], Incident::WebhooksSilent),
+            (ids[1], Incident::WebhooksSilent)
+        ]
+    );
+    store.close().await;
+    schema.drop().await;
+}
