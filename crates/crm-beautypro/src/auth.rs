@@ -151,10 +151,13 @@ impl Auth {
         let held = self.held.lock().await.clone();
         let tokens = match held {
             Some(t) => t,
-            None => match Tokens::read(&self.store.load().await?) {
-                Some(t) => t,
-                None => return self.authorize(calls, 0).await,
-            },
+            None => {
+                let stored = self.store.load().await?;
+                match Tokens::read(&stored) {
+                    Some(t) => t,
+                    None => return self.authorize(calls, &stored).await,
+                }
+            }
         };
         *self.held.lock().await = Some(tokens.clone());
         if tokens.expires_at_ms - calls.now_ms() < REFRESH_AHEAD_MS {
@@ -215,11 +218,16 @@ impl Auth {
                 }
             }
         }
-        self.authorize(calls, stored.version).await
+        self.authorize(calls, &stored).await
     }
 
-    /// A new pair from `/auth/database` (which ends the previous one at the API), saved.
-    async fn authorize(&self, calls: &dyn AuthCalls, version: i64) -> Result<Tokens, AdapterError> {
+    /// A new pair from `/auth/database` (which ends the previous one at the API), saved over
+    /// `stored` (the row as last read: its version, and the replay's cursor kept).
+    async fn authorize(
+        &self,
+        calls: &dyn AuthCalls,
+        stored: &StoredTokens,
+    ) -> Result<Tokens, AdapterError> {
         let now = calls.now_ms();
         if let Some((until, status)) = self.pending_until.lock().await.clone()
             && now < until
@@ -234,14 +242,13 @@ impl Auth {
                 server,
             } => {
                 *self.pending_until.lock().await = None;
-                let update_id = Tokens::read(&self.store.load().await?).and_then(|t| t.update_id);
                 self.keep(Tokens {
                     access,
                     refresh,
                     expires_at_ms,
                     server: server.unwrap_or(1),
-                    update_id,
-                    version,
+                    update_id: Tokens::read(stored).and_then(|t| t.update_id),
+                    version: stored.version,
                 })
                 .await
             }
