@@ -123,7 +123,11 @@ impl Rhythm {
     /// Reads the summary's `recent` text; a malformed entry is skipped (it can only come from a
     /// hand-edited row), never a panic.
     pub fn parse(recent: &str) -> Rhythm {
-        let mut r = Rhythm::default();
+        let visits = recent.split(',').count();
+        let mut r = Rhythm {
+            all: Vec::with_capacity(visits),
+            categories: Default::default(),
+        };
         for entry in recent.split(',') {
             let (ms, cats) = entry.split_once(':').unwrap_or((entry, ""));
             let Ok(ms) = ms.trim().parse::<i64>() else {
@@ -131,7 +135,15 @@ impl Rhythm {
             };
             push_visit(&mut r.all, ms);
             for c in cats.split('|').filter(|c| !c.is_empty()) {
-                push_visit(r.categories.entry(c.to_owned()).or_default(), ms);
+                // A client's categories repeat visit after visit: a key is allocated once.
+                match r.categories.get_mut(c) {
+                    Some(series) => push_visit(series, ms),
+                    None => {
+                        let mut series = Vec::with_capacity(visits);
+                        series.push(ms);
+                        r.categories.insert(c.to_owned(), series);
+                    }
+                }
             }
         }
         r

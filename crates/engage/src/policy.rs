@@ -123,7 +123,6 @@ pub struct Scan<'a> {
 /// The decision for one client, `None` when nothing is due (or all of it already recorded).
 pub fn decide(s: &Snapshot, scan: &Scan<'_>) -> Option<Decision> {
     let now = scan.context.now_ms;
-    let absence = s.last_visit_ms.map(|l| l.to_string());
     let sms = scan
         .settings
         .sms
@@ -135,9 +134,7 @@ pub fn decide(s: &Snapshot, scan: &Scan<'_>) -> Option<Decision> {
         candidates.push(invite());
     }
     candidates.extend(due(s, scan.settings, &scan.context));
-    let first = candidates
-        .into_iter()
-        .find(|d| !already(s, d, absence.as_deref()))?;
+    let first = candidates.into_iter().find(|d| !already(s, d))?;
     // The triggers go by SMS only when the salon sends reminders by SMS.
     let channel = if first.trigger == INVITE || sms.is_some_and(|x| x.reminders) {
         Some(Channel::Sms)
@@ -180,12 +177,14 @@ pub fn decide(s: &Snapshot, scan: &Scan<'_>) -> Option<Decision> {
 }
 
 /// Whether `d` was already recorded for its cycle, or its trigger snoozed this absence.
-fn already(s: &Snapshot, d: &Due, absence: Option<&str>) -> bool {
+fn already(s: &Snapshot, d: &Due) -> bool {
     s.recorded.iter().any(|r| {
         r.trigger == d.trigger
             && (r.cycle == d.cycle
                 || (r.snoozed
-                    && absence.is_some_and(|a| {
+                    && s.last_visit_ms.is_some_and(|last| {
+                        // A cycle's key starts with the absence's last visit.
+                        let a = last.to_string();
                         r.cycle == a || r.cycle.split_once(':').is_some_and(|(x, _)| x == a)
                     })))
     })

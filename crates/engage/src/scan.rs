@@ -163,7 +163,7 @@ pub async fn scan_with(
         limit: PAGE,
     };
     loop {
-        let rows = store
+        let batch = store
             .snapshots(
                 salon.partner,
                 now_ms,
@@ -172,8 +172,9 @@ pub async fn scan_with(
                 salon.sms && settings.sms.is_some(),
             )
             .await?;
+        let rows = &batch.clients;
         let mut sends = Vec::new();
-        for (s, name) in &rows {
+        for (s, name) in rows {
             next.add(&s.rhythm);
             report.clients += 1;
             report.reachable += u64::from(s.telegram);
@@ -215,7 +216,7 @@ pub async fn scan_with(
             report.recorded += store.record_sends(salon.partner, &sends).await?;
         }
         match rows.last() {
-            Some((s, _)) if rows.len() == PAGE as usize => page.after = s.client,
+            Some((s, _)) if !batch.last => page.after = s.client,
             _ => break,
         }
     }

@@ -148,6 +148,14 @@ pub struct TriggerArms {
     pub control: Arm,
 }
 
+/// A page of a scan's clients, and whether it is the salon's last.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshots {
+    /// Each client with their name.
+    pub clients: Vec<(Snapshot, Option<String>)>,
+    pub last: bool,
+}
+
 /// A page of a scan: clients with an id above the previous page's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
@@ -168,8 +176,8 @@ pub trait EngageStore: Send + Sync {
     ) -> Result<Vec<(ClientId, Rhythm)>, StoreError>;
 
     /// A page of clients as the triggers read them at `now_ms`, with the points that expire
-    /// before `expiring_until_ms`; each with their name. Their SMS reach is read only `with_sms`
-    /// (the salon sends SMS); otherwise `Snapshot::sms` is false and costs nothing.
+    /// before `expiring_until_ms`. Their SMS reach is read only `with_sms` (the salon sends
+    /// SMS); otherwise `Snapshot::sms` is false and costs nothing.
     async fn snapshots(
         &self,
         partner: PartnerId,
@@ -177,7 +185,7 @@ pub trait EngageStore: Send + Sync {
         expiring_until_ms: i64,
         page: Page,
         with_sms: bool,
-    ) -> Result<Vec<(Snapshot, Option<String>)>, StoreError>;
+    ) -> Result<Snapshots, StoreError>;
 
     /// Records decisions, each once under `(client, trigger, cycle)`: a sent one is queued for
     /// the reminders' worker, a held-out one kept as control. Returns how many were new.

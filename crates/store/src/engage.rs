@@ -9,7 +9,7 @@ use loyalty_core::{BirthDate, ClientId, ConnectionId, PartnerId, Points, StoreEr
 use loyalty_engage::risk::SalonModel;
 use loyalty_engage::store::{
     ConsentEntry, ConsentKind, EngageStore, NewSend, Page, QueuedReminder, QueuedSms, Reminder,
-    SendRow, TriggerArms,
+    SendRow, Snapshots, TriggerArms,
 };
 use loyalty_engage::uplift::Arm;
 use loyalty_engage::{Expiring, Recorded, Snapshot};
@@ -20,32 +20,42 @@ use crate::{Backend, SqlStore, db_err};
 /// Rows per multi-row INSERT (9 parameters each, far below either backend's limit).
 const INSERT_CHUNK: usize = 500;
 
-/// A scan's page of clients: their summary row, balance, points expiring, chat and consent;
-/// `$sms` reads the SMS reach (`1` when an SMS opt-in is in force and a CRM knows the client)
-/// from `$join`.
+/// A scan's page of clients `($4, $6)` (the next page's first id found first, so that every joined
+/// table is read over the page's ids alone, whatever the salon's size, the points' lots in one
+/// pass; not a prepared statement,
+/// so PostgreSQL plans each page for its bounds — a cached generic plan guesses a handful of rows
+/// in the range and loops over the page for each client): their summary row,
+/// balance, points expiring, and in `flags` their reach — 1: an active chat, 2: marketing
+/// consent, 4: SMS reach (`$sms`: an SMS opt-in in force and a CRM that knows the client, read
+/// from `$join`), 8: notifications off. The chat is one index lookup per client: joined, the
+/// planner may read every chat of the deployment for each page.
 macro_rules! snapshots_sql {
     ($sms:literal, $join:literal) => {
         concat!(
-            "SELECT c.id, c.name, c.birth_date, c.notifications_off, \
-               CASE WHEN t.chat_id IS NOT NULL AND t.active = 1 THEN 1 ELSE 0 END AS reachable, \
-               COALESCE(m.granted, 0) AS consent, ",
+            "SELECT c.id, c.name, c.birth_date, \
+               COALESCE((SELECT CASE WHEN t.active = 1 THEN 1 ELSE 0 END FROM telegram_chats t \
+                 WHERE t.chat_id = c.telegram_chat_id), 0) \
+               + CASE WHEN m.granted = 1 THEN 2 ELSE 0 END + 4 * ",
             $sms,
-            " AS sms, \
+            " + CASE WHEN c.notifications_off = 0 THEN 0 ELSE 8 END AS flags, \
                s.first_visit_ms, s.last_visit_ms, COALESCE(s.visits, 0) AS visits, \
                COALESCE(s.paid_minor, 0) AS paid_minor, \
                s.missed_ms, s.booked_ms, s.recent, COALESCE(b.balance, 0) AS balance, \
-               (SELECT MIN(l.expires_at_ms) FROM lots l WHERE l.partner_id = c.partner_id \
-                 AND l.client_id = c.id AND l.remaining > 0 AND l.expires_at_ms > $2) AS expires_at, \
-               (SELECT CAST(SUM(l.remaining) AS BIGINT) FROM lots l \
-                 WHERE l.partner_id = c.partner_id AND l.client_id = c.id AND l.remaining > 0 \
-                 AND l.expires_at_ms > $2 AND l.expires_at_ms <= $3) AS expiring \
+               l.expires_at, l.expiring \
              FROM clients c \
              LEFT JOIN client_summaries s ON s.partner_id = c.partner_id AND s.client_id = c.id \
+               AND s.client_id > $4 AND s.client_id < $6 \
              LEFT JOIN balances b ON b.partner_id = c.partner_id AND b.client_id = c.id \
-             LEFT JOIN telegram_chats t ON t.chat_id = c.telegram_chat_id \
-             LEFT JOIN marketing_consents m ON m.partner_id = c.partner_id AND m.client_id = c.id ",
+               AND b.client_id > $4 AND b.client_id < $6 \
+             LEFT JOIN marketing_consents m ON m.partner_id = c.partner_id AND m.client_id = c.id \
+               AND m.client_id > $4 AND m.client_id < $6 \
+             LEFT JOIN (SELECT client_id, MIN(expires_at_ms) AS expires_at, \
+                 CAST(SUM(CASE WHEN expires_at_ms <= $3 THEN remaining END) AS BIGINT) AS expiring \
+               FROM lots WHERE partner_id = $1 AND client_id > $4 AND client_id < $6 \
+                 AND remaining > 0 AND expires_at_ms > $2 GROUP BY client_id) l \
+               ON l.client_id = c.id ",
             $join,
-            " WHERE c.partner_id = $1 AND c.id > $4 ORDER BY c.id LIMIT $5"
+            " WHERE c.partner_id = $1 AND c.id > $4 AND c.id < $6 ORDER BY c.id LIMIT $5"
         )
     };
 }
@@ -55,8 +65,14 @@ const SNAPSHOTS: &str = snapshots_sql!("0", "");
 const SNAPSHOTS_WITH_SMS: &str = snapshots_sql!(
     "CASE WHEN sc.granted = 1 AND EXISTS (SELECT 1 FROM client_external_ids x \
        WHERE x.partner_id = c.partner_id AND x.client_id = c.id) THEN 1 ELSE 0 END",
-    "LEFT JOIN sms_consents sc ON sc.partner_id = c.partner_id AND sc.client_id = c.id"
+    "LEFT JOIN sms_consents sc ON sc.partner_id = c.partner_id AND sc.client_id = c.id \
+       AND sc.client_id > $4 AND sc.client_id < $6"
 );
+
+/// The first client of the page after the one after `$2` (`$3` its size): none when that page is
+/// the salon's last.
+const NEXT_PAGE: &str = "SELECT id FROM clients WHERE partner_id = $1 AND id > $2 \
+     ORDER BY id LIMIT 1 OFFSET $3";
 
 fn reminder_of(payload: &str) -> Result<Reminder, StoreError> {
     serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(format!("reminder: {e}")))
@@ -108,31 +124,46 @@ impl EngageStore for SqlStore {
         expiring_until_ms: i64,
         page: Page,
         with_sms: bool,
-    ) -> Result<Vec<(Snapshot, Option<String>)>, StoreError> {
+    ) -> Result<Snapshots, StoreError> {
         // A salon that sends no SMS reads no SMS consent: its page is the query without them.
         let sql = if with_sms {
             SNAPSHOTS_WITH_SMS
         } else {
             SNAPSHOTS
         };
+        let next: Option<i64> = sqlx::query_scalar(NEXT_PAGE)
+            .bind(partner.0)
+            .bind(page.after.0)
+            .bind(i64::from(page.limit))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
         let rows = sqlx::query(sql)
             .bind(partner.0)
             .bind(now_ms)
             .bind(expiring_until_ms)
             .bind(page.after.0)
             .bind(i64::from(page.limit))
+            .bind(next.unwrap_or(i64::MAX))
+            .persistent(false)
             .fetch_all(&self.pool)
             .await
             .map_err(db_err)?;
+        let last_page = next.is_none();
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-            return Ok(Vec::new());
+            return Ok(Snapshots {
+                clients: Vec::new(),
+                last: last_page,
+            });
         };
         let (first, last): (i64, i64) = (get(first, "id")?, get(last, "id")?);
         let mut recorded = recorded_between(self, partner, first, last).await?;
-        rows.iter()
+        let clients = rows
+            .iter()
             .map(|r| {
                 let id: i64 = get(r, "id")?;
                 let recent: Option<String> = get(r, "recent")?;
+                let flags: i64 = get(r, "flags")?;
                 let expiring = match (
                     get::<Option<i64>>(r, "expires_at")?,
                     get::<Option<i64>>(r, "expiring")?,
@@ -157,15 +188,18 @@ impl EngageStore for SqlStore {
                     birthday: get::<Option<String>>(r, "birth_date")?
                         .as_deref()
                         .and_then(BirthDate::from_iso),
-                    telegram: get::<i64>(r, "reachable")? == 1
-                        && get::<i64>(r, "notifications_off")? == 0,
-                    consent: get::<i64>(r, "consent")? == 1,
-                    sms: get::<i64>(r, "sms")? == 1,
+                    telegram: flags & (1 | 8) == 1,
+                    consent: flags & 2 != 0,
+                    sms: flags & 4 != 0,
                     recorded: recorded.remove(&id).unwrap_or_default(),
                 };
                 Ok((snapshot, get(r, "name")?))
             })
-            .collect()
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Snapshots {
+            clients,
+            last: last_page,
+        })
     }
 
     async fn record_sends(&self, partner: PartnerId, sends: &[NewSend]) -> Result<u64, StoreError> {

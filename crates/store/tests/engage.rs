@@ -98,8 +98,12 @@ async fn link(db: &TestDb, p: PartnerId, c: ClientId, chat: i64, phone: &str) {
 }
 
 async fn setup(db: &TestDb) -> (LoyaltyEngine, PartnerId, CrmConnection) {
+    setup_with(db, program()).await
+}
+
+async fn setup_with(db: &TestDb, program: Program) -> (LoyaltyEngine, PartnerId, CrmConnection) {
     let (engine, _clock) = db.engine();
-    let (partner, conn) = salon(db.store.as_ref(), program()).await;
+    let (partner, conn) = salon(db.store.as_ref(), program).await;
     let p = partner.id;
     for (i, (phone, days_ago)) in [(ANNA, 30), (OLGA, 30), (IRINA, 30), (VERA, 5)]
         .into_iter()
@@ -832,7 +836,87 @@ async fn an_offer_pays_once_for_the_visit_that_meets_it(db: &TestDb) {
     assert_eq!((o.record_key.as_deref(), o.posted), (None, Points::ZERO));
 }
 
+/// A scan's pages: every client once, each with their own summary, balance, chat, consent and
+/// points expiring, whatever the page size; the last page says so, and a salon that fills its
+/// pages exactly is not asked for an empty one.
+async fn pages_read_each_client_once_with_their_own_rows(db: &TestDb) {
+    // Points that expire a year after they were given: within the pages' horizon; another
+    // salon's client and lots around the pages must not leak in.
+    let mut ttl = program();
+    ttl.points_ttl_days = Some(365);
+    let (engine, p, conn) = setup_with(db, ttl.clone()).await;
+    engine
+        .apply_event(&conn, &came(&conn, "old", VERA, T0 - 100 * DAY, "hair"))
+        .await
+        .expect("visit");
+    let (_, other) = salon(db.store.as_ref(), ttl.clone()).await;
+    engine
+        .apply_event(&other, &came(&other, "x", "+79160000009", T0 - DAY, "hair"))
+        .await
+        .expect("visit");
+    let read = |limit: u32| async move {
+        let mut all = Vec::new();
+        let mut calls = 0;
+        let mut page = loyalty_engage::store::Page {
+            after: ClientId(0),
+            limit,
+        };
+        loop {
+            let batch = db
+                .store
+                .snapshots(p, NOON, NOON + 400 * DAY, page, false)
+                .await
+                .expect("page");
+            calls += 1;
+            assert!(batch.clients.len() <= limit as usize);
+            all.extend(batch.clients.iter().map(|(s, _)| s.clone()));
+            match batch.clients.last() {
+                Some((s, _)) if !batch.last => page.after = s.client,
+                _ => break,
+            }
+        }
+        (all, calls)
+    };
+    let (whole, calls) = read(100).await;
+    assert_eq!(calls, 1);
+    assert_eq!(whole.len(), 4, "{whole:?}");
+    let by = |phone: &'static str| {
+        let whole = &whole;
+        async move {
+            let id = client(db, p, phone).await;
+            whole.iter().find(|s| s.client == id).expect("read").clone()
+        }
+    };
+    let (anna, olga, irina, vera) = (
+        by(ANNA).await,
+        by(OLGA).await,
+        by(IRINA).await,
+        by(VERA).await,
+    );
+    assert!(anna.telegram && anna.consent);
+    assert!(olga.telegram && !olga.consent);
+    assert!(!irina.telegram && !irina.consent);
+    assert!(vera.telegram && vera.consent);
+    assert_eq!((anna.visits, vera.visits), (2, 3));
+    for s in [&anna, &olga, &irina, &vera] {
+        let e = s.expiring.expect("every point expires within the horizon");
+        assert_eq!(e.points, s.balance, "{s:?}");
+        assert!(e.points.value() > 0);
+    }
+    assert!(vera.balance.value() > anna.balance.value());
+    for limit in [1, 2, 3, 4, 5] {
+        let (paged, calls) = read(limit).await;
+        assert_eq!(paged, whole, "pages of {limit}");
+        assert_eq!(
+            calls,
+            4_usize.div_ceil(limit as usize).max(1),
+            "pages of {limit}"
+        );
+    }
+}
+
 both!(
+    pages_read_each_client_once_with_their_own_rows,
     an_offer_pays_once_for_the_visit_that_meets_it,
     at_risk_reads_the_model_and_the_summary,
     a_scan_records_each_due_reminder_once,
