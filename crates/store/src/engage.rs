@@ -32,12 +32,12 @@ const INSERT_CHUNK: usize = 500;
 macro_rules! snapshots_sql {
     ($sms:literal, $join:literal) => {
         concat!(
-            "SELECT c.id, c.name, c.birth_date, \
+            "SELECT c.id, c.name, c.birth_date, CAST( \
                COALESCE((SELECT CASE WHEN t.active = 1 THEN 1 ELSE 0 END FROM telegram_chats t \
                  WHERE t.chat_id = c.telegram_chat_id), 0) \
                + CASE WHEN m.granted = 1 THEN 2 ELSE 0 END + 4 * ",
             $sms,
-            " + CASE WHEN c.notifications_off = 0 THEN 0 ELSE 8 END AS flags, \
+            " + CASE WHEN c.notifications_off = 0 THEN 0 ELSE 8 END AS BIGINT) AS flags, \
                s.first_visit_ms, s.last_visit_ms, COALESCE(s.visits, 0) AS visits, \
                COALESCE(s.paid_minor, 0) AS paid_minor, \
                s.missed_ms, s.booked_ms, s.recent, COALESCE(b.balance, 0) AS balance, \
@@ -138,64 +138,37 @@ impl EngageStore for SqlStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_err)?;
-        let rows = sqlx::query(sql)
-            .bind(partner.0)
-            .bind(now_ms)
-            .bind(expiring_until_ms)
-            .bind(page.after.0)
-            .bind(i64::from(page.limit))
-            .bind(next.unwrap_or(i64::MAX))
-            .persistent(false)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+        // The same statement on either pool: planned per page (see `snapshots_sql!`).
+        macro_rules! page_query {
+            () => {
+                sqlx::query(sql)
+                    .bind(partner.0)
+                    .bind(now_ms)
+                    .bind(expiring_until_ms)
+                    .bind(page.after.0)
+                    .bind(i64::from(page.limit))
+                    .bind(next.unwrap_or(i64::MAX))
+                    .persistent(false)
+            };
+        }
         let last_page = next.is_none();
-        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-            return Ok(Snapshots {
-                clients: Vec::new(),
-                last: last_page,
-            });
-        };
-        let (first, last): (i64, i64) = (get(first, "id")?, get(last, "id")?);
-        let mut recorded = recorded_between(self, partner, first, last).await?;
-        let clients = rows
-            .iter()
-            .map(|r| {
-                let id: i64 = get(r, "id")?;
-                let recent: Option<String> = get(r, "recent")?;
-                let flags: i64 = get(r, "flags")?;
-                let expiring = match (
-                    get::<Option<i64>>(r, "expires_at")?,
-                    get::<Option<i64>>(r, "expiring")?,
-                ) {
-                    (Some(at_ms), Some(points)) => Some(Expiring {
-                        points: Points(points),
-                        at_ms,
-                    }),
-                    _ => None,
-                };
-                let snapshot = Snapshot {
-                    client: ClientId(id),
-                    first_visit_ms: get(r, "first_visit_ms")?,
-                    last_visit_ms: get(r, "last_visit_ms")?,
-                    visits: get(r, "visits")?,
-                    paid_minor: get(r, "paid_minor")?,
-                    rhythm: Rhythm::parse(recent.as_deref().unwrap_or_default()),
-                    missed_ms: get(r, "missed_ms")?,
-                    booked_ms: get(r, "booked_ms")?,
-                    balance: Points(get(r, "balance")?),
-                    expiring,
-                    birthday: get::<Option<String>>(r, "birth_date")?
-                        .as_deref()
-                        .and_then(BirthDate::from_iso),
-                    telegram: flags & (1 | 8) == 1,
-                    consent: flags & 2 != 0,
-                    sms: flags & 4 != 0,
-                    recorded: recorded.remove(&id).unwrap_or_default(),
-                };
-                Ok((snapshot, get(r, "name")?))
-            })
-            .collect::<Result<_, StoreError>>()?;
+        let mut clients = Vec::new();
+        match &self.scan_pool {
+            Some(pg) => {
+                let rows = page_query!().fetch_all(pg).await.map_err(db_err)?;
+                let mut recorded = self.recorded_of(partner, &rows).await?;
+                for r in &rows {
+                    clients.push(snapshot_of(r, &mut recorded)?);
+                }
+            }
+            None => {
+                let rows = page_query!().fetch_all(&self.pool).await.map_err(db_err)?;
+                let mut recorded = self.recorded_of(partner, &rows).await?;
+                for r in &rows {
+                    clients.push(snapshot_of(r, &mut recorded)?);
+                }
+            }
+        }
         Ok(Snapshots {
             clients,
             last: last_page,
@@ -903,6 +876,99 @@ async fn claim(
         .fetch_all(&mut **tx)
         .await
         .map_err(db_err)
+}
+
+impl SqlStore {
+    /// The recorded reminders of a page's clients (the page's rows are ordered by id).
+    async fn recorded_of<R>(
+        &self,
+        partner: PartnerId,
+        rows: &[R],
+    ) -> Result<HashMap<i64, Vec<Recorded>>, StoreError>
+    where
+        R: sqlx::Row,
+        usize: sqlx::ColumnIndex<R>,
+        for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        let id = |r: &R| {
+            r.try_get::<i64, usize>(0)
+                .map_err(|e| StoreError::Corrupt(format!("column id: {e}")))
+        };
+        match (rows.first(), rows.last()) {
+            (Some(first), Some(last)) => {
+                recorded_between(self, partner, id(first)?, id(last)?).await
+            }
+            _ => Ok(HashMap::new()),
+        }
+    }
+}
+
+/// One row of a page (the columns in `snapshots_sql!`'s order), on either pool's rows.
+fn snapshot_of<'r, R>(
+    r: &'r R,
+    recorded: &mut HashMap<i64, Vec<Recorded>>,
+) -> Result<(Snapshot, Option<String>), StoreError>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    const COLUMNS: [&str; 14] = [
+        "id",
+        "name",
+        "birth_date",
+        "flags",
+        "first_visit_ms",
+        "last_visit_ms",
+        "visits",
+        "paid_minor",
+        "missed_ms",
+        "booked_ms",
+        "recent",
+        "balance",
+        "expires_at",
+        "expiring",
+    ];
+    fn at<'r, R, T>(r: &'r R, i: usize) -> Result<T, StoreError>
+    where
+        R: sqlx::Row,
+        usize: sqlx::ColumnIndex<R>,
+        T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        r.try_get(i)
+            .map_err(|e| StoreError::Corrupt(format!("column {}: {e}", COLUMNS[i])))
+    }
+    let id: i64 = at(r, 0)?;
+    let flags: i64 = at(r, 3)?;
+    let recent: Option<String> = at(r, 10)?;
+    let expiring = match (at::<_, Option<i64>>(r, 12)?, at::<_, Option<i64>>(r, 13)?) {
+        (Some(at_ms), Some(points)) => Some(Expiring {
+            points: Points(points),
+            at_ms,
+        }),
+        _ => None,
+    };
+    let snapshot = Snapshot {
+        client: ClientId(id),
+        first_visit_ms: at(r, 4)?,
+        last_visit_ms: at(r, 5)?,
+        visits: at(r, 6)?,
+        paid_minor: at(r, 7)?,
+        rhythm: Rhythm::parse(recent.as_deref().unwrap_or_default()),
+        missed_ms: at(r, 8)?,
+        booked_ms: at(r, 9)?,
+        balance: Points(at(r, 11)?),
+        expiring,
+        birthday: at::<_, Option<String>>(r, 2)?
+            .as_deref()
+            .and_then(BirthDate::from_iso),
+        telegram: flags & (1 | 8) == 1,
+        consent: flags & 2 != 0,
+        sms: flags & 4 != 0,
+        recorded: recorded.remove(&id).unwrap_or_default(),
+    };
+    Ok((snapshot, at(r, 1)?))
 }
 
 /// The recorded reminders of the clients with ids in `[first, last]`.
