@@ -30,6 +30,7 @@ mod program;
 mod quota;
 mod referrals;
 mod rows;
+mod scan_pages;
 mod services;
 mod store;
 mod sync;
