@@ -162,16 +162,25 @@ pub enum AuditAction {
     ProgramChanged,
     PlanChanged,
     LevelSet,
+    /// A visit entered at the desk.
+    VisitEntered,
+    /// A desk visit's bill corrected, or the visit cancelled.
+    VisitCorrected,
+    /// A file of clients and visits (and opening balances) imported.
+    FileImported,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 6] = [
+    pub const ALL: [AuditAction; 9] = [
         AuditAction::ManualAccrual,
         AuditAction::ManualDebit,
         AuditAction::CodeUsed,
         AuditAction::ProgramChanged,
         AuditAction::PlanChanged,
         AuditAction::LevelSet,
+        AuditAction::VisitEntered,
+        AuditAction::VisitCorrected,
+        AuditAction::FileImported,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -182,6 +191,9 @@ impl AuditAction {
             AuditAction::ProgramChanged => "program_changed",
             AuditAction::PlanChanged => "plan_changed",
             AuditAction::LevelSet => "level_set",
+            AuditAction::VisitEntered => "visit_entered",
+            AuditAction::VisitCorrected => "visit_corrected",
+            AuditAction::FileImported => "file_imported",
         }
     }
 

@@ -496,9 +496,13 @@ pub enum CrmKind {
     Arnica,
     Dikidi,
     Beautypro,
+    /// No CRM: the partner's own records — visits entered at the desk (`visit add`, the bot's
+    /// `/visit`) and imported from files. One per partner, made on first use.
+    Desk,
 }
 
 impl CrmKind {
+    /// The CRMs a connection can be added for.
     pub const ALL: [CrmKind; 5] = [
         CrmKind::Yclients,
         CrmKind::Altegio,
@@ -514,7 +518,17 @@ impl CrmKind {
             CrmKind::Arnica => "arnica",
             CrmKind::Dikidi => "dikidi",
             CrmKind::Beautypro => "beautypro",
+            CrmKind::Desk => "desk",
         }
+    }
+
+    /// Whether the CRM itself reports visits (webhooks or a poller): a desk entry for such a
+    /// partner would count one visit twice.
+    pub fn reports_visits(self) -> bool {
+        matches!(
+            self,
+            CrmKind::Yclients | CrmKind::Altegio | CrmKind::Arnica | CrmKind::Beautypro
+        )
     }
 }
 
@@ -528,6 +542,7 @@ impl FromStr for CrmKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         CrmKind::ALL
             .into_iter()
+            .chain([CrmKind::Desk])
             .find(|k| k.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| UnknownCrm(s.to_owned()))
     }

@@ -752,6 +752,17 @@ pub trait PartnerStore: Send + Sync {
     /// A connection by id.
     async fn connection(&self, id: ConnectionId) -> Result<Option<CrmConnection>, StoreError>;
 
+    /// The partner's connections, by id.
+    async fn connections_of(&self, partner: PartnerId) -> Result<Vec<CrmConnection>, StoreError>;
+
+    /// The partner's desk connection ([`crate::CrmKind::Desk`]): the visits entered at the desk
+    /// and imported from files. Made on first use, once however many ask at the same time.
+    async fn desk_connection(
+        &self,
+        partner: PartnerId,
+        now_ms: i64,
+    ) -> Result<CrmConnection, StoreError>;
+
     /// The connection a webhook URL's secret names (the webhook's only authentication).
     async fn connection_by_secret(&self, secret: &str)
     -> Result<Option<CrmConnection>, StoreError>;

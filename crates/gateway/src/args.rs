@@ -62,6 +62,11 @@ pub(crate) enum Command {
     /// The CRM's service list (for service rewards) and which services points may buy.
     #[command(subcommand)]
     Services(ServicesCmd),
+    /// Visits entered at the desk, for salons whose CRM tells us nothing (DIKIDI, paper): the
+    /// program's rules apply as for a CRM's visit, the client is found or created by phone and
+    /// told in Telegram.
+    #[command(subcommand)]
+    Visit(VisitCmd),
     /// A client at the desk exchanges points for a reward; prints the code to use.
     Redeem {
         #[arg(long)]
@@ -579,6 +584,57 @@ pub(crate) enum ClientCmd {
         /// Remove the floor set by hand; her level stays until its review.
         #[arg(long)]
         unset: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum VisitCmd {
+    /// A visit that came: the bill earns by the program. The same --key again is a duplicate
+    /// (safe to retry); without one, a key is drawn and printed for `visit correct`.
+    Add {
+        #[arg(long)]
+        partner: i64,
+        /// The client's phone, as typed in the partner's country.
+        #[arg(long)]
+        phone: String,
+        /// The bill after discounts, in minor units (kopecks): 350000 is 3,500.00.
+        #[arg(long, allow_hyphen_values = true)]
+        paid_minor: i64,
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        master: Option<String>,
+        /// The client's name, for a client met for the first time.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        key: Option<String>,
+        /// Enter it although the partner's CRM reports visits itself (only for a visit that
+        /// CRM does not have: otherwise it counts twice).
+        #[arg(long)]
+        force: bool,
+    },
+    /// The bill of a desk visit was another amount: the difference is posted (a reversal when
+    /// it was less), with the reason.
+    Correct {
+        #[arg(long)]
+        partner: i64,
+        /// The visit's key, as `visit add` printed it.
+        #[arg(long)]
+        key: String,
+        #[arg(long, allow_hyphen_values = true)]
+        paid_minor: i64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// The desk visit did not happen: its points are reversed, with the reason.
+    Cancel {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        reason: String,
     },
 }
 

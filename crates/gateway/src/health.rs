@@ -81,6 +81,7 @@ fn crm_name(kind: CrmKind) -> String {
         CrmKind::Arnica => "Arnica".into(),
         CrmKind::Beautypro => "Beauty Pro".into(),
         CrmKind::Dikidi => "DIKIDI".into(),
+        CrmKind::Desk => "the desk".into(),
     }
 }
 
@@ -147,8 +148,8 @@ pub async fn check(store: &SqlStore, health: &Health, now_ms: i64) -> anyhow::Re
         // Silent webhooks: the poller found records in the last day, and no webhook came for
         // a day (or ever, on a connection older than a day). Every CRM we connect sends each
         // webhook once (YCLIENTS, Altegio, Arnica) or has a subscription that can lapse (Beauty
-        // Pro); DIKIDI sends none and is served by the poller alone: never this incident.
-        let (Some(cursor), true) = (cursors.get(&c.id), c.kind != CrmKind::Dikidi) else {
+        // Pro); DIKIDI sends none and the desk is no CRM: never this incident.
+        let (Some(cursor), true) = (cursors.get(&c.id), c.kind.reports_visits()) else {
             continue;
         };
         let Some(since_webhook) = cursor.last_webhook_ms.or_else(|| added.get(&c.id).copied())

@@ -182,7 +182,8 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
                         Arc::new(connections::SqlTargets(Arc::clone(&sql))),
                         Arc::new(cli::random_code),
                     )
-                    .with_reminders(sql.clone()),
+                    .with_reminders(sql.clone())
+                    .with_desk(sql.clone()),
             );
             match &config.public_url {
                 Some(public) => {

@@ -6,6 +6,7 @@ mod args;
 use std::process::ExitCode;
 
 use clap::Parser;
+use loyalty_core::engine::DeskChange;
 use loyalty_core::{Clock, LoyaltyEngine, PartnerId, SystemClock};
 use loyalty_gateway::cli::{self, ConnectionAdd, PartnerAdd, Usage};
 use loyalty_gateway::config::{Config, Overrides};
@@ -419,6 +420,54 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             store.close().await;
             let (value, text) = out?;
             print(&value, json, text);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Visit(cmd) => {
+            let store = std::sync::Arc::new(open_migrated(&Config::resolve(overrides)?).await?);
+            let engine = LoyaltyEngine::new(store.clone()).acting_as(actor);
+            let out = match cmd {
+                VisitCmd::Add {
+                    partner,
+                    phone,
+                    paid_minor,
+                    service,
+                    master,
+                    name,
+                    key,
+                    force,
+                } => {
+                    let req = cli::VisitAdd {
+                        partner,
+                        phone,
+                        name,
+                        paid_minor,
+                        service,
+                        master,
+                        key,
+                        force,
+                    };
+                    cli::visit_add(&engine, &req).await
+                }
+                VisitCmd::Correct {
+                    partner,
+                    key,
+                    paid_minor,
+                    reason,
+                } => {
+                    let change = DeskChange::Paid(paid_minor);
+                    cli::visit_change(&engine, store.as_ref(), partner, &key, change, &reason).await
+                }
+                VisitCmd::Cancel {
+                    partner,
+                    key,
+                    reason,
+                } => {
+                    let change = DeskChange::Cancel;
+                    cli::visit_change(&engine, store.as_ref(), partner, &key, change, &reason).await
+                }
+            };
+            store.close().await;
+            print(&out?, json, cli::visit_text);
             Ok(ExitCode::SUCCESS)
         }
         Command::Client(ClientCmd::Accrue { manual }) => {

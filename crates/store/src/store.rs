@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use loyalty_core::audit::{Actor, AuditAction};
+use loyalty_core::engine::DESK_COMPANY;
 use loyalty_core::ledger::{Account, AccountTotals, LedgerEntry};
 use loyalty_core::model::{HoldId, NewConnection, NewPartner};
 use loyalty_core::outbox::OutboxMessage;
@@ -179,6 +180,48 @@ impl PartnerStore for SqlStore {
         .await
         .map_err(db_err)?;
         rows::connection(&row)
+    }
+
+    async fn connections_of(&self, partner: PartnerId) -> Result<Vec<CrmConnection>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, partner_id, kind, company_id, credentials_ref, webhook_secret, points_since_ms \
+             FROM crm_connections WHERE partner_id = $1 ORDER BY id",
+        )
+        .bind(partner.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(rows::connection).collect()
+    }
+
+    async fn desk_connection(
+        &self,
+        partner: PartnerId,
+        now_ms: i64,
+    ) -> Result<CrmConnection, StoreError> {
+        // No webhook comes to the desk: its secret only has to be unique, and names it.
+        sqlx::query(
+            "INSERT INTO crm_connections (partner_id, kind, company_id, credentials_ref, \
+             webhook_secret, created_at_ms) VALUES ($1, 'desk', $2, '', $3, $4) \
+             ON CONFLICT (partner_id, kind, company_id) DO NOTHING",
+        )
+        .bind(partner.0)
+        .bind(DESK_COMPANY)
+        .bind(format!("desk-of-partner-{}", partner.0))
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "SELECT id, partner_id, kind, company_id, credentials_ref, webhook_secret, points_since_ms \
+             FROM crm_connections WHERE partner_id = $1 AND kind = 'desk' AND company_id = $2",
+        )
+        .bind(partner.0)
+        .bind(DESK_COMPANY)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)
+        .and_then(|r| rows::connection(&r))
     }
 
     async fn connection(&self, id: ConnectionId) -> Result<Option<CrmConnection>, StoreError> {

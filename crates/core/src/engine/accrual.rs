@@ -87,7 +87,7 @@ impl LoyaltyEngine {
             return Err(MoneyError::Negative(bad.paid_minor).into());
         }
         in_tx!(self, |tx, now| self
-            .visit_tx(tx, connection, visit, source, now))
+            .visit_tx(tx, connection, visit, source, None, now))
     }
 
     pub(super) async fn visit_tx(
@@ -96,6 +96,7 @@ impl LoyaltyEngine {
         conn: &CrmConnection,
         visit: &VisitEvent,
         source: Source,
+        note: Option<&str>,
         now: i64,
     ) -> Result<Outcome, EngineError> {
         let partner = conn.partner_id;
@@ -177,6 +178,7 @@ impl LoyaltyEngine {
                             client,
                             target,
                             source.notifies(),
+                            note,
                             now,
                         )
                         .await?;
@@ -273,6 +275,7 @@ impl LoyaltyEngine {
         new_client: &Client,
         target: Points,
         tell_client: bool,
+        note: Option<&str>,
         now: i64,
     ) -> Result<Vec<Posting>, EngineError> {
         let partner = conn.partner_id;
@@ -357,7 +360,11 @@ impl LoyaltyEngine {
                 (posting, note)
             } else {
                 let amount = -delta;
-                let reason = format!("visit {} is {}", visit.record_id, visit.status);
+                // Staff's reason for a correction at the desk, else what the CRM changed.
+                let reason = match note {
+                    Some(note) => format!("visit {} corrected: {note}", visit.record_id),
+                    None => format!("visit {} is {}", visit.record_id, visit.status),
+                };
                 let mut entry = NewEntry {
                     idempotency_key: key,
                     kind: EntryKind::Reversal,

@@ -41,6 +41,22 @@ pub enum EngineError {
     PaymentsUnknown { record_id: String },
     #[error("idempotency key {key:?} was already used for a different request")]
     Conflict { key: String },
+    #[error("connection {0} is not the partner's desk: visits are entered at the desk only there")]
+    NotDesk(ConnectionId),
+    #[error("visit {0} did not come from the desk: the CRM or the file it came from owns it")]
+    NotDeskVisit(String),
+    #[error("a desk key is 1 to 100 characters without spaces, got {0:?}")]
+    BadDeskKey(String),
+    #[error("a correction needs a reason")]
+    ReasonNeeded,
+    #[error(
+        "partner {partner}'s visits come from {crm} (connection {connection}): entered here too, one visit would count twice; force it only for a visit that CRM does not have"
+    )]
+    CrmReportsVisits {
+        partner: PartnerId,
+        connection: ConnectionId,
+        crm: crate::CrmKind,
+    },
     #[error("not enough points: {available} available, {requested} requested")]
     InsufficientBalance {
         available: Points,

@@ -11,6 +11,7 @@ mod models;
 mod program;
 mod setup;
 mod sync;
+mod visits;
 
 pub use catalog::*;
 pub use deliveries::*;
@@ -22,6 +23,7 @@ pub use models::*;
 pub use program::*;
 pub use setup::*;
 pub use sync::*;
+pub use visits::*;
 
 use loyalty_core::{Client, EngineError, PartnerId, Phone, Store};
 

@@ -294,6 +294,9 @@ fn credentials_for(req: &ConnectionAdd) -> Result<(Option<String>, i32), Usage> 
                 )),
             }
         }
+        CrmKind::Desk => Err(Usage(
+            "the desk is no CRM to connect: `visit add` and `import file` keep the partner's own visits".into(),
+        )),
         other => Err(Usage(format!(
             "{other} is not supported by this gateway yet (yclients, altegio, arnica, beautypro)"
         ))),

@@ -31,6 +31,7 @@ use crate::{Telegram, TelegramError, classify};
 use loyalty_engage::store::EngageStore;
 
 mod consent;
+mod desk;
 
 /// Seconds Telegram holds a long poll open.
 const POLL_TIMEOUT_S: u32 = 25;
@@ -68,6 +69,8 @@ pub struct ClientBot {
     username: Arc<tokio::sync::OnceCell<String>>,
     /// Where consent and "Not now" are recorded; `None`: the bot asks for no marketing consent.
     reminders: Option<Arc<dyn EngageStore>>,
+    /// Desk visits' rows, for `/visit`; `None`: staff cannot enter visits in the bot.
+    desk: Option<Arc<dyn loyalty_core::history::HistoryStore>>,
 }
 
 /// What a message asks for.
@@ -84,6 +87,8 @@ enum Intent {
     Check(String),
     /// Staff: mark a code used.
     Use(String),
+    /// Staff: a visit entered at the desk.
+    Visit(String),
     /// The client's birthday, `DD.MM` or `DD.MM.YYYY`.
     Birthday(String),
     Invite,
@@ -110,6 +115,7 @@ fn intent(text: &str) -> Option<Intent> {
         "/codes" => Intent::MyCodes,
         "/check" => Intent::Check(rest.to_owned()),
         "/use" => Intent::Use(rest.to_owned()),
+        "/visit" => Intent::Visit(rest.to_owned()),
         "/birthday" => Intent::Birthday(rest.to_owned()),
         "/invite" => Intent::Invite,
         "/offers" => Intent::Offers,
@@ -192,6 +198,7 @@ impl ClientBot {
             exchange: None,
             username: Arc::new(tokio::sync::OnceCell::new()),
             reminders: None,
+            desk: None,
         }
     }
 
@@ -381,6 +388,10 @@ impl ClientBot {
             Some(Intent::MyCodes) => self.my_codes(chat_id, lang).await,
             Some(Intent::Check(code)) => self.staff_code(chat_id, &code, false, lang).await,
             Some(Intent::Use(code)) => self.staff_code(chat_id, &code, true, lang).await,
+            Some(Intent::Visit(typed)) => {
+                self.desk_visit(chat_id, message.message_id, &typed, lang)
+                    .await
+            }
             Some(Intent::Birthday(date)) => self.birthday(chat_id, &date, lang).await,
             Some(Intent::Invite) => self.invite(chat_id, lang).await,
             Some(Intent::Offers) => self.offers(chat_id, lang).await,
@@ -832,6 +843,9 @@ impl ClientBot {
         let data = query.data.as_deref().unwrap_or_default();
         if let Some(rest) = data.strip_prefix("eng:") {
             return self.on_reminder_button(chat_id, rest, lang).await;
+        }
+        if let Some(rest) = data.strip_prefix("dv:") {
+            return self.on_desk_button(chat_id, rest, lang).await;
         }
         let mut parts = data.split(':');
         let (kind, partner, reward) = (
