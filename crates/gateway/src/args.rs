@@ -187,6 +187,56 @@ pub(crate) enum ImportCmd {
         #[arg(long)]
         connection: Option<i64>,
     },
+    /// Clients, visits and opening balances from CSV or XLSX files (DIKIDI, YCLIENTS or a
+    /// spreadsheet export) onto the partner's desk: checked and reported by row, nothing
+    /// written without --apply. Importing the same files again changes nothing.
+    File(FileArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct FileArgs {
+    #[arg(long)]
+    pub(crate) partner: i64,
+    /// Clients: phone, name, e-mail.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) clients: Option<PathBuf>,
+    /// Visits: phone, date (and time), paid, service, master, status, id.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) visits: Option<PathBuf>,
+    /// Opening balances: phone, points — one entry per client, for a salon switching programs.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) balances: Option<PathBuf>,
+    /// Whose column names to expect.
+    #[arg(
+        long,
+        value_name = "generic|dikidi|yclients",
+        default_value = "generic"
+    )]
+    pub(crate) preset: loyalty_import::Preset,
+    /// COLUMN=FIELD (a header's text or its number from 1; fields: id, phone, name, date, time,
+    /// paid, service, master, status, points, email). Repeatable.
+    #[arg(long, value_name = "COLUMN=FIELD")]
+    pub(crate) map: Vec<String>,
+    /// A CSV file's encoding (default: found from the file).
+    #[arg(long, value_name = "utf-8|cp1251", value_parser = encoding)]
+    pub(crate) encoding: Option<loyalty_import::Encoding>,
+    /// A CSV file's separator (default: found from its first row).
+    #[arg(long, value_name = ", | ; | tab", value_parser = loyalty_gateway::cli::delimiter)]
+    pub(crate) delimiter: Option<u8>,
+    /// Write: without it the files are only checked.
+    #[arg(long)]
+    pub(crate) apply: bool,
+    /// The visits earn points by the program (exactly once); without it they are history only.
+    #[arg(long)]
+    pub(crate) accrue: bool,
+    /// Import although the partner's CRM reports visits itself (they would count twice).
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+fn encoding(typed: &str) -> Result<loyalty_import::Encoding, String> {
+    loyalty_import::Encoding::parse(typed)
+        .ok_or_else(|| format!("expected utf-8 or cp1251, got {typed:?}"))
 }
 
 #[derive(Debug, Subcommand)]

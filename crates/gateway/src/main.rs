@@ -579,6 +579,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import(ImportCmd::File(f)) => {
+            let store = std::sync::Arc::new(open_migrated(&Config::resolve(overrides)?).await?);
+            let engine = LoyaltyEngine::new(store.clone()).acting_as(actor);
+            let req = cli::ImportFile {
+                partner: f.partner,
+                clients: f.clients,
+                visits: f.visits,
+                balances: f.balances,
+                preset: f.preset,
+                map: f.map,
+                encoding: f.encoding,
+                delimiter: f.delimiter,
+                apply: f.apply,
+                accrue: f.accrue,
+                force: f.force,
+                progress: !json,
+            };
+            let out = cli::import_file(&engine, &store, &req).await;
+            store.close().await;
+            print(&out?, json, cli::import_file_text);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Import(cmd) => {
             let config = Config::resolve(overrides)?;
             let store = std::sync::Arc::new(open_migrated(&config).await?);
@@ -597,6 +619,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     cli::import_crm(store.clone(), &config, &req).await
                 }
                 ImportCmd::Status { connection } => cli::import_status(&store, connection).await,
+                ImportCmd::File(_) => Err(Usage("import file is dispatched above".into()).into()),
             };
             store.close().await;
             print(&out?, json, cli::import_text);

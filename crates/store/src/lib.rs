@@ -17,6 +17,7 @@
 //! ```
 
 mod audit;
+mod desk;
 mod doctor;
 mod engage;
 mod gateway;
