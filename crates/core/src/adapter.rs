@@ -21,6 +21,10 @@ pub struct Capabilities {
     pub webhooks: bool,
     /// Records changed since a cursor can be listed (reconciliation and polling).
     pub poll_records: bool,
+    /// A record can be read by id and a client found by phone (the CRM's API reaches its
+    /// journal and client base). DIKIDI's public widget does neither.
+    #[serde(default)]
+    pub records: bool,
     /// Clients can be created and updated through the API.
     pub client_write: bool,
     /// Money certificates can be issued in the CRM.

@@ -135,6 +135,7 @@ impl CrmAdapter for ArnicaAdapter {
         Capabilities {
             webhooks: true,
             poll_records: api,
+            records: api,
             client_write: api,
             ..Capabilities::default()
         }

@@ -144,6 +144,7 @@ impl CrmAdapter for BeautyProAdapter {
         Capabilities {
             webhooks: true,
             poll_records: api,
+            records: api,
             client_write: api,
             certificates: api,
             ..Capabilities::default()

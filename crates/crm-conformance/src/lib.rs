@@ -17,6 +17,10 @@
 //! 6. **capabilities**: every operation the adapter does not declare answers
 //!    [`AdapterError::Unsupported`] without a request.
 //!
+//! A CRM without webhooks refuses any body posted as one; one without
+//! [`loyalty_core::Capabilities::records`] (DIKIDI's widget) answers the lookups and the record
+//! `Unsupported`, and has its errors mapped on the call it makes ([`Subject::list_services`]).
+//!
 //! [`check`] returns what failed (so a deliberately wrong adapter can be shown to fail);
 //! [`run`] panics with the list.
 
@@ -111,6 +115,12 @@ pub trait Subject: Send + Sync {
     fn whole_webhooks(&self) -> bool {
         true
     }
+
+    /// The request that lists the CRM's services, for a CRM the story can check only there
+    /// (one without [`loyalty_core::Capabilities::records`]: its errors are mapped on that call).
+    fn list_services(&self) -> Option<MockBuilder> {
+        None
+    }
 }
 
 /// Runs the story and panics with everything that failed.
@@ -160,6 +170,19 @@ fn one_visit(events: Result<Vec<CrmEvent>, WebhookError>) -> Result<VisitEvent, 
 fn webhooks(subject: &dyn Subject, failures: &mut Vec<String>) {
     // Parsing needs no server: any base URL will do.
     let adapter = subject.adapter("http://127.0.0.1:9", TIMEOUT);
+    if !adapter.capabilities().webhooks {
+        // A CRM that sends none refuses anything posted as one.
+        for hook in [Hook::Came, Hook::NoShow, Hook::Edited, Hook::Deleted] {
+            let (content_type, body) = subject.webhook(hook);
+            if let Ok(events) = adapter.parse_webhook(content_type, &body) {
+                failures.push(format!(
+                    "webhook {hook:?}: the CRM sends no webhooks, yet {} events were read",
+                    events.len()
+                ));
+            }
+        }
+        return;
+    }
     let mut parse = |hook: Hook| {
         let (content_type, body) = subject.webhook(hook);
         one_visit(adapter.parse_webhook(content_type, &body))
@@ -226,7 +249,19 @@ fn webhooks(subject: &dyn Subject, failures: &mut Vec<String>) {
     }
 }
 
+/// Whether the adapter reads records and finds clients (else those parts of the story are its
+/// `Unsupported` answers, checked by [`unsupported`]).
+fn reads_records(subject: &dyn Subject) -> bool {
+    subject
+        .adapter("http://127.0.0.1:9", TIMEOUT)
+        .capabilities()
+        .records
+}
+
 async fn lookups(subject: &dyn Subject, failures: &mut Vec<String>) {
+    if !reads_records(subject) {
+        return;
+    }
     for lookup in [Lookup::Found, Lookup::NotFound, Lookup::TwoCards] {
         let (server, adapter) = server_for(subject).await;
         let guard = subject
@@ -265,6 +300,9 @@ async fn lookups(subject: &dyn Subject, failures: &mut Vec<String>) {
 }
 
 async fn record(subject: &dyn Subject, failures: &mut Vec<String>) {
+    if !reads_records(subject) {
+        return;
+    }
     let (server, adapter) = server_for(subject).await;
     let guard = subject
         .get_record()
@@ -404,6 +442,27 @@ fn failing(subject: &dyn Subject) -> Vec<Failing> {
 }
 
 async fn errors(subject: &dyn Subject, failures: &mut Vec<String>) {
+    if subject.list_services().is_some() {
+        for f in failing(subject) {
+            let Some(request) = subject.list_services() else {
+                break;
+            };
+            let (server, adapter) = server_for(subject).await;
+            let guard = request
+                .respond_with(f.answer)
+                .mount_as_scoped(&server)
+                .await;
+            match adapter.list_services().await {
+                Err(e) if (f.want)(&e) => {}
+                other => failures.push(format!("list services answered {}: {other:?}", f.what)),
+            }
+            let what = format!("list services answered {}", f.what);
+            matched(&server, &guard, &what, failures).await;
+        }
+    }
+    if !reads_records(subject) {
+        return;
+    }
     for f in failing(subject) {
         let (server, adapter) = server_for(subject).await;
         let guard = subject
@@ -521,6 +580,16 @@ async fn unsupported(subject: &dyn Subject, failures: &mut Vec<String>) {
         expect(
             Operation::SendSms,
             adapter.send_sms("1", "hello").await.map(|_| ()),
+        );
+    }
+    if !caps.records {
+        expect(
+            Operation::FindClient,
+            adapter.find_client_by_phone(&phone).await.map(|_| ()),
+        );
+        expect(
+            Operation::GetRecord,
+            adapter.get_record("1").await.map(|_| ()),
         );
     }
     if !caps.poll_records {

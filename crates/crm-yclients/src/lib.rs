@@ -191,6 +191,7 @@ impl CrmAdapter for YclientsAdapter {
         Capabilities {
             webhooks: true,
             poll_records: api,
+            records: api,
             client_write: api,
             loyalty_cards: api
                 && matches!(self.config.rewards, Some(RewardSetup::LoyaltyCard { .. })),

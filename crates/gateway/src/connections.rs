@@ -204,6 +204,10 @@ impl Connections {
                 self.beautypro(connection, program, settings, gate),
                 connection,
             )),
+            CrmKind::Dikidi => Arc::new(self.metered(
+                self.dikidi(connection, program, settings, gate()),
+                connection,
+            )),
             other => Arc::new(NoAdapter(other)),
         };
         Ok(adapter)
@@ -293,6 +297,25 @@ impl Connections {
 }
 
 impl Connections {
+    fn dikidi(
+        &self,
+        connection: &CrmConnection,
+        program: &Program,
+        settings: Option<ConnectionSettings>,
+        gate: Arc<dyn CallGate>,
+    ) -> crm_dikidi::DikidiAdapter {
+        let mut config = crm_dikidi::DikidiConfig::new(connection.company_id.clone());
+        config.currency = program.currency;
+        let widget = settings
+            .and_then(|s| s.crm_credentials)
+            .and_then(|json| serde_json::from_str::<crate::crms::DikidiWidget>(&json).ok())
+            .unwrap_or_default();
+        if let Some(base) = widget.base_url {
+            config.base_url = base;
+        }
+        crm_dikidi::DikidiAdapter::new(config, self.http.clone(), gate)
+    }
+
     fn beautypro(
         &self,
         connection: &CrmConnection,

@@ -50,6 +50,14 @@ impl std::fmt::Debug for BeautyProApp {
     }
 }
 
+/// DIKIDI as stored: nothing secret (its public widget needs no login, and no DIKIDI password
+/// is ever asked for), only another widget host when given (a proxy, a test).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DikidiWidget {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+}
+
 /// A connection's tokens in its settings row.
 pub struct SqlTokens {
     pub store: Arc<SqlStore>,

@@ -294,12 +294,27 @@ fn credentials_for(req: &ConnectionAdd) -> Result<(Option<String>, i32), Usage> 
                 )),
             }
         }
+        CrmKind::Dikidi => {
+            if req.partner_token.is_some()
+                || req.user_token.is_some()
+                || req.login.email.is_some()
+                || req.login.password.is_some()
+                || req.login.beautypro()
+            {
+                return Err(Usage(
+                    "dikidi connects with --company-id (and --base-url) only: its public booking widget needs no login, and a DIKIDI password is never asked for".into(),
+                ));
+            }
+            let base_url = url("--base-url", req.login.base_url.as_deref())?;
+            let stored = crate::crms::DikidiWidget { base_url };
+            let json = serde_json::to_string(&stored)
+                .map_err(|e| Usage(format!("the widget's settings do not serialize: {e}")))?;
+            // Moscow: DIKIDI's own home, and where its prices are in roubles.
+            Ok((Some(json), 180))
+        }
         CrmKind::Desk => Err(Usage(
             "the desk is no CRM to connect: `visit add` and `import file` keep the partner's own visits".into(),
         )),
-        other => Err(Usage(format!(
-            "{other} is not supported by this gateway yet (yclients, altegio, arnica, beautypro)"
-        ))),
     }
 }
 
@@ -377,7 +392,9 @@ pub async fn connection_add(
             },
         )
         .await?;
-    let api = req.partner_token.is_some() || crm_credentials.is_some();
+    // DIKIDI's settings are no API access: nothing to import from it.
+    let api =
+        req.crm != CrmKind::Dikidi && (req.partner_token.is_some() || crm_credentials.is_some());
     // With API access the salon's history is imported in the background of `serve` (no points
     // for the past); `import status` follows it.
     let import = match api {
@@ -400,7 +417,14 @@ pub async fn connection_add(
         "country": req.country,
         "import": import,
         "api": api,
-        "webhook_url": webhook_url(config, req.crm, &secret),
+        "webhook_url": match req.crm {
+            CrmKind::Dikidi => None,
+            crm => Some(webhook_url(config, crm, &secret)),
+        },
+        "next": (req.crm == CrmKind::Dikidi).then(|| format!(
+            "DIKIDI sends no webhooks and has no API for visits: import its exports with `import file --partner {partner} --preset dikidi --visits FILE`, enter visits with `visit add` or /visit in the bot; rewards are the gateway's codes, checked by staff with /check and /use. `services sync --connection {}` reads its services and masters from the booking widget.",
+            connection.id
+        )),
     }))
 }
 
