@@ -15,6 +15,7 @@
 
 mod engage;
 mod fake_crm;
+mod import;
 mod limit;
 mod models;
 mod sync;
@@ -653,8 +654,8 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(6_000);
-    let sections =
-        std::env::var("BENCH_SECTIONS").unwrap_or_else(|_| "ingest,sync,models,engage".into());
+    let sections = std::env::var("BENCH_SECTIONS")
+        .unwrap_or_else(|_| "ingest,sync,models,engage,import".into());
     if sections.split(',').any(|s| s.trim() == "ingest") {
         let db = Database::create(&admin, "bench").await?;
         let result = bench(&db, &gateway_bin, scale).await;
@@ -670,6 +671,10 @@ async fn main() -> anyhow::Result<()> {
     }
     if sections.split(',').any(|s| s.trim() == "engage") {
         let figures = engage::run(&admin, &gateway_bin).await?;
+        println!("{figures}");
+    }
+    if sections.split(',').any(|s| s.trim() == "import") {
+        let figures = import::run(&admin, &gateway_bin).await?;
         println!("{figures}");
     }
     Ok(())

@@ -982,8 +982,9 @@ fn a_beautypro_connection_takes_the_application_and_refuses_what_it_cannot_do() 
     assert!(said(&out).contains("paste"), "{}", said(&out));
 }
 
-/// The demo, as a newcomer runs it: the day at the YCLIENTS salon, and a clinic on Arnica
-/// where the same client's visit counts once and is told.
+/// The demo, as a newcomer runs it: the day at the YCLIENTS salon, a clinic on Arnica where
+/// the same client's visit counts once and is told, and a studio on DIKIDI whose export is
+/// imported and whose administrator enters a visit in the bot.
 #[test]
 fn the_demo_runs_a_yclients_salon_and_a_clinic_on_arnica() {
     let out = gateway(&["demo", "--json"], &[]);
@@ -995,6 +996,21 @@ fn the_demo_runs_a_yclients_salon_and_a_clinic_on_arnica() {
     assert_eq!(
         second["deliveries"],
         serde_json::json!(["20:10 applied +210", "20:10 duplicate +0"])
+    );
+    let third = &summary["third_salon"];
+    assert_eq!(third["crm"], "dikidi");
+    assert_eq!(
+        (
+            third["import"]["accepted"].clone(),
+            third["import"]["applied"].clone()
+        ),
+        (serde_json::json!(3), serde_json::json!(3)),
+        "{third}"
+    );
+    assert_eq!(third["import"]["rejected"][0]["reason"], "no phone");
+    assert_eq!(
+        third["anna_balance"], 125,
+        "the past is history; the visit entered in the bot earns: {third}"
     );
     assert_eq!(summary["outbox_pending"], 0);
     assert!(

@@ -24,6 +24,7 @@ use crate::sample::{Record, record_webhook};
 use crate::{StartOptions, start};
 
 mod arnica;
+mod paper;
 mod reminders;
 
 const TOKEN: &str = "demo-token";
@@ -643,6 +644,9 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
     // Across town, a clinic on Arnica: the same bot, the same client.
     let second = arnica::salon(&gateway, &config, &standin, &http, &say).await?;
 
+    // A nail studio on DIKIDI, which has no API: its export imported, a visit at the desk.
+    let third = paper::salon(&gateway, &config, &standin, &say).await?;
+
     // The next morning: the salon's past imported, and the reminders' scan.
     let reminded = reminders::morning(&gateway, &standin, partner_id, &connection, &say).await?;
 
@@ -683,6 +687,7 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
         "outbox_pending": outbox.pending,
         "reminders": reminded,
         "second_salon": second,
+        "third_salon": third,
     });
     if json_out {
         println!("{summary}");
