@@ -160,7 +160,7 @@ fn row(i: u32) -> (String, String, String, &'static str, u32, &'static str) {
         format!("+7916{:07}", 1_000_000 + i % 10_000),
         services[(i % 4) as usize],
         1_000 + (i % 40) * 100,
-        if i % 17 == 0 {
+        if i.is_multiple_of(17) {
             "Не пришёл"
         } else {
             "Пришёл"
