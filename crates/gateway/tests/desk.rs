@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::process::Output;
-
-use common::binary::{Env, wait_for};
+use common::binary::{Env, stderr, wait_for};
 use common::telegram::{telegram, texts_to};
 use common::{PgSchema, serve_with_bot};
 use loyalty_core::{ClientStore, LedgerStore, PartnerId, Phone, Points};
@@ -18,14 +16,6 @@ use serde_json::{Value, json};
 const TOKEN: &str = "4242:desk-token";
 const CLIENT_CHAT: i64 = 7001;
 const STAFF_CHAT: i64 = 900;
-
-fn run(env: &Env, args: &[&str]) -> Output {
-    env.command(false).args(args).output().unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn message(update: i64, chat: i64, message_id: i64, text: &str) -> Value {
     json!({"update_id": update, "message": {"message_id": message_id, "date": 1_795_000_000,
@@ -119,7 +109,7 @@ async fn desk_visits_accrue_once_tell_the_client_and_are_corrected_by_reversal()
         (json!(0), json!(275))
     );
     let other: Vec<String> = visit("v2", "250000");
-    let out = run(&env, &other.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = env.run(&other.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("already used"), "{}", stderr(&out));
 
@@ -166,19 +156,16 @@ async fn desk_visits_accrue_once_tell_the_client_and_are_corrected_by_reversal()
         (twice["outcome"].clone(), twice["points"].clone()),
         (json!("duplicate"), json!(0))
     );
-    let unknown = run(
-        &env,
-        &[
-            "visit",
-            "cancel",
-            "--partner",
-            &p,
-            "--key",
-            "nope",
-            "--reason",
-            "x",
-        ],
-    );
+    let unknown = env.run(&[
+        "visit",
+        "cancel",
+        "--partner",
+        &p,
+        "--key",
+        "nope",
+        "--reason",
+        "x",
+    ]);
     assert_eq!(unknown.status.code(), Some(2));
     assert!(stderr(&unknown).contains("no desk visit with the key \"nope\""));
 
@@ -283,10 +270,7 @@ async fn desk_visits_accrue_once_tell_the_client_and_are_corrected_by_reversal()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_salon_whose_crm_reports_visits_enters_one_at_the_desk_only_by_force() {
     let schema = PgSchema::new().await;
-    let env = Env {
-        vars: vec![("DATABASE_URL", schema.url.clone())],
-    };
-    env.cli(&["migrate"]);
+    let env = Env::migrated(&schema.url);
     let (partner, connection) = env.lotos_on_yclients("pt", "ut");
     let p = partner["id"].to_string();
     let args = [
@@ -301,7 +285,7 @@ async fn a_salon_whose_crm_reports_visits_enters_one_at_the_desk_only_by_force()
         "--key",
         "k1",
     ];
-    let out = run(&env, &args);
+    let out = env.run(&args);
     assert_eq!(out.status.code(), Some(2));
     let refusal = stderr(&out);
     assert!(
@@ -317,19 +301,16 @@ async fn a_salon_whose_crm_reports_visits_enters_one_at_the_desk_only_by_force()
     assert_eq!(done["points"], 50);
     assert_ne!(done["connection_id"], connection["id"]);
     // The desk is no CRM to connect.
-    let out = run(
-        &env,
-        &[
-            "connection",
-            "add",
-            "--partner",
-            &p,
-            "--crm",
-            "desk",
-            "--company-id",
-            "1",
-        ],
-    );
+    let out = env.run(&[
+        "connection",
+        "add",
+        "--partner",
+        &p,
+        "--crm",
+        "desk",
+        "--company-id",
+        "1",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("visit add"), "{}", stderr(&out));
     schema.drop().await;

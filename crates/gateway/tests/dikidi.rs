@@ -7,10 +7,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 
 use common::PgSchema;
-use common::binary::Env;
+use common::binary::{Env, stderr};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -22,44 +21,34 @@ fn fixture(name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
 
-fn run(env: &Env, args: &[&str]) -> Output {
-    env.command(false).args(args).output().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dikidi_salon_syncs_its_catalog_enters_visits_and_redeems_with_codes() {
     let schema = PgSchema::new().await;
-    let env = Env {
-        vars: vec![("DATABASE_URL", schema.url.clone())],
-    };
-    env.cli(&["migrate"]);
+    let env = Env::migrated(&schema.url);
     let widget = MockServer::start().await;
     let salon = env.cli(&["partner", "add", "--name", "Лотос", "--cashback-bps", "500"]);
     let p = salon["id"].to_string();
 
     // No password is ever taken for DIKIDI.
-    let out = run(
-        &env,
-        &[
-            "connection",
-            "add",
-            "--partner",
-            &p,
-            "--crm",
-            "dikidi",
-            "--company-id",
-            "591511",
-            "--email",
-            "owner@salon.example",
-            "--password",
-            "secret",
-        ],
-    );
+    let out = env.run(&[
+        "connection",
+        "add",
+        "--partner",
+        &p,
+        "--crm",
+        "dikidi",
+        "--company-id",
+        "591511",
+        "--email",
+        "owner@salon.example",
+        "--password",
+        "secret",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("a DIKIDI password is never asked for"),
+        stderr(&out).contains("a DIKIDI password is never asked for"),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr(&out)
     );
     let uri = widget.uri();
     let conn = env.cli(&[
@@ -109,13 +98,9 @@ async fn a_dikidi_salon_syncs_its_catalog_enters_visits_and_redeems_with_codes()
         .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "600"))
         .mount(&widget)
         .await;
-    let out = run(&env, &["services", "sync", "--connection", &c]);
+    let out = env.run(&["services", "sync", "--connection", &c]);
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("rate"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(stderr(&out).contains("rate"), "{}", stderr(&out));
     let listed = env.cli(&["services", "list", "--connection", &c]);
     let titles: Vec<&str> = listed["services"]
         .as_array()

@@ -10,11 +10,10 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::PgSchema;
-use common::binary::Env;
+use common::binary::{Env, stderr};
 use loyalty_core::{LedgerStore, PartnerId};
 use loyalty_store::SqlStore;
 use serde_json::{Value, json};
@@ -25,14 +24,6 @@ fn fixture(name: &str) -> String {
         .join(name)
         .display()
         .to_string()
-}
-
-fn run(env: &Env, args: &[&str]) -> Output {
-    env.command(false).args(args).output().unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn partner(env: &Env) -> String {
@@ -65,10 +56,7 @@ fn reasons(v: &Value) -> Vec<(String, u64, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_are_checked_then_applied_once_and_corrections_post_the_difference() {
     let schema = PgSchema::new().await;
-    let env = Env {
-        vars: vec![("DATABASE_URL", schema.url.clone())],
-    };
-    env.cli(&["migrate"]);
+    let env = Env::migrated(&schema.url);
     let p = partner(&env);
     let (clients, visits, balances) = (
         fixture("clients_utf8_semicolon.csv"),
@@ -114,10 +102,7 @@ async fn files_are_checked_then_applied_once_and_corrections_post_the_difference
         5,
         "a duplicate of row 2".into()
     )));
-    let out = run(
-        &env,
-        &["client", "show", "--partner", &p, "--phone", "+79161234567"],
-    );
+    let out = env.run(&["client", "show", "--partner", &p, "--phone", "+79161234567"]);
     assert_eq!(out.status.code(), Some(2), "the dry run made nobody");
 
     // Applied with points: 5 % of 3,500.00 and of 5,200.50 (floored), the opening balances.
@@ -209,10 +194,7 @@ async fn files_are_checked_then_applied_once_and_corrections_post_the_difference
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_accrue_visits_are_history_and_later_ones_earn() {
     let schema = PgSchema::new().await;
-    let env = Env {
-        vars: vec![("DATABASE_URL", schema.url.clone())],
-    };
-    env.cli(&["migrate"]);
+    let env = Env::migrated(&schema.url);
     let p = partner(&env);
     let history = fixture("visits_ru_cp1251_semicolon.csv");
     let xlsx = fixture("visits_ru.xlsx");
@@ -287,10 +269,7 @@ async fn without_accrue_visits_are_history_and_later_ones_earn() {
     )
     .unwrap();
     let f = future.display().to_string();
-    let out = run(
-        &env,
-        &["import", "file", "--partner", &p, "--visits", &f, "--apply"],
-    );
+    let out = env.run(&["import", "file", "--partner", &p, "--visits", &f, "--apply"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("already earned points"),
@@ -305,7 +284,7 @@ async fn without_accrue_visits_are_history_and_later_ones_earn() {
         .write_all("Добрый день! Высылаю выгрузку.\n".as_bytes())
         .unwrap();
     let l = letter.display().to_string();
-    let out = run(&env, &["import", "file", "--partner", &p, "--visits", &l]);
+    let out = env.run(&["import", "file", "--partner", &p, "--visits", &l]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is not a table"), "{}", stderr(&out));
     schema.drop().await;
@@ -336,10 +315,7 @@ fn big_file(dir: &Path) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_killed_midway_and_run_again_gives_the_same_books() {
     let schema = PgSchema::new().await;
-    let env = Env {
-        vars: vec![("DATABASE_URL", schema.url.clone())],
-    };
-    env.cli(&["migrate"]);
+    let env = Env::migrated(&schema.url);
     let (killed, whole) = (partner(&env), partner(&env));
     let dir = tempfile::tempdir().unwrap();
     let file = big_file(dir.path()).display().to_string();

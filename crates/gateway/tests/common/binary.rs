@@ -29,6 +29,20 @@ impl Env {
         cmd
     }
 
+    /// The binary on this database, migrated first.
+    pub fn migrated(database_url: &str) -> Env {
+        let env = Env {
+            vars: vec![("DATABASE_URL", database_url.to_owned())],
+        };
+        env.cli(&["migrate"]);
+        env
+    }
+
+    /// The command's output, whatever its status (without `--json`).
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.command(false).args(args).output().unwrap()
+    }
+
     pub fn cli(&self, args: &[&str]) -> Value {
         let out = self
             .command(false)
@@ -102,6 +116,11 @@ impl Env {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// What a command wrote to standard error.
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 pub fn free_port() -> String {
