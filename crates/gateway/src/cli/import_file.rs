@@ -333,7 +333,17 @@ impl Run<'_> {
             let Checked::Accepted(row) = checked else {
                 continue;
             };
-            match self.row(row).await? {
+            // The engine refusing a row (an amount too large to count, say) refuses that row;
+            // the store or the database failing stops the run, which a rerun continues.
+            let effect = match self.row(row).await {
+                Ok(effect) => effect,
+                Err(e) => match e.downcast::<EngineError>() {
+                    Ok(refused) if refused.is_refusal() => Effect::Refused(refused.to_string()),
+                    Ok(other) => return Err(other.into()),
+                    Err(other) => return Err(other),
+                },
+            };
+            match effect {
                 Effect::Changed(delta) => {
                     tally.applied += 1;
                     tally.points += delta.value();
