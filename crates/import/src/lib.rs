@@ -116,6 +116,17 @@ pub enum Row {
     Balance(BalanceRow),
 }
 
+impl Row {
+    /// Whose row it is.
+    pub fn phone(&self) -> &Phone {
+        match self {
+            Row::Client(c) => &c.phone,
+            Row::Visit(v) => &v.phone,
+            Row::Balance(b) => &b.phone,
+        }
+    }
+}
+
 /// A row as checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Checked {
@@ -129,10 +140,11 @@ pub struct FileRows {
     mapping: Mapping,
     kind: Kind,
     options: ReadOptions,
-    /// A row's identity (a file id, or a phone) → the row it was first seen on.
-    seen: HashMap<String, u64>,
-    /// An id-less visit's identity → how many identical rows came before.
-    ordinals: HashMap<String, u32>,
+    /// A row's identity (a file id, or a phone), as its [`fnv`] hash → the row it was first
+    /// seen on. Hashes, not the strings: a file of any length is held in a few bytes a row.
+    seen: HashMap<u64, u64>,
+    /// An id-less visit's identity, hashed → how many identical rows came before.
+    ordinals: HashMap<u64, u32>,
 }
 
 impl FileRows {
@@ -290,7 +302,7 @@ impl FileRows {
                 let digits = phone.as_str().trim_start_matches('+').to_owned();
                 let what = fnv(&service.as_deref().unwrap_or("").to_lowercase());
                 let base = format!("file-{when}-{digits}-{what:016x}");
-                let n = self.ordinals.entry(base.clone()).or_insert(0);
+                let n = self.ordinals.entry(fnv(&base)).or_insert(0);
                 *n += 1;
                 format!("{base}-{n}")
             }
@@ -309,11 +321,13 @@ impl FileRows {
 }
 
 /// Refuses a second row with the same identity.
-fn first(seen: &mut HashMap<String, u64>, identity: String, number: u64) -> Result<(), String> {
-    match seen.get(&identity) {
-        Some(first) => Err(format!("a duplicate of row {first}")),
-        None => {
-            seen.insert(identity, number);
+fn first(seen: &mut HashMap<u64, u64>, identity: String, number: u64) -> Result<(), String> {
+    match seen.entry(fnv(&identity)) {
+        std::collections::hash_map::Entry::Occupied(first) => {
+            Err(format!("a duplicate of row {}", first.get()))
+        }
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            slot.insert(number);
             Ok(())
         }
     }
@@ -328,8 +342,9 @@ fn safe(id: &str) -> String {
         .collect()
 }
 
-/// FNV-1a: a stable short name for a service, the same on every machine and version.
-fn fnv(s: &str) -> u64 {
+/// FNV-1a: a stable short name for a service (the same on every machine and version), and a
+/// row's identity in a few bytes.
+pub fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })

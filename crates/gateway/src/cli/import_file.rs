@@ -45,6 +45,20 @@ pub struct ImportFile {
     pub progress: bool,
 }
 
+/// How many rows are applied at once (each in its own transaction).
+const LANES: usize = 8;
+
+/// How many rows each lane may have waiting.
+const LANE_AHEAD: usize = 64;
+
+/// What one lane applied.
+#[derive(Debug, Default)]
+struct Lane {
+    applied: u64,
+    points: i64,
+    refused: Vec<(u64, String)>,
+}
+
 /// The largest number of refused rows listed in the text answer (`--json` lists them all).
 const SHOWN_REFUSALS: usize = 30;
 
@@ -67,11 +81,11 @@ struct Tally {
     applied: u64,
     rejected: Vec<Value>,
     points: i64,
-    /// Visits: the earliest and latest visit times, and the keys seen (for the report of what
-    /// earlier files had and this one has not).
+    /// Visits: the earliest and latest visit times, and the keys seen, hashed (for the report of
+    /// what earlier files had and this one has not).
     first_ms: Option<i64>,
     last_ms: Option<i64>,
-    keys: HashSet<String>,
+    keys: HashSet<u64>,
 }
 
 impl Tally {
@@ -157,7 +171,7 @@ pub async fn import_file(
                 .file_records_between(conn.id, from, to)
                 .await?
                 .into_iter()
-                .filter(|k| !tally.keys.contains(k))
+                .filter(|k| !tally.keys.contains(&loyalty_import::fnv(k)))
                 .count(),
             _ => 0,
         };
@@ -261,7 +275,7 @@ fn check(
                 if let Row::Visit(v) = row {
                     tally.first_ms = Some(tally.first_ms.map_or(v.at_ms, |f| f.min(v.at_ms)));
                     tally.last_ms = Some(tally.last_ms.map_or(v.at_ms, |l| l.max(v.at_ms)));
-                    tally.keys.insert(v.key);
+                    tally.keys.insert(loyalty_import::fnv(&v.key));
                 }
             }
         }
@@ -317,7 +331,8 @@ struct Run<'a> {
 impl Run<'_> {
     /// Applies each accepted row, counting what changed something and the points posted; a row
     /// refused only now (an opening balance imported before with another amount) is moved to
-    /// the refused.
+    /// the refused. Rows go in [`LANES`] lanes by client: one client's rows in the file's
+    /// order (her visits' ordinals, her level), different clients side by side.
     async fn apply(
         &self,
         path: &Path,
@@ -328,35 +343,70 @@ impl Run<'_> {
     ) -> anyhow::Result<()> {
         let mut rows = open(path, kind, options)?;
         let bar = bar(progress, path, "importing");
-        while let Some((number, checked)) = rows.next_checked().map_err(|e| Usage(e.to_string()))? {
-            bar.inc(1);
-            let Checked::Accepted(row) = checked else {
-                continue;
-            };
-            // The engine refusing a row (an amount too large to count, say) refuses that row;
-            // the store or the database failing stops the run, which a rerun continues.
-            let effect = match self.row(row).await {
-                Ok(effect) => effect,
-                Err(e) => match e.downcast::<EngineError>() {
-                    Ok(refused) if refused.is_refusal() => Effect::Refused(refused.to_string()),
-                    Ok(other) => return Err(other.into()),
-                    Err(other) => return Err(other),
-                },
-            };
-            match effect {
-                Effect::Changed(delta) => {
-                    tally.applied += 1;
-                    tally.points += delta.value();
-                }
-                Effect::Unchanged => {}
-                Effect::Refused(reason) => {
-                    tally.accepted -= 1;
-                    tally.refuse(path, number, reason);
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..LANES)
+            .map(|_| tokio::sync::mpsc::channel::<(u64, Row)>(LANE_AHEAD))
+            .unzip();
+        let lanes = receivers.into_iter().map(|mut rx| async move {
+            let mut lane = Lane::default();
+            while let Some((number, row)) = rx.recv().await {
+                match self.effect(row).await? {
+                    Effect::Changed(delta) => {
+                        lane.applied += 1;
+                        lane.points += delta.value();
+                    }
+                    Effect::Unchanged => {}
+                    Effect::Refused(reason) => lane.refused.push((number, reason)),
                 }
             }
-        }
+            Ok::<_, anyhow::Error>(lane)
+        });
+        let read = async {
+            while let Some((number, checked)) =
+                rows.next_checked().map_err(|e| Usage(e.to_string()))?
+            {
+                bar.inc(1);
+                let Checked::Accepted(row) = checked else {
+                    continue;
+                };
+                let lane = (loyalty_import::fnv(row.phone().as_str()) % LANES as u64) as usize;
+                if senders[lane].send((number, row)).await.is_err() {
+                    // That lane stopped on an error: it is reported below.
+                    break;
+                }
+            }
+            drop(senders);
+            Ok::<_, anyhow::Error>(())
+        };
+        let (read, lanes) = tokio::join!(read, futures_util::future::join_all(lanes));
         bar.finish_and_clear();
+        let mut refused = Vec::new();
+        for lane in lanes {
+            let lane = lane?;
+            tally.applied += lane.applied;
+            tally.points += lane.points;
+            refused.extend(lane.refused);
+        }
+        read?;
+        refused.sort();
+        for (number, reason) in refused {
+            tally.accepted -= 1;
+            tally.refuse(path, number, reason);
+        }
         Ok(())
+    }
+
+    /// What applying a row did; the engine refusing a row (an amount too large to count, say)
+    /// refuses that row, the store or the database failing stops the run, which a rerun
+    /// continues.
+    async fn effect(&self, row: Row) -> anyhow::Result<Effect> {
+        match self.row(row).await {
+            Ok(effect) => Ok(effect),
+            Err(e) => match e.downcast::<EngineError>() {
+                Ok(refused) if refused.is_refusal() => Ok(Effect::Refused(refused.to_string())),
+                Ok(other) => Err(other.into()),
+                Err(other) => Err(other),
+            },
+        }
     }
 
     fn card(&self, phone: &Phone, name: Option<String>, email: Option<String>) -> CrmEvent {
