@@ -48,6 +48,9 @@ pub struct ImportFile {
 /// How many rows are applied at once (each in its own transaction).
 const LANES: usize = 8;
 
+/// Rows between two vacuums of the tables each visit rewrites (`SqlStore::vacuum_after_bulk`).
+const VACUUM_EVERY: u64 = 10_000;
+
 /// How many rows each lane may have waiting.
 const LANE_AHEAD: usize = 64;
 
@@ -361,6 +364,7 @@ impl Run<'_> {
             Ok::<_, anyhow::Error>(lane)
         });
         let read = async {
+            let mut sent = 0u64;
             while let Some((number, checked)) =
                 rows.next_checked().map_err(|e| Usage(e.to_string()))?
             {
@@ -368,6 +372,13 @@ impl Run<'_> {
                 let Checked::Accepted(row) = checked else {
                     continue;
                 };
+                sent += 1;
+                if sent.is_multiple_of(VACUUM_EVERY) {
+                    // The lanes go on meanwhile; a failed vacuum only slows what follows.
+                    if let Err(e) = self.sql.vacuum_after_bulk().await {
+                        tracing::warn!(error = %e, "could not vacuum during the import");
+                    }
+                }
                 let lane = (loyalty_import::fnv(row.phone().as_str()) % LANES as u64) as usize;
                 if senders[lane].send((number, row)).await.is_err() {
                     // That lane stopped on an error: it is reported below.
