@@ -192,6 +192,21 @@ pub struct VisitLine {
     pub paid_minor: i64,
 }
 
+impl VisitLine {
+    /// The one line of a visit that comes without CRM ids (entered at the desk, read from a
+    /// file): a service known by its name (lowercased as its id), or a plain `visit`.
+    pub fn named(service: Option<&str>, paid_minor: i64) -> VisitLine {
+        let service = service.map(str::trim).filter(|s| !s.is_empty());
+        VisitLine {
+            item_id: service.map_or_else(|| "visit".to_owned(), str::to_lowercase),
+            category_id: None,
+            kind: LineKind::Service,
+            title: service.unwrap_or("").to_owned(),
+            paid_minor,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LineKind {

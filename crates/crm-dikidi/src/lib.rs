@@ -186,11 +186,7 @@ fn price_range(value: Option<&Value>, currency: Currency) -> (Option<Money>, Opt
     let amounts: Vec<Money> = text
         .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
         .filter(|part| part.chars().any(|c| c.is_ascii_digit()))
-        .filter_map(|part| {
-            let mut map = serde_json::Map::new();
-            map.insert("v".into(), Value::String(part.replace(',', ".")));
-            lenient::money_minor(&map, "v").ok().flatten()
-        })
+        .filter_map(|part| lenient::decimal_to_minor(&part.replace(',', ".")).ok())
         .filter_map(|minor| Money::new(minor, currency).ok())
         .collect();
     (amounts.first().copied(), amounts.last().copied())

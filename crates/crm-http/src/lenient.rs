@@ -145,7 +145,9 @@ fn amount_text(map: &Map<String, Value>, field: &str) -> Result<Option<String>, 
     }
 }
 
-fn decimal_to_minor(raw: &str) -> Result<i64, String> {
+/// A non-negative decimal amount in major units (`1500`, `1500.5`, `1500,50`) as minor units,
+/// exactly (more than two decimals cut toward zero); why not, when it is not one.
+pub fn decimal_to_minor(raw: &str) -> Result<i64, String> {
     if raw.starts_with('-') {
         return Err(format!("{raw} is negative"));
     }

@@ -318,13 +318,13 @@ impl<R: Read> Read for Decoded<R> {
             }
             let n = self.inner.read(&mut self.raw)?;
             let last = n == 0;
-            self.out.clear();
             self.pos = 0;
-            // Every Windows-1251 byte is at most 3 bytes of UTF-8.
-            self.out.reserve(n * 3 + 16);
-            let mut text = String::with_capacity(n * 3 + 16);
+            // Every Windows-1251 byte is at most 3 bytes of UTF-8: one call decodes the chunk.
+            let mut text = String::from_utf8(std::mem::take(&mut self.out)).unwrap_or_default();
+            text.clear();
+            text.reserve(n * 3 + 16);
             let (_, _, _) = decoder.decode_to_string(&self.raw[..n], &mut text, last);
-            self.out.extend_from_slice(text.as_bytes());
+            self.out = text.into_bytes();
             self.done = last;
         }
         let n = buf.len().min(self.out.len() - self.pos);

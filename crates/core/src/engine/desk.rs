@@ -11,7 +11,7 @@
 
 use super::posting::version_of;
 use crate::audit::AuditAction;
-use crate::event::{ClientRef, LineKind, VisitEvent, VisitLine, VisitStatus};
+use crate::event::{ClientRef, VisitEvent, VisitLine, VisitStatus};
 use crate::history::{HistoryStore, Visit};
 use crate::inbox::Source;
 use crate::{
@@ -53,11 +53,6 @@ impl DeskVisit {
     }
 
     fn event(&self, conn: &CrmConnection, currency: crate::Currency, now: i64) -> VisitEvent {
-        let service = self
-            .service
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty());
         VisitEvent {
             company_id: conn.company_id.clone(),
             record_id: DeskVisit::record_id(&self.key),
@@ -69,14 +64,7 @@ impl DeskVisit {
                 name: self.name.clone().filter(|n| !n.trim().is_empty()),
             }),
             currency,
-            lines: vec![VisitLine {
-                // No CRM ids: a service is known by its name.
-                item_id: service.map_or_else(|| "visit".to_owned(), str::to_lowercase),
-                category_id: None,
-                kind: LineKind::Service,
-                title: service.unwrap_or("").to_owned(),
-                paid_minor: self.paid_minor,
-            }],
+            lines: vec![VisitLine::named(self.service.as_deref(), self.paid_minor)],
             staff_id: None,
             staff_name: self.master.clone().filter(|m| !m.trim().is_empty()),
             visit_at_ms: Some(now),

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use loyalty_core::audit::AuditAction;
-use loyalty_core::event::{ClientEvent, ClientRef, LineKind, VisitEvent, VisitLine};
+use loyalty_core::event::{ClientEvent, ClientRef, VisitEvent, VisitLine};
 use loyalty_core::import::ImportStore;
 use loyalty_core::inbox::Source;
 use loyalty_core::{
@@ -445,7 +445,6 @@ impl Run<'_> {
                 })
             }
             Row::Visit(v) => {
-                let service = v.service.clone();
                 let event = CrmEvent::Visit(VisitEvent {
                     company_id: conn.company_id.clone(),
                     record_id: v.key,
@@ -459,15 +458,7 @@ impl Run<'_> {
                         name: v.name,
                     }),
                     currency: self.program.currency,
-                    lines: vec![VisitLine {
-                        item_id: service
-                            .as_deref()
-                            .map_or_else(|| "visit".to_owned(), str::to_lowercase),
-                        category_id: None,
-                        kind: LineKind::Service,
-                        title: service.unwrap_or_default(),
-                        paid_minor: v.paid_minor,
-                    }],
+                    lines: vec![VisitLine::named(v.service.as_deref(), v.paid_minor)],
                     staff_id: None,
                     staff_name: v.master,
                     visit_at_ms: Some(v.at_ms),
