@@ -168,10 +168,14 @@ pub enum AuditAction {
     VisitCorrected,
     /// A file of clients and visits (and opening balances) imported.
     FileImported,
+    /// A dashboard user added (or invited) with a role.
+    UserAdded,
+    /// A dashboard user removed, their sessions revoked.
+    UserRemoved,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 9] = [
+    pub const ALL: [AuditAction; 11] = [
         AuditAction::ManualAccrual,
         AuditAction::ManualDebit,
         AuditAction::CodeUsed,
@@ -181,6 +185,8 @@ impl AuditAction {
         AuditAction::VisitEntered,
         AuditAction::VisitCorrected,
         AuditAction::FileImported,
+        AuditAction::UserAdded,
+        AuditAction::UserRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -194,6 +200,8 @@ impl AuditAction {
             AuditAction::VisitEntered => "visit_entered",
             AuditAction::VisitCorrected => "visit_corrected",
             AuditAction::FileImported => "file_imported",
+            AuditAction::UserAdded => "user_added",
+            AuditAction::UserRemoved => "user_removed",
         }
     }
 

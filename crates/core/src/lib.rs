@@ -12,6 +12,7 @@
 //!   `loyalty-store` crate implements, and the notifications enqueued with the points.
 //! * [`engine`]: [`LoyaltyEngine`], which applies events and staff operations exactly once.
 
+pub mod access;
 pub mod adapter;
 pub mod audit;
 pub mod campaign;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use loyalty_core::access::Role;
 use loyalty_core::audit::Plan;
 use loyalty_core::{Country, CrmKind, Currency};
 use loyalty_gateway::config::Overrides;
@@ -82,6 +83,10 @@ pub(crate) enum Command {
     /// Redemption codes at the desk.
     #[command(subcommand)]
     Code(CodeCmd),
+    /// Who signs in to a salon's dashboard: owner (everything), admin (the desk: clients,
+    /// codes, visits, manual points), viewer (the figures only).
+    #[command(subcommand)]
+    User(UserCmd),
     /// Let a staff member's Telegram chat check and use the partner's codes in the bot
     /// (`/check CODE`, `/use CODE [BILL]`; a money certificate needs the bill it pays). The chat
     /// id is what the bot replies to; @userinfobot shows it.
@@ -141,6 +146,35 @@ pub(crate) enum Command {
         country: Country,
         /// The body, or `-` for standard input.
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCmd {
+    /// Add a user. Without --password-stdin the answer carries a one-time link (7 days) where
+    /// they set their password.
+    Add {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_name = "owner|admin|viewer")]
+        role: Role,
+        /// Read the password from standard input (one line; at least 10 characters).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user: they cannot sign in any more, and their sessions end now.
+    Remove {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        email: String,
+    },
+    /// The partner's users.
+    List {
+        #[arg(long)]
+        partner: i64,
     },
 }
 

@@ -91,6 +91,8 @@ pub struct StartOptions {
     /// How often housekeeping runs: points and codes past their date expire, CRM certificates
     /// are checked, old delivery history is pruned (every 10 minutes).
     pub housekeeping_every: Option<Duration>,
+    /// The dashboard's sessions and sign-in limits (its public URL is the config's).
+    pub dashboard: Option<loyalty_web::Settings>,
 }
 
 /// A running gateway.
@@ -307,9 +309,21 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
             warn!(error = %e, "could not set TCP_NODELAY");
         }
     });
+    let dashboard = loyalty_web::Dashboard::new(
+        Arc::clone(&sql),
+        engine.clone(),
+        loyalty_web::Settings {
+            public_url: config.public_url.clone(),
+            ..options.dashboard.clone().unwrap_or_default()
+        },
+    );
+    let routes = server::router(app)
+        .merge(loyalty_web::router(dashboard))
+        // The dashboard limits sign-ins per address: the peer's address on each request.
+        .into_make_service_with_connect_info::<SocketAddr>();
     let mut rx = stopping.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, server::router(app))
+        axum::serve(listener, routes)
             .with_graceful_shutdown(async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             })

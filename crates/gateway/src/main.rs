@@ -66,6 +66,17 @@ async fn manual_cmd(
     Ok(ExitCode::SUCCESS)
 }
 
+/// One line of standard input, without its line end.
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        return Err(Usage("--password-stdin: standard input had no password".into()).into());
+    }
+    Ok(password)
+}
+
 fn print(value: &Value, json: bool, text: impl FnOnce(&Value) -> String) {
     if json {
         println!("{value}");
@@ -158,6 +169,49 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     v["was"].as_str().unwrap_or_default()
                 )
             });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User(cmd) => {
+            let config = Config::resolve(overrides)?;
+            let store = open_migrated(&config).await?;
+            let out = match cmd {
+                UserCmd::Add {
+                    partner,
+                    email,
+                    role,
+                    password_stdin,
+                } => {
+                    let password = if password_stdin {
+                        Some(read_password()?)
+                    } else {
+                        None
+                    };
+                    let public = config.public_url.as_deref();
+                    cli::user_add(&store, partner, &email, role, password, public, &actor, now)
+                        .await
+                        .map(|v| (v, cli::user_text as fn(&Value) -> String))
+                }
+                UserCmd::Remove { partner, email } => {
+                    cli::user_remove(&store, partner, &email, &actor, now)
+                        .await
+                        .map(|v| {
+                            let text: fn(&Value) -> String = |v| {
+                                format!(
+                                    "{} removed from partner {}'s dashboard; their sessions ended",
+                                    v["email"].as_str().unwrap_or_default(),
+                                    v["partner"]
+                                )
+                            };
+                            (v, text)
+                        })
+                }
+                UserCmd::List { partner } => cli::user_list(&store, partner)
+                    .await
+                    .map(|v| (v, cli::users_text as fn(&Value) -> String)),
+            };
+            store.close().await;
+            let (v, text) = out?;
+            print(&v, json, text);
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit { partner, limit } => {

@@ -16,7 +16,9 @@
 //! # Ok(()) }
 //! ```
 
+mod access;
 mod audit;
+mod dashboard;
 mod desk;
 mod doctor;
 mod engage;
@@ -43,6 +45,7 @@ use loyalty_core::StoreError;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
+pub use dashboard::{ClientLine, ClientQuery, Overview};
 pub use gateway::{ConnectionSettings, CrmTokens, REJECTED_KEPT, RejectedDelivery};
 pub use services::{CatalogService, DirectoryEntry, DirectorySync, ServiceSync};
 pub use tx::SqlTx;

@@ -12,6 +12,7 @@ mod models;
 mod program;
 mod setup;
 mod sync;
+mod users;
 mod visits;
 
 pub use catalog::*;
@@ -25,6 +26,7 @@ pub use models::*;
 pub use program::*;
 pub use setup::*;
 pub use sync::*;
+pub use users::*;
 pub use visits::*;
 
 use loyalty_core::{Client, EngineError, PartnerId, Phone, Store};

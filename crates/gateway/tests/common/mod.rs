@@ -6,6 +6,7 @@
 pub mod binary;
 pub mod crm;
 pub mod telegram;
+pub mod web;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -1,0 +1,668 @@
+//! The dashboard over real HTTP on the running gateway and PostgreSQL: users added by the CLI
+//! sign in; an owner finds a client and posts points by hand (the client's balance and the
+//! audit log show it); an admin uses a code at the desk; a viewer changes nothing; a user of
+//! another salon meets 404 on every route that names an id; sessions end when they expire, on
+//! sign-out and when their user is removed; sign-ins are limited; a form posted from another
+//! site is refused.
+
+mod common;
+
+use common::binary::Env;
+use common::web::{Web, add_user};
+use common::{PgSchema, add_lotos, serve_with};
+use loyalty_core::access::AccessStore;
+use loyalty_core::audit::{AuditAction, AuditStore};
+use loyalty_core::{ClientId, LedgerStore, PartnerId};
+use loyalty_gateway::cli::{self, RewardAdd, VisitAdd};
+use loyalty_gateway::config::Overrides;
+use loyalty_gateway::{Gateway, StartOptions};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const PASSWORD: &str = "correct horse battery";
+
+struct Salons {
+    schema: PgSchema,
+    gateway: Gateway,
+    env: Env,
+    a: i64,
+    b: i64,
+    /// A's client, who came once.
+    a_client: i64,
+    b_client: i64,
+    /// A code of salon B.
+    b_code: String,
+    /// A code of salon A, a 500-rouble certificate.
+    a_code: String,
+}
+
+async fn visit(gateway: &Gateway, partner: i64, phone: &str, paid_minor: i64) -> Value {
+    cli::visit_add(
+        &gateway.engine,
+        &VisitAdd {
+            partner,
+            phone: phone.into(),
+            name: Some("Анна".into()),
+            paid_minor,
+            service: Some("Стрижка".into()),
+            master: None,
+            key: None,
+            force: false,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+async fn code_of(gateway: &Gateway, partner: i64, phone: &str) -> String {
+    let reward = cli::reward_add(
+        &gateway.store,
+        &RewardAdd {
+            partner,
+            title: "Сертификат 500 ₽".into(),
+            points: 100,
+            certificate_minor: Some(50_000),
+            service_id: None,
+            price_minor: None,
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    let r = cli::redeem(
+        &gateway.engine,
+        &gateway.store,
+        partner,
+        phone,
+        reward["id"].as_i64().unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    r["code"].as_str().unwrap().to_owned()
+}
+
+async fn salons(options: StartOptions) -> Salons {
+    let schema = PgSchema::new().await;
+    let (gateway, _) = serve_with(&schema, Overrides::default(), options).await;
+    let env = Env {
+        vars: vec![("DATABASE_URL", schema.url.clone())],
+    };
+    let a = add_lotos(&gateway.store).await;
+    let b = env.cli(&["partner", "add", "--name", "Роза", "--cashback-bps", "500"])["id"]
+        .as_i64()
+        .unwrap();
+    let a_visit = visit(&gateway, a, "+79161230001", 400_000).await;
+    let b_visit = visit(&gateway, b, "+79161230002", 400_000).await;
+    let a_client = a_visit["client_id"].as_i64().unwrap();
+    let b_client = b_visit["client_id"].as_i64().unwrap();
+    let a_code = code_of(&gateway, a, "+79161230001").await;
+    let b_code = code_of(&gateway, b, "+79161230002").await;
+    add_user(&env, a, "owner@lotos.ru", "owner", PASSWORD);
+    add_user(&env, a, "desk@lotos.ru", "admin", PASSWORD);
+    add_user(&env, a, "eyes@lotos.ru", "viewer", PASSWORD);
+    add_user(&env, b, "owner@roza.ru", "owner", PASSWORD);
+    Salons {
+        schema,
+        gateway,
+        env,
+        a,
+        b,
+        a_client,
+        b_client,
+        b_code,
+        a_code,
+    }
+}
+
+impl Salons {
+    async fn web(&self, email: &str) -> Web {
+        let mut web = Web::new(self.gateway.addr);
+        web.sign_in(email, PASSWORD).await;
+        web
+    }
+
+    async fn balance(&self, partner: i64, client: i64) -> i64 {
+        self.gateway
+            .store
+            .balance(PartnerId(partner), ClientId(client))
+            .await
+            .unwrap()
+            .0
+    }
+
+    async fn finish(self) {
+        self.gateway.stop().await.unwrap();
+        self.schema.drop().await;
+    }
+}
+
+/// The hidden key the client's card gives its points form.
+fn form_key(body: &str) -> String {
+    let at = body.find("name=\"key\" value=\"").expect("the form's key") + 18;
+    body[at..at + 64].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_finds_a_client_posts_points_and_the_audit_log_names_her() {
+    let s = salons(StartOptions::default()).await;
+    let mut web = s.web("owner@lotos.ru").await;
+
+    let home = web.get("/").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.body.contains("Лотос"), "{}", home.body);
+    assert!(home.body.contains("id=\"clients-total\">1<"), "one client");
+
+    // Search by part of the phone, as typed; htmx asks for the rows alone.
+    let found = web.get("/clients?q=916+123-00").await;
+    assert!(
+        found
+            .body
+            .contains(&format!("href=\"/clients/{}\"", s.a_client))
+    );
+    assert!(found.body.contains("<html"), "the whole page without htmx");
+    let none = web.get("/clients?q=999").await;
+    assert!(none.body.contains("id=\"none-found\""));
+    let mut rows = web.http.get(format!("{}/clients?q=Анна", web.base));
+    rows = rows
+        .header("cookie", web.cookie.clone().unwrap())
+        .header("hx-request", "true");
+    let rows = rows.send().await.unwrap().text().await.unwrap();
+    assert!(!rows.contains("<html"), "a fragment for htmx: {rows}");
+    assert!(rows.contains(&format!("href=\"/clients/{}\"", s.a_client)));
+
+    let before = s.balance(s.a, s.a_client).await;
+    let card = web.get(&format!("/clients/{}", s.a_client)).await;
+    assert_eq!(card.status, StatusCode::OK);
+    assert!(card.body.contains("+79161230001"));
+    let key = form_key(&card.body);
+    let form = [
+        ("direction", "accrue"),
+        ("points", "250"),
+        ("reason", "извинение за ожидание"),
+        ("key", key.as_str()),
+    ];
+    let posted = web
+        .post(&format!("/clients/{}/points", s.a_client), &form)
+        .await;
+    assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.body);
+    assert_eq!(
+        posted.location(),
+        Some(format!("/clients/{}?posted=1", s.a_client).as_str())
+    );
+    assert_eq!(s.balance(s.a, s.a_client).await, before + 250);
+    // The same form sent twice (a double tap, a reload) posts once.
+    let again = web
+        .post(&format!("/clients/{}/points", s.a_client), &form)
+        .await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER);
+    assert_eq!(s.balance(s.a, s.a_client).await, before + 250);
+
+    // A debit beyond the balance is refused in words, nothing posted.
+    let card = web.get(&format!("/clients/{}", s.a_client)).await;
+    let key = form_key(&card.body);
+    let refused = web
+        .post(
+            &format!("/clients/{}/points", s.a_client),
+            &[
+                ("direction", "debit"),
+                ("points", "1000000"),
+                ("reason", "ошибка"),
+                ("key", key.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains("Недостаточно баллов"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(s.balance(s.a, s.a_client).await, before + 250);
+
+    let card = web.get(&format!("/clients/{}?posted=1", s.a_client)).await;
+    assert!(card.body.contains("извинение за ожидание"));
+    assert!(card.body.contains("+250"));
+
+    // The audit log names who did it, from the dashboard.
+    let log = s.gateway.store.audit_log(PartnerId(s.a), 10).await.unwrap();
+    let manual = log
+        .iter()
+        .find(|e| e.action == AuditAction::ManualAccrual)
+        .expect("audited");
+    assert_eq!(manual.actor.name, "owner@lotos.ru");
+    assert_eq!(manual.actor.via, "dashboard");
+    let page = web.get("/audit").await;
+    assert!(page.body.contains("manual_accrual") && page.body.contains("owner@lotos.ru"));
+    assert!(page.body.contains("user_added"), "the CLI's additions too");
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_uses_a_code_at_the_desk_and_a_viewer_changes_nothing() {
+    let s = salons(StartOptions::default()).await;
+    let mut desk = s.web("desk@lotos.ru").await;
+    let page = desk.get(&format!("/desk?code={}", s.a_code)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"use-code\""), "{}", page.body);
+    assert!(
+        page.body.contains("id=\"bill\""),
+        "a certificate asks for the bill"
+    );
+    // Too small a bill for a 500-rouble certificate when points pay at most half of it.
+    let small = desk
+        .post("/desk/use", &[("code", s.a_code.as_str()), ("bill", "600")])
+        .await;
+    assert_eq!(
+        small.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        small.body
+    );
+    let used = desk
+        .post(
+            "/desk/use",
+            &[("code", s.a_code.as_str()), ("bill", "1 500")],
+        )
+        .await;
+    assert_eq!(used.status, StatusCode::SEE_OTHER, "{}", used.body);
+    let page = desk.get(used.location().unwrap()).await;
+    assert!(page.body.contains("id=\"code-used\""));
+    assert!(page.body.contains("погашен"), "{}", page.body);
+    let twice = desk
+        .post(
+            "/desk/use",
+            &[("code", s.a_code.as_str()), ("bill", "1500")],
+        )
+        .await;
+    assert_eq!(twice.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The admin does not run the salon.
+    assert_eq!(desk.get("/team").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(desk.get("/audit").await.status, StatusCode::FORBIDDEN);
+    let log = s.gateway.store.audit_log(PartnerId(s.a), 10).await.unwrap();
+    let used = log
+        .iter()
+        .find(|e| e.action == AuditAction::CodeUsed)
+        .unwrap();
+    assert_eq!(used.actor.name, "desk@lotos.ru");
+
+    let mut eyes = s.web("eyes@lotos.ru").await;
+    assert_eq!(eyes.get("/").await.status, StatusCode::OK);
+    let before = s.balance(s.a, s.a_client).await;
+    for path in [
+        "/clients",
+        &format!("/clients/{}", s.a_client),
+        "/desk",
+        "/team",
+        "/audit",
+    ] {
+        assert_eq!(eyes.get(path).await.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    let refused = eyes
+        .post(
+            &format!("/clients/{}/points", s.a_client),
+            &[
+                ("direction", "accrue"),
+                ("points", "5"),
+                ("reason", "x"),
+                ("key", "k"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.body.contains("Вашей роли это недоступно"));
+    let forms: [(&str, Vec<(&str, &str)>); 3] = [
+        (
+            "/desk/use",
+            vec![("code", s.a_code.as_str()), ("bill", "1500")],
+        ),
+        (
+            "/team/invite",
+            vec![("email", "x@lotos.ru"), ("role", "owner")],
+        ),
+        ("/team/remove", vec![("email", "desk@lotos.ru")]),
+    ];
+    for (path, form) in &forms {
+        assert_eq!(
+            eyes.post(path, form).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    assert_eq!(s.balance(s.a, s.a_client).await, before);
+    assert_eq!(
+        s.gateway
+            .store
+            .users_of(PartnerId(s.a))
+            .await
+            .unwrap()
+            .len(),
+        3,
+        "nobody added or removed"
+    );
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_salons_ids_are_not_found_on_every_route() {
+    let s = salons(StartOptions::default()).await;
+    let mut a = s.web("owner@lotos.ru").await;
+    let b_before = s.balance(s.b, s.b_client).await;
+    let client = format!("/clients/{}", s.b_client);
+    assert_eq!(a.get(&client).await.status, StatusCode::NOT_FOUND);
+    let key = "k".repeat(64);
+    let post = a
+        .post(
+            &format!("{client}/points"),
+            &[
+                ("direction", "accrue"),
+                ("points", "5"),
+                ("reason", "x"),
+                ("key", &key),
+            ],
+        )
+        .await;
+    assert_eq!(post.status, StatusCode::NOT_FOUND);
+    let desk = a.get(&format!("/desk?code={}", s.b_code)).await;
+    assert!(
+        desk.body.contains("id=\"code-unknown\""),
+        "B's code is not A's"
+    );
+    let used = a
+        .post(
+            "/desk/use",
+            &[("code", s.b_code.as_str()), ("bill", "5000")],
+        )
+        .await;
+    assert_eq!(used.status, StatusCode::NOT_FOUND);
+    let removed = a.post("/team/remove", &[("email", "owner@roza.ru")]).await;
+    assert_eq!(removed.status, StatusCode::NOT_FOUND);
+    // The list and the search show A's clients only.
+    let list = a.get("/clients?q=916").await;
+    assert!(!list.body.contains("+79161230002"));
+    assert!(!a.get("/team").await.body.contains("roza.ru"));
+    assert!(!a.get("/audit").await.body.contains("roza.ru"));
+    for path in [
+        "/clients/abc",
+        "/clients/-1",
+        "/clients/99999999999999999999",
+    ] {
+        assert_eq!(a.get(path).await.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    // Nothing of B's moved; B's code still works for B.
+    assert_eq!(s.balance(s.b, s.b_client).await, b_before);
+    let mut b = s.web("owner@roza.ru").await;
+    assert!(
+        b.get(&format!("/desk?code={}", s.b_code))
+            .await
+            .body
+            .contains("id=\"use-code\"")
+    );
+    assert!(b.get("/clients").await.body.contains("+79161230002"));
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_on_expiry_idleness_sign_out_and_removal() {
+    let s = salons(StartOptions::default()).await;
+    let store = &s.gateway.store;
+    let signed_out = |page: &common::web::Page| {
+        page.status == StatusCode::SEE_OTHER && page.location() == Some("/login")
+    };
+
+    let mut web = s.web("owner@lotos.ru").await;
+    assert_eq!(web.get("/").await.status, StatusCode::OK);
+    sqlx::query("UPDATE staff_sessions SET expires_at_ms = 1")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(signed_out(&web.get("/").await), "past its end");
+
+    let mut web = s.web("owner@lotos.ru").await;
+    sqlx::query("UPDATE staff_sessions SET last_seen_ms = 1 WHERE revoked_at_ms IS NULL")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(
+        signed_out(&web.get("/").await),
+        "unused for longer than a day"
+    );
+
+    let mut web = s.web("owner@lotos.ru").await;
+    let cookie = web.cookie.clone();
+    let out = web.post("/logout", &[]).await;
+    assert_eq!(out.location(), Some("/login"));
+    web.cookie = cookie;
+    assert!(
+        signed_out(&web.get("/").await),
+        "the old cookie is dead after sign-out"
+    );
+
+    let mut desk = s.web("desk@lotos.ru").await;
+    assert_eq!(desk.get("/clients").await.status, StatusCode::OK);
+    s.env.cli(&[
+        "user",
+        "remove",
+        "--partner",
+        &s.a.to_string(),
+        "--email",
+        "desk@lotos.ru",
+    ]);
+    assert!(
+        signed_out(&desk.get("/clients").await),
+        "removed by the CLI"
+    );
+    let again = desk
+        .post(
+            "/login",
+            &[("email", "desk@lotos.ru"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+
+    // An htmx request without a session is told where to go instead of a redirect.
+    let r = reqwest::Client::new()
+        .get(format!("{}/clients", web.base))
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["hx-redirect"], "/login");
+
+    // Only hashes are stored.
+    let stored: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM staff_sessions")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    let token = web
+        .cookie
+        .unwrap()
+        .trim_start_matches("lb_session=")
+        .to_owned();
+    assert!(!stored.contains(&token));
+    assert!(stored.contains(&loyalty_web::token_hash(&token)));
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_are_limited_per_account_and_per_address() {
+    let options = StartOptions {
+        dashboard: Some(loyalty_web::Settings {
+            login_limits: loyalty_web::Limits {
+                per_account: 3,
+                per_address: 5,
+                window_ms: 60_000,
+            },
+            ..loyalty_web::Settings::default()
+        }),
+        ..StartOptions::default()
+    };
+    let s = salons(options).await;
+    let mut web = Web::new(s.gateway.addr);
+    for _ in 0..3 {
+        let page = web
+            .post(
+                "/login",
+                &[("email", "owner@lotos.ru"), ("password", "wrong password")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+        assert!(page.body.contains("id=\"login-error\""));
+    }
+    // The right password no longer helps this account for the window.
+    let held = web
+        .post(
+            "/login",
+            &[("email", "owner@lotos.ru"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(held.status, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = held.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(web.cookie.is_none());
+    // Another account from the same address: two more failures use up the address.
+    for _ in 0..2 {
+        let page = web
+            .post(
+                "/login",
+                &[("email", "nobody@lotos.ru"), ("password", "wrong password")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    }
+    let page = web
+        .post(
+            "/login",
+            &[("email", "desk@lotos.ru"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the address is held"
+    );
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_posted_from_another_site_is_refused() {
+    let s = salons(StartOptions::default()).await;
+    let mut web = s.web("owner@lotos.ru").await;
+    let before = s.balance(s.a, s.a_client).await;
+    let card = web.get(&format!("/clients/{}", s.a_client)).await;
+    let key = form_key(&card.body);
+    let form = [
+        ("direction", "accrue"),
+        ("points", "1000"),
+        ("reason", "CSRF"),
+        ("key", key.as_str()),
+    ];
+    let path = format!("/clients/{}/points", s.a_client);
+    for site in ["cross-site", "same-site"] {
+        let page = web.post_from(&path, &form, site).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{site}");
+    }
+    // An older browser that sends only Origin.
+    let r = web
+        .http
+        .post(format!("{}{path}", web.base))
+        .header("cookie", web.cookie.clone().unwrap())
+        .header("origin", "http://evil.example")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let invite = web
+        .post_from(
+            "/team/invite",
+            &[("email", "x@evil.ru"), ("role", "owner")],
+            "cross-site",
+        )
+        .await;
+    assert_eq!(invite.status, StatusCode::FORBIDDEN);
+    assert_eq!(s.balance(s.a, s.a_client).await, before);
+    assert_eq!(
+        s.gateway
+            .store
+            .users_of(PartnerId(s.a))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    // The same form from the dashboard itself goes through.
+    let page = web.post(&path, &form).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(s.balance(s.a, s.a_client).await, before + 1000);
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_invites_staff_who_set_a_password_once() {
+    let s = salons(StartOptions::default()).await;
+    let mut owner = s.web("owner@lotos.ru").await;
+    let page = owner
+        .post(
+            "/team/invite",
+            &[("email", "New@Lotos.ru "), ("role", "admin")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let at = page.body.find("/invite/").expect("the link shown once");
+    let link = page.body[at..at + 8 + 64].to_owned();
+    assert!(page.body.contains("new@lotos.ru"));
+    // Taken elsewhere: the same e-mail cannot join another salon.
+    let mut rosa = s.web("owner@roza.ru").await;
+    let taken = rosa
+        .post(
+            "/team/invite",
+            &[("email", "new@lotos.ru"), ("role", "admin")],
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let mut new = Web::new(s.gateway.addr);
+    let form = new.get(&link).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains("Лотос"));
+    let short = new.post(&link, &[("password", "short")]).await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let set = new.post(&link, &[("password", PASSWORD)]).await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        new.get("/clients").await.status,
+        StatusCode::OK,
+        "an admin, signed in"
+    );
+    // The link worked once.
+    let mut other = Web::new(s.gateway.addr);
+    assert_eq!(
+        other
+            .post(&link, &[("password", "another password")])
+            .await
+            .status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    other.sign_in("new@lotos.ru", PASSWORD).await;
+
+    // Removed by the owner: the new admin's session ends.
+    let removed = owner
+        .post("/team/remove", &[("email", "new@lotos.ru")])
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER);
+    assert_eq!(new.get("/clients").await.location(), Some("/login"));
+    let log = s.gateway.store.audit_log(PartnerId(s.a), 20).await.unwrap();
+    let removal = log
+        .iter()
+        .find(|e| e.action == AuditAction::UserRemoved)
+        .unwrap();
+    assert_eq!(removal.actor.name, "owner@lotos.ru");
+    assert_eq!(removal.detail["email"], "new@lotos.ru");
+    s.finish().await;
+}

@@ -1,0 +1,270 @@
+//! Russian by default, English by the browser's `Accept-Language` or the switch (cookie
+//! `lb_lang`). Every word a page shows is a field of [`Words`], so a template that names a
+//! missing one does not compile.
+
+use axum::http::HeaderMap;
+use axum::http::header::{ACCEPT_LANGUAGE, COOKIE};
+use loyalty_core::access::Role;
+use loyalty_core::audit::Plan;
+use loyalty_core::ledger::EntryKind;
+use loyalty_core::redemption::RedemptionStatus;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Ru,
+    En,
+}
+
+/// The cookie the language switch sets.
+pub const LANG_COOKIE: &str = "lb_lang";
+
+impl Lang {
+    /// The switch's choice, else the first of Russian or English the browser lists (by its
+    /// weights), else Russian.
+    pub fn of(headers: &HeaderMap) -> Lang {
+        if let Some(chosen) = cookie(headers, LANG_COOKIE).and_then(|v| Lang::parse(&v)) {
+            return chosen;
+        }
+        let Some(accept) = headers.get(ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()) else {
+            return Lang::Ru;
+        };
+        let mut best: Option<(u16, Lang)> = None;
+        for part in accept.split(',') {
+            let mut pieces = part.split(';');
+            let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+            let weight = pieces
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .map_or(1000, |q| (q.clamp(0.0, 1.0) * 1000.0) as u16);
+            let lang = match tag.split('-').next() {
+                Some("ru") => Lang::Ru,
+                Some("en") => Lang::En,
+                _ => continue,
+            };
+            if weight > 0 && best.is_none_or(|(w, _)| weight > w) {
+                best = Some((weight, lang));
+            }
+        }
+        best.map_or(Lang::Ru, |(_, l)| l)
+    }
+
+    pub fn parse(s: &str) -> Option<Lang> {
+        match s {
+            "ru" => Some(Lang::Ru),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    pub fn words(self) -> &'static Words {
+        match self {
+            Lang::Ru => &RU,
+            Lang::En => &EN,
+        }
+    }
+
+    pub fn role(self, r: Role) -> &'static str {
+        let w = self.words();
+        match r {
+            Role::Owner => w.role_owner,
+            Role::Admin => w.role_admin,
+            Role::Viewer => w.role_viewer,
+        }
+    }
+
+    pub fn plan(self, p: Plan) -> &'static str {
+        match p {
+            Plan::Basic => "Basic",
+            Plan::Pro => "Pro",
+            Plan::Enterprise => "Enterprise",
+        }
+    }
+
+    pub fn entry(self, k: EntryKind) -> &'static str {
+        let (ru, en) = match k {
+            EntryKind::Accrual => ("за визит", "for a visit"),
+            EntryKind::Reversal => ("возврат за визит", "a visit's points back"),
+            EntryKind::ManualAccrual => ("начислено вручную", "added by hand"),
+            EntryKind::ManualDebit => ("списано вручную", "written off by hand"),
+            EntryKind::Welcome => ("приветственные", "welcome bonus"),
+            EntryKind::Birthday => ("ко дню рождения", "birthday"),
+            EntryKind::Referral => ("за друга", "referral"),
+            EntryKind::Offer => ("по предложению", "offer"),
+            EntryKind::Expiry => ("сгорели", "expired"),
+            EntryKind::Matured => ("стали доступны", "became spendable"),
+            EntryKind::Hold => ("на обмен", "held for a reward"),
+            EntryKind::HoldPost => ("обмен завершён", "reward used"),
+            EntryKind::HoldVoid => ("обмен отменён", "reward cancelled"),
+        };
+        match self {
+            Lang::Ru => ru,
+            Lang::En => en,
+        }
+    }
+
+    pub fn redemption(self, s: RedemptionStatus) -> &'static str {
+        let w = self.words();
+        match s {
+            RedemptionStatus::Issued => w.code_active,
+            RedemptionStatus::Pending => w.code_pending,
+            RedemptionStatus::Used => w.code_used,
+            RedemptionStatus::Cancelled => w.code_cancelled,
+            RedemptionStatus::Expired => w.code_expired,
+            RedemptionStatus::Failed => w.code_failed,
+        }
+    }
+}
+
+/// A cookie's value from the request's `Cookie` headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+macro_rules! words {
+    ($($field:ident: $ru:literal, $en:literal;)*) => {
+        /// The words of one language.
+        pub struct Words {
+            $(pub $field: &'static str,)*
+        }
+        pub static RU: Words = Words { $($field: $ru,)* };
+        pub static EN: Words = Words { $($field: $en,)* };
+    };
+}
+
+words! {
+    code: "ru", "en";
+    other_lang: "en", "ru";
+    other_lang_name: "English", "Русский";
+    sign_in: "Войти", "Sign in";
+    sign_out: "Выйти", "Sign out";
+    email: "Эл. почта", "E-mail";
+    password: "Пароль", "Password";
+    bad_login: "Неверная почта или пароль.", "Wrong e-mail or password.";
+    too_many: "Слишком много попыток входа. Попробуйте позже.", "Too many sign-in attempts. Try again later.";
+    nav_home: "Обзор", "Overview";
+    nav_clients: "Клиенты", "Clients";
+    nav_desk: "Касса", "Desk";
+    nav_team: "Сотрудники", "Team";
+    nav_audit: "Журнал", "Audit log";
+    plan: "Тариф", "Plan";
+    role: "Роль", "Role";
+    role_owner: "владелец", "owner";
+    role_admin: "администратор", "admin";
+    role_viewer: "наблюдатель", "viewer";
+    clients_total: "Клиентов", "Clients";
+    linked: "В Telegram", "In Telegram";
+    outstanding: "Баллов на счетах", "Points outstanding";
+    visits_30: "Визитов за 30 дней", "Visits in 30 days";
+    search_hint: "Телефон или имя", "Phone or name";
+    search: "Найти", "Search";
+    phone: "Телефон", "Phone";
+    name: "Имя", "Name";
+    balance: "Баланс", "Balance";
+    level: "Уровень", "Level";
+    visits: "Визиты", "Visits";
+    last_visit: "Последний визит", "Last visit";
+    none_found: "Никого не нашли.", "No one found.";
+    next_page: "Дальше →", "Next →";
+    prev_page: "← Назад", "← Back";
+    pending: "Ожидают", "Pending";
+    paid_total: "Сумма чеков", "Bills total";
+    history: "История баллов", "Points history";
+    recent_visits: "Последние визиты", "Latest visits";
+    when: "Когда", "When";
+    points: "Баллы", "Points";
+    reason: "Причина", "Reason";
+    accrue: "Начислить", "Accrue";
+    debit: "Списать", "Debit";
+    manual: "Начислить или списать вручную", "Accrue or debit by hand";
+    reason_hint: "Клиент и журнал увидят её", "The client and the audit log see it";
+    status: "Статус", "Status";
+    paid: "Оплачено", "Paid";
+    services: "Услуги", "Services";
+    master: "Мастер", "Master";
+    came: "пришёл", "came";
+    not_came: "не пришёл", "did not come";
+    done: "Готово.", "Done.";
+    desk_title: "Код клиента", "Client's code";
+    code_hint: "Например ABCD-EFGH-K", "For example ABCD-EFGH-K";
+    check: "Проверить", "Check";
+    bill: "Сумма чека", "Bill";
+    use_code: "Погасить код", "Use the code";
+    reward: "Награда", "Reward";
+    cost: "Списано баллов", "Points held";
+    worth: "Номинал", "Worth";
+    min_bill: "Минимальный чек", "Smallest bill";
+    valid_until: "Действует до", "Valid until";
+    client: "Клиент", "Client";
+    code_active: "действует", "active";
+    code_pending: "выдаётся в CRM", "being issued in the CRM";
+    code_used: "погашен", "used";
+    code_cancelled: "отменён", "cancelled";
+    code_expired: "истёк", "expired";
+    code_failed: "не выдан", "not issued";
+    code_unknown: "Такого кода нет.", "There is no such code.";
+    team_invite: "Пригласить сотрудника", "Invite a staff member";
+    invite: "Пригласить", "Invite";
+    remove: "Удалить", "Remove";
+    invite_link: "Передайте сотруднику эту ссылку: она действует 7 дней и открывается один раз.", "Give this link to the staff member: it works for 7 days, once.";
+    invited: "приглашён", "invited";
+    you: "это вы", "you";
+    set_password: "Задайте пароль", "Set your password";
+    password_rule: "Не короче 10 символов.", "At least 10 characters.";
+    save: "Сохранить", "Save";
+    who: "Кто", "Who";
+    what: "Что", "What";
+    details: "Подробности", "Details";
+    not_found: "Не найдено.", "Not found.";
+    forbidden: "Вашей роли это недоступно.", "Your role cannot do this.";
+    needs_plan: "Это доступно на тарифе", "This needs the plan";
+    bad_input: "Проверьте данные", "Check the input";
+    cross_site: "Запрос с другого сайта отклонён.", "A request from another site was refused.";
+    server_error: "Что-то пошло не так; попробуйте ещё раз.", "Something went wrong; try again.";
+    link_dead: "Ссылка недействительна: она уже использована или истекла.", "This link is no longer valid: it was used or has expired.";
+    back: "← Назад", "← Back";
+    signed_in_as: "Вы вошли как", "Signed in as";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(accept: Option<&str>, cookie: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(a) = accept {
+            h.insert(ACCEPT_LANGUAGE, HeaderValue::from_str(a).unwrap());
+        }
+        if let Some(c) = cookie {
+            h.insert(COOKIE, HeaderValue::from_str(c).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_browser_and_the_switch_choose_the_language() {
+        assert_eq!(Lang::of(&headers(None, None)), Lang::Ru);
+        assert_eq!(Lang::of(&headers(Some("en-US,en;q=0.9"), None)), Lang::En);
+        assert_eq!(Lang::of(&headers(Some("de-DE,de;q=0.9"), None)), Lang::Ru);
+        assert_eq!(
+            Lang::of(&headers(Some("de,en;q=0.5,ru;q=0.8"), None)),
+            Lang::Ru
+        );
+        assert_eq!(
+            Lang::of(&headers(Some("ru;q=0.2,en;q=0.7"), None)),
+            Lang::En
+        );
+        assert_eq!(
+            Lang::of(&headers(Some("en"), Some("a=1; lb_lang=ru"))),
+            Lang::Ru
+        );
+        assert_eq!(Lang::of(&headers(Some("en;q=garbage"), None)), Lang::En);
+    }
+}

@@ -1,0 +1,122 @@
+//! The salon's dashboard: server-rendered pages (askama, checked at compile time), htmx for
+//! the parts that update in place, every form usable without JavaScript.
+//!
+//! [`router`] is mounted by the gateway's `serve` beside its webhooks, on the same listener. An
+//! embedder mounts it the same way over its own [`SqlStore`] and [`LoyaltyEngine`].
+//!
+//! Boundaries (docs/ARCHITECTURE.md):
+//! - every route takes the salon from the session ([`session::Staff`]), never from the URL:
+//!   another salon's ids are answered 404;
+//! - every request that changes something passes the origin check ([`csrf`]) and its role's
+//!   check, and its change is written to the audit log by the engine acting as the person;
+//! - sessions and one-time links are random tokens whose SHA-256 alone is stored.
+
+mod assets;
+mod csrf;
+mod error;
+mod i18n;
+mod limit;
+mod pages;
+pub mod password;
+mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use loyalty_core::LoyaltyEngine;
+use loyalty_store::SqlStore;
+
+pub use error::WebError;
+pub use i18n::Lang;
+pub use limit::Limits;
+pub use session::{SESSION_COOKIE, Staff, new_token, token_hash};
+
+/// How the dashboard runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The address people open (`https://loyalty.example.com`): cookies are `Secure` under
+    /// https, and its origin is accepted by the origin check.
+    pub public_url: Option<String>,
+    /// How long a session lasts from sign-in.
+    pub session_ttl: Duration,
+    /// A session unused this long ends.
+    pub idle_timeout: Duration,
+    /// Failed sign-ins allowed per account and per address.
+    pub login_limits: Limits,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            public_url: None,
+            session_ttl: Duration::from_secs(14 * 24 * 3600),
+            idle_timeout: Duration::from_secs(24 * 3600),
+            login_limits: Limits::default(),
+        }
+    }
+}
+
+impl Settings {
+    pub(crate) fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+/// What the pages need: the store, the engine, the settings and the sign-in limiter.
+pub struct Dashboard {
+    pub(crate) store: Arc<SqlStore>,
+    pub(crate) engine: LoyaltyEngine,
+    pub(crate) settings: Settings,
+    pub(crate) limiter: limit::LoginLimiter,
+}
+
+impl Dashboard {
+    pub fn new(store: Arc<SqlStore>, engine: LoyaltyEngine, settings: Settings) -> Arc<Dashboard> {
+        let limiter = limit::LoginLimiter::new(settings.login_limits);
+        Arc::new(Dashboard {
+            store,
+            engine,
+            settings,
+            limiter,
+        })
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.engine.now_ms()
+    }
+}
+
+/// The dashboard's routes. Requests that change something pass the origin check; errors are
+/// rendered as pages in the reader's language.
+pub fn router(dashboard: Arc<Dashboard>) -> Router {
+    use pages::{audit, clients, desk, home, login, team};
+    let pages = Router::new()
+        .route("/", get(home::page))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/lang/{lang}", post(login::switch_lang))
+        .route(
+            "/invite/{token}",
+            get(team::invite_form).post(team::invite_accept),
+        )
+        .route("/clients", get(clients::list))
+        .route("/clients/{id}", get(clients::show))
+        .route("/clients/{id}/points", post(clients::points))
+        .route("/desk", get(desk::page))
+        .route("/desk/use", post(desk::use_code))
+        .route("/team", get(team::page))
+        .route("/team/invite", post(team::invite))
+        .route("/team/remove", post(team::remove))
+        .route("/audit", get(audit::page))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&dashboard),
+            csrf::check,
+        ))
+        .layer(axum::middleware::from_fn(error::render))
+        .with_state(dashboard);
+    pages.route("/assets/{name}", get(assets::serve))
+}
