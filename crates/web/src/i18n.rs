@@ -185,6 +185,7 @@ words! {
     manual: "Начислить или списать вручную", "Accrue or debit by hand";
     reason_hint: "Клиент и журнал увидят её", "The client and the audit log see it";
     status: "Статус", "Status";
+    action: "Действие", "Action";
     paid: "Оплачено", "Paid";
     services: "Услуги", "Services";
     master: "Мастер", "Master";

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod browser;
 pub mod crm;
 pub mod telegram;
 pub mod web;
