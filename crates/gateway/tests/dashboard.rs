@@ -543,3 +543,60 @@ async fn an_owner_invites_staff_who_set_a_password_once() {
     assert_eq!(removal.detail["email"], "new@lotos.ru");
     s.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_changes_the_program_and_the_next_visit_earns_by_it() {
+    let s = salons(StartOptions::default()).await;
+    let mut web = s.web("owner@lotos.ru").await;
+    let page = web.get("/program").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"cashback\" name=\"cashback\" value=\"5\""), "{}", page.body);
+    let form = |cashback: &'static str| {
+        vec![
+            ("cashback", cashback),
+            ("min_paid", "0"),
+            ("max_share", "50"),
+            ("point_value", "1"),
+            ("ttl_days", ""),
+            ("welcome", "0"),
+            ("code_days", "90"),
+            ("pending_days", "0"),
+            ("max_points", ""),
+        ]
+    };
+    // Out of range: said, nothing changed.
+    let bad = web.post("/program/settings", &form("150")).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("id=\"program-error\"") && bad.body.contains("cashback"));
+    let saved = web.post("/program/settings", &form("7,5")).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    assert_eq!(saved.location(), Some("/program?saved=1"));
+    let page = web.get("/program?saved=1").await;
+    assert!(page.body.contains("value=\"7.5\""));
+    assert!(page.body.contains("v2 "), "a new version: {}", page.body);
+    // The next visit earns 7.5 %: 2,000 roubles → 150 points.
+    let v = common::web::visit(&s.gateway, s.a, "+79035550001", 200_000).await;
+    let client = v["client_id"].as_i64().unwrap();
+    assert_eq!(s.balance(s.a, client).await, 150);
+
+    // The whole program as JSON: an unknown field is named, nothing changed.
+    let bad = web
+        .post("/program/json", &[("program", "{\"cashback\": 500, \"cashbak\": 1}")])
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("program-error"));
+    let log = s.gateway.store.audit_log(PartnerId(s.a), 20).await.unwrap();
+    let changed: Vec<_> = log
+        .iter()
+        .filter(|e| e.action == AuditAction::ProgramChanged)
+        .collect();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].actor.name, "owner@lotos.ru");
+
+    // An admin cannot change it.
+    let mut desk = s.web("desk@lotos.ru").await;
+    assert_eq!(desk.get("/program").await.status, StatusCode::FORBIDDEN);
+    let refused = desk.post("/program/settings", &form("50")).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    s.finish().await;
+}

@@ -1,6 +1,6 @@
 //! The dashboard in a real headless Chromium against the running gateway on PostgreSQL: an
 //! owner signs in, searches a client as she types (htmx), posts points by hand and sees the
-//! balance move; the language switch; an admin uses a code at the desk with the bill; a viewer
+//! balance move, changes the cashback; the language switch; an admin uses a code at the desk with the bill; a viewer
 //! finds no desk and is refused it; a user of another salon meets "not found" on the first
 //! salon's URLs. Screenshots of the main pages land in `target/tmp/screenshots/`.
 
@@ -33,7 +33,10 @@ async fn owner_admin_viewer_and_another_salon_in_a_real_browser() {
     b.wait_gone(&olga).await;
     b.find(&link).await;
     let url = b.driver.current_url().await.unwrap();
-    assert!(url.as_str().contains("q=916123000"), "htmx kept the search in the URL: {url}");
+    assert!(
+        url.as_str().contains("q=916123000"),
+        "htmx kept the search in the URL: {url}"
+    );
     b.shot("clients").await;
 
     // Points by hand: the balance on the card moves by them.
@@ -44,10 +47,23 @@ async fn owner_admin_viewer_and_another_salon_in_a_real_browser() {
     b.click("#post-points").await;
     b.find("#posted").await;
     assert_eq!(s.balance(s.a, s.a_client).await, before + 250);
-    let shown: String = b.text("#balance").await.chars().filter(char::is_ascii_digit).collect();
+    let shown: String = b
+        .text("#balance")
+        .await
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
     assert_eq!(shown, (before + 250).to_string());
     b.wait_text("#history", "извинение за ожидание").await;
     b.shot("client").await;
+
+    // The cashback changed: a new version of the program from now.
+    b.click("nav a[href='/program']").await;
+    b.fill("#cashback", "7,5").await;
+    b.click("#save-settings").await;
+    b.find("#saved").await;
+    b.wait_text("#versions", "v2").await;
+    b.shot("program").await;
 
     // English by the switch, kept for the next page.
     b.click("header.top form[action='/lang/en'] button").await;

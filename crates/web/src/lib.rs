@@ -93,7 +93,7 @@ impl Dashboard {
 /// The dashboard's routes. Requests that change something pass the origin check; errors are
 /// rendered as pages in the reader's language.
 pub fn router(dashboard: Arc<Dashboard>) -> Router {
-    use pages::{audit, clients, desk, home, login, team};
+    use pages::{audit, clients, desk, home, login, program, team};
     let pages = Router::new()
         .route("/", get(home::page))
         .route("/login", get(login::form).post(login::submit))
@@ -108,6 +108,9 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/clients/{id}/points", post(clients::points))
         .route("/desk", get(desk::page))
         .route("/desk/use", post(desk::use_code))
+        .route("/program", get(program::page))
+        .route("/program/settings", post(program::settings))
+        .route("/program/json", post(program::whole))
         .route("/team", get(team::page))
         .route("/team/invite", post(team::invite))
         .route("/team/remove", post(team::remove))

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use thirtyfour::prelude::*;
 use thirtyfour::ChromiumLikeCapabilities;
+use thirtyfour::prelude::*;
 
 pub struct Browser {
     pub driver: WebDriver,

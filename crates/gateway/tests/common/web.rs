@@ -255,4 +255,3 @@ impl Salons {
         self.schema.drop().await;
     }
 }
-

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod desk;
 pub mod home;
 pub mod login;
+pub mod program;
 pub mod team;
 
 use askama::Template;
