@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(),
         Some("demo") => Command::new("cargo")
             .args(["run", "--quiet", "-p", "loyalty-gateway", "--", "demo"])
+            .args(&args[1..])
             .status()
             .map(|s| s.success())
             .context("cannot run cargo"),

@@ -40,7 +40,12 @@ pub(crate) enum Command {
     Serve,
     /// A day of a small salon, end to end, on a throwaway embedded database: a simulated
     /// YCLIENTS sends webhooks to the real gateway and a Telegram stand-in prints each message.
-    Demo,
+    /// It ends with the salon's dashboard address and sign-ins.
+    Demo {
+        /// Keep serving (the dashboard, the webhooks) until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
+    },
     /// Apply the database migrations (safe to run again: applied ones are skipped).
     Migrate,
     /// Show the effective configuration, secrets hidden.

@@ -117,8 +117,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve(&Config::resolve(overrides)?).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo => {
-            demo::run(json).await?;
+        Command::Demo { serve } => {
+            demo::run(json, serve).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Partner(PartnerCmd::Add(a)) => {

@@ -1013,6 +1013,7 @@ fn the_demo_runs_a_yclients_salon_and_a_clinic_on_arnica() {
         "the past is history; the visit entered in the bot earns: {third}"
     );
     assert_eq!(summary["outbox_pending"], 0);
+    assert_eq!(summary["dashboard"]["owner"]["email"], "owner@lotos.demo");
     assert!(
         summary["clients"].as_array().unwrap().len() >= 5,
         "{summary}"

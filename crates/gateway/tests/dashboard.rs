@@ -550,7 +550,12 @@ async fn an_owner_changes_the_program_and_the_next_visit_earns_by_it() {
     let mut web = s.web("owner@lotos.ru").await;
     let page = web.get("/program").await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("id=\"cashback\" name=\"cashback\" value=\"5\""), "{}", page.body);
+    assert!(
+        page.body
+            .contains("id=\"cashback\" name=\"cashback\" value=\"5\""),
+        "{}",
+        page.body
+    );
     let form = |cashback: &'static str| {
         vec![
             ("cashback", cashback),
@@ -581,7 +586,10 @@ async fn an_owner_changes_the_program_and_the_next_visit_earns_by_it() {
 
     // The whole program as JSON: an unknown field is named, nothing changed.
     let bad = web
-        .post("/program/json", &[("program", "{\"cashback\": 500, \"cashbak\": 1}")])
+        .post(
+            "/program/json",
+            &[("program", "{\"cashback\": 500, \"cashbak\": 1}")],
+        )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.body.contains("program-error"));
@@ -599,4 +607,59 @@ async fn an_owner_changes_the_program_and_the_next_visit_earns_by_it() {
     let refused = desk.post("/program/settings", &form("50")).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     s.finish().await;
+}
+
+/// `demo --serve`: the demo's salon stays up with its dashboard; the printed sign-in works and
+/// shows the day's clients; Ctrl-C stops it cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_its_salons_dashboard_until_ctrl_c() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loyalty-gateway"))
+        .args(["demo", "--json", "--serve"])
+        .env_remove("DATABASE_URL")
+        .env_remove("LOYALTY_CONFIG")
+        .env_remove("LOYALTY_DATA_DIR")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&line).expect("the demo's JSON");
+    let d = &summary["dashboard"];
+    let url = d["url"].as_str().unwrap();
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let mut web = Web::new(addr);
+    web.sign_in(
+        d["owner"]["email"].as_str().unwrap(),
+        d["owner"]["password"].as_str().unwrap(),
+    )
+    .await;
+    let clients = web.get("/clients").await;
+    assert_eq!(clients.status, StatusCode::OK);
+    assert!(clients.body.contains("Анна"), "{}", clients.body);
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
 }

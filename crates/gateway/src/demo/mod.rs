@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::cli::{self, ConnectionAdd, PartnerAdd};
 use crate::config::{Config, Overrides};
 use crate::sample::{Record, record_webhook};
-use crate::{StartOptions, start};
+use crate::{Gateway, StartOptions, start};
 
 mod arnica;
 mod paper;
@@ -192,7 +192,7 @@ async fn bot_api(
 }
 
 /// Runs the demo; with `json` prints only the final summary as one JSON object.
-pub async fn run(json_out: bool) -> anyhow::Result<()> {
+pub async fn run(json_out: bool, serve: bool) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("temporary directory")?;
     let standin = Arc::new(Standin {
         quiet: json_out,
@@ -679,7 +679,9 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
         }));
     }
     let outbox = gateway.store.outbox_stats().await?;
+    let dashboard = dashboard_users(&gateway, partner_id).await?;
     let summary = json!({
+        "dashboard": dashboard,
         "clients": rows,
         "webhooks_sent": record_count + rejected,
         "rejected": gateway.store.rejected_deliveries(10).await?.len(),
@@ -749,9 +751,57 @@ pub async fn run(json_out: bool) -> anyhow::Result<()> {
              loyalty-gateway serve      # then paste the printed webhook URL into YCLIENTS"
         );
     }
+    if serve {
+        if json_out {
+            // The JSON line is the whole answer; the demo stays up until Ctrl-C.
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+        } else {
+            println!(
+                "\nThe salon's dashboard is at {url}\n  owner: {} / {}\n  admin: {} / {}\n\
+                 Serving until Ctrl-C.",
+                dashboard["owner"]["email"].as_str().unwrap_or_default(),
+                dashboard["owner"]["password"].as_str().unwrap_or_default(),
+                dashboard["admin"]["email"].as_str().unwrap_or_default(),
+                dashboard["admin"]["password"].as_str().unwrap_or_default(),
+                url = dashboard["url"].as_str().unwrap_or_default(),
+            );
+        }
+        let mut stopping = gateway.stopping();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = stopping.wait_for(|s| *s) => {}
+        }
+    } else if !json_out {
+        println!(
+            "\nRun `loyalty-gateway demo --serve` to keep it up and click through «Лотос»'s \
+             dashboard."
+        );
+    }
     gateway.stop().await?;
     tg_server.abort();
     Ok(())
+}
+
+/// Lotos's owner and administrator in the dashboard, with passwords made for this run.
+async fn dashboard_users(gateway: &Gateway, partner: PartnerId) -> anyhow::Result<Value> {
+    let mut out = json!({ "url": format!("http://{}/", gateway.addr) });
+    for (role, email) in [("owner", "owner@lotos.demo"), ("admin", "admin@lotos.demo")] {
+        let password = format!("demo-{}", &cli::new_secret()?[..10]);
+        cli::user_add(
+            &gateway.store,
+            partner.0,
+            email,
+            role.parse().map_err(anyhow::Error::msg)?,
+            Some(password.clone()),
+            None,
+            &loyalty_core::audit::Actor::system(),
+            gateway.engine.now_ms(),
+        )
+        .await?;
+        out[role] = json!({ "email": email, "password": password });
+    }
+    Ok(out)
 }
 
 /// A salon of the demo: roubles, points for a year, a point worth a rouble, half a bill at
