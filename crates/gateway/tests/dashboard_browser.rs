@@ -8,6 +8,7 @@ mod common;
 
 use common::browser::Browser;
 use common::web::{PASSWORD, salons, visit};
+use loyalty_core::LedgerStore;
 use loyalty_gateway::StartOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,6 +65,24 @@ async fn owner_admin_viewer_and_another_salon_in_a_real_browser() {
     b.find("#saved").await;
     b.wait_text("#versions", "v2").await;
     b.shot("program").await;
+
+    // The analytics page: its figures are the ledger's.
+    b.click("nav a[href='/analytics']").await;
+    let books = s
+        .gateway
+        .store
+        .account_totals(loyalty_core::PartnerId(s.a))
+        .await
+        .unwrap();
+    let digits = |t: String| t.chars().filter(char::is_ascii_digit).collect::<String>();
+    assert_eq!(digits(b.text("#issued").await), books.issued.0.to_string());
+    assert_eq!(
+        digits(b.text("#outstanding").await),
+        books.outstanding.0.to_string()
+    );
+    assert_eq!(digits(b.text("#spent").await), books.spent.0.to_string());
+    b.find("#points-chart rect[data-value]").await;
+    b.shot("analytics").await;
 
     // English by the switch, kept for the next page.
     b.click("header.top form[action='/lang/en'] button").await;

@@ -17,6 +17,7 @@
 //! ```
 
 mod access;
+mod analytics;
 mod audit;
 mod dashboard;
 mod desk;
@@ -45,6 +46,7 @@ use loyalty_core::StoreError;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
+pub use analytics::{Group, Linked, PointsFlow, share_bps};
 pub use dashboard::{ClientLine, ClientQuery, Overview};
 pub use gateway::{ConnectionSettings, CrmTokens, REJECTED_KEPT, RejectedDelivery};
 pub use services::{CatalogService, DirectoryEntry, DirectorySync, ServiceSync};

@@ -19,6 +19,7 @@ mod limit;
 mod pages;
 pub mod password;
 mod session;
+mod svg;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,7 +94,7 @@ impl Dashboard {
 /// The dashboard's routes. Requests that change something pass the origin check; errors are
 /// rendered as pages in the reader's language.
 pub fn router(dashboard: Arc<Dashboard>) -> Router {
-    use pages::{audit, clients, desk, home, login, program, team};
+    use pages::{analytics, audit, clients, desk, home, login, program, team};
     let pages = Router::new()
         .route("/", get(home::page))
         .route("/login", get(login::form).post(login::submit))
@@ -108,6 +109,8 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/clients/{id}/points", post(clients::points))
         .route("/desk", get(desk::page))
         .route("/desk/use", post(desk::use_code))
+        .route("/analytics", get(analytics::page))
+        .route("/analytics/{file}", get(analytics::csv))
         .route("/program", get(program::page))
         .route("/program/settings", post(program::settings))
         .route("/program/json", post(program::whole))

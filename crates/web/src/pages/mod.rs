@@ -1,6 +1,7 @@
 //! One module per area of the dashboard; each page a template in `templates/` with its struct
 //! here. [`Chrome`] is what every signed-in page's frame shows.
 
+pub mod analytics;
 pub mod audit;
 pub mod clients;
 pub mod desk;

@@ -1,0 +1,201 @@
+//! What the dashboard's analytics read from the ledger and the visit history: points by month,
+//! and clients who linked the bot beside those who did not. Each figure comes from one query
+//! here; the books' totals from `LedgerStore::account_totals`, the reminders' arms from
+//! `EngageStore::uplift_arms`.
+
+use loyalty_core::{PartnerId, StoreError};
+use serde::Serialize;
+
+use crate::rows::get;
+use crate::{SqlStore, db_err};
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// Points that moved in one period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PointsFlow {
+    /// Issued, net of reversals.
+    pub issued: i64,
+    /// Spent: rewards used and manual debits.
+    pub spent: i64,
+    pub expired: i64,
+}
+
+/// One group of clients (linked to the bot, or not) over their visits that came.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Group {
+    /// Visits old enough to tell a return within 60 days, and those followed by one.
+    pub visits_60: i64,
+    pub returned_60: i64,
+    pub visits_90: i64,
+    pub returned_90: i64,
+    /// Visits in the last 365 days, the clients they were of, and what their bills came to.
+    pub year_visits: i64,
+    pub year_clients: i64,
+    pub year_paid_minor: i64,
+}
+
+impl Group {
+    /// Share of visits followed by another within 60 days, in basis points.
+    pub fn return_60_bps(&self) -> Option<i64> {
+        share_bps(self.returned_60, self.visits_60)
+    }
+
+    pub fn return_90_bps(&self) -> Option<i64> {
+        share_bps(self.returned_90, self.visits_90)
+    }
+
+    /// Visits per client over the last year, in hundredths.
+    pub fn visits_per_year_x100(&self) -> Option<i64> {
+        (self.year_clients > 0)
+            .then(|| (self.year_visits * 100 + self.year_clients / 2) / self.year_clients)
+    }
+
+    /// The average bill over the last year, minor units, rounded half up.
+    pub fn average_check_minor(&self) -> Option<i64> {
+        (self.year_visits > 0)
+            .then(|| (self.year_paid_minor + self.year_visits / 2) / self.year_visits)
+    }
+}
+
+/// `part / whole` in basis points, rounded half up; `None` for an empty whole.
+pub fn share_bps(part: i64, whole: i64) -> Option<i64> {
+    (whole > 0).then(|| (part * 10_000 + whole / 2) / whole)
+}
+
+/// Clients who linked the bot against those who did not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Linked {
+    pub linked: Group,
+    pub not_linked: Group,
+}
+
+impl SqlStore {
+    /// Points issued, spent and expired in each period `[bounds[i], bounds[i + 1])`.
+    pub async fn points_by_period(
+        &self,
+        partner: PartnerId,
+        bounds: &[i64],
+    ) -> Result<Vec<PointsFlow>, StoreError> {
+        let periods = bounds.len().saturating_sub(1);
+        let mut out = vec![PointsFlow::default(); periods];
+        if periods == 0 {
+            return Ok(out);
+        }
+        // The period's index by the entry's time: bounds are bound as $2…, no text of ours.
+        let mut bucket = String::from("CASE");
+        for i in 0..periods {
+            bucket.push_str(&format!(" WHEN created_at_ms < ${} THEN {i}", i + 3));
+        }
+        bucket.push_str(" END");
+        let sql = format!(
+            "SELECT {bucket} AS period, \
+               CAST(SUM(CASE WHEN debit_account = 'program:issued' THEN amount \
+                             WHEN credit_account = 'program:issued' THEN -amount ELSE 0 END) \
+                    AS BIGINT) AS issued, \
+               CAST(SUM(CASE WHEN credit_account = 'program:redeemed' THEN amount ELSE 0 END) \
+                    AS BIGINT) AS spent, \
+               CAST(SUM(CASE WHEN credit_account = 'program:expired' THEN amount ELSE 0 END) \
+                    AS BIGINT) AS expired \
+             FROM ledger_entries WHERE partner_id = $1 AND created_at_ms >= $2 \
+               AND created_at_ms < ${} \
+             GROUP BY 1",
+            periods + 2
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(partner.0);
+        for b in bounds {
+            q = q.bind(*b);
+        }
+        for r in q.fetch_all(&self.pool).await.map_err(db_err)? {
+            let Some(i) = get::<Option<i64>>(&r, "period")? else {
+                continue;
+            };
+            if let Some(slot) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
+                *slot = PointsFlow {
+                    issued: get(&r, "issued")?,
+                    spent: get(&r, "spent")?,
+                    expired: get(&r, "expired")?,
+                };
+            }
+        }
+        Ok(out)
+    }
+
+    /// Visits that came, by whether their client has linked the bot (as of now): returns
+    /// within 60 and 90 days (counted over visits at least that old), and the last year's
+    /// visits, clients and bills.
+    pub async fn linked_vs_not(
+        &self,
+        partner: PartnerId,
+        now_ms: i64,
+    ) -> Result<Linked, StoreError> {
+        let rows = sqlx::query(
+            "WITH v AS ( \
+               SELECT r.client_id, r.visit_at_ms, r.paid_minor, \
+                 LEAD(r.visit_at_ms) OVER (PARTITION BY r.client_id ORDER BY r.visit_at_ms) \
+                   AS next_ms, \
+                 CASE WHEN c.telegram_chat_id IS NULL THEN 0 ELSE 1 END AS linked \
+               FROM crm_records r JOIN clients c ON c.id = r.client_id \
+               WHERE r.partner_id = $1 AND r.status = 'came' AND r.visit_at_ms IS NOT NULL \
+                 AND r.visit_at_ms <= $2) \
+             SELECT linked, \
+               CAST(SUM(CASE WHEN visit_at_ms <= $2 - $3 THEN 1 ELSE 0 END) AS BIGINT) AS v60, \
+               CAST(SUM(CASE WHEN visit_at_ms <= $2 - $3 AND next_ms - visit_at_ms <= $3 \
+                        THEN 1 ELSE 0 END) AS BIGINT) AS r60, \
+               CAST(SUM(CASE WHEN visit_at_ms <= $2 - $4 THEN 1 ELSE 0 END) AS BIGINT) AS v90, \
+               CAST(SUM(CASE WHEN visit_at_ms <= $2 - $4 AND next_ms - visit_at_ms <= $4 \
+                        THEN 1 ELSE 0 END) AS BIGINT) AS r90, \
+               CAST(SUM(CASE WHEN visit_at_ms > $2 - $5 THEN 1 ELSE 0 END) AS BIGINT) AS yv, \
+               COUNT(DISTINCT CASE WHEN visit_at_ms > $2 - $5 THEN client_id END) AS yc, \
+               CAST(SUM(CASE WHEN visit_at_ms > $2 - $5 THEN paid_minor ELSE 0 END) AS BIGINT) \
+                 AS yp \
+             FROM v GROUP BY linked",
+        )
+        .bind(partner.0)
+        .bind(now_ms)
+        .bind(60 * DAY_MS)
+        .bind(90 * DAY_MS)
+        .bind(365 * DAY_MS)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut out = Linked::default();
+        for r in &rows {
+            let g = Group {
+                visits_60: get(r, "v60")?,
+                returned_60: get(r, "r60")?,
+                visits_90: get(r, "v90")?,
+                returned_90: get(r, "r90")?,
+                year_visits: get(r, "yv")?,
+                year_clients: get(r, "yc")?,
+                year_paid_minor: get(r, "yp")?,
+            };
+            if get::<i64>(r, "linked")? == 1 {
+                out.linked = g;
+            } else {
+                out.not_linked = g;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_and_averages_round_half_up() {
+        assert_eq!(share_bps(1, 3), Some(3333));
+        assert_eq!(share_bps(2, 3), Some(6667));
+        assert_eq!(share_bps(0, 0), None);
+        let g = Group {
+            year_visits: 3,
+            year_clients: 2,
+            year_paid_minor: 1_000,
+            ..Group::default()
+        };
+        assert_eq!(g.visits_per_year_x100(), Some(150));
+        assert_eq!(g.average_check_minor(), Some(333));
+    }
+}

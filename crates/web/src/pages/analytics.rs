@@ -1,0 +1,470 @@
+//! Analytics (the Pro plan; every role): is the program worth it? The books (points issued,
+//! spent, expired, outstanding, the liability in money, the redemption rate) and their months;
+//! clients who linked the bot beside those who did not (an association); the reminders against
+//! their control group (the causal figure) and what that return is worth. [`figures`] is the
+//! one path every number on the page and in its CSVs comes from.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{Datelike, NaiveDate};
+use loyalty_core::audit::Capability;
+use loyalty_core::{Currency, LedgerStore};
+use loyalty_engage::store::EngageStore;
+use loyalty_engage::uplift::{Arm, newcombe};
+use loyalty_store::{Group, Linked, PointsFlow, share_bps};
+
+use super::{Chrome, html, money, number};
+use crate::i18n::Lang;
+use crate::session::Staff;
+use crate::svg::{Series, bars};
+use crate::{Dashboard, WebError};
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+/// A return counts within this many days of a reminder (as `analytics uplift`'s default).
+pub const UPLIFT_WINDOW_DAYS: i64 = 30;
+
+/// One trigger's reminders against its control group.
+pub struct TriggerUplift {
+    pub trigger: String,
+    pub treated: Arm,
+    pub control: Arm,
+    /// Treated − control return rate, and its 95 % interval, in basis points.
+    pub difference_bps: Option<i64>,
+    pub interval_bps: Option<(i64, i64)>,
+    pub conclusive: bool,
+    /// Extra visits the reminders brought (difference × those sent), in hundredths.
+    pub extra_visits_x100: i64,
+}
+
+/// Every figure of the page.
+pub struct Figures {
+    pub currency: Currency,
+    pub issued: i64,
+    pub spent: i64,
+    pub expired: i64,
+    pub outstanding: i64,
+    pub pending: i64,
+    pub held: i64,
+    /// The outstanding points in money (minor units).
+    pub liability_minor: i64,
+    pub redemption_bps: Option<i64>,
+    /// `MM.YYYY` of the last 12 months in the salon's time, oldest first.
+    pub months: Vec<String>,
+    pub by_month: Vec<PointsFlow>,
+    pub linked: Linked,
+    pub uplift: Vec<TriggerUplift>,
+    /// The average bill of the last year over every client, minor units.
+    pub average_check_minor: Option<i64>,
+    /// What the reminders' extra visits are worth (extra visits × the average bill).
+    pub return_minor: i64,
+    /// What the points spent over the last 12 months were worth.
+    pub spent_12m_minor: i64,
+}
+
+/// The first moment of each of the last 12 months and of the next, in the salon's time.
+fn month_bounds(now_ms: i64, utc_offset_minutes: i32) -> (Vec<i64>, Vec<String>) {
+    let offset_ms = i64::from(utc_offset_minutes) * 60_000;
+    let local = chrono::DateTime::from_timestamp_millis(now_ms + offset_ms)
+        .map(|t| t.date_naive())
+        .unwrap_or_default();
+    let (mut y, mut m) = (local.year(), local.month());
+    // Back 11 months.
+    for _ in 0..11 {
+        if m == 1 {
+            y -= 1;
+            m = 12;
+        } else {
+            m -= 1;
+        }
+    }
+    let mut bounds = Vec::with_capacity(13);
+    let mut labels = Vec::with_capacity(12);
+    for i in 0..13 {
+        let start = NaiveDate::from_ymd_opt(y, m, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc().timestamp_millis() - offset_ms)
+            .unwrap_or(now_ms);
+        bounds.push(start);
+        if i < 12 {
+            labels.push(format!("{m:02}.{y}"));
+        }
+        if m == 12 {
+            y += 1;
+            m = 1;
+        } else {
+            m += 1;
+        }
+    }
+    (bounds, labels)
+}
+
+fn rounded(x: f64) -> i64 {
+    (x * 10_000.0).round() as i64
+}
+
+/// The page's figures, from the ledger, the visit history and the reminders' records.
+pub async fn figures(dash: &Dashboard, staff: &Staff) -> Result<Figures, WebError> {
+    let partner = staff.partner.id;
+    let program = &staff.partner.program;
+    let now = dash.now_ms();
+    let store = dash.store.as_ref();
+    let totals = store.account_totals(partner).await?;
+    let (bounds, months) = month_bounds(now, program.utc_offset_minutes);
+    let by_month = store.points_by_period(partner, &bounds).await?;
+    let linked = store.linked_vs_not(partner, now).await?;
+    let everyone = Group {
+        year_visits: linked.linked.year_visits + linked.not_linked.year_visits,
+        year_clients: linked.linked.year_clients + linked.not_linked.year_clients,
+        year_paid_minor: linked.linked.year_paid_minor + linked.not_linked.year_paid_minor,
+        ..Group::default()
+    };
+    let average_check_minor = everyone.average_check_minor();
+    let arms = store
+        .uplift_arms(Some(partner), now, UPLIFT_WINDOW_DAYS * DAY_MS)
+        .await?;
+    let uplift: Vec<TriggerUplift> = arms
+        .into_iter()
+        .map(|a| {
+            let u = newcombe(a.treated, a.control);
+            let difference_bps = u.map(|u| rounded(u.difference));
+            TriggerUplift {
+                extra_visits_x100: difference_bps
+                    .map_or(0, |d| (d * a.treated.n as i64 + 50) / 100),
+                trigger: a.trigger,
+                treated: a.treated,
+                control: a.control,
+                difference_bps,
+                interval_bps: u.map(|u| (rounded(u.low), rounded(u.high))),
+                conclusive: u.is_some_and(|u| u.excludes_zero()),
+            }
+        })
+        .collect();
+    let extra_x100: i64 = uplift.iter().map(|u| u.extra_visits_x100).sum();
+    let return_minor = average_check_minor.map_or(0, |c| (extra_x100 * c + 50) / 100);
+    let spent_12m: i64 = by_month.iter().map(|m| m.spent).sum();
+    Ok(Figures {
+        currency: program.currency,
+        issued: totals.issued.0,
+        spent: totals.spent.0,
+        expired: totals.expired.0,
+        outstanding: totals.outstanding.0,
+        pending: totals.pending.0,
+        held: totals.held.0,
+        liability_minor: totals.outstanding.0.max(0) * program.point_value_minor,
+        redemption_bps: share_bps(totals.spent.0, totals.issued.0),
+        months,
+        by_month,
+        linked,
+        uplift,
+        average_check_minor,
+        return_minor,
+        spent_12m_minor: spent_12m * program.point_value_minor,
+    })
+}
+
+/// Basis points as a percentage: 1818 → `18.2 %`.
+fn pct(bps: Option<i64>) -> String {
+    match bps {
+        None => "—".into(),
+        Some(b) => {
+            let tenths = (b.abs() + 5) / 10;
+            let sign = if b < 0 { "-" } else { "" };
+            format!("{sign}{}.{} %", tenths / 10, tenths % 10)
+        }
+    }
+}
+
+fn hundredths(x: Option<i64>) -> String {
+    match x {
+        None => "—".into(),
+        Some(v) => format!("{}.{:02}", v / 100, v % 100),
+    }
+}
+
+pub struct GroupRow {
+    pub name: &'static str,
+    pub clients: String,
+    pub return_60: String,
+    pub return_90: String,
+    pub visits_per_year: String,
+    pub average_check: String,
+}
+
+pub struct MonthRow {
+    pub month: String,
+    pub issued: String,
+    pub spent: String,
+    pub expired: String,
+}
+
+pub struct UpliftRow {
+    pub trigger: String,
+    pub sent: String,
+    pub sent_rate: String,
+    pub control: String,
+    pub control_rate: String,
+    pub difference: String,
+    pub interval: String,
+    pub conclusive: bool,
+}
+
+#[derive(Template)]
+#[template(path = "analytics.html")]
+struct Page {
+    c: Chrome,
+    issued: String,
+    spent: String,
+    expired: String,
+    outstanding: String,
+    pending_held: String,
+    liability: String,
+    redemption: String,
+    points_chart: String,
+    months: Vec<MonthRow>,
+    groups: Vec<GroupRow>,
+    return_chart: String,
+    uplift: Vec<UpliftRow>,
+    return_money: String,
+    spent_money: String,
+    average_check: String,
+}
+
+fn group_row(name: &'static str, g: &Group, currency: Currency) -> GroupRow {
+    GroupRow {
+        name,
+        clients: number(g.year_clients),
+        return_60: pct(g.return_60_bps()),
+        return_90: pct(g.return_90_bps()),
+        visits_per_year: hundredths(g.visits_per_year_x100()),
+        average_check: g
+            .average_check_minor()
+            .map_or_else(|| "—".into(), |c| money(c, currency)),
+    }
+}
+
+pub async fn page(State(dash): State<Arc<Dashboard>>, staff: Staff) -> Result<Response, WebError> {
+    staff.plan(Capability::Analytics)?;
+    let f = figures(&dash, &staff).await?;
+    let w = staff.lang.words();
+    let cur = f.currency;
+    let points_chart = bars(
+        "points-chart",
+        w.points_by_month,
+        &f.months,
+        &[
+            Series {
+                name: w.issued,
+                colour: "#7a3cf0",
+                values: f.by_month.iter().map(|m| m.issued).collect(),
+            },
+            Series {
+                name: w.spent,
+                colour: "#1f8a4c",
+                values: f.by_month.iter().map(|m| m.spent).collect(),
+            },
+            Series {
+                name: w.expired,
+                colour: "#b42318",
+                values: f.by_month.iter().map(|m| m.expired).collect(),
+            },
+        ],
+        number,
+    );
+    let return_chart = bars(
+        "return-chart",
+        w.return_rates,
+        &[w.linked_group.to_owned(), w.not_linked_group.to_owned()],
+        &[
+            Series {
+                name: w.return_60,
+                colour: "#7a3cf0",
+                values: vec![
+                    f.linked.linked.return_60_bps().unwrap_or(0),
+                    f.linked.not_linked.return_60_bps().unwrap_or(0),
+                ],
+            },
+            Series {
+                name: w.return_90,
+                colour: "#c0a2f7",
+                values: vec![
+                    f.linked.linked.return_90_bps().unwrap_or(0),
+                    f.linked.not_linked.return_90_bps().unwrap_or(0),
+                ],
+            },
+        ],
+        |b| pct(Some(b)),
+    );
+    html(&Page {
+        c: Chrome::new(&staff, "analytics"),
+        issued: number(f.issued),
+        spent: number(f.spent),
+        expired: number(f.expired),
+        outstanding: number(f.outstanding),
+        pending_held: format!("{} / {}", number(f.pending), number(f.held)),
+        liability: money(f.liability_minor, cur),
+        redemption: pct(f.redemption_bps),
+        points_chart,
+        months: f
+            .months
+            .iter()
+            .zip(&f.by_month)
+            .map(|(m, p)| MonthRow {
+                month: m.clone(),
+                issued: number(p.issued),
+                spent: number(p.spent),
+                expired: number(p.expired),
+            })
+            .collect(),
+        groups: vec![
+            group_row(w.linked_group, &f.linked.linked, cur),
+            group_row(w.not_linked_group, &f.linked.not_linked, cur),
+        ],
+        return_chart,
+        uplift: f
+            .uplift
+            .iter()
+            .map(|u| UpliftRow {
+                trigger: u.trigger.clone(),
+                sent: format!("{} / {}", u.treated.returned, u.treated.n),
+                sent_rate: pct(share_bps(u.treated.returned as i64, u.treated.n as i64)),
+                control: format!("{} / {}", u.control.returned, u.control.n),
+                control_rate: pct(share_bps(u.control.returned as i64, u.control.n as i64)),
+                difference: pct(u.difference_bps),
+                interval: u.interval_bps.map_or_else(
+                    || "—".into(),
+                    |(l, h)| format!("{} … {}", pct(Some(l)), pct(Some(h))),
+                ),
+                conclusive: u.conclusive,
+            })
+            .collect(),
+        return_money: money(f.return_minor.max(0), cur),
+        spent_money: money(f.spent_12m_minor, cur),
+        average_check: f
+            .average_check_minor
+            .map_or_else(|| "—".into(), |c| money(c, cur)),
+    })
+}
+
+/// The numbers behind a chart or table as CSV (`;`-separated for Russian spreadsheets when the
+/// reader is Russian, `,` otherwise), named by what it holds.
+pub async fn csv(
+    State(dash): State<Arc<Dashboard>>,
+    staff: Staff,
+    Path(name): Path<String>,
+) -> Result<Response, WebError> {
+    staff.plan(Capability::Analytics)?;
+    let f = figures(&dash, &staff).await?;
+    let sep = if staff.lang == Lang::Ru { ';' } else { ',' };
+    let mut out = String::new();
+    let mut line = |cells: &[String]| {
+        out.push_str(&cells.join(&sep.to_string()));
+        out.push_str("\r\n");
+    };
+    match name.as_str() {
+        "points.csv" => {
+            line(&[
+                "month".into(),
+                "issued".into(),
+                "spent".into(),
+                "expired".into(),
+            ]);
+            for (m, p) in f.months.iter().zip(&f.by_month) {
+                line(&[
+                    m.clone(),
+                    p.issued.to_string(),
+                    p.spent.to_string(),
+                    p.expired.to_string(),
+                ]);
+            }
+        }
+        "linked.csv" => {
+            line(&[
+                "group".into(),
+                "clients_last_year".into(),
+                "visits_60".into(),
+                "returned_60".into(),
+                "visits_90".into(),
+                "returned_90".into(),
+                "visits_last_year".into(),
+                "paid_minor_last_year".into(),
+            ]);
+            for (name, g) in [
+                ("linked", f.linked.linked),
+                ("not_linked", f.linked.not_linked),
+            ] {
+                line(&[
+                    name.into(),
+                    g.year_clients.to_string(),
+                    g.visits_60.to_string(),
+                    g.returned_60.to_string(),
+                    g.visits_90.to_string(),
+                    g.returned_90.to_string(),
+                    g.year_visits.to_string(),
+                    g.year_paid_minor.to_string(),
+                ]);
+            }
+        }
+        "reminders.csv" => {
+            line(&[
+                "trigger".into(),
+                "sent".into(),
+                "sent_returned".into(),
+                "control".into(),
+                "control_returned".into(),
+                "difference_bps".into(),
+                "low_bps".into(),
+                "high_bps".into(),
+            ]);
+            for u in &f.uplift {
+                let opt = |x: Option<i64>| x.map(|v| v.to_string()).unwrap_or_default();
+                line(&[
+                    u.trigger.clone(),
+                    u.treated.n.to_string(),
+                    u.treated.returned.to_string(),
+                    u.control.n.to_string(),
+                    u.control.returned.to_string(),
+                    opt(u.difference_bps),
+                    opt(u.interval_bps.map(|i| i.0)),
+                    opt(u.interval_bps.map(|i| i.1)),
+                ]);
+            }
+        }
+        _ => return Err(WebError::NotFound),
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        out,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_start_at_local_midnight_on_the_first() {
+        // 2026-12-04 12:00 UTC, Moscow (+3).
+        let now = 1_796_385_600_000;
+        let (bounds, labels) = month_bounds(now, 180);
+        assert_eq!(labels.first().unwrap(), "01.2026");
+        assert_eq!(labels.last().unwrap(), "12.2026");
+        assert_eq!(bounds.len(), 13);
+        // 2026-12-01 00:00 in Moscow is 2026-11-30 21:00 UTC.
+        assert_eq!(bounds[11], 1_796_072_400_000);
+        assert!(bounds[12] > now && bounds[11] <= now);
+        assert_eq!(pct(Some(1818)), "18.2 %");
+        assert_eq!(pct(Some(-250)), "-2.5 %");
+        assert_eq!(hundredths(Some(150)), "1.50");
+    }
+}
