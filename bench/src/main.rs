@@ -13,6 +13,7 @@
 //!    latency measured from the scheduled start) gives the latency figures.
 //! 4. Prints a table, then one JSON object, last.
 
+mod dashboard;
 mod engage;
 mod fake_crm;
 mod import;
@@ -655,7 +656,7 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(6_000);
     let sections = std::env::var("BENCH_SECTIONS")
-        .unwrap_or_else(|_| "ingest,sync,models,engage,import".into());
+        .unwrap_or_else(|_| "ingest,sync,models,engage,import,dashboard".into());
     if sections.split(',').any(|s| s.trim() == "ingest") {
         let db = Database::create(&admin, "bench").await?;
         let result = bench(&db, &gateway_bin, scale).await;
@@ -671,6 +672,10 @@ async fn main() -> anyhow::Result<()> {
     }
     if sections.split(',').any(|s| s.trim() == "engage") {
         let figures = engage::run(&admin, &gateway_bin).await?;
+        println!("{figures}");
+    }
+    if sections.split(',').any(|s| s.trim() == "dashboard") {
+        let figures = dashboard::run(&admin, &gateway_bin).await?;
         println!("{figures}");
     }
     if sections.split(',').any(|s| s.trim() == "import") {

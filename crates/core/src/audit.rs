@@ -172,10 +172,12 @@ pub enum AuditAction {
     UserAdded,
     /// A dashboard user removed, their sessions revoked.
     UserRemoved,
+    /// The clients list (personal data) exported from the dashboard.
+    ClientsExported,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 11] = [
+    pub const ALL: [AuditAction; 12] = [
         AuditAction::ManualAccrual,
         AuditAction::ManualDebit,
         AuditAction::CodeUsed,
@@ -187,6 +189,7 @@ impl AuditAction {
         AuditAction::FileImported,
         AuditAction::UserAdded,
         AuditAction::UserRemoved,
+        AuditAction::ClientsExported,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -202,6 +205,7 @@ impl AuditAction {
             AuditAction::FileImported => "file_imported",
             AuditAction::UserAdded => "user_added",
             AuditAction::UserRemoved => "user_removed",
+            AuditAction::ClientsExported => "clients_exported",
         }
     }
 

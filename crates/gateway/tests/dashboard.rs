@@ -17,7 +17,7 @@ use reqwest::StatusCode;
 /// The hidden key the client's card gives its points form.
 fn form_key(body: &str) -> String {
     let at = body.find("name=\"key\" value=\"").expect("the form's key") + 18;
-    body[at..at + 64].to_owned()
+    body[at..at + body[at..].find('"').unwrap()].to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -662,4 +662,62 @@ async fn the_demo_serves_its_salons_dashboard_until_ctrl_c() {
         .await
         .unwrap();
     assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desk_enters_a_visit_exports_clients_and_sees_the_integration() {
+    let s = salons(StartOptions::default()).await;
+    let mut desk = s.web("desk@lotos.ru").await;
+    let page = desk.get("/desk").await;
+    assert!(page.body.contains("id=\"desk-visit\""), "no CRM reports visits here");
+    let at = page.body.find("form class=\"card row\" method=\"post\" action=\"/desk/visit\"").unwrap();
+    let key = form_key(&page.body[at..]);
+    assert_eq!(key.len(), 24);
+    let form = [
+        ("phone", "8 (903) 555-00-09"),
+        ("bill", "2 000"),
+        ("service", "Маникюр"),
+        ("name", "Вера"),
+        ("key", key.as_str()),
+    ];
+    let entered = desk.post("/desk/visit", &form).await;
+    assert_eq!(entered.status, StatusCode::SEE_OTHER, "{}", entered.body);
+    let card = desk.get(entered.location().unwrap()).await;
+    assert!(card.body.contains("+79035550009") && card.body.contains("Маникюр"));
+    let client: i64 = entered.location().unwrap()[9..]
+        .split('?')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(s.balance(s.a, client).await, 100, "5 % of 2,000 roubles");
+    // Pressed twice: one visit.
+    desk.post("/desk/visit", &form).await;
+    assert_eq!(s.balance(s.a, client).await, 100);
+    let bad = desk
+        .post("/desk/visit", &[("phone", "12"), ("bill", "5"), ("key", "k2")])
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // The export: every client, the audit log says who took it.
+    let csv = desk.get("/clients/export.csv").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines[0], "phone,name,telegram,level,balance,visits,last_visit");
+    assert_eq!(lines.len(), 3, "Анна and Вера: {}", csv.body);
+    assert!(csv.body.contains("+79035550009,\"Вера\",no,\"\",100,1,"));
+    assert!(!csv.body.contains("+79161230002"), "not another salon's");
+    let log = s.gateway.store.audit_log(PartnerId(s.a), 5).await.unwrap();
+    assert_eq!(log[0].action, AuditAction::ClientsExported);
+    assert_eq!(log[0].actor.name, "desk@lotos.ru");
+    assert_eq!(log[0].detail["clients"], 2);
+    let mut eyes = s.web("eyes@lotos.ru").await;
+    assert_eq!(eyes.get("/clients/export.csv").await.status, StatusCode::FORBIDDEN);
+
+    // The integration: the desk connection, no refused deliveries.
+    let health = desk.get("/health").await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert!(health.body.contains("desk") && health.body.contains("id=\"no-rejected\""));
+    s.finish().await;
 }

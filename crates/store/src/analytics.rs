@@ -21,6 +21,19 @@ pub struct PointsFlow {
     pub expired: i64,
 }
 
+/// The books: all-time totals and the flows of each period asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Books {
+    pub issued: i64,
+    pub spent: i64,
+    pub expired: i64,
+    pub held: i64,
+    pub pending: i64,
+    /// On the clients' accounts.
+    pub outstanding: i64,
+    pub periods: Vec<PointsFlow>,
+}
+
 /// One group of clients (linked to the bot, or not) over their visits that came.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Group {
@@ -71,23 +84,30 @@ pub struct Linked {
 }
 
 impl SqlStore {
-    /// Points issued, spent and expired in each period `[bounds[i], bounds[i + 1])`.
+    /// The books in one pass over the partner's ledger: points issued, spent and expired in
+    /// each period `[bounds[i], bounds[i + 1])`, and all-time totals by the ledger's identity
+    /// (`issued = outstanding + pending + held + spent + expired`).
     pub async fn points_by_period(
         &self,
         partner: PartnerId,
         bounds: &[i64],
-    ) -> Result<Vec<PointsFlow>, StoreError> {
+    ) -> Result<Books, StoreError> {
         let periods = bounds.len().saturating_sub(1);
-        let mut out = vec![PointsFlow::default(); periods];
-        if periods == 0 {
-            return Ok(out);
-        }
-        // The period's index by the entry's time: bounds are bound as $2…, no text of ours.
+        let mut books = Books {
+            periods: vec![PointsFlow::default(); periods],
+            ..Books::default()
+        };
+        // The period's index by the entry's time (-1 before the first, `periods` after the
+        // last): bounds are bound as $2…, no text of ours.
         let mut bucket = String::from("CASE");
-        for i in 0..periods {
-            bucket.push_str(&format!(" WHEN created_at_ms < ${} THEN {i}", i + 3));
+        for i in 0..=periods {
+            bucket.push_str(&format!(
+                " WHEN created_at_ms < ${} THEN {}",
+                i + 2,
+                i as i64 - 1
+            ));
         }
-        bucket.push_str(" END");
+        bucket.push_str(&format!(" ELSE {periods} END"));
         let sql = format!(
             "SELECT {bucket} AS period, \
                CAST(SUM(CASE WHEN debit_account = 'program:issued' THEN amount \
@@ -96,29 +116,40 @@ impl SqlStore {
                CAST(SUM(CASE WHEN credit_account = 'program:redeemed' THEN amount ELSE 0 END) \
                     AS BIGINT) AS spent, \
                CAST(SUM(CASE WHEN credit_account = 'program:expired' THEN amount ELSE 0 END) \
-                    AS BIGINT) AS expired \
-             FROM ledger_entries WHERE partner_id = $1 AND created_at_ms >= $2 \
-               AND created_at_ms < ${} \
-             GROUP BY 1",
-            periods + 2
+                    AS BIGINT) AS expired, \
+               CAST(SUM(CASE WHEN credit_account LIKE 'hold:%' THEN amount \
+                             WHEN debit_account LIKE 'hold:%' THEN -amount ELSE 0 END) \
+                    AS BIGINT) AS held, \
+               CAST(SUM(CASE WHEN credit_account LIKE 'pending:%' THEN amount \
+                             WHEN debit_account LIKE 'pending:%' THEN -amount ELSE 0 END) \
+                    AS BIGINT) AS pending \
+             FROM ledger_entries WHERE partner_id = $1 GROUP BY 1"
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(partner.0);
         for b in bounds {
             q = q.bind(*b);
         }
         for r in q.fetch_all(&self.pool).await.map_err(db_err)? {
-            let Some(i) = get::<Option<i64>>(&r, "period")? else {
-                continue;
+            let flow = PointsFlow {
+                issued: get(&r, "issued")?,
+                spent: get(&r, "spent")?,
+                expired: get(&r, "expired")?,
             };
-            if let Some(slot) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
-                *slot = PointsFlow {
-                    issued: get(&r, "issued")?,
-                    spent: get(&r, "spent")?,
-                    expired: get(&r, "expired")?,
-                };
+            books.issued += flow.issued;
+            books.spent += flow.spent;
+            books.expired += flow.expired;
+            books.held += get::<i64>(&r, "held")?;
+            books.pending += get::<i64>(&r, "pending")?;
+            let i: Option<i64> = get(&r, "period")?;
+            if let Some(slot) = i
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| books.periods.get_mut(i))
+            {
+                *slot = flow;
             }
         }
-        Ok(out)
+        books.outstanding = books.issued - books.pending - books.held - books.spent - books.expired;
+        Ok(books)
     }
 
     /// Visits that came, by whether their client has linked the bot (as of now): returns

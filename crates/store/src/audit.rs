@@ -36,6 +36,21 @@ where
     Ok(())
 }
 
+impl SqlStore {
+    /// Appends one line to the audit log on its own, for what changes nothing else (an
+    /// export of personal data).
+    pub async fn audit_now(
+        &self,
+        partner: PartnerId,
+        actor: &Actor,
+        action: AuditAction,
+        detail: &Value,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        append(&self.pool, partner, actor, action, detail, at_ms).await
+    }
+}
+
 pub(crate) fn plan_from(text: &str) -> Result<Plan, StoreError> {
     text.parse()
         .map_err(|_| StoreError::Corrupt(format!("plan {text:?}")))

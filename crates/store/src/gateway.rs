@@ -262,12 +262,22 @@ impl SqlStore {
         &self,
         limit: u32,
     ) -> Result<Vec<RejectedDelivery>, StoreError> {
+        self.rejected_of(None, limit).await
+    }
+
+    /// The latest refused deliveries, of one partner or of all.
+    pub async fn rejected_of(
+        &self,
+        partner: Option<PartnerId>,
+        limit: u32,
+    ) -> Result<Vec<RejectedDelivery>, StoreError> {
         let rows = sqlx::query(
             "SELECT partner_id, connection_id, crm, http_status, reason, content_type, \
              body_bytes, body_excerpt, received_at_ms FROM rejected_deliveries \
-             ORDER BY id DESC LIMIT $1",
+             WHERE ($2 = 0 OR partner_id = $2) ORDER BY id DESC LIMIT $1",
         )
         .bind(i64::from(limit))
+        .bind(partner.map_or(0, |p| p.0))
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;

@@ -94,7 +94,7 @@ impl Dashboard {
 /// The dashboard's routes. Requests that change something pass the origin check; errors are
 /// rendered as pages in the reader's language.
 pub fn router(dashboard: Arc<Dashboard>) -> Router {
-    use pages::{analytics, audit, clients, desk, home, login, program, team};
+    use pages::{analytics, audit, clients, desk, health, home, login, program, team};
     let pages = Router::new()
         .route("/", get(home::page))
         .route("/login", get(login::form).post(login::submit))
@@ -105,12 +105,15 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
             get(team::invite_form).post(team::invite_accept),
         )
         .route("/clients", get(clients::list))
+        .route("/clients/export.csv", get(clients::export))
         .route("/clients/{id}", get(clients::show))
         .route("/clients/{id}/points", post(clients::points))
         .route("/desk", get(desk::page))
         .route("/desk/use", post(desk::use_code))
+        .route("/desk/visit", post(desk::visit))
         .route("/analytics", get(analytics::page))
         .route("/analytics/{file}", get(analytics::csv))
+        .route("/health", get(health::page))
         .route("/program", get(program::page))
         .route("/program/settings", post(program::settings))
         .route("/program/json", post(program::whole))

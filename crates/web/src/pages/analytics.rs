@@ -11,8 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{Datelike, NaiveDate};
+use loyalty_core::Currency;
 use loyalty_core::audit::Capability;
-use loyalty_core::{Currency, LedgerStore};
 use loyalty_engage::store::EngageStore;
 use loyalty_engage::uplift::{Arm, newcombe};
 use loyalty_store::{Group, Linked, PointsFlow, share_bps};
@@ -112,9 +112,8 @@ pub async fn figures(dash: &Dashboard, staff: &Staff) -> Result<Figures, WebErro
     let program = &staff.partner.program;
     let now = dash.now_ms();
     let store = dash.store.as_ref();
-    let totals = store.account_totals(partner).await?;
     let (bounds, months) = month_bounds(now, program.utc_offset_minutes);
-    let by_month = store.points_by_period(partner, &bounds).await?;
+    let books = store.points_by_period(partner, &bounds).await?;
     let linked = store.linked_vs_not(partner, now).await?;
     let everyone = Group {
         year_visits: linked.linked.year_visits + linked.not_linked.year_visits,
@@ -145,19 +144,19 @@ pub async fn figures(dash: &Dashboard, staff: &Staff) -> Result<Figures, WebErro
         .collect();
     let extra_x100: i64 = uplift.iter().map(|u| u.extra_visits_x100).sum();
     let return_minor = average_check_minor.map_or(0, |c| (extra_x100 * c + 50) / 100);
-    let spent_12m: i64 = by_month.iter().map(|m| m.spent).sum();
+    let spent_12m: i64 = books.periods.iter().map(|m| m.spent).sum();
     Ok(Figures {
         currency: program.currency,
-        issued: totals.issued.0,
-        spent: totals.spent.0,
-        expired: totals.expired.0,
-        outstanding: totals.outstanding.0,
-        pending: totals.pending.0,
-        held: totals.held.0,
-        liability_minor: totals.outstanding.0.max(0) * program.point_value_minor,
-        redemption_bps: share_bps(totals.spent.0, totals.issued.0),
+        issued: books.issued,
+        spent: books.spent,
+        expired: books.expired,
+        outstanding: books.outstanding,
+        pending: books.pending,
+        held: books.held,
+        liability_minor: books.outstanding.max(0) * program.point_value_minor,
+        redemption_bps: share_bps(books.spent, books.issued),
         months,
-        by_month,
+        by_month: books.periods,
         linked,
         uplift,
         average_check_minor,

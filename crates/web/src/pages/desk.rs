@@ -9,11 +9,11 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use loyalty_core::code::Code;
 use loyalty_core::redemption::{Redemption, RedemptionStatus};
-use loyalty_core::{ClientStore, RewardStore};
+use loyalty_core::{ClientStore, PartnerStore, RewardStore};
 use serde::Deserialize;
 
 use super::{Chrome, html, money, parse_money, when};
-use crate::session::Staff;
+use crate::session::{Staff, new_token};
 use crate::{Dashboard, WebError};
 
 #[derive(Deserialize, Default)]
@@ -42,6 +42,8 @@ pub struct CodeCard {
 #[template(path = "desk.html")]
 struct Desk {
     c: Chrome,
+    /// The visit form, with its key, where no CRM of the salon reports visits.
+    visit_key: Option<String>,
     typed: String,
     card: Option<CodeCard>,
     unknown: bool,
@@ -78,8 +80,19 @@ pub async fn page(
             Some((code, r)) => card = Some(code_card(&dash, &staff, code, &r).await?),
         }
     }
+    let reported = PartnerStore::connections_of(dash.store.as_ref(), staff.partner.id)
+        .await?
+        .iter()
+        .any(|c| c.kind.reports_visits());
+    let visit_key = if reported {
+        None
+    } else {
+        let token = new_token().map_err(|e| WebError::Internal(e.to_string()))?;
+        Some(token[..24].to_owned())
+    };
     html(&Desk {
         c: Chrome::new(&staff, "desk"),
+        visit_key,
         typed,
         card,
         unknown,
@@ -152,4 +165,55 @@ pub async fn use_code(
     };
     staff.engine(&dash).use_code_at_desk(&code, bill).await?;
     Ok(Redirect::to(&format!("/desk?code={code}&used=1")).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct VisitForm {
+    phone: String,
+    bill: String,
+    #[serde(default)]
+    service: String,
+    #[serde(default)]
+    name: String,
+    key: String,
+}
+
+/// A visit entered at the desk, for salons whose CRM reports none (DIKIDI, paper): the same
+/// engine path as `visit add` and the bot's `/visit`; the form's key makes a second press the
+/// same visit. Then the client's card.
+pub async fn visit(
+    State(dash): State<Arc<Dashboard>>,
+    staff: Staff,
+    Form(f): Form<VisitForm>,
+) -> Result<Response, WebError> {
+    staff.desk()?;
+    let program = &staff.partner.program;
+    let phone = loyalty_core::Phone::parse(&f.phone, program.country)
+        .map_err(|e| WebError::BadInput(format!("{}: {e}", f.phone.trim())))?;
+    let paid_minor = parse_money(&f.bill, program.currency)
+        .ok_or_else(|| WebError::BadInput(format!("{:?}", f.bill.trim())))?;
+    let key = f.key.trim();
+    if key.is_empty() || key.len() > 64 || key.contains(char::is_whitespace) {
+        return Err(WebError::BadInput("key".into()));
+    }
+    let optional = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+    let engine = staff.engine(&dash);
+    let desk = engine.desk(staff.partner.id, false).await?;
+    engine
+        .desk_visit(
+            &desk,
+            &loyalty_core::engine::DeskVisit {
+                phone: phone.clone(),
+                name: optional(&f.name),
+                paid_minor,
+                service: optional(&f.service),
+                master: None,
+                key: format!("dash-{key}"),
+            },
+        )
+        .await?;
+    let client = ClientStore::client_by_phone(dash.store.as_ref(), staff.partner.id, &phone)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    Ok(Redirect::to(&format!("/clients/{}?posted=1", client.id.0)).into_response())
 }

@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod audit;
 pub mod clients;
 pub mod desk;
+pub mod health;
 pub mod home;
 pub mod login;
 pub mod program;
