@@ -196,6 +196,25 @@ pub trait AccessStore: Send + Sync {
     ) -> Result<Option<StaffUser>, StoreError>;
 }
 
+/// How long a sign-in link sent by the bot works.
+pub const SIGN_IN_MINUTES: i64 = 10;
+
+/// A one-time sign-in link made for a staff member's Telegram chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInLink {
+    pub salon: String,
+    pub email: String,
+    pub url: String,
+}
+
+/// What the bot asks of the dashboard when a staff member sends `/login`: a link for each
+/// dashboard user linked to the chat, usable once, for a few minutes. Empty: the chat is no
+/// user's.
+#[async_trait]
+pub trait SignInLinks: Send + Sync {
+    async fn sign_in_links(&self, chat: i64) -> Result<Vec<SignInLink>, StoreError>;
+}
+
 /// An e-mail as stored and compared: trimmed, lower case; `None` when it is not one.
 pub fn normal_email(raw: &str) -> Option<String> {
     let e = raw.trim().to_lowercase();

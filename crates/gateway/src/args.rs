@@ -181,6 +181,19 @@ pub(crate) enum UserCmd {
         #[arg(long)]
         partner: i64,
     },
+    /// Link a user to their Telegram chat: `/login` in the bot then answers with a one-time
+    /// link that signs them in (no password needed). The chat id is what the bot replies to.
+    Chat {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        email: String,
+        #[arg(long, allow_hyphen_values = true, required_unless_present = "unlink")]
+        chat: Option<i64>,
+        /// Unlink the chat instead.
+        #[arg(long, conflicts_with = "chat")]
+        unlink: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

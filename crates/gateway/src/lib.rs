@@ -185,7 +185,15 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
                         Arc::new(cli::random_code),
                     )
                     .with_reminders(sql.clone())
-                    .with_desk(sql.clone()),
+                    .with_desk(sql.clone())
+                    .with_sign_in(Arc::new(loyalty_web::BotSignIn::new(
+                        Arc::clone(&sql),
+                        engine.clone(),
+                        &config
+                            .public_url
+                            .clone()
+                            .unwrap_or_else(|| format!("http://{}", config.listen)),
+                    ))),
             );
             match &config.public_url {
                 Some(public) => {

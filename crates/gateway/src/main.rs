@@ -205,6 +205,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             (v, text)
                         })
                 }
+                UserCmd::Chat {
+                    partner,
+                    email,
+                    chat,
+                    unlink: _,
+                } => cli::user_chat(&store, partner, &email, chat)
+                    .await
+                    .map(|v| (v, cli::user_text as fn(&Value) -> String)),
                 UserCmd::List { partner } => cli::user_list(&store, partner)
                     .await
                     .map(|v| (v, cli::users_text as fn(&Value) -> String)),

@@ -669,8 +669,14 @@ async fn the_desk_enters_a_visit_exports_clients_and_sees_the_integration() {
     let s = salons(StartOptions::default()).await;
     let mut desk = s.web("desk@lotos.ru").await;
     let page = desk.get("/desk").await;
-    assert!(page.body.contains("id=\"desk-visit\""), "no CRM reports visits here");
-    let at = page.body.find("form class=\"card row\" method=\"post\" action=\"/desk/visit\"").unwrap();
+    assert!(
+        page.body.contains("id=\"desk-visit\""),
+        "no CRM reports visits here"
+    );
+    let at = page
+        .body
+        .find("form class=\"card row\" method=\"post\" action=\"/desk/visit\"")
+        .unwrap();
     let key = form_key(&page.body[at..]);
     assert_eq!(key.len(), 24);
     let form = [
@@ -695,7 +701,10 @@ async fn the_desk_enters_a_visit_exports_clients_and_sees_the_integration() {
     desk.post("/desk/visit", &form).await;
     assert_eq!(s.balance(s.a, client).await, 100);
     let bad = desk
-        .post("/desk/visit", &[("phone", "12"), ("bill", "5"), ("key", "k2")])
+        .post(
+            "/desk/visit",
+            &[("phone", "12"), ("bill", "5"), ("key", "k2")],
+        )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
 
@@ -704,7 +713,10 @@ async fn the_desk_enters_a_visit_exports_clients_and_sees_the_integration() {
     assert_eq!(csv.status, StatusCode::OK);
     assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
     let lines: Vec<&str> = csv.body.lines().collect();
-    assert_eq!(lines[0], "phone,name,telegram,level,balance,visits,last_visit");
+    assert_eq!(
+        lines[0],
+        "phone,name,telegram,level,balance,visits,last_visit"
+    );
     assert_eq!(lines.len(), 3, "Анна and Вера: {}", csv.body);
     assert!(csv.body.contains("+79035550009,\"Вера\",no,\"\",100,1,"));
     assert!(!csv.body.contains("+79161230002"), "not another salon's");
@@ -713,11 +725,149 @@ async fn the_desk_enters_a_visit_exports_clients_and_sees_the_integration() {
     assert_eq!(log[0].actor.name, "desk@lotos.ru");
     assert_eq!(log[0].detail["clients"], 2);
     let mut eyes = s.web("eyes@lotos.ru").await;
-    assert_eq!(eyes.get("/clients/export.csv").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        eyes.get("/clients/export.csv").await.status,
+        StatusCode::FORBIDDEN
+    );
 
     // The integration: the desk connection, no refused deliveries.
     let health = desk.get("/health").await;
     assert_eq!(health.status, StatusCode::OK);
     assert!(health.body.contains("desk") && health.body.contains("id=\"no-rejected\""));
     s.finish().await;
+}
+
+/// `/login` in the salon's bot: a staff member whose chat is linked (`user chat`) gets a link
+/// that signs in once, within its minutes; its page only asks to press the button (a link
+/// preview uses nothing); to any other chat the command does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staff_member_signs_in_by_the_bots_one_time_link() {
+    use common::telegram::{telegram, texts_to};
+    use serde_json::json;
+
+    const TOKEN: &str = "4242:login-token";
+    let schema = common::PgSchema::new().await;
+    let tg = telegram(TOKEN).await;
+    let (gateway, _) = common::serve_with_bot(&schema, TOKEN, tg.uri()).await;
+    let env = common::binary::Env {
+        vars: vec![("DATABASE_URL", schema.url.clone())],
+    };
+    let partner = common::add_lotos(&gateway.store).await;
+    common::web::add_user(&env, partner, "owner@lotos.ru", "owner", PASSWORD);
+    let send = |update: i64, chat: i64, text: &str| {
+        let body = json!({"update_id": update, "message": {"message_id": update,
+            "date": 1_795_000_000, "chat": {"id": chat, "type": "private"},
+            "from": {"id": chat, "is_bot": false, "first_name": "Staff", "language_code": "ru"},
+            "text": text}});
+        let addr = gateway.addr;
+        async move {
+            let status = reqwest::Client::new()
+                .post(format!("http://{addr}/telegram/s3cret"))
+                .header("x-telegram-bot-api-secret-token", "s3cret")
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, 200);
+        }
+    };
+    let link_to = |chat: i64| {
+        let tg = &tg;
+        async move {
+            for _ in 0..100 {
+                let link = texts_to(tg, chat).await.iter().rev().find_map(|t| {
+                    t.split_whitespace()
+                        .find(|w| w.contains("/login/tg/"))
+                        .map(str::to_owned)
+                });
+                if let Some(l) = link {
+                    return l;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!(
+                "no sign-in link to chat {chat}: {:?}",
+                texts_to(tg, chat).await
+            );
+        }
+    };
+
+    // A chat that is nobody's: the bot answers with its help.
+    send(1, 555, "/login").await;
+    for _ in 0..100 {
+        if !texts_to(&tg, 555).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let said = texts_to(&tg, 555).await;
+    assert!(said.iter().all(|t| !t.contains("/login/tg/")) && said[0].contains("/balance"));
+
+    env.cli(&[
+        "user",
+        "chat",
+        "--partner",
+        &partner.to_string(),
+        "--email",
+        "owner@lotos.ru",
+        "--chat",
+        "900",
+    ]);
+    send(2, 900, "/login").await;
+    let link = link_to(900).await;
+    assert!(
+        link.starts_with(&format!("{}/login/tg/", common::PUBLIC_URL)),
+        "{link}"
+    );
+    let path = &link[common::PUBLIC_URL.len()..];
+    let mut web = Web::new(gateway.addr);
+    // The page (what a link preview fetches) uses nothing up.
+    for _ in 0..2 {
+        let page = web.get(path).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("Лотос") && page.body.contains("owner@lotos.ru"));
+    }
+    let signed = web.post(path, &[]).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    assert!(
+        web.cookie
+            .as_deref()
+            .unwrap()
+            .starts_with("__Host-lb_session=")
+    );
+    assert!(
+        signed.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .ends_with("; Secure")
+    );
+    assert_eq!(web.get("/").await.status, StatusCode::OK);
+    // Once only.
+    let mut other = Web::new(gateway.addr);
+    assert_eq!(
+        other.post(path, &[]).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    // A link past its minutes.
+    send(3, 900, "/login").await;
+    let mut late = link_to(900).await;
+    for _ in 0..100 {
+        if late != link {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        late = link_to(900).await;
+    }
+    assert_ne!(late, link);
+    sqlx::query("UPDATE staff_links SET expires_at_ms = 1 WHERE used_at_ms IS NULL")
+        .execute(gateway.store.pool())
+        .await
+        .unwrap();
+    let expired = other.post(&late[common::PUBLIC_URL.len()..], &[]).await;
+    assert_eq!(expired.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(other.cookie.is_none());
+    gateway.stop().await.unwrap();
+    schema.drop().await;
 }

@@ -19,6 +19,7 @@ mod limit;
 mod pages;
 pub mod password;
 mod session;
+mod signin;
 mod svg;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub use error::WebError;
 pub use i18n::Lang;
 pub use limit::Limits;
 pub use session::{SESSION_COOKIE, Staff, new_token, token_hash};
+pub use signin::{BotSignIn, LINK_MINUTES};
 
 /// How the dashboard runs.
 #[derive(Debug, Clone)]
@@ -99,6 +101,10 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/", get(home::page))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
+        .route(
+            "/login/tg/{token}",
+            get(signin::confirm).post(signin::use_link),
+        )
         .route("/lang/{lang}", post(login::switch_lang))
         .route(
             "/invite/{token}",

@@ -79,6 +79,11 @@ pub fn user_text(v: &Value) -> String {
         v["role"].as_str().unwrap_or_default(),
         v["partner"]
     );
+    if let Some(chat) = v["telegram_chat_id"].as_i64() {
+        s.push_str(&format!(
+            "; /login in the bot (chat {chat}) sends them a sign-in link"
+        ));
+    }
     if let Some(url) = v["invite_url"].as_str() {
         s.push_str(&format!(
             "\nNo password yet: give them this link (once, 7 days) to set one: {url}"
@@ -101,6 +106,31 @@ pub async fn user_remove(
         Some(u) => Ok(user_json(&u)),
         None => Err(Usage(format!("{email} does not sign in to partner {partner}")).into()),
     }
+}
+
+/// `user chat`: the Telegram chat the bot sends this user's sign-in links to (`None` unlinks).
+pub async fn user_chat(
+    store: &SqlStore,
+    partner: i64,
+    email: &str,
+    chat: Option<i64>,
+) -> anyhow::Result<Value> {
+    let partner = known_partner(store, partner).await?;
+    let email = normal_email(email).unwrap_or_else(|| email.trim().to_lowercase());
+    let Some((user, _)) = store
+        .user_by_email(&email)
+        .await?
+        .filter(|(u, _)| u.partner == partner)
+    else {
+        return Err(Usage(format!("{email} does not sign in to partner {partner}")).into());
+    };
+    if chat == Some(0) {
+        return Err(Usage("--chat must be a Telegram chat id".into()).into());
+    }
+    store.set_user_chat(user.id, chat).await?;
+    let mut out = user_json(&user);
+    out["telegram_chat_id"] = json!(chat);
+    Ok(out)
 }
 
 /// `user list`.

@@ -52,9 +52,12 @@ impl Web {
         let headers = response.headers().clone();
         for v in headers.get_all(SET_COOKIE) {
             let v = v.to_str().unwrap();
-            if let Some(rest) = v.strip_prefix("lb_session=") {
-                let value = rest.split(';').next().unwrap_or("");
-                self.cookie = (!value.is_empty()).then(|| format!("lb_session={value}"));
+            // `__Host-lb_session` when the public URL is https.
+            for name in ["lb_session", "__Host-lb_session"] {
+                if let Some(rest) = v.strip_prefix(&format!("{name}=")) {
+                    let value = rest.split(';').next().unwrap_or("");
+                    self.cookie = (!value.is_empty()).then(|| format!("{name}={value}"));
+                }
             }
         }
         Page {

@@ -32,6 +32,7 @@ use loyalty_engage::store::EngageStore;
 
 mod consent;
 mod desk;
+mod signin;
 
 /// Seconds Telegram holds a long poll open.
 const POLL_TIMEOUT_S: u32 = 25;
@@ -71,6 +72,8 @@ pub struct ClientBot {
     reminders: Option<Arc<dyn EngageStore>>,
     /// Desk visits' rows, for `/visit`; `None`: staff cannot enter visits in the bot.
     desk: Option<Arc<dyn loyalty_core::history::HistoryStore>>,
+    /// The dashboard's sign-in links, for `/login`; `None`: the command does not exist.
+    sign_in: Option<Arc<dyn loyalty_core::access::SignInLinks>>,
 }
 
 /// What a message asks for.
@@ -89,6 +92,8 @@ enum Intent {
     Use(String),
     /// Staff: a visit entered at the desk.
     Visit(String),
+    /// Staff: a link that signs in to the dashboard.
+    Login,
     /// The client's birthday, `DD.MM` or `DD.MM.YYYY`.
     Birthday(String),
     Invite,
@@ -116,6 +121,7 @@ fn intent(text: &str) -> Option<Intent> {
         "/check" => Intent::Check(rest.to_owned()),
         "/use" => Intent::Use(rest.to_owned()),
         "/visit" => Intent::Visit(rest.to_owned()),
+        "/login" => Intent::Login,
         "/birthday" => Intent::Birthday(rest.to_owned()),
         "/invite" => Intent::Invite,
         "/offers" => Intent::Offers,
@@ -199,6 +205,7 @@ impl ClientBot {
             username: Arc::new(tokio::sync::OnceCell::new()),
             reminders: None,
             desk: None,
+            sign_in: None,
         }
     }
 
@@ -392,6 +399,7 @@ impl ClientBot {
                 self.desk_visit(chat_id, message.message_id, &typed, lang)
                     .await
             }
+            Some(Intent::Login) => self.sign_in(chat_id, lang).await,
             Some(Intent::Birthday(date)) => self.birthday(chat_id, &date, lang).await,
             Some(Intent::Invite) => self.invite(chat_id, lang).await,
             Some(Intent::Offers) => self.offers(chat_id, lang).await,
