@@ -4,7 +4,7 @@
 //! `EngageStore::uplift_arms`.
 
 use loyalty_core::{PartnerId, StoreError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::rows::get;
 use crate::{SqlStore, db_err};
@@ -12,7 +12,7 @@ use crate::{SqlStore, db_err};
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// Points that moved in one period.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PointsFlow {
     /// Issued, net of reversals.
     pub issued: i64,
@@ -22,7 +22,7 @@ pub struct PointsFlow {
 }
 
 /// The books: all-time totals and the flows of each period asked for.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Books {
     pub issued: i64,
     pub spent: i64,
@@ -35,7 +35,7 @@ pub struct Books {
 }
 
 /// One group of clients (linked to the bot, or not) over their visits that came.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
     /// Visits old enough to tell a return within 60 days, and those followed by one.
     pub visits_60: i64,
@@ -77,13 +77,76 @@ pub fn share_bps(part: i64, whole: i64) -> Option<i64> {
 }
 
 /// Clients who linked the bot against those who did not.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Linked {
     pub linked: Group,
     pub not_linked: Group,
 }
 
+/// The analytics page's heavy figures as computed at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    #[serde(skip)]
+    pub computed_at_ms: i64,
+    pub books: Books,
+    pub linked: Linked,
+}
+
 impl SqlStore {
+    /// The books by the periods of `bounds` and linked vs not, as kept for the partner when
+    /// they were computed for the same bounds less than `max_age_ms` ago (and `refresh` is
+    /// not asked); else computed now and kept.
+    pub async fn analytics_snapshot(
+        &self,
+        partner: PartnerId,
+        bounds: &[i64],
+        now_ms: i64,
+        max_age_ms: i64,
+        refresh: bool,
+    ) -> Result<Snapshot, StoreError> {
+        let bounds_text = serde_json::to_string(bounds)
+            .map_err(|e| StoreError::Corrupt(format!("bounds: {e}")))?;
+        if !refresh
+            && let Some(row) = sqlx::query(
+                "SELECT computed_at_ms, body FROM analytics_snapshots \
+                 WHERE partner_id = $1 AND bounds = $2 AND computed_at_ms > $3",
+            )
+            .bind(partner.0)
+            .bind(bounds_text.as_str())
+            .bind(now_ms - max_age_ms)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+        {
+            let body: String = get(&row, "body")?;
+            if let Ok(mut kept) = serde_json::from_str::<Snapshot>(&body) {
+                kept.computed_at_ms = get(&row, "computed_at_ms")?;
+                return Ok(kept);
+            }
+        }
+        let fresh = Snapshot {
+            computed_at_ms: now_ms,
+            books: self.points_by_period(partner, bounds).await?,
+            linked: self.linked_vs_not(partner, now_ms).await?,
+        };
+        let body = serde_json::to_string(&fresh)
+            .map_err(|e| StoreError::Corrupt(format!("snapshot: {e}")))?;
+        sqlx::query(
+            "INSERT INTO analytics_snapshots (partner_id, computed_at_ms, bounds, body) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (partner_id) DO UPDATE SET \
+             computed_at_ms = excluded.computed_at_ms, bounds = excluded.bounds, \
+             body = excluded.body",
+        )
+        .bind(partner.0)
+        .bind(now_ms)
+        .bind(bounds_text.as_str())
+        .bind(body.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(fresh)
+    }
+
     /// The books in one pass over the partner's ledger: points issued, spent and expired in
     /// each period `[bounds[i], bounds[i + 1])`, and all-time totals by the ledger's identity
     /// (`issued = outstanding + pending + held + spent + expired`).

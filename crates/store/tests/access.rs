@@ -264,7 +264,111 @@ async fn the_clients_list_searches_one_salon(db: &TestDb) {
     );
 }
 
+/// The analytics' books and their snapshot: the months' flows and the all-time totals by the
+/// ledger's identity; kept for the same bounds within its age, computed again when asked.
+async fn analytics_books_are_kept_then_computed_again(db: &TestDb) {
+    let store = db.store.as_ref();
+    let (engine, clock) = db.engine();
+    let (a, _) = salon(store, five_percent()).await;
+    let anna = engine
+        .enroll(
+            a.id,
+            &Phone::parse_international("+79161234567").unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    const DAY: i64 = 86_400_000;
+    let t0 = common::T0;
+    engine
+        .manual_accrual(a.id, anna.id, Points(300), "подарок", "k1")
+        .await
+        .unwrap();
+    clock.advance_ms(10 * DAY);
+    engine
+        .manual_debit(a.id, anna.id, Points(120), "оплата", "k2")
+        .await
+        .unwrap();
+    let bounds = [t0 - DAY, t0 + DAY, t0 + 20 * DAY];
+    let s = store
+        .analytics_snapshot(a.id, &bounds, t0 + 10 * DAY, 60_000, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            s.books.issued,
+            s.books.spent,
+            s.books.outstanding,
+            s.books.held
+        ),
+        (300, 120, 180, 0)
+    );
+    assert_eq!(s.books.periods[0].issued, 300);
+    assert_eq!(
+        (s.books.periods[1].issued, s.books.periods[1].spent),
+        (0, 120)
+    );
+    assert_eq!(s.computed_at_ms, t0 + 10 * DAY);
+    // Within its age: the same figures, however the ledger moved since.
+    engine
+        .manual_accrual(a.id, anna.id, Points(5), "ещё", "k3")
+        .await
+        .unwrap();
+    let kept = store
+        .analytics_snapshot(a.id, &bounds, t0 + 10 * DAY + 30_000, 60_000, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (kept.books.issued, kept.computed_at_ms),
+        (300, t0 + 10 * DAY)
+    );
+    // Past its age, or asked, or for other bounds: computed again.
+    for (at, refresh, b) in [
+        (t0 + 10 * DAY + 61_000, false, &bounds[..]),
+        (t0 + 10 * DAY + 1_000, true, &bounds[..]),
+        (t0 + 10 * DAY + 1_000, false, &bounds[..2]),
+    ] {
+        let again = store
+            .analytics_snapshot(a.id, b, at, 60_000, refresh)
+            .await
+            .unwrap();
+        assert_eq!((again.books.issued, again.computed_at_ms), (305, at));
+    }
+    let linked = store.linked_vs_not(a.id, t0 + 10 * DAY).await.unwrap();
+    assert_eq!(linked, loyalty_store::Linked::default(), "no visits");
+    // Two visits at the desk 20 days apart, seen 90 days after the first.
+    let desk = engine.desk(a.id, true).await.unwrap();
+    for (key, days) in [("v1", 0), ("v2", 20)] {
+        if days > 0 {
+            clock.advance_ms(days * DAY);
+        }
+        let visit = loyalty_core::engine::DeskVisit {
+            phone: Phone::parse_international("+79161234567").unwrap(),
+            name: None,
+            paid_minor: 100_000,
+            service: None,
+            master: None,
+            key: key.into(),
+        };
+        engine.desk_visit(&desk, &visit).await.unwrap();
+    }
+    let first = t0 + 10 * DAY;
+    let linked = store.linked_vs_not(a.id, first + 90 * DAY).await.unwrap();
+    let g = linked.not_linked;
+    assert_eq!(
+        (g.visits_60, g.returned_60, g.visits_90, g.returned_90),
+        (2, 1, 1, 1),
+        "the first came back in 20 days; only it is 90 days old"
+    );
+    assert_eq!(
+        (g.year_visits, g.year_clients, g.year_paid_minor),
+        (2, 1, 200_000)
+    );
+    assert_eq!(linked.linked, loyalty_store::Group::default());
+}
+
 both!(
     users_sessions_and_links,
-    the_clients_list_searches_one_salon
+    the_clients_list_searches_one_salon,
+    analytics_books_are_kept_then_computed_again
 );

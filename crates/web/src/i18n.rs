@@ -154,6 +154,8 @@ words! {
     nav_team: "Сотрудники", "Team";
     nav_program: "Программа", "Program";
     nav_analytics: "Аналитика", "Analytics";
+    as_of: "Данные на", "Figures as of";
+    refresh: "Обновить", "Refresh";
     nav_health: "Интеграция", "Integration";
     no_connections: "CRM ещё не подключена.", "No CRM is connected yet.";
     last_webhook: "Последний вебхук", "Last webhook";

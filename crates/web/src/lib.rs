@@ -48,6 +48,9 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// Failed sign-ins allowed per account and per address.
     pub login_limits: Limits,
+    /// The analytics' heavy figures are kept this long before a view computes them again
+    /// (the page says when they were computed, and "Refresh" computes them now).
+    pub analytics_max_age: Duration,
 }
 
 impl Default for Settings {
@@ -57,6 +60,7 @@ impl Default for Settings {
             session_ttl: Duration::from_secs(14 * 24 * 3600),
             idle_timeout: Duration::from_secs(24 * 3600),
             login_limits: Limits::default(),
+            analytics_max_age: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -119,6 +123,7 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/desk/visit", post(desk::visit))
         .route("/analytics", get(analytics::page))
         .route("/analytics/{file}", get(analytics::csv))
+        .route("/analytics/refresh", post(analytics::refresh))
         .route("/health", get(health::page))
         .route("/program", get(program::page))
         .route("/program/settings", post(program::settings))

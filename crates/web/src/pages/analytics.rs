@@ -42,6 +42,8 @@ pub struct TriggerUplift {
 
 /// Every figure of the page.
 pub struct Figures {
+    /// When the books and linked vs not were computed.
+    pub as_of_ms: i64,
     pub currency: Currency,
     pub issued: i64,
     pub spent: i64,
@@ -106,15 +108,21 @@ fn rounded(x: f64) -> i64 {
     (x * 10_000.0).round() as i64
 }
 
-/// The page's figures, from the ledger, the visit history and the reminders' records.
-pub async fn figures(dash: &Dashboard, staff: &Staff) -> Result<Figures, WebError> {
+/// The page's figures, from the ledger, the visit history and the reminders' records; the
+/// heavy ones (the books, linked vs not) as kept for up to `Settings::analytics_max_age`, or
+/// computed now when `refresh`.
+pub async fn figures(dash: &Dashboard, staff: &Staff, refresh: bool) -> Result<Figures, WebError> {
     let partner = staff.partner.id;
     let program = &staff.partner.program;
     let now = dash.now_ms();
     let store = dash.store.as_ref();
     let (bounds, months) = month_bounds(now, program.utc_offset_minutes);
-    let books = store.points_by_period(partner, &bounds).await?;
-    let linked = store.linked_vs_not(partner, now).await?;
+    let max_age =
+        i64::try_from(dash.settings.analytics_max_age.as_millis()).unwrap_or(i64::MAX / 2);
+    let snapshot = store
+        .analytics_snapshot(partner, &bounds, now, max_age, refresh)
+        .await?;
+    let (books, linked, as_of_ms) = (snapshot.books, snapshot.linked, snapshot.computed_at_ms);
     let everyone = Group {
         year_visits: linked.linked.year_visits + linked.not_linked.year_visits,
         year_clients: linked.linked.year_clients + linked.not_linked.year_clients,
@@ -146,6 +154,7 @@ pub async fn figures(dash: &Dashboard, staff: &Staff) -> Result<Figures, WebErro
     let return_minor = average_check_minor.map_or(0, |c| (extra_x100 * c + 50) / 100);
     let spent_12m: i64 = books.periods.iter().map(|m| m.spent).sum();
     Ok(Figures {
+        as_of_ms,
         currency: program.currency,
         issued: books.issued,
         spent: books.spent,
@@ -215,6 +224,7 @@ pub struct UpliftRow {
 #[template(path = "analytics.html")]
 struct Page {
     c: Chrome,
+    as_of: String,
     issued: String,
     spent: String,
     expired: String,
@@ -247,7 +257,7 @@ fn group_row(name: &'static str, g: &Group, currency: Currency) -> GroupRow {
 
 pub async fn page(State(dash): State<Arc<Dashboard>>, staff: Staff) -> Result<Response, WebError> {
     staff.plan(Capability::Analytics)?;
-    let f = figures(&dash, &staff).await?;
+    let f = figures(&dash, &staff, false).await?;
     let w = staff.lang.words();
     let cur = f.currency;
     let points_chart = bars(
@@ -298,6 +308,7 @@ pub async fn page(State(dash): State<Arc<Dashboard>>, staff: Staff) -> Result<Re
         |b| pct(Some(b)),
     );
     html(&Page {
+        as_of: super::when(f.as_of_ms, staff.partner.program.utc_offset_minutes),
         c: Chrome::new(&staff, "analytics"),
         issued: number(f.issued),
         spent: number(f.spent),
@@ -348,6 +359,16 @@ pub async fn page(State(dash): State<Arc<Dashboard>>, staff: Staff) -> Result<Re
     })
 }
 
+/// The figures computed now, then the page.
+pub async fn refresh(
+    State(dash): State<Arc<Dashboard>>,
+    staff: Staff,
+) -> Result<Response, WebError> {
+    staff.plan(Capability::Analytics)?;
+    figures(&dash, &staff, true).await?;
+    Ok(axum::response::Redirect::to("/analytics").into_response())
+}
+
 /// The numbers behind a chart or table as CSV (`;`-separated for Russian spreadsheets when the
 /// reader is Russian, `,` otherwise), named by what it holds.
 pub async fn csv(
@@ -356,7 +377,7 @@ pub async fn csv(
     Path(name): Path<String>,
 ) -> Result<Response, WebError> {
     staff.plan(Capability::Analytics)?;
-    let f = figures(&dash, &staff).await?;
+    let f = figures(&dash, &staff, false).await?;
     let sep = if staff.lang == Lang::Ru { ';' } else { ',' };
     let mut out = String::new();
     let mut line = |cells: &[String]| {
