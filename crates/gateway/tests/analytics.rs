@@ -14,7 +14,7 @@ use common::{PgSchema, add_lotos, serve_on};
 use loyalty_core::{
     ClientId, ClientStore, Clock, LoyaltyEngine, ManualClock, PartnerId, Store, SystemClock,
 };
-use loyalty_gateway::cli::{self, RewardAdd, VisitAdd};
+use loyalty_gateway::cli::{self, VisitAdd};
 use loyalty_gateway::config::Overrides;
 use reqwest::StatusCode;
 
@@ -85,31 +85,8 @@ async fn every_figure_matches_the_salons_own_books_and_history() {
         .await
         .unwrap();
     // A spends 100 points today: a 500-rouble certificate used on a 2,000-rouble bill.
-    let reward = cli::reward_add(
-        &gateway.store,
-        &RewardAdd {
-            partner,
-            title: "Сертификат".into(),
-            points: 100,
-            certificate_minor: Some(50_000),
-            service_id: None,
-            price_minor: None,
-        },
-        0,
-    )
-    .await
-    .unwrap();
-    let code = cli::redeem(
-        &gateway.engine,
-        &gateway.store,
-        partner,
-        "+79161110001",
-        reward["id"].as_i64().unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
-    let code = loyalty_core::code::Code::parse(code["code"].as_str().unwrap()).unwrap();
+    let code = common::web::code_of(&gateway, partner, "+79161110001").await;
+    let code = loyalty_core::code::Code::parse(&code).unwrap();
     gateway
         .engine
         .use_code_at_desk(&code, Some(200_000))

@@ -6,9 +6,10 @@
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::HeaderValue;
 use axum::http::request::Parts;
-use loyalty_core::access::{AccessStore, StaffUser};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use loyalty_core::access::{AccessStore, LinkPurpose, StaffUser};
 use loyalty_core::audit::{Actor, Capability};
 use loyalty_core::{LoyaltyEngine, Partner, PartnerStore};
 use sha2::{Digest, Sha256};
@@ -76,15 +77,40 @@ pub(crate) fn ended_cookie(settings: &Settings) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("lb_session=; Path=/; Max-Age=0"))
 }
 
-/// Starts a session for `user`; the token for the cookie.
-pub(crate) async fn start(dash: &Dashboard, user: &StaffUser) -> Result<String, WebError> {
+/// Starts a session for `user`: the answer that sets its cookie and goes to the overview.
+pub(crate) async fn start(dash: &Dashboard, user: &StaffUser) -> Result<Response, WebError> {
     let token = new_token().map_err(|e| WebError::Internal(e.to_string()))?;
     let now = dash.now_ms();
     let ttl = i64::try_from(dash.settings.session_ttl.as_millis()).unwrap_or(i64::MAX / 2);
     dash.store
         .create_session(&token_hash(&token), user.id, now, now.saturating_add(ttl))
         .await?;
-    Ok(token)
+    let mut r = Redirect::to("/").into_response();
+    r.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&dash.settings, &token)?);
+    Ok(r)
+}
+
+/// Whom a live one-time link is for, and their salon's name, without using it; a dead link
+/// (unknown, used, expired, its user removed) is said so in the reader's language.
+pub(crate) async fn link_holder(
+    dash: &Dashboard,
+    token: &str,
+    purpose: LinkPurpose,
+    lang: Lang,
+) -> Result<(StaffUser, String), WebError> {
+    let Some(user) = dash
+        .store
+        .peek_link(&token_hash(token), purpose, dash.now_ms())
+        .await?
+    else {
+        return Err(WebError::BadInput(lang.words().link_dead.to_owned()));
+    };
+    let salon = PartnerStore::partner(dash.store.as_ref(), user.partner)
+        .await?
+        .map(|p| p.name)
+        .unwrap_or_default();
+    Ok((user, salon))
 }
 
 /// The signed-in person of a request, their salon and their language.

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use askama::Template;
 use async_trait::async_trait;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use loyalty_core::access::{AccessStore, LinkPurpose, SignInLink, SignInLinks};
 use loyalty_core::{LoyaltyEngine, PartnerStore, StoreError};
 use loyalty_store::SqlStore;
@@ -87,19 +87,7 @@ pub async fn confirm(
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
     let lang = Lang::of(&headers);
-    let Some(user) = dash
-        .store
-        .peek_link(&token_hash(&token), LinkPurpose::SignIn, dash.now_ms())
-        .await?
-    else {
-        return Err(WebError::BadInput(lang.words().link_dead.to_owned()));
-    };
-    let salon = dash
-        .store
-        .partner(user.partner)
-        .await?
-        .map(|p| p.name)
-        .unwrap_or_default();
+    let (user, salon) = session::link_holder(&dash, &token, LinkPurpose::SignIn, lang).await?;
     html(&Confirm {
         b: Bare::new(lang),
         token,
@@ -122,11 +110,5 @@ pub async fn use_link(
     else {
         return Err(WebError::BadInput(lang.words().link_dead.to_owned()));
     };
-    let session = session::start(&dash, &user).await?;
-    let mut r = Redirect::to("/").into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        session::session_cookie(&dash.settings, &session)?,
-    );
-    Ok(r)
+    session::start(&dash, &user).await
 }

@@ -176,7 +176,8 @@ pub async fn visit(gateway: &Gateway, partner: i64, phone: &str, paid_minor: i64
     .unwrap()
 }
 
-async fn code_of(gateway: &Gateway, partner: i64, phone: &str) -> String {
+/// A 500-rouble certificate for 100 points, redeemed by the client with this phone: its code.
+pub async fn code_of(gateway: &Gateway, partner: i64, phone: &str) -> String {
     let reward = cli::reward_add(
         &gateway.store,
         &RewardAdd {

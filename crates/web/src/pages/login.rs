@@ -91,13 +91,7 @@ pub async fn submit(
         return again(StatusCode::UNAUTHORIZED, w.bad_login);
     };
     dash.limiter.succeeded(&email);
-    let token = session::start(&dash, &user).await?;
-    let mut r = Redirect::to("/").into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        session::session_cookie(&dash.settings, &token)?,
-    );
-    Ok(r)
+    session::start(&dash, &user).await
 }
 
 pub async fn logout(

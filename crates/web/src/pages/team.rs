@@ -8,7 +8,6 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use loyalty_core::PartnerStore;
 use loyalty_core::access::{AccessStore, AddUserError, LinkPurpose, Role, normal_email};
 use serde::Deserialize;
 
@@ -160,17 +159,7 @@ async fn invite_page(
     token: &str,
     error: Option<String>,
 ) -> Result<Response, WebError> {
-    let Some(user) = dash
-        .store
-        .peek_link(&token_hash(token), LinkPurpose::Invite, dash.now_ms())
-        .await?
-    else {
-        return Err(WebError::BadInput(lang.words().link_dead.to_owned()));
-    };
-    let salon = PartnerStore::partner(dash.store.as_ref(), user.partner)
-        .await?
-        .map(|p| p.name)
-        .unwrap_or_default();
+    let (user, salon) = session::link_holder(dash, token, LinkPurpose::Invite, lang).await?;
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -223,11 +212,5 @@ pub async fn invite_accept(
         return Err(WebError::BadInput(lang.words().link_dead.to_owned()));
     };
     dash.store.set_password(user.id, &hash).await?;
-    let token = session::start(&dash, &user).await?;
-    let mut r = Redirect::to("/").into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        session::session_cookie(&dash.settings, &token)?,
-    );
-    Ok(r)
+    session::start(&dash, &user).await
 }
