@@ -1,7 +1,7 @@
 //! Gateway configuration: command-line flags override environment variables, which override
 //! the TOML file, which overrides the defaults. Every key is listed in `docs/configuration.md`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -52,6 +52,9 @@ pub struct FileConfig {
     pub egress: Option<String>,
     /// The plan a new partner gets: basic, pro or enterprise.
     pub default_plan: Option<Plan>,
+    /// Reverse proxies in front of the gateway (IP addresses) whose `X-Forwarded-For` names
+    /// the client the dashboard's sign-in limits count.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 impl FileConfig {
@@ -85,6 +88,8 @@ pub struct Config {
     pub egress: String,
     /// The plan a new partner gets unless `partner add --plan` says otherwise.
     pub default_plan: Plan,
+    /// Reverse proxies whose `X-Forwarded-For` the dashboard believes.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl std::fmt::Debug for Config {
@@ -201,6 +206,18 @@ pub struct Overrides {
     #[arg(long, global = true, env = "LOYALTY_EGRESS", value_name = "NAME")]
     pub egress: Option<String>,
 
+    /// Reverse proxies in front of the gateway, comma-separated IP addresses: the dashboard
+    /// counts sign-ins by the client their `X-Forwarded-For` names (default: none, the TCP
+    /// peer is the client).
+    #[arg(
+        long,
+        global = true,
+        env = "LOYALTY_TRUSTED_PROXIES",
+        value_name = "IP,IP",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
+
     /// The plan a new partner gets (default `pro`): basic (manual accrual and debit), pro (the
     /// CRM integration, automatic accrual), enterprise.
     #[arg(
@@ -298,6 +315,18 @@ impl Config {
                 .default_plan
                 .or(file.default_plan)
                 .unwrap_or_default(),
+            trusted_proxies: overrides
+                .trusted_proxies
+                .or(file.trusted_proxies)
+                .unwrap_or_default()
+                .iter()
+                .map(|ip| ip.trim())
+                .filter(|ip| !ip.is_empty())
+                .map(|ip| {
+                    ip.parse::<IpAddr>()
+                        .with_context(|| format!("trusted proxy {ip:?} is not an IP address"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
         })
     }
 

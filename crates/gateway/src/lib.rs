@@ -322,6 +322,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         engine.clone(),
         loyalty_web::Settings {
             public_url: config.public_url.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
             ..options.dashboard.clone().unwrap_or_default()
         },
     );

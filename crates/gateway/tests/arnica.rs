@@ -232,7 +232,9 @@ async fn an_arnica_visit_accrues_once_the_lost_one_comes_by_poll_and_the_reward_
         .unwrap();
     assert!(!again.status.success(), "a code is used once");
     assert_eq!(balance(), 232);
-    // One message per change of points, in order, none twice.
+    // One message per change of points, in order, none twice. The poller's visit is told by
+    // the outbox worker, which may still be sending when the balance shows it.
+    wait_for(&telegram, CHAT, "+100").await;
     let sent = texts_to(&telegram, CHAT).await;
     let about_visits: Vec<&str> = sent
         .iter()

@@ -423,7 +423,79 @@ async fn sign_ins_are_limited_per_account_and_per_address() {
         StatusCode::TOO_MANY_REQUESTS,
         "the address is held"
     );
+    // No trusted proxy is configured: a client naming another address is still held.
+    let spoofed = web
+        .http
+        .post(format!("{}/login", web.base))
+        .header("x-forwarded-for", "198.51.100.77")
+        .form(&[("email", "desk@lotos.ru"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spoofed.status(), StatusCode::TOO_MANY_REQUESTS);
     s.finish().await;
+}
+
+/// Behind a trusted reverse proxy each client is held by its own address (the one the proxy's
+/// `X-Forwarded-For` names), not all of them by the proxy's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_client_is_held_by_its_own_address() {
+    let schema = common::PgSchema::new().await;
+    let overrides = loyalty_gateway::config::Overrides {
+        trusted_proxies: Some(vec!["127.0.0.1".into()]),
+        ..Default::default()
+    };
+    let options = StartOptions {
+        dashboard: Some(loyalty_web::Settings {
+            login_limits: loyalty_web::Limits {
+                per_account: 100,
+                per_address: 2,
+                window_ms: 60_000,
+            },
+            ..loyalty_web::Settings::default()
+        }),
+        ..StartOptions::default()
+    };
+    let (gateway, _) = common::serve_with(&schema, overrides, options).await;
+    let env = common::binary::Env {
+        vars: vec![("DATABASE_URL", schema.url.clone())],
+    };
+    let partner = common::add_lotos(&gateway.store).await;
+    common::web::add_user(&env, partner, "owner@lotos.ru", "owner", PASSWORD);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = |client: &'static str, password: &'static str| {
+        let http = http.clone();
+        let url = format!("http://{}/login", gateway.addr);
+        async move {
+            http.post(url)
+                .header("x-forwarded-for", format!("{client}, 127.0.0.1"))
+                .form(&[("email", "owner@lotos.ru"), ("password", password)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            login("198.51.100.1", "wrong password").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login("198.51.100.1", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login("198.51.100.2", PASSWORD).await,
+        StatusCode::SEE_OTHER,
+        "another client behind the same proxy signs in"
+    );
+    gateway.stop().await.unwrap();
+    schema.drop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,6 +48,8 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// Failed sign-ins allowed per account and per address.
     pub login_limits: Limits,
+    /// Reverse proxies whose `X-Forwarded-For` names the address sign-ins are counted by.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The analytics' heavy figures are kept this long before a view computes them again
     /// (the page says when they were computed, and "Refresh" computes them now).
     pub analytics_max_age: Duration,
@@ -60,6 +62,7 @@ impl Default for Settings {
             session_ttl: Duration::from_secs(14 * 24 * 3600),
             idle_timeout: Duration::from_secs(24 * 3600),
             login_limits: Limits::default(),
+            trusted_proxies: Vec::new(),
             analytics_max_age: Duration::from_secs(10 * 60),
         }
     }

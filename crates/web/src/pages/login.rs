@@ -1,6 +1,6 @@
 //! Signing in and out, and the language switch.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use askama::Template;
@@ -40,19 +40,53 @@ pub struct LoginForm {
     password: String,
 }
 
-/// The address a request came from, as the listener saw it (`unknown` without one).
+/// The address a request came from: the TCP peer, or — when the peer is a trusted reverse
+/// proxy — the nearest address in `X-Forwarded-For` that is not one (`unknown` without any).
 pub struct Peer(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for Peer {
+/// The client behind `peer`: walking `X-Forwarded-For` from the right past trusted proxies.
+fn client_address(peer: Option<IpAddr>, forwarded: &[&str], trusted: &[IpAddr]) -> String {
+    let Some(peer) = peer else {
+        return "unknown".to_owned();
+    };
+    if !trusted.contains(&peer) {
+        return peer.to_string();
+    }
+    let hops = forwarded.iter().flat_map(|v| v.split(',')).map(str::trim);
+    let mut client = peer;
+    for hop in hops.rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => client = ip,
+            Ok(ip) => return ip.to_string(),
+            // A hop we cannot read: the nearest trusted one answers for it.
+            Err(_) => break,
+        }
+    }
+    client.to_string()
+}
+
+impl FromRequestParts<Arc<Dashboard>> for Peer {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Peer, Self::Rejection> {
-        Ok(Peer(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        dash: &Arc<Dashboard>,
+    ) -> Result<Peer, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        Ok(Peer(client_address(
+            peer,
+            &forwarded,
+            &dash.settings.trusted_proxies,
+        )))
     }
 }
 
@@ -129,4 +163,37 @@ pub async fn switch_lang(Path(lang): Path<String>, headers: HeaderMap) -> Respon
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trusted_proxy_names_the_client_an_untrusted_peer_does_not() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let edge: IpAddr = "10.0.0.2".parse().unwrap();
+        let trusted = [proxy, edge];
+        let peer = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        // Not trusted: whatever it says about others is ignored.
+        assert_eq!(
+            client_address(peer("203.0.113.9"), &["1.2.3.4"], &trusted),
+            "203.0.113.9"
+        );
+        // Trusted: the rightmost untrusted hop, however many proxies stand before it.
+        assert_eq!(
+            client_address(peer("10.0.0.1"), &["5.6.7.8, 1.2.3.4"], &trusted),
+            "1.2.3.4"
+        );
+        assert_eq!(
+            client_address(peer("10.0.0.1"), &["1.2.3.4", "10.0.0.2"], &trusted),
+            "1.2.3.4"
+        );
+        assert_eq!(client_address(peer("10.0.0.1"), &[], &trusted), "10.0.0.1");
+        assert_eq!(
+            client_address(peer("10.0.0.1"), &["garbage, 10.0.0.2"], &trusted),
+            "10.0.0.2"
+        );
+        assert_eq!(client_address(None, &["1.2.3.4"], &trusted), "unknown");
+    }
 }
