@@ -174,10 +174,14 @@ pub enum AuditAction {
     UserRemoved,
     /// The clients list (personal data) exported from the dashboard.
     ClientsExported,
+    /// A reward added to the catalog.
+    RewardAdded,
+    /// A reward taken off the catalog.
+    RewardRemoved,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 12] = [
+    pub const ALL: [AuditAction; 14] = [
         AuditAction::ManualAccrual,
         AuditAction::ManualDebit,
         AuditAction::CodeUsed,
@@ -190,6 +194,8 @@ impl AuditAction {
         AuditAction::UserAdded,
         AuditAction::UserRemoved,
         AuditAction::ClientsExported,
+        AuditAction::RewardAdded,
+        AuditAction::RewardRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -206,6 +212,8 @@ impl AuditAction {
             AuditAction::UserAdded => "user_added",
             AuditAction::UserRemoved => "user_removed",
             AuditAction::ClientsExported => "clients_exported",
+            AuditAction::RewardAdded => "reward_added",
+            AuditAction::RewardRemoved => "reward_removed",
         }
     }
 

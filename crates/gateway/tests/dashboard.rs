@@ -943,3 +943,103 @@ async fn a_staff_member_signs_in_by_the_bots_one_time_link() {
     gateway.stop().await.unwrap();
     schema.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_adds_and_removes_rewards_in_her_catalog_only() {
+    use loyalty_core::RewardStore;
+
+    let s = salons(StartOptions::default()).await;
+    let mut owner = s.web("owner@lotos.ru").await;
+    let before = s
+        .gateway
+        .store
+        .rewards(PartnerId(s.a), false)
+        .await
+        .unwrap()
+        .len();
+    let added = owner
+        .post(
+            "/rewards/add",
+            &[
+                ("title", "Сертификат 1 000 ₽"),
+                ("value", "1 000"),
+                ("points", "250"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    let catalog = s
+        .gateway
+        .store
+        .rewards(PartnerId(s.a), false)
+        .await
+        .unwrap();
+    assert_eq!(catalog.len(), before + 1);
+    let new = catalog
+        .iter()
+        .find(|r| r.title == "Сертификат 1 000 ₽")
+        .unwrap();
+    assert_eq!((new.cost.0, new.kind.value_minor()), (250, 100_000));
+    let page = owner.get("/rewards").await;
+    assert!(page.body.contains("Сертификат 1 000 ₽") && !page.body.contains("id=\"add-service\""));
+    for bad in [
+        vec![("title", "X"), ("value", "100"), ("points", "0")],
+        vec![("title", "X"), ("value", "abc"), ("points", "5")],
+        vec![("title", "X"), ("points", "5")],
+    ] {
+        assert_eq!(
+            owner.post("/rewards/add", &bad).await.status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+    // Another salon's reward is not found; an admin may not change the catalog.
+    let rosa = s
+        .gateway
+        .store
+        .rewards(PartnerId(s.b), false)
+        .await
+        .unwrap();
+    let theirs = rosa[0].id.0.to_string();
+    assert_eq!(
+        owner
+            .post("/rewards/remove", &[("id", theirs.as_str())])
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.gateway
+            .store
+            .rewards(PartnerId(s.b), false)
+            .await
+            .unwrap()
+            .len(),
+        rosa.len()
+    );
+    let mut desk = s.web("desk@lotos.ru").await;
+    assert_eq!(desk.get("/rewards").await.status, StatusCode::FORBIDDEN);
+    let id = new.id.0.to_string();
+    assert_eq!(
+        desk.post("/rewards/remove", &[("id", id.as_str())])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let removed = owner.post("/rewards/remove", &[("id", id.as_str())]).await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER);
+    assert!(
+        !owner
+            .get("/rewards")
+            .await
+            .body
+            .contains("Сертификат 1 000 ₽")
+    );
+    let log = s.gateway.store.audit_log(PartnerId(s.a), 5).await.unwrap();
+    let actions: Vec<_> = log.iter().take(2).map(|e| e.action).collect();
+    assert_eq!(
+        actions,
+        [AuditAction::RewardRemoved, AuditAction::RewardAdded]
+    );
+    assert_eq!(log[1].actor.name, "owner@lotos.ru");
+    s.finish().await;
+}

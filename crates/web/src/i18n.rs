@@ -153,6 +153,10 @@ words! {
     nav_desk: "Касса", "Desk";
     nav_team: "Сотрудники", "Team";
     nav_program: "Программа", "Program";
+    nav_rewards: "Награды", "Rewards";
+    no_rewards: "Наград пока нет: клиентам не на что потратить баллы.", "No rewards yet: clients have nothing to spend points on.";
+    add_certificate: "Добавить сертификат", "Add a certificate";
+    add_service: "Добавить услугу из CRM", "Add a service from the CRM";
     nav_analytics: "Аналитика", "Analytics";
     as_of: "Данные на", "Figures as of";
     refresh: "Обновить", "Refresh";

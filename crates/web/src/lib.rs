@@ -103,7 +103,7 @@ impl Dashboard {
 /// The dashboard's routes. Requests that change something pass the origin check; errors are
 /// rendered as pages in the reader's language.
 pub fn router(dashboard: Arc<Dashboard>) -> Router {
-    use pages::{analytics, audit, clients, desk, health, home, login, program, team};
+    use pages::{analytics, audit, clients, desk, health, home, login, program, rewards, team};
     let pages = Router::new()
         .route("/", get(home::page))
         .route("/login", get(login::form).post(login::submit))
@@ -131,6 +131,9 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/program", get(program::page))
         .route("/program/settings", post(program::settings))
         .route("/program/json", post(program::whole))
+        .route("/rewards", get(rewards::page))
+        .route("/rewards/add", post(rewards::add))
+        .route("/rewards/remove", post(rewards::remove))
         .route("/team", get(team::page))
         .route("/team/invite", post(team::invite))
         .route("/team/remove", post(team::remove))

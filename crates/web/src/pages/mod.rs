@@ -9,6 +9,7 @@ pub mod health;
 pub mod home;
 pub mod login;
 pub mod program;
+pub mod rewards;
 pub mod team;
 
 use askama::Template;
