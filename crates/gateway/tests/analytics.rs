@@ -194,6 +194,23 @@ async fn every_figure_matches_the_salons_own_books_and_history() {
         "{}",
         reminders.body
     );
+    // Cohorts: all eight clients first came within the last 12 months (the earliest 300 days
+    // ago); each came in its own first month.
+    let cohorts = web.get("/analytics/cohorts.csv").await;
+    let rows: Vec<Vec<i64>> = cohorts
+        .body
+        .lines()
+        .skip(1)
+        .map(|l| l.split(';').skip(1).map(|c| c.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 12);
+    assert_eq!(rows.iter().map(|r| r[0]).sum::<i64>(), 8);
+    assert!(
+        rows.iter().all(|r| r[0] == 0 || r[1] == r[0]),
+        "{}",
+        cohorts.body
+    );
+    assert!(b.contains("id=\"cohorts-table\""));
     assert_eq!(
         web.get("/analytics/other.csv").await.status,
         StatusCode::NOT_FOUND

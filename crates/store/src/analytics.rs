@@ -83,6 +83,14 @@ pub struct Linked {
     pub not_linked: Group,
 }
 
+/// The clients whose first visit fell in one period, and how many of them came in each period
+/// since (`returned[0]` is the cohort itself).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cohort {
+    pub size: i64,
+    pub returned: Vec<i64>,
+}
+
 /// The analytics page's heavy figures as computed at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -90,6 +98,9 @@ pub struct Snapshot {
     pub computed_at_ms: i64,
     pub books: Books,
     pub linked: Linked,
+    /// One cohort per period of the bounds.
+    #[serde(default)]
+    pub cohorts: Vec<Cohort>,
 }
 
 impl SqlStore {
@@ -128,6 +139,7 @@ impl SqlStore {
             computed_at_ms: now_ms,
             books: self.points_by_period(partner, bounds).await?,
             linked: self.linked_vs_not(partner, now_ms).await?,
+            cohorts: self.cohorts(partner, bounds).await?,
         };
         let body = serde_json::to_string(&fresh)
             .map_err(|e| StoreError::Corrupt(format!("snapshot: {e}")))?;
@@ -145,6 +157,72 @@ impl SqlStore {
         .await
         .map_err(db_err)?;
         Ok(fresh)
+    }
+
+    /// Monthly cohorts: the clients whose first visit that came fell in each period of
+    /// `bounds`, and how many of them came in that period and each one after.
+    pub async fn cohorts(
+        &self,
+        partner: PartnerId,
+        bounds: &[i64],
+    ) -> Result<Vec<Cohort>, StoreError> {
+        let periods = bounds.len().saturating_sub(1);
+        let mut out: Vec<Cohort> = (0..periods)
+            .map(|i| Cohort {
+                size: 0,
+                returned: vec![0; periods - i],
+            })
+            .collect();
+        if periods == 0 {
+            return Ok(out);
+        }
+        // Bounds are bound as $2…; the CASE only names their places.
+        let bucket = |column: &str| {
+            let mut b = String::from("CASE");
+            for i in 1..=periods {
+                b.push_str(&format!(" WHEN {column} < ${} THEN {}", i + 2, i - 1));
+            }
+            b.push_str(" END");
+            b
+        };
+        let last = periods + 2;
+        let sql = format!(
+            "WITH c AS ( \
+               SELECT client_id, {} AS cohort FROM client_summaries \
+               WHERE partner_id = $1 AND first_visit_ms >= $2 AND first_visit_ms < ${last}), \
+             v AS ( \
+               SELECT DISTINCT r.client_id, {} AS period FROM crm_records r \
+               JOIN c ON c.client_id = r.client_id \
+               WHERE r.partner_id = $1 AND r.status = 'came' AND r.visit_at_ms >= $2 \
+                 AND r.visit_at_ms < ${last}) \
+             SELECT c.cohort, v.period, COUNT(*) AS clients FROM c \
+             JOIN v ON v.client_id = c.client_id AND v.period >= c.cohort \
+             GROUP BY c.cohort, v.period",
+            bucket("first_visit_ms"),
+            bucket("r.visit_at_ms"),
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(partner.0);
+        for b in bounds {
+            q = q.bind(*b);
+        }
+        for r in q.fetch_all(&self.pool).await.map_err(db_err)? {
+            let (Some(cohort), Some(period)) = (
+                get::<Option<i64>>(&r, "cohort")?.and_then(|i| usize::try_from(i).ok()),
+                get::<Option<i64>>(&r, "period")?.and_then(|i| usize::try_from(i).ok()),
+            ) else {
+                continue;
+            };
+            let clients: i64 = get(&r, "clients")?;
+            if let Some(c) = out.get_mut(cohort)
+                && let Some(slot) = c.returned.get_mut(period.saturating_sub(cohort))
+            {
+                *slot = clients;
+                if period == cohort {
+                    c.size = clients;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The books in one pass over the partner's ledger: points issued, spent and expired in

@@ -365,6 +365,24 @@ async fn analytics_books_are_kept_then_computed_again(db: &TestDb) {
         (2, 1, 200_000)
     );
     assert_eq!(linked.linked, loyalty_store::Group::default());
+    // Cohorts of 20 days: her first visit (day 10) in the first, she came in both.
+    let cohorts = store
+        .cohorts(a.id, &[t0, t0 + 20 * DAY, t0 + 40 * DAY])
+        .await
+        .unwrap();
+    assert_eq!(
+        cohorts,
+        vec![
+            loyalty_store::Cohort {
+                size: 1,
+                returned: vec![1, 1]
+            },
+            loyalty_store::Cohort {
+                size: 0,
+                returned: vec![0]
+            },
+        ]
+    );
 }
 
 both!(

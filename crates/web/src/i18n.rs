@@ -197,6 +197,9 @@ words! {
     return_rates: "Возвращаемость", "Return rates";
     visits_per_year: "Визитов в год", "Visits per year";
     average_check: "Средний чек", "Average bill";
+    a_cohorts: "Удержание по месяцу первого визита", "Retention by the month of the first visit";
+    a_cohorts_note: "Какая доля клиентов, впервые пришедших в этом месяце, приходила в каждый следующий (+0 — сам месяц).", "The share of the clients who first came in that month who came in each month after (+0 is the month itself).";
+    no_cohorts: "За последние 12 месяцев новых клиентов не было.", "No new clients in the last 12 months.";
     a_reminders: "Напоминания против контрольной группы", "Reminders against the control group";
     a_reminders_note: "Вернулись в течение 30 дней после решения: получившие напоминание против отложенных в контрольную группу; интервал — 95 %.", "Came back within 30 days of the decision: those sent a reminder against those held out as control; the interval is 95 %.";
     trigger: "Повод", "Trigger";

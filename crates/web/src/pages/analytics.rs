@@ -15,7 +15,7 @@ use loyalty_core::Currency;
 use loyalty_core::audit::Capability;
 use loyalty_engage::store::EngageStore;
 use loyalty_engage::uplift::{Arm, newcombe};
-use loyalty_store::{Group, Linked, PointsFlow, share_bps};
+use loyalty_store::{Cohort, Group, Linked, PointsFlow, share_bps};
 
 use super::{Chrome, html, money, number};
 use crate::i18n::Lang;
@@ -57,6 +57,8 @@ pub struct Figures {
     /// `MM.YYYY` of the last 12 months in the salon's time, oldest first.
     pub months: Vec<String>,
     pub by_month: Vec<PointsFlow>,
+    /// One cohort per month of `months`.
+    pub cohorts: Vec<Cohort>,
     pub linked: Linked,
     pub uplift: Vec<TriggerUplift>,
     /// The average bill of the last year over every client, minor units.
@@ -122,7 +124,12 @@ pub async fn figures(dash: &Dashboard, staff: &Staff, refresh: bool) -> Result<F
     let snapshot = store
         .analytics_snapshot(partner, &bounds, now, max_age, refresh)
         .await?;
-    let (books, linked, as_of_ms) = (snapshot.books, snapshot.linked, snapshot.computed_at_ms);
+    let (books, linked, cohorts, as_of_ms) = (
+        snapshot.books,
+        snapshot.linked,
+        snapshot.cohorts,
+        snapshot.computed_at_ms,
+    );
     let everyone = Group {
         year_visits: linked.linked.year_visits + linked.not_linked.year_visits,
         year_clients: linked.linked.year_clients + linked.not_linked.year_clients,
@@ -166,6 +173,7 @@ pub async fn figures(dash: &Dashboard, staff: &Staff, refresh: bool) -> Result<F
         redemption_bps: share_bps(books.spent, books.issued),
         months,
         by_month: books.periods,
+        cohorts,
         linked,
         uplift,
         average_check_minor,
@@ -209,6 +217,16 @@ pub struct MonthRow {
     pub expired: String,
 }
 
+/// Months after the first shown in the cohort table.
+const COHORT_MONTHS: usize = 6;
+
+pub struct CohortRow {
+    pub month: String,
+    pub size: String,
+    /// The share of the cohort that came in each month after its first, `—` past today.
+    pub shares: Vec<String>,
+}
+
 pub struct UpliftRow {
     pub trigger: String,
     pub sent: String,
@@ -236,6 +254,8 @@ struct Page {
     months: Vec<MonthRow>,
     groups: Vec<GroupRow>,
     return_chart: String,
+    cohort_heads: Vec<String>,
+    cohorts: Vec<CohortRow>,
     uplift: Vec<UpliftRow>,
     return_money: String,
     spent_money: String,
@@ -334,6 +354,23 @@ pub async fn page(State(dash): State<Arc<Dashboard>>, staff: Staff) -> Result<Re
             group_row(w.not_linked_group, &f.linked.not_linked, cur),
         ],
         return_chart,
+        cohort_heads: (0..COHORT_MONTHS).map(|k| format!("+{k}")).collect(),
+        cohorts: f
+            .months
+            .iter()
+            .zip(&f.cohorts)
+            .filter(|(_, c)| c.size > 0)
+            .map(|(m, c)| CohortRow {
+                month: m.clone(),
+                size: number(c.size),
+                shares: (0..COHORT_MONTHS)
+                    .map(|k| match c.returned.get(k) {
+                        Some(n) => pct(share_bps(*n, c.size)),
+                        None => "—".into(),
+                    })
+                    .collect(),
+            })
+            .collect(),
         uplift: f
             .uplift
             .iter()
@@ -426,6 +463,16 @@ pub async fn csv(
                     g.year_visits.to_string(),
                     g.year_paid_minor.to_string(),
                 ]);
+            }
+        }
+        "cohorts.csv" => {
+            let mut head = vec!["first_visit_month".to_owned(), "clients".to_owned()];
+            head.extend((0..f.months.len()).map(|k| format!("came_month_{k}")));
+            line(&head);
+            for (m, c) in f.months.iter().zip(&f.cohorts) {
+                let mut row = vec![m.clone(), c.size.to_string()];
+                row.extend(c.returned.iter().map(i64::to_string));
+                line(&row);
             }
         }
         "reminders.csv" => {
