@@ -779,6 +779,45 @@ async fn the_desk_enters_a_visit_exports_clients_and_sees_the_integration() {
         )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Entered by mistake: cancelled from her card with a reason, the points taken back.
+    let card = desk.get(&format!("/clients/{client}")).await;
+    let at = card
+        .body
+        .find("name=\"record\" value=\"")
+        .expect("a cancel form")
+        + 21;
+    let record = card.body[at..at + card.body[at..].find('"').unwrap()].to_owned();
+    assert!(record.starts_with("desk-dash-"), "{record}");
+    let path = format!("/clients/{client}/visits/cancel");
+    let no_reason = desk
+        .post(&path, &[("record", record.as_str()), ("reason", " ")])
+        .await;
+    assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Another client's card does not find her record.
+    let anna = format!("/clients/{}/visits/cancel", s.a_client);
+    let wrong = desk
+        .post(&anna, &[("record", record.as_str()), ("reason", "ошибка")])
+        .await;
+    assert_eq!(wrong.status, StatusCode::NOT_FOUND);
+    assert_eq!(s.balance(s.a, client).await, 100);
+    let cancelled = desk
+        .post(
+            &path,
+            &[("record", record.as_str()), ("reason", "пробили дважды")],
+        )
+        .await;
+    assert_eq!(
+        cancelled.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        cancelled.body
+    );
+    assert_eq!(s.balance(s.a, client).await, 0);
+    let card = desk.get(&format!("/clients/{client}")).await;
+    assert!(card.body.contains("пробили дважды") && !card.body.contains("name=\"record\""));
+    let log = s.gateway.store.audit_log(PartnerId(s.a), 3).await.unwrap();
+    assert_eq!(log[0].action, AuditAction::VisitCorrected);
+    assert_eq!(log[0].actor.name, "desk@lotos.ru");
 
     // The export: every client, the audit log says who took it.
     let csv = desk.get("/clients/export.csv").await;
@@ -790,7 +829,11 @@ async fn the_desk_enters_a_visit_exports_clients_and_sees_the_integration() {
         "phone,name,telegram,level,balance,visits,last_visit"
     );
     assert_eq!(lines.len(), 3, "Анна and Вера: {}", csv.body);
-    assert!(csv.body.contains("+79035550009,\"Вера\",no,\"\",100,1,"));
+    assert!(
+        csv.body.contains("+79035550009,\"Вера\",no,\"\",0,0,"),
+        "her visit cancelled: {}",
+        csv.body
+    );
     assert!(!csv.body.contains("+79161230002"), "not another salon's");
     let log = s.gateway.store.audit_log(PartnerId(s.a), 5).await.unwrap();
     assert_eq!(log[0].action, AuditAction::ClientsExported);

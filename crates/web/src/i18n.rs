@@ -273,6 +273,7 @@ words! {
     desk_visit_hint: "Для салонов, чья CRM не сообщает о визитах: баллы по правилам программы, клиент узнает в Telegram.", "For salons whose CRM does not report visits: points by the program's rules, the client told in Telegram.";
     service: "Услуга", "Service";
     enter_visit: "Провести визит", "Enter the visit";
+    cancel_visit: "Отменить визит", "Cancel the visit";
     code_hint: "Например ABCD-EFGH-K", "For example ABCD-EFGH-K";
     check: "Проверить", "Check";
     bill: "Сумма чека", "Bill";

@@ -121,6 +121,7 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/clients/export.csv", get(clients::export))
         .route("/clients/{id}", get(clients::show))
         .route("/clients/{id}/points", post(clients::points))
+        .route("/clients/{id}/visits/cancel", post(clients::cancel_visit))
         .route("/desk", get(desk::page))
         .route("/desk/use", post(desk::use_code))
         .route("/desk/visit", post(desk::visit))

@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use loyalty_core::history::HistoryStore;
-use loyalty_core::{Client, ClientId, ClientStore, LedgerStore, Points, VisitStatus};
+use loyalty_core::{Client, ClientId, ClientStore, LedgerStore, PartnerStore, Points, VisitStatus};
 use loyalty_store::{ClientLine, ClientQuery};
 use serde::Deserialize;
 
@@ -130,6 +130,8 @@ pub struct Entry {
 }
 
 pub struct VisitRow {
+    /// A desk visit that came: the record staff may cancel from here.
+    pub cancel: Option<String>,
     pub when: String,
     pub status: String,
     pub paid: String,
@@ -218,6 +220,9 @@ pub async fn show(
         .await?
         .iter()
         .map(|v| VisitRow {
+            cancel: (v.source == loyalty_core::inbox::Source::Desk
+                && v.status == VisitStatus::Came)
+                .then(|| v.record_id.clone()),
             when: v.visit_at_ms.map(|t| when(t, offset)).unwrap_or_default(),
             status: match v.status {
                 VisitStatus::Came => w.came.to_owned(),
@@ -304,6 +309,51 @@ pub async fn points(
         }
         other => return Err(WebError::BadInput(format!("{other:?}"))),
     };
+    Ok(Redirect::to(&format!("/clients/{}?posted=1", client.id.0)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct CancelForm {
+    record: String,
+    reason: String,
+}
+
+/// A visit entered at the desk cancelled from the client's card (typed twice, or never
+/// happened): its points taken back with the staff's reason, the client told, audited. Only a
+/// desk visit of this client is found.
+pub async fn cancel_visit(
+    State(dash): State<Arc<Dashboard>>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Form(f): Form<CancelForm>,
+) -> Result<Response, WebError> {
+    staff.desk()?;
+    let client = own_client(&dash, &staff, &id).await?;
+    let reason = f.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(WebError::BadInput(staff.lang.words().reason.to_owned()));
+    }
+    let partner = staff.partner.id;
+    let store = dash.store.as_ref();
+    let desk = PartnerStore::connections_of(store, partner)
+        .await?
+        .into_iter()
+        .find(|c| c.kind == loyalty_core::CrmKind::Desk)
+        .ok_or(WebError::NotFound)?;
+    let previous = store
+        .visit(partner, desk.id, f.record.trim())
+        .await?
+        .filter(|v| v.client_id == Some(client.id))
+        .ok_or(WebError::NotFound)?;
+    staff
+        .engine(&dash)
+        .desk_change(
+            &desk,
+            &previous,
+            loyalty_core::engine::DeskChange::Cancel,
+            reason,
+        )
+        .await?;
     Ok(Redirect::to(&format!("/clients/{}?posted=1", client.id.0)).into_response())
 }
 
