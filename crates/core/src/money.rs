@@ -166,6 +166,11 @@ impl Money {
 }
 
 fn group_thousands(n: i64) -> String {
+    grouped(n, '\u{a0}')
+}
+
+/// A whole number with `separator` between thousands: `12 345`, `-1 200`.
+pub fn grouped(n: i64, separator: char) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
     if n < 0 {
@@ -173,11 +178,43 @@ fn group_thousands(n: i64) -> String {
     }
     for (i, ch) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push('\u{a0}');
+            out.push(separator);
         }
         out.push(ch);
     }
     out
+}
+
+/// An amount typed by a person in major units, as minor units: `3500`, `3 500`, `3500,50`,
+/// `3500.5 ₽`. Spaces and the currency's symbol are ignored; at most two decimals; `None` for
+/// anything else (a sign, letters, too large). The bot, the dashboard and the desk read
+/// amounts with it.
+pub fn parse_typed(typed: &str, currency: Currency) -> Option<i64> {
+    let cleaned: String = typed
+        .trim()
+        .trim_end_matches(currency.symbol())
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let (whole, frac) = match cleaned.split_once([',', '.']) {
+        Some((w, f)) => (w, f),
+        None => (cleaned.as_str(), ""),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || frac.len() > 2 || !digits(whole) || !digits(frac) {
+        return None;
+    }
+    let per = currency.minor_per_major();
+    let cents = match frac.len() {
+        0 => 0,
+        1 => frac.parse::<i64>().ok()? * per / 10,
+        _ => frac.parse::<i64>().ok()? * per / 100,
+    };
+    whole
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(per)?
+        .checked_add(cents)
 }
 
 /// Whole loyalty points. Signed: a client's balance may show a debt after a logged reversal.

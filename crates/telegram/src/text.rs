@@ -66,36 +66,8 @@ pub fn money(minor: i64, currency: Currency, lang: Lang) -> String {
     format!("{amount} {}", currency.symbol())
 }
 
-/// An amount typed by a person in major units, as minor units: `3500`, `3 500`, `3500,50`,
-/// `3500.5 ₽`. Spaces and the currency's symbol are ignored; at most two decimals; `None` for
-/// anything else (a sign, letters, too large).
-pub fn parse_money(typed: &str, currency: Currency) -> Option<i64> {
-    let cleaned: String = typed
-        .trim()
-        .trim_end_matches(currency.symbol())
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    let (whole, frac) = match cleaned.split_once([',', '.']) {
-        Some((w, f)) => (w, f),
-        None => (cleaned.as_str(), ""),
-    };
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || frac.len() > 2 || !digits(whole) || !digits(frac) {
-        return None;
-    }
-    let per = currency.minor_per_major();
-    let cents = match frac.len() {
-        0 => 0,
-        1 => frac.parse::<i64>().ok()? * per / 10,
-        _ => frac.parse::<i64>().ok()? * per / 100,
-    };
-    whole
-        .parse::<i64>()
-        .ok()?
-        .checked_mul(per)?
-        .checked_add(cents)
-}
+/// An amount typed by a person (`3 500`, `3500,50 ₽`) as minor units.
+pub use loyalty_core::money::parse_typed as parse_money;
 
 /// `/use CODE BILL` split into the code and what follows it: a code has nine characters
 /// besides spaces and dashes, however it was typed (`ABCD-EFGH-K`, `abcd efgh k`).
@@ -127,18 +99,7 @@ pub fn date(ms: i64, lang: Lang) -> String {
 
 /// Thousands separated by a narrow space: `12 345`.
 fn group(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if n < 0 {
-        out.push('-');
-    }
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push('\u{202f}');
-        }
-        out.push(ch);
-    }
-    out
+    loyalty_core::money::grouped(n, '\u{202f}')
 }
 
 /// A client's level and what the next one needs, under her balance:

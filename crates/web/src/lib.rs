@@ -34,7 +34,7 @@ pub use error::WebError;
 pub use i18n::Lang;
 pub use limit::Limits;
 pub use session::{SESSION_COOKIE, Staff, new_token, token_hash};
-pub use signin::{BotSignIn, LINK_MINUTES};
+pub use signin::BotSignIn;
 
 /// How the dashboard runs.
 #[derive(Debug, Clone)]

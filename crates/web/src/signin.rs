@@ -1,6 +1,6 @@
 //! Sign-in without a password: a staff member linked to a Telegram chat (`user chat`) sends
 //! `/login` to the salon's bot, which answers with a link made here — usable once, for
-//! [`LINK_MINUTES`] minutes. The link's page asks to press "Sign in" (a POST), so a messenger's
+//! [`SIGN_IN_MINUTES`] minutes. The link's page asks to press "Sign in" (a POST), so a messenger's
 //! link preview fetching it uses nothing up.
 
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use loyalty_core::access::{AccessStore, LinkPurpose, SignInLink, SignInLinks};
+use loyalty_core::access::{AccessStore, LinkPurpose, SIGN_IN_MINUTES, SignInLink, SignInLinks};
 use loyalty_core::{LoyaltyEngine, PartnerStore, StoreError};
 use loyalty_store::SqlStore;
 
@@ -18,9 +18,6 @@ use crate::i18n::Lang;
 use crate::pages::{Bare, html};
 use crate::session::{self, new_token, token_hash};
 use crate::{Dashboard, WebError};
-
-/// How long a sign-in link works.
-pub const LINK_MINUTES: i64 = loyalty_core::access::SIGN_IN_MINUTES;
 
 /// The bot's side: links for the chat's users, on this base URL.
 pub struct BotSignIn {
@@ -52,7 +49,7 @@ impl SignInLinks for BotSignIn {
                     &token_hash(&token),
                     user.id,
                     LinkPurpose::SignIn,
-                    now + LINK_MINUTES * 60_000,
+                    now + SIGN_IN_MINUTES * 60_000,
                 )
                 .await?;
             let salon = self

@@ -121,46 +121,14 @@ pub fn money(minor: i64, currency: Currency) -> String {
         .unwrap_or_else(|_| format!("{minor}"))
 }
 
-/// A whole number with thin spaces between thousands: `12 345`, `-1 200`.
+/// A whole number with narrow spaces between thousands: `12 345`, `-1 200` (as the bot
+/// writes them).
 pub fn number(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + 4);
-    if n < 0 {
-        out.push('-');
-    }
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push('\u{202f}');
-        }
-        out.push(c);
-    }
-    out
+    loyalty_core::money::grouped(n, '\u{202f}')
 }
 
 /// Money typed by a person (`1500`, `1 500,50`, `1500.5`) in minor units.
-pub fn parse_money(typed: &str, currency: Currency) -> Option<i64> {
-    let t: String = typed
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '\u{202f}')
-        .collect();
-    let t = t.replace(',', ".");
-    let (whole, frac) = t.split_once('.').unwrap_or((&t, ""));
-    if whole.is_empty() || !whole.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let per = currency.minor_per_major();
-    let places = per.to_string().len() - 1;
-    if frac.len() > places || !frac.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let whole: i64 = whole.parse().ok()?;
-    let frac: i64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<places$}").parse().ok()?
-    };
-    whole.checked_mul(per)?.checked_add(frac)
-}
+pub use loyalty_core::money::parse_typed as parse_money;
 
 #[cfg(test)]
 mod tests {
