@@ -859,6 +859,8 @@ async fn the_desk_enters_a_visit_exports_clients_and_sees_the_integration() {
 async fn a_staff_member_signs_in_by_the_bots_one_time_link() {
     use common::telegram::{telegram, texts_to};
     use serde_json::json;
+    use wiremock::matchers::{body_partial_json, method, path};
+    use wiremock::{Mock, ResponseTemplate};
 
     const TOKEN: &str = "4242:login-token";
     let schema = common::PgSchema::new().await;
@@ -930,8 +932,28 @@ async fn a_staff_member_signs_in_by_the_bots_one_time_link() {
         "--chat",
         "900",
     ]);
+    // Telegram failing the reply: the update is still acknowledged (Telegram would otherwise
+    // resend it), and the link it carried was never seen; asking again gives a working one.
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/sendMessage")))
+        .and(body_partial_json(json!({"chat_id": 900})))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&tg)
+        .await;
+    send(20, 900, "/login").await;
+    let unseen = link_to(900).await;
     send(2, 900, "/login").await;
-    let link = link_to(900).await;
+    let mut link = link_to(900).await;
+    for _ in 0..100 {
+        if link != unseen {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        link = link_to(900).await;
+    }
+    assert_ne!(link, unseen, "a second link after the failed reply");
     assert!(
         link.starts_with(&format!("{}/login/tg/", common::PUBLIC_URL)),
         "{link}"
