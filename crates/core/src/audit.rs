@@ -178,10 +178,14 @@ pub enum AuditAction {
     RewardAdded,
     /// A reward taken off the catalog.
     RewardRemoved,
+    /// A CRM connected (onboarding).
+    CrmConnected,
+    /// A connection's webhook subscribed through its CRM's API.
+    WebhooksRegistered,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 14] = [
+    pub const ALL: [AuditAction; 16] = [
         AuditAction::ManualAccrual,
         AuditAction::ManualDebit,
         AuditAction::CodeUsed,
@@ -196,6 +200,8 @@ impl AuditAction {
         AuditAction::ClientsExported,
         AuditAction::RewardAdded,
         AuditAction::RewardRemoved,
+        AuditAction::CrmConnected,
+        AuditAction::WebhooksRegistered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -214,6 +220,8 @@ impl AuditAction {
             AuditAction::ClientsExported => "clients_exported",
             AuditAction::RewardAdded => "reward_added",
             AuditAction::RewardRemoved => "reward_removed",
+            AuditAction::CrmConnected => "crm_connected",
+            AuditAction::WebhooksRegistered => "webhooks_registered",
         }
     }
 

@@ -521,6 +521,23 @@ impl ArnicaClient {
             .to_string())
     }
 
+    /// Adds `url` to the organisation's webhook addresses: `PATCH /api/v2/hook_settings
+    /// {"urls": [url]}`, which appends (the POST would replace the list and delete other apps'
+    /// hooks). Arnica sends every object (visits, clients, services, goods) to every address;
+    /// the answer's shape is not published, so any 2xx is taken. Not retried: an append
+    /// twice is harmless (deliveries are deduplicated) but needless.
+    pub async fn register_webhooks(&self, url: &str) -> Result<Vec<String>, AdapterError> {
+        self.call(
+            Method::PATCH,
+            "/api/v2/hook_settings",
+            &[],
+            Some(serde_json::json!({ "urls": [url] })),
+            false,
+        )
+        .await?;
+        Ok(vec!["visit".to_owned(), "client".to_owned()])
+    }
+
     /// A call with the JWT (logging in first when none is held); a 401 logs in again once.
     pub(crate) async fn call(
         &self,
@@ -587,6 +604,7 @@ fn answer(transport: Transport, reply: Reply) -> Result<Value, AdapterError> {
     let messages = body.as_ref().map(messages).unwrap_or_default();
     let message = messages.join("; ");
     match status {
+        200..=299 if reply.body.iter().all(u8::is_ascii_whitespace) => Ok(Value::Null),
         200..=299 => body.ok_or_else(|| unexpected(&format!("HTTP {status} without JSON"))),
         401 => Err(AdapterError::Auth(message)),
         402 | 403 => Err(AdapterError::Forbidden(message)),

@@ -182,6 +182,10 @@ impl CrmAdapter for ArnicaAdapter {
         self.api()?.list_staff().await
     }
 
+    async fn register_webhooks(&self, url: &str) -> Result<Vec<String>, AdapterError> {
+        self.api()?.register_webhooks(url).await
+    }
+
     async fn get_record(&self, record_id: &str) -> Result<VisitEvent, AdapterError> {
         self.api()?.get_record(record_id).await
     }

@@ -405,3 +405,48 @@ async fn the_jwt_is_kept_for_the_next_adapter() {
     }
     assert_eq!(kept.load().await.unwrap().version, 1);
 }
+
+/// Webhooks are added with a PATCH (which appends), never the POST that replaces the list and
+/// would delete other apps' hooks; an empty 200 is taken; a 5xx is not retried (an append).
+#[tokio::test]
+async fn webhooks_are_appended_with_a_patch_and_never_replaced() {
+    let server = MockServer::start().await;
+    mount_login(&server).await;
+    let url = "https://loyalty.example.com/webhooks/arnica/0123abcd";
+    Mock::given(method("PATCH"))
+        .and(path("/api/v2/hook_settings"))
+        .and(header("authorization", BEARER))
+        .and(header("content-type", "application/json"))
+        .and(body_json(json!({ "urls": [url] })))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/hook_settings"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let tables = adapter(&server.uri(), fast(), NOW)
+        .register_webhooks(url)
+        .await
+        .unwrap();
+    assert_eq!(tables, ["visit", "client"]);
+
+    let down = MockServer::start().await;
+    mount_login(&down).await;
+    Mock::given(method("PATCH"))
+        .and(path("/api/v2/hook_settings"))
+        .respond_with(ResponseTemplate::new(503))
+        .expect(1)
+        .mount(&down)
+        .await;
+    let failed = adapter(&down.uri(), fast(), NOW)
+        .register_webhooks(url)
+        .await;
+    assert!(
+        matches!(failed, Err(AdapterError::Transient(_))),
+        "{failed:?}"
+    );
+}

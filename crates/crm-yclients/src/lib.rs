@@ -304,6 +304,10 @@ impl CrmAdapter for YclientsAdapter {
         self.api()?.booking_link().await
     }
 
+    async fn register_webhooks(&self, url: &str) -> Result<Vec<String>, AdapterError> {
+        self.api()?.register_webhooks(url).await
+    }
+
     async fn find_certificate(
         &self,
         req: &RewardRequest,

@@ -413,6 +413,93 @@ impl YclientsClient {
             .booking_link(self.flavor_kind)
             .ok_or_else(|| AdapterError::NotFound("the company has no booking form".into()))
     }
+
+    /// Subscribes `url` to the resources the program reads ([`HOOK_RESOURCES`]) through
+    /// `GET` then `POST /hooks_settings/{company_id}`. The POST replaces the whole location —
+    /// every URL's flags, and any URL left out is deleted — so the settings are read first and
+    /// written back merged: other apps' URLs stay, every flag already on stays on, ours are
+    /// turned on, notifications are made active. Nothing is written when that changes nothing
+    /// (the URL already there with its flags on): a second call is free. At most
+    /// [`MAX_HOOK_URLS`] URLs fit a location; a full one is a validation error naming them.
+    pub async fn register_webhooks(&self, url: &str) -> Result<Vec<String>, AdapterError> {
+        let path = format!("/hooks_settings/{}", self.company_id);
+        let data = self.call(Method::GET, &path, &[], None, true).await?;
+        let current = match &data {
+            Value::Null => Map::new(),
+            other => object(other)
+                .cloned()
+                .ok_or_else(|| unexpected("hooks_settings is not an object"))?,
+        };
+        let Some(body) = merged_hooks(&current, url)? else {
+            return Ok(subscribed());
+        };
+        self.call(Method::POST, &path, &[], Some(Value::Object(body)), false)
+            .await?;
+        Ok(subscribed())
+    }
+}
+
+/// The webhook resources the program reads: visits, client cards and goods sales (a sale
+/// outside a visit earns points too).
+pub const HOOK_RESOURCES: [&str; 3] = ["record", "client", "goods_operations_sale"];
+
+/// How many URLs a location's webhook settings hold (the vendor's limit).
+pub const MAX_HOOK_URLS: usize = 10;
+
+fn subscribed() -> Vec<String> {
+    HOOK_RESOURCES.iter().map(|r| (*r).to_owned()).collect()
+}
+
+/// The settings to write so that `url` receives [`HOOK_RESOURCES`] without taking anything
+/// from the others: `None` when they already do.
+fn merged_hooks(
+    current: &Map<String, Value>,
+    url: &str,
+) -> Result<Option<Map<String, Value>>, AdapterError> {
+    let mut urls: Vec<String> = lenient::items(current.get("urls"))
+        .iter()
+        .filter_map(|u| u.as_str().map(str::to_owned))
+        .collect();
+    let on = |field: &str| -> Result<bool, AdapterError> {
+        Ok(lenient::flag(current, field)
+            .map_err(|e| unexpected(&format!("hooks_settings.{field}: {e}")))?
+            .unwrap_or(false))
+    };
+    let mut changed = !urls.iter().any(|u| u == url) || !on("active")?;
+    for r in HOOK_RESOURCES {
+        changed |= !on(r)?;
+    }
+    if !changed {
+        return Ok(None);
+    }
+    if !urls.iter().any(|u| u == url) {
+        if urls.len() >= MAX_HOOK_URLS {
+            return Err(AdapterError::Validation(vec![format!(
+                "the location already has {} webhook URLs, the most it takes; remove one of: {}",
+                urls.len(),
+                urls.join(", ")
+            )]));
+        }
+        urls.push(url.to_owned());
+    }
+    let mut body = Map::new();
+    body.insert("urls".into(), json!(urls));
+    body.insert("active".into(), json!(1));
+    // Every flag the location has keeps its value (as 0/1); ours are on.
+    for (field, value) in current {
+        if field == "urls" || field == "active" {
+            continue;
+        }
+        if let Ok(Some(flag)) = lenient::flag(current, field) {
+            body.insert(field.clone(), json!(u8::from(flag)));
+        } else if !value.is_null() {
+            body.insert(field.clone(), value.clone());
+        }
+    }
+    for r in HOOK_RESOURCES {
+        body.insert(r.into(), json!(1));
+    }
+    Ok(Some(body))
 }
 
 #[cfg(test)]

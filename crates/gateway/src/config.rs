@@ -55,6 +55,8 @@ pub struct FileConfig {
     /// Reverse proxies in front of the gateway (IP addresses) whose `X-Forwarded-For` names
     /// the client the dashboard's sign-in limits count.
     pub trusted_proxies: Option<Vec<String>>,
+    /// Whether anyone may create a salon on the dashboard's `/signup` (on `default_plan`).
+    pub signup: Option<bool>,
 }
 
 impl FileConfig {
@@ -90,6 +92,8 @@ pub struct Config {
     pub default_plan: Plan,
     /// Reverse proxies whose `X-Forwarded-For` the dashboard believes.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Salons may sign up on the dashboard by themselves (on `default_plan`).
+    pub signup: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -218,6 +222,11 @@ pub struct Overrides {
     )]
     pub trusted_proxies: Option<Vec<String>>,
 
+    /// Whether anyone may create a salon on the dashboard's `/signup` page, on the default
+    /// plan (default: no — the operator adds salons and their owners).
+    #[arg(long, global = true, env = "LOYALTY_SIGNUP", value_name = "true|false")]
+    pub signup: Option<bool>,
+
     /// The plan a new partner gets (default `pro`): basic (manual accrual and debit), pro (the
     /// CRM integration, automatic accrual), enterprise.
     #[arg(
@@ -327,6 +336,7 @@ impl Config {
                         .with_context(|| format!("trusted proxy {ip:?} is not an IP address"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?,
+            signup: overrides.signup.or(file.signup).unwrap_or(false),
         })
     }
 

@@ -40,6 +40,12 @@ impl Health {
         self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// When this instance last took a webhook of `connection` that is not in the database
+    /// yet (it is written at the next check).
+    pub fn unflushed_webhook(&self, connection: ConnectionId) -> Option<i64> {
+        self.seen().webhooks.get(&connection).map(|(_, at)| *at)
+    }
+
     /// A CRM call of `connection` ended with `outcome`. Credentials or licence refused opens
     /// the incident; any answer that shows the CRM took the credentials closes it; failures
     /// that say nothing of them (timeouts, 5xx, 429) change nothing.

@@ -24,6 +24,7 @@ pub(crate) async fn import_loop(
     store: Arc<SqlStore>,
     connections: Arc<Connections>,
     owner: String,
+    wake: Arc<tokio::sync::Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -32,6 +33,8 @@ pub(crate) async fn import_loop(
         }
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
+            // A connection made in the dashboard: its import starts now.
+            _ = wake.notified() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }

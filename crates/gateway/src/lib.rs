@@ -16,6 +16,7 @@ pub mod health;
 mod importer;
 pub mod inspect;
 pub mod metrics;
+mod onboard;
 pub mod poller;
 pub mod quota;
 pub mod sample;
@@ -224,6 +225,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         config,
         Arc::clone(&metrics),
     )?);
+    let onboard_telegram = telegram_client.clone();
     // SMS for clients without Telegram, sent by the salons' CRMs.
     let sms = sms::SmsWorker::new(
         Arc::clone(&sql),
@@ -259,11 +261,13 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
     )));
     // This instance's name in the poller's leases.
     let owner = format!("gateway-{}", &cli::new_secret()?[..12]);
+    let import_wake = Arc::new(tokio::sync::Notify::new());
     tasks.push(tokio::spawn(importer::import_loop(
         engine.clone(),
         Arc::clone(&sql),
         Arc::clone(&connections),
         owner.clone(),
+        Arc::clone(&import_wake),
         stopping.clone(),
     )));
     tasks.push(tokio::spawn(engage::engage_loop(
@@ -317,14 +321,30 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
             warn!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    let dashboard = loyalty_web::Dashboard::new(
+    let defaults = options.dashboard.clone().unwrap_or_default();
+    let connector = onboard::GatewayConnector::new(
+        Arc::clone(&sql),
+        config,
+        Arc::clone(&app.connections),
+        config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}")),
+        onboard_telegram,
+        import_wake,
+    );
+    let dashboard = loyalty_web::Dashboard::with_connector(
         Arc::clone(&sql),
         engine.clone(),
         loyalty_web::Settings {
             public_url: config.public_url.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
-            ..options.dashboard.clone().unwrap_or_default()
+            signup: defaults
+                .signup
+                .or(config.signup.then_some(config.default_plan)),
+            ..defaults
         },
+        Some(Arc::new(connector)),
     );
     let routes = server::router(app)
         .merge(loyalty_web::router(dashboard))

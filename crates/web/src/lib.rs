@@ -16,6 +16,7 @@ mod csrf;
 mod error;
 mod i18n;
 mod limit;
+pub mod onboard;
 mod pages;
 pub mod password;
 mod session;
@@ -53,6 +54,9 @@ pub struct Settings {
     /// The analytics' heavy figures are kept this long before a view computes them again
     /// (the page says when they were computed, and "Refresh" computes them now).
     pub analytics_max_age: Duration,
+    /// Whether anyone may create a salon at `/signup`, and on which plan (`None`: closed —
+    /// the operator adds salons and owners).
+    pub signup: Option<loyalty_core::audit::Plan>,
 }
 
 impl Default for Settings {
@@ -64,6 +68,7 @@ impl Default for Settings {
             login_limits: Limits::default(),
             trusted_proxies: Vec::new(),
             analytics_max_age: Duration::from_secs(10 * 60),
+            signup: None,
         }
     }
 }
@@ -82,16 +87,29 @@ pub struct Dashboard {
     pub(crate) engine: LoyaltyEngine,
     pub(crate) settings: Settings,
     pub(crate) limiter: limit::LoginLimiter,
+    /// The way to the CRMs onboarding uses; without one the setup pages are 404.
+    pub(crate) connector: Option<Arc<dyn onboard::Connector>>,
 }
 
 impl Dashboard {
     pub fn new(store: Arc<SqlStore>, engine: LoyaltyEngine, settings: Settings) -> Arc<Dashboard> {
+        Dashboard::with_connector(store, engine, settings, None)
+    }
+
+    /// The dashboard with onboarding: `connector` reaches the CRMs.
+    pub fn with_connector(
+        store: Arc<SqlStore>,
+        engine: LoyaltyEngine,
+        settings: Settings,
+        connector: Option<Arc<dyn onboard::Connector>>,
+    ) -> Arc<Dashboard> {
         let limiter = limit::LoginLimiter::new(settings.login_limits);
         Arc::new(Dashboard {
             store,
             engine,
             settings,
             limiter,
+            connector,
         })
     }
 
@@ -103,7 +121,9 @@ impl Dashboard {
 /// The dashboard's routes. Requests that change something pass the origin check; errors are
 /// rendered as pages in the reader's language.
 pub fn router(dashboard: Arc<Dashboard>) -> Router {
-    use pages::{analytics, audit, clients, desk, health, home, login, program, rewards, team};
+    use pages::{
+        analytics, audit, clients, desk, health, home, login, program, rewards, setup, team,
+    };
     let pages = Router::new()
         .route("/", get(home::page))
         .route("/login", get(login::form).post(login::submit))
@@ -139,6 +159,13 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/team/invite", post(team::invite))
         .route("/team/remove", post(team::remove))
         .route("/audit", get(audit::page))
+        .route("/signup", get(setup::signup_form).post(setup::signup))
+        .route("/setup", get(setup::page))
+        .route("/setup/connect", post(setup::connect))
+        .route("/setup/{id}", get(setup::connection))
+        .route("/setup/{id}/check", post(setup::check))
+        .route("/setup/{id}/webhooks", post(setup::webhooks))
+        .route("/setup/{id}/status", get(setup::live))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&dashboard),
             csrf::check,

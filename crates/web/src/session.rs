@@ -79,13 +79,22 @@ pub(crate) fn ended_cookie(settings: &Settings) -> HeaderValue {
 
 /// Starts a session for `user`: the answer that sets its cookie and goes to the overview.
 pub(crate) async fn start(dash: &Dashboard, user: &StaffUser) -> Result<Response, WebError> {
+    start_at(dash, user, "/").await
+}
+
+/// [`start`], then to `to`.
+pub(crate) async fn start_at(
+    dash: &Dashboard,
+    user: &StaffUser,
+    to: &str,
+) -> Result<Response, WebError> {
     let token = new_token().map_err(|e| WebError::Internal(e.to_string()))?;
     let now = dash.now_ms();
     let ttl = i64::try_from(dash.settings.session_ttl.as_millis()).unwrap_or(i64::MAX / 2);
     dash.store
         .create_session(&token_hash(&token), user.id, now, now.saturating_add(ttl))
         .await?;
-    let mut r = Redirect::to("/").into_response();
+    let mut r = Redirect::to(to).into_response();
     r.headers_mut()
         .insert(header::SET_COOKIE, session_cookie(&dash.settings, &token)?);
     Ok(r)

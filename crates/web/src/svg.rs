@@ -109,6 +109,26 @@ pub fn bars(
     s
 }
 
+/// `text` as a QR code (error correction M, a 4-module quiet zone) in SVG: one path of unit
+/// squares in a `viewBox` of modules, so it scales sharp. `None` when the text does not fit.
+pub fn qr(text: &str, label: &str) -> Option<String> {
+    use qrcode::{Color, EcLevel, QrCode};
+    const QUIET: usize = 4;
+    let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M).ok()?;
+    let width = code.width();
+    let side = width + 2 * QUIET;
+    let mut path = String::new();
+    for (i, color) in code.to_colors().iter().enumerate() {
+        if *color == Color::Dark {
+            let _ = write!(path, "M{} {}h1v1h-1z", i % width + QUIET, i / width + QUIET);
+        }
+    }
+    Some(format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {side} {side}" class="qr" role="img" aria-label="{label}" shape-rendering="crispEdges"><rect width="{side}" height="{side}" fill="#fff"/><path d="{path}" fill="#000"/></svg>"##,
+        label = escape(label),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +161,15 @@ mod tests {
         assert!(svg.contains("height=\"200\" fill=\"#7a3cf0\" data-value=\"200\""));
         assert!(svg.contains("height=\"100\" fill=\"#7a3cf0\" data-value=\"100\""));
         assert!(svg.contains("<title>12.2026: spent — 50</title>"));
+    }
+
+    #[test]
+    fn a_qr_code_is_drawn_to_scale_with_its_quiet_zone() {
+        let svg = qr("https://t.me/salon_bot?start=s7", "join <bot>").unwrap();
+        // 35 characters at level M fit version 3: 29 modules, plus 4 each side.
+        assert!(svg.contains(r#"viewBox="0 0 37 37""#), "{svg}");
+        // The finder pattern's corner: the first dark module at (4, 4).
+        assert!(svg.contains("M4 4h1v1h-1z"), "{svg}");
+        assert!(svg.contains(r#"aria-label="join &lt;bot&gt;""#));
     }
 }

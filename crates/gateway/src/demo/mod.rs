@@ -225,6 +225,11 @@ pub async fn run(json_out: bool, serve: bool) -> anyhow::Result<()> {
                 idle: Duration::from_millis(50),
                 ..loyalty_telegram::ReminderSettings::default()
             }),
+            // A newcomer can also sign a salon of their own up and walk through onboarding.
+            dashboard: Some(loyalty_web::Settings {
+                signup: Some(loyalty_core::audit::Plan::Pro),
+                ..loyalty_web::Settings::default()
+            }),
             ..StartOptions::default()
         },
     )
@@ -759,6 +764,7 @@ pub async fn run(json_out: bool, serve: bool) -> anyhow::Result<()> {
         } else {
             println!(
                 "\nThe salon's dashboard is at {url}\n  owner: {} / {}\n  admin: {} / {}\n\
+                 A salon of your own: {url}signup (onboarding: choose the CRM, check, webhook).\n\
                  Serving until Ctrl-C.",
                 dashboard["owner"]["email"].as_str().unwrap_or_default(),
                 dashboard["owner"]["password"].as_str().unwrap_or_default(),

@@ -127,9 +127,9 @@ impl Browser {
         self.find(css).await.click().await.unwrap();
     }
 
-    /// Waits until the page's text contains `text`.
+    /// Waits up to 10 s until the element's text contains `text` (htmx polls every 2 s).
     pub async fn wait_text(&self, css: &str, text: &str) {
-        for _ in 0..100 {
+        for _ in 0..200 {
             if let Ok(e) = self.driver.find(By::Css(css)).await
                 && e.text().await.unwrap_or_default().contains(text)
             {

@@ -9,10 +9,11 @@ use axum::extract::State;
 use axum::response::Response;
 use loyalty_core::PartnerStore;
 use loyalty_core::health::HealthStore;
-use loyalty_core::import::{ImportPhase, ImportStore};
+use loyalty_core::import::{ImportJob, ImportPhase, ImportStore};
 use loyalty_core::sync::SyncStore;
 
 use super::{Chrome, html, number, when};
+use crate::i18n::Words;
 use crate::session::Staff;
 use crate::{Dashboard, WebError};
 
@@ -42,6 +43,34 @@ struct Health {
     c: Chrome,
     connections: Vec<ConnectionRow>,
     rejected: Vec<RejectedRow>,
+}
+
+/// An import's phase and counts: `Visits: 1 200 / 5 000 clients, 300 visits`.
+pub(crate) fn import_line(j: &ImportJob, w: &Words) -> String {
+    let phase = match j.phase {
+        ImportPhase::Clients => w.import_clients,
+        ImportPhase::Records => w.import_records,
+        ImportPhase::Done => w.import_done,
+    };
+    let of = |seen: i64, total: Option<u64>| match total {
+        Some(t) => format!(
+            "{} / {}",
+            number(seen),
+            number(i64::try_from(t).unwrap_or(i64::MAX))
+        ),
+        None => number(seen),
+    };
+    let mut line = format!(
+        "{phase}: {} {}, {} {}",
+        of(j.clients_seen, j.total_clients),
+        w.import_clients_word,
+        of(j.records_seen, j.total_records),
+        w.import_records_word
+    );
+    if j.errors > 0 {
+        line.push_str(&format!(", {} {}", number(j.errors), w.import_failed_word));
+    }
+    line
 }
 
 /// A duration in the largest whole unit: `45 s`, `12 min`, `3 h`, `2 d`.
@@ -103,27 +132,7 @@ pub async fn page(State(dash): State<Arc<Dashboard>>, staff: Staff) -> Result<Re
                     )
                 })
                 .collect(),
-            import: match import {
-                None => "—".into(),
-                Some(j) => {
-                    let phase = match j.phase {
-                        ImportPhase::Clients => w.import_clients,
-                        ImportPhase::Records => w.import_records,
-                        ImportPhase::Done => w.import_done,
-                    };
-                    let of = |seen: i64, total: Option<u64>| match total {
-                        Some(t) => format!("{} / {}", number(seen), number(t as i64)),
-                        None => number(seen),
-                    };
-                    format!(
-                        "{phase}: {} {}, {} {}",
-                        of(j.clients_seen, j.total_clients),
-                        w.import_clients_word,
-                        of(j.records_seen, j.total_records),
-                        w.import_records_word
-                    )
-                }
-            },
+            import: import.map_or_else(|| "—".into(), |j| import_line(&j, w)),
         });
     }
     let rejected = store

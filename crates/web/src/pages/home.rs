@@ -5,6 +5,7 @@ use std::sync::Arc;
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
+use loyalty_core::{CrmKind, PartnerStore};
 
 use super::{Chrome, html, number};
 use crate::session::Staff;
@@ -18,6 +19,8 @@ struct Home {
     linked: String,
     outstanding: String,
     visits_30: String,
+    /// An owner of a salon with no CRM connected yet: the setup's call.
+    setup: bool,
 }
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -27,11 +30,20 @@ pub async fn page(State(dash): State<Arc<Dashboard>>, staff: Staff) -> Result<Re
         .store
         .overview(staff.partner.id, dash.now_ms() - 30 * DAY_MS)
         .await?;
+    let setup = staff.user.role.runs_salon()
+        && dash.connector.is_some()
+        && !dash
+            .store
+            .connections_of(staff.partner.id)
+            .await?
+            .iter()
+            .any(|c| c.kind != CrmKind::Desk);
     html(&Home {
         c: Chrome::new(&staff, "home"),
         clients: number(o.clients),
         linked: number(o.linked),
         outstanding: number(o.outstanding),
         visits_30: number(o.visits_since),
+        setup,
     })
 }

@@ -24,13 +24,19 @@ struct LoginPage {
     b: Bare,
     error: Option<&'static str>,
     email: String,
+    /// Sign-up is open: a link to create a salon.
+    signup: bool,
 }
 
-pub async fn form(headers: HeaderMap) -> Result<Response, WebError> {
+pub async fn form(
+    State(dash): State<Arc<Dashboard>>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
     html(&LoginPage {
         b: Bare::new(Lang::of(&headers)),
         error: None,
         email: String::new(),
+        signup: dash.settings.signup.is_some(),
     })
 }
 
@@ -104,6 +110,7 @@ pub async fn submit(
             b: Bare::new(lang),
             error: Some(error),
             email: email.clone(),
+            signup: dash.settings.signup.is_some(),
         })?;
         *r.status_mut() = status;
         Ok(r)

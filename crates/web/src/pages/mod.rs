@@ -10,6 +10,7 @@ pub mod home;
 pub mod login;
 pub mod program;
 pub mod rewards;
+pub mod setup;
 pub mod team;
 
 use askama::Template;
