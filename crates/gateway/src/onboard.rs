@@ -190,6 +190,15 @@ impl Connector for GatewayConnector {
         if c.kind == CrmKind::Dikidi {
             return Ok(Hooks::None);
         }
+        let api = self
+            .store
+            .connection_settings(c.id)
+            .await
+            .map_err(|e| AdapterError::Transient(e.to_string()))?
+            .is_some_and(|s| s.has_api());
+        if !api {
+            return Ok(Hooks::Paste);
+        }
         let url = self.webhook_url(c);
         match found.adapter.register_webhooks(&url).await {
             Ok(tables) => {

@@ -974,7 +974,7 @@ fn a_beautypro_connection_takes_the_application_and_refuses_what_it_cannot_do() 
     let out = run(&["connection", "rewards", "2", "--strategy", "certificate"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(said(&out).contains("gateway-code"), "{}", said(&out));
-    // YCLIENTS' webhooks are pasted into the CRM: there is nothing to subscribe through it.
+    // Without API tokens the webhook is pasted into the CRM: nothing to subscribe through it.
     let yclients = add("yclients", "4564", &[]);
     assert!(yclients.status.success(), "{}", said(&yclients));
     let out = run(&["connection", "webhooks", "3"]);

@@ -268,7 +268,29 @@ async fn a_salon_signs_up_connects_yclients_and_turns_green_on_its_first_deliver
         "https://loyalty.example/webhooks/yclients/{}",
         connection.webhook_secret
     );
+    // The first press meets a user without the webhook settings' right: the page says so,
+    // nothing is written, and once the right is given the next press subscribes.
+    Mock::given(method("GET"))
+        .and(path("/api/v1/hooks_settings/4564"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "success": false, "data": null,
+            "meta": {"message": "Нет прав на изменение настроек уведомлений"}
+        })))
+        .up_to_n_times(1)
+        .mount(&crm)
+        .await;
     hooks(&crm, &ours).await;
+    let page = web.post("/setup/1/webhooks", &[]).await;
+    assert!(
+        page.body
+            .contains("Нет права или лицензии: выдайте пользователю доступ к API в CRM. (Нет прав на изменение настроек уведомлений)"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(r#"id="register""#),
+        "the button is there again"
+    );
 
     // The connection's page: the address, not yet green; the clients' link and its QR code.
     let page = web.get("/setup/1").await;

@@ -450,6 +450,16 @@ pub async fn connection_webhooks(
         return Err(Usage(format!("there is no connection {connection}")).into());
     };
     let url = webhook_url(config, conn.kind, &conn.webhook_secret);
+    let api = store
+        .connection_settings(id)
+        .await?
+        .is_some_and(|s| s.has_api());
+    if !api {
+        return Err(Usage(format!(
+            "connection {connection} has no API credentials: paste {url} into the CRM's webhook settings"
+        ))
+        .into());
+    }
     match found.adapter.register_webhooks(&url).await {
         Ok(tables) => Ok(json!({
             "connection": id,
