@@ -398,24 +398,6 @@ impl AdapterSource for At {
     }
 }
 
-/// Whether one of the partner's connections sends SMS: a YCLIENTS or Altegio connection with
-/// API tokens (what its adapter's `capabilities().sms` says, read without building it).
-pub async fn sends_sms(sql: &SqlStore, partner: PartnerId) -> Result<bool, StoreError> {
-    for c in sql.connections().await? {
-        if c.partner_id != partner || Flavor::of(c.kind).is_none() {
-            continue;
-        }
-        if sql
-            .connection_settings(c.id)
-            .await?
-            .is_some_and(|s| s.partner_token.is_some())
-        {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
 /// Where the partner's rewards go: the first connection with a reward setup (by id), else the
 /// gateway's own codes. A setup names its strategy (`{"strategy": "crm_certificate", …}`);
 /// what else it holds is the CRM crate's to read.

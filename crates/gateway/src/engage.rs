@@ -7,12 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use loyalty_core::engage::{Engagement, TriggerRule};
-use loyalty_core::offer::Benefit;
 use loyalty_core::{Clock, PartnerId, PartnerStore, StoreError};
 use loyalty_engage::EngageStore;
-use loyalty_engage::risk::{self, SalonModel};
-use loyalty_engage::scan::PROFILE_DAYS;
 use loyalty_engage::scan::{Report, Salon, ScanError, scan_with};
 use loyalty_store::SqlStore;
 use tokio::sync::watch;
@@ -29,94 +25,7 @@ const RHYTHM_FRESH_MS: i64 = 24 * 3_600_000;
 /// Two left a core idle a third of the time on a 2-core host (each scan waits on the database
 /// and then on the gateway in turn).
 const CONCURRENT_SCANS: usize = 4;
-/// A salon's churn and value model serves its scans this long; older, the next scan that
-/// needs it (an `at_risk` trigger is set) builds it again first.
-pub const MODEL_FRESH_MS: i64 = 7 * 24 * 3_600_000;
-
-/// Judges the methods on the salon's history, fits the model where it wins, counts which
-/// services its clients buy together (for offers that suggest one), and keeps it
-/// (`loyalty_engage::risk::build`); the fit runs off the async threads.
-pub async fn refresh_model(
-    store: &SqlStore,
-    partner: PartnerId,
-    now_ms: i64,
-    suggestions: bool,
-) -> Result<SalonModel, StoreError> {
-    let visits: Vec<_> = store
-        .came_visits(partner)
-        .await?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
-    let customers: Vec<_> = store
-        .visit_histories(partner, now_ms)
-        .await?
-        .into_iter()
-        .map(|(_, c)| c)
-        .collect();
-    // The co-occurrence reads a year of records' lines: only for a salon whose offers suggest a
-    // service.
-    let suggest = match suggestions {
-        true => Some(
-            store
-                .service_baskets(partner, now_ms - PROFILE_DAYS * 86_400_000)
-                .await?,
-        ),
-        false => None,
-    };
-    let mut model = tokio::task::spawn_blocking(move || risk::build(&visits, &customers, now_ms))
-        .await
-        .map_err(|e| StoreError::Backend(format!("the model's fit stopped: {e}")))?;
-    model.suggest = suggest;
-    store.save_salon_model(partner, &model).await?;
-    info!(
-        partner = partner.0,
-        on = model.on(),
-        off = model.off.as_deref().unwrap_or_default(),
-        "salon model built"
-    );
-    Ok(model)
-}
-
-/// Some trigger's offer has a variant that suggests a service (it needs the co-occurrence).
-pub fn suggests_services(settings: &Engagement) -> bool {
-    settings
-        .triggers
-        .iter()
-        .filter_map(|t| t.offer.as_ref())
-        .flat_map(|o| &o.variants)
-        .any(|v| matches!(v.benefit, Benefit::ServiceCashback { .. }))
-}
-
-/// The model a scan of these settings uses: none unless an `at_risk` trigger or an offer that
-/// suggests a service is set; the stored one while fresh (and holding the suggestions when they
-/// are needed), else built again now.
-pub async fn model_for(
-    store: &SqlStore,
-    partner: PartnerId,
-    settings: &Engagement,
-    now_ms: i64,
-) -> Result<Option<SalonModel>, StoreError> {
-    let suggestions = suggests_services(settings);
-    let at_risk = settings
-        .triggers
-        .iter()
-        .any(|t| matches!(t.rule, TriggerRule::AtRisk { .. }));
-    if !at_risk && !suggestions {
-        return Ok(None);
-    }
-    match store.salon_model(partner).await? {
-        Some(m)
-            if (0..MODEL_FRESH_MS).contains(&(now_ms - m.fitted_at_ms))
-                && (m.suggest.is_some() || !suggestions) =>
-        {
-            Ok(Some(m))
-        }
-        _ => refresh_model(store, partner, now_ms, suggestions)
-            .await
-            .map(Some),
-    }
-}
+pub use loyalty_store::models::MODEL_FRESH_MS;
 
 /// Scans one salon now, under its lease; `None` when it has no reminders set or another
 /// instance holds the lease.
@@ -135,14 +44,14 @@ pub async fn scan_partner(
     if !store.lease_scan(partner, owner, now_ms, LEASE_MS).await? {
         return Ok(None);
     }
-    let model = model_for(store, partner, settings, now_ms).await?;
+    let model = store.model_for(partner, settings, now_ms).await?;
     let salon = Salon {
         partner,
         name: Some(&p.name),
         settings,
         birthday_points: p.program.birthday.as_ref().map(|b| b.points.value()),
         currency: p.program.currency,
-        sms: settings.sms.is_some() && crate::connections::sends_sms(store, partner).await?,
+        sms: settings.sms.is_some() && store.sends_sms(partner).await?,
         model: model.as_ref(),
     };
     let known = store

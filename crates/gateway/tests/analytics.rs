@@ -14,6 +14,7 @@ use common::{PgSchema, add_lotos, serve_on};
 use loyalty_core::{
     ClientId, ClientStore, Clock, LoyaltyEngine, ManualClock, PartnerId, Store, SystemClock,
 };
+use loyalty_engage::EngageStore;
 use loyalty_gateway::cli::{self, VisitAdd};
 use loyalty_gateway::config::Overrides;
 use reqwest::StatusCode;
@@ -215,6 +216,70 @@ async fn every_figure_matches_the_salons_own_books_and_history() {
         web.get("/analytics/other.csv").await.status,
         StatusCode::NOT_FOUND
     );
+
+    // Client value: none until a model is fitted. The viewer cannot build one; the owner
+    // can, from the page.
+    assert!(b.contains("id=\"no-model\""), "no model yet");
+    assert!(!b.contains("id=\"build-model\""), "not the viewer's button");
+    assert_eq!(
+        web.post("/analytics/model", &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    add_user(&env, partner, "owner@lotos.ru", "owner", PASSWORD);
+    let mut owner = Web::new(gateway.addr);
+    owner.sign_in("owner@lotos.ru", PASSWORD).await;
+    let built = owner.post("/analytics/model", &[]).await;
+    assert_eq!(built.status, StatusCode::SEE_OTHER, "{}", built.body);
+    let pid = PartnerId(partner);
+    assert!(gateway.store.salon_model(pid).await.unwrap().is_some());
+    // Under a model with BG/NBD r = 1, α = 30, a = 1, b = 3 (set here, so the numbers are
+    // worked out by hand): P(alive) = 1 / (1 + a / (b + x − 1) · ((α + T) / (α + tₓ))^(r + x))
+    // for x repeat days, the last at tₓ of T days since the first. A (x = 2, tₓ = 180,
+    // T = 200): 1 / (1 + ¼ · (230/210)³) = 75.3 %. B (x = 1, tₓ = 100, T = 200):
+    // 1 / (1 + ⅓ · (230/130)²) = 48.9 % — at risk, 100 days away. The rest came once: 100 %.
+    let model = loyalty_engage::risk::SalonModel {
+        fitted_at_ms: now,
+        winner: Some("bgnbd".into()),
+        backtest: Vec::new(),
+        bgnbd: Some(loyalty_engage::risk::BgNbdParams {
+            r: 1.0,
+            alpha: 30.0,
+            a: 1.0,
+            b: 3.0,
+            log_likelihood: 0.0,
+        }),
+        gamma_gamma: None,
+        clv_percentiles: Vec::new(),
+        mean_visit_minor: 150_000,
+        clients: 8,
+        off: None,
+        suggest: None,
+    };
+    gateway.store.save_salon_model(pid, &model).await.unwrap();
+    let _ = web.post("/analytics/refresh", &[]).await;
+    let valued = web.get("/analytics").await;
+    let v = &valued.body[valued.body.find("id=\"values\"").unwrap()..];
+    let risk = &v[v.find("id=\"at-risk-table\"").expect("at-risk table")..];
+    assert!(risk.contains("+7******0002"), "B is listed: {risk}");
+    assert!(risk.contains("<td class=\"num\">48.9 %</td>"), "{risk}");
+    assert!(risk.contains("<td class=\"num\">100</td>"), "{risk}");
+    assert!(!risk.contains("******0001"), "A is not at risk");
+    assert!(v.contains("Под угрозой ухода (1)"), "one at risk");
+    let at_risk = web.get("/analytics/at_risk.csv").await;
+    let row: Vec<&str> = at_risk.body.lines().nth(1).unwrap().split(';').collect();
+    assert_eq!(
+        (row[0], row[1], row[3]),
+        (id("+79161110002").to_string().as_str(), "4894", "100")
+    );
+    assert_eq!(at_risk.body.lines().count(), 2, "only B");
+    let values = web.get("/analytics/values.csv").await;
+    let counted: i64 = values
+        .body
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(';').next().unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(counted, 8, "every client in one bin");
 
     // The heavy figures are kept for ten minutes: a visit now shows after "Refresh".
     clock.advance_ms(now - clock.now_ms());

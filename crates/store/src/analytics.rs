@@ -101,6 +101,9 @@ pub struct Snapshot {
     /// One cohort per period of the bounds.
     #[serde(default)]
     pub cohorts: Vec<Cohort>,
+    /// The clients' 12-month values under the salon's model, when one is fitted.
+    #[serde(default)]
+    pub values: Option<crate::models::ClientValues>,
 }
 
 impl SqlStore {
@@ -140,6 +143,7 @@ impl SqlStore {
             books: self.points_by_period(partner, bounds).await?,
             linked: self.linked_vs_not(partner, now_ms).await?,
             cohorts: self.cohorts(partner, bounds).await?,
+            values: self.client_values(partner, now_ms).await?,
         };
         let body = serde_json::to_string(&fresh)
             .map_err(|e| StoreError::Corrupt(format!("snapshot: {e}")))?;

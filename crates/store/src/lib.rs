@@ -29,6 +29,7 @@ mod history;
 mod import;
 mod inbox;
 mod levels;
+pub mod models;
 mod offers;
 mod program;
 mod quota;

@@ -148,6 +148,7 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/analytics", get(analytics::page))
         .route("/analytics/{file}", get(analytics::csv))
         .route("/analytics/refresh", post(analytics::refresh))
+        .route("/analytics/model", post(analytics::build_model))
         .route("/health", get(health::page))
         .route("/program", get(program::page))
         .route("/program/settings", post(program::settings))

@@ -47,14 +47,14 @@ pub async fn engage_preview(
         return Err(Usage(format!("--trigger: the program has no {t:?} trigger")).into());
     }
     let now_ms = SystemClock.now_ms();
-    let model = crate::engage::model_for(store, id, settings, now_ms).await?;
+    let model = store.model_for(id, settings, now_ms).await?;
     let salon = Salon {
         partner: id,
         name: Some(&p.name),
         settings,
         birthday_points: p.program.birthday.as_ref().map(|b| b.points.value()),
         currency: p.program.currency,
-        sms: settings.sms.is_some() && crate::connections::sends_sms(store, id).await?,
+        sms: settings.sms.is_some() && store.sends_sms(id).await?,
         model: model.as_ref(),
     };
     let report = scan(store, &salon, now_ms, false, trigger, usize::MAX).await?;

@@ -161,10 +161,10 @@ pub async fn analytics_model(
                     .program
                     .engage
                     .as_ref()
-                    .is_some_and(crate::engage::suggests_services),
+                    .is_some_and(loyalty_store::models::suggests_services),
                 None => false,
             };
-            let built = crate::engage::refresh_model(store, id, now_ms, suggestions).await?;
+            let built = store.refresh_model(id, now_ms, suggestions).await?;
             (built, true)
         }
     };

@@ -15,6 +15,7 @@ use loyalty_core::Currency;
 use loyalty_core::audit::Capability;
 use loyalty_engage::store::EngageStore;
 use loyalty_engage::uplift::{Arm, newcombe};
+use loyalty_store::models::{ClientValues, VALUE_BINS_MINOR};
 use loyalty_store::{Cohort, Group, Linked, PointsFlow, share_bps};
 
 use super::{Chrome, html, money, number};
@@ -67,6 +68,9 @@ pub struct Figures {
     pub return_minor: i64,
     /// What the points spent over the last 12 months were worth.
     pub spent_12m_minor: i64,
+    /// The clients' 12-month values and those at risk, under the salon's model (`None`
+    /// until one is fitted).
+    pub values: Option<ClientValues>,
 }
 
 /// The first moment of each of the last 12 months and of the next, in the salon's time.
@@ -124,10 +128,11 @@ pub async fn figures(dash: &Dashboard, staff: &Staff, refresh: bool) -> Result<F
     let snapshot = store
         .analytics_snapshot(partner, &bounds, now, max_age, refresh)
         .await?;
-    let (books, linked, cohorts, as_of_ms) = (
+    let (books, linked, cohorts, values, as_of_ms) = (
         snapshot.books,
         snapshot.linked,
         snapshot.cohorts,
+        snapshot.values,
         snapshot.computed_at_ms,
     );
     let everyone = Group {
@@ -179,6 +184,7 @@ pub async fn figures(dash: &Dashboard, staff: &Staff, refresh: bool) -> Result<F
         average_check_minor,
         return_minor,
         spent_12m_minor: spent_12m * program.point_value_minor,
+        values,
     })
 }
 
@@ -260,6 +266,94 @@ struct Page {
     return_money: String,
     spent_money: String,
     average_check: String,
+    values: Option<ValuesView>,
+    /// An owner may build the salon's model from here.
+    owner: bool,
+}
+
+/// The clients' values as the page shows them.
+pub struct ValuesView {
+    pub fitted: String,
+    pub clients: String,
+    pub total: String,
+    pub chart: String,
+    pub bins: Vec<(String, String)>,
+    pub at_risk_count: String,
+    pub at_risk: Vec<AtRiskRow>,
+}
+
+pub struct AtRiskRow {
+    pub id: i64,
+    pub name: String,
+    pub phone: String,
+    pub p_alive: String,
+    pub at_stake: String,
+    pub days_away: String,
+}
+
+/// A bin's label: `1 000 – 3 000 ₽`, the last `≥ 100 000 ₽`.
+fn bin_label(i: usize, currency: Currency) -> String {
+    match VALUE_BINS_MINOR.get(i + 1) {
+        Some(hi) => format!(
+            "{} – {}",
+            number(VALUE_BINS_MINOR[i] / 100),
+            money(*hi, currency)
+        ),
+        None => format!("≥ {}", money(VALUE_BINS_MINOR[i], currency)),
+    }
+}
+
+async fn values_view(
+    dash: &Dashboard,
+    staff: &Staff,
+    v: &ClientValues,
+) -> Result<ValuesView, WebError> {
+    let w = staff.lang.words();
+    let cur = staff.partner.program.currency;
+    let labels: Vec<String> = (0..v.bins.len()).map(|i| bin_label(i, cur)).collect();
+    let chart = bars(
+        "values-chart",
+        w.values_chart,
+        &labels,
+        &[Series {
+            name: w.clients_total,
+            colour: "#7a3cf0",
+            values: v.bins.clone(),
+        }],
+        number,
+    );
+    let mut at_risk = Vec::with_capacity(v.at_risk.len());
+    for r in &v.at_risk {
+        let client =
+            loyalty_core::ClientStore::client(dash.store.as_ref(), staff.partner.id, r.client)
+                .await?;
+        at_risk.push(AtRiskRow {
+            id: r.client.0,
+            name: client
+                .as_ref()
+                .and_then(|c| c.name.clone())
+                .unwrap_or_default(),
+            phone: client
+                .as_ref()
+                .map(|c| c.phone.masked())
+                .unwrap_or_default(),
+            p_alive: pct(Some(r.p_alive_bps)),
+            at_stake: money(r.at_stake_minor, cur),
+            days_away: number(r.days_away),
+        });
+    }
+    Ok(ValuesView {
+        fitted: super::when(v.fitted_at_ms, staff.partner.program.utc_offset_minutes),
+        clients: number(v.clients),
+        total: money(v.total_minor, cur),
+        chart,
+        bins: labels
+            .into_iter()
+            .zip(v.bins.iter().map(|n| number(*n)))
+            .collect(),
+        at_risk_count: number(v.at_risk_count),
+        at_risk,
+    })
 }
 
 fn group_row(name: &'static str, g: &Group, currency: Currency) -> GroupRow {
@@ -327,7 +421,13 @@ pub async fn page(State(dash): State<Arc<Dashboard>>, staff: Staff) -> Result<Re
         ],
         |b| pct(Some(b)),
     );
+    let values = match &f.values {
+        Some(v) => Some(values_view(&dash, &staff, v).await?),
+        None => None,
+    };
     html(&Page {
+        values,
+        owner: staff.user.role.runs_salon(),
         as_of: super::when(f.as_of_ms, staff.partner.program.utc_offset_minutes),
         c: Chrome::new(&staff, "analytics"),
         issued: number(f.issued),
@@ -404,6 +504,27 @@ pub async fn refresh(
     staff.plan(Capability::Analytics)?;
     figures(&dash, &staff, true).await?;
     Ok(axum::response::Redirect::to("/analytics").into_response())
+}
+
+/// Owners: the salon's churn and value model built now from its history (as a scan builds
+/// it), then the figures computed again with it.
+pub async fn build_model(
+    State(dash): State<Arc<Dashboard>>,
+    staff: Staff,
+) -> Result<Response, WebError> {
+    staff.owner()?;
+    staff.plan(Capability::Analytics)?;
+    let suggestions = staff
+        .partner
+        .program
+        .engage
+        .as_ref()
+        .is_some_and(loyalty_store::models::suggests_services);
+    dash.store
+        .refresh_model(staff.partner.id, dash.now_ms(), suggestions)
+        .await?;
+    figures(&dash, &staff, true).await?;
+    Ok(axum::response::Redirect::to("/analytics#values").into_response())
 }
 
 /// The numbers behind a chart or table as CSV (`;`-separated for Russian spreadsheets when the
@@ -497,6 +618,35 @@ pub async fn csv(
                     opt(u.difference_bps),
                     opt(u.interval_bps.map(|i| i.0)),
                     opt(u.interval_bps.map(|i| i.1)),
+                ]);
+            }
+        }
+        "values.csv" => {
+            line(&["from_minor".into(), "to_minor".into(), "clients".into()]);
+            if let Some(v) = &f.values {
+                for (i, n) in v.bins.iter().enumerate() {
+                    let hi = VALUE_BINS_MINOR.get(i + 1).map(i64::to_string);
+                    line(&[
+                        VALUE_BINS_MINOR[i].to_string(),
+                        hi.unwrap_or_default(),
+                        n.to_string(),
+                    ]);
+                }
+            }
+        }
+        "at_risk.csv" => {
+            line(&[
+                "client_id".into(),
+                "p_alive_bps".into(),
+                "at_stake_minor".into(),
+                "days_away".into(),
+            ]);
+            for r in f.values.iter().flat_map(|v| &v.at_risk) {
+                line(&[
+                    r.client.0.to_string(),
+                    r.p_alive_bps.to_string(),
+                    r.at_stake_minor.to_string(),
+                    r.days_away.to_string(),
                 ]);
             }
         }
