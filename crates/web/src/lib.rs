@@ -122,7 +122,8 @@ impl Dashboard {
 /// rendered as pages in the reader's language.
 pub fn router(dashboard: Arc<Dashboard>) -> Router {
     use pages::{
-        analytics, audit, clients, desk, health, home, login, program, rewards, setup, team,
+        analytics, audit, clients, desk, health, home, login, program, reminders, rewards, setup,
+        team,
     };
     let pages = Router::new()
         .route("/", get(home::page))
@@ -153,6 +154,9 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/program", get(program::page))
         .route("/program/settings", post(program::settings))
         .route("/program/json", post(program::whole))
+        .route("/reminders", get(reminders::page))
+        .route("/reminders/settings", post(reminders::settings))
+        .route("/reminders/preview", post(reminders::preview))
         .route("/rewards", get(rewards::page))
         .route("/rewards/add", post(rewards::add))
         .route("/rewards/remove", post(rewards::remove))

@@ -114,6 +114,56 @@ fn rounded(x: f64) -> i64 {
     (x * 10_000.0).round() as i64
 }
 
+/// The salon's reminders per trigger against their control group, decided at least
+/// [`UPLIFT_WINDOW_DAYS`] ago (a return counts within that window).
+pub(crate) async fn reminder_uplift(
+    dash: &Dashboard,
+    partner: loyalty_core::PartnerId,
+    now: i64,
+) -> Result<Vec<TriggerUplift>, WebError> {
+    let arms = dash
+        .store
+        .uplift_arms(Some(partner), now, UPLIFT_WINDOW_DAYS * DAY_MS)
+        .await?;
+    Ok(arms
+        .into_iter()
+        .map(|a| {
+            let u = newcombe(a.treated, a.control);
+            let difference_bps = u.map(|u| rounded(u.difference));
+            TriggerUplift {
+                extra_visits_x100: difference_bps
+                    .map_or(0, |d| (d * a.treated.n as i64 + 50) / 100),
+                trigger: a.trigger,
+                treated: a.treated,
+                control: a.control,
+                difference_bps,
+                interval_bps: u.map(|u| (rounded(u.low), rounded(u.high))),
+                conclusive: u.is_some_and(|u| u.excludes_zero()),
+            }
+        })
+        .collect())
+}
+
+/// The rows of the uplift table (the analytics and the reminders pages show the same).
+pub(crate) fn uplift_rows(uplift: &[TriggerUplift]) -> Vec<UpliftRow> {
+    uplift
+        .iter()
+        .map(|u| UpliftRow {
+            trigger: u.trigger.clone(),
+            sent: format!("{} / {}", u.treated.returned, u.treated.n),
+            sent_rate: pct(share_bps(u.treated.returned as i64, u.treated.n as i64)),
+            control: format!("{} / {}", u.control.returned, u.control.n),
+            control_rate: pct(share_bps(u.control.returned as i64, u.control.n as i64)),
+            difference: pct(u.difference_bps),
+            interval: u.interval_bps.map_or_else(
+                || "—".into(),
+                |(l, h)| format!("{} … {}", pct(Some(l)), pct(Some(h))),
+            ),
+            conclusive: u.conclusive,
+        })
+        .collect()
+}
+
 /// The page's figures, from the ledger, the visit history and the reminders' records; the
 /// heavy ones (the books, linked vs not) as kept for up to `Settings::analytics_max_age`, or
 /// computed now when `refresh`.
@@ -142,26 +192,7 @@ pub async fn figures(dash: &Dashboard, staff: &Staff, refresh: bool) -> Result<F
         ..Group::default()
     };
     let average_check_minor = everyone.average_check_minor();
-    let arms = store
-        .uplift_arms(Some(partner), now, UPLIFT_WINDOW_DAYS * DAY_MS)
-        .await?;
-    let uplift: Vec<TriggerUplift> = arms
-        .into_iter()
-        .map(|a| {
-            let u = newcombe(a.treated, a.control);
-            let difference_bps = u.map(|u| rounded(u.difference));
-            TriggerUplift {
-                extra_visits_x100: difference_bps
-                    .map_or(0, |d| (d * a.treated.n as i64 + 50) / 100),
-                trigger: a.trigger,
-                treated: a.treated,
-                control: a.control,
-                difference_bps,
-                interval_bps: u.map(|u| (rounded(u.low), rounded(u.high))),
-                conclusive: u.is_some_and(|u| u.excludes_zero()),
-            }
-        })
-        .collect();
+    let uplift = reminder_uplift(dash, partner, now).await?;
     let extra_x100: i64 = uplift.iter().map(|u| u.extra_visits_x100).sum();
     let return_minor = average_check_minor.map_or(0, |c| (extra_x100 * c + 50) / 100);
     let spent_12m: i64 = books.periods.iter().map(|m| m.spent).sum();
@@ -471,23 +502,7 @@ pub async fn page(State(dash): State<Arc<Dashboard>>, staff: Staff) -> Result<Re
                     .collect(),
             })
             .collect(),
-        uplift: f
-            .uplift
-            .iter()
-            .map(|u| UpliftRow {
-                trigger: u.trigger.clone(),
-                sent: format!("{} / {}", u.treated.returned, u.treated.n),
-                sent_rate: pct(share_bps(u.treated.returned as i64, u.treated.n as i64)),
-                control: format!("{} / {}", u.control.returned, u.control.n),
-                control_rate: pct(share_bps(u.control.returned as i64, u.control.n as i64)),
-                difference: pct(u.difference_bps),
-                interval: u.interval_bps.map_or_else(
-                    || "—".into(),
-                    |(l, h)| format!("{} … {}", pct(Some(l)), pct(Some(h))),
-                ),
-                conclusive: u.conclusive,
-            })
-            .collect(),
+        uplift: uplift_rows(&f.uplift),
         return_money: money(f.return_minor.max(0), cur),
         spent_money: money(f.spent_12m_minor, cur),
         average_check: f

@@ -9,6 +9,7 @@ pub mod health;
 pub mod home;
 pub mod login;
 pub mod program;
+pub mod reminders;
 pub mod rewards;
 pub mod setup;
 pub mod team;

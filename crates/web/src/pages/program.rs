@@ -203,7 +203,7 @@ fn apply(mut p: Program, f: &SettingsForm) -> Result<Program, String> {
     Ok(p)
 }
 
-async fn save(
+pub(crate) async fn save(
     dash: &Dashboard,
     staff: &Staff,
     program: &Program,
