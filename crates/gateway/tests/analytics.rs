@@ -12,7 +12,8 @@ use common::binary::Env;
 use common::web::{PASSWORD, Web, add_user};
 use common::{PgSchema, add_lotos, serve_on};
 use loyalty_core::{
-    ClientId, ClientStore, Clock, LoyaltyEngine, ManualClock, PartnerId, Store, SystemClock,
+    ClientId, ClientStore, Clock, LedgerStore, LoyaltyEngine, ManualClock, PartnerId, PartnerStore,
+    Store, SystemClock,
 };
 use loyalty_engage::EngageStore;
 use loyalty_gateway::cli::{self, VisitAdd};
@@ -329,6 +330,157 @@ async fn every_figure_matches_the_salons_own_books_and_history() {
     assert_eq!(
         web.post("/analytics/refresh", &[]).await.status,
         StatusCode::FORBIDDEN
+    );
+    gateway.stop().await.unwrap();
+    schema.drop().await;
+}
+
+/// A chain: one salon with two YCLIENTS locations. Анна came to the first 100 days ago
+/// (2,000 roubles) and to the second 80 days ago (3,000); Борис to the first 50 days ago
+/// (1,000). 5 % back. Each location and the whole, worked out by hand:
+/// - 4564: 2 clients, 2 visits, 3,000 ₽, 1,500 ₽ a visit; of visits 60+ days old (Анна's) one
+///   followed by a visit within 60 days — at the other location: 100 %; 150 points.
+/// - 4565: 1 client, 1 visit, 3,000 ₽; Анна's visit not followed: 0 %; 150 points.
+/// - the whole: 2 clients (Анна once), 3 visits, 6,000 ₽, 2,000 ₽ a visit; 1 of 2: 50 %; 300.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_sees_each_location_and_the_whole() {
+    let schema = PgSchema::new().await;
+    let (gateway, config) = serve_on(&schema, Overrides::default()).await;
+    let env = Env {
+        vars: vec![("DATABASE_URL", schema.url.clone())],
+    };
+    let partner = add_lotos(&gateway.store).await;
+    add_user(&env, partner, "owner@lotos.ru", "owner", PASSWORD);
+    let mut hooks = Vec::new();
+    for company in ["4564", "4565"] {
+        let c = cli::connection_add(
+            &gateway.store,
+            &config,
+            &cli::ConnectionAdd {
+                partner,
+                crm: loyalty_core::CrmKind::Yclients,
+                company_id: company.into(),
+                partner_token: None,
+                user_token: None,
+                login: Default::default(),
+                utc_offset_minutes: None,
+                country: None,
+            },
+            0,
+        )
+        .await
+        .unwrap();
+        hooks.push(c["webhook_url"].as_str().unwrap().to_owned());
+    }
+    let now = chrono::Utc::now();
+    let http = reqwest::Client::new();
+    for (hook, company, record, phone, rub, days) in [
+        (0, "4564", 1, "79161110001", "2000", 100),
+        (1, "4565", 2, "79161110001", "3000", 80),
+        (0, "4564", 3, "79161110002", "1000", 50),
+    ] {
+        let mut body = loyalty_gateway::sample::record_webhook(&loyalty_gateway::sample::Record {
+            company_id: company,
+            record_id: record,
+            client_id: 500 + record,
+            client_name: "Клиентка",
+            phone,
+            cost: rub,
+            attendance: 1,
+            deleted: false,
+            changed_at_s: 60,
+        });
+        let at = now - chrono::Duration::days(days);
+        body["data"]["datetime"] =
+            serde_json::json!(at.format("%Y-%m-%dT%H:%M:%S+00:00").to_string());
+        body["data"]["date"] = serde_json::json!(at.format("%Y-%m-%d %H:%M:%S").to_string());
+        let answer = http.post(&hooks[hook]).json(&body).send().await.unwrap();
+        assert!(answer.status().is_success(), "{}", answer.status());
+    }
+    // The deliveries are applied by the inbox worker.
+    let pid = PartnerId(partner);
+    for _ in 0..100 {
+        if gateway.store.account_totals(pid).await.unwrap().issued.0 == 300 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut web = Web::new(gateway.addr);
+    web.sign_in("owner@lotos.ru", PASSWORD).await;
+    let page = web.get("/analytics").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let table = &page.body[page
+        .body
+        .find("id=\"locations-table\"")
+        .expect("a chain's table")..];
+    let table = &table[..table.find("</table>").unwrap()];
+    let rows: Vec<&str> = table.split("<tr").skip(2).collect();
+    assert_eq!(rows.len(), 3, "two locations and the whole: {table}");
+    let cells = |row: &str| -> Vec<String> {
+        row.split("<td")
+            .skip(1)
+            .map(|c| {
+                let c = &c[c.find('>').unwrap() + 1..];
+                c[..c.find("</td>").unwrap()]
+                    .replace("<strong>", "")
+                    .replace("</strong>", "")
+            })
+            .collect()
+    };
+    assert_eq!(
+        cells(rows[0]),
+        [
+            "yclients 4564",
+            "2",
+            "2",
+            "3\u{a0}000 ₽",
+            "1\u{a0}500 ₽",
+            "100.0 %",
+            "150"
+        ]
+    );
+    assert_eq!(
+        cells(rows[1]),
+        [
+            "yclients 4565",
+            "1",
+            "1",
+            "3\u{a0}000 ₽",
+            "3\u{a0}000 ₽",
+            "0.0 %",
+            "150"
+        ]
+    );
+    assert_eq!(
+        cells(rows[2]),
+        [
+            "Вся сеть",
+            "2",
+            "3",
+            "6\u{a0}000 ₽",
+            "2\u{a0}000 ₽",
+            "50.0 %",
+            "300"
+        ]
+    );
+    let csv = web.get("/analytics/locations.csv").await;
+    let ids: Vec<i64> = gateway
+        .store
+        .connections_of(pid)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id.0)
+        .collect();
+    assert_eq!(
+        csv.body,
+        format!(
+            "connection_id;clients_last_year;visits_last_year;paid_minor_last_year;points_last_year;visits_60;returned_60\r\n\
+             {};2;2;300000;150;1;1\r\n\
+             {};1;1;300000;150;1;0\r\n\
+             all;2;3;600000;300;2;1\r\n",
+            ids[0], ids[1]
+        )
     );
     gateway.stop().await.unwrap();
     schema.drop().await;

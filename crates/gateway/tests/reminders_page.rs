@@ -59,7 +59,11 @@ async fn owners_set_preview_and_follow_reminders_on_the_page() {
         joined_partner: Some(partner),
         referred_by: None,
     };
-    s.gateway.store.save_telegram_chat(&chat, now).await.unwrap();
+    s.gateway
+        .store
+        .save_telegram_chat(&chat, now)
+        .await
+        .unwrap();
     s.gateway.store.link_chat(&phone, 5_552_222).await.unwrap();
     s.gateway
         .store
@@ -166,7 +170,11 @@ async fn owners_set_preview_and_follow_reminders_on_the_page() {
     assert!(sends.contains("Вера · +7******2222"), "{sends}");
     assert!(sends.contains("<td>inactive</td>"), "{sends}");
     assert!(page.body.contains(r#"id="last-scan""#), "the scan's time");
-    assert!(page.body.contains("<li>inactive: send 1</li>"), "{}", page.body);
+    assert!(
+        page.body.contains("<li>inactive: send 1</li>"),
+        "{}",
+        page.body
+    );
 
     // The admin sees it without the settings; the viewer is refused.
     let mut desk = s.web("desk@lotos.ru").await;

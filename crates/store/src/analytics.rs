@@ -46,6 +46,9 @@ pub struct Group {
     pub year_visits: i64,
     pub year_clients: i64,
     pub year_paid_minor: i64,
+    /// Points those visits earned.
+    #[serde(default)]
+    pub year_points: i64,
 }
 
 impl Group {
@@ -83,6 +86,31 @@ pub struct Linked {
     pub not_linked: Group,
 }
 
+impl Linked {
+    /// Both groups together. (Their clients never overlap: a client is linked or not.)
+    pub fn everyone(&self) -> Group {
+        let (a, b) = (&self.linked, &self.not_linked);
+        Group {
+            visits_60: a.visits_60 + b.visits_60,
+            returned_60: a.returned_60 + b.returned_60,
+            visits_90: a.visits_90 + b.visits_90,
+            returned_90: a.returned_90 + b.returned_90,
+            year_visits: a.year_visits + b.year_visits,
+            year_clients: a.year_clients + b.year_clients,
+            year_paid_minor: a.year_paid_minor + b.year_paid_minor,
+            year_points: a.year_points + b.year_points,
+        }
+    }
+}
+
+/// One location of a chain (a CRM connection) and its visits' figures; a return counts at any
+/// location of the chain.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    pub connection_id: i64,
+    pub linked: Linked,
+}
+
 /// The clients whose first visit fell in one period, and how many of them came in each period
 /// since (`returned[0]` is the cohort itself).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +129,9 @@ pub struct Snapshot {
     /// One cohort per period of the bounds.
     #[serde(default)]
     pub cohorts: Vec<Cohort>,
+    /// The same as `linked` for each location with visits, by connection id.
+    #[serde(default)]
+    pub locations: Vec<Location>,
     /// The clients' 12-month values under the salon's model, when one is fitted.
     #[serde(default)]
     pub values: Option<crate::models::ClientValues>,
@@ -138,10 +169,12 @@ impl SqlStore {
                 return Ok(kept);
             }
         }
+        let (linked, locations) = self.linked_by_location(partner, now_ms).await?;
         let fresh = Snapshot {
             computed_at_ms: now_ms,
             books: self.points_by_period(partner, bounds).await?,
-            linked: self.linked_vs_not(partner, now_ms).await?,
+            linked,
+            locations,
             cohorts: self.cohorts(partner, bounds).await?,
             values: self.client_values(partner, now_ms).await?,
         };
@@ -299,22 +332,24 @@ impl SqlStore {
 
     /// Visits that came, by whether their client has linked the bot (as of now): returns
     /// within 60 and 90 days (counted over visits at least that old), and the last year's
-    /// visits, clients and bills.
+    /// visits, clients, bills and points.
     pub async fn linked_vs_not(
         &self,
         partner: PartnerId,
         now_ms: i64,
     ) -> Result<Linked, StoreError> {
-        let rows = sqlx::query(
-            "WITH v AS ( \
-               SELECT r.client_id, r.visit_at_ms, r.paid_minor, \
-                 LEAD(r.visit_at_ms) OVER (PARTITION BY r.client_id ORDER BY r.visit_at_ms) \
-                   AS next_ms, \
-                 CASE WHEN c.telegram_chat_id IS NULL THEN 0 ELSE 1 END AS linked \
-               FROM crm_records r JOIN clients c ON c.id = r.client_id \
-               WHERE r.partner_id = $1 AND r.status = 'came' AND r.visit_at_ms IS NOT NULL \
-                 AND r.visit_at_ms <= $2) \
-             SELECT linked, \
+        Ok(self.linked_by_location(partner, now_ms).await?.0)
+    }
+
+    /// [`SqlStore::linked_vs_not`] for the whole salon and for each of its locations (CRM
+    /// connections) in one statement: a return is a next visit at any location; a client who
+    /// came to two locations counts once in the whole.
+    pub async fn linked_by_location(
+        &self,
+        partner: PartnerId,
+        now_ms: i64,
+    ) -> Result<(Linked, Vec<Location>), StoreError> {
+        let figures = "linked, \
                CAST(SUM(CASE WHEN visit_at_ms <= $2 - $3 THEN 1 ELSE 0 END) AS BIGINT) AS v60, \
                CAST(SUM(CASE WHEN visit_at_ms <= $2 - $3 AND next_ms - visit_at_ms <= $3 \
                         THEN 1 ELSE 0 END) AS BIGINT) AS r60, \
@@ -324,18 +359,33 @@ impl SqlStore {
                CAST(SUM(CASE WHEN visit_at_ms > $2 - $5 THEN 1 ELSE 0 END) AS BIGINT) AS yv, \
                COUNT(DISTINCT CASE WHEN visit_at_ms > $2 - $5 THEN client_id END) AS yc, \
                CAST(SUM(CASE WHEN visit_at_ms > $2 - $5 THEN paid_minor ELSE 0 END) AS BIGINT) \
-                 AS yp \
-             FROM v GROUP BY linked",
-        )
-        .bind(partner.0)
-        .bind(now_ms)
-        .bind(60 * DAY_MS)
-        .bind(90 * DAY_MS)
-        .bind(365 * DAY_MS)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        let mut out = Linked::default();
+                 AS yp, \
+               CAST(SUM(CASE WHEN visit_at_ms > $2 - $5 THEN accrued ELSE 0 END) AS BIGINT) \
+                 AS ya";
+        let sql = format!(
+            "WITH v AS ( \
+               SELECT r.client_id, r.connection_id, r.visit_at_ms, r.paid_minor, r.accrued, \
+                 LEAD(r.visit_at_ms) OVER (PARTITION BY r.client_id ORDER BY r.visit_at_ms) \
+                   AS next_ms, \
+                 CASE WHEN c.telegram_chat_id IS NULL THEN 0 ELSE 1 END AS linked \
+               FROM crm_records r JOIN clients c ON c.id = r.client_id \
+               WHERE r.partner_id = $1 AND r.status = 'came' AND r.visit_at_ms IS NOT NULL \
+                 AND r.visit_at_ms <= $2) \
+             SELECT -1 AS location, {figures} FROM v GROUP BY linked \
+             UNION ALL \
+             SELECT connection_id AS location, {figures} FROM v GROUP BY connection_id, linked"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(partner.0)
+            .bind(now_ms)
+            .bind(60 * DAY_MS)
+            .bind(90 * DAY_MS)
+            .bind(365 * DAY_MS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let mut whole = Linked::default();
+        let mut locations: Vec<Location> = Vec::new();
         for r in &rows {
             let g = Group {
                 visits_60: get(r, "v60")?,
@@ -345,14 +395,32 @@ impl SqlStore {
                 year_visits: get(r, "yv")?,
                 year_clients: get(r, "yc")?,
                 year_paid_minor: get(r, "yp")?,
+                year_points: get(r, "ya")?,
+            };
+            let location: i64 = get(r, "location")?;
+            let into = if location < 0 {
+                &mut whole
+            } else {
+                match locations.iter().position(|l| l.connection_id == location) {
+                    Some(i) => &mut locations[i].linked,
+                    None => {
+                        locations.push(Location {
+                            connection_id: location,
+                            linked: Linked::default(),
+                        });
+                        let last = locations.len() - 1;
+                        &mut locations[last].linked
+                    }
+                }
             };
             if get::<i64>(r, "linked")? == 1 {
-                out.linked = g;
+                into.linked = g;
             } else {
-                out.not_linked = g;
+                into.not_linked = g;
             }
         }
-        Ok(out)
+        locations.sort_by_key(|l| l.connection_id);
+        Ok((whole, locations))
     }
 }
 

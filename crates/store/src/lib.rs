@@ -47,7 +47,7 @@ use loyalty_core::StoreError;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
-pub use analytics::{Books, Cohort, Group, Linked, PointsFlow, Snapshot, share_bps};
+pub use analytics::{Books, Cohort, Group, Linked, Location, PointsFlow, Snapshot, share_bps};
 pub use dashboard::{ClientLine, ClientQuery, Overview};
 pub use gateway::{ConnectionSettings, CrmTokens, REJECTED_KEPT, RejectedDelivery};
 pub use services::{CatalogService, DirectoryEntry, DirectorySync, ServiceSync};

@@ -314,6 +314,14 @@ words! {
     signed_in_as: "Вы вошли как", "Signed in as";
     nav_setup: "Подключение", "Setup";
     nav_reminders: "Напоминания", "Reminders";
+    a_locations: "Филиалы", "Locations";
+    a_locations_note: "За последние 12 месяцев. Возврат — следующий визит в любой филиал сети; клиент, бывший в двух филиалах, в итоге считается один раз.", "Over the last 12 months. A return is a next visit at any location of the chain; a client of two locations counts once in the whole.";
+    location: "Филиал", "Location";
+    all_locations: "Вся сеть", "The whole chain";
+    locations_chart: "Визиты по филиалам за год", "Visits by location over the year";
+    visits_year: "Визитов за год", "Visits in the year";
+    paid_year: "Выручка за год", "Revenue in the year";
+    points_year: "Баллов начислено", "Points earned";
     reminders_on: "Напоминания и предложения включены.", "Reminders and offers are on.";
     reminders_off: "Напоминания выключены: клиентам не уходит ни одного рекламного сообщения.", "Reminders are off: no marketing message goes to clients.";
     last_scan: "Последний просмотр клиентов (клиентов / решений записано)", "Last scan (clients / decisions recorded)";

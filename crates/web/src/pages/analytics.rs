@@ -11,12 +11,12 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{Datelike, NaiveDate};
-use loyalty_core::Currency;
 use loyalty_core::audit::Capability;
+use loyalty_core::{Currency, PartnerStore};
 use loyalty_engage::store::EngageStore;
 use loyalty_engage::uplift::{Arm, newcombe};
 use loyalty_store::models::{ClientValues, VALUE_BINS_MINOR};
-use loyalty_store::{Cohort, Group, Linked, PointsFlow, share_bps};
+use loyalty_store::{Cohort, Group, Linked, Location, PointsFlow, share_bps};
 
 use super::{Chrome, html, money, number};
 use crate::i18n::Lang;
@@ -71,6 +71,8 @@ pub struct Figures {
     /// The clients' 12-month values and those at risk, under the salon's model (`None`
     /// until one is fitted).
     pub values: Option<ClientValues>,
+    /// Each location's (connection's) visits, linked vs not: a chain sees each and the whole.
+    pub locations: Vec<Location>,
 }
 
 /// The first moment of each of the last 12 months and of the next, in the salon's time.
@@ -178,19 +180,15 @@ pub async fn figures(dash: &Dashboard, staff: &Staff, refresh: bool) -> Result<F
     let snapshot = store
         .analytics_snapshot(partner, &bounds, now, max_age, refresh)
         .await?;
-    let (books, linked, cohorts, values, as_of_ms) = (
+    let (books, linked, cohorts, values, locations, as_of_ms) = (
         snapshot.books,
         snapshot.linked,
         snapshot.cohorts,
         snapshot.values,
+        snapshot.locations,
         snapshot.computed_at_ms,
     );
-    let everyone = Group {
-        year_visits: linked.linked.year_visits + linked.not_linked.year_visits,
-        year_clients: linked.linked.year_clients + linked.not_linked.year_clients,
-        year_paid_minor: linked.linked.year_paid_minor + linked.not_linked.year_paid_minor,
-        ..Group::default()
-    };
+    let everyone = linked.everyone();
     let average_check_minor = everyone.average_check_minor();
     let uplift = reminder_uplift(dash, partner, now).await?;
     let extra_x100: i64 = uplift.iter().map(|u| u.extra_visits_x100).sum();
@@ -216,6 +214,7 @@ pub async fn figures(dash: &Dashboard, staff: &Staff, refresh: bool) -> Result<F
         return_minor,
         spent_12m_minor: spent_12m * program.point_value_minor,
         values,
+        locations,
     })
 }
 
@@ -300,6 +299,49 @@ struct Page {
     values: Option<ValuesView>,
     /// An owner may build the salon's model from here.
     owner: bool,
+    /// Each location and the whole, for a salon with more than one.
+    locations: Vec<LocationRow>,
+    locations_chart: String,
+}
+
+pub struct LocationRow {
+    pub name: String,
+    pub clients: String,
+    pub visits: String,
+    pub paid: String,
+    pub average_check: String,
+    pub return_60: String,
+    pub points: String,
+    pub whole: bool,
+}
+
+fn location_row(name: String, g: &Group, currency: Currency, whole: bool) -> LocationRow {
+    LocationRow {
+        name,
+        clients: number(g.year_clients),
+        visits: number(g.year_visits),
+        paid: money(g.year_paid_minor, currency),
+        average_check: g
+            .average_check_minor()
+            .map_or_else(|| "—".into(), |c| money(c, currency)),
+        return_60: pct(g.return_60_bps()),
+        points: number(g.year_points),
+        whole,
+    }
+}
+
+/// A location's name: its CRM and company (`yclients 4564`), or the desk.
+async fn location_names(
+    dash: &Dashboard,
+    staff: &Staff,
+) -> Result<std::collections::HashMap<i64, String>, WebError> {
+    Ok(dash
+        .store
+        .connections_of(staff.partner.id)
+        .await?
+        .into_iter()
+        .map(|c| (c.id.0, format!("{} {}", c.kind, c.company_id)))
+        .collect())
 }
 
 /// The clients' values as the page shows them.
@@ -456,7 +498,45 @@ pub async fn page(State(dash): State<Arc<Dashboard>>, staff: Staff) -> Result<Re
         Some(v) => Some(values_view(&dash, &staff, v).await?),
         None => None,
     };
+    let (locations, locations_chart) = if f.locations.len() > 1 {
+        let names = location_names(&dash, &staff).await?;
+        let name = |id: i64| names.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
+        let mut rows: Vec<LocationRow> = f
+            .locations
+            .iter()
+            .map(|l| location_row(name(l.connection_id), &l.linked.everyone(), cur, false))
+            .collect();
+        rows.push(location_row(
+            w.all_locations.into(),
+            &f.linked.everyone(),
+            cur,
+            true,
+        ));
+        let chart = bars(
+            "locations-chart",
+            w.locations_chart,
+            &f.locations
+                .iter()
+                .map(|l| name(l.connection_id))
+                .collect::<Vec<_>>(),
+            &[Series {
+                name: w.visits_year,
+                colour: "#7a3cf0",
+                values: f
+                    .locations
+                    .iter()
+                    .map(|l| l.linked.everyone().year_visits)
+                    .collect(),
+            }],
+            number,
+        );
+        (rows, chart)
+    } else {
+        (Vec::new(), String::new())
+    };
     html(&Page {
+        locations,
+        locations_chart,
         values,
         owner: staff.user.role.runs_salon(),
         as_of: super::when(f.as_of_ms, staff.partner.program.utc_offset_minutes),
@@ -633,6 +713,33 @@ pub async fn csv(
                     opt(u.difference_bps),
                     opt(u.interval_bps.map(|i| i.0)),
                     opt(u.interval_bps.map(|i| i.1)),
+                ]);
+            }
+        }
+        "locations.csv" => {
+            line(&[
+                "connection_id".into(),
+                "clients_last_year".into(),
+                "visits_last_year".into(),
+                "paid_minor_last_year".into(),
+                "points_last_year".into(),
+                "visits_60".into(),
+                "returned_60".into(),
+            ]);
+            let rows = f
+                .locations
+                .iter()
+                .map(|l| (l.connection_id.to_string(), l.linked.everyone()))
+                .chain([("all".to_owned(), f.linked.everyone())]);
+            for (id, g) in rows {
+                line(&[
+                    id,
+                    g.year_clients.to_string(),
+                    g.year_visits.to_string(),
+                    g.year_paid_minor.to_string(),
+                    g.year_points.to_string(),
+                    g.visits_60.to_string(),
+                    g.returned_60.to_string(),
                 ]);
             }
         }
