@@ -322,6 +322,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         }
     });
     let defaults = options.dashboard.clone().unwrap_or_default();
+    let defaults_max_age = defaults.analytics_max_age;
     let connector = onboard::GatewayConnector::new(
         Arc::clone(&sql),
         config,
@@ -346,6 +347,11 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         },
         Some(Arc::new(connector)),
     );
+    tasks.push(tokio::spawn(analytics_loop(
+        Arc::clone(&dashboard),
+        defaults_max_age,
+        stopping.clone(),
+    )));
     let routes = server::router(app)
         .merge(loyalty_web::router(dashboard))
         // The dashboard limits sign-ins per address: the peer's address on each request.
@@ -486,6 +492,27 @@ async fn inbox_pass(
     }
 }
 
+/// Keeps every salon's analytics fresh in the background, so the page reads kept figures: a
+/// pass every quarter of their age, each salon computed again once past
+/// half of it.
+async fn analytics_loop(
+    dashboard: Arc<loyalty_web::Dashboard>,
+    max_age: Duration,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let every = (max_age / 4).max(Duration::from_millis(250));
+    loop {
+        match dashboard.warm_analytics().await {
+            Ok(0) => {}
+            Ok(n) => info!(salons = n, "analytics computed ahead of their views"),
+            Err(e) => warn!(error = %e, "analytics could not be computed ahead"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+    }
+}
 /// Renews the lease of `ids` every third of it, for as long as it is polled.
 async fn renew_inbox_lease(
     engine: &LoyaltyEngine,

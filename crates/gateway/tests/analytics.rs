@@ -485,3 +485,83 @@ async fn a_chain_sees_each_location_and_the_whole() {
     gateway.stop().await.unwrap();
     schema.drop().await;
 }
+
+/// `serve` computes every salon's heavy figures ahead of their views (every quarter of their
+/// age, each once past half of it), so the page reads kept figures: here with an age of 2 s,
+/// the figures appear and follow a new visit without anyone opening the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_keeps_the_figures_fresh_before_anyone_looks() {
+    use sqlx::Connection;
+    let schema = PgSchema::new().await;
+    let options = loyalty_gateway::StartOptions {
+        dashboard: Some(loyalty_web::Settings {
+            analytics_max_age: std::time::Duration::from_secs(2),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let (gateway, _) = common::serve_with(&schema, Overrides::default(), options).await;
+    let env = Env {
+        vars: vec![("DATABASE_URL", schema.url.clone())],
+    };
+    let partner = add_lotos(&gateway.store).await;
+    let visit = |phone: &'static str| VisitAdd {
+        partner,
+        phone: phone.into(),
+        name: None,
+        paid_minor: 100_000,
+        service: None,
+        master: None,
+        key: None,
+        force: false,
+    };
+    cli::visit_add(&gateway.engine, &visit("+79161110001"))
+        .await
+        .unwrap();
+    let mut db = sqlx::PgConnection::connect(&schema.url).await.unwrap();
+    let kept = async |db: &mut sqlx::PgConnection| -> Option<(i64, String)> {
+        sqlx::query_as::<_, (i64, String)>(
+            "SELECT computed_at_ms, body FROM analytics_snapshots WHERE partner_id = $1",
+        )
+        .bind(partner)
+        .fetch_optional(db)
+        .await
+        .unwrap()
+    };
+    // Nobody signs in to the salon yet: nothing is computed for it.
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert!(kept(&mut db).await.is_none(), "no users, no figures");
+    add_user(&env, partner, "owner@lotos.ru", "owner", PASSWORD);
+    let mut first = None;
+    for _ in 0..60 {
+        first = kept(&mut db).await;
+        if first.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (at, body) = first.expect("computed without a view");
+    assert!(body.contains("\"issued\":50"), "{body}");
+    // A visit: past half their age the figures are computed again, with it.
+    cli::visit_add(&gateway.engine, &visit("+79161110002"))
+        .await
+        .unwrap();
+    let mut again = None;
+    for _ in 0..60 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        again = kept(&mut db).await.filter(|(t, _)| *t > at);
+        if again.is_some() {
+            break;
+        }
+    }
+    let (_, body) = again.expect("computed again");
+    assert!(body.contains("\"issued\":100"), "{body}");
+    // The page reads them.
+    let mut web = Web::new(gateway.addr);
+    web.sign_in("owner@lotos.ru", PASSWORD).await;
+    let page = web.get("/analytics").await;
+    assert_eq!(figure(&page.body, "issued"), "100");
+    db.close().await.unwrap();
+    gateway.stop().await.unwrap();
+    schema.drop().await;
+}

@@ -169,14 +169,21 @@ impl SqlStore {
                 return Ok(kept);
             }
         }
-        let (linked, locations) = self.linked_by_location(partner, now_ms).await?;
+        // Four independent reads, each on its own pooled connection: the database works them
+        // at once.
+        let (books, (linked, locations), cohorts, values) = tokio::try_join!(
+            self.points_by_period(partner, bounds),
+            self.linked_by_location(partner, now_ms),
+            self.cohorts(partner, bounds),
+            self.client_values(partner, now_ms),
+        )?;
         let fresh = Snapshot {
             computed_at_ms: now_ms,
-            books: self.points_by_period(partner, bounds).await?,
+            books,
             linked,
             locations,
-            cohorts: self.cohorts(partner, bounds).await?,
-            values: self.client_values(partner, now_ms).await?,
+            cohorts,
+            values,
         };
         let body = serde_json::to_string(&fresh)
             .map_err(|e| StoreError::Corrupt(format!("snapshot: {e}")))?;

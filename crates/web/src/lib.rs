@@ -116,6 +116,27 @@ impl Dashboard {
     pub(crate) fn now_ms(&self) -> i64 {
         self.engine.now_ms()
     }
+
+    /// Keeps the analytics' heavy figures of every salon with dashboard users fresh, so page
+    /// views read kept figures (`serve` runs it every quarter of `analytics_max_age`); how
+    /// many salons' figures were computed.
+    pub async fn warm_analytics(&self) -> Result<usize, WebError> {
+        use loyalty_core::PartnerStore;
+        use loyalty_core::access::AccessStore;
+        let mut warmed = 0;
+        for id in self.store.partner_ids().await? {
+            if self.store.users_of(id).await?.is_empty() {
+                continue;
+            }
+            let Some(partner) = PartnerStore::partner(self.store.as_ref(), id).await? else {
+                continue;
+            };
+            if pages::analytics::warm(self, &partner).await? {
+                warmed += 1;
+            }
+        }
+        Ok(warmed)
+    }
 }
 
 /// The dashboard's routes. Requests that change something pass the origin check; errors are

@@ -166,6 +166,25 @@ pub(crate) fn uplift_rows(uplift: &[TriggerUplift]) -> Vec<UpliftRow> {
         .collect()
 }
 
+/// Keeps the salon's heavy figures fresh off the request path: computes them again when they
+/// are older than half of `Settings::analytics_max_age`, so a page view reads kept figures.
+/// `serve` calls it for every salon with dashboard users; `false` when nothing was due (or
+/// the salon's plan has no analytics).
+pub async fn warm(dash: &Dashboard, partner: &loyalty_core::Partner) -> Result<bool, WebError> {
+    if !partner.plan.allows(Capability::Analytics) {
+        return Ok(false);
+    }
+    let now = dash.now_ms();
+    let (bounds, _) = month_bounds(now, partner.program.utc_offset_minutes);
+    let half =
+        i64::try_from(dash.settings.analytics_max_age.as_millis() / 2).unwrap_or(i64::MAX / 2);
+    let kept = dash
+        .store
+        .analytics_snapshot(partner.id, &bounds, now, half, false)
+        .await?;
+    Ok(kept.computed_at_ms == now)
+}
+
 /// The page's figures, from the ledger, the visit history and the reminders' records; the
 /// heavy ones (the books, linked vs not) as kept for up to `Settings::analytics_max_age`, or
 /// computed now when `refresh`.
