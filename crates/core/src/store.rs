@@ -893,13 +893,37 @@ pub trait ChatStore: Send + Sync {
     /// Creates or replaces the chat's row.
     async fn save_telegram_chat(&self, chat: &TelegramChat, now_ms: i64) -> Result<(), StoreError>;
 
-    /// Links the chat to the client with this phone at every partner (and unlinks it from
-    /// clients with another phone); returns the linked clients. A client created later with
-    /// this phone is linked when it is created.
+    /// Links the chat, through the deployment's bot, to the client with this phone at every
+    /// partner that has no bot of its own (and unlinks it from such clients with another
+    /// phone); returns the linked clients. A client created later with this phone is linked
+    /// when it is created (at a partner without its own bot).
     async fn link_chat(&self, phone: &Phone, chat_id: i64) -> Result<Vec<Client>, StoreError>;
 
-    /// The clients, at any partner, this chat is linked to.
-    async fn clients_of_chat(&self, chat_id: i64) -> Result<Vec<Client>, StoreError>;
+    /// The clients this chat is linked to through the deployment's bot.
+    async fn clients_of_chat(&self, chat_id: i64) -> Result<Vec<Client>, StoreError> {
+        self.clients_of_chat_via(chat_id, 0).await
+    }
+
+    /// The clients this chat is linked to through one bot: `bot` 0 is the deployment's, any
+    /// other a salon's own bot (its Telegram id). Each bot sees only its own links.
+    async fn clients_of_chat_via(&self, chat_id: i64, bot: i64) -> Result<Vec<Client>, StoreError>;
+
+    /// Links the chat, through the salon's own bot `bot`, to that salon's client with this
+    /// phone (and unlinks it from the salon's clients with another phone linked through it).
+    async fn link_chat_via(
+        &self,
+        bot: i64,
+        partner: PartnerId,
+        phone: &Phone,
+        chat_id: i64,
+    ) -> Result<Vec<Client>, StoreError>;
+
+    /// The bot the client's chat was linked through: 0 the deployment's.
+    async fn chat_bot_of(&self, partner: PartnerId, client: ClientId) -> Result<i64, StoreError>;
+
+    /// Forgets the client's chat (it blocked the salon's own bot): she is no longer reached
+    /// in Telegram until she links again.
+    async fn unlink_chat(&self, partner: PartnerId, client: ClientId) -> Result<(), StoreError>;
 
     /// Lets the chat check and use the partner's codes in the bot; adding twice is a no-op.
     async fn add_staff_chat(

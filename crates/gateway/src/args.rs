@@ -92,6 +92,10 @@ pub(crate) enum Command {
     /// codes, visits, manual points), viewer (the figures only).
     #[command(subcommand)]
     User(UserCmd),
+    /// A salon's own Telegram bot (made with @BotFather): its clients link, are told and
+    /// redeem through it instead of the deployment's bot.
+    #[command(subcommand)]
+    Bot(BotCmd),
     /// Let a staff member's Telegram chat check and use the partner's codes in the bot
     /// (`/check CODE`, `/use CODE [BILL]`; a money certificate needs the bill it pays). The chat
     /// id is what the bot replies to; @userinfobot shows it.
@@ -194,6 +198,23 @@ pub(crate) enum UserCmd {
         #[arg(long, conflicts_with = "chat")]
         unlink: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BotCmd {
+    /// Connect the salon's bot; its token is read from standard input (one line), checked
+    /// with Telegram, and its webhook registered when the deployment has a public URL.
+    Set {
+        #[arg(long)]
+        partner: i64,
+    },
+    /// Take the salon's bot off: its clients link again through the deployment's bot.
+    Remove {
+        #[arg(long)]
+        partner: i64,
+    },
+    /// Every salon's own bot.
+    List,
 }
 
 #[derive(Debug, Subcommand)]

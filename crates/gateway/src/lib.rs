@@ -6,6 +6,7 @@
 //! [`start`] runs the HTTP service ([`server`]), the outbox worker, the Telegram bot and the
 //! reward write-back (CRM certificates and card top-ups) and the housekeeping task until [`Gateway::stop`]; the binary calls it for `serve` and `demo`.
 
+mod bots;
 pub mod cli;
 pub mod config;
 mod connections;
@@ -148,6 +149,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
     let mut telegram_secret = None;
     let mut send_stats = None;
     let mut telegram_client = None;
+    let mut salon_bots: Option<Arc<bots::SalonBotPool>> = None;
     match &config.telegram_bot_token {
         None => warn!(
             "TELEGRAM_BOT_TOKEN is not set: running without the Telegram bot; \
@@ -159,15 +161,40 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
                 .timeout(Duration::from_secs(40))
                 .build()
                 .context("Telegram HTTP client")?;
-            let telegram = Telegram::new(&config.telegram_api_url, token, http);
+            let telegram = Telegram::new(&config.telegram_api_url, token, http.clone());
             telegram_client = Some(telegram.clone());
+            // Salons' own bots, wired like the deployment's and serving their salon alone.
+            let make: bots::MakeBot = {
+                let (engine, sql) = (engine.clone(), Arc::clone(&sql));
+                Box::new(move |telegram, scope| {
+                    ClientBot::new(engine.clone(), telegram)
+                        .with_exchange(
+                            Arc::new(connections::SqlTargets(Arc::clone(&sql))),
+                            Arc::new(cli::random_code),
+                        )
+                        .with_reminders(sql.clone())
+                        .with_desk(sql.clone())
+                        .for_salon(scope)
+                })
+            };
+            let pool = Arc::new(bots::SalonBotPool::new(
+                Arc::clone(&sql),
+                &config.telegram_api_url,
+                http,
+                make,
+            ));
+            tasks.push(tokio::spawn(
+                Arc::clone(&pool).run(config.public_url.clone(), stopping.clone()),
+            ));
+            salon_bots = Some(Arc::clone(&pool));
             let worker = OutboxWorker::new(
                 Arc::clone(&store),
                 telegram.clone(),
                 Arc::clone(&clock),
                 options.worker.clone().unwrap_or_default(),
             )
-            .with_staff_messages(sql.clone());
+            .with_staff_messages(sql.clone())
+            .with_salon_bots(pool.clone());
             send_stats = Some(worker.stats());
             tasks.push(tokio::spawn(worker.run(stopping.clone())));
             // Marketing reminders: their own worker, pace and 429 pause.
@@ -177,7 +204,8 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
                 telegram.clone(),
                 Arc::clone(&clock),
                 options.reminders.clone().unwrap_or_default(),
-            );
+            )
+            .with_salon_bots(pool);
             tasks.push(tokio::spawn(reminders.run(stopping.clone())));
             let client_bot = Arc::new(
                 ClientBot::new(engine.clone(), telegram)
@@ -293,6 +321,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         metrics,
         bot,
         telegram_secret,
+        salon_bots: salon_bots.clone(),
         service_syncs: services::Pending::default(),
         inbox_wake,
     });
@@ -333,6 +362,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
             .unwrap_or_else(|| format!("http://{addr}")),
         onboard_telegram,
         import_wake,
+        salon_bots,
     );
     let dashboard = loyalty_web::Dashboard::with_connector(
         Arc::clone(&sql),

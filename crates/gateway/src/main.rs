@@ -222,6 +222,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&v, json, text);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bot(cmd) => {
+            let config = Config::resolve(overrides)?;
+            let store = open_migrated(&config).await?;
+            let out = match cmd {
+                BotCmd::Set { partner } => match read_password() {
+                    Ok(token) => cli::bot_set(&store, &config, partner, &token).await,
+                    Err(_) => {
+                        Err(Usage("bot set: give the bot's token on standard input".into()).into())
+                    }
+                },
+                BotCmd::Remove { partner } => cli::bot_remove(&store, &config, partner).await,
+                BotCmd::List => cli::bot_list(&store).await,
+            };
+            store.close().await;
+            print(&out?, json, cli::bot_text);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit { partner, limit } => {
             let store = open_migrated(&Config::resolve(overrides)?).await?;
             let out = cli::audit(&store, partner, limit).await;

@@ -31,6 +31,8 @@ pub struct GatewayConnector {
     username: OnceCell<String>,
     /// Wakes `serve`'s importer: a new connection's history import starts at once.
     import_wake: Arc<tokio::sync::Notify>,
+    /// Salons' own bots: a salon with one gets its clients' link to it.
+    salon_bots: Option<Arc<crate::bots::SalonBotPool>>,
 }
 
 impl GatewayConnector {
@@ -41,6 +43,7 @@ impl GatewayConnector {
         base_url: String,
         telegram: Option<Telegram>,
         import_wake: Arc<tokio::sync::Notify>,
+        salon_bots: Option<Arc<crate::bots::SalonBotPool>>,
     ) -> GatewayConnector {
         GatewayConnector {
             store,
@@ -50,6 +53,7 @@ impl GatewayConnector {
             telegram,
             username: OnceCell::new(),
             import_wake,
+            salon_bots,
         }
     }
 
@@ -241,6 +245,11 @@ impl Connector for GatewayConnector {
         PartnerStore::partner(self.store.as_ref(), partner)
             .await
             .ok()??;
+        if let Some(pool) = &self.salon_bots
+            && let Some(own) = pool.username_of(partner).await
+        {
+            return Some(format!("https://t.me/{own}?start=s{partner}"));
+        }
         let username = self
             .username
             .get_or_try_init(|| async { telegram.username().await })

@@ -42,6 +42,8 @@ pub struct App {
     pub bot: Option<Arc<ClientBot>>,
     /// The secret in `POST /telegram/{secret}` and its header.
     pub telegram_secret: Option<String>,
+    /// Salons' own bots: a secret that is not the deployment's names one of them.
+    pub salon_bots: Option<Arc<crate::bots::SalonBotPool>>,
     /// Service syncs asked for by webhooks.
     pub service_syncs: crate::services::Pending,
     /// Wakes the inbox worker when a delivery was queued for the CRM.
@@ -489,20 +491,21 @@ async fn telegram_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (Some(bot), Some(expected)) = (&app.bot, &app.telegram_secret) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "the bot does not use a webhook",
-        );
-    };
     let header_ok = headers
         .get("x-telegram-bot-api-secret-token")
         .and_then(|v| v.to_str().ok())
-        == Some(expected.as_str());
-    if secret != *expected || !header_ok {
+        == Some(secret.as_str());
+    // The deployment's bot by its secret, else a salon's own bot by its.
+    let bot = match (&app.bot, &app.telegram_secret) {
+        (Some(bot), Some(expected)) if secret == *expected => Some(Arc::clone(bot)),
+        _ => match &app.salon_bots {
+            Some(pool) => pool.by_secret(&secret).await,
+            None => None,
+        },
+    };
+    let Some(bot) = bot.filter(|_| header_ok) else {
         return error(StatusCode::NOT_FOUND, "not_found", "unknown bot webhook");
-    }
+    };
     if body.len() > BODY_LIMIT {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,

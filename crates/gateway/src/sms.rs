@@ -242,6 +242,12 @@ impl SmsWorker {
 
     /// The bot's link that names the salon (`/start s<partner>`).
     async fn link(&self, partner: PartnerId) -> Result<String, Missing> {
+        // A salon with its own bot invites to it.
+        match self.store.salon_bot(partner).await {
+            Ok(Some(own)) => return Ok(format!("https://t.me/{}?start=s{partner}", own.username)),
+            Ok(None) => {}
+            Err(e) => return Err(Missing::Later(format!("the salon's bot: {e}"))),
+        }
         let Some(telegram) = &self.telegram else {
             return Err(Missing::NoBot);
         };

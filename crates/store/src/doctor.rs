@@ -39,8 +39,9 @@ impl PhoneStore for SqlStore {
         // The chat linked to the client is the one that shared the client's number: after the
         // move, the one that shared the new number (a client created with it would get it).
         let moved = sqlx::query(
-            "UPDATE clients SET phone = $4, telegram_chat_id = \
+            "UPDATE clients SET phone = $4, chat_bot_id = 0, telegram_chat_id = \
                (SELECT chat_id FROM telegram_chats WHERE phone = $4 \
+                  AND NOT EXISTS (SELECT 1 FROM salon_bots b WHERE b.partner_id = $1) \
                 ORDER BY updated_at_ms DESC LIMIT 1) \
              WHERE partner_id = $1 AND id = $2 AND phone = $3",
         )

@@ -19,6 +19,7 @@
 mod access;
 mod analytics;
 mod audit;
+mod bots;
 mod dashboard;
 mod desk;
 mod doctor;
@@ -48,6 +49,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use analytics::{Books, Cohort, Group, Linked, Location, PointsFlow, Snapshot, share_bps};
+pub use bots::SalonBot;
 pub use dashboard::{ClientLine, ClientQuery, Overview};
 pub use gateway::{ConnectionSettings, CrmTokens, REJECTED_KEPT, RejectedDelivery};
 pub use services::{CatalogService, DirectoryEntry, DirectorySync, ServiceSync};

@@ -682,15 +682,18 @@ impl ChatStore for SqlStore {
     async fn link_chat(&self, phone: &Phone, chat_id: i64) -> Result<Vec<Client>, StoreError> {
         let mut tx = self.begin_raw().await?;
         sqlx::query(
-            "UPDATE clients SET telegram_chat_id = NULL WHERE telegram_chat_id = $1 AND phone <> $2",
+            "UPDATE clients SET telegram_chat_id = NULL \
+             WHERE telegram_chat_id = $1 AND chat_bot_id = 0 AND phone <> $2",
         )
         .bind(chat_id)
         .bind(phone.as_str())
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        // A salon with its own bot links its clients through it, never through ours.
         let linked = sqlx::query(concat!(
-            "UPDATE clients SET telegram_chat_id = $2 WHERE phone = $1 RETURNING ",
+            "UPDATE clients SET telegram_chat_id = $2, chat_bot_id = 0 WHERE phone = $1 \
+             AND partner_id NOT IN (SELECT partner_id FROM salon_bots) RETURNING ",
             client_columns!()
         ))
         .bind(phone.as_str())
@@ -707,19 +710,82 @@ impl ChatStore for SqlStore {
         Ok(clients)
     }
 
-    async fn clients_of_chat(&self, chat_id: i64) -> Result<Vec<Client>, StoreError> {
+    async fn link_chat_via(
+        &self,
+        bot: i64,
+        partner: PartnerId,
+        phone: &Phone,
+        chat_id: i64,
+    ) -> Result<Vec<Client>, StoreError> {
+        let mut tx = self.begin_raw().await?;
+        sqlx::query(
+            "UPDATE clients SET telegram_chat_id = NULL, chat_bot_id = 0 \
+             WHERE partner_id = $1 AND telegram_chat_id = $2 AND chat_bot_id = $3 AND phone <> $4",
+        )
+        .bind(partner.0)
+        .bind(chat_id)
+        .bind(bot)
+        .bind(phone.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let linked = sqlx::query(concat!(
+            "UPDATE clients SET telegram_chat_id = $3, chat_bot_id = $4 \
+             WHERE partner_id = $1 AND phone = $2 RETURNING ",
+            client_columns!()
+        ))
+        .bind(partner.0)
+        .bind(phone.as_str())
+        .bind(chat_id)
+        .bind(bot)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        linked.iter().map(rows::client).collect()
+    }
+
+    async fn clients_of_chat_via(&self, chat_id: i64, bot: i64) -> Result<Vec<Client>, StoreError> {
         sqlx::query(concat!(
             "SELECT ",
             client_columns!(),
-            " FROM clients WHERE telegram_chat_id = $1 ORDER BY partner_id, id"
+            " FROM clients WHERE telegram_chat_id = $1 AND chat_bot_id = $2 \
+             ORDER BY partner_id, id"
         ))
         .bind(chat_id)
+        .bind(bot)
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?
         .iter()
         .map(rows::client)
         .collect()
+    }
+
+    async fn chat_bot_of(&self, partner: PartnerId, client: ClientId) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT chat_bot_id FROM clients WHERE partner_id = $1 AND id = $2")
+            .bind(partner.0)
+            .bind(client.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        match row {
+            Some(r) => get(&r, "chat_bot_id"),
+            None => Ok(0),
+        }
+    }
+
+    async fn unlink_chat(&self, partner: PartnerId, client: ClientId) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE clients SET telegram_chat_id = NULL, chat_bot_id = 0 \
+             WHERE partner_id = $1 AND id = $2",
+        )
+        .bind(partner.0)
+        .bind(client.0)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
     }
 
     async fn add_staff_chat(

@@ -222,6 +222,7 @@ impl ClientTx for SqlTx {
             "INSERT INTO clients (partner_id, phone, name, created_at_ms, telegram_chat_id) \
              VALUES ($1, $2, $3, $4, \
                (SELECT chat_id FROM telegram_chats WHERE phone = $2 \
+                  AND NOT EXISTS (SELECT 1 FROM salon_bots b WHERE b.partner_id = $1) \
                 ORDER BY updated_at_ms DESC LIMIT 1)) \
              ON CONFLICT (partner_id, phone) DO NOTHING RETURNING ",
             client_columns!()
@@ -271,8 +272,9 @@ impl ClientTx for SqlTx {
         phone: &Phone,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE clients SET phone = $3, telegram_chat_id = \
+            "UPDATE clients SET phone = $3, chat_bot_id = 0, telegram_chat_id = \
                (SELECT chat_id FROM telegram_chats WHERE phone = $3 \
+                  AND NOT EXISTS (SELECT 1 FROM salon_bots b WHERE b.partner_id = $1) \
                 ORDER BY updated_at_ms DESC LIMIT 1) \
              WHERE partner_id = $1 AND id = $2",
         )

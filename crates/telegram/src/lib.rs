@@ -24,10 +24,18 @@ use frankenstein::input_file::{FileUpload, InputFile};
 use frankenstein::methods::{SendMessageParams, SendPhotoParams};
 use frankenstein::types::ReplyMarkup;
 
-pub use bot::{BotError, ClientBot, GatewayCodes, NewCode, RewardTargets};
+pub use bot::{BotError, BotScope, ClientBot, GatewayCodes, NewCode, RewardTargets};
 pub use reminders::{ReminderSettings, ReminderWorker};
 pub use text::Lang;
 pub use worker::{OutboxWorker, SendStats, WorkerSettings};
+
+/// The salons' own bots (issue 17), by Telegram's id of the bot: what the workers send
+/// through for a client linked through one. The gateway keeps them in its database.
+#[async_trait::async_trait]
+pub trait SalonBots: Send + Sync {
+    /// The bot with this id, while a salon has it connected.
+    async fn bot(&self, bot_id: i64) -> Option<Telegram>;
+}
 
 /// Telegram's Bot API base URL.
 pub const TELEGRAM_API_URL: &str = "https://api.telegram.org";
@@ -98,6 +106,42 @@ impl Telegram {
 }
 
 impl Telegram {
+    /// The bot's Telegram id and username (`getMe`): what a salon's token is checked by.
+    pub async fn identity(&self) -> Result<(i64, String), TelegramError> {
+        let me = self.bot.get_me().await.map_err(classify)?;
+        let username = me
+            .result
+            .username
+            .ok_or_else(|| TelegramError::Rejected("getMe gave no username".into()))?;
+        let id = i64::try_from(me.result.id)
+            .map_err(|_| TelegramError::Rejected("getMe gave an id out of range".into()))?;
+        Ok((id, username))
+    }
+
+    /// Registers `url` as the bot's webhook, with the secret Telegram must echo in
+    /// `X-Telegram-Bot-Api-Secret-Token`, for the updates the bot reads.
+    pub async fn set_webhook(&self, url: &str, secret: &str) -> Result<(), TelegramError> {
+        let params = frankenstein::methods::SetWebhookParams::builder()
+            .url(url)
+            .secret_token(secret)
+            .allowed_updates(bot::UPDATES.to_vec())
+            .build();
+        self.bot
+            .set_webhook(&params)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    /// Stops the bot's webhook (a salon's bot taken off).
+    pub async fn delete_webhook(&self) -> Result<(), TelegramError> {
+        self.bot
+            .delete_webhook(&frankenstein::methods::DeleteWebhookParams::builder().build())
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
     /// The bot's username (`getMe`), for links to it.
     pub async fn username(&self) -> Result<String, TelegramError> {
         let me = self.bot.get_me().await.map_err(classify)?;

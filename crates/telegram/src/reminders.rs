@@ -328,7 +328,9 @@ pub struct ReminderWorker {
     telegram: Telegram,
     clock: Arc<dyn Clock>,
     settings: ReminderSettings,
-    next_send: Instant,
+    /// Each bot's next free slot (0: the deployment's): its pace, or its 429 pause's end.
+    next_send: HashMap<i64, Instant>,
+    bots: Option<Arc<dyn crate::SalonBots>>,
 }
 
 impl ReminderWorker {
@@ -345,8 +347,15 @@ impl ReminderWorker {
             telegram,
             clock,
             settings,
-            next_send: Instant::now(),
+            next_send: HashMap::new(),
+            bots: None,
         }
+    }
+
+    /// Sends to clients linked through a salon's own bot through that bot, at its own pace.
+    pub fn with_salon_bots(mut self, bots: Arc<dyn crate::SalonBots>) -> ReminderWorker {
+        self.bots = Some(bots);
+        self
     }
 
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
@@ -421,8 +430,40 @@ impl ReminderWorker {
                 .reminder_failed(r.id, "the salon's time zone is unknown", None)
                 .await;
         };
+        let bot = self.store.chat_bot_of(r.partner, r.client).await?;
+        let telegram = match bot {
+            0 => self.telegram.clone(),
+            id => match self.bots.as_ref() {
+                Some(bots) => match bots.bot(id).await {
+                    Some(t) => t,
+                    None => {
+                        return self
+                            .reminders
+                            .reminder_failed(r.id, "the salon's bot is no longer connected", None)
+                            .await;
+                    }
+                },
+                None => {
+                    return self
+                        .reminders
+                        .reminder_failed(r.id, "salons' own bots are not served here", None)
+                        .await;
+                }
+            },
+        };
+        let slot = self
+            .next_send
+            .get(&bot)
+            .copied()
+            .unwrap_or_else(Instant::now);
+        let paused = slot.saturating_duration_since(Instant::now());
+        if paused > std::time::Duration::from_secs(1) {
+            // This bot waits out a 429; the others' reminders go on.
+            let at = self.clock.now_ms() + i64::try_from(paused.as_millis()).unwrap_or(0);
+            return self.reminders.reminder_later(r.id, at).await;
+        }
         // Waited too long (a backlog, an outage): it goes out in the next window, never at night.
-        tokio::time::sleep_until(self.next_send).await;
+        tokio::time::sleep_until(slot).await;
         let now = self.clock.now_ms();
         if !open_at(tz, engage.send_window, now) {
             let at = current_or_next(tz, engage.send_window, now).map_or(now + 3_600_000, |w| w.0);
@@ -431,11 +472,9 @@ impl ReminderWorker {
         let lang = Lang::from_code(Some(&r.language));
         let body = reminder_text(&r.reminder, lang);
         let markup = reminder_buttons(r.id, r.partner, &r.reminder, lang);
-        let sent = self
-            .telegram
-            .send_text(r.chat_id, &body, Some(markup))
-            .await;
-        self.next_send = Instant::now() + self.settings.min_interval;
+        let sent = telegram.send_text(r.chat_id, &body, Some(markup)).await;
+        self.next_send
+            .insert(bot, Instant::now() + self.settings.min_interval);
         let now = self.clock.now_ms();
         match sent {
             Ok(()) => {
@@ -443,8 +482,9 @@ impl ReminderWorker {
                 self.reminders.reminder_sent(r.id, now).await
             }
             Err(TelegramError::RetryAfter(wait)) => {
-                // Only reminders wait: the outbox worker and the bot keep their own pace.
-                self.next_send = Instant::now() + wait;
+                // Only this bot's reminders wait: the outbox worker, the bot and the other
+                // bots keep their own pace.
+                self.next_send.insert(bot, Instant::now() + wait);
                 let at = now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
                 warn!(
                     wait_s = wait.as_secs(),
@@ -456,6 +496,10 @@ impl ReminderWorker {
                 let at = retry_at(r.attempts, now);
                 warn!(reminder = r.id, error = %why, "reminder failed");
                 self.reminders.reminder_failed(r.id, &why, at).await
+            }
+            Err(TelegramError::ChatGone(why)) if bot != 0 => {
+                self.store.unlink_chat(r.partner, r.client).await?;
+                self.reminders.reminder_failed(r.id, &why, None).await
             }
             Err(TelegramError::ChatGone(why)) => {
                 if let Some(mut chat) = self.store.telegram_chat(r.chat_id).await? {

@@ -72,10 +72,14 @@ pub struct OutboxWorker {
     settings: WorkerSettings,
     stats: Arc<SendStats>,
     salons: HashMap<PartnerId, String>,
-    last_to_chat: HashMap<i64, Instant>,
-    next_send: Instant,
+    /// The last message to a chat through a bot (0: the deployment's).
+    last_to_chat: HashMap<(i64, i64), Instant>,
+    /// Each bot's next free slot: its pace, or the end of its 429 pause.
+    next_send: HashMap<i64, Instant>,
     /// Where messages to the salons' staff chats wait, when the worker sends them too.
     staff: Option<Arc<dyn HealthStore>>,
+    /// The salons' own bots, for clients linked through one.
+    bots: Option<Arc<dyn crate::SalonBots>>,
 }
 
 /// What happened to one message.
@@ -101,9 +105,17 @@ impl OutboxWorker {
             stats: Arc::new(SendStats::default()),
             salons: HashMap::new(),
             last_to_chat: HashMap::new(),
-            next_send: Instant::now(),
+            next_send: HashMap::new(),
             staff: None,
+            bots: None,
         }
+    }
+
+    /// Sends to clients linked through a salon's own bot through that bot, each bot at its
+    /// own pace and with its own 429 pauses.
+    pub fn with_salon_bots(mut self, bots: Arc<dyn crate::SalonBots>) -> OutboxWorker {
+        self.bots = Some(bots);
+        self
     }
 
     /// Sends the staff chats' messages too (connection incidents), paced with the rest.
@@ -186,7 +198,13 @@ impl OutboxWorker {
             let lang = Lang::from_code(chat.as_ref().map(|c| c.language.as_str()));
             let salon = self.salon(msg.partner_id).await?;
             let body = text::staff_notice(&msg.notice, &salon, lang);
-            self.pace(msg.chat_id).await;
+            if let Some(wait) = self.pace(0, msg.chat_id).await {
+                let at = self.clock.now_ms() + i64::try_from(wait.as_millis()).unwrap_or(0);
+                staff
+                    .staff_message_failed(msg.id, Some(at), "Telegram: 429 Too Many Requests")
+                    .await?;
+                continue;
+            }
             let now = self.clock.now_ms();
             match self.telegram.send_text(msg.chat_id, &body, None).await {
                 Ok(()) => {
@@ -194,7 +212,7 @@ impl OutboxWorker {
                     SendStats::bump(&self.stats.sent);
                 }
                 Err(TelegramError::RetryAfter(wait)) => {
-                    self.next_send = Instant::now() + wait;
+                    self.next_send.insert(0, Instant::now() + wait);
                     let at = now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
                     staff
                         .staff_message_failed(msg.id, Some(at), "Telegram: 429 Too Many Requests")
@@ -240,14 +258,44 @@ impl OutboxWorker {
         let lang = Lang::from_code(chat.as_ref().map(|c| c.language.as_str()));
         let salon = self.salon(msg.partner_id).await?;
         let body = text::notification(&msg.notification, &salon, lang);
+        // The bot the client linked through: the deployment's, or her salon's own.
+        let bot = self
+            .store
+            .chat_bot_of(msg.partner_id, msg.client_id)
+            .await?;
+        let telegram = match bot {
+            0 => self.telegram.clone(),
+            id => match self.bots.as_ref() {
+                Some(bots) => match bots.bot(id).await {
+                    Some(t) => t,
+                    None => {
+                        return Ok(Settle::Dead(
+                            "the salon's bot is no longer connected".into(),
+                        ));
+                    }
+                },
+                None => return Ok(Settle::Dead("salons' own bots are not served here".into())),
+            },
+        };
 
-        self.pace(chat_id).await;
-        match self.telegram.send_text(chat_id, &body, None).await {
+        if let Some(wait) = self.pace(bot, chat_id).await {
+            // Its bot is paused by a 429: the message waits, other bots' go on.
+            return Ok(Settle::RateLimited(wait));
+        }
+        match telegram.send_text(chat_id, &body, None).await {
             Ok(()) => Ok(Settle::Sent),
             Err(TelegramError::RetryAfter(wait)) => {
-                // The limit is the bot's, not the chat's: everyone waits.
-                self.next_send = Instant::now() + wait;
+                // The limit is the bot's, not the chat's: everyone of this bot waits.
+                self.next_send.insert(bot, Instant::now() + wait);
                 Ok(Settle::RateLimited(wait))
+            }
+            Err(TelegramError::ChatGone(why)) if bot != 0 => {
+                // She blocked her salon's bot: that link is gone, the chat stays for others.
+                self.store
+                    .unlink_chat(msg.partner_id, msg.client_id)
+                    .await?;
+                SendStats::bump(&self.stats.chat_gone);
+                Ok(Settle::Dead(format!("the salon's bot was blocked: {why}")))
             }
             Err(TelegramError::ChatGone(why)) => {
                 let mut chat = chat.unwrap_or(loyalty_core::TelegramChat {
@@ -311,21 +359,28 @@ impl OutboxWorker {
         Ok(())
     }
 
-    /// Waits for the bot-wide slot and the chat's own.
-    async fn pace(&mut self, chat_id: i64) {
-        let mut at = self.next_send;
-        if let Some(last) = self.last_to_chat.get(&chat_id) {
+    /// Waits for the bot's slot and the chat's own; a bot paused by a 429 for longer than a
+    /// second is not waited for: how long it still is, and the message goes back to the
+    /// outbox (other bots' messages go on meanwhile).
+    async fn pace(&mut self, bot: i64, chat_id: i64) -> Option<Duration> {
+        let now = Instant::now();
+        let mut at = self.next_send.get(&bot).copied().unwrap_or(now);
+        if at > now + Duration::from_secs(1) {
+            return Some(at - now);
+        }
+        if let Some(last) = self.last_to_chat.get(&(bot, chat_id)) {
             at = at.max(*last + self.settings.per_chat_interval);
         }
         tokio::time::sleep_until(at).await;
         let now = Instant::now();
-        self.next_send = now + self.settings.min_interval;
-        self.last_to_chat.insert(chat_id, now);
+        self.next_send.insert(bot, now + self.settings.min_interval);
+        self.last_to_chat.insert((bot, chat_id), now);
         if self.last_to_chat.len() > 10_000 {
             let horizon = self.settings.per_chat_interval;
             self.last_to_chat
                 .retain(|_, t| now.duration_since(*t) < horizon);
         }
+        None
     }
 
     async fn salon(&mut self, partner: PartnerId) -> Result<String, StoreError> {

@@ -1,6 +1,7 @@
 //! The operator's commands, by group. Each returns one JSON object (printed as is with
 //! `--json`) and has a text rendering beside it.
 
+mod bots;
 mod catalog;
 mod deliveries;
 mod desk;
@@ -15,6 +16,7 @@ mod sync;
 mod users;
 mod visits;
 
+pub use bots::*;
 pub use catalog::*;
 pub use deliveries::*;
 pub use desk::*;

@@ -96,7 +96,7 @@ impl ClientBot {
     pub(super) async fn offers(&self, chat_id: i64, lang: Lang) -> Result<(), BotError> {
         let mut asked = 0;
         if let Some(store) = &self.reminders {
-            for c in self.engine.store().clients_of_chat(chat_id).await? {
+            for c in self.clients_of(chat_id).await? {
                 let Some(partner) = self.engine.store().partner(c.partner_id).await? else {
                     continue;
                 };
@@ -187,9 +187,7 @@ impl ClientBot {
         }
         let partner = PartnerId(n);
         let client = self
-            .engine
-            .store()
-            .clients_of_chat(chat_id)
+            .clients_of(chat_id)
             .await?
             .into_iter()
             .find(|c| c.partner_id == partner);

@@ -50,7 +50,7 @@ impl ClientBot {
         typed: &str,
         lang: Lang,
     ) -> Result<(), BotError> {
-        let salons = self.engine.store().staff_partners(chat_id).await?;
+        let salons = self.staff_salons(chat_id).await?;
         if self.desk.is_none() || salons.is_empty() {
             return self.help(chat_id, lang).await;
         }
@@ -163,7 +163,7 @@ impl ClientBot {
     ) -> Result<(), BotError> {
         let (partner, key) = rest.split_once(':').unwrap_or((rest, ""));
         let partner = partner.parse::<i64>().ok().map(PartnerId);
-        let salons = self.engine.store().staff_partners(chat_id).await?;
+        let salons = self.staff_salons(chat_id).await?;
         let (Some(partner), Some(history)) = (partner, self.desk.as_deref()) else {
             return self.help(chat_id, lang).await;
         };

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use frankenstein::AsyncTelegramApi;
-use frankenstein::methods::{
-    AnswerCallbackQueryParams, DeleteWebhookParams, GetUpdatesParams, SetWebhookParams,
-};
+use frankenstein::methods::{AnswerCallbackQueryParams, DeleteWebhookParams, GetUpdatesParams};
 use frankenstein::types::{
     AllowedUpdate, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton,
     MaybeInaccessibleMessage, Message, ReplyKeyboardMarkup, ReplyMarkup,
@@ -38,7 +36,8 @@ mod signin;
 const POLL_TIMEOUT_S: u32 = 25;
 
 /// The updates the bot asks Telegram for.
-const UPDATES: [AllowedUpdate; 2] = [AllowedUpdate::Message, AllowedUpdate::CallbackQuery];
+pub(crate) const UPDATES: [AllowedUpdate; 2] =
+    [AllowedUpdate::Message, AllowedUpdate::CallbackQuery];
 
 /// Where a salon's rewards go: the gateway answers from its connections' reward setups.
 #[async_trait]
@@ -74,6 +73,16 @@ pub struct ClientBot {
     desk: Option<Arc<dyn loyalty_core::history::HistoryStore>>,
     /// The dashboard's sign-in links, for `/login`; `None`: the command does not exist.
     sign_in: Option<Arc<dyn loyalty_core::access::SignInLinks>>,
+    /// A salon's own bot serves that salon alone; `None`: the deployment's bot, for every
+    /// salon without a bot of its own.
+    scope: Option<BotScope>,
+}
+
+/// The salon a salon's own bot serves, and the bot's Telegram id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BotScope {
+    pub partner: PartnerId,
+    pub bot_id: i64,
 }
 
 /// What a message asks for.
@@ -206,7 +215,38 @@ impl ClientBot {
             reminders: None,
             desk: None,
             sign_in: None,
+            scope: None,
         }
+    }
+
+    /// This bot is a salon's own: it links, shows and serves that salon's clients and staff
+    /// only, and a salon link's payload is not needed to join it.
+    pub fn for_salon(mut self, scope: BotScope) -> ClientBot {
+        self.scope = Some(scope);
+        self
+    }
+
+    /// The bot's id for the links it makes and reads: 0 for the deployment's.
+    fn bot_id(&self) -> i64 {
+        self.scope.map_or(0, |s| s.bot_id)
+    }
+
+    /// The chat's clients as this bot sees them (linked through it).
+    pub(crate) async fn clients_of(&self, chat_id: i64) -> Result<Vec<Client>, BotError> {
+        Ok(self
+            .engine
+            .store()
+            .clients_of_chat_via(chat_id, self.bot_id())
+            .await?)
+    }
+
+    /// The salons whose staff this chat is, as this bot serves them.
+    pub(crate) async fn staff_salons(&self, chat_id: i64) -> Result<Vec<PartnerId>, BotError> {
+        let mut salons = self.engine.store().staff_partners(chat_id).await?;
+        if let Some(scope) = self.scope {
+            salons.retain(|p| *p == scope.partner);
+        }
+        Ok(salons)
     }
 
     /// Asks linked clients for marketing consent and handles the reminders' buttons.
@@ -276,17 +316,7 @@ impl ClientBot {
     /// Registers `url` as the bot's webhook, with the secret Telegram must echo in
     /// `X-Telegram-Bot-Api-Secret-Token`.
     pub async fn set_webhook(&self, url: &str, secret: &str) -> Result<(), TelegramError> {
-        let params = SetWebhookParams::builder()
-            .url(url)
-            .secret_token(secret)
-            .allowed_updates(UPDATES.to_vec())
-            .build();
-        self.telegram
-            .api()
-            .set_webhook(&params)
-            .await
-            .map(|_| ())
-            .map_err(classify)
+        self.telegram.set_webhook(url, secret).await
     }
 
     /// Answers one update. Failures are logged, never returned: a bad update must not stop
@@ -329,13 +359,17 @@ impl ClientBot {
                 .await?
                 .map(|salon| (salon, Self::referrer_of(&payload))),
             _ => None,
-        };
+        }
+        // A salon's own bot takes only its own salon's links.
+        .filter(|(salon, _)| self.scope.is_none_or(|s| s.partner == *salon));
         let chat = TelegramChat {
             chat_id,
             phone: known.as_ref().and_then(|c| c.phone.clone()),
             language: lang.code().to_owned(),
             active: true,
+            // The chat's joined salon is the deployment bot's: a salon's bot joins its own.
             joined_partner: joined
+                .filter(|_| self.scope.is_none())
                 .map(|(salon, _)| salon)
                 .or(known.as_ref().and_then(|c| c.joined_partner)),
             referred_by: match joined {
@@ -505,9 +539,17 @@ impl ClientBot {
         payload: Option<String>,
         lang: Lang,
     ) -> Result<(), BotError> {
-        let mut text = match lang {
-            Lang::Ru => "Здравствуйте! Это бонусная программа ваших салонов красоты: баллы за визиты, баланс и история.".to_owned(),
-            Lang::En => "Hello! This is your beauty salons' loyalty program: points for visits, balance and history.".to_owned(),
+        let mut text = match (self.scope, lang) {
+            (Some(s), Lang::Ru) => format!(
+                "Здравствуйте! Это бонусная программа салона «{}»: баллы за визиты, баланс и история.",
+                self.salon_name(s.partner).await?
+            ),
+            (Some(s), Lang::En) => format!(
+                "Hello! This is {}'s loyalty program: points for visits, balance and history.",
+                self.salon_name(s.partner).await?
+            ),
+            (None, Lang::Ru) => "Здравствуйте! Это бонусная программа ваших салонов красоты: баллы за визиты, баланс и история.".to_owned(),
+            (None, Lang::En) => "Hello! This is your beauty salons' loyalty program: points for visits, balance and history.".to_owned(),
         };
         if let Some(invited) = match payload {
             Some(p) => self.inviter(&p, lang).await?,
@@ -537,12 +579,32 @@ impl ClientBot {
         store
             .save_telegram_chat(&chat, self.engine.now_ms())
             .await?;
-        let mut clients = store.link_chat(&phone, chat.chat_id).await?;
-        // Someone who came by a salon's link and is not its client yet becomes one.
-        if let Some(salon) = chat.joined_partner
+        let mut clients = match self.scope {
+            Some(s) => {
+                store
+                    .link_chat_via(s.bot_id, s.partner, &phone, chat.chat_id)
+                    .await?
+            }
+            None => store.link_chat(&phone, chat.chat_id).await?,
+        };
+        // Someone who came by a salon's link (or to a salon's own bot) and is not its client
+        // yet becomes one.
+        let joins = self.scope.map(|s| s.partner).or(chat.joined_partner);
+        if let Some(salon) = joins
             && !clients.iter().any(|c| c.partner_id == salon)
         {
-            let client = self.engine.enroll(salon, &phone, name.as_deref()).await?;
+            let mut client = self.engine.enroll(salon, &phone, name.as_deref()).await?;
+            if let Some(s) = self.scope {
+                // Created without a chat (a salon with its own bot links through it alone).
+                if let Some(linked) = store
+                    .link_chat_via(s.bot_id, s.partner, &phone, chat.chat_id)
+                    .await?
+                    .into_iter()
+                    .next()
+                {
+                    client = linked;
+                }
+            }
             if let Some(referrer) = chat.referred_by {
                 let outcome = self
                     .engine
@@ -615,7 +677,7 @@ impl ClientBot {
 
     /// The chat's clients, or a request to share the phone first.
     async fn linked(&self, chat_id: i64, lang: Lang) -> Result<Option<Vec<Client>>, BotError> {
-        let clients = self.engine.store().clients_of_chat(chat_id).await?;
+        let clients = self.clients_of(chat_id).await?;
         if !clients.is_empty() {
             return Ok(Some(clients));
         }
@@ -870,8 +932,8 @@ impl ClientBot {
         };
         let (partner, reward) = (PartnerId(partner), RewardId(reward));
         let store = self.engine.store();
-        let client = store
-            .clients_of_chat(chat_id)
+        let client = self
+            .clients_of(chat_id)
             .await?
             .into_iter()
             .find(|c| c.partner_id == partner);
@@ -1047,7 +1109,7 @@ impl ClientBot {
         lang: Lang,
     ) -> Result<(), BotError> {
         let store = self.engine.store();
-        let salons = store.staff_partners(chat_id).await?;
+        let salons = self.staff_salons(chat_id).await?;
         if salons.is_empty() {
             return self.help(chat_id, lang).await;
         }
