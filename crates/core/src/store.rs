@@ -879,6 +879,10 @@ pub trait OutboxStore: Send + Sync {
         error: &str,
     ) -> Result<(), StoreError>;
 
+    /// The message was not tried (its bot waits out a 429): back in line at `run_at_ms`, its
+    /// claim not counted as an attempt.
+    async fn outbox_later(&self, id: i64, run_at_ms: i64) -> Result<(), StoreError>;
+
     /// Puts a dead message back in line, attempts reset.
     async fn outbox_replay(&self, id: i64, now_ms: i64) -> Result<bool, StoreError>;
 

@@ -166,16 +166,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
             // Salons' own bots, wired like the deployment's and serving their salon alone.
             let make: bots::MakeBot = {
                 let (engine, sql) = (engine.clone(), Arc::clone(&sql));
-                Box::new(move |telegram, scope| {
-                    ClientBot::new(engine.clone(), telegram)
-                        .with_exchange(
-                            Arc::new(connections::SqlTargets(Arc::clone(&sql))),
-                            Arc::new(cli::random_code),
-                        )
-                        .with_reminders(sql.clone())
-                        .with_desk(sql.clone())
-                        .for_salon(scope)
-                })
+                Box::new(move |telegram, scope| wired_bot(&engine, &sql, telegram).for_salon(scope))
             };
             let pool = Arc::new(bots::SalonBotPool::new(
                 Arc::clone(&sql),
@@ -208,21 +199,16 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
             .with_salon_bots(pool);
             tasks.push(tokio::spawn(reminders.run(stopping.clone())));
             let client_bot = Arc::new(
-                ClientBot::new(engine.clone(), telegram)
-                    .with_exchange(
-                        Arc::new(connections::SqlTargets(Arc::clone(&sql))),
-                        Arc::new(cli::random_code),
-                    )
-                    .with_reminders(sql.clone())
-                    .with_desk(sql.clone())
-                    .with_sign_in(Arc::new(loyalty_web::BotSignIn::new(
+                wired_bot(&engine, &sql, telegram).with_sign_in(Arc::new(
+                    loyalty_web::BotSignIn::new(
                         Arc::clone(&sql),
                         engine.clone(),
                         &config
                             .public_url
                             .clone()
                             .unwrap_or_else(|| format!("http://{}", config.listen)),
-                    ))),
+                    ),
+                )),
             );
             match &config.public_url {
                 Some(public) => {
@@ -520,6 +506,18 @@ async fn inbox_pass(
         pass = engine.work_claimed(store.as_ref(), connections.as_ref(), policy, items) => pass,
         never = renew_inbox_lease(engine, store, &ids, policy.lease_ms) => match never {},
     }
+}
+
+/// A bot answering clients and staff over the gateway's store: exchanges through the
+/// connections' reward setups, consent and reminders' buttons, desk visits.
+fn wired_bot(engine: &LoyaltyEngine, sql: &Arc<SqlStore>, telegram: Telegram) -> ClientBot {
+    ClientBot::new(engine.clone(), telegram)
+        .with_exchange(
+            Arc::new(connections::SqlTargets(Arc::clone(sql))),
+            Arc::new(cli::random_code),
+        )
+        .with_reminders(sql.clone())
+        .with_desk(sql.clone())
 }
 
 /// Keeps every salon's analytics fresh in the background, so the page reads kept figures: a

@@ -112,27 +112,7 @@ async fn post(addr: std::net::SocketAddr, secret: &str, header: &str, update: &V
 
 /// `bot set` through the binary, the token on standard input.
 fn bot_set(env: &Env, partner: i64, token: &str) -> Value {
-    let mut child = env
-        .command(false)
-        .args(["--json", "bot", "set", "--partner", &partner.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{token}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "bot set: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    env.cli_stdin(&["bot", "set", "--partner", &partner.to_string()], token)
 }
 
 async fn wait_for(what: &str, f: impl AsyncFn() -> bool) {

@@ -611,6 +611,20 @@ impl OutboxStore for SqlStore {
         })
     }
 
+    async fn outbox_later(&self, id: i64, run_at_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET run_at_ms = $2, \
+               attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(run_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
     async fn outbox_replay(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE outbox SET status = 'pending', attempts = 0, run_at_ms = $2 \

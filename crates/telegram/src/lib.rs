@@ -37,6 +37,23 @@ pub trait SalonBots: Send + Sync {
     async fn bot(&self, bot_id: i64) -> Option<Telegram>;
 }
 
+/// The bot a client is sent to through: `bot` 0 is the deployment's (`default`), any other a
+/// salon's own from `bots`; why not, when that bot is not served.
+pub(crate) async fn bot_for(
+    default: &Telegram,
+    bots: Option<&std::sync::Arc<dyn SalonBots>>,
+    bot: i64,
+) -> Result<Telegram, &'static str> {
+    match (bot, bots) {
+        (0, _) => Ok(default.clone()),
+        (id, Some(bots)) => bots
+            .bot(id)
+            .await
+            .ok_or("the salon's bot is no longer connected"),
+        (_, None) => Err("salons' own bots are not served here"),
+    }
+}
+
 /// Telegram's Bot API base URL.
 pub const TELEGRAM_API_URL: &str = "https://api.telegram.org";
 

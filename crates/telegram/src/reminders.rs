@@ -431,25 +431,9 @@ impl ReminderWorker {
                 .await;
         };
         let bot = self.store.chat_bot_of(r.partner, r.client).await?;
-        let telegram = match bot {
-            0 => self.telegram.clone(),
-            id => match self.bots.as_ref() {
-                Some(bots) => match bots.bot(id).await {
-                    Some(t) => t,
-                    None => {
-                        return self
-                            .reminders
-                            .reminder_failed(r.id, "the salon's bot is no longer connected", None)
-                            .await;
-                    }
-                },
-                None => {
-                    return self
-                        .reminders
-                        .reminder_failed(r.id, "salons' own bots are not served here", None)
-                        .await;
-                }
-            },
+        let telegram = match crate::bot_for(&self.telegram, self.bots.as_ref(), bot).await {
+            Ok(t) => t,
+            Err(why) => return self.reminders.reminder_failed(r.id, why, None).await,
         };
         let slot = self
             .next_send

@@ -85,6 +85,8 @@ pub struct OutboxWorker {
 /// What happened to one message.
 enum Settle {
     Sent,
+    /// Not tried: its bot waits out a 429 this much longer.
+    Later(Duration),
     Retry(String),
     RateLimited(Duration),
     Dead(String),
@@ -263,24 +265,14 @@ impl OutboxWorker {
             .store
             .chat_bot_of(msg.partner_id, msg.client_id)
             .await?;
-        let telegram = match bot {
-            0 => self.telegram.clone(),
-            id => match self.bots.as_ref() {
-                Some(bots) => match bots.bot(id).await {
-                    Some(t) => t,
-                    None => {
-                        return Ok(Settle::Dead(
-                            "the salon's bot is no longer connected".into(),
-                        ));
-                    }
-                },
-                None => return Ok(Settle::Dead("salons' own bots are not served here".into())),
-            },
+        let telegram = match crate::bot_for(&self.telegram, self.bots.as_ref(), bot).await {
+            Ok(t) => t,
+            Err(why) => return Ok(Settle::Dead(why.into())),
         };
 
         if let Some(wait) = self.pace(bot, chat_id).await {
             // Its bot is paused by a 429: the message waits, other bots' go on.
-            return Ok(Settle::RateLimited(wait));
+            return Ok(Settle::Later(wait));
         }
         match telegram.send_text(chat_id, &body, None).await {
             Ok(()) => Ok(Settle::Sent),
@@ -325,6 +317,11 @@ impl OutboxWorker {
                 self.store.outbox_sent(msg.id, now).await?;
                 SendStats::bump(&self.stats.sent);
                 debug!(message = msg.id, "notification sent");
+            }
+            Settle::Later(wait) => {
+                let at = now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
+                self.store.outbox_later(msg.id, at).await?;
+                debug!(message = msg.id, "its bot waits out a 429");
             }
             Settle::RateLimited(wait) => {
                 let at = now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);

@@ -258,7 +258,9 @@ async fn a_429_pauses_reminders_only_and_loses_nothing() {
         2,
         "the reminder's 429, then the point message"
     );
-    // After the pause the reminder goes out.
+    // After the pause (real time for the worker, the test's clock for the queue) the
+    // reminder goes out.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     w.clock.advance_ms(2_000);
     assert_eq!(reminders.round(&rx).await.unwrap(), 1);
     assert_eq!(w.status().await, "sent");

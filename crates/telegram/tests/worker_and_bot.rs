@@ -266,7 +266,15 @@ async fn telegram_429_waits_retry_after_and_5xx_backs_off() {
     assert_eq!(w.round(&mut worker).await, 0, "not due before retry_after");
 
     w.clock.advance_ms(7_000);
-    // The worker itself also holds every send until Telegram's wait is over.
+    // Within Telegram's wait (real time for the worker) nothing goes to the bot: the message
+    // is put back for what is left of it, the claim not counted as a try.
+    assert_eq!(w.round(&mut worker).await, 1);
+    assert_eq!(w.sends().await.len(), 1, "not sent during the wait");
+    let msg = &w.store.outbox_of(w.partner.id).await.unwrap()[0];
+    assert_eq!(msg.status, OutboxStatus::Pending);
+    assert!(msg.run_at_ms > w.clock_now() && msg.run_at_ms <= w.clock_now() + 7_000);
+    tokio::time::sleep_until(started + Duration::from_secs(7)).await;
+    w.clock.advance_ms(7_000);
     assert_eq!(w.round(&mut worker).await, 1);
     assert!(started.elapsed() >= Duration::from_secs(7));
     let msg = &w.store.outbox_of(w.partner.id).await.unwrap()[0];

@@ -43,6 +43,34 @@ impl Env {
         self.command(false).args(args).output().unwrap()
     }
 
+    /// `--json` and `args`, with `input` and a newline on standard input (a password, a
+    /// token); panics unless it succeeded.
+    pub fn cli_stdin(&self, args: &[&str], input: &str) -> Value {
+        use std::io::Write;
+        let mut child = self
+            .command(false)
+            .arg("--json")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{input}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     pub fn cli(&self, args: &[&str]) -> Value {
         let out = self
             .command(false)

@@ -2,8 +2,6 @@
 //! redirects not followed (the tests assert them), and `Sec-Fetch-Site` / `Origin` headers on
 //! the requests that change something.
 
-use std::process::Stdio;
-
 use loyalty_core::{ClientId, LedgerStore, PartnerId};
 use loyalty_gateway::cli::{self, RewardAdd, VisitAdd};
 use loyalty_gateway::config::Overrides;
@@ -114,29 +112,21 @@ pub fn add_user(
     role: &str,
     password: &str,
 ) -> serde_json::Value {
-    use std::io::Write;
-    let mut child = env
-        .command(false)
-        .args(["--json", "user", "add", "--partner", &partner.to_string()])
-        .args(["--email", email, "--role", role, "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "user add: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let partner = partner.to_string();
+    env.cli_stdin(
+        &[
+            "user",
+            "add",
+            "--partner",
+            &partner,
+            "--email",
+            email,
+            "--role",
+            role,
+            "--password-stdin",
+        ],
+        password,
+    )
 }
 
 pub const PASSWORD: &str = "correct horse battery";
