@@ -96,6 +96,9 @@ pub(crate) enum Command {
     /// redeem through it instead of the deployment's bot.
     #[command(subcommand)]
     Bot(BotCmd),
+    /// The partner API's keys (the Enterprise plan): shown once when made, kept hashed.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCmd),
     /// Let a staff member's Telegram chat check and use the partner's codes in the bot
     /// (`/check CODE`, `/use CODE [BILL]`; a money certificate needs the bill it pays). The chat
     /// id is what the bot replies to; @userinfobot shows it.
@@ -197,6 +200,29 @@ pub(crate) enum UserCmd {
         /// Unlink the chat instead.
         #[arg(long, conflicts_with = "chat")]
         unlink: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ApiKeyCmd {
+    /// Make a key: printed once (`Authorization: Bearer <key>`), with its prefix.
+    Add {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long, value_name = "read|write")]
+        scope: String,
+    },
+    /// Revoke a key by its prefix: it stops working at once.
+    Revoke {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        prefix: String,
+    },
+    /// The partner's keys: prefixes and scopes, never the keys.
+    List {
+        #[arg(long)]
+        partner: i64,
     },
 }
 

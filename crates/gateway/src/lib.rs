@@ -369,6 +369,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         stopping.clone(),
     )));
     let routes = server::router(app)
+        .merge(loyalty_web::api::router(Arc::clone(&dashboard)))
         .merge(loyalty_web::router(dashboard))
         // The dashboard limits sign-ins per address: the peer's address on each request.
         .into_make_service_with_connect_info::<SocketAddr>();

@@ -222,6 +222,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&v, json, text);
             Ok(ExitCode::SUCCESS)
         }
+        Command::ApiKey(cmd) => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = match cmd {
+                ApiKeyCmd::Add { partner, scope } => {
+                    cli::api_key_add(&store, partner, &scope).await
+                }
+                ApiKeyCmd::Revoke { partner, prefix } => {
+                    cli::api_key_revoke(&store, partner, &prefix).await
+                }
+                ApiKeyCmd::List { partner } => cli::api_key_list(&store, partner).await,
+            };
+            store.close().await;
+            print(&out?, json, cli::api_key_text);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bot(cmd) => {
             let config = Config::resolve(overrides)?;
             let store = open_migrated(&config).await?;

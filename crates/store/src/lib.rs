@@ -18,6 +18,7 @@
 
 mod access;
 mod analytics;
+mod api_keys;
 mod audit;
 mod bots;
 mod dashboard;
@@ -49,6 +50,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use analytics::{Books, Cohort, Group, Linked, Location, PointsFlow, Snapshot, share_bps};
+pub use api_keys::{ApiKey, KeyScope};
 pub use bots::SalonBot;
 pub use dashboard::{ClientLine, ClientQuery, Overview};
 pub use gateway::{ConnectionSettings, CrmTokens, REJECTED_KEPT, RejectedDelivery};

@@ -11,6 +11,7 @@
 //!   check, and its change is written to the audit log by the engine acting as the person;
 //! - sessions and one-time links are random tokens whose SHA-256 alone is stored.
 
+pub mod api;
 mod assets;
 mod csrf;
 mod error;
@@ -57,6 +58,8 @@ pub struct Settings {
     /// Whether anyone may create a salon at `/signup`, and on which plan (`None`: closed —
     /// the operator adds salons and owners).
     pub signup: Option<loyalty_core::audit::Plan>,
+    /// Requests per partner-API key.
+    pub api_rate: api::RateLimit,
 }
 
 impl Default for Settings {
@@ -69,6 +72,7 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             analytics_max_age: Duration::from_secs(10 * 60),
             signup: None,
+            api_rate: api::RateLimit::default(),
         }
     }
 }
@@ -89,6 +93,8 @@ pub struct Dashboard {
     pub(crate) limiter: limit::LoginLimiter,
     /// The way to the CRMs onboarding uses; without one the setup pages are 404.
     pub(crate) connector: Option<Arc<dyn onboard::Connector>>,
+    /// The partner API's keys' request buckets.
+    pub(crate) api_buckets: api::Buckets,
 }
 
 impl Dashboard {
@@ -104,7 +110,9 @@ impl Dashboard {
         connector: Option<Arc<dyn onboard::Connector>>,
     ) -> Arc<Dashboard> {
         let limiter = limit::LoginLimiter::new(settings.login_limits);
+        let api_buckets = api::Buckets::new(settings.api_rate);
         Arc::new(Dashboard {
+            api_buckets,
             store,
             engine,
             settings,

@@ -1,6 +1,7 @@
 //! The operator's commands, by group. Each returns one JSON object (printed as is with
 //! `--json`) and has a text rendering beside it.
 
+mod api_keys;
 mod bots;
 mod catalog;
 mod deliveries;
@@ -16,6 +17,7 @@ mod sync;
 mod users;
 mod visits;
 
+pub use api_keys::*;
 pub use bots::*;
 pub use catalog::*;
 pub use deliveries::*;

@@ -1,0 +1,148 @@
+//! The partner API's keys (migration 0032): one row per key, its SHA-256 alone kept.
+
+use loyalty_core::{PartnerId, StoreError};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+
+use crate::rows::get;
+use crate::{SqlStore, db_err};
+
+/// What a key may do: `read` sees, `write` also changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyScope {
+    Read,
+    Write,
+}
+
+impl KeyScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyScope::Read => "read",
+            KeyScope::Write => "write",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<KeyScope> {
+        match s {
+            "read" => Some(KeyScope::Read),
+            "write" => Some(KeyScope::Write),
+            _ => None,
+        }
+    }
+}
+
+/// A key as kept (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    pub id: i64,
+    pub partner_id: PartnerId,
+    /// The key's visible start, to tell keys apart (`lb_live_3f9a…`).
+    pub prefix: String,
+    pub scope: KeyScope,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+}
+
+fn key(r: &AnyRow) -> Result<ApiKey, StoreError> {
+    let scope: String = get(r, "scope")?;
+    Ok(ApiKey {
+        id: get(r, "id")?,
+        partner_id: PartnerId(get(r, "partner_id")?),
+        prefix: get(r, "prefix")?,
+        scope: KeyScope::parse(&scope)
+            .ok_or_else(|| StoreError::Corrupt(format!("api key scope {scope:?}")))?,
+        created_at_ms: get(r, "created_at_ms")?,
+        revoked_at_ms: get(r, "revoked_at_ms")?,
+    })
+}
+
+const COLUMNS: &str =
+    "SELECT id, partner_id, prefix, scope, created_at_ms, revoked_at_ms FROM api_keys";
+
+impl SqlStore {
+    /// Keeps a new key by its hash and prefix.
+    pub async fn create_api_key(
+        &self,
+        partner: PartnerId,
+        prefix: &str,
+        key_hash: &str,
+        scope: KeyScope,
+        now_ms: i64,
+    ) -> Result<ApiKey, StoreError> {
+        sqlx::query(
+            "INSERT INTO api_keys (partner_id, prefix, key_hash, scope, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(partner.0)
+        .bind(prefix)
+        .bind(key_hash)
+        .bind(scope.as_str())
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let sql = format!("{COLUMNS} WHERE prefix = $1");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(prefix)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)
+            .and_then(|r| key(&r))
+    }
+
+    /// The live (not revoked) key with this hash.
+    pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let sql = format!("{COLUMNS} WHERE key_hash = $1 AND revoked_at_ms IS NULL");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .map(|r| key(&r))
+            .transpose()
+    }
+
+    /// Revokes the partner's key with this prefix; `None` when it has no live one.
+    pub async fn revoke_api_key(
+        &self,
+        partner: PartnerId,
+        prefix: &str,
+        now_ms: i64,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at_ms = $3 \
+             WHERE partner_id = $1 AND prefix = $2 AND revoked_at_ms IS NULL",
+        )
+        .bind(partner.0)
+        .bind(prefix)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let sql = format!("{COLUMNS} WHERE prefix = $1");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(prefix)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .map(|r| key(&r))
+            .transpose()
+    }
+
+    /// The partner's keys, newest first.
+    pub async fn api_keys(&self, partner: PartnerId) -> Result<Vec<ApiKey>, StoreError> {
+        let sql = format!("{COLUMNS} WHERE partner_id = $1 ORDER BY id DESC");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(partner.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(key)
+            .collect()
+    }
+}
