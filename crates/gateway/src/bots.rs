@@ -146,15 +146,50 @@ impl SalonBotPool {
             let _ = stop.send(true);
         }
     }
+}
 
-    /// The salon's bot's username, when it has one: its clients' links name it.
-    pub async fn username_of(&self, partner: PartnerId) -> Option<String> {
-        self.store
-            .salon_bot(partner)
+/// Why a salon has no bot link now.
+pub enum NoLink {
+    /// No bot runs: neither the deployment's nor the salon's own.
+    NoBot,
+    /// Asking Telegram or the database failed; try later.
+    Later(String),
+}
+
+/// The link that joins a salon through its bot (`https://t.me/<bot>?start=s<partner>`): the
+/// salon's own bot when it has one, else the deployment's (its name asked of Telegram once).
+/// The SMS invitations and onboarding's QR code share it.
+pub struct JoinLinks {
+    store: Arc<SqlStore>,
+    telegram: Option<Telegram>,
+    username: tokio::sync::OnceCell<String>,
+}
+
+impl JoinLinks {
+    pub fn new(store: Arc<SqlStore>, telegram: Option<Telegram>) -> JoinLinks {
+        JoinLinks {
+            store,
+            telegram,
+            username: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub async fn link(&self, partner: PartnerId) -> Result<String, NoLink> {
+        let link = |bot: &str| format!("https://t.me/{bot}?start=s{partner}");
+        match self.store.salon_bot(partner).await {
+            Ok(Some(own)) => return Ok(link(&own.username)),
+            Ok(None) => {}
+            Err(e) => return Err(NoLink::Later(format!("the salon's bot: {e}"))),
+        }
+        let Some(telegram) = &self.telegram else {
+            return Err(NoLink::NoBot);
+        };
+        let username = self
+            .username
+            .get_or_try_init(|| async { telegram.username().await })
             .await
-            .ok()
-            .flatten()
-            .map(|b| b.username)
+            .map_err(|e| NoLink::Later(format!("the bot's name: {e}")))?;
+        Ok(link(username))
     }
 }
 

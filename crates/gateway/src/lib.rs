@@ -239,12 +239,12 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         config,
         Arc::clone(&metrics),
     )?);
-    let onboard_telegram = telegram_client.clone();
+    let links = Arc::new(bots::JoinLinks::new(Arc::clone(&sql), telegram_client));
     // SMS for clients without Telegram, sent by the salons' CRMs.
     let sms = sms::SmsWorker::new(
         Arc::clone(&sql),
         Arc::clone(&connections),
-        telegram_client,
+        Arc::clone(&links),
         Arc::clone(&clock),
         options.sms.clone().unwrap_or_else(sms::default_settings),
     );
@@ -307,7 +307,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         metrics,
         bot,
         telegram_secret,
-        salon_bots: salon_bots.clone(),
+        salon_bots,
         service_syncs: services::Pending::default(),
         inbox_wake,
     });
@@ -340,15 +340,13 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
     let defaults_max_age = defaults.analytics_max_age;
     let connector = onboard::GatewayConnector::new(
         Arc::clone(&sql),
-        config,
+        Config {
+            listen: addr,
+            ..config.clone()
+        },
         Arc::clone(&app.connections),
-        config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{addr}")),
-        onboard_telegram,
+        links,
         import_wake,
-        salon_bots,
     );
     let dashboard = loyalty_web::Dashboard::with_connector(
         Arc::clone(&sql),

@@ -11,11 +11,10 @@ use loyalty_core::{
     AdapterError, Clock, ConnectionId, CrmConnection, CrmKind, PartnerId, PartnerStore, SystemClock,
 };
 use loyalty_store::SqlStore;
-use loyalty_telegram::Telegram;
 use loyalty_web::onboard::{ConnectError, Connector, Hooks, NewCrm, Probe, Step};
 use serde_json::json;
-use tokio::sync::OnceCell;
 
+use crate::bots::JoinLinks;
 use crate::cli::{self, ConnectionAdd, CrmLogin};
 use crate::config::Config;
 use crate::connections::Connections;
@@ -25,35 +24,28 @@ pub struct GatewayConnector {
     store: Arc<SqlStore>,
     config: Config,
     connections: Arc<Connections>,
-    /// Where webhooks reach this gateway: the public URL, else the address it listens on.
-    base_url: String,
-    telegram: Option<Telegram>,
-    username: OnceCell<String>,
+    /// The clients' link to the salon's bot.
+    links: Arc<JoinLinks>,
     /// Wakes `serve`'s importer: a new connection's history import starts at once.
     import_wake: Arc<tokio::sync::Notify>,
-    /// Salons' own bots: a salon with one gets its clients' link to it.
-    salon_bots: Option<Arc<crate::bots::SalonBotPool>>,
 }
 
 impl GatewayConnector {
+    /// `config` with `listen` the address bound: webhook URLs name it when there is no public
+    /// URL.
     pub fn new(
         store: Arc<SqlStore>,
-        config: &Config,
+        config: Config,
         connections: Arc<Connections>,
-        base_url: String,
-        telegram: Option<Telegram>,
+        links: Arc<JoinLinks>,
         import_wake: Arc<tokio::sync::Notify>,
-        salon_bots: Option<Arc<crate::bots::SalonBotPool>>,
     ) -> GatewayConnector {
         GatewayConnector {
             store,
-            config: config.clone(),
+            config,
             connections,
-            base_url,
-            telegram,
-            username: OnceCell::new(),
+            links,
             import_wake,
-            salon_bots,
         }
     }
 
@@ -79,9 +71,7 @@ impl Connector for GatewayConnector {
         crm: &NewCrm,
         actor: &Actor,
     ) -> Result<ConnectionId, ConnectError> {
-        let Some(kind) = crm.crm else {
-            return Err(ConnectError::Refused("no CRM chosen".into()));
-        };
+        let kind = crm.crm;
         let internal = |e: loyalty_core::StoreError| ConnectError::Internal(e.to_string());
         let company = crm.company_id.trim();
         if self
@@ -233,28 +223,14 @@ impl Connector for GatewayConnector {
     }
 
     fn webhook_url(&self, connection: &CrmConnection) -> String {
-        format!(
-            "{}/webhooks/{}/{}",
-            self.base_url, connection.kind, connection.webhook_secret
-        )
+        cli::webhook_url(&self.config, connection.kind, &connection.webhook_secret)
     }
 
     async fn join_link(&self, partner: PartnerId) -> Option<String> {
-        let telegram = self.telegram.as_ref()?;
         // Only a salon that exists has a link.
         PartnerStore::partner(self.store.as_ref(), partner)
             .await
             .ok()??;
-        if let Some(pool) = &self.salon_bots
-            && let Some(own) = pool.username_of(partner).await
-        {
-            return Some(format!("https://t.me/{own}?start=s{partner}"));
-        }
-        let username = self
-            .username
-            .get_or_try_init(|| async { telegram.username().await })
-            .await
-            .ok()?;
-        Some(format!("https://t.me/{username}?start=s{partner}"))
+        self.links.link(partner).await.ok()
     }
 }

@@ -24,11 +24,12 @@ use loyalty_engage::trigger::INVITE;
 use loyalty_engage::window::{current_or_next, open_at};
 use loyalty_store::SqlStore;
 use loyalty_telegram::reminders::reminder_text;
-use loyalty_telegram::{Lang, ReminderSettings, Telegram, text};
-use tokio::sync::{OnceCell, watch};
+use loyalty_telegram::{Lang, ReminderSettings, text};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::bots::{JoinLinks, NoLink};
 use crate::connections::Connections;
 
 /// How the SMS worker paces itself: 5 a second at most (each is a CRM call, counted against
@@ -83,11 +84,10 @@ pub fn sms_text(r: &Reminder, link: &str) -> String {
 pub struct SmsWorker {
     store: Arc<SqlStore>,
     connections: Arc<Connections>,
-    telegram: Option<Telegram>,
+    /// The bot an invitation names.
+    links: Arc<JoinLinks>,
     clock: Arc<dyn Clock>,
     settings: ReminderSettings,
-    /// The bot's username, asked of Telegram the first time an invitation needs it.
-    username: OnceCell<String>,
     next_send: Instant,
 }
 
@@ -95,17 +95,16 @@ impl SmsWorker {
     pub fn new(
         store: Arc<SqlStore>,
         connections: Arc<Connections>,
-        telegram: Option<Telegram>,
+        links: Arc<JoinLinks>,
         clock: Arc<dyn Clock>,
         settings: ReminderSettings,
     ) -> SmsWorker {
         SmsWorker {
             store,
             connections,
-            telegram,
+            links,
             clock,
             settings,
-            username: OnceCell::new(),
             next_send: Instant::now(),
         }
     }
@@ -186,15 +185,15 @@ impl SmsWorker {
             return self.store.reminder_later(r.id, at).await;
         }
         let link = if r.reminder.trigger == INVITE {
-            match self.link(r.partner).await {
+            match self.links.link(r.partner).await {
                 Ok(link) => link,
-                Err(Missing::NoBot) => {
+                Err(NoLink::NoBot) => {
                     return self
                         .store
                         .reminder_failed(r.id, "no Telegram bot is configured to invite to", None)
                         .await;
                 }
-                Err(Missing::Later(why)) => {
+                Err(NoLink::Later(why)) => {
                     let at = retry_at(r.attempts, now);
                     return self.store.reminder_failed(r.id, &why, at).await;
                 }
@@ -239,30 +238,6 @@ impl SmsWorker {
             }
         }
     }
-
-    /// The bot's link that names the salon (`/start s<partner>`).
-    async fn link(&self, partner: PartnerId) -> Result<String, Missing> {
-        // A salon with its own bot invites to it.
-        match self.store.salon_bot(partner).await {
-            Ok(Some(own)) => return Ok(format!("https://t.me/{}?start=s{partner}", own.username)),
-            Ok(None) => {}
-            Err(e) => return Err(Missing::Later(format!("the salon's bot: {e}"))),
-        }
-        let Some(telegram) = &self.telegram else {
-            return Err(Missing::NoBot);
-        };
-        let username = self
-            .username
-            .get_or_try_init(|| async { telegram.username().await })
-            .await
-            .map_err(|e| Missing::Later(format!("the bot's name: {e}")))?;
-        Ok(format!("https://t.me/{username}?start=s{partner}"))
-    }
-}
-
-enum Missing {
-    NoBot,
-    Later(String),
 }
 
 #[cfg(test)]

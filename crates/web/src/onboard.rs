@@ -10,9 +10,9 @@ use loyalty_core::{AdapterError, ConnectionId, CrmConnection, CrmKind, PartnerId
 /// partner and user tokens; Arnica the integrator's e-mail and password (and an API base);
 /// Beauty Pro the application's id and secret; DIKIDI the company id alone. `Debug` hides the
 /// secrets.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct NewCrm {
-    pub crm: Option<CrmKind>,
+    pub crm: CrmKind,
     pub company_id: String,
     pub partner_token: Option<String>,
     pub user_token: Option<String>,

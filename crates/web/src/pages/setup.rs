@@ -344,7 +344,7 @@ pub async fn connect(
         return setup_page(&dash, &staff, Some(crm), Some((&f, why))).await;
     }
     let new = NewCrm {
-        crm: Some(crm),
+        crm,
         company_id: f.company_id.trim().to_owned(),
         partner_token: given(&f.partner_token),
         user_token: given(&f.user_token),
@@ -561,10 +561,10 @@ pub async fn check(
     staff.owner()?;
     let connector = connector(&dash)?;
     let c = own(&dash, &staff, id).await?;
-    let probes = connector.check(c.id).await.map_err(|e| match e {
-        ConnectError::Internal(e) | ConnectError::Refused(e) => WebError::Internal(e),
-        ConnectError::AlreadyConnected => WebError::NotFound,
-    })?;
+    let probes = connector
+        .check(c.id)
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?;
     connection_page(&dash, &staff, c, Some(probes), None).await
 }
 
@@ -609,4 +609,35 @@ pub async fn live(
         },
         s: status(&dash, &staff, &c).await?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What "check connection" says when the CRM is down, slow (a timeout is transient), asks
+    /// to wait, refuses the token, lacks a right, or does not know the location.
+    #[test]
+    fn every_crm_answer_reads_plainly() {
+        let w = Lang::Ru.words();
+        let said = |e: AdapterError| plain(&e, w);
+        assert_eq!(
+            said(AdapterError::Transient("HTTP 503".into())),
+            "CRM сейчас не отвечает: проверьте позже."
+        );
+        assert_eq!(
+            said(AdapterError::RateLimited { retry_after: None }),
+            "CRM просит подождать (лимит запросов): проверьте через минуту."
+        );
+        assert_eq!(
+            said(AdapterError::Auth("401".into())),
+            "CRM не приняла данные входа: проверьте токен или пароль."
+        );
+        assert!(said(AdapterError::Forbidden("нет лицензии".into())).ends_with("(нет лицензии)"));
+        assert_eq!(
+            said(AdapterError::NotFound(String::new())),
+            "CRM не знает такого филиала или адреса."
+        );
+        assert!(said(AdapterError::Validation(vec!["a".into(), "b".into()])).ends_with("a; b"));
+    }
 }
