@@ -514,3 +514,73 @@ async fn onboarding_in_a_real_browser() {
     gateway.stop().await.unwrap();
     schema.drop().await;
 }
+
+/// The CRM down while the owner sets up: "check connection" says so for every step instead of
+/// failing the page, the connection and its queued import stay, and the webhook's subscription
+/// is said to have failed with the address still there to paste.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crm_that_is_down_is_said_plainly_and_nothing_is_lost() {
+    let schema = PgSchema::new().await;
+    let (_reserved, down) = common::crm::unreachable_address();
+    let overrides = Overrides {
+        yclients_api_url: Some(format!("http://{down}/api/v1")),
+        ..Overrides::default()
+    };
+    let options = StartOptions {
+        dashboard: Some(loyalty_web::Settings {
+            signup: Some(Plan::Pro),
+            ..Default::default()
+        }),
+        ..StartOptions::default()
+    };
+    let (gateway, _) = serve_with(&schema, overrides, options).await;
+    let mut web = Web::new(gateway.addr);
+    let good = [
+        ("name", "Лотос"),
+        ("email", "owner@lotos.ru"),
+        ("password", PASSWORD),
+    ];
+    assert_eq!(
+        web.post("/signup", &good).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let connect = [
+        ("crm", "yclients"),
+        ("company_id", "4564"),
+        ("partner_token", "p"),
+        ("user_token", "u"),
+    ];
+    assert_eq!(
+        web.post("/setup/connect", &connect).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let page = web.post("/setup/1/check", &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let probes = &page.body[page.body.find(r#"id="probes""#).expect("probes")..];
+    assert_eq!(
+        probes.matches("CRM сейчас не отвечает").count(),
+        3,
+        "journal, clients, services: {probes}"
+    );
+    let page = web.post("/setup/1/webhooks", &[]).await;
+    assert!(
+        page.body.contains(r#"id="register-error""#),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("CRM сейчас не отвечает"));
+    assert!(page.body.contains(r#"id="webhook-url""#));
+    // Nothing lost: the connection and its import wait for the CRM.
+    let partner = PartnerId(1);
+    assert_eq!(
+        gateway.store.connections_of(partner).await.unwrap().len(),
+        1
+    );
+    let imports = loyalty_core::import::ImportStore::imports(gateway.store.as_ref(), None)
+        .await
+        .unwrap();
+    assert_eq!(imports.len(), 1);
+    assert!(!imports[0].is_done());
+    gateway.stop().await.unwrap();
+    schema.drop().await;
+}

@@ -195,6 +195,42 @@ async fn three_salons_two_own_bots_one_person_each_bot_its_own_salon() {
         .unwrap();
     assert_eq!(taken.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&taken.stderr).contains("serves another salon"));
+    // A token Telegram refuses, and Telegram down: said, nothing kept.
+    const REFUSED: &str = "2003:AArevoked-token-from-botfather";
+    const UNANSWERED: &str = "2004:AAtoken-while-telegram-is-down";
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{REFUSED}/getMe")))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "ok": false, "error_code": 401, "description": "Unauthorized"})))
+        .mount(&tg)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{UNANSWERED}/getMe")))
+        .respond_with(ResponseTemplate::new(502).set_body_string("<html>Bad Gateway</html>"))
+        .mount(&tg)
+        .await;
+    for (token, said, code) in [
+        (REFUSED, "Telegram refused the token", 2),
+        (UNANSWERED, "could not be asked", 1),
+    ] {
+        let out = env
+            .command(false)
+            .args(["bot", "set", "--partner", &siren.to_string()])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin.take().unwrap().write_all(token.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{token}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(said),
+            "{token}"
+        );
+    }
+    assert!(store.salon_bot(PartnerId(siren)).await.unwrap().is_none());
     // A wrong secret, or the right path with another header, is not a bot.
     assert!(!post(gateway.addr, &secret_a, "wrong", &message(1, "/start")).await);
     assert!(!post(gateway.addr, "nope", "nope", &message(1, "/start")).await);
