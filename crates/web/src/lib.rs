@@ -151,8 +151,8 @@ impl Dashboard {
 /// rendered as pages in the reader's language.
 pub fn router(dashboard: Arc<Dashboard>) -> Router {
     use pages::{
-        analytics, audit, clients, desk, health, home, login, program, reminders, rewards, setup,
-        team,
+        analytics, analytics_csv, audit, clients, desk, health, home, login, program, reminders,
+        rewards, setup, team,
     };
     let pages = Router::new()
         .route("/", get(home::page))
@@ -176,7 +176,7 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/desk/use", post(desk::use_code))
         .route("/desk/visit", post(desk::visit))
         .route("/analytics", get(analytics::page))
-        .route("/analytics/{file}", get(analytics::csv))
+        .route("/analytics/{file}", get(analytics_csv::csv))
         .route("/analytics/refresh", post(analytics::refresh))
         .route("/analytics/model", post(analytics::build_model))
         .route("/health", get(health::page))

@@ -2,6 +2,7 @@
 //! here. [`Chrome`] is what every signed-in page's frame shows.
 
 pub mod analytics;
+pub mod analytics_csv;
 pub mod audit;
 pub mod clients;
 pub mod desk;
