@@ -7,8 +7,9 @@
 //!    PostgreSQL's server binaries are installed, and removes afterwards;
 //! 4. otherwise it stops and names the package to install. It never skips the Postgres tests.
 //!
-//! Then it runs `cargo nextest run --workspace` (or `cargo test --workspace` without nextest),
-//! passing on any further arguments.
+//! It installs schemathesis (pinned, from PyPI) into `target/tools/schemathesis` the first
+//! time, for the partner API's schema test. Then it runs `cargo nextest run --workspace` (or
+//! `cargo test --workspace` without nextest), passing on any further arguments.
 //!
 //! `cargo xtask bench` builds the gateway and the bench in release and runs the bench against
 //! the PostgreSQL at `DATABASE_URL` (default 127.0.0.1:5432), in a database of its own that it
@@ -73,7 +74,9 @@ fn test(extra: &[String]) -> anyhow::Result<bool> {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
+    let schemathesis = schemathesis()?;
     let mut cmd = Command::new("cargo");
+    cmd.env("SCHEMATHESIS", &schemathesis);
     if nextest {
         cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     } else {
@@ -84,6 +87,51 @@ fn test(extra: &[String]) -> anyhow::Result<bool> {
     let status = cmd.status().context("cannot run cargo")?;
     drop(cluster);
     Ok(status.success())
+}
+
+/// The schemathesis the partner API's schema test runs: this version, in a virtualenv of its
+/// own under `target/tools`, installed once from PyPI.
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+fn schemathesis() -> anyhow::Result<PathBuf> {
+    let venv = target_dir().join("tools/schemathesis");
+    let exe = venv.join("bin/schemathesis");
+    let marker = venv.join("installed");
+    if exe.exists() && std::fs::read_to_string(&marker).is_ok_and(|v| v == SCHEMATHESIS) {
+        return Ok(exe);
+    }
+    eprintln!(
+        "xtask: installing {SCHEMATHESIS} from PyPI into {}",
+        venv.display()
+    );
+    let made = Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv)
+        .status()
+        .context("cannot run python3 (install Python 3 with venv: apt-get install python3-venv)")?;
+    if !made.success() {
+        bail!("python3 -m venv failed (apt-get install python3-venv)");
+    }
+    let pip = Command::new(venv.join("bin/pip"))
+        .args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            SCHEMATHESIS,
+        ])
+        .status()
+        .context("cannot run pip")?;
+    if !pip.success() {
+        bail!("pip could not install {SCHEMATHESIS}");
+    }
+    std::fs::write(&marker, SCHEMATHESIS)?;
+    Ok(exe)
 }
 
 fn bench() -> anyhow::Result<bool> {
@@ -108,10 +156,7 @@ fn bench() -> anyhow::Result<bool> {
     if !built.success() {
         return Ok(false);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let release = target.join("release");
+    let release = target_dir().join("release");
     let status = Command::new(release.join("loyalty-bench"))
         .env("BENCH_ADMIN_URL", admin)
         .env("BENCH_GATEWAY", release.join("loyalty-gateway"))

@@ -25,6 +25,8 @@ pub enum Source {
     Poll,
     Import,
     Desk,
+    /// Pushed through the partner API (`POST /api/v1/visits`).
+    Api,
 }
 
 impl Source {
@@ -34,13 +36,20 @@ impl Source {
             Source::Poll => "poll",
             Source::Import => "import",
             Source::Desk => "desk",
+            Source::Api => "api",
         }
     }
 
     pub fn parse(s: &str) -> Option<Source> {
-        [Source::Webhook, Source::Poll, Source::Import, Source::Desk]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            Source::Webhook,
+            Source::Poll,
+            Source::Import,
+            Source::Desk,
+            Source::Api,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 

@@ -398,25 +398,9 @@ impl AdapterSource for At {
     }
 }
 
-/// Where the partner's rewards go: the first connection with a reward setup (by id), else the
-/// gateway's own codes. A setup names its strategy (`{"strategy": "crm_certificate", …}`);
-/// what else it holds is the CRM crate's to read.
+/// Where the partner's rewards go ([`SqlStore::reward_target`]).
 pub async fn reward_target(sql: &SqlStore, partner: PartnerId) -> Result<Target, StoreError> {
-    #[derive(serde::Deserialize)]
-    struct Named {
-        strategy: loyalty_core::redemption::Strategy,
-    }
-    let Some((connection, json)) = sql.reward_setup_of(partner).await? else {
-        return Ok(Target::GATEWAY);
-    };
-    Ok(match serde_json::from_str::<Named>(&json) {
-        Ok(named) => Target::crm(named.strategy, connection),
-        Err(e) => {
-            tracing::warn!(connection = connection.0, error = %e,
-                "the connection's reward setup does not read; rewards use gateway codes");
-            Target::GATEWAY
-        }
-    })
+    sql.reward_target(partner).await
 }
 
 /// A stored reward setup; one that does not read (written by hand) means gateway codes.

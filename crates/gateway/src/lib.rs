@@ -653,6 +653,10 @@ async fn housekeeping(
             Ok(n) => info!(rows = n, retention_days, "pruned old delivery history"),
             Err(e) => warn!(error = %e, "could not prune delivery history"),
         }
+        // Answers kept for Idempotency-Key replays past their day.
+        if let Err(e) = store.forget_api_requests(SystemClock.now_ms()).await {
+            warn!(error = %e, "could not forget old partner API answers");
+        }
         if stopped_during(every, &mut stop).await {
             return;
         }

@@ -6,53 +6,13 @@
 
 mod common;
 
+use common::api::Api;
 use common::web::salons;
 use loyalty_core::audit::{AuditStore, Plan};
 use loyalty_core::{LedgerStore, PartnerId};
 use loyalty_gateway::StartOptions;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    async fn get(
-        &self,
-        key: Option<&str>,
-        path: &str,
-    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
-        let mut req = self.http.get(format!("{}{path}", self.base));
-        if let Some(k) = key {
-            req = req.bearer_auth(k);
-        }
-        let r = req.send().await.unwrap();
-        let (status, headers) = (r.status(), r.headers().clone());
-        (status, r.json().await.unwrap_or(Value::Null), headers)
-    }
-
-    async fn post(
-        &self,
-        key: &str,
-        path: &str,
-        idem: Option<&str>,
-        body: &Value,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(key)
-            .json(body);
-        if let Some(i) = idem {
-            req = req.header("idempotency-key", i);
-        }
-        let r = req.send().await.unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_scopes_tenants_plans_limits_and_idempotency() {
@@ -109,10 +69,7 @@ async fn keys_scopes_tenants_plans_limits_and_idempotency() {
             .all(|(h,)| h.len() == 64 && !h.contains(&write_a[8..]))
     );
 
-    let api = Api {
-        base: format!("http://{}", s.gateway.addr),
-        http: reqwest::Client::new(),
-    };
+    let api = Api::of(&s);
     let a_client = format!("/api/v1/clients/{}", s.a_client);
     let b_client = format!("/api/v1/clients/{}", s.b_client);
 

@@ -18,7 +18,9 @@
 
 mod access;
 mod analytics;
+mod api;
 mod api_keys;
+mod api_requests;
 mod audit;
 mod bots;
 mod dashboard;
@@ -50,7 +52,9 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use analytics::{Books, Cohort, Group, Linked, Location, PointsFlow, Snapshot, share_bps};
+pub use api::random_code;
 pub use api_keys::{ApiKey, KeyScope};
+pub use api_requests::{ABANDONED_MS, Claim, REPLAY_MS};
 pub use bots::SalonBot;
 pub use dashboard::{ClientLine, ClientQuery, Overview};
 pub use gateway::{ConnectionSettings, CrmTokens, REJECTED_KEPT, RejectedDelivery};

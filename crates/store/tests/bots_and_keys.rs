@@ -1,14 +1,16 @@
 //! Salons' own bots, per-bot chat links, API keys and the outbox's "not tried" on both backends:
 //! each bot sees only the links made through it, the deployment's bot never links a salon with
 //! its own, a bot serves one salon; a key is found by its hash while live, revoked by its
-//! salon only; a message put back while its bot waits keeps its attempt count.
+//! salon only; a message put back while its bot waits keeps its attempt count; the API's
+//! answers kept by Idempotency-Key (replayed, in progress, conflicting, taken over once
+//! abandoned or a day old) and a client's entries paged by a stable cursor.
 
 mod common;
 
 use common::{TestDb, five_percent, salon};
 use loyalty_core::{ChatStore, OutboxStore, Phone, Points, TelegramChat};
 
-use loyalty_store::{KeyScope, SalonBot};
+use loyalty_store::{ABANDONED_MS, Claim, KeyScope, REPLAY_MS, SalonBot};
 
 const CHAT: i64 = 7001;
 
@@ -200,7 +202,162 @@ async fn a_message_put_back_keeps_its_attempts(db: &TestDb) {
     );
 }
 
+async fn answers_kept_by_idempotency_key(db: &TestDb) {
+    let store = db.store.as_ref();
+    let (a, _) = salon(store, five_percent()).await;
+    let key = store
+        .create_api_key(a.id, "lb_live_0002aaaa", "hash-2", KeyScope::Write, 0)
+        .await
+        .unwrap();
+    let other = store
+        .create_api_key(a.id, "lb_live_0003aaaa", "hash-3", KeyScope::Write, 0)
+        .await
+        .unwrap();
+    let t = 1_000_000;
+    assert_eq!(
+        store.claim_api_request(key.id, "k", "f1", t).await.unwrap(),
+        Claim::New
+    );
+    // Concurrent: the same request is in progress, another is a conflict.
+    assert_eq!(
+        store
+            .claim_api_request(key.id, "k", "f1", t + 1)
+            .await
+            .unwrap(),
+        Claim::InProgress
+    );
+    assert_eq!(
+        store
+            .claim_api_request(key.id, "k", "f2", t + 1)
+            .await
+            .unwrap(),
+        Claim::Conflict
+    );
+    // Another API key's same Idempotency-Key is its own.
+    assert_eq!(
+        store
+            .claim_api_request(other.id, "k", "f2", t)
+            .await
+            .unwrap(),
+        Claim::New
+    );
+    store
+        .finish_api_request(key.id, "k", 201, "{\"id\":7}")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_api_request(key.id, "k", "f1", t + 2)
+            .await
+            .unwrap(),
+        Claim::Replay {
+            status: 201,
+            body: "{\"id\":7}".into()
+        }
+    );
+    // A day later the answer is let go: the key runs again (the effect's own key keeps it
+    // once).
+    assert_eq!(
+        store
+            .claim_api_request(key.id, "k", "f2", t + REPLAY_MS + 1)
+            .await
+            .unwrap(),
+        Claim::New
+    );
+    // Released (our failure): free at once.
+    store.release_api_request(key.id, "k").await.unwrap();
+    let late = t + REPLAY_MS + 2;
+    assert_eq!(
+        store
+            .claim_api_request(key.id, "k", "f3", late)
+            .await
+            .unwrap(),
+        Claim::New
+    );
+    // Abandoned mid-answer (the instance died): taken over by the same request after a
+    // minute, never by another one.
+    let abandoned = late + ABANDONED_MS + 1;
+    assert_eq!(
+        store
+            .claim_api_request(key.id, "k", "f4", abandoned)
+            .await
+            .unwrap(),
+        Claim::Conflict
+    );
+    assert_eq!(
+        store
+            .claim_api_request(key.id, "k", "f3", abandoned)
+            .await
+            .unwrap(),
+        Claim::New
+    );
+    assert_eq!(
+        store
+            .claim_api_request(key.id, "k", "f3", abandoned)
+            .await
+            .unwrap(),
+        Claim::InProgress
+    );
+    // Forgotten after a day.
+    assert_eq!(
+        store
+            .forget_api_requests(abandoned + REPLAY_MS + 1)
+            .await
+            .unwrap(),
+        2
+    );
+}
+
+async fn entries_paged_by_a_stable_cursor(db: &TestDb) {
+    let store = db.store.as_ref();
+    let (engine, _) = db.engine();
+    let (a, _) = salon(store, five_percent()).await;
+    let (b, _) = salon(store, five_percent()).await;
+    let anna = engine.enroll(a.id, &phone(), None).await.expect("enroll");
+    let bella = engine.enroll(b.id, &phone(), None).await.expect("enroll");
+    for i in 0..5 {
+        engine
+            .manual_accrual(a.id, anna.id, Points(i + 1), "gift", &format!("k{i}"))
+            .await
+            .unwrap();
+    }
+    engine
+        .manual_accrual(b.id, bella.id, Points(9), "gift", "kb")
+        .await
+        .unwrap();
+    let first = store.entries_page(a.id, anna.id, None, 2).await.unwrap();
+    let amounts = |es: &[loyalty_core::ledger::LedgerEntry]| {
+        es.iter().map(|e| e.amount.0).collect::<Vec<_>>()
+    };
+    assert_eq!(amounts(&first), [5, 4]);
+    // A newer entry does not move the pages after the cursor.
+    engine
+        .manual_accrual(a.id, anna.id, Points(6), "gift", "k5")
+        .await
+        .unwrap();
+    let second = store
+        .entries_page(a.id, anna.id, Some(first[1].id.0), 2)
+        .await
+        .unwrap();
+    assert_eq!(amounts(&second), [3, 2]);
+    let last = store
+        .entries_page(a.id, anna.id, Some(second[1].id.0), 2)
+        .await
+        .unwrap();
+    assert_eq!(amounts(&last), [1]);
+    // Another salon's client through this salon: nothing.
+    assert!(
+        store
+            .entries_page(a.id, bella.id, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 both!(
+    answers_kept_by_idempotency_key,
+    entries_paged_by_a_stable_cursor,
     links_are_per_bot,
     keys_by_hash_and_revoked_by_their_salon,
     a_message_put_back_keeps_its_attempts

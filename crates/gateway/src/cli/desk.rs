@@ -72,20 +72,7 @@ pub async fn client_show(
     }))
 }
 
-/// A code from the OS's randomness.
-pub fn random_code() -> Code {
-    let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No OS randomness: fall back to the clock's nanoseconds; still checked for uniqueness
-        // by the database.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        bytes = nanos.to_le_bytes();
-    }
-    Code::from_entropy(bytes)
-}
+pub use loyalty_store::random_code;
 
 fn redemption_json(r: &Redemption, reward: Option<&loyalty_core::Reward>) -> Value {
     json!({

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod api;
 pub mod binary;
 pub mod browser;
 pub mod crm;

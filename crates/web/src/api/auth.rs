@@ -82,6 +82,11 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Who the audit log names for this key's changes.
+    pub fn actor(&self) -> loyalty_core::audit::Actor {
+        loyalty_core::audit::Actor::new(format!("api key {}", self.key.prefix), "api")
+    }
+
     /// Refused unless the key may change things.
     pub fn write(&self) -> Result<(), Problem> {
         match self.key.scope {

@@ -40,21 +40,57 @@ impl Problem {
     }
 }
 
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let title = self.status.canonical_reason().unwrap_or("Error").to_owned();
-        let body = json!({
+/// The problem document, as the OpenAPI document describes it.
+#[derive(utoipa::ToSchema, utoipa::ToResponse)]
+#[response(
+    description = "A problem (RFC 9457): `code` is stable, `detail` says it for people",
+    content_type = "application/problem+json"
+)]
+#[allow(dead_code)] // Documents the shape `Problem` writes by hand.
+pub struct ProblemDoc {
+    /// `/api/v1/problems/<code>`.
+    #[schema(rename = "type")]
+    kind: String,
+    /// The HTTP status's name.
+    title: String,
+    status: u16,
+    detail: String,
+    /// What a program switches on: `unauthorized`, `plan`, `read_only_key`, `rate_limited`,
+    /// `not_found`, `invalid_body`, `idempotency_key_required`, `idempotency_conflict`,
+    /// `request_in_progress`, `insufficient_balance`, `refused`, …
+    code: String,
+}
+
+impl Problem {
+    /// The problem document's JSON.
+    pub fn body(&self) -> String {
+        json!({
             "type": format!("/api/v1/problems/{}", self.code),
-            "title": title,
+            "title": self.status.canonical_reason().unwrap_or("Error"),
             "status": self.status.as_u16(),
             "detail": self.detail,
             "code": self.code,
-        });
-        let mut r = (self.status, body.to_string()).into_response();
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        })
+        .to_string()
+    }
+}
+
+/// An answer already rendered: `body` is JSON, a problem document from 400 up.
+pub fn rendered(status: StatusCode, body: String) -> Response {
+    let kind = if status.as_u16() >= 400 {
+        "application/problem+json"
+    } else {
+        "application/json"
+    };
+    let mut r = (status, body).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    r
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut r = rendered(self.status, self.body());
         if let Some(s) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&s.to_string())
         {
@@ -91,13 +127,26 @@ impl From<EngineError> for Problem {
                 "idempotency_conflict",
                 "this Idempotency-Key was used with another request",
             ),
-            EngineError::InsufficientBalance { .. } => Problem::new(
+            EngineError::UnknownClient(_) => Problem::not_found("client"),
+            EngineError::UnknownCode(_) => Problem::not_found("code"),
+            EngineError::RewardUnavailable(_) => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "insufficient_balance",
+                "reward_unavailable",
                 e.to_string(),
             ),
             e if e.is_refusal() => {
-                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", e.to_string())
+                let code = match &e {
+                    EngineError::InsufficientBalance { .. } => "insufficient_balance",
+                    EngineError::CrmReportsVisits { .. } => "crm_reports_visits",
+                    EngineError::CodeNotUsable { .. } => "code_not_usable",
+                    EngineError::BillNeeded { .. } => "bill_needed",
+                    EngineError::BillTooSmall { .. } => "bill_too_small",
+                    EngineError::CurrencyMismatch { .. } => "currency_mismatch",
+                    EngineError::Money(_) => "invalid_amount",
+                    EngineError::NonPositiveAmount(_) => "invalid_amount",
+                    _ => "refused",
+                };
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
             }
             other => {
                 tracing::warn!(error = %other, "partner API: engine failed");

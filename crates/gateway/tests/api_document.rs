@@ -1,0 +1,185 @@
+//! The partner API's OpenAPI document as served: at `/api/v1/openapi.json` without a key and
+//! equal to the one generated from the code; every operation in it is routed (none answers
+//! the catch-all's "route not found") and every path the router serves under `/api/v1` is in
+//! it (anything else is the catch-all); the reference page lists every operation; and
+//! schemathesis (from PyPI, installed by `cargo xtask test`) runs every operation against the
+//! running gateway — valid and invalid requests — and finds no 5xx and no answer the document
+//! does not allow.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::api::{Api, enterprise, key};
+use common::web::salons;
+use loyalty_core::LedgerStore;
+use loyalty_gateway::StartOptions;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+fn options() -> StartOptions {
+    StartOptions {
+        dashboard: Some(loyalty_web::Settings {
+            api_rate: loyalty_web::api::RateLimit {
+                per_second: 10_000.0,
+                burst: 10_000.0,
+            },
+            ..Default::default()
+        }),
+        ..StartOptions::default()
+    }
+}
+
+/// The path with its parameters filled in.
+fn filled(path: &str) -> String {
+    path.replace("{id}", "1").replace("{code}", "ABCD-EFGHJ")
+}
+
+fn is_catch_all(body: &Value) -> bool {
+    body["code"] == "not_found" && body["detail"] == "route not found"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_is_documented_and_every_operation_routed() {
+    let s = salons(options()).await;
+    enterprise(&s, &[s.a]);
+    let w = key(&s, s.a, "write");
+    let api = Api::of(&s);
+
+    let (status, served, headers) = api.get(None, "/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/json");
+    let generated: Value =
+        serde_json::from_str(&loyalty_web::api::openapi().to_json().unwrap()).unwrap();
+    assert_eq!(served, generated);
+
+    let paths = served["paths"].as_object().unwrap();
+    let mut operations = Vec::new();
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            operations.push((method.clone(), path.clone()));
+        }
+    }
+    assert_eq!(operations.len(), 17);
+    for (method, path) in &operations {
+        let url = format!("{}{}", api.base, filled(path));
+        let req = match method.as_str() {
+            "get" => api.http.get(&url),
+            "post" => api.http.post(&url).body("{}"),
+            other => panic!("{other} {path}"),
+        };
+        let r = req.bearer_auth(&w).send().await.unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(!is_catch_all(&body), "{method} {path}: not routed");
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+    }
+    // Paths the document does not name are the catch-all's, whatever the method.
+    for path in [
+        "/api/v1",
+        "/api/v1/",
+        "/api/v1/client",
+        "/api/v1/clients/1/points/x",
+        "/api/v1/webhooks",
+    ] {
+        for method in ["GET", "POST", "DELETE"] {
+            let r = api
+                .http
+                .request(method.parse().unwrap(), format!("{}{path}", api.base))
+                .bearer_auth(&w)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{method} {path}");
+            assert!(is_catch_all(&r.json().await.unwrap()), "{method} {path}");
+        }
+    }
+
+    // The reference page, from the binary alone.
+    let page = api
+        .http
+        .get(format!("{}/api/v1/docs", api.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (method, path) in &operations {
+        let shown = format!("{} {}", method.to_uppercase(), path);
+        assert!(page.contains(&shown), "{shown} on the page");
+    }
+    assert!(page.contains("Idempotency-Key") && page.contains("ProblemDoc"));
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "nothing fetched from outside"
+    );
+    s.finish().await;
+}
+
+/// The schemathesis executable: `SCHEMATHESIS`, else where `cargo xtask test` installs it.
+fn schemathesis() -> PathBuf {
+    if let Some(p) = std::env::var_os("SCHEMATHESIS") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let installed = target.join("tools/schemathesis/bin/schemathesis");
+    assert!(
+        installed.exists(),
+        "schemathesis is not installed: `cargo xtask test` installs it into {} (or set \
+         SCHEMATHESIS to its executable)",
+        installed.display()
+    );
+    installed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_nothing() {
+    let st = schemathesis();
+    let s = salons(options()).await;
+    enterprise(&s, &[s.a]);
+    let w = key(&s, s.a, "write");
+    let schema = format!("http://{}/api/v1/openapi.json", s.gateway.addr);
+    let auth = format!("Authorization: Bearer {w}");
+    // Its own cache and reports stay out of the repository.
+    let scratch = tempfile::tempdir().unwrap();
+    let cwd = scratch.path().to_owned();
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new(st)
+            .current_dir(cwd)
+            .args([
+                "run",
+                &schema,
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,\
+                 response_schema_conformance,response_headers_conformance",
+                "--max-examples",
+                "25",
+                "--generation-deterministic",
+                "--no-color",
+                "-H",
+                &auth,
+            ])
+            .env("SCHEMATHESIS_TELEMETRY", "false")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "schemathesis failed:\n{out}\n{err}");
+    // Every operation was exercised.
+    assert!(out.contains("17 ") || out.contains("17/17"), "{out}");
+    let totals = s
+        .gateway
+        .store
+        .account_totals(loyalty_core::PartnerId(s.a))
+        .await
+        .unwrap();
+    assert!(totals.is_balanced(), "{totals:?}");
+    s.finish().await;
+}
