@@ -182,10 +182,14 @@ pub enum AuditAction {
     CrmConnected,
     /// A connection's webhook subscribed through its CRM's API.
     WebhooksRegistered,
+    /// A partner API key made (its prefix and scope; never the key).
+    ApiKeyCreated,
+    /// A partner API key revoked.
+    ApiKeyRevoked,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 16] = [
+    pub const ALL: [AuditAction; 18] = [
         AuditAction::ManualAccrual,
         AuditAction::ManualDebit,
         AuditAction::CodeUsed,
@@ -202,6 +206,8 @@ impl AuditAction {
         AuditAction::RewardRemoved,
         AuditAction::CrmConnected,
         AuditAction::WebhooksRegistered,
+        AuditAction::ApiKeyCreated,
+        AuditAction::ApiKeyRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -222,6 +228,8 @@ impl AuditAction {
             AuditAction::RewardRemoved => "reward_removed",
             AuditAction::CrmConnected => "crm_connected",
             AuditAction::WebhooksRegistered => "webhooks_registered",
+            AuditAction::ApiKeyCreated => "api_key_created",
+            AuditAction::ApiKeyRevoked => "api_key_revoked",
         }
     }
 

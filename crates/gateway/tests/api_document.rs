@@ -12,8 +12,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use common::api::{Api, enterprise, key};
-use common::web::salons;
+use common::browser::Browser;
+use common::web::{PASSWORD, salons};
 use loyalty_core::LedgerStore;
+use loyalty_core::audit::{AuditAction, AuditStore};
 use loyalty_gateway::StartOptions;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -181,5 +183,71 @@ async fn schemathesis_finds_nothing() {
         .await
         .unwrap();
     assert!(totals.is_balanced(), "{totals:?}");
+    s.finish().await;
+}
+
+/// The owner's side in headless Chromium: the API page of a Pro salon says which plan has the
+/// API and offers no key; on Enterprise the owner makes a write key, sees it once, the key
+/// works, the audit log names her; revoked from the page, the key stops at once. The
+/// reference page opens from the API page and lists the operations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_made_and_revoked_on_the_dashboard() {
+    let s = salons(options()).await;
+    let base = format!("http://{}", s.gateway.addr);
+    let api = Api::of(&s);
+    let b = Browser::start("api_keys", false).await;
+    b.sign_in(&base, "owner@lotos.ru", PASSWORD).await;
+    b.goto(&format!("{base}/api-keys")).await;
+    b.wait_text("#api-plan", "Enterprise").await;
+    assert!(!b.exists("#api-add").await);
+    // The server refuses too, not only the page.
+    let mut web = s.web("owner@lotos.ru").await;
+    let refused = web.post("/api-keys/add", &[("scope", "write")]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    enterprise(&s, &[s.a]);
+    b.goto(&format!("{base}/api-keys")).await;
+    b.find("#api-scope option[value=write]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.click("#api-add button").await;
+    let key = b.text("#api-key-made code").await;
+    assert!(key.starts_with("lb_live_"), "{key}");
+    b.shot("made").await;
+    let (status, _, _) = api
+        .get(Some(&key), &format!("/api/v1/clients/{}", s.a_client))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Shown once: the list names it by prefix only.
+    b.goto(&format!("{base}/api-keys")).await;
+    assert!(!b.driver.source().await.unwrap().contains(&key));
+    assert!(b.text("#api-keys").await.contains(&key[..16]));
+    let log = s
+        .gateway
+        .store
+        .audit_log(loyalty_core::PartnerId(s.a), 5)
+        .await
+        .unwrap();
+    assert!(
+        log.iter().any(|e| e.action == AuditAction::ApiKeyCreated
+            && e.actor.name == "owner@lotos.ru"
+            && !e.detail.to_string().contains(&key)),
+        "{log:?}"
+    );
+
+    b.click("#api-keys form button").await;
+    b.wait_text("#api-keys", "отозван").await;
+    let (status, _, _) = api
+        .get(Some(&key), &format!("/api/v1/clients/{}", s.a_client))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    b.click("a[href='/api/v1/docs']").await;
+    b.wait_text("h1", "Loyalty Bridge partner API").await;
+    assert!(b.text("nav").await.contains("POST /api/v1/visits"));
+    b.shot("reference").await;
+    b.quit().await;
     s.finish().await;
 }

@@ -1,9 +1,11 @@
 //! The partner API's keys (migration 0032): one row per key, its SHA-256 alone kept.
 
+use loyalty_core::audit::{Actor, AuditAction};
 use loyalty_core::{PartnerId, StoreError};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 
+use crate::audit::append;
 use crate::rows::get;
 use crate::{SqlStore, db_err};
 
@@ -61,15 +63,17 @@ const COLUMNS: &str =
     "SELECT id, partner_id, prefix, scope, created_at_ms, revoked_at_ms FROM api_keys";
 
 impl SqlStore {
-    /// Keeps a new key by its hash and prefix.
+    /// Keeps a new key by its hash and prefix; the audit log names who made it.
     pub async fn create_api_key(
         &self,
         partner: PartnerId,
         prefix: &str,
         key_hash: &str,
         scope: KeyScope,
+        actor: &Actor,
         now_ms: i64,
     ) -> Result<ApiKey, StoreError> {
+        let mut tx = self.begin_raw().await?;
         sqlx::query(
             "INSERT INTO api_keys (partner_id, prefix, key_hash, scope, created_at_ms) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -79,16 +83,28 @@ impl SqlStore {
         .bind(key_hash)
         .bind(scope.as_str())
         .bind(now_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
         let sql = format!("{COLUMNS} WHERE prefix = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        let made = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(prefix)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db_err)
-            .and_then(|r| key(&r))
+            .and_then(|r| key(&r))?;
+        let detail = serde_json::json!({ "prefix": prefix, "scope": scope.as_str() });
+        append(
+            &mut *tx,
+            partner,
+            actor,
+            AuditAction::ApiKeyCreated,
+            &detail,
+            now_ms,
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(made)
     }
 
     /// The live (not revoked) key with this hash.
@@ -103,13 +119,16 @@ impl SqlStore {
             .transpose()
     }
 
-    /// Revokes the partner's key with this prefix; `None` when it has no live one.
+    /// Revokes the partner's key with this prefix; `None` when it has no live one. The audit
+    /// log names who revoked it.
     pub async fn revoke_api_key(
         &self,
         partner: PartnerId,
         prefix: &str,
+        actor: &Actor,
         now_ms: i64,
     ) -> Result<Option<ApiKey>, StoreError> {
+        let mut tx = self.begin_raw().await?;
         let done = sqlx::query(
             "UPDATE api_keys SET revoked_at_ms = $3 \
              WHERE partner_id = $1 AND prefix = $2 AND revoked_at_ms IS NULL",
@@ -117,20 +136,32 @@ impl SqlStore {
         .bind(partner.0)
         .bind(prefix)
         .bind(now_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
         let sql = format!("{COLUMNS} WHERE prefix = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        let revoked = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(prefix)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db_err)?
             .map(|r| key(&r))
-            .transpose()
+            .transpose()?;
+        let detail = serde_json::json!({ "prefix": prefix });
+        append(
+            &mut *tx,
+            partner,
+            actor,
+            AuditAction::ApiKeyRevoked,
+            &detail,
+            now_ms,
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(revoked)
     }
 
     /// The partner's keys, newest first.

@@ -10,6 +10,7 @@ mod common;
 use common::{TestDb, five_percent, salon};
 use loyalty_core::{ChatStore, OutboxStore, Phone, Points, TelegramChat};
 
+use loyalty_core::audit::Actor;
 use loyalty_store::{ABANDONED_MS, Claim, KeyScope, REPLAY_MS, SalonBot};
 
 const CHAT: i64 = 7001;
@@ -127,7 +128,14 @@ async fn keys_by_hash_and_revoked_by_their_salon(db: &TestDb) {
     let (a, _) = salon(store, five_percent()).await;
     let (b, _) = salon(store, five_percent()).await;
     let made = store
-        .create_api_key(a.id, "lb_live_0001aaaa", "hash-a", KeyScope::Write, 10)
+        .create_api_key(
+            a.id,
+            "lb_live_0001aaaa",
+            "hash-a",
+            KeyScope::Write,
+            &Actor::system(),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!((made.partner_id, made.scope), (a.id, KeyScope::Write));
@@ -141,13 +149,13 @@ async fn keys_by_hash_and_revoked_by_their_salon(db: &TestDb) {
     // Another salon cannot revoke it; its own can, once.
     assert_eq!(
         store
-            .revoke_api_key(b.id, "lb_live_0001aaaa", 11)
+            .revoke_api_key(b.id, "lb_live_0001aaaa", &Actor::system(), 11)
             .await
             .unwrap(),
         None
     );
     let revoked = store
-        .revoke_api_key(a.id, "lb_live_0001aaaa", 12)
+        .revoke_api_key(a.id, "lb_live_0001aaaa", &Actor::system(), 12)
         .await
         .unwrap()
         .expect("revoked");
@@ -155,7 +163,7 @@ async fn keys_by_hash_and_revoked_by_their_salon(db: &TestDb) {
     assert_eq!(store.api_key_by_hash("hash-a").await.unwrap(), None);
     assert_eq!(
         store
-            .revoke_api_key(a.id, "lb_live_0001aaaa", 13)
+            .revoke_api_key(a.id, "lb_live_0001aaaa", &Actor::system(), 13)
             .await
             .unwrap(),
         None
@@ -206,11 +214,25 @@ async fn answers_kept_by_idempotency_key(db: &TestDb) {
     let store = db.store.as_ref();
     let (a, _) = salon(store, five_percent()).await;
     let key = store
-        .create_api_key(a.id, "lb_live_0002aaaa", "hash-2", KeyScope::Write, 0)
+        .create_api_key(
+            a.id,
+            "lb_live_0002aaaa",
+            "hash-2",
+            KeyScope::Write,
+            &Actor::system(),
+            0,
+        )
         .await
         .unwrap();
     let other = store
-        .create_api_key(a.id, "lb_live_0003aaaa", "hash-3", KeyScope::Write, 0)
+        .create_api_key(
+            a.id,
+            "lb_live_0003aaaa",
+            "hash-3",
+            KeyScope::Write,
+            &Actor::system(),
+            0,
+        )
         .await
         .unwrap();
     let t = 1_000_000;

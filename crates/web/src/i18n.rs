@@ -228,6 +228,18 @@ words! {
     in_force_from: "действует с", "in force from";
     saved: "Сохранено: новая версия действует с этой минуты.", "Saved: a new version is in force from now.";
     nav_audit: "Журнал", "Audit log";
+    nav_api: "API", "API";
+    api_intro: "Ключи партнёрского API: через них касса, CRM или ваша программа работают с программой лояльности — находят клиентов, начисляют баллы, передают визиты, выдают награды.", "Keys of the partner API: a POS, a CRM or your own software runs the loyalty program through them — finds clients, adds points, pushes visits, issues rewards.";
+    api_key_shown: "Новый ключ. Сохраните его сейчас: он показывается один раз, у нас хранится только его отпечаток.", "The new key. Keep it now: it is shown once; we keep only its fingerprint.";
+    api_scope: "Права", "Scope";
+    api_scope_read: "только чтение", "read only";
+    api_scope_write: "чтение и изменения", "read and change";
+    api_add: "Создать ключ", "Make a key";
+    api_revoke: "Отозвать", "Revoke";
+    api_revoked: "отозван", "revoked";
+    api_none: "Ключей пока нет.", "No keys yet.";
+    api_reference: "Справочник API (OpenAPI)", "API reference (OpenAPI)";
+    api_prefix: "Ключ начинается с", "Key starts with";
     plan: "Тариф", "Plan";
     role: "Роль", "Role";
     role_owner: "владелец", "owner";

@@ -151,8 +151,8 @@ impl Dashboard {
 /// rendered as pages in the reader's language.
 pub fn router(dashboard: Arc<Dashboard>) -> Router {
     use pages::{
-        analytics, analytics_csv, audit, clients, desk, health, home, login, program, reminders,
-        rewards, setup, team,
+        analytics, analytics_csv, api_keys, audit, clients, desk, health, home, login, program,
+        reminders, rewards, setup, team,
     };
     let pages = Router::new()
         .route("/", get(home::page))
@@ -193,6 +193,9 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/team/invite", post(team::invite))
         .route("/team/remove", post(team::remove))
         .route("/audit", get(audit::page))
+        .route("/api-keys", get(api_keys::page))
+        .route("/api-keys/add", post(api_keys::add))
+        .route("/api-keys/revoke", post(api_keys::revoke))
         .route("/signup", get(setup::signup_form).post(setup::signup))
         .route("/setup", get(setup::page))
         .route("/setup/connect", post(setup::connect))

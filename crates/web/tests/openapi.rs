@@ -51,6 +51,8 @@ fn the_document_is_committed() {
 fn every_operation_is_concrete() {
     let doc = doc();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert_eq!(doc["info"]["title"], "Loyalty Bridge partner API");
+    assert_eq!(doc["security"][0]["bearer"], serde_json::json!([]));
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

@@ -13,17 +13,14 @@ pub async fn api_key_add(store: &SqlStore, partner: i64, scope: &str) -> anyhow:
     let Some(scope) = KeyScope::parse(scope) else {
         return Err(Usage(format!("--scope must be read or write, got {scope:?}")).into());
     };
-    let (key, prefix) =
-        loyalty_web::api::new_key().map_err(|e| anyhow::anyhow!("no system randomness: {e}"))?;
-    let made = store
-        .create_api_key(
-            partner,
-            &prefix,
-            &loyalty_web::token_hash(&key),
-            scope,
-            SystemClock.now_ms(),
-        )
-        .await?;
+    let (key, made) = loyalty_web::api::issue_key(
+        store,
+        partner,
+        scope,
+        &super::actor(None),
+        SystemClock.now_ms(),
+    )
+    .await?;
     Ok(json!({
         "key": key,
         "prefix": made.prefix,
@@ -37,7 +34,12 @@ pub async fn api_key_add(store: &SqlStore, partner: i64, scope: &str) -> anyhow:
 pub async fn api_key_revoke(store: &SqlStore, partner: i64, prefix: &str) -> anyhow::Result<Value> {
     let partner = known_partner(store, partner).await?;
     match store
-        .revoke_api_key(partner, prefix.trim(), SystemClock.now_ms())
+        .revoke_api_key(
+            partner,
+            prefix.trim(),
+            &super::actor(None),
+            SystemClock.now_ms(),
+        )
         .await?
     {
         Some(k) => Ok(json!({ "partner": partner, "revoked": k.prefix })),

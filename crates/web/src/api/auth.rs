@@ -27,6 +27,31 @@ pub fn new_key() -> Result<(String, String), getrandom::Error> {
     Ok((key, prefix))
 }
 
+/// Why a key could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("no system randomness: {0}")]
+    Randomness(getrandom::Error),
+    #[error(transparent)]
+    Store(#[from] loyalty_core::StoreError),
+}
+
+/// Makes a key of `scope` for the salon, kept by its hash, the audit log naming `actor`:
+/// the key itself (shown once) and what is kept of it.
+pub async fn issue_key(
+    store: &loyalty_store::SqlStore,
+    partner: loyalty_core::PartnerId,
+    scope: KeyScope,
+    actor: &loyalty_core::audit::Actor,
+    now_ms: i64,
+) -> Result<(String, ApiKey), KeyError> {
+    let (key, prefix) = new_key().map_err(KeyError::Randomness)?;
+    let made = store
+        .create_api_key(partner, &prefix, &token_hash(&key), scope, actor, now_ms)
+        .await?;
+    Ok((key, made))
+}
+
 /// Requests per key: a bucket of `burst` refilled at `per_second`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {

@@ -31,14 +31,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub(crate) use auth::Buckets;
-pub use auth::{KEY_PREFIX, RateLimit, new_key};
+pub use auth::{KEY_PREFIX, KeyError, RateLimit, issue_key, new_key};
 pub use problem::Problem;
 
 use crate::Dashboard;
 
 /// The API's routes and their OpenAPI document, paths under `/api/v1`.
 fn parts() -> (Router<Arc<Dashboard>>, OpenApi) {
-    let v1 = OpenApiRouter::with_openapi(docs::base())
+    let v1 = OpenApiRouter::new()
         .routes(routes!(clients::find, clients::create))
         .routes(routes!(clients::one))
         .routes(routes!(clients::balance))
@@ -55,7 +55,9 @@ fn parts() -> (Router<Arc<Dashboard>>, OpenApi) {
         .routes(routes!(rewards::cancel))
         .routes(routes!(rewards::check_code))
         .routes(routes!(rewards::use_code));
-    let (router, mut api) = OpenApiRouter::new().nest("/api/v1", v1).split_for_parts();
+    let (router, mut api) = OpenApiRouter::with_openapi(docs::base())
+        .nest("/api/v1", v1)
+        .split_for_parts();
     docs::finish(&mut api);
     (router, api)
 }

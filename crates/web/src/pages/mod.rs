@@ -3,6 +3,7 @@
 
 pub mod analytics;
 pub mod analytics_csv;
+pub mod api_keys;
 pub mod audit;
 pub mod clients;
 pub mod desk;
