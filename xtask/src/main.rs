@@ -7,8 +7,8 @@
 //!    PostgreSQL's server binaries are installed, and removes afterwards;
 //! 4. otherwise it stops and names the package to install. It never skips the Postgres tests.
 //!
-//! It installs schemathesis (pinned, from PyPI) into `target/tools/schemathesis` the first
-//! time, for the partner API's schema test. Then it runs `cargo nextest run --workspace` (or
+//! It installs schemathesis and standardwebhooks (pinned, from PyPI) into
+//! `target/tools/schemathesis` the first time, for the partner API's tests. Then it runs `cargo nextest run --workspace` (or
 //! `cargo test --workspace` without nextest), passing on any further arguments.
 //!
 //! `cargo xtask bench` builds the gateway and the bench in release and runs the bench against
@@ -89,9 +89,10 @@ fn test(extra: &[String]) -> anyhow::Result<bool> {
     Ok(status.success())
 }
 
-/// The schemathesis the partner API's schema test runs: this version, in a virtualenv of its
-/// own under `target/tools`, installed once from PyPI.
-const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+/// What the partner API's tests run from PyPI, in a virtualenv of its own under
+/// `target/tools`, installed once: schemathesis against the OpenAPI document, and the Standard
+/// Webhooks reference library that checks our signatures independently.
+const PYTHON_TOOLS: [&str; 2] = ["schemathesis==4.32.5", "standardwebhooks==1.3.0"];
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -103,11 +104,12 @@ fn schemathesis() -> anyhow::Result<PathBuf> {
     let venv = target_dir().join("tools/schemathesis");
     let exe = venv.join("bin/schemathesis");
     let marker = venv.join("installed");
-    if exe.exists() && std::fs::read_to_string(&marker).is_ok_and(|v| v == SCHEMATHESIS) {
+    let wanted = PYTHON_TOOLS.join(" ");
+    if exe.exists() && std::fs::read_to_string(&marker).is_ok_and(|v| v == wanted) {
         return Ok(exe);
     }
     eprintln!(
-        "xtask: installing {SCHEMATHESIS} from PyPI into {}",
+        "xtask: installing {wanted} from PyPI into {}",
         venv.display()
     );
     let made = Command::new("python3")
@@ -119,18 +121,14 @@ fn schemathesis() -> anyhow::Result<PathBuf> {
         bail!("python3 -m venv failed (apt-get install python3-venv)");
     }
     let pip = Command::new(venv.join("bin/pip"))
-        .args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            SCHEMATHESIS,
-        ])
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(PYTHON_TOOLS)
         .status()
         .context("cannot run pip")?;
     if !pip.success() {
-        bail!("pip could not install {SCHEMATHESIS}");
+        bail!("pip could not install {wanted}");
     }
-    std::fs::write(&marker, SCHEMATHESIS)?;
+    std::fs::write(&marker, wanted)?;
     Ok(exe)
 }
 

@@ -23,6 +23,7 @@ pub mod engine;
 pub mod event;
 pub mod health;
 pub mod history;
+pub mod hook;
 pub mod import;
 pub mod inbox;
 pub mod ledger;

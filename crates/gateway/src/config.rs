@@ -57,6 +57,8 @@ pub struct FileConfig {
     pub trusted_proxies: Option<Vec<String>>,
     /// Whether anyone may create a salon on the dashboard's `/signup` (on `default_plan`).
     pub signup: Option<bool>,
+    /// Whether partners' webhook endpoints may be on loopback (local receivers).
+    pub webhooks_allow_loopback: Option<bool>,
 }
 
 impl FileConfig {
@@ -94,6 +96,9 @@ pub struct Config {
     pub trusted_proxies: Vec<IpAddr>,
     /// Salons may sign up on the dashboard by themselves (on `default_plan`).
     pub signup: bool,
+    /// Partners' webhook endpoints may be on loopback; private and link-local addresses are
+    /// refused whatever this says.
+    pub webhooks_allow_loopback: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -227,6 +232,16 @@ pub struct Overrides {
     #[arg(long, global = true, env = "LOYALTY_SIGNUP", value_name = "true|false")]
     pub signup: Option<bool>,
 
+    /// Whether partners' webhook endpoints may be on loopback (a receiver on this machine;
+    /// default: no). Private and link-local addresses are always refused.
+    #[arg(
+        long,
+        global = true,
+        env = "LOYALTY_WEBHOOKS_ALLOW_LOOPBACK",
+        value_name = "true|false"
+    )]
+    pub webhooks_allow_loopback: Option<bool>,
+
     /// The plan a new partner gets (default `pro`): basic (manual accrual and debit), pro (the
     /// CRM integration, automatic accrual), enterprise.
     #[arg(
@@ -337,6 +352,10 @@ impl Config {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?,
             signup: overrides.signup.or(file.signup).unwrap_or(false),
+            webhooks_allow_loopback: overrides
+                .webhooks_allow_loopback
+                .or(file.webhooks_allow_loopback)
+                .unwrap_or(false),
         })
     }
 

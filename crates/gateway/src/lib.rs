@@ -18,6 +18,7 @@ mod importer;
 pub mod inspect;
 pub mod metrics;
 mod onboard;
+pub mod partner_hooks;
 pub mod poller;
 pub mod quota;
 pub mod sample;
@@ -95,6 +96,12 @@ pub struct StartOptions {
     pub housekeeping_every: Option<Duration>,
     /// The dashboard's sessions and sign-in limits (its public URL is the config's).
     pub dashboard: Option<loyalty_web::Settings>,
+    /// How partners' webhooks are sent (Svix's schedule; loopback per the config).
+    pub hooks: Option<partner_hooks::HookPolicy>,
+    /// How webhook endpoints' names are resolved (the system's resolver).
+    pub hook_resolver: Option<Arc<dyn partner_hooks::HostResolver>>,
+    /// How often the webhook sender looks for due deliveries (every second).
+    pub hooks_every: Option<Duration>,
 }
 
 /// A running gateway.
@@ -354,6 +361,8 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         loyalty_web::Settings {
             public_url: config.public_url.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
+            webhooks_allow_loopback: config.webhooks_allow_loopback
+                || defaults.webhooks_allow_loopback,
             signup: defaults
                 .signup
                 .or(config.signup.then_some(config.default_plan)),
@@ -361,6 +370,27 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         },
         Some(Arc::new(connector)),
     );
+    let hook_policy = options
+        .hooks
+        .clone()
+        .unwrap_or_else(|| partner_hooks::HookPolicy {
+            allow_loopback: config.webhooks_allow_loopback,
+            ..Default::default()
+        });
+    let sender = partner_hooks::HookSender::new(
+        Arc::clone(&sql),
+        Arc::new(SystemClock),
+        hook_policy,
+        options
+            .hook_resolver
+            .clone()
+            .unwrap_or_else(|| Arc::new(partner_hooks::SystemResolver)),
+    )?;
+    tasks.push(tokio::spawn(partner_hooks::run(
+        sender,
+        options.hooks_every.unwrap_or(Duration::from_secs(1)),
+        stopping.clone(),
+    )));
     tasks.push(tokio::spawn(analytics_loop(
         Arc::clone(&dashboard),
         defaults_max_age,

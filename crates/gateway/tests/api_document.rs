@@ -8,10 +8,9 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use common::api::{Api, enterprise, key};
+use common::api::{Api, enterprise, key, tool};
 use common::browser::Browser;
 use common::web::{PASSWORD, salons};
 use loyalty_core::LedgerStore;
@@ -63,7 +62,7 @@ async fn every_route_is_documented_and_every_operation_routed() {
             operations.push((method.clone(), path.clone()));
         }
     }
-    assert_eq!(operations.len(), 17);
+    assert_eq!(operations.len(), 24);
     for (method, path) in &operations {
         let url = format!("{}{}", api.base, filled(path));
         let req = match method.as_str() {
@@ -120,27 +119,9 @@ async fn every_route_is_documented_and_every_operation_routed() {
     s.finish().await;
 }
 
-/// The schemathesis executable: `SCHEMATHESIS`, else where `cargo xtask test` installs it.
-fn schemathesis() -> PathBuf {
-    if let Some(p) = std::env::var_os("SCHEMATHESIS") {
-        return PathBuf::from(p);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let installed = target.join("tools/schemathesis/bin/schemathesis");
-    assert!(
-        installed.exists(),
-        "schemathesis is not installed: `cargo xtask test` installs it into {} (or set \
-         SCHEMATHESIS to its executable)",
-        installed.display()
-    );
-    installed
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_nothing() {
-    let st = schemathesis();
+    let st = tool("schemathesis");
     let s = salons(options()).await;
     enterprise(&s, &[s.a]);
     let w = key(&s, s.a, "write");
@@ -175,7 +156,7 @@ async fn schemathesis_finds_nothing() {
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "schemathesis failed:\n{out}\n{err}");
     // Every operation was exercised.
-    assert!(out.contains("17 ") || out.contains("17/17"), "{out}");
+    assert!(out.contains("24 ") || out.contains("24/24"), "{out}");
     let totals = s
         .gateway
         .store

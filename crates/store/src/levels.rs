@@ -71,7 +71,8 @@ impl LevelTx for SqlTx {
         .execute(&mut *self.tx)
         .await
         .map_err(db_err)?;
-        Ok(())
+        let event = loyalty_core::hook::PartnerEvent::of_level(c);
+        self.emit(partner, &event, c.at_ms).await
     }
 
     async fn measure(

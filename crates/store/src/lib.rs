@@ -30,6 +30,7 @@ mod engage;
 mod gateway;
 mod health;
 mod history;
+mod hooks;
 mod import;
 mod inbox;
 mod levels;
@@ -58,6 +59,7 @@ pub use api_requests::{ABANDONED_MS, Claim, REPLAY_MS};
 pub use bots::SalonBot;
 pub use dashboard::{ClientLine, ClientQuery, Overview};
 pub use gateway::{ConnectionSettings, CrmTokens, REJECTED_KEPT, RejectedDelivery};
+pub use hooks::{Delivery, DeliveryState, Endpoint};
 pub use services::{CatalogService, DirectoryEntry, DirectorySync, ServiceSync};
 pub use tx::SqlTx;
 
@@ -314,6 +316,15 @@ pub fn redact_url(url: &str) -> String {
 
 /// Maps a sqlx error to the store's error: lost races are retryable, a taken unique key is
 /// [`StoreError::Duplicate`], a broken connection is [`StoreError::Unavailable`].
+/// `NotFound` naming `what` when a statement touched no row.
+pub(crate) fn found(rows: u64, what: impl FnOnce() -> String) -> Result<(), StoreError> {
+    if rows == 0 {
+        Err(StoreError::NotFound(what()))
+    } else {
+        Ok(())
+    }
+}
+
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) => {

@@ -21,7 +21,7 @@ use loyalty_core::{NewReward, Reward};
 use crate::rows::{
     self, client_columns, entry_columns, get, outbox_columns, redemption_columns, reward_columns,
 };
-use crate::{Backend, SqlStore, SqlTx, db_err};
+use crate::{Backend, SqlStore, SqlTx, db_err, found};
 use loyalty_core::code::Code;
 use loyalty_core::redemption::Redemption;
 
@@ -985,13 +985,5 @@ impl SqlStore {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
         }
         .map_err(db_err)
-    }
-}
-
-fn found(rows: u64, what: impl FnOnce() -> String) -> Result<(), StoreError> {
-    if rows == 0 {
-        Err(StoreError::NotFound(what()))
-    } else {
-        Ok(())
     }
 }

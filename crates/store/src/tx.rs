@@ -1,6 +1,7 @@
 //! One write transaction: [`StoreTx`] and its parts on sqlx.
 
 use async_trait::async_trait;
+use loyalty_core::hook::PartnerEvent;
 use loyalty_core::ledger::{LedgerEntry, Lot, LotId, NewEntry, NewLot};
 use loyalty_core::model::{EntryId, HoldId};
 use loyalty_core::outbox::{NewOutbox, OutboxStatus};
@@ -25,11 +26,18 @@ use crate::{Backend, db_err};
 pub struct SqlTx {
     pub(crate) tx: Transaction<'static, Any>,
     pub(crate) backend: Backend,
+    /// Whether the partner this transaction works for has live webhook endpoints, once read
+    /// (with the program): events are written only then.
+    pub(crate) hooked: Option<(PartnerId, bool)>,
 }
 
 impl SqlTx {
     pub(crate) fn new(tx: Transaction<'static, Any>, backend: Backend) -> SqlTx {
-        SqlTx { tx, backend }
+        SqlTx {
+            tx,
+            backend,
+            hooked: None,
+        }
     }
 }
 
@@ -337,14 +345,16 @@ impl ClientTx for SqlTx {
 impl LedgerTx for SqlTx {
     async fn program(&mut self, partner: PartnerId) -> Result<ProgramVersion, StoreError> {
         let row = sqlx::query(
-            "SELECT program_version AS version, program_from_ms AS effective_from_ms, program \
-             FROM partners WHERE id = $1",
+            "SELECT program_version AS version, program_from_ms AS effective_from_ms, program, \
+             webhook_endpoints FROM partners WHERE id = $1",
         )
         .bind(partner.0)
         .fetch_optional(&mut *self.tx)
         .await
         .map_err(db_err)?
         .ok_or_else(|| StoreError::NotFound(format!("partner {partner}")))?;
+        let live: i64 = rows::get(&row, "webhook_endpoints")?;
+        self.hooked = Some((partner, live > 0));
         rows::program_version(&row)
     }
 
@@ -563,6 +573,9 @@ impl LedgerTx for SqlTx {
         .fetch_one(&mut *self.tx)
         .await
         .map_err(db_err)?;
+        for event in PartnerEvent::of_entry(entry, EntryId(id)) {
+            self.emit(partner, &event, now_ms).await?;
+        }
         Ok(EntryId(id))
     }
 
@@ -729,7 +742,11 @@ impl RedemptionTx for SqlTx {
         .fetch_one(&mut *self.tx)
         .await
         .map_err(db_err)?;
-        rows::redemption(&row)
+        let made = rows::redemption(&row)?;
+        if let Some(event) = PartnerEvent::of_redemption(&made, made.status) {
+            self.emit(partner, &event, now_ms).await?;
+        }
+        Ok(made)
     }
 
     async fn set_redemption_status(
@@ -739,18 +756,22 @@ impl RedemptionTx for SqlTx {
         status: RedemptionStatus,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE redemptions SET status = $3, updated_at_ms = $4 WHERE partner_id = $1 AND id = $2",
-        )
+        let row = sqlx::query(concat!(
+            "UPDATE redemptions SET status = $3, updated_at_ms = $4 \
+             WHERE partner_id = $1 AND id = $2 RETURNING ",
+            redemption_columns!()
+        ))
         .bind(partner.0)
         .bind(id)
         .bind(status.as_str())
         .bind(now_ms)
-        .execute(&mut *self.tx)
+        .fetch_optional(&mut *self.tx)
         .await
-        .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("redemption {id}")));
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("redemption {id}")))?;
+        let r = rows::redemption(&row)?;
+        if let Some(event) = PartnerEvent::of_redemption(&r, status) {
+            self.emit(partner, &event, now_ms).await?;
         }
         Ok(())
     }

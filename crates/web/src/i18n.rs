@@ -240,6 +240,10 @@ words! {
     api_none: "Ключей пока нет.", "No keys yet.";
     api_reference: "Справочник API (OpenAPI)", "API reference (OpenAPI)";
     api_prefix: "Ключ начинается с", "Key starts with";
+    api_endpoints: "Вебхуки партнёров", "Partners' webhooks";
+    api_events: "События", "Events";
+    api_endpoint_off: "отключён", "disabled";
+    api_failing_since: "Доставки не проходят с", "Deliveries failing since";
     plan: "Тариф", "Plan";
     role: "Роль", "Role";
     role_owner: "владелец", "owner";

@@ -60,6 +60,9 @@ pub struct Settings {
     pub signup: Option<loyalty_core::audit::Plan>,
     /// Requests per partner-API key.
     pub api_rate: api::RateLimit,
+    /// Partners' webhook endpoints may be on loopback (local receivers, tests); private and
+    /// link-local addresses stay refused.
+    pub webhooks_allow_loopback: bool,
 }
 
 impl Default for Settings {
@@ -73,6 +76,7 @@ impl Default for Settings {
             analytics_max_age: Duration::from_secs(10 * 60),
             signup: None,
             api_rate: api::RateLimit::default(),
+            webhooks_allow_loopback: false,
         }
     }
 }

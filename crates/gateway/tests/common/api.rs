@@ -91,3 +91,67 @@ pub fn key(s: &Salons, partner: i64, scope: &str) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// An executable of the Python tools `cargo xtask test` installs (schemathesis,
+/// standardwebhooks' python): beside `SCHEMATHESIS`, else under `target/tools`.
+pub fn tool(name: &str) -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let bin = match std::env::var_os("SCHEMATHESIS") {
+        Some(p) => PathBuf::from(p)
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_default(),
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+            .join("tools/schemathesis/bin"),
+    };
+    let exe = bin.join(name);
+    assert!(
+        exe.exists(),
+        "{} is missing: `cargo xtask test` installs the Python tools (or set SCHEMATHESIS to \
+         the schemathesis executable of a virtualenv that also has standardwebhooks)",
+        exe.display()
+    );
+    exe
+}
+
+/// Checks a delivery's signature with the Standard Webhooks reference library (PyPI's
+/// `standardwebhooks`), not with our own code: `Err` says why it refused.
+pub fn verify_reference(
+    secret: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Result<(), String> {
+    use std::io::Write;
+    let script = "import sys\n\
+        from standardwebhooks.webhooks import Webhook\n\
+        secret, msg_id, ts, sig = sys.argv[1:5]\n\
+        body = sys.stdin.buffer.read().decode()\n\
+        Webhook(secret).verify(body, {'webhook-id': msg_id, 'webhook-timestamp': ts, 'webhook-signature': sig})\n\
+        print('verified')\n";
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let mut child = std::process::Command::new(tool("python"))
+        .args(["-c", script, secret])
+        .arg(get("webhook-id"))
+        .arg(get("webhook-timestamp"))
+        .arg(get("webhook-signature"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("verified") {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}

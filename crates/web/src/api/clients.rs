@@ -256,8 +256,32 @@ pub struct HistoryPage {
     next_cursor: Option<String>,
 }
 
-/// The most entries one page holds.
+/// The most items one page holds.
 const MAX_PAGE: u32 = 100;
+
+/// A page's `cursor` (`<prefix><id>`: below that id) and `limit` (1–100, 20 without it).
+pub(super) fn page_of(q: &Params, prefix: char) -> Result<(Option<i64>, u32), Problem> {
+    let limit = match q.one("limit")? {
+        None => 20,
+        Some(t) => t
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=MAX_PAGE).contains(l))
+            .ok_or_else(|| Problem::bad_request("invalid_limit", "limit is 1–100"))?,
+    };
+    let before = match q.one("cursor")? {
+        None => None,
+        Some(c) => Some(
+            c.strip_prefix(prefix)
+                .and_then(|n| n.parse::<i64>().ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    Problem::bad_request("invalid_cursor", "give the next_cursor of a page")
+                })?,
+        ),
+    };
+    Ok((before, limit))
+}
 
 /// Read a client's history, a page at a time.
 ///
@@ -285,25 +309,7 @@ pub async fn history(
     Segment(id): Segment,
     q: Params,
 ) -> Result<Json<HistoryPage>, Problem> {
-    let limit = match q.one("limit")? {
-        None => 20,
-        Some(t) => t
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=MAX_PAGE).contains(l))
-            .ok_or_else(|| Problem::bad_request("invalid_limit", "limit is 1–100"))?,
-    };
-    let before = match q.one("cursor")? {
-        None => None,
-        Some(c) => Some(
-            c.strip_prefix('e')
-                .and_then(|n| n.parse::<i64>().ok())
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    Problem::bad_request("invalid_cursor", "give the next_cursor of a page")
-                })?,
-        ),
-    };
+    let (before, limit) = page_of(&q, 'e')?;
     let c = own(&dash, &caller, &id).await?;
     // One more than the page: whether another page follows.
     let mut entries = dash

@@ -37,6 +37,9 @@ use utoipa::openapi::{Content, Object, OpenApi, Ref, RefOr, Type};
         (name = "visits", description = "Visits pushed by a POS or an unsupported CRM"),
         (name = "rewards", description = "The rewards catalog, redemptions and codes"),
         (name = "program", description = "Levels and referrals"),
+        (name = "webhooks", description = "Endpoints told of events, signed the Standard \
+            Webhooks way (`webhook-id`, `webhook-timestamp`, `webhook-signature`), and the \
+            deliveries owed to them"),
     ),
     security(("bearer" = [])),
     modifiers(&Bearer),

@@ -16,10 +16,12 @@ mod auth;
 mod clients;
 mod docs;
 mod extract;
+mod hooks;
 mod idem;
 mod problem;
 mod program;
 mod rewards;
+pub mod signing;
 mod visits;
 
 use std::sync::Arc;
@@ -54,7 +56,13 @@ fn parts() -> (Router<Arc<Dashboard>>, OpenApi) {
         .routes(routes!(rewards::redemption))
         .routes(routes!(rewards::cancel))
         .routes(routes!(rewards::check_code))
-        .routes(routes!(rewards::use_code));
+        .routes(routes!(rewards::use_code))
+        .routes(routes!(hooks::endpoints, hooks::create))
+        .routes(routes!(hooks::rotate))
+        .routes(routes!(hooks::disable))
+        .routes(routes!(hooks::enable))
+        .routes(routes!(hooks::deliveries))
+        .routes(routes!(hooks::replay));
     let (router, mut api) = OpenApiRouter::with_openapi(docs::base())
         .nest("/api/v1", v1)
         .split_for_parts();

@@ -33,6 +33,15 @@ struct Keys {
     keys: Vec<KeyRow>,
     /// A key just made, shown this once.
     made: Option<String>,
+    endpoints: Vec<EndpointRow>,
+}
+
+/// A partner's webhook endpoint, and why it stopped if it did.
+pub struct EndpointRow {
+    pub url: String,
+    pub events: String,
+    pub failing_since: Option<String>,
+    pub disabled: Option<String>,
 }
 
 async fn keys(dash: &Dashboard, staff: &Staff, made: Option<String>) -> Result<Response, WebError> {
@@ -54,8 +63,35 @@ async fn keys(dash: &Dashboard, staff: &Staff, made: Option<String>) -> Result<R
             revoked: k.revoked_at_ms.map(|t| when(t, offset)),
         })
         .collect();
+    let endpoints = dash
+        .store
+        .endpoints(staff.partner.id)
+        .await?
+        .into_iter()
+        .map(|e| EndpointRow {
+            events: if e.events.is_empty() {
+                "*".to_owned()
+            } else {
+                e.events
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            failing_since: e.failing_since_ms.map(|t| when(t, offset)),
+            disabled: e.disabled_at_ms.map(|t| {
+                format!(
+                    "{} — {}",
+                    when(t, offset),
+                    e.disabled_reason.unwrap_or_default()
+                )
+            }),
+            url: e.url,
+        })
+        .collect();
     html(&Keys {
         c: Chrome::new(staff, "api"),
+        endpoints,
         allowed: staff.partner.plan.allows(Capability::Api),
         needs: lang.plan(Capability::Api.least_plan()),
         keys,
