@@ -13,6 +13,7 @@
 //!    latency measured from the scheduled start) gives the latency figures.
 //! 4. Prints a table, then one JSON object, last.
 
+mod api;
 mod dashboard;
 mod engage;
 mod fake_crm;
@@ -441,6 +442,12 @@ fn add_salon(
     company: &str,
     tokens: bool,
 ) -> anyhow::Result<(PartnerId, ConnectionId, String)> {
+    let p = salon_with_program(gateway, db, company)?;
+    connect(gateway, db, company, tokens, p)
+}
+
+/// [`add_salon`]'s partner and program, without a connection: `partner add`'s JSON.
+fn salon_with_program(gateway: &str, db: &str, company: &str) -> anyhow::Result<serde_json::Value> {
     let p = run_cli(
         gateway,
         db,
@@ -448,7 +455,7 @@ fn add_salon(
     )?;
     let partner = p["id"].to_string();
     if std::env::var("BENCH_PROGRAM").as_deref() == Ok("flat") {
-        return connect(gateway, db, company, tokens, p);
+        return Ok(p);
     }
     let mut program = run_cli(gateway, db, &["program", "show", "--partner", &partner])?;
     program["program"]["levels"] = serde_json::json!({
@@ -479,7 +486,7 @@ fn add_salon(
     // Webhook visits are timed to the second: the next second's visits are under the new
     // version.
     std::thread::sleep(std::time::Duration::from_millis(1_100));
-    connect(gateway, db, company, tokens, p)
+    Ok(p)
 }
 
 /// `add_salon`'s YCLIENTS connection for partner `p`.
@@ -656,7 +663,7 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(6_000);
     let sections = std::env::var("BENCH_SECTIONS")
-        .unwrap_or_else(|_| "ingest,sync,models,engage,import,dashboard".into());
+        .unwrap_or_else(|_| "ingest,sync,models,engage,import,dashboard,api".into());
     if sections.split(',').any(|s| s.trim() == "ingest") {
         let db = Database::create(&admin, "bench").await?;
         let result = bench(&db, &gateway_bin, scale).await;
@@ -677,6 +684,9 @@ async fn main() -> anyhow::Result<()> {
     if sections.split(',').any(|s| s.trim() == "dashboard") {
         let figures = dashboard::run(&admin, &gateway_bin).await?;
         println!("{figures}");
+    }
+    if sections.split(',').any(|s| s.trim() == "api") {
+        println!("{}", api::run_section(&admin, &gateway_bin, scale).await?);
     }
     if sections.split(',').any(|s| s.trim() == "import") {
         let figures = import::run(&admin, &gateway_bin).await?;

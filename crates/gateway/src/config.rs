@@ -59,6 +59,8 @@ pub struct FileConfig {
     pub signup: Option<bool>,
     /// Whether partners' webhook endpoints may be on loopback (local receivers).
     pub webhooks_allow_loopback: Option<bool>,
+    /// Partner API requests per second per key (bursts of twice as many).
+    pub api_rate: Option<f64>,
 }
 
 impl FileConfig {
@@ -99,6 +101,8 @@ pub struct Config {
     /// Partners' webhook endpoints may be on loopback; private and link-local addresses are
     /// refused whatever this says.
     pub webhooks_allow_loopback: bool,
+    /// Partner API requests per second per key; bursts of twice as many.
+    pub api_rate: f64,
 }
 
 impl std::fmt::Debug for Config {
@@ -242,6 +246,10 @@ pub struct Overrides {
     )]
     pub webhooks_allow_loopback: Option<bool>,
 
+    /// Partner API requests per second allowed per key (default 10; bursts of twice as many).
+    #[arg(long, global = true, env = "LOYALTY_API_RATE", value_name = "N")]
+    pub api_rate: Option<f64>,
+
     /// The plan a new partner gets (default `pro`): basic (manual accrual and debit), pro (the
     /// CRM integration, automatic accrual), enterprise.
     #[arg(
@@ -356,6 +364,13 @@ impl Config {
                 .webhooks_allow_loopback
                 .or(file.webhooks_allow_loopback)
                 .unwrap_or(false),
+            api_rate: match overrides.api_rate.or(file.api_rate) {
+                None => 10.0,
+                Some(r) if r.is_finite() && r > 0.0 => r,
+                Some(r) => anyhow::bail!(
+                    "api_rate must be a positive number of requests a second, got {r}"
+                ),
+            },
         })
     }
 
@@ -414,7 +429,8 @@ mod tests {
             &file,
             "database_url = \"postgres://u:p@h/db\"\ndata_dir = \"/srv/lb\"\n\
              listen = \"0.0.0.0:9000\"\npublic_url = \"https://lb.example/\"\n\
-             telegram_bot_token = \"1:file\"\ndelivery_retention_days = 30\n",
+             telegram_bot_token = \"1:file\"\ndelivery_retention_days = 30\n\
+             api_rate = 50.0\nwebhooks_allow_loopback = true\n",
         )
         .unwrap();
         let from_file = Config::resolve(Overrides {
@@ -429,6 +445,8 @@ mod tests {
         assert_eq!(from_file.telegram_bot_token.as_deref(), Some("1:file"));
         assert_eq!(from_file.telegram_api_url, "https://api.telegram.org");
         assert_eq!(from_file.delivery_retention_days, 30);
+        assert_eq!(from_file.api_rate, 50.0);
+        assert!(from_file.webhooks_allow_loopback);
         assert!(!format!("{from_file:?}").contains("1:file"));
         let flagged = Config::resolve(Overrides {
             config_file: Some(file),
@@ -449,6 +467,8 @@ mod tests {
         assert_eq!(defaulted.database_url, "sqlite:///tmp/lbd/loyalty.db");
         assert_eq!(defaulted.base_url(), "http://127.0.0.1:8080");
         assert_eq!(defaulted.telegram_bot_token, None);
+        assert_eq!(defaulted.api_rate, 10.0);
+        assert!(!defaulted.webhooks_allow_loopback);
     }
 
     #[test]
@@ -474,5 +494,11 @@ mod tests {
         })
         .unwrap_err();
         assert!(format!("{err:#}").contains("http"), "{err:#}");
+        let err = Config::resolve(Overrides {
+            api_rate: Some(0.0),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("api_rate"), "{err:#}");
     }
 }

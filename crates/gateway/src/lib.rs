@@ -363,6 +363,15 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
             trusted_proxies: config.trusted_proxies.clone(),
             webhooks_allow_loopback: config.webhooks_allow_loopback
                 || defaults.webhooks_allow_loopback,
+            // The embedder's own settings win; else the operator's rate.
+            api_rate: if options.dashboard.is_some() {
+                defaults.api_rate
+            } else {
+                loyalty_web::api::RateLimit {
+                    per_second: config.api_rate,
+                    burst: (config.api_rate * 2.0).max(1.0),
+                }
+            },
             signup: defaults
                 .signup
                 .or(config.signup.then_some(config.default_plan)),
