@@ -119,6 +119,29 @@ impl SqlStore {
             .transpose()
     }
 
+    /// The live key with this hash and its salon, in one read (every API request asks).
+    pub async fn api_caller(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<(ApiKey, loyalty_core::Partner)>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT k.id, k.partner_id, k.prefix, k.scope, k.created_at_ms, k.revoked_at_ms, \
+             p.name, p.program, p.plan FROM api_keys k JOIN partners p ON p.id = k.partner_id \
+             WHERE k.key_hash = $1 AND k.revoked_at_ms IS NULL",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        else {
+            return Ok(None);
+        };
+        let made = key(&row)?;
+        // The partner's columns under the names `rows::partner` reads.
+        let partner = crate::rows::partner_with_id(&row, made.partner_id)?;
+        Ok(Some((made, partner)))
+    }
+
     /// Revokes the partner's key with this prefix; `None` when it has no live one. The audit
     /// log names who revoked it.
     pub async fn revoke_api_key(

@@ -1,6 +1,12 @@
 //! The partner API's answers kept by `Idempotency-Key` (migration 0033): the first answer is
 //! replayed to the same request for a day; another request under the key is a conflict; a
 //! request still being answered is said so (a concurrent retry waits for it).
+//!
+//! These rows are a cache of answers, not the guarantee: the effect's own key (the ledger's,
+//! the redemption's, the record's) keeps a second effect out. So on PostgreSQL they are
+//! written without waiting for the disk ([`SqlStore::relaxed`]): a crash may lose the last of
+//! them, and a retry then runs into the effect's key. The effect's own commit waits for the
+//! disk and with it every earlier write, these included.
 
 use loyalty_core::StoreError;
 
@@ -44,7 +50,7 @@ impl SqlStore {
         .bind(idem)
         .bind(fingerprint)
         .bind(now_ms)
-        .execute(&self.pool)
+        .execute(self.relaxed())
         .await
         .map_err(db_err)?;
         if inserted.rows_affected() == 1 {
@@ -56,7 +62,7 @@ impl SqlStore {
         )
         .bind(key_id)
         .bind(idem)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.relaxed())
         .await
         .map_err(db_err)?
         else {
@@ -80,7 +86,7 @@ impl SqlStore {
             .bind(fingerprint)
             .bind(now_ms)
             .bind(created)
-            .execute(&self.pool)
+            .execute(self.relaxed())
             .await
             .map_err(db_err)?;
             return Ok(if taken.rows_affected() == 1 {
@@ -118,7 +124,7 @@ impl SqlStore {
         .bind(idem)
         .bind(i64::from(status))
         .bind(body)
-        .execute(&self.pool)
+        .execute(self.relaxed())
         .await
         .map_err(db_err)?;
         Ok(())
@@ -133,7 +139,7 @@ impl SqlStore {
         )
         .bind(key_id)
         .bind(idem)
-        .execute(&self.pool)
+        .execute(self.relaxed())
         .await
         .map_err(db_err)?;
         Ok(())
@@ -143,7 +149,7 @@ impl SqlStore {
     pub async fn forget_api_requests(&self, now_ms: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM api_requests WHERE created_at_ms < $1")
             .bind(now_ms.saturating_sub(REPLAY_MS))
-            .execute(&self.pool)
+            .execute(self.relaxed())
             .await
             .map_err(db_err)?;
         Ok(done.rows_affected())

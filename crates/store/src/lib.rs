@@ -125,6 +125,9 @@ impl PoolSettings {
 /// Native PostgreSQL connections for the reminders' scan pages (opened when first needed).
 const SCAN_CONNECTIONS: u32 = 4;
 
+/// Connections of the relaxed pool (see [`SqlStore::relaxed`]).
+const RELAXED_CONNECTIONS: u32 = 4;
+
 /// The sqlx-backed store.
 #[derive(Clone)]
 pub struct SqlStore {
@@ -132,6 +135,10 @@ pub struct SqlStore {
     /// On PostgreSQL, a few native connections for the reminders' scan pages: sqlx's `Any` rows
     /// copy every value and its type (about a quarter of the scan's CPU at a million clients).
     scan_pool: Option<sqlx::PgPool>,
+    /// On PostgreSQL, a few connections whose commits do not wait for the disk
+    /// (`synchronous_commit = off`), for bookkeeping whose loss in a crash costs nothing but a
+    /// retry: the partner API's replay table (the effect's own key keeps a second effect out).
+    relaxed_pool: Option<AnyPool>,
     backend: Backend,
     url: String,
 }
@@ -201,9 +208,29 @@ impl SqlStore {
             ),
             Backend::Sqlite => None,
         };
+        let relaxed_pool = match backend {
+            Backend::Postgres => Some(
+                AnyPoolOptions::new()
+                    .max_connections(RELAXED_CONNECTIONS)
+                    .acquire_timeout(settings.acquire_timeout)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            conn.execute("SET synchronous_commit = off").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_lazy(&url)
+                    .map_err(|e| ConnectError::Open {
+                        url: redacted.clone(),
+                        message: e.to_string(),
+                    })?,
+            ),
+            Backend::Sqlite => None,
+        };
         Ok(SqlStore {
             pool,
             scan_pool,
+            relaxed_pool,
             backend,
             url: redacted,
         })
@@ -253,12 +280,21 @@ impl SqlStore {
         &self.url
     }
 
+    /// Where bookkeeping goes that a crash may lose at no cost but a retry: the relaxed pool on
+    /// PostgreSQL, the pool on SQLite.
+    pub(crate) fn relaxed(&self) -> &AnyPool {
+        self.relaxed_pool.as_ref().unwrap_or(&self.pool)
+    }
+
     /// The pool, for embedders that keep their own tables next to ours.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
     pub async fn close(&self) {
+        if let Some(relaxed) = &self.relaxed_pool {
+            relaxed.close().await;
+        }
         if let Some(scan) = &self.scan_pool {
             scan.close().await;
         }

@@ -324,9 +324,15 @@ pub(crate) fn program_version(row: &AnyRow) -> Result<ProgramVersion, StoreError
 }
 
 pub(crate) fn partner(row: &AnyRow) -> Result<Partner, StoreError> {
+    partner_with_id(row, PartnerId(get(row, "id")?))
+}
+
+/// A partner from a row with its `name`, `program` and `plan` (the id known otherwise: a join
+/// whose `id` is another table's).
+pub(crate) fn partner_with_id(row: &AnyRow, id: PartnerId) -> Result<Partner, StoreError> {
     let program: String = get(row, "program")?;
     Ok(Partner {
-        id: PartnerId(get(row, "id")?),
+        id,
         name: get(row, "name")?,
         program: serde_json::from_str(&program)
             .map_err(|e| StoreError::Corrupt(format!("program: {e}")))?,

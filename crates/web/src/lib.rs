@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
-use loyalty_core::LoyaltyEngine;
+use loyalty_core::{LoyaltyEngine, PartnerId};
 use loyalty_store::SqlStore;
 
 pub use error::WebError;
@@ -99,6 +99,11 @@ pub struct Dashboard {
     pub(crate) connector: Option<Arc<dyn onboard::Connector>>,
     /// The partner API's keys' request buckets.
     pub(crate) api_buckets: api::Buckets,
+    /// Each salon's desk connection for pushed visits, kept 30 s (as the webhook path keeps
+    /// its connections): a CRM connected meanwhile refuses pushes within that time.
+    desks: std::sync::Mutex<
+        std::collections::HashMap<PartnerId, (loyalty_core::CrmConnection, std::time::Instant)>,
+    >,
 }
 
 impl Dashboard {
@@ -117,6 +122,7 @@ impl Dashboard {
         let api_buckets = api::Buckets::new(settings.api_rate);
         Arc::new(Dashboard {
             api_buckets,
+            desks: Default::default(),
             store,
             engine,
             settings,
@@ -127,6 +133,31 @@ impl Dashboard {
 
     pub(crate) fn now_ms(&self) -> i64 {
         self.engine.now_ms()
+    }
+
+    /// The salon's desk connection for pushed visits ([`LoyaltyEngine::desk`], refused where a
+    /// CRM reports visits), kept 30 s.
+    pub(crate) async fn desk_of(
+        &self,
+        partner: PartnerId,
+    ) -> Result<loyalty_core::CrmConnection, loyalty_core::EngineError> {
+        const KEPT: std::time::Duration = std::time::Duration::from_secs(30);
+        let kept = self
+            .desks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&partner)
+            .filter(|(_, at)| at.elapsed() < KEPT)
+            .map(|(c, _)| c.clone());
+        if let Some(conn) = kept {
+            return Ok(conn);
+        }
+        let conn = self.engine.desk(partner, false).await?;
+        self.desks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(partner, (conn.clone(), std::time::Instant::now()));
+        Ok(conn)
     }
 
     /// Keeps the analytics' heavy figures of every salon with dashboard users fresh, so page

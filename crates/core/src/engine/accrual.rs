@@ -595,7 +595,11 @@ pub(super) async fn resolve_client(
         (None, None) => return Ok(None),
         (None, Some(phone)) => {
             let name = r.name.as_deref().filter(|n| !n.trim().is_empty());
-            let (c, created) = tx.insert_client(partner, phone, name, now).await?;
+            // Most visits are of clients the salon has: one read finds them.
+            let (c, created) = match tx.client_by_phone(partner, phone).await? {
+                Some(known) => (known, false),
+                None => tx.insert_client(partner, phone, name, now).await?,
+            };
             if let Some(ext) = &r.external_id {
                 tx.link_external_id(partner, conn.id, ext, c.id).await?;
             }

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use loyalty_core::Partner;
 use loyalty_core::audit::Capability;
-use loyalty_core::{Partner, PartnerStore};
 use loyalty_store::{ApiKey, KeyScope};
 
 use super::problem::Problem;
@@ -148,11 +148,7 @@ impl FromRequestParts<Arc<Dashboard>> for Caller {
         else {
             return Err(unauthorized("send the key as Authorization: Bearer <key>"));
         };
-        let Some(found) = dash.store.api_key_by_hash(&token_hash(key)).await? else {
-            return Err(unauthorized("unknown or revoked key"));
-        };
-        let Some(partner) = PartnerStore::partner(dash.store.as_ref(), found.partner_id).await?
-        else {
+        let Some((found, partner)) = dash.store.api_caller(&token_hash(key)).await? else {
             return Err(unauthorized("unknown or revoked key"));
         };
         if !partner.plan.allows(Capability::Api) {

@@ -311,16 +311,11 @@ pub async fn push(
     };
     let partner = caller.partner.id;
     let run = async {
-        let conn = dash.engine.desk(partner, false).await?;
+        let conn = dash.desk_of(partner).await?;
         let outcome = dash
             .engine
             .apply_event_from(&conn, &CrmEvent::Visit(event.clone()), Source::Api)
             .await?;
-        let row = dash
-            .store
-            .visit(partner, conn.id, &event.record_id)
-            .await?
-            .ok_or_else(|| Problem::not_found("visit"))?;
         let label = match &outcome {
             Outcome::Applied { .. } => "applied",
             Outcome::Duplicate => "duplicate",
@@ -328,6 +323,32 @@ pub async fn push(
             Outcome::NoChange { .. } => "no_change",
             _ => "ignored",
         };
+        // Points moved for one client: the answer is in the outcome. Otherwise (nothing moved,
+        // or the record moved between clients) the record's row says whose it is now.
+        if let Outcome::Applied { postings } = &outcome
+            && let Some(last) = postings.last()
+            && postings.iter().all(|p| p.client_id == last.client_id)
+        {
+            return answer(
+                StatusCode::OK,
+                &VisitOut {
+                    id: v.id.clone(),
+                    status: v.status,
+                    outcome: Some(label.to_owned()),
+                    points: outcome.delta().0,
+                    client_id: Some(last.client_id.0),
+                    balance: Some(last.balance.0),
+                    paid_minor: event.paid_minor(),
+                    at_ms: event.visit_at_ms,
+                    master: event.staff_name.clone(),
+                },
+            );
+        }
+        let row = dash
+            .store
+            .visit(partner, conn.id, &event.record_id)
+            .await?
+            .ok_or_else(|| Problem::not_found("visit"))?;
         answer(
             StatusCode::OK,
             &out(&dash, &v.id, &row, Some(label), outcome.delta().0).await?,
