@@ -983,8 +983,9 @@ fn a_beautypro_connection_takes_the_application_and_refuses_what_it_cannot_do() 
 }
 
 /// The demo, as a newcomer runs it: the day at the YCLIENTS salon, a clinic on Arnica where
-/// the same client's visit counts once and is told, and a studio on DIKIDI whose export is
-/// imported and whose administrator enters a visit in the bot.
+/// the same client's visit counts once and is told, a studio on DIKIDI whose export is
+/// imported and whose administrator enters a visit in the bot, and a salon whose own POS
+/// pushes a visit through the partner API and is told of its points by a signed webhook.
 #[test]
 fn the_demo_runs_a_yclients_salon_and_a_clinic_on_arnica() {
     let out = gateway(&["demo", "--json"], &[]);
@@ -1011,6 +1012,22 @@ fn the_demo_runs_a_yclients_salon_and_a_clinic_on_arnica() {
     assert_eq!(
         third["anna_balance"], 125,
         "the past is history; the visit entered in the bot earns: {third}"
+    );
+    // A salon on its own POS: a visit pushed through the partner API, its retry answered
+    // the same, its points told to the salon's receiver, signed.
+    let fourth = &summary["fourth_salon"];
+    assert_eq!(
+        (
+            fourth["visit"]["outcome"].as_str(),
+            fourth["visit"]["points"].as_i64()
+        ),
+        (Some("applied"), Some(300)),
+        "{fourth}"
+    );
+    assert_eq!(fourth["replayed"], true);
+    assert_eq!(
+        fourth["webhooks"],
+        serde_json::json!([{"type": "points.accrued", "webhook_id": "msg_4_1", "signature_checked": true}])
     );
     assert_eq!(summary["outbox_pending"], 0);
     assert_eq!(summary["dashboard"]["owner"]["email"], "owner@lotos.demo");

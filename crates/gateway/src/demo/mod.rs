@@ -25,6 +25,7 @@ use crate::{Gateway, StartOptions, start};
 
 mod arnica;
 mod paper;
+mod partner;
 mod reminders;
 
 const TOKEN: &str = "demo-token";
@@ -228,8 +229,15 @@ pub async fn run(json_out: bool, serve: bool) -> anyhow::Result<()> {
             // A newcomer can also sign a salon of their own up and walk through onboarding.
             dashboard: Some(loyalty_web::Settings {
                 signup: Some(loyalty_core::audit::Plan::Pro),
+                // «Прима»'s receiver runs on this machine.
+                webhooks_allow_loopback: true,
                 ..loyalty_web::Settings::default()
             }),
+            hooks: Some(crate::partner_hooks::HookPolicy {
+                allow_loopback: true,
+                ..Default::default()
+            }),
+            hooks_every: Some(Duration::from_millis(100)),
             ..StartOptions::default()
         },
     )
@@ -652,6 +660,9 @@ pub async fn run(json_out: bool, serve: bool) -> anyhow::Result<()> {
     // A nail studio on DIKIDI, which has no API: its export imported, a visit at the desk.
     let third = paper::salon(&gateway, &config, &standin, &say).await?;
 
+    // A salon on its own POS: the partner API and signed webhooks.
+    let fourth = partner::salon(&gateway, &http, &say).await?;
+
     // The next morning: the salon's past imported, and the reminders' scan.
     let reminded = reminders::morning(&gateway, &standin, partner_id, &connection, &say).await?;
 
@@ -695,6 +706,7 @@ pub async fn run(json_out: bool, serve: bool) -> anyhow::Result<()> {
         "reminders": reminded,
         "second_salon": second,
         "third_salon": third,
+        "fourth_salon": fourth,
     });
     if json_out {
         println!("{summary}");
