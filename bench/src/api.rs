@@ -29,9 +29,9 @@ use crate::{
 const COMPANY_API: &str = "4570";
 
 /// One request: the body and its headers.
-struct Request {
-    body: Vec<u8>,
-    headers: Vec<(&'static str, String)>,
+pub(crate) struct Request {
+    pub(crate) body: Vec<u8>,
+    pub(crate) headers: Vec<(&'static str, String)>,
 }
 
 /// The visit a webhook delivery describes, as a POS pushes it.
@@ -50,8 +50,8 @@ fn visit(d: &Delivery) -> Vec<u8> {
 }
 
 /// Closed loop: `concurrency` workers, each sending the next request when its last one is
-/// answered 2xx.
-async fn run(
+/// answered 2xx (the ingest section's runs too).
+pub(crate) async fn run(
     http: &reqwest::Client,
     url: &str,
     requests: Arc<Vec<Request>>,

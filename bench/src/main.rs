@@ -162,33 +162,14 @@ async fn http_run(
     bodies: Arc<Vec<Vec<u8>>>,
     concurrency: usize,
 ) -> anyhow::Result<Figures> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (http, url, bodies, next) = (
-            http.clone(),
-            url.to_owned(),
-            Arc::clone(&bodies),
-            Arc::clone(&next),
-        );
-        workers.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else { break };
-                let t = Instant::now();
-                post(&http, &url, body.clone()).await?;
-                lat.push(t.elapsed());
-            }
-            anyhow::Ok(lat)
-        }));
-    }
-    let mut all = Vec::new();
-    for w in workers {
-        all.extend(w.await??);
-    }
-    Ok(figures(all, started.elapsed()))
+    let requests = bodies
+        .iter()
+        .map(|b| api::Request {
+            body: b.clone(),
+            headers: Vec::new(),
+        })
+        .collect();
+    api::run(http, url, Arc::new(requests), concurrency).await
 }
 
 async fn post(http: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Result<()> {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::api::Api;
+use common::api::{Api, enterprise};
 use common::web::salons;
 use loyalty_core::audit::{AuditStore, Plan};
 use loyalty_core::{LedgerStore, PartnerId};
@@ -27,16 +27,7 @@ async fn keys_scopes_tenants_plans_limits_and_idempotency() {
         ..StartOptions::default()
     };
     let s = salons(options).await;
-    for p in [s.a, s.b] {
-        s.env.cli(&[
-            "partner",
-            "plan",
-            "--partner",
-            &p.to_string(),
-            "--plan",
-            "enterprise",
-        ]);
-    }
+    enterprise(&s, &[s.a, s.b]);
     let key = |partner: i64, scope: &str| {
         s.env.cli(&[
             "api-key",

@@ -119,7 +119,6 @@ pub struct NewClient {
         (status = 200, description = "A client with this phone already", body = ClientOut),
         (status = 201, description = "Created", body = ClientOut),
         (status = 400, description = "No Idempotency-Key, a body that does not read, not a phone, not a date", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "The Idempotency-Key was used with another request, or is being answered (`idempotency_conflict`, `request_in_progress`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
 pub async fn create(
@@ -375,7 +374,6 @@ pub struct PointsMoved {
         (status = 200, description = "Moved", body = PointsMoved),
         (status = 400, description = "No Idempotency-Key, a body that does not read, 0 points, no reason", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such client at this salon (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "The Idempotency-Key was used with another request, or is being answered", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "She has fewer points than written off (`insufficient_balance`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]

@@ -107,6 +107,20 @@ pub fn finish(api: &mut OpenApi) {
             problem("The database is not answering; try again (`unavailable`)"),
         ),
     ];
+    // Every POST carries an Idempotency-Key, so any may meet it used or busy.
+    let reused: RefOr<utoipa::openapi::Response> = ResponseBuilder::new()
+        .description(
+            "The Idempotency-Key was used with another request (`idempotency_conflict`), or \
+             its first request is still being answered (`request_in_progress`; retry after \
+             `Retry-After`)",
+        )
+        .content(
+            "application/problem+json",
+            Content::new(Some(Ref::from_schema_name("ProblemDoc"))),
+        )
+        .header("Retry-After", Header::new(Object::with_type(Type::Integer)))
+        .build()
+        .into();
     for item in api.paths.paths.values_mut() {
         for op in [&mut item.get, &mut item.post].into_iter().flatten() {
             for (status, response) in &common {
@@ -115,6 +129,12 @@ pub fn finish(api: &mut OpenApi) {
                     .entry((*status).to_owned())
                     .or_insert_with(|| response.clone());
             }
+        }
+        if let Some(op) = &mut item.post {
+            op.responses
+                .responses
+                .entry("409".to_owned())
+                .or_insert_with(|| reused.clone());
         }
     }
 }

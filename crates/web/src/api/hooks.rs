@@ -112,7 +112,6 @@ pub async fn endpoints(
     responses(
         (status = 201, description = "Added; its secret is shown this once", body = EndpointSecret),
         (status = 400, description = "No Idempotency-Key, a body that does not read, a URL that is not http(s) or points inside (`invalid_url`), an unknown event type (`invalid_event`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "The Idempotency-Key was used with another request, or is being answered", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "Ten endpoints already (`too_many_endpoints`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
@@ -261,7 +260,6 @@ async fn change(
         (status = 200, description = "Rotated", body = EndpointSecret),
         (status = 400, description = "No Idempotency-Key", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint at this salon (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "The Idempotency-Key was used with another request, or is being answered", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
 pub async fn rotate(
@@ -289,7 +287,6 @@ pub async fn rotate(
         (status = 200, description = "Disabled", body = EndpointOut),
         (status = 400, description = "No Idempotency-Key", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint at this salon (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "The Idempotency-Key was used with another request, or is being answered", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
 pub async fn disable(
@@ -317,7 +314,6 @@ pub async fn disable(
         (status = 200, description = "Enabled", body = EndpointOut),
         (status = 400, description = "No Idempotency-Key", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint at this salon (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "The Idempotency-Key was used with another request, or is being answered", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
 pub async fn enable(

@@ -139,7 +139,6 @@ pub struct RedeemIn {
         (status = 201, description = "Redeemed", body = RedemptionOut),
         (status = 400, description = "No Idempotency-Key, a body that does not read", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such client or reward at this salon (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "The Idempotency-Key was used with another request, or is being answered", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "Not enough points (`insufficient_balance`), a reward taken off the catalog (`reward_unavailable`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
@@ -234,7 +233,6 @@ pub async fn redemption(
         (status = 200, description = "Cancelled", body = RedemptionOut),
         (status = 400, description = "No Idempotency-Key", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such redemption at this salon (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "The Idempotency-Key was used with another request, or is being answered", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "Used, expired or cancelled already (`code_not_usable`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
@@ -316,7 +314,6 @@ pub struct UseIn {
         (status = 200, description = "Used", body = RedemptionOut),
         (status = 400, description = "No Idempotency-Key, a body that does not read", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such code at this salon (`not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "The Idempotency-Key was used with another request, or is being answered", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "Used, expired or cancelled (`code_not_usable`), a certificate without its bill (`bill_needed`) or on too small a bill (`bill_too_small`), a bill not above 0 (`invalid_amount`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]

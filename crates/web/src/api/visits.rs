@@ -290,7 +290,6 @@ async fn out(
     responses(
         (status = 200, description = "Applied (see `outcome`)", body = VisitOut),
         (status = 400, description = "No Idempotency-Key, a body that does not read, a field out of bounds (named)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "The Idempotency-Key was used with another request, or is being answered", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "The salon's CRM reports its visits itself (`crm_reports_visits`), or the visit was refused by the program", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
