@@ -1,7 +1,7 @@
 //! Partners' outbound webhooks: endpoints made through the API (internal addresses refused),
 //! events written with the change and sent by the running gateway, signed the Standard
 //! Webhooks way and verified by the reference library from PyPI (also across a rotation);
-//! another salon's events never sent; retries on Svix's schedule under a fake clock, dead at
+//! another salon's events never sent, nor a salon's once it leaves the Enterprise plan; retries on Svix's schedule under a fake clock, dead at
 //! its end and replayed with the same `webhook-id`; an endpoint failing five days disabled
 //! (and a 410 at once); names resolving inside refused before any connection (a stub
 //! resolver); a sender that dies mid-send taken over after its lease, one duplicate at most.
@@ -311,6 +311,27 @@ async fn events_reach_the_partner_signed() {
     assert_eq!(get(headers, "webhook-signature").split(' ').count(), 2);
     verify_reference(&fresh, headers, raw).unwrap();
     verify_reference(&secret, headers, raw).unwrap();
+
+    // Off the Enterprise plan the endpoint stays, but nothing more is owed to it.
+    s.env.cli(&[
+        "partner",
+        "plan",
+        "--partner",
+        &s.a.to_string(),
+        "--plan",
+        "pro",
+    ]);
+    let sent = received(&receiver).await.len();
+    accrue(&s, "after-pro").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(received(&receiver).await.len(), sent);
+    let owed = s
+        .gateway
+        .store
+        .deliveries(PartnerId(s.a), DeliveryState::Pending, None, 10)
+        .await
+        .unwrap();
+    assert!(owed.is_empty(), "{owed:?}");
     s.finish().await;
 }
 
@@ -553,6 +574,7 @@ impl HostResolver for Table {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_resolving_inside_are_never_connected() {
     let s = salons(options(Duration::from_secs(3600))).await;
+    enterprise(&s, &[s.a]);
     let receiver = answering(200).await;
     let port = receiver.address().port();
     let partner = PartnerId(s.a);

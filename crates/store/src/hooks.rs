@@ -517,23 +517,34 @@ impl SqlStore {
     }
 }
 
+/// From a partners row with `webhook_endpoints` and `plan`: whether its events are owed to
+/// anyone. A salon that left the Enterprise plan keeps its endpoints, but nothing is sent.
+pub(crate) fn hooked_row(r: &AnyRow) -> Result<bool, StoreError> {
+    let live: i64 = get(r, "webhook_endpoints")?;
+    let plan = crate::audit::plan_from(&get::<String>(r, "plan")?)?;
+    Ok(live > 0 && plan.allows(loyalty_core::audit::Capability::Api))
+}
+
 impl SqlTx {
-    /// Whether the partner has live endpoints, as this transaction read it (with the program)
-    /// or reads it now.
+    /// Whether the partner's events are owed to anyone: live endpoints on a plan with the API,
+    /// as this transaction read it (with the program) or reads it now.
     async fn hooked(&mut self, partner: PartnerId) -> Result<bool, StoreError> {
-        if let Some(&(p, live)) = self.hooked.as_ref()
+        if let Some(&(p, hooked)) = self.hooked.as_ref()
             && p == partner
         {
-            return Ok(live);
+            return Ok(hooked);
         }
-        let live: i64 = sqlx::query_scalar("SELECT webhook_endpoints FROM partners WHERE id = $1")
+        let row = sqlx::query("SELECT webhook_endpoints, plan FROM partners WHERE id = $1")
             .bind(partner.0)
             .fetch_optional(&mut *self.tx)
             .await
-            .map_err(db_err)?
-            .unwrap_or(0);
-        self.hooked = Some((partner, live > 0));
-        Ok(live > 0)
+            .map_err(db_err)?;
+        let hooked = match row {
+            Some(r) => hooked_row(&r)?,
+            None => false,
+        };
+        self.hooked = Some((partner, hooked));
+        Ok(hooked)
     }
 
     /// Owes `event` to each of the partner's live endpoints that wants it, in this

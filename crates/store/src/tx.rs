@@ -346,15 +346,14 @@ impl LedgerTx for SqlTx {
     async fn program(&mut self, partner: PartnerId) -> Result<ProgramVersion, StoreError> {
         let row = sqlx::query(
             "SELECT program_version AS version, program_from_ms AS effective_from_ms, program, \
-             webhook_endpoints FROM partners WHERE id = $1",
+             webhook_endpoints, plan FROM partners WHERE id = $1",
         )
         .bind(partner.0)
         .fetch_optional(&mut *self.tx)
         .await
         .map_err(db_err)?
         .ok_or_else(|| StoreError::NotFound(format!("partner {partner}")))?;
-        let live: i64 = rows::get(&row, "webhook_endpoints")?;
-        self.hooked = Some((partner, live > 0));
+        self.hooked = Some((partner, crate::hooks::hooked_row(&row)?));
         rows::program_version(&row)
     }
 
