@@ -107,18 +107,6 @@ impl SqlStore {
         Ok(made)
     }
 
-    /// The live (not revoked) key with this hash.
-    pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        let sql = format!("{COLUMNS} WHERE key_hash = $1 AND revoked_at_ms IS NULL");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(key_hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?
-            .map(|r| key(&r))
-            .transpose()
-    }
-
     /// The live key with this hash and its salon, in one read (every API request asks).
     pub async fn api_caller(
         &self,

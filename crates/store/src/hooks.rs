@@ -346,13 +346,24 @@ impl SqlStore {
             .await
             .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
+        // One read per endpoint, however many of its deliveries came due together.
+        let mut endpoints: std::collections::HashMap<i64, Endpoint> = Default::default();
         let mut claimed = Vec::with_capacity(rows.len());
         for r in &rows {
             let d = delivery(r)?;
-            let e = self
-                .endpoint(d.partner_id, d.endpoint_id)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt(format!("endpoint {}", d.endpoint_id)))?;
+            let e = match endpoints.get(&d.endpoint_id) {
+                Some(e) => e.clone(),
+                None => {
+                    let e = self
+                        .endpoint(d.partner_id, d.endpoint_id)
+                        .await?
+                        .ok_or_else(|| {
+                            StoreError::Corrupt(format!("endpoint {}", d.endpoint_id))
+                        })?;
+                    endpoints.insert(d.endpoint_id, e.clone());
+                    e
+                }
+            };
             claimed.push((d, e));
         }
         claimed.sort_by_key(|(d, _)| d.id);

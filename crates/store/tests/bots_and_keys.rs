@@ -139,13 +139,9 @@ async fn keys_by_hash_and_revoked_by_their_salon(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!((made.partner_id, made.scope), (a.id, KeyScope::Write));
-    let found = store
-        .api_key_by_hash("hash-a")
-        .await
-        .unwrap()
-        .expect("found");
-    assert_eq!(found.id, made.id);
-    assert_eq!(store.api_key_by_hash("hash-b").await.unwrap(), None);
+    let (found, salon) = store.api_caller("hash-a").await.unwrap().expect("found");
+    assert_eq!((found.id, salon.id), (made.id, a.id));
+    assert!(store.api_caller("hash-b").await.unwrap().is_none());
     // Another salon cannot revoke it; its own can, once.
     assert_eq!(
         store
@@ -160,7 +156,7 @@ async fn keys_by_hash_and_revoked_by_their_salon(db: &TestDb) {
         .unwrap()
         .expect("revoked");
     assert_eq!(revoked.revoked_at_ms, Some(12));
-    assert_eq!(store.api_key_by_hash("hash-a").await.unwrap(), None);
+    assert!(store.api_caller("hash-a").await.unwrap().is_none());
     assert_eq!(
         store
             .revoke_api_key(a.id, "lb_live_0001aaaa", &Actor::system(), 13)

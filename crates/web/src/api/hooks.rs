@@ -76,15 +76,6 @@ pub struct NewEndpoint {
     events: Option<Vec<String>>,
 }
 
-fn internal(e: impl std::fmt::Display) -> Problem {
-    tracing::warn!(error = %e, "partner API: webhooks");
-    Problem::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "something went wrong on our side",
-    )
-}
-
 /// List the endpoints.
 #[utoipa::path(
     get,
@@ -163,7 +154,8 @@ pub async fn create(
                 format!("a salon keeps at most {MAX_ENDPOINTS} live endpoints"),
             ));
         }
-        let secret = super::signing::new_secret().map_err(internal)?;
+        let secret = super::signing::new_secret()
+            .map_err(|e| Problem::internal("no system randomness", e))?;
         let made = dash
             .store
             .create_endpoint(partner, url.as_str(), &events, &secret, dash.now_ms())
@@ -217,7 +209,8 @@ async fn change(
     let run = async {
         match what {
             Change::Rotate => {
-                let secret = super::signing::new_secret().map_err(internal)?;
+                let secret = super::signing::new_secret()
+                    .map_err(|e| Problem::internal("no system randomness", e))?;
                 let e = dash
                     .store
                     .rotate_secret(partner, id, &secret, now.saturating_add(ROTATION_MS))

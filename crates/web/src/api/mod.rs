@@ -110,12 +110,5 @@ fn answer<T: serde::Serialize>(
 ) -> Result<(axum::http::StatusCode, String), Problem> {
     serde_json::to_string(value)
         .map(|b| (status, b))
-        .map_err(|e| {
-            tracing::warn!(error = %e, "partner API: an answer did not serialise");
-            Problem::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "something went wrong on our side",
-            )
-        })
+        .map_err(|e| Problem::internal("an answer did not serialise", e))
 }

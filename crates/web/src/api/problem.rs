@@ -35,6 +35,16 @@ impl Problem {
         )
     }
 
+    /// Our failure, logged with what failed (`what`) and why; the partner is told no more.
+    pub fn internal(what: &str, why: impl std::fmt::Display) -> Problem {
+        tracing::warn!(error = %why, "partner API: {what}");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "something went wrong on our side",
+        )
+    }
+
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, code, detail)
     }
@@ -106,14 +116,7 @@ impl From<StoreError> for Problem {
             StoreError::Retryable(why) => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why)
             }
-            other => {
-                tracing::warn!(error = %other, "partner API: store failed");
-                Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "something went wrong on our side",
-                )
-            }
+            other => Problem::internal("store failed", other),
         }
     }
 }
@@ -148,14 +151,7 @@ impl From<EngineError> for Problem {
                 };
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
             }
-            other => {
-                tracing::warn!(error = %other, "partner API: engine failed");
-                Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "something went wrong on our side",
-                )
-            }
+            other => Problem::internal("engine failed", other),
         }
     }
 }
