@@ -149,10 +149,15 @@ pub enum CampaignError {
 }
 
 /// What a record that came was first applied with: its ordinal among the client's visits that
-/// came, and the campaigns that apply to it with their allowances. Kept with the record.
+/// came, the days since her visit before it, and the campaigns that apply to it with their
+/// allowances. Kept with the record.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Earned {
     pub ordinal: i64,
+    /// Days from the client's visit that came before this one (`None`: a first visit, or
+    /// no custom trigger reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_last_days: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub campaigns: Vec<CampaignUse>,
 }
@@ -237,10 +242,7 @@ impl Campaign {
                 weighted / (10_000 * 100 * pv)
             }
             CampaignReward::ExtraRate { rate } => {
-                let weighted: i128 = lines
-                    .map(|l| i128::from(l.paid_minor) * i128::from(rate.value()))
-                    .sum();
-                weighted / (10_000 * pv)
+                return rate_points(program, visit, |l| self.covers(l), *rate);
             }
         };
         let (rest, paid) = share;
@@ -255,6 +257,41 @@ impl Campaign {
     }
 }
 
+/// An extra `rate` on the paid amount of the visit's lines `covers` takes, scaled by the share
+/// of the bill not paid with points or certificates; zero when the visit earns nothing.
+pub(crate) fn rate_points(
+    program: &Program,
+    visit: &VisitEvent,
+    covers: impl Fn(&VisitLine) -> bool,
+    rate: Bps,
+) -> Result<Points, MoneyError> {
+    let Some((rest, paid)) = qualifying_share(program, visit)? else {
+        return Ok(Points::ZERO);
+    };
+    let pv = i128::from(program.point_value_minor);
+    let weighted: i128 = visit
+        .lines
+        .iter()
+        .filter(|l| covers(l))
+        .map(|l| i128::from(l.paid_minor) * i128::from(rate.value()))
+        .sum();
+    let full = weighted / (10_000 * pv);
+    let scaled = if rest == paid {
+        full
+    } else {
+        full * i128::from(rest) / i128::from(paid)
+    };
+    i64::try_from(scaled.max(0))
+        .map(Points)
+        .map_err(|_| MoneyError::Overflow)
+}
+
+/// The weekday and hour of `at_ms` in the salon's time.
+pub(crate) fn weekday_and_hour(at_ms: i64, utc_offset_minutes: i32) -> Option<(Weekday, u32)> {
+    let local = local_time(at_ms, utc_offset_minutes)?;
+    Some((Weekday::of(local.date_naive().weekday()), local.hour()))
+}
+
 /// Whether the visit earns at all in its current state (came, and the part not paid with points
 /// or certificates reaches the minimum bill).
 pub fn qualifies(program: &Program, visit: &VisitEvent) -> Result<bool, MoneyError> {
@@ -263,7 +300,7 @@ pub fn qualifies(program: &Program, visit: &VisitEvent) -> Result<bool, MoneyErr
 
 /// `(paid − loyalty, paid)` when the visit earns at all (came, and the part not paid with
 /// points or certificates reaches the minimum bill); `None` otherwise.
-fn qualifying_share(
+pub(crate) fn qualifying_share(
     program: &Program,
     visit: &VisitEvent,
 ) -> Result<Option<(i64, i64)>, MoneyError> {
@@ -347,6 +384,15 @@ pub fn candidates<'p>(
 }
 
 impl Earned {
+    /// What a custom trigger reads of the record, for a client at `level`.
+    pub fn context<'a>(&self, level: Option<&'a str>) -> crate::custom::VisitContext<'a> {
+        crate::custom::VisitContext {
+            level,
+            ordinal: self.ordinal,
+            since_last_days: self.since_last_days,
+        }
+    }
+
     /// What the record earns from its campaigns now: each listed campaign's points from the
     /// visit's current state, within its allowance.
     pub fn campaign_points(

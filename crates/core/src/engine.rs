@@ -115,6 +115,7 @@ mod birthday;
 mod campaign;
 mod cards;
 mod clock;
+mod custom;
 mod desk;
 mod error;
 mod expiry;

@@ -74,6 +74,26 @@ impl Visit {
     }
 }
 
+impl Visit {
+    /// The record's state as an event again (for a preview of what a rule would have done).
+    pub fn as_event(&self, currency: crate::money::Currency) -> VisitEvent {
+        VisitEvent {
+            company_id: String::new(),
+            record_id: self.record_id.clone(),
+            version: None,
+            status: self.status,
+            client: None,
+            currency,
+            lines: self.lines.clone(),
+            staff_id: self.staff_id.clone(),
+            staff_name: self.staff_name.clone(),
+            visit_at_ms: self.visit_at_ms,
+            needs_refetch: false,
+            loyalty_paid: LoyaltyPaid::Minor(self.loyalty_paid_minor),
+        }
+    }
+}
+
 /// A client's visits in short: what "has not come for 30 days" and the LTV read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientSummary {

@@ -7,6 +7,7 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::custom::Fired;
 use crate::ledger::{Account, EntryKind, NewEntry};
 use crate::model::EntryId;
 use crate::redemption::{Redemption, RedemptionStatus};
@@ -31,10 +32,12 @@ pub enum EventType {
     ClientLevelChanged,
     /// A referral paid its bonus.
     ReferralRewarded,
+    /// One of the salon's custom triggers with a webhook action fired.
+    TriggerFired,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         EventType::PointsAccrued,
         EventType::PointsReversed,
         EventType::PointsExpired,
@@ -45,6 +48,7 @@ impl EventType {
         EventType::RedemptionFailed,
         EventType::ClientLevelChanged,
         EventType::ReferralRewarded,
+        EventType::TriggerFired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +63,7 @@ impl EventType {
             EventType::RedemptionFailed => "redemption.failed",
             EventType::ClientLevelChanged => "client.level_changed",
             EventType::ReferralRewarded => "referral.rewarded",
+            EventType::TriggerFired => "trigger.fired",
         }
     }
 
@@ -105,7 +110,8 @@ impl PartnerEvent {
             | EntryKind::Welcome
             | EntryKind::Birthday
             | EntryKind::Referral
-            | EntryKind::Offer => EventType::PointsAccrued,
+            | EntryKind::Offer
+            | EntryKind::Trigger => EventType::PointsAccrued,
             EntryKind::Reversal | EntryKind::ManualDebit => EventType::PointsReversed,
             EntryKind::Expiry => EventType::PointsExpired,
             EntryKind::Matured | EntryKind::Hold | EntryKind::HoldPost | EntryKind::HoldVoid => {
@@ -155,6 +161,22 @@ impl PartnerEvent {
                 "strategy": r.strategy.as_str(),
             }),
         })
+    }
+
+    /// A custom trigger fired: which, for what event and client, and its points then.
+    pub fn of_fired(f: &Fired) -> PartnerEvent {
+        PartnerEvent {
+            kind: EventType::TriggerFired,
+            data: json!({
+                "trigger": f.trigger,
+                "event": f.when.as_str(),
+                "event_key": f.event_key,
+                "client_id": f.client_id.0,
+                "points": f.points.0,
+                "record_id": f.record_id,
+                "message": f.message.is_some(),
+            }),
+        }
     }
 
     /// A client's level moved.

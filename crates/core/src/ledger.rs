@@ -109,6 +109,8 @@ pub enum EntryKind {
     Referral,
     /// A personal offer's benefit, for the visit that met it.
     Offer,
+    /// A custom trigger's bonus for an event other than a visit (a visit's are its accrual).
+    Trigger,
     /// An accrual's unspent rest after its expiry date.
     Expiry,
     /// Pending points past the refund window, now spendable.
@@ -122,7 +124,7 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    pub const ALL: [EntryKind; 13] = [
+    pub const ALL: [EntryKind; 14] = [
         EntryKind::Accrual,
         EntryKind::Reversal,
         EntryKind::ManualAccrual,
@@ -131,6 +133,7 @@ impl EntryKind {
         EntryKind::Birthday,
         EntryKind::Referral,
         EntryKind::Offer,
+        EntryKind::Trigger,
         EntryKind::Expiry,
         EntryKind::Matured,
         EntryKind::Hold,
@@ -148,6 +151,7 @@ impl EntryKind {
             EntryKind::Birthday => "birthday",
             EntryKind::Referral => "referral",
             EntryKind::Offer => "offer",
+            EntryKind::Trigger => "trigger",
             EntryKind::Expiry => "expiry",
             EntryKind::Matured => "matured",
             EntryKind::Hold => "hold",

@@ -17,6 +17,7 @@ pub mod adapter;
 pub mod audit;
 pub mod campaign;
 pub mod code;
+pub mod custom;
 pub mod doctor;
 pub mod engage;
 pub mod engine;
@@ -57,5 +58,5 @@ pub use store::{
     BirthdayStore, CampaignTx, ChatStore, ClientStore, ClientTx, HoldTx, LedgerStore, LedgerTx,
     LevelStore, LevelTx, OfferTx, OutboxStats, OutboxStore, OutboxTx, PartnerStore, PendingTx,
     RecordTx, RedemptionTx, ReferralStore, ReferralTx, RewardStore, Store, StoreError, StoreTx,
-    TelegramChat,
+    TelegramChat, TriggerTx,
 };

@@ -128,6 +128,9 @@ pub struct Program {
     /// The salon's offset from UTC, for the days and hours campaigns run in.
     #[serde(default = "default_utc_offset")]
     pub utc_offset_minutes: i32,
+    /// The salon's own rules: when, if, then (see [`crate::custom`]; the Enterprise plan).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_triggers: Vec<crate::custom::CustomTrigger>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -183,6 +186,8 @@ pub enum ProgramError {
     Referral(&'static str),
     #[error(transparent)]
     Engage(#[from] EngageError),
+    #[error(transparent)]
+    Custom(#[from] crate::custom::CustomError),
 }
 
 fn default_code_ttl_days() -> u32 {
@@ -228,6 +233,7 @@ impl Program {
             referral: None,
             engage: None,
             utc_offset_minutes: default_utc_offset(),
+            custom_triggers: Vec::new(),
         }
     }
 
@@ -252,6 +258,7 @@ impl Program {
         if let Some(e) = &self.engage {
             e.validate()?;
         }
+        crate::custom::validate(self)?;
         if self.pending_days > 365 {
             return Err(ProgramError::Pending("at most 365".into()));
         }
@@ -339,15 +346,20 @@ impl Program {
 
     /// Points a visit should have earned in total, given its current state and what it was
     /// first applied with: the program's points ([`Program::target_accrual`]) plus its
-    /// campaigns', within `max_points_per_visit`.
+    /// campaigns' and its custom triggers' (for a client at `level`, the record's), within
+    /// `max_points_per_visit`.
     pub fn target_with(
         &self,
         visit: &crate::event::VisitEvent,
         earned: Option<&Earned>,
+        level: Option<&str>,
     ) -> Result<Points, MoneyError> {
         let mut target = self.target_accrual(visit)?;
         if let Some(earned) = earned {
             target += earned.campaign_points(self, visit)?;
+            if !self.custom_triggers.is_empty() {
+                target += crate::custom::visit_points(self, visit, earned.context(level))?;
+            }
         }
         Ok(match self.max_points_per_visit {
             Some(cap) => target.min(cap),

@@ -25,6 +25,7 @@
 
 pub mod backtest;
 pub mod cadence;
+pub mod custom;
 pub mod lapse;
 pub mod model;
 pub mod offers;

@@ -122,7 +122,6 @@ pub struct Scan<'a> {
 
 /// The decision for one client, `None` when nothing is due (or all of it already recorded).
 pub fn decide(s: &Snapshot, scan: &Scan<'_>) -> Option<Decision> {
-    let now = scan.context.now_ms;
     let sms = scan
         .settings
         .sms
@@ -135,6 +134,19 @@ pub fn decide(s: &Snapshot, scan: &Scan<'_>) -> Option<Decision> {
     }
     candidates.extend(due(s, scan.settings, &scan.context));
     let first = candidates.into_iter().find(|d| !already(s, d))?;
+    judge(s, scan, first)
+}
+
+/// What the policy makes of `first`, due for the client now (not recorded for its cycle yet):
+/// the steps above from the send window on. A scan calls it with the first due trigger; a
+/// custom trigger's message, due by an event, goes through it alone.
+pub fn judge(s: &Snapshot, scan: &Scan<'_>, first: Due) -> Option<Decision> {
+    let now = scan.context.now_ms;
+    let sms = scan
+        .settings
+        .sms
+        .as_ref()
+        .filter(|_| scan.sms && s.sms && !s.telegram);
     // The triggers go by SMS only when the salon sends reminders by SMS.
     let channel = if first.trigger == INVITE || sms.is_some_and(|x| x.reminders) {
         Some(Channel::Sms)
@@ -177,7 +189,7 @@ pub fn decide(s: &Snapshot, scan: &Scan<'_>) -> Option<Decision> {
 }
 
 /// Whether `d` was already recorded for its cycle, or its trigger snoozed this absence.
-fn already(s: &Snapshot, d: &Due) -> bool {
+pub fn already(s: &Snapshot, d: &Due) -> bool {
     s.recorded.iter().any(|r| {
         r.trigger == d.trigger
             && (r.cycle == d.cycle

@@ -318,7 +318,7 @@ fn reminder(
         Why::Expiring { points, on } => (points.value(), 0, Some(on.to_string())),
         Why::Missed { days } | Why::WelcomeBack { days } => (s.balance.value(), *days, None),
         Why::Birthday { on } => (s.balance.value(), 0, Some(on.to_string())),
-        Why::Invite => (s.balance.value(), 0, None),
+        Why::Invite | Why::Custom { .. } => (s.balance.value(), 0, None),
     };
     let text = match &due.why {
         Why::Invite => settings.sms.as_ref().and_then(|x| x.invite_text.clone()),
@@ -341,5 +341,7 @@ fn reminder(
         text,
         booking_url: settings.booking_url.clone(),
         offer: None,
+        level: None,
+        master: None,
     }
 }

@@ -41,6 +41,12 @@ pub struct Reminder {
     /// goes out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offer: Option<loyalty_core::offer::OfferTerms>,
+    /// A custom trigger's: the client's level and the visit's master, for `{level}` and
+    /// `{master}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master: Option<String>,
 }
 
 /// A decision to record under its once key.

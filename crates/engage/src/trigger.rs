@@ -79,6 +79,10 @@ pub enum Why {
     },
     /// Not on Telegram: an SMS inviting them to the salon's bot (once).
     Invite,
+    /// One of the salon's custom triggers fired for her (its message).
+    Custom {
+        name: String,
+    },
 }
 
 impl std::fmt::Display for Why {
@@ -140,6 +144,7 @@ impl std::fmt::Display for Why {
             }
             Why::Birthday { on } => write!(f, "birthday on {on}"),
             Why::Invite => write!(f, "not on Telegram: an SMS invitation to the bot"),
+            Why::Custom { name } => write!(f, "the salon's trigger {name:?} fired"),
         }
     }
 }

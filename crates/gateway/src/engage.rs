@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use loyalty_core::{Clock, PartnerId, PartnerStore, StoreError};
 use loyalty_engage::EngageStore;
+use loyalty_engage::custom::{MessageFate, decide_message};
 use loyalty_engage::scan::{Report, Salon, ScanError, scan_with};
-use loyalty_store::SqlStore;
+use loyalty_store::{QueuedTriggerMessage, SqlStore};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -115,6 +116,99 @@ pub async fn engage_loop(
                 }
             }
             Err(e) => warn!(error = %e, "reminders: cannot list partners"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopping.changed() => {}
+        }
+        if *stopping.borrow() {
+            return;
+        }
+    }
+}
+
+/// A custom trigger's message waits for the policy (quiet hours, a full cap) at most this
+/// long; older, it is dropped as expired: "thanks for your fifth visit" a week late is noise.
+pub const TRIGGER_MESSAGE_TTL_MS: i64 = 3 * 24 * 3_600_000;
+/// A claimed message is left alone by other instances this long.
+const TRIGGER_LEASE_MS: i64 = 60_000;
+/// Messages decided per pass.
+const TRIGGER_BATCH: u32 = 200;
+
+/// Puts the custom triggers' messages due now through the reminders' delivery policy: each is
+/// recorded with the reminders (sent by their worker, or held out as the control group), waits
+/// for the send window or the cap, or is dropped (no chat or consent, reminders off, too old).
+/// Returns how many were decided; one salon's failure leaves its message for the next pass.
+pub async fn trigger_messages(store: &SqlStore, now_ms: i64) -> Result<usize, ScanError> {
+    let claimed = store
+        .claim_trigger_messages(now_ms, TRIGGER_LEASE_MS, TRIGGER_BATCH)
+        .await?;
+    let mut decided = 0;
+    for m in claimed {
+        let fate = if now_ms - m.fired_at_ms > TRIGGER_MESSAGE_TTL_MS {
+            Ok(MessageFate::Decided("expired"))
+        } else {
+            trigger_message(store, &m, now_ms).await
+        };
+        match fate {
+            Ok(MessageFate::Decided(state)) => {
+                store
+                    .trigger_message_decided(m.id, Some(state), now_ms)
+                    .await?;
+                decided += 1;
+            }
+            Ok(MessageFate::Wait(until)) => {
+                store.trigger_message_decided(m.id, None, until).await?;
+            }
+            // Its lease runs out and the next pass tries again.
+            Err(e) => warn!(partner = m.partner.0, id = m.id, error = %e, "trigger message"),
+        }
+    }
+    Ok(decided)
+}
+
+async fn trigger_message(
+    store: &SqlStore,
+    m: &QueuedTriggerMessage,
+    now_ms: i64,
+) -> Result<MessageFate, ScanError> {
+    let Some(p) = store.partner(m.partner).await? else {
+        return Ok(MessageFate::Decided("off"));
+    };
+    let Some(settings) = &p.program.engage else {
+        return Ok(MessageFate::Decided("off"));
+    };
+    let salon = Salon {
+        partner: m.partner,
+        name: Some(&p.name),
+        settings,
+        birthday_points: None,
+        currency: p.program.currency,
+        sms: settings.sms.is_some() && store.sends_sms(m.partner).await?,
+        model: None,
+    };
+    decide_message(
+        store,
+        &salon,
+        m.client,
+        &m.trigger,
+        &m.event_key,
+        &m.message,
+        now_ms,
+    )
+    .await
+}
+
+/// Every `every`, the custom triggers' messages due.
+pub async fn trigger_message_loop(
+    store: Arc<SqlStore>,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+    mut stopping: watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = trigger_messages(&store, clock.now_ms()).await {
+            warn!(error = %e, "custom triggers' messages");
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

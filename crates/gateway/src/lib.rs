@@ -291,6 +291,12 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         Arc::clone(&import_wake),
         stopping.clone(),
     )));
+    tasks.push(tokio::spawn(engage::trigger_message_loop(
+        Arc::clone(&sql),
+        Arc::clone(&clock),
+        options.hooks_every.unwrap_or(Duration::from_secs(5)),
+        stopping.clone(),
+    )));
     tasks.push(tokio::spawn(engage::engage_loop(
         Arc::clone(&sql),
         Arc::clone(&clock),

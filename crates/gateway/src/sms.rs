@@ -256,6 +256,8 @@ mod tests {
             text: None,
             booking_url: Some("https://n1.yclients.com/company/4564".into()),
             offer: None,
+            level: None,
+            master: None,
         }
     }
 

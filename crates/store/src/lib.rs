@@ -44,6 +44,7 @@ mod scan_pages;
 mod services;
 mod store;
 mod sync;
+mod triggers;
 mod tx;
 
 use std::time::Duration;
@@ -61,6 +62,7 @@ pub use dashboard::{ClientLine, ClientQuery, Overview};
 pub use gateway::{ConnectionSettings, CrmTokens, REJECTED_KEPT, RejectedDelivery};
 pub use hooks::{Delivery, DeliveryState, Endpoint};
 pub use services::{CatalogService, DirectoryEntry, DirectorySync, ServiceSync};
+pub use triggers::{FireRow, QueuedTriggerMessage};
 pub use tx::SqlTx;
 
 /// Which database a [`SqlStore`] talks to.

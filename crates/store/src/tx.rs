@@ -29,6 +29,8 @@ pub struct SqlTx {
     /// Whether the partner this transaction works for has live webhook endpoints, once read
     /// (with the program): events are written only then.
     pub(crate) hooked: Option<(PartnerId, bool)>,
+    /// The partner's plan, once read (with the program).
+    pub(crate) plan: Option<(PartnerId, loyalty_core::audit::Plan)>,
 }
 
 impl SqlTx {
@@ -37,6 +39,7 @@ impl SqlTx {
             tx,
             backend,
             hooked: None,
+            plan: None,
         }
     }
 }
@@ -354,6 +357,8 @@ impl LedgerTx for SqlTx {
         .map_err(db_err)?
         .ok_or_else(|| StoreError::NotFound(format!("partner {partner}")))?;
         self.hooked = Some((partner, crate::hooks::hooked_row(&row)?));
+        let plan = crate::audit::plan_from(&get::<String>(&row, "plan")?)?;
+        self.plan = Some((partner, plan));
         rows::program_version(&row)
     }
 

@@ -686,6 +686,8 @@ async fn an_offer_pays_once_for_the_visit_that_meets_it(db: &TestDb) {
             text: None,
             booking_url: None,
             offer: Some(terms.clone()),
+            level: None,
+            master: None,
         },
         decided_at_ms: NOON,
     };

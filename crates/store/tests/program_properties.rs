@@ -14,7 +14,13 @@
 //!   (in the version of the visit's time), within a daily limit whose use each visit reserves
 //!   when it first earns, a bonus on the Nth visit that came, all under a per-visit cap; the
 //!   campaigns, ordinal and reservations fixed when the record first earns — and no day's limit
-//!   is exceeded.
+//!   is exceeded;
+//! * the salon's custom triggers (issue 18) add to a record's points by its state: a visit
+//!   trigger (a least bill, maybe the Nth visit) adds a bonus and an extra rate while its
+//!   conditions hold on the record's applied state, read with the ordinal fixed when it first
+//!   earned, under the same cap; it fires — its webhook owed — once per record, the first time
+//!   they hold, whatever the order, duplicates and flips; a level trigger credits its bonus
+//!   each time a level is reached.
 //!
 //! The model replays the delivery order and shares no rule code with the engine: its thresholds,
 //! rates and rounding are written here from the rules' text.
@@ -27,7 +33,9 @@ use std::collections::HashMap;
 
 use common::{TestDb, salon};
 use loyalty_core::audit::Actor;
+use loyalty_core::audit::{AuditStore, Plan};
 use loyalty_core::campaign::{Campaign, CampaignLimit, CampaignReward, NaiveDate, Period};
+use loyalty_core::custom::{Action, Conditions, CustomTrigger, When};
 use loyalty_core::event::{ClientRef, LineKind, VisitLine};
 use loyalty_core::level::{LevelMeasure, Levels, Tier};
 use loyalty_core::{
@@ -59,6 +67,11 @@ struct Spec {
     bonus: Option<(i64, i64)>,
     /// The most points a visit may earn.
     cap: Option<i64>,
+    /// A custom visit trigger: the least bill, the visit it is for (`None`: any), its bonus
+    /// and extra rate (basis points).
+    trigger: Option<(i64, Option<i64>, i64, i64)>,
+    /// A custom trigger's bonus on every level reached.
+    level_bonus: Option<i64>,
 }
 
 impl Spec {
@@ -130,6 +143,36 @@ impl Spec {
             ));
         }
         p.max_points_per_visit = self.cap.map(Points);
+        if let Some((min_paid, n, bonus, rate)) = self.trigger {
+            p.custom_triggers.push(CustomTrigger {
+                name: "Visit".into(),
+                when: When::Visit,
+                conditions: Conditions {
+                    min_paid_minor: Some(min_paid),
+                    visit_number: n.map(|n| n as u32),
+                    ..Conditions::default()
+                },
+                then: vec![
+                    Action::Bonus {
+                        points: Points(bonus),
+                    },
+                    Action::ExtraRate {
+                        rate: Bps::new(rate).expect("rate"),
+                    },
+                    Action::Webhook,
+                ],
+            });
+        }
+        if let Some(bonus) = self.level_bonus {
+            p.custom_triggers.push(CustomTrigger {
+                name: "Level".into(),
+                when: When::LevelReached,
+                conditions: Conditions::default(),
+                then: vec![Action::Bonus {
+                    points: Points(bonus),
+                }],
+            });
+        }
         p.levels = Some(Levels {
             measure: if self.by_visits {
                 LevelMeasure::Visits
@@ -160,21 +203,42 @@ fn spec(by_visits: bool) -> impl Strategy<Value = Spec> {
     .prop_map(|d| d.map(|(a, b, pct, limit)| (a.min(b), a.max(b), pct, limit)));
     let bonus = prop::option::of((1i64..=3, 1i64..=1_000));
     let cap = prop::option::weighted(0.3, 1i64..=3_000);
+    let trigger = prop::option::weighted(
+        0.6,
+        (
+            0i64..=800_000,
+            prop::option::of(1i64..=3),
+            1i64..=500,
+            1i64..=1_000,
+        ),
+    );
+    let level_bonus = prop::option::weighted(0.3, 1i64..=300);
     (
         thresholds,
         prop::array::uniform3(0i64..=2_000),
         pending,
         (double, bonus, cap),
+        (trigger, level_bonus),
     )
         .prop_map(
-            move |((t1, gap), rates, pending_days, (double, bonus, cap))| Spec {
-                by_visits,
-                thresholds: [t1, t1 + gap],
+            move |(
+                (t1, gap),
                 rates,
                 pending_days,
-                double,
-                bonus,
-                cap,
+                (double, bonus, cap),
+                (trigger, level_bonus),
+            )| {
+                Spec {
+                    by_visits,
+                    thresholds: [t1, t1 + gap],
+                    rates,
+                    pending_days,
+                    double,
+                    bonus,
+                    cap,
+                    trigger,
+                    level_bonus,
+                }
             },
         )
 }
@@ -259,6 +323,9 @@ struct Model {
     first_earned: HashMap<usize, (i64, Option<Option<i64>>, bool)>,
     /// What each record reserved of the multiplier's daily limit: (record, visit day, points).
     reserved: Vec<(usize, i64, i64)>,
+    /// Records whose visit trigger fired, and how many levels were reached.
+    fired: std::collections::BTreeSet<usize>,
+    levels_reached: usize,
     /// The spendable balance, and the pending lots: (record, matures at, remaining), oldest
     /// first.
     spendable: i64,
@@ -319,7 +386,7 @@ impl Model {
         if self.first_earned.contains_key(&r) || !self.state(case, r).2 {
             return;
         }
-        if spec.double.is_none() && spec.bonus.is_none() {
+        if spec.double.is_none() && spec.bonus.is_none() && spec.trigger.is_none() {
             return;
         }
         let ordinal = 1 + self
@@ -355,13 +422,25 @@ impl Model {
         self.first_earned.insert(r, (ordinal, double, bonus));
     }
 
+    /// Whether the record's version has a visit trigger and its conditions hold on the
+    /// applied state (it earns, the bill reaches the trigger's, and it is the trigger's visit
+    /// by the ordinal fixed when it first earned); the trigger's points then.
+    fn trigger(&self, case: &Case, r: usize) -> Option<i64> {
+        let spec = &self.versions[self.terms[&r].0].1;
+        let (min_paid, n, bonus, rate) = spec.trigger?;
+        let (ordinal, _, _) = self.first_earned.get(&r)?;
+        let (_, paid, earns) = self.state(case, r);
+        let holds = earns && paid >= min_paid && n.is_none_or(|n| n == *ordinal);
+        holds.then(|| bonus + paid * rate / 1_000_000)
+    }
+
     /// What a record earns in its applied state: the paid amount at its terms' rate, rounded
-    /// down (one point is one rouble), plus its campaigns within their allowances, under the
-    /// cap of its version.
+    /// down (one point is one rouble), plus its campaigns within their allowances and its
+    /// trigger, under the cap of its version.
     fn earned(&self, case: &Case, r: usize) -> i64 {
         let (base, extra) = self.points(case, r);
         let spec = &self.versions[self.terms[&r].0].1;
-        let mut total = base;
+        let mut total = base + self.trigger(case, r).unwrap_or(0);
         if let Some((_, double, bonus)) = self.first_earned.get(&r) {
             if let Some(allowance) = double {
                 total += allowance.map_or(extra, |a| extra.min(a));
@@ -400,6 +479,14 @@ impl Model {
         for lot in self.pending.iter_mut().filter(|l| l.1 <= now) {
             self.spendable += lot.2;
             lot.2 = 0;
+        }
+    }
+
+    /// A level reached: the level trigger of the version in force now credits its bonus.
+    fn reached(&mut self) {
+        if let Some(bonus) = self.current().level_bonus {
+            self.spendable += bonus;
+            self.levels_reached += 1;
         }
     }
 
@@ -456,6 +543,10 @@ async fn run_case(
     let start = clock.now_ms();
     let (partner, conn) = salon(store, case.first.program(start)).await;
     let p: PartnerId = partner.id;
+    store
+        .set_plan(p, Plan::Enterprise, &Actor::system(), start)
+        .await
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let mut model = Model {
         // The first version is in force for all of the past.
         versions: vec![(0, case.first)],
@@ -465,6 +556,8 @@ async fn run_case(
         terms: HashMap::new(),
         accrued: HashMap::new(),
         first_earned: HashMap::new(),
+        fired: Default::default(),
+        levels_reached: 0,
         reserved: Vec::new(),
         spendable: 0,
         pending: Vec::new(),
@@ -490,12 +583,16 @@ async fn run_case(
                         model.terms.insert(*record, (v, model.level));
                     }
                     model.first_earn(&case, *record);
+                    if model.trigger(&case, *record).is_some() {
+                        model.fired.insert(*record);
+                    }
                     model.settle(&case, *record, now);
                     let (paid, visits) = model.measure(&case);
                     let reach = model.current().level_for(paid, visits);
                     if reach > model.level {
                         model.level = reach;
                         model.since = Some(now);
+                        model.reached();
                     }
                 }
             }
@@ -512,8 +609,12 @@ async fn run_case(
                 engine.review_levels(p).await.map_err(|e| fail(&e))?;
                 if model.level > 0 {
                     let (paid, visits) = model.measure(&case);
+                    let was = model.level;
                     model.level = model.current().level_for(paid, visits);
                     model.since = (model.level > 0).then_some(now);
+                    if model.level > was {
+                        model.reached();
+                    }
                 }
             }
             Step::Tomorrow => clock.advance_ms(DAY),
@@ -524,6 +625,32 @@ async fn run_case(
         }
         let totals = store.account_totals(p).await.map_err(|e| fail(&e))?;
         prop_assert!(totals.is_balanced(), "unbalanced: {:?}", totals);
+        let fires = db
+            .store
+            .trigger_fires(p, None, 100)
+            .await
+            .map_err(|e| fail(&e))?;
+        let visits: Vec<usize> = fires
+            .iter()
+            .filter(|f| f.trigger == "Visit")
+            .filter_map(|f| f.record_id.as_deref()?.strip_prefix("rec-")?.parse().ok())
+            .collect();
+        let once: std::collections::BTreeSet<usize> = visits.iter().copied().collect();
+        prop_assert_eq!(
+            once.len(),
+            visits.len(),
+            "a record fired twice: {:?}",
+            visits
+        );
+        prop_assert_eq!(&once, &model.fired, "fired after {:?}", step);
+        prop_assert!(
+            fires
+                .iter()
+                .filter(|f| f.trigger == "Visit")
+                .all(|f| f.webhook)
+        );
+        let levels = fires.iter().filter(|f| f.trigger == "Level").count();
+        prop_assert_eq!(levels, model.levels_reached, "levels after {:?}", step);
         let phone = Phone::parse_international(PHONE).expect("phone");
         let Some(client) = store
             .client_by_phone(p, &phone)

@@ -45,7 +45,8 @@ fn date(iso: &str, lang: Lang) -> String {
 }
 
 /// The reminder's text: the salon's own for its trigger (placeholders `{name}`, `{salon}`,
-/// `{points}`, `{days}`, `{date}`), else the built-in one.
+/// `{points}` or `{balance}`, `{days}`, `{date}`, and for a custom trigger's `{level}` and
+/// `{master}`), else the built-in one.
 pub fn reminder_text(r: &Reminder, lang: Lang) -> String {
     let salon = r.salon.clone().unwrap_or_default();
     let name = r.name.clone().unwrap_or_default();
@@ -132,7 +133,10 @@ pub fn reminder_text(r: &Reminder, lang: Lang) -> String {
         .replace("{salon}", &salon)
         .replace("{points}", &points)
         .replace("{days}", &r.days.to_string())
-        .replace("{date}", &on);
+        .replace("{date}", &on)
+        .replace("{balance}", &points)
+        .replace("{level}", r.level.as_deref().unwrap_or_default())
+        .replace("{master}", r.master.as_deref().unwrap_or_default());
     match &r.offer {
         Some(o) => format!("{body}\n\n{}", offer_text(o, lang)),
         None => body,
@@ -516,6 +520,8 @@ mod tests {
             text: None,
             booking_url: None,
             offer: None,
+            level: None,
+            master: None,
         };
         assert_eq!(
             reminder_text(&r, Lang::Ru),
@@ -524,6 +530,32 @@ mod tests {
         assert_eq!(
             reminder_text(&r, Lang::En),
             "Hello, Анна! We have not seen you at Лотос for 52 days. We miss you and would love to see you again: you have 350 points."
+        );
+    }
+
+    #[test]
+    fn a_custom_triggers_message_fills_name_balance_level_and_master() {
+        let r = Reminder {
+            trigger: "custom".into(),
+            salon: Some("Лотос".into()),
+            name: Some("Анна".into()),
+            points: 1_250,
+            days: 0,
+            date: None,
+            birthday_points: None,
+            text: Some(loyalty_core::engage::Texts {
+                ru: "{name}, спасибо за пятый визит к {master}! Уровень {level}, на счёте {balance}."
+                    .into(),
+                en: None,
+            }),
+            booking_url: None,
+            offer: None,
+            level: Some("Золото".into()),
+            master: Some("Ольге".into()),
+        };
+        assert_eq!(
+            reminder_text(&r, Lang::Ru),
+            "Анна, спасибо за пятый визит к Ольге! Уровень Золото, на счёте 1\u{202f}250 баллов."
         );
     }
 
@@ -540,6 +572,8 @@ mod tests {
             text: None,
             booking_url: None,
             offer: None,
+            level: None,
+            master: None,
         };
         assert_eq!(
             reminder_text(&r, Lang::Ru),

@@ -120,6 +120,8 @@ async fn world() -> World {
                 text: None,
                 booking_url: Some("https://n4564.yclients.com/".into()),
                 offer: None,
+                level: None,
+                master: None,
             },
             decided_at_ms: NOON,
         }],

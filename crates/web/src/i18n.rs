@@ -90,6 +90,7 @@ impl Lang {
             EntryKind::Birthday => ("ко дню рождения", "birthday"),
             EntryKind::Referral => ("за друга", "referral"),
             EntryKind::Offer => ("по предложению", "offer"),
+            EntryKind::Trigger => ("бонус салона", "salon's bonus"),
             EntryKind::Expiry => ("сгорели", "expired"),
             EntryKind::Matured => ("стали доступны", "became spendable"),
             EntryKind::Hold => ("на обмен", "held for a reward"),

@@ -2,6 +2,7 @@
 //! already earned), client cards, the welcome bonus.
 
 use super::campaign::{counted, first_earned};
+use super::custom::{fire_visit, on_visits, triggers_allowed};
 use super::level::rise;
 use super::offer::{release_offer, settle_offers};
 use super::posting::{
@@ -138,13 +139,19 @@ impl LoyaltyEngine {
                         Some(fixed) => fixed,
                         None => first_terms(tx, partner, &current, visit, client).await?,
                     };
-                    let program = terms_program(tx, partner, &current, &terms).await?;
+                    let mut program = terms_program(tx, partner, &current, &terms).await?;
+                    if !program.custom_triggers.is_empty()
+                        && !triggers_allowed(tx, partner, &program).await?
+                    {
+                        // A salon off the Enterprise plan keeps its triggers, run by none.
+                        program.custom_triggers.clear();
+                    }
                     // A visit before the connection's points boundary (the imported past) is
                     // history only.
                     let earns = !conn.before_points(visit.visit_at_ms);
                     if earns
                         && terms.earned.is_none()
-                        && !program.campaigns.is_empty()
+                        && (!program.campaigns.is_empty() || on_visits(&program))
                         && qualifies(&program, visit)?
                     {
                         let record_key = format!("{}:{}", conn.id, visit.record_id);
@@ -156,6 +163,7 @@ impl LoyaltyEngine {
                             client,
                             terms.level.as_deref(),
                             &record_key,
+                            (conn.id, &visit.record_id),
                             counted(state.status),
                             now,
                         )
@@ -163,10 +171,30 @@ impl LoyaltyEngine {
                         terms.earned = Some(earned);
                     }
                     let target = if earns {
-                        program.target_with(visit, terms.earned.as_ref())?
+                        program.target_with(visit, terms.earned.as_ref(), terms.level.as_deref())?
                     } else {
                         Points::ZERO
                     };
+                    if earns
+                        && on_visits(&program)
+                        && let Some(earned) = &terms.earned
+                    {
+                        let record_key = format!("{}:{}", conn.id, visit.record_id);
+                        let cx = earned.context(terms.level.as_deref());
+                        let tell = source.notifies();
+                        fire_visit(
+                            tx,
+                            partner,
+                            &program,
+                            visit,
+                            client,
+                            &record_key,
+                            cx,
+                            tell,
+                            now,
+                        )
+                        .await?;
+                    }
                     state.terms = Some(terms);
                     let postings = self
                         .settle_record(

@@ -1,9 +1,12 @@
 //! Birthday points: once a year, `days_before` a client's birthday in the salon's time, in a lot
 //! that expires `valid_days` later, with a message. The key `birthday:{client}:{year}` (the year
-//! of the birthday it is for) makes a grant happen once, on any number of passes and instances.
+//! of the birthday it is for) makes a grant happen once, on any number of passes and instances;
+//! the salon's birthday triggers fire with it, under the same key.
 
 use super::DAY_MS;
+use super::custom::fire_event;
 use super::posting::{client_of, credit_until, notify, program_of};
+use crate::custom::When;
 use crate::ledger::{Account, EntryKind, NewEntry};
 use crate::model::BirthdayBonus;
 use crate::outbox::Notification;
@@ -149,6 +152,20 @@ impl LoyaltyEngine {
             expires_at_ms: expires,
         };
         notify(tx, partner, client, note, now).await?;
+        let level = program.level_of(client.level.as_deref()).map(|(_, n)| n);
+        let key = format!("birthday:{}:{year}", client.id);
+        fire_event(
+            tx,
+            partner,
+            &program,
+            When::Birthday,
+            client,
+            level,
+            &key,
+            true,
+            now,
+        )
+        .await?;
         Ok(Some(posting))
     }
 }

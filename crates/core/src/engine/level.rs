@@ -3,9 +3,11 @@
 
 use serde::Serialize;
 
+use super::custom::fire_event;
 use super::posting::{client_of, notify, program_of};
 use crate::audit::AuditAction;
-use crate::level::{LevelReason, Levels, Measure, Progress};
+use crate::custom::When;
+use crate::level::{LevelReason, Measure, Progress};
 use crate::outbox::Notification;
 use crate::store::LevelChange;
 use crate::{
@@ -108,7 +110,7 @@ impl LoyaltyEngine {
                     actor: Some(actor),
                     tell: true,
                 };
-                move_level(tx, partner, levels, &client, wanted, m, change, now).await?;
+                move_level(tx, partner, &program, &client, wanted, m, change, now).await?;
             }
             client_of(tx, partner, client_id).await
         })
@@ -189,7 +191,7 @@ impl LoyaltyEngine {
                 actor: None,
                 tell: true,
             };
-            move_level(tx, partner, levels, &client, to, m, change, now).await?;
+            move_level(tx, partner, &program, &client, to, m, change, now).await?;
             Ok::<_, EngineError>(Some(to < at))
         })
     }
@@ -226,22 +228,26 @@ pub(super) async fn rise(
         actor: None,
         tell,
     };
-    move_level(tx, partner, levels, client, to, m, change, now).await
+    move_level(tx, partner, program, client, to, m, change, now).await
 }
 
-/// Puts the client at level `to`, holding from `now`; records and tells a change of level. A
-/// concurrent change is a lost race: the transaction runs again on fresh rows.
+/// Puts the client at level `to`, holding from `now`; records and tells a change of level and
+/// fires the program's triggers on the level reached. A concurrent change is a lost race: the
+/// transaction runs again on fresh rows.
 #[allow(clippy::too_many_arguments)]
 async fn move_level(
     tx: &mut dyn StoreTx,
     partner: PartnerId,
-    levels: &Levels,
+    program: &Program,
     client: &Client,
     to: usize,
     m: Measure,
     change: Change<'_>,
     now: i64,
 ) -> Result<(), EngineError> {
+    let Some(levels) = &program.levels else {
+        return Ok(());
+    };
     let at = levels.standing(client.level.as_deref());
     let (Some(from), Some(tier)) = (levels.tiers.get(at), levels.tiers.get(to)) else {
         return Ok(());
@@ -276,6 +282,23 @@ async fn move_level(
             max_redeem_share: tier.max_redeem_share,
         };
         notify(tx, partner, client, note, now).await?;
+    }
+    if to > at {
+        let key = format!("level:{}:{}:{now}", client.id, tier.name);
+        let reached = Some(tier.name.as_str());
+        let tell = change.tell;
+        fire_event(
+            tx,
+            partner,
+            program,
+            When::LevelReached,
+            client,
+            reached,
+            &key,
+            tell,
+            now,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Referrals: recorded when a friend joins through a client's link, paid to both when the
 //! friend's first visit that came is applied, reversed if that visit does not come after all.
 
+use super::custom::fire_referral;
 use super::level::rise;
 use super::posting::{client_of, credit, debit, notify, program_of};
 use crate::campaign::{Period, period_bounds};
@@ -101,8 +102,13 @@ pub(super) async fn settle_referral(
             r.record_key = Some(record_key.to_owned());
             r.qualified_at_ms = Some(at);
             r.friend_points = rules.friend_points.max(Points::ZERO);
-            r.referrer_points = rules.referrer_points.max(Points::ZERO);
             let referrer = client_of(tx, partner, r.referrer_id).await?;
+            // The salon's referral triggers add to the inviting client's bonus.
+            let level = program.level_of(referrer.level.as_deref()).map(|(_, n)| n);
+            let key = format!("referral:{}", r.id);
+            let extra =
+                fire_referral(tx, partner, program, &referrer, level, &key, tell, now).await?;
+            r.referrer_points = rules.referrer_points.max(Points::ZERO) + extra;
             post_both(
                 tx, partner, program, &mut r, friend, referrer, true, tell, now,
             )

@@ -3,6 +3,7 @@
 use std::io::Read;
 
 use loyalty_core::audit::Actor;
+use loyalty_core::custom::check_plan;
 use loyalty_core::{Bps, Clock, LoyaltyEngine, Program, ProgramVersion, SystemClock};
 use serde_json::{Value, json};
 
@@ -71,6 +72,16 @@ pub async fn program_set(
     program
         .validate()
         .map_err(|e| Usage(format!("invalid program: {e}")))?;
+    if let Some(p) = store.partner(partner).await? {
+        let current = store.program_versions(partner).await?.pop();
+        check_plan(
+            partner,
+            p.plan,
+            &program,
+            current.as_ref().map(|v| &v.program),
+        )
+        .map_err(|e| Usage(e.to_string()))?;
+    }
     let v = store
         .set_program(partner, &program, SystemClock.now_ms(), actor)
         .await?;

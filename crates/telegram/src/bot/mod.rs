@@ -1379,6 +1379,8 @@ fn kind_label(kind: EntryKind, lang: Lang) -> &'static str {
         (EntryKind::Referral, Lang::En) => "referral bonus",
         (EntryKind::Offer, Lang::Ru) => "персональное предложение",
         (EntryKind::Offer, Lang::En) => "personal offer",
+        (EntryKind::Trigger, Lang::Ru) => "бонус салона",
+        (EntryKind::Trigger, Lang::En) => "salon's bonus",
         (EntryKind::Expiry, Lang::Ru) => "сгорание",
         (EntryKind::Expiry, Lang::En) => "expired",
         (EntryKind::Matured, Lang::Ru) => "стали доступны",

@@ -36,7 +36,7 @@ use utoipa::openapi::{Content, Object, OpenApi, Ref, RefOr, Type};
         (name = "clients", description = "Clients, their balance, history and points"),
         (name = "visits", description = "Visits pushed by a POS or an unsupported CRM"),
         (name = "rewards", description = "The rewards catalog, redemptions and codes"),
-        (name = "program", description = "Levels and referrals"),
+        (name = "program", description = "Levels, referrals and custom triggers"),
         (name = "webhooks", description = "Endpoints told of events, signed the Standard \
             Webhooks way (`webhook-id`, `webhook-timestamp`, `webhook-signature`), and the \
             deliveries owed to them"),
@@ -107,7 +107,7 @@ pub fn finish(api: &mut OpenApi) {
             problem("The database is not answering; try again (`unavailable`)"),
         ),
     ];
-    // Every POST carries an Idempotency-Key, so any may meet it used or busy.
+    // A POST that carries an Idempotency-Key may meet it used or busy.
     let reused: RefOr<utoipa::openapi::Response> = ResponseBuilder::new()
         .description(
             "The Idempotency-Key was used with another request (`idempotency_conflict`), or \
@@ -130,7 +130,14 @@ pub fn finish(api: &mut OpenApi) {
                     .or_insert_with(|| response.clone());
             }
         }
-        if let Some(op) = &mut item.post {
+        // A POST that only reads (a preview) takes no key and meets no 409.
+        let keyed = |op: &utoipa::openapi::path::Operation| {
+            op.parameters
+                .iter()
+                .flatten()
+                .any(|p| matches!(p, RefOr::T(p) if p.name == "Idempotency-Key"))
+        };
+        if let Some(op) = item.post.as_mut().filter(|op| keyed(op)) {
             op.responses
                 .responses
                 .entry("409".to_owned())

@@ -22,6 +22,7 @@ mod problem;
 mod program;
 mod rewards;
 pub mod signing;
+mod triggers;
 mod visits;
 
 use std::sync::Arc;
@@ -62,7 +63,10 @@ fn parts() -> (Router<Arc<Dashboard>>, OpenApi) {
         .routes(routes!(hooks::disable))
         .routes(routes!(hooks::enable))
         .routes(routes!(hooks::deliveries))
-        .routes(routes!(hooks::replay));
+        .routes(routes!(hooks::replay))
+        .routes(routes!(triggers::list))
+        .routes(routes!(triggers::fires))
+        .routes(routes!(triggers::try_on));
     let (router, mut api) = OpenApiRouter::with_openapi(docs::base())
         .nest("/api/v1", v1)
         .split_for_parts();

@@ -8,6 +8,7 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use loyalty_core::custom::check_plan;
 use loyalty_core::{Bps, Currency, PartnerStore, Points, Program};
 use serde::Deserialize;
 
@@ -209,6 +210,11 @@ pub(crate) async fn save(
     program: &Program,
 ) -> Result<Option<String>, WebError> {
     if let Err(e) = program.validate() {
+        return Ok(Some(e.to_string()));
+    }
+    let current = dash.store.program_versions(staff.partner.id).await?.pop();
+    let (partner, plan) = (staff.partner.id, staff.partner.plan);
+    if let Err(e) = check_plan(partner, plan, program, current.as_ref().map(|v| &v.program)) {
         return Ok(Some(e.to_string()));
     }
     dash.store
