@@ -34,10 +34,14 @@ pub enum EventType {
     ReferralRewarded,
     /// One of the salon's custom triggers with a webhook action fired.
     TriggerFired,
+    /// A client linked Telegram: the salon can reach her there now.
+    ClientLinked,
+    /// A reminder or a custom trigger's message went out to a client.
+    EngagementSent,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 13] = [
         EventType::PointsAccrued,
         EventType::PointsReversed,
         EventType::PointsExpired,
@@ -49,6 +53,8 @@ impl EventType {
         EventType::ClientLevelChanged,
         EventType::ReferralRewarded,
         EventType::TriggerFired,
+        EventType::ClientLinked,
+        EventType::EngagementSent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +70,8 @@ impl EventType {
             EventType::ClientLevelChanged => "client.level_changed",
             EventType::ReferralRewarded => "referral.rewarded",
             EventType::TriggerFired => "trigger.fired",
+            EventType::ClientLinked => "client.linked",
+            EventType::EngagementSent => "engagement.sent",
         }
     }
 
@@ -175,6 +183,35 @@ impl PartnerEvent {
                 "points": f.points.0,
                 "record_id": f.record_id,
                 "message": f.message.is_some(),
+            }),
+        }
+    }
+
+    /// A client linked a Telegram chat (through the deployment's bot or the salon's own).
+    pub fn of_linked(client: crate::ClientId) -> PartnerEvent {
+        PartnerEvent {
+            kind: EventType::ClientLinked,
+            data: json!({"client_id": client.0, "channel": "telegram"}),
+        }
+    }
+
+    /// A marketing message went out: which trigger (`custom` for a custom trigger's), for
+    /// which occurrence, by which channel, with a personal offer or not.
+    pub fn of_engagement(
+        client: crate::ClientId,
+        trigger: &str,
+        cycle: &str,
+        channel: &str,
+        offer: bool,
+    ) -> PartnerEvent {
+        PartnerEvent {
+            kind: EventType::EngagementSent,
+            data: json!({
+                "client_id": client.0,
+                "trigger": trigger,
+                "cycle": cycle,
+                "channel": channel,
+                "offer": offer,
             }),
         }
     }

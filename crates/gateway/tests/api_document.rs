@@ -62,7 +62,7 @@ async fn every_route_is_documented_and_every_operation_routed() {
             operations.push((method.clone(), path.clone()));
         }
     }
-    assert_eq!(operations.len(), 24);
+    assert_eq!(operations.len(), 27);
     for (method, path) in &operations {
         let url = format!("{}{}", api.base, filled(path));
         let req = match method.as_str() {

@@ -1025,9 +1025,33 @@ fn the_demo_runs_a_yclients_salon_and_a_clinic_on_arnica() {
         "{fourth}"
     );
     assert_eq!(fourth["replayed"], true);
+    // Its own rule: tried on the first visit (not a return), then fired by the second.
+    assert_eq!(fourth["preview"]["fires"], false, "{fourth}");
     assert_eq!(
-        fourth["webhooks"],
-        serde_json::json!([{"type": "points.accrued", "webhook_id": "msg_4_1", "signature_checked": true}])
+        fourth["preview"]["failing"],
+        serde_json::json!(["min_visits"])
+    );
+    assert_eq!(fourth["returned"]["points"], 425, "{fourth}");
+    let mut told: Vec<(String, bool)> = fourth["webhooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["type"].as_str().unwrap().to_owned(),
+                w["signature_checked"] == true,
+            )
+        })
+        .collect();
+    told.sort();
+    assert_eq!(
+        told,
+        vec![
+            ("points.accrued".to_owned(), true),
+            ("points.accrued".to_owned(), true),
+            ("trigger.fired".to_owned(), true)
+        ],
+        "{fourth}"
     );
     assert_eq!(summary["outbox_pending"], 0);
     assert_eq!(summary["dashboard"]["owner"]["email"], "owner@lotos.demo");

@@ -85,13 +85,17 @@ async fn receiver() -> MockServer {
 }
 
 async fn fired_events(receiver: &MockServer) -> Vec<Value> {
+    events_of(receiver, "trigger.fired").await
+}
+
+async fn events_of(receiver: &MockServer, kind: &str) -> Vec<Value> {
     receiver
         .received_requests()
         .await
         .unwrap_or_default()
         .iter()
         .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
-        .filter(|b| b["type"] == "trigger.fired")
+        .filter(|b| b["type"] == kind)
         .collect()
 }
 
@@ -196,7 +200,7 @@ async fn a_salons_rule_from_program_set_to_telegram_and_the_partner() {
             &w,
             "/api/v1/webhooks/endpoints",
             Some("e-1"),
-            &json!({"url": url, "events": ["trigger.fired"]}),
+            &json!({"url": url, "events": ["trigger.fired", "client.linked", "engagement.sent"]}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{endpoint}");
@@ -337,6 +341,24 @@ async fn a_salons_rule_from_program_set_to_telegram_and_the_partner() {
         .filter(|t| t.contains("спасибо, что вернулись"))
         .count();
     assert_eq!(thanks, 1, "one message for one visit");
+    // The partner heard of both links and of the message that went out.
+    let linked: Vec<Value> = events_of(&partner_receiver, "client.linked")
+        .await
+        .iter()
+        .map(|e| e["data"]["client_id"].clone())
+        .collect();
+    assert_eq!(linked.len(), 2, "{linked:?}");
+    assert!(linked.contains(&json!(anna.0)));
+    let sent = events_of(&partner_receiver, "engagement.sent").await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (
+            &sent[0]["data"]["client_id"],
+            &sent[0]["data"]["trigger"],
+            &sent[0]["data"]["channel"]
+        ),
+        (&json!(anna.0), &json!("custom"), &json!("telegram"))
+    );
     let to_olga = texts_to(&telegram, OLGA_CHAT).await;
     assert!(
         !to_olga.iter().any(|t| t.contains("спасибо")),

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use loyalty_core::history::Rhythm;
+use loyalty_core::hook::PartnerEvent;
 use loyalty_core::{ClientId, ConnectionId, PartnerId, StoreError};
 use loyalty_engage::risk::SalonModel;
 use loyalty_engage::store::{
@@ -14,7 +15,7 @@ use loyalty_engage::store::{
 use loyalty_engage::uplift::Arm;
 
 use crate::rows::get;
-use crate::{Backend, SqlStore, db_err};
+use crate::{Backend, SqlStore, SqlTx, db_err};
 
 /// Rows per multi-row INSERT (9 parameters each, far below either backend's limit).
 const INSERT_CHUNK: usize = 500;
@@ -478,19 +479,30 @@ impl EngageStore for SqlStore {
     }
 
     async fn reminder_sent(&self, id: i64, now_ms: i64) -> Result<(), StoreError> {
-        let mut tx = self.begin_raw().await?;
+        let mut sql_tx = SqlTx::new(self.begin_raw().await?, self.backend);
         let sent = sqlx::query(
             "UPDATE engage_sends SET status = 'sent', sent_at_ms = $2, last_error = NULL \
              WHERE id = $1 AND status = 'queued' \
-             RETURNING partner_id, client_id, trigger_name, payload",
+             RETURNING partner_id, client_id, trigger_name, cycle, channel, payload",
         )
         .bind(id)
         .bind(now_ms)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *sql_tx.tx)
         .await
         .map_err(db_err)?;
         if let Some(row) = sent {
             let reminder = reminder_of(&get::<String>(&row, "payload")?)?;
+            // The salon's partners are told, in this transaction (the outbox pattern).
+            let event = PartnerEvent::of_engagement(
+                ClientId(get(&row, "client_id")?),
+                &get::<String>(&row, "trigger_name")?,
+                &get::<String>(&row, "cycle")?,
+                &get::<String>(&row, "channel")?,
+                reminder.offer.is_some(),
+            );
+            let partner = PartnerId(get(&row, "partner_id")?);
+            sql_tx.emit(partner, &event, now_ms).await?;
+            let tx = &mut sql_tx.tx;
             if let Some(terms) = &reminder.offer {
                 let text = serde_json::to_string(terms)
                     .map_err(|e| StoreError::Backend(format!("offer terms to JSON: {e}")))?;
@@ -508,12 +520,12 @@ impl EngageStore for SqlStore {
                 .bind(text)
                 .bind(now_ms)
                 .bind(until)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(db_err)?;
             }
         }
-        tx.commit().await.map_err(db_err)?;
+        sql_tx.tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 

@@ -23,6 +23,7 @@ use crate::rows::{
 };
 use crate::{Backend, SqlStore, SqlTx, db_err, found};
 use loyalty_core::code::Code;
+use loyalty_core::hook::PartnerEvent;
 use loyalty_core::redemption::Redemption;
 
 #[async_trait]
@@ -694,14 +695,16 @@ impl ChatStore for SqlStore {
     }
 
     async fn link_chat(&self, phone: &Phone, chat_id: i64) -> Result<Vec<Client>, StoreError> {
-        let mut tx = self.begin_raw().await?;
+        let mut sql_tx = SqlTx::new(self.begin_raw().await?, self.backend);
+        let before = linked_before(&mut sql_tx, phone, chat_id, 0).await?;
+        let tx = &mut sql_tx.tx;
         sqlx::query(
             "UPDATE clients SET telegram_chat_id = NULL \
              WHERE telegram_chat_id = $1 AND chat_bot_id = 0 AND phone <> $2",
         )
         .bind(chat_id)
         .bind(phone.as_str())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(db_err)?;
         // A salon with its own bot links its clients through it, never through ours.
@@ -712,14 +715,15 @@ impl ChatStore for SqlStore {
         ))
         .bind(phone.as_str())
         .bind(chat_id)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await
         .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
         let mut clients = linked
             .iter()
             .map(rows::client)
             .collect::<Result<Vec<_>, _>>()?;
+        tell_linked(&mut sql_tx, &clients, &before).await?;
+        sql_tx.tx.commit().await.map_err(db_err)?;
         clients.sort_by_key(|c| (c.partner_id, c.id));
         Ok(clients)
     }
@@ -731,7 +735,9 @@ impl ChatStore for SqlStore {
         phone: &Phone,
         chat_id: i64,
     ) -> Result<Vec<Client>, StoreError> {
-        let mut tx = self.begin_raw().await?;
+        let mut sql_tx = SqlTx::new(self.begin_raw().await?, self.backend);
+        let before = linked_before(&mut sql_tx, phone, chat_id, bot).await?;
+        let tx = &mut sql_tx.tx;
         sqlx::query(
             "UPDATE clients SET telegram_chat_id = NULL, chat_bot_id = 0 \
              WHERE partner_id = $1 AND telegram_chat_id = $2 AND chat_bot_id = $3 AND phone <> $4",
@@ -740,7 +746,7 @@ impl ChatStore for SqlStore {
         .bind(chat_id)
         .bind(bot)
         .bind(phone.as_str())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(db_err)?;
         let linked = sqlx::query(concat!(
@@ -752,11 +758,16 @@ impl ChatStore for SqlStore {
         .bind(phone.as_str())
         .bind(chat_id)
         .bind(bot)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await
         .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        linked.iter().map(rows::client).collect()
+        let clients = linked
+            .iter()
+            .map(rows::client)
+            .collect::<Result<Vec<_>, _>>()?;
+        tell_linked(&mut sql_tx, &clients, &before).await?;
+        sql_tx.tx.commit().await.map_err(db_err)?;
+        Ok(clients)
     }
 
     async fn clients_of_chat_via(&self, chat_id: i64, bot: i64) -> Result<Vec<Client>, StoreError> {
@@ -986,4 +997,40 @@ impl SqlStore {
         }
         .map_err(db_err)
     }
+}
+
+/// The clients with `phone` already linked to `chat_id` through `bot` (0: the deployment's):
+/// linking them again tells no one.
+async fn linked_before(
+    tx: &mut SqlTx,
+    phone: &Phone,
+    chat_id: i64,
+    bot: i64,
+) -> Result<Vec<ClientId>, StoreError> {
+    sqlx::query(
+        "SELECT id FROM clients WHERE phone = $1 AND telegram_chat_id = $2 AND chat_bot_id = $3",
+    )
+    .bind(phone.as_str())
+    .bind(chat_id)
+    .bind(bot)
+    .fetch_all(&mut *tx.tx)
+    .await
+    .map_err(db_err)?
+    .iter()
+    .map(|r| get(r, "id").map(ClientId))
+    .collect()
+}
+
+/// Owes each newly linked client's salon a `client.linked` event, in the linking transaction.
+async fn tell_linked(
+    tx: &mut SqlTx,
+    clients: &[Client],
+    before: &[ClientId],
+) -> Result<(), StoreError> {
+    for c in clients.iter().filter(|c| !before.contains(&c.id)) {
+        let now = loyalty_core::Clock::now_ms(&loyalty_core::SystemClock);
+        tx.emit(c.partner_id, &PartnerEvent::of_linked(c.id), now)
+            .await?;
+    }
+    Ok(())
 }

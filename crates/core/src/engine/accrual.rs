@@ -175,8 +175,25 @@ impl LoyaltyEngine {
                     } else {
                         Points::ZERO
                     };
+                    state.terms = Some(terms);
+                    let postings = self
+                        .settle_record(
+                            tx,
+                            conn,
+                            &program,
+                            visit,
+                            &mut state,
+                            client,
+                            target,
+                            source.notifies(),
+                            note,
+                            now,
+                        )
+                        .await?;
+                    // The visit's triggers, after its points (their events follow them).
                     if earns
                         && on_visits(&program)
+                        && let Some(terms) = &state.terms
                         && let Some(earned) = &terms.earned
                     {
                         let record_key = format!("{}:{}", conn.id, visit.record_id);
@@ -195,21 +212,6 @@ impl LoyaltyEngine {
                         )
                         .await?;
                     }
-                    state.terms = Some(terms);
-                    let postings = self
-                        .settle_record(
-                            tx,
-                            conn,
-                            &program,
-                            visit,
-                            &mut state,
-                            client,
-                            target,
-                            source.notifies(),
-                            note,
-                            now,
-                        )
-                        .await?;
                     if earns {
                         let record_key = format!("{}:{}", conn.id, visit.record_id);
                         // A record that moved from another client: her offer for it goes

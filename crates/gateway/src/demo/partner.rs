@@ -1,7 +1,9 @@
 //! The demo's fourth salon: «Прима» runs its own POS and no CRM we connect to. On the
 //! Enterprise plan it gets an API key, registers a webhook endpoint (a local stand-in receiver
 //! that checks each signature), and its POS pushes the day's visit through `/api/v1/visits`;
-//! the receiver is told of the points, signed.
+//! the receiver is told of the points, signed. Then the salon writes a rule of its own (a custom
+//! trigger: 300 points on every return visit), tries it on the past visit through the API, and
+//! the client's next visit fires it — the receiver told of that too.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,6 +15,8 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use loyalty_web::api::signing;
 use serde_json::{Value, json};
+
+use loyalty_core::PartnerStore;
 
 use crate::cli;
 
@@ -96,7 +100,7 @@ pub(super) async fn salon(
         call(
             "/webhooks/endpoints",
             "prima-endpoint-1",
-            json!({"url": receiver, "events": ["points.accrued"]}),
+            json!({"url": receiver, "events": ["points.accrued", "trigger.fired"]}),
         )
         .await?,
     )
@@ -109,7 +113,7 @@ pub(super) async fn salon(
         g.0 = Some(secret);
     }
     say(format!(
-        "20:41  It registers where to be told of points (a secret whsec_… comes back once):\n      POST {base}/webhooks/endpoints {{\"url\": \"{receiver}\", \"events\": [\"points.accrued\"]}}"
+        "20:41  It registers where to be told of points (a secret whsec_… comes back once):\n      POST {base}/webhooks/endpoints {{\"url\": \"{receiver}\", \"events\": [\"points.accrued\", \"trigger.fired\"]}}"
     ));
 
     let visit = json!({
@@ -137,17 +141,88 @@ pub(super) async fn salon(
         "20:46  The POS, unsure the answer arrived, sends it again: the first answer (Idempotent-Replayed: {replayed}), no second accrual"
     ));
 
+    // Its own rule: 300 points on every return visit of 1 000 ₽ or more, and a word to its
+    // receiver. Tried on Дарья's first visit before it is saved: it would not have fired.
+    let rule = json!({
+        "name": "Снова к нам",
+        "when": "visit",
+        "conditions": {"min_visits": 2, "min_paid_minor": 100_000},
+        "then": [{"kind": "bonus", "points": 300}, {"kind": "webhook"}]
+    });
+    let preview = json_of(
+        http.post(format!("{base}/custom-triggers/preview"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(json!({"trigger": rule, "visit_id": "pos-2041"}).to_string())
+            .send()
+            .await?,
+    )
+    .await?;
+    let failed: Vec<&str> = preview["checks"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter(|c| c["holds"] == false)
+                .filter_map(|c| c["condition"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    say(format!(
+        "20:50  «Прима» writes a rule of its own — 300 points on every return visit of 1 000 ₽ or more —
+      and tries it on Дарья's visit first: POST {base}/custom-triggers/preview → fires: {}, failing: {}",
+        preview["fires"],
+        failed.join(", ")
+    ));
+    let mut program = gateway
+        .store
+        .partner(loyalty_core::PartnerId(id))
+        .await?
+        .context("«Прима» is gone")?
+        .program;
+    program.custom_triggers = vec![serde_json::from_value(rule)?];
+    program.validate()?;
+    gateway
+        .store
+        .set_program(
+            loyalty_core::PartnerId(id),
+            &program,
+            gateway.engine.now_ms(),
+            &loyalty_core::audit::Actor::system(),
+        )
+        .await?;
+    say("      $ loyalty-gateway program set --partner … --file prima.json   (custom_triggers: [the rule])".into());
+    let next = json!({
+        "id": "pos-2107",
+        "status": "came",
+        "client": {"phone": "+7 916 444-00-07", "name": "Дарья"},
+        "lines": [{"title": "Укладка", "paid_minor": 250_000}],
+        "master": "Ольга",
+    });
+    let returned = json_of(call("/visits", "pos-2107-came", next).await?).await?;
+    say(format!(
+        "21:07  Дарья is back for a styling: +{} points (125 for the bill, 300 by the rule), balance {}",
+        returned["points"], returned["balance"]
+    ));
+
     // The receiver is told within a second or two (the sender looks every second).
     for _ in 0..100 {
-        if got.lock().map(|g| !g.1.is_empty()).unwrap_or(false) {
+        if got.lock().map(|g| g.1.len() >= 3).unwrap_or(false) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let events = got.lock().map(|g| g.1.clone()).unwrap_or_default();
+    let mut events = got.lock().map(|g| g.1.clone()).unwrap_or_default();
+    // In the order they were written (`msg_{endpoint}_{delivery}`); they may arrive otherwise.
+    events.sort_by_key(|(_, id, _)| {
+        id.rsplit('_')
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(u64::MAX)
+    });
+    say("21:08  «Прима»'s receiver was told of each change within a second, signed:".into());
     for (kind, msg, verified) in &events {
         say(format!(
-            "20:46  «Прима»'s receiver gets {kind} ({msg}), signature {}",
+            "      {kind} ({msg}), signature {}",
             if *verified { "checked" } else { "WRONG" }
         ));
     }
@@ -157,6 +232,8 @@ pub(super) async fn salon(
         "crm": "its own POS (partner API)",
         "visit": pushed,
         "replayed": replayed == "true",
+        "preview": {"fires": preview["fires"], "failing": failed},
+        "returned": returned,
         "webhooks": events
             .iter()
             .map(|(kind, id, verified)| json!({"type": kind, "webhook_id": id, "signature_checked": verified}))

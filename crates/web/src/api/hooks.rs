@@ -72,7 +72,8 @@ pub struct NewEndpoint {
     /// Event types to get (`points.accrued`, `points.reversed`, `points.expired`,
     /// `redemption.created`, `redemption.used`, `redemption.cancelled`,
     /// `redemption.expired`, `redemption.failed`, `client.level_changed`,
-    /// `referral.rewarded`, `trigger.fired`); absent or empty: all.
+    /// `referral.rewarded`, `trigger.fired`, `client.linked`, `engagement.sent`); absent or
+    /// empty: all.
     events: Option<Vec<String>>,
 }
 
