@@ -42,6 +42,7 @@ pub mod store;
 pub mod sync;
 
 pub use adapter::{AdapterError, Capabilities, CrmAdapter, WebhookError};
+pub use custom::TriggerTx;
 pub use engine::{
     BillTerms, Clock, EngineError, LoyaltyEngine, ManualClock, Outcome, Posting, Statement,
     SystemClock,
@@ -58,5 +59,5 @@ pub use store::{
     BirthdayStore, CampaignTx, ChatStore, ClientStore, ClientTx, HoldTx, LedgerStore, LedgerTx,
     LevelStore, LevelTx, OfferTx, OutboxStats, OutboxStore, OutboxTx, PartnerStore, PendingTx,
     RecordTx, RedemptionTx, ReferralStore, ReferralTx, RewardStore, Store, StoreError, StoreTx,
-    TelegramChat, TriggerTx,
+    TelegramChat,
 };

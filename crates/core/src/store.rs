@@ -189,7 +189,7 @@ pub trait StoreTx:
     + LedgerTx
     + PendingTx
     + CampaignTx
-    + TriggerTx
+    + crate::custom::TriggerTx
     + ReferralTx
     + OfferTx
     + LevelTx
@@ -468,34 +468,6 @@ pub trait CampaignTx: Send {
         visit_at_ms: i64,
         points: Points,
     ) -> Result<(), StoreError>;
-}
-
-/// Custom triggers in a transaction.
-#[async_trait]
-pub trait TriggerTx: Send {
-    /// The partner's plan (read with the program in this transaction when it was).
-    async fn plan(&mut self, partner: PartnerId) -> Result<crate::audit::Plan, StoreError>;
-
-    /// When the client's last visit that came before `before_ms` was, other than the record
-    /// `record_id` of `connection`; `None` when there is none.
-    async fn came_before(
-        &mut self,
-        partner: PartnerId,
-        client: ClientId,
-        before_ms: i64,
-        connection: ConnectionId,
-        record_id: &str,
-    ) -> Result<Option<i64>, StoreError>;
-
-    /// Records that a trigger fired for an event, with its message queued for the delivery
-    /// policy and its `trigger.fired` event owed to the salon's endpoints; `false` (and nothing
-    /// written) when it had fired for that event already.
-    async fn fire_trigger(
-        &mut self,
-        partner: PartnerId,
-        fired: &crate::custom::Fired,
-        now_ms: i64,
-    ) -> Result<bool, StoreError>;
 }
 
 /// Referrals in a transaction.

@@ -4,7 +4,7 @@
 //! the schedule's end and replayable.
 
 use loyalty_core::hook::{EventType, PartnerEvent};
-use loyalty_core::{PartnerId, StoreError};
+use loyalty_core::{Client, ClientId, PartnerId, Phone, StoreError};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 
@@ -586,4 +586,40 @@ impl SqlTx {
         .map_err(db_err)?;
         Ok(())
     }
+}
+
+/// The clients with `phone` already linked to `chat_id` through `bot` (0: the deployment's):
+/// linking them again tells no one.
+pub(crate) async fn linked_before(
+    tx: &mut SqlTx,
+    phone: &Phone,
+    chat_id: i64,
+    bot: i64,
+) -> Result<Vec<ClientId>, StoreError> {
+    sqlx::query(
+        "SELECT id FROM clients WHERE phone = $1 AND telegram_chat_id = $2 AND chat_bot_id = $3",
+    )
+    .bind(phone.as_str())
+    .bind(chat_id)
+    .bind(bot)
+    .fetch_all(&mut *tx.tx)
+    .await
+    .map_err(db_err)?
+    .iter()
+    .map(|r| get(r, "id").map(ClientId))
+    .collect()
+}
+
+/// Owes each newly linked client's salon a `client.linked` event, in the linking transaction.
+pub(crate) async fn tell_linked(
+    tx: &mut SqlTx,
+    clients: &[Client],
+    before: &[ClientId],
+) -> Result<(), StoreError> {
+    for c in clients.iter().filter(|c| !before.contains(&c.id)) {
+        let now = loyalty_core::Clock::now_ms(&loyalty_core::SystemClock);
+        tx.emit(c.partner_id, &PartnerEvent::of_linked(c.id), now)
+            .await?;
+    }
+    Ok(())
 }

@@ -23,7 +23,6 @@ use crate::rows::{
 };
 use crate::{Backend, SqlStore, SqlTx, db_err, found};
 use loyalty_core::code::Code;
-use loyalty_core::hook::PartnerEvent;
 use loyalty_core::redemption::Redemption;
 
 #[async_trait]
@@ -696,7 +695,7 @@ impl ChatStore for SqlStore {
 
     async fn link_chat(&self, phone: &Phone, chat_id: i64) -> Result<Vec<Client>, StoreError> {
         let mut sql_tx = SqlTx::new(self.begin_raw().await?, self.backend);
-        let before = linked_before(&mut sql_tx, phone, chat_id, 0).await?;
+        let before = crate::hooks::linked_before(&mut sql_tx, phone, chat_id, 0).await?;
         let tx = &mut sql_tx.tx;
         sqlx::query(
             "UPDATE clients SET telegram_chat_id = NULL \
@@ -722,7 +721,7 @@ impl ChatStore for SqlStore {
             .iter()
             .map(rows::client)
             .collect::<Result<Vec<_>, _>>()?;
-        tell_linked(&mut sql_tx, &clients, &before).await?;
+        crate::hooks::tell_linked(&mut sql_tx, &clients, &before).await?;
         sql_tx.tx.commit().await.map_err(db_err)?;
         clients.sort_by_key(|c| (c.partner_id, c.id));
         Ok(clients)
@@ -736,7 +735,7 @@ impl ChatStore for SqlStore {
         chat_id: i64,
     ) -> Result<Vec<Client>, StoreError> {
         let mut sql_tx = SqlTx::new(self.begin_raw().await?, self.backend);
-        let before = linked_before(&mut sql_tx, phone, chat_id, bot).await?;
+        let before = crate::hooks::linked_before(&mut sql_tx, phone, chat_id, bot).await?;
         let tx = &mut sql_tx.tx;
         sqlx::query(
             "UPDATE clients SET telegram_chat_id = NULL, chat_bot_id = 0 \
@@ -765,7 +764,7 @@ impl ChatStore for SqlStore {
             .iter()
             .map(rows::client)
             .collect::<Result<Vec<_>, _>>()?;
-        tell_linked(&mut sql_tx, &clients, &before).await?;
+        crate::hooks::tell_linked(&mut sql_tx, &clients, &before).await?;
         sql_tx.tx.commit().await.map_err(db_err)?;
         Ok(clients)
     }
@@ -997,40 +996,4 @@ impl SqlStore {
         }
         .map_err(db_err)
     }
-}
-
-/// The clients with `phone` already linked to `chat_id` through `bot` (0: the deployment's):
-/// linking them again tells no one.
-async fn linked_before(
-    tx: &mut SqlTx,
-    phone: &Phone,
-    chat_id: i64,
-    bot: i64,
-) -> Result<Vec<ClientId>, StoreError> {
-    sqlx::query(
-        "SELECT id FROM clients WHERE phone = $1 AND telegram_chat_id = $2 AND chat_bot_id = $3",
-    )
-    .bind(phone.as_str())
-    .bind(chat_id)
-    .bind(bot)
-    .fetch_all(&mut *tx.tx)
-    .await
-    .map_err(db_err)?
-    .iter()
-    .map(|r| get(r, "id").map(ClientId))
-    .collect()
-}
-
-/// Owes each newly linked client's salon a `client.linked` event, in the linking transaction.
-async fn tell_linked(
-    tx: &mut SqlTx,
-    clients: &[Client],
-    before: &[ClientId],
-) -> Result<(), StoreError> {
-    for c in clients.iter().filter(|c| !before.contains(&c.id)) {
-        let now = loyalty_core::Clock::now_ms(&loyalty_core::SystemClock);
-        tx.emit(c.partner_id, &PartnerEvent::of_linked(c.id), now)
-            .await?;
-    }
-    Ok(())
 }
