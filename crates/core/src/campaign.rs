@@ -199,11 +199,7 @@ impl Campaign {
     }
 
     fn covers(&self, line: &VisitLine) -> bool {
-        self.items.is_empty()
-            || self.items.iter().any(|t| match t {
-                RuleTarget::Item(id) => *id == line.item_id,
-                RuleTarget::Category(c) => line.category_id.as_deref() == Some(c.as_str()),
-            })
+        line_in(&self.items, line)
     }
 
     fn is_rate(&self) -> bool {
@@ -245,16 +241,21 @@ impl Campaign {
                 return rate_points(program, visit, |l| self.covers(l), *rate);
             }
         };
-        let (rest, paid) = share;
-        let scaled = if rest == paid {
-            full
-        } else {
-            full * i128::from(rest) / i128::from(paid)
-        };
-        i64::try_from(scaled.max(0))
-            .map(Points)
-            .map_err(|_| MoneyError::Overflow)
+        scaled(full, share)
     }
+}
+
+/// `full` points for the whole bill, scaled to the share `(rest, paid)` not paid with points or
+/// certificates, rounded down once.
+fn scaled(full: i128, (rest, paid): (i64, i64)) -> Result<Points, MoneyError> {
+    let scaled = if rest == paid {
+        full
+    } else {
+        full * i128::from(rest) / i128::from(paid)
+    };
+    i64::try_from(scaled.max(0))
+        .map(Points)
+        .map_err(|_| MoneyError::Overflow)
 }
 
 /// An extra `rate` on the paid amount of the visit's lines `covers` takes, scaled by the share
@@ -265,7 +266,7 @@ pub(crate) fn rate_points(
     covers: impl Fn(&VisitLine) -> bool,
     rate: Bps,
 ) -> Result<Points, MoneyError> {
-    let Some((rest, paid)) = qualifying_share(program, visit)? else {
+    let Some(share) = qualifying_share(program, visit)? else {
         return Ok(Points::ZERO);
     };
     let pv = i128::from(program.point_value_minor);
@@ -275,15 +276,16 @@ pub(crate) fn rate_points(
         .filter(|l| covers(l))
         .map(|l| i128::from(l.paid_minor) * i128::from(rate.value()))
         .sum();
-    let full = weighted / (10_000 * pv);
-    let scaled = if rest == paid {
-        full
-    } else {
-        full * i128::from(rest) / i128::from(paid)
-    };
-    i64::try_from(scaled.max(0))
-        .map(Points)
-        .map_err(|_| MoneyError::Overflow)
+    scaled(weighted / (10_000 * pv), share)
+}
+
+/// Whether `line` is one of `items` (services, goods, categories); every line when empty.
+pub(crate) fn line_in(items: &[RuleTarget], line: &VisitLine) -> bool {
+    items.is_empty()
+        || items.iter().any(|t| match t {
+            RuleTarget::Item(id) => *id == line.item_id,
+            RuleTarget::Category(c) => line.category_id.as_deref() == Some(c.as_str()),
+        })
 }
 
 /// The weekday and hour of `at_ms` in the salon's time.

@@ -31,7 +31,7 @@ pub use tx::{Fired, TriggerMessage, TriggerTx};
 
 use serde::{Deserialize, Serialize};
 
-use crate::campaign::{Weekday, qualifying_share, rate_points, weekday_and_hour};
+use crate::campaign::{Weekday, line_in, qualifying_share, rate_points, weekday_and_hour};
 use crate::engage::Texts;
 use crate::event::{VisitEvent, VisitLine};
 use crate::model::{Program, RuleTarget};
@@ -193,7 +193,7 @@ impl CustomTrigger {
     }
 
     fn covers(&self, line: &VisitLine) -> bool {
-        covers(&self.conditions.items, line)
+        line_in(&self.conditions.items, line)
     }
 
     /// Each condition on a visit in its current state, in order: `program` is the record's,
@@ -340,14 +340,6 @@ impl CustomTrigger {
             && (self.conditions.levels.is_empty()
                 || level.is_some_and(|l| self.conditions.levels.iter().any(|x| x == l)))
     }
-}
-
-fn covers(items: &[RuleTarget], line: &VisitLine) -> bool {
-    items.is_empty()
-        || items.iter().any(|t| match t {
-            RuleTarget::Item(id) => *id == line.item_id,
-            RuleTarget::Category(c) => line.category_id.as_deref() == Some(c.as_str()),
-        })
 }
 
 /// What the visit triggers of `program` add to a visit's points in its current state.
