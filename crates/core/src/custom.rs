@@ -362,10 +362,9 @@ pub fn check_plan(
     partner: crate::model::PartnerId,
     plan: crate::audit::Plan,
     new: &Program,
-    current: Option<&Program>,
+    current: &Program,
 ) -> Result<(), crate::audit::NotInPlan> {
-    let kept = current.is_some_and(|c| c.custom_triggers == new.custom_triggers);
-    if new.custom_triggers.is_empty() || kept {
+    if new.custom_triggers.is_empty() || current.custom_triggers == new.custom_triggers {
         return Ok(());
     }
     plan.check(partner, crate::audit::Capability::CustomTriggers)

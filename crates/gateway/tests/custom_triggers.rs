@@ -99,6 +99,28 @@ async fn events_of(receiver: &MockServer, kind: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The client with `phone` shares it with the bot in `chat` (as /start and the contact button
+/// leave it).
+async fn in_the_bot(
+    store: &loyalty_store::SqlStore,
+    partner: PartnerId,
+    phone: &str,
+    chat: i64,
+    now: i64,
+) {
+    let phone = Phone::parse_international(phone).unwrap();
+    let chat = TelegramChat {
+        chat_id: chat,
+        phone: Some(phone.clone()),
+        language: "ru".into(),
+        active: true,
+        joined_partner: Some(partner),
+        referred_by: None,
+    };
+    store.save_telegram_chat(&chat, now).await.unwrap();
+    store.link_chat(&phone, chat.chat_id).await.unwrap();
+}
+
 /// Waits until `check` holds (the gateway's workers run every 50 ms).
 async fn eventually<F, Fut>(what: &str, mut check: F)
 where
@@ -217,18 +239,8 @@ async fn a_salons_rule_from_program_set_to_telegram_and_the_partner() {
         "{first}"
     );
     let anna = ClientId(first["client_id"].as_i64().unwrap());
-    // She shares her phone with the bot (as /start and the contact button leave it).
-    let phone = Phone::parse_international(ANNA).unwrap();
-    let chat = TelegramChat {
-        chat_id: CHAT,
-        phone: Some(phone.clone()),
-        language: "ru".into(),
-        active: true,
-        joined_partner: Some(partner),
-        referred_by: None,
-    };
-    store.save_telegram_chat(&chat, 0).await.unwrap();
-    store.link_chat(&phone, CHAT).await.unwrap();
+    // She shares her phone with the bot.
+    in_the_bot(store, partner, ANNA, CHAT, 0).await;
     store
         .set_consent(
             partner,
@@ -296,14 +308,7 @@ async fn a_salons_rule_from_program_set_to_telegram_and_the_partner() {
 
     // Olga is in the bot but never opted in to offers: the rule's points, but no message.
     push(visit("o-1", OLGA, "came", 100_000, 1, 0), "v7".into()).await;
-    let phone = Phone::parse_international(OLGA).unwrap();
-    let chat = TelegramChat {
-        chat_id: OLGA_CHAT,
-        phone: Some(phone.clone()),
-        ..chat
-    };
-    store.save_telegram_chat(&chat, 0).await.unwrap();
-    store.link_chat(&phone, OLGA_CHAT).await.unwrap();
+    in_the_bot(store, partner, OLGA, OLGA_CHAT, 0).await;
     let (_, olga) = push(visit("o-2", OLGA, "came", 100_000, 1, 10), "v8".into()).await;
     assert_eq!(olga["points"].as_i64(), Some(350), "{olga}");
 
@@ -507,16 +512,7 @@ async fn a_rules_message_waits_for_the_window_and_expires() {
         .await
         .unwrap()
         .id;
-    let chat = TelegramChat {
-        chat_id: CHAT,
-        phone: Some(phone.clone()),
-        language: "ru".into(),
-        active: true,
-        joined_partner: Some(partner),
-        referred_by: None,
-    };
-    store.save_telegram_chat(&chat, night).await.unwrap();
-    store.link_chat(&phone, CHAT).await.unwrap();
+    in_the_bot(store.as_ref(), partner, ANNA, CHAT, night).await;
     store
         .set_consent(
             partner,

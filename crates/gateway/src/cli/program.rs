@@ -4,7 +4,7 @@ use std::io::Read;
 
 use loyalty_core::audit::Actor;
 use loyalty_core::custom::check_plan;
-use loyalty_core::{Bps, Clock, LoyaltyEngine, Program, ProgramVersion, SystemClock};
+use loyalty_core::{Bps, Clock, LoyaltyEngine, PartnerId, Program, ProgramVersion, SystemClock};
 use serde_json::{Value, json};
 
 use super::{Usage, desk_client, known_partner, refused};
@@ -65,23 +65,19 @@ pub async fn program_set(
     file: &str,
     actor: &Actor,
 ) -> anyhow::Result<Value> {
-    let partner = known_partner(store, partner).await?;
+    let id = PartnerId(partner);
+    let Some(found) = store.partner(id).await? else {
+        return Err(Usage(format!("partner {id} does not exist")).into());
+    };
+    let partner = id;
     let text = read_input(file)?;
     let program: Program =
         serde_json::from_str(&text).map_err(|e| Usage(format!("program in {file}: {e}")))?;
     program
         .validate()
         .map_err(|e| Usage(format!("invalid program: {e}")))?;
-    if let Some(p) = store.partner(partner).await? {
-        let current = store.program_versions(partner).await?.pop();
-        check_plan(
-            partner,
-            p.plan,
-            &program,
-            current.as_ref().map(|v| &v.program),
-        )
-        .map_err(|e| Usage(e.to_string()))?;
-    }
+    // The partner's row holds its program in force: the rules it may keep below Enterprise.
+    check_plan(partner, found.plan, &program, &found.program).map_err(|e| Usage(e.to_string()))?;
     let v = store
         .set_program(partner, &program, SystemClock.now_ms(), actor)
         .await?;

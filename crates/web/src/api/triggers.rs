@@ -32,8 +32,6 @@ pub struct TriggersOut {
     /// `webhook`).
     #[schema(value_type = Vec<Object>)]
     triggers: Vec<Value>,
-    /// The program version they are part of.
-    version: i64,
 }
 
 /// Read the program's custom triggers.
@@ -44,16 +42,7 @@ pub struct TriggersOut {
     tag = "program",
     responses((status = 200, description = "The triggers in force", body = TriggersOut))
 )]
-pub async fn list(
-    State(dash): State<Arc<Dashboard>>,
-    caller: Caller,
-) -> Result<Json<TriggersOut>, Problem> {
-    let version = dash
-        .store
-        .program_versions(caller.partner.id)
-        .await?
-        .pop()
-        .map_or(0, |v| v.version);
+pub async fn list(caller: Caller) -> Result<Json<TriggersOut>, Problem> {
     let triggers = caller
         .partner
         .program
@@ -61,7 +50,7 @@ pub async fn list(
         .iter()
         .map(|t| serde_json::to_value(t).map_err(|e| Problem::internal("a trigger", e)))
         .collect::<Result<_, _>>()?;
-    Ok(Json(TriggersOut { triggers, version }))
+    Ok(Json(TriggersOut { triggers }))
 }
 
 /// One time a trigger fired.

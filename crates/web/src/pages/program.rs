@@ -212,9 +212,8 @@ pub(crate) async fn save(
     if let Err(e) = program.validate() {
         return Ok(Some(e.to_string()));
     }
-    let current = dash.store.program_versions(staff.partner.id).await?.pop();
-    let (partner, plan) = (staff.partner.id, staff.partner.plan);
-    if let Err(e) = check_plan(partner, plan, program, current.as_ref().map(|v| &v.program)) {
+    let p = &staff.partner;
+    if let Err(e) = check_plan(p.id, p.plan, program, &p.program) {
         return Ok(Some(e.to_string()));
     }
     dash.store
