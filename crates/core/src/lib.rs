@@ -38,6 +38,7 @@ pub mod quota;
 pub mod redemption;
 pub mod referral;
 pub mod reward;
+pub mod seal;
 pub mod store;
 pub mod sync;
 

@@ -197,6 +197,7 @@ pub trait StoreTx:
     + RedemptionTx
     + OutboxTx
     + AuditTx
+    + crate::seal::AnswerTx
     + Send
 {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

@@ -411,6 +411,126 @@ async fn visits_pushed_through_the_engine() {
     s.finish().await;
 }
 
+/// A push's claim and answer are written in the visit's own transaction: a replay, another
+/// body under the key (its effect rolled back), a burst under one key, an answer made after
+/// the commit (a duplicate) and a kept refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_answers_once_per_key() {
+    let s = salons(generous()).await;
+    enterprise(&s, &[s.a, s.b]);
+    let (w, wb) = (key(&s, s.a, "write"), key(&s, s.b, "write"));
+    let api = Api::of(&s);
+    let came = |id: &str, paid: i64| {
+        json!({
+            "id": id,
+            "status": "came",
+            "client": {"phone": "+7 916 777-00-02", "name": "Вера"},
+            "lines": [{"title": "Стрижка", "paid_minor": paid}],
+            "at_ms": 1_764_000_000_000i64,
+        })
+    };
+    let balance = |v: &Value| v["balance"].as_i64().unwrap();
+
+    let (status, first, headers) = api
+        .post_full(&w, "/api/v1/visits", Some("k-1"), &came("pos-10", 200_000))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(
+        (first["outcome"].as_str(), balance(&first)),
+        (Some("applied"), 100)
+    );
+    assert!(headers.get("idempotent-replayed").is_none());
+    // The same request: the first answer, said to be one.
+    let (status, again, headers) = api
+        .post_full(&w, "/api/v1/visits", Some("k-1"), &came("pos-10", 200_000))
+        .await;
+    assert_eq!((status, &again), (StatusCode::OK, &first));
+    assert_eq!(headers["idempotent-replayed"], "true");
+    // Another bill under the same key: 409, and the correction it would have posted is not.
+    let (status, p) = api
+        .post(&w, "/api/v1/visits", Some("k-1"), &came("pos-10", 500_000))
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::CONFLICT, Some("idempotency_conflict"))
+    );
+    let (_, read, _) = api.get(Some(&w), "/api/v1/visits/pos-10").await;
+    assert_eq!(
+        (read["paid_minor"].as_i64(), balance(&read)),
+        (Some(200_000), 100)
+    );
+
+    // A duplicate under a new key: its answer is read after the commit, and kept.
+    let (_, dup) = api
+        .post(&w, "/api/v1/visits", Some("k-2"), &came("pos-10", 200_000))
+        .await;
+    assert_eq!(
+        (dup["outcome"].as_str(), balance(&dup)),
+        (Some("duplicate"), 100)
+    );
+    let (_, dup_again, headers) = api
+        .post_full(&w, "/api/v1/visits", Some("k-2"), &came("pos-10", 200_000))
+        .await;
+    assert_eq!(
+        (&dup_again, &headers["idempotent-replayed"]),
+        (&dup, &"true".parse().unwrap())
+    );
+
+    // Eight pushes at once under one key: one effect, every answer the first one.
+    let burst = came("pos-11", 300_000);
+    let answers = futures_util::future::join_all(
+        (0..8).map(|_| api.post_full(&w, "/api/v1/visits", Some("k-3"), &burst)),
+    )
+    .await;
+    let firsts: Vec<&Value> = answers
+        .iter()
+        .filter(|(_, _, h)| h.get("idempotent-replayed").is_none())
+        .map(|(_, b, _)| b)
+        .collect();
+    assert_eq!(firsts.len(), 1, "{answers:?}");
+    for (status, body, _) in &answers {
+        match *status {
+            StatusCode::OK => assert_eq!(body, firsts[0]),
+            StatusCode::CONFLICT => assert_eq!(body["code"], "request_in_progress", "{body}"),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(
+        (firsts[0]["points"].as_i64(), balance(firsts[0])),
+        (Some(150), 250)
+    );
+
+    // A refusal is the key's answer too.
+    s.env.cli(&[
+        "connection",
+        "add",
+        "--partner",
+        &s.b.to_string(),
+        "--crm",
+        "yclients",
+        "--company-id",
+        "4565",
+    ]);
+    for replayed in [false, true] {
+        let (status, p, headers) = api
+            .post_full(&wb, "/api/v1/visits", Some("k-4"), &came("pos-12", 100_000))
+            .await;
+        assert_eq!(
+            (status, p["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("crm_reports_visits"))
+        );
+        assert_eq!(headers.get("idempotent-replayed").is_some(), replayed);
+    }
+    let totals = s
+        .gateway
+        .store
+        .account_totals(PartnerId(s.a))
+        .await
+        .unwrap();
+    assert!(totals.is_balanced(), "{totals:?}");
+    s.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewards_redemptions_codes_levels_referrals() {
     let s = salons(generous()).await;

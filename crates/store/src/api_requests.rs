@@ -8,9 +8,12 @@
 //! them, and a retry then runs into the effect's key. The effect's own commit waits for the
 //! disk and with it every earlier write, these included.
 
+use async_trait::async_trait;
 use loyalty_core::StoreError;
+use loyalty_core::seal::{AnswerTx, KeptAnswer};
 
 use crate::rows::get;
+use crate::tx::SqlTx;
 use crate::{SqlStore, db_err};
 
 /// How long an answer is replayed.
@@ -153,5 +156,38 @@ impl SqlStore {
             .await
             .map_err(db_err)?;
         Ok(done.rows_affected())
+    }
+}
+
+/// The claim and the answer in the effect's own transaction (its last statement): a row of
+/// another request — answered within a day, or begun less than a minute ago — stays, and the
+/// caller rolls its effect back; an expired or abandoned one of the same request is taken over.
+/// A concurrent transaction that wrote the key is waited for by the unique index.
+#[async_trait]
+impl AnswerTx for SqlTx {
+    async fn keep_answer(&mut self, kept: &KeptAnswer<'_>) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO api_requests \
+               (key_id, idem_key, fingerprint, answer_status, answer_body, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (key_id, idem_key) DO UPDATE SET \
+               fingerprint = excluded.fingerprint, answer_status = excluded.answer_status, \
+               answer_body = excluded.answer_body, created_at_ms = excluded.created_at_ms \
+             WHERE api_requests.created_at_ms < $7 \
+               OR (api_requests.answer_status IS NULL AND api_requests.created_at_ms < $8 \
+                   AND api_requests.fingerprint = excluded.fingerprint)",
+        )
+        .bind(kept.key_id)
+        .bind(kept.idem)
+        .bind(kept.fingerprint)
+        .bind(kept.answer.map(|(status, _)| i64::from(status)))
+        .bind(kept.answer.map(|(_, body)| body))
+        .bind(kept.now_ms)
+        .bind(kept.now_ms.saturating_sub(REPLAY_MS))
+        .bind(kept.now_ms.saturating_sub(ABANDONED_MS))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
     }
 }

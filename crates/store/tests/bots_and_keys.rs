@@ -10,7 +10,9 @@ mod common;
 use common::{TestDb, five_percent, salon};
 use loyalty_core::{ChatStore, OutboxStore, Phone, Points, TelegramChat};
 
+use loyalty_core::Store;
 use loyalty_core::audit::Actor;
+use loyalty_core::seal::KeptAnswer;
 use loyalty_store::{ABANDONED_MS, Claim, KeyScope, REPLAY_MS, SalonBot};
 
 const CHAT: i64 = 7001;
@@ -323,6 +325,61 @@ async fn answers_kept_by_idempotency_key(db: &TestDb) {
             .await
             .unwrap(),
         2
+    );
+
+    // Kept in the effect's own transaction (a pushed visit's): the first request holds the key
+    // with its answer; the same request again, or another, finds it held.
+    let t = abandoned + 3 * REPLAY_MS;
+    let kept = |fingerprint, now_ms, answer| KeptAnswer {
+        key_id: key.id,
+        idem: "s",
+        fingerprint,
+        now_ms,
+        answer,
+    };
+    let keep = |k: KeptAnswer<'static>| async move {
+        let mut tx = store.begin().await.unwrap();
+        let held = tx.keep_answer(&k).await.unwrap();
+        tx.commit().await.unwrap();
+        held
+    };
+    assert!(keep(kept("f1", t, Some((200, "{\"a\":1}")))).await);
+    assert_eq!(
+        store
+            .claim_api_request(key.id, "s", "f1", t + 1)
+            .await
+            .unwrap(),
+        Claim::Replay {
+            status: 200,
+            body: "{\"a\":1}".into()
+        }
+    );
+    assert!(!keep(kept("f1", t + 1, Some((200, "{}")))).await);
+    assert!(!keep(kept("f2", t + 1, None)).await);
+    // A day later the key is anyone's.
+    assert!(keep(kept("f2", t + REPLAY_MS + 1, None)).await);
+    // Claimed, its answer to follow the commit: in progress; taken over by the same request
+    // after a minute, never by another.
+    let t = t + REPLAY_MS + 1;
+    assert_eq!(
+        store
+            .claim_api_request(key.id, "s", "f2", t + 1)
+            .await
+            .unwrap(),
+        Claim::InProgress
+    );
+    assert!(!keep(kept("f3", t + ABANDONED_MS + 1, None)).await);
+    assert!(!keep(kept("f2", t + 1, None)).await);
+    assert!(keep(kept("f2", t + ABANDONED_MS + 1, Some((422, "{}")))).await);
+    assert_eq!(
+        store
+            .claim_api_request(key.id, "s", "f2", t + ABANDONED_MS + 2)
+            .await
+            .unwrap(),
+        Claim::Replay {
+            status: 422,
+            body: "{}".into()
+        }
     );
 }
 

@@ -74,21 +74,42 @@ impl LoyaltyEngine {
         visit: &VisitEvent,
         source: Source,
     ) -> Result<Outcome, EngineError> {
-        if visit.needs_refetch {
-            return Err(EngineError::NeedsRefetch {
-                record_id: visit.record_id.clone(),
-            });
-        }
-        if let LoyaltyPaid::Ask(_) = visit.loyalty_paid {
-            return Err(EngineError::PaymentsUnknown {
-                record_id: visit.record_id.clone(),
-            });
-        }
-        if let Some(bad) = visit.lines.iter().find(|l| l.paid_minor < 0) {
-            return Err(MoneyError::Negative(bad.paid_minor).into());
-        }
+        applicable(visit)?;
         in_tx!(self, |tx, now| self
             .visit_tx(tx, connection, visit, source, None, now))
+    }
+
+    /// [`LoyaltyEngine::apply_visit`] with the caller's `seal` written last in the visit's own
+    /// transaction; `None` when the seal refused it (and nothing of the visit stays).
+    pub async fn apply_visit_sealed(
+        &self,
+        connection: &CrmConnection,
+        visit: &VisitEvent,
+        source: Source,
+        seal: &dyn crate::seal::Seal,
+    ) -> Result<Option<Outcome>, EngineError> {
+        if visit.company_id != connection.company_id {
+            return Err(EngineError::WrongCompany {
+                expected: connection.company_id.clone(),
+                got: visit.company_id.clone(),
+            });
+        }
+        applicable(visit)?;
+        let sealed = in_tx!(self, |tx, now| async {
+            let outcome = self
+                .visit_tx(tx, connection, visit, source, None, now)
+                .await?;
+            if seal.seal(tx, &outcome).await? {
+                Ok(outcome)
+            } else {
+                Err(EngineError::Sealed)
+            }
+        });
+        match sealed {
+            Ok(outcome) => Ok(Some(outcome)),
+            Err(EngineError::Sealed) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     pub(super) async fn visit_tx(
@@ -665,4 +686,22 @@ pub(super) async fn resolve_client(
         }
     }
     Ok(Some((client, created)))
+}
+
+/// Whether a visit's delivery can be applied as it is.
+fn applicable(visit: &VisitEvent) -> Result<(), EngineError> {
+    if visit.needs_refetch {
+        return Err(EngineError::NeedsRefetch {
+            record_id: visit.record_id.clone(),
+        });
+    }
+    if let LoyaltyPaid::Ask(_) = visit.loyalty_paid {
+        return Err(EngineError::PaymentsUnknown {
+            record_id: visit.record_id.clone(),
+        });
+    }
+    if let Some(bad) = visit.lines.iter().find(|l| l.paid_minor < 0) {
+        return Err(MoneyError::Negative(bad.paid_minor).into());
+    }
+    Ok(())
 }

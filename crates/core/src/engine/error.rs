@@ -39,6 +39,8 @@ pub enum EngineError {
         "record {record_id} is settled: how much of it was paid with certificates or points must be asked from the CRM first"
     )]
     PaymentsUnknown { record_id: String },
+    #[error("the caller's seal refused the transaction: another request made this effect")]
+    Sealed,
     #[error("idempotency key {key:?} was already used for a different request")]
     Conflict { key: String },
     #[error("connection {0} is not the partner's desk: visits are entered at the desk only there")]

@@ -8,8 +8,11 @@
 //! Validation comes before the claim: a request refused for its shape keeps nothing, so the
 //! partner may fix it and send it again under the same key (Stripe's rule).
 
+use async_trait::async_trait;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
+use loyalty_core::seal::{KeptAnswer, Seal};
+use loyalty_core::{Outcome, StoreError, StoreTx};
 use loyalty_store::Claim;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -149,6 +152,88 @@ pub async fn begin<'a>(
             ));
         }
     })
+}
+
+/// A request whose claim and answer are written in its effect's own transaction, last (a
+/// [`Seal`]): one transaction instead of three. `render` makes the answer from the outcome
+/// where it can, and it is kept in the same commit; where it cannot, the key is kept claimed
+/// and the answer follows the commit ([`InTx::sealed`]). A key another request holds rolls the
+/// effect back (the engine answers `None`); [`begin`] then says what that request was answered.
+pub struct InTx<'a, F> {
+    dash: &'a Dashboard,
+    key_id: i64,
+    idem: String,
+    print: String,
+    now_ms: i64,
+    render: F,
+    kept: std::sync::Mutex<Option<(StatusCode, String)>>,
+}
+
+/// What became of a request sealed in its effect's transaction.
+pub enum Sealed<'a> {
+    /// Answered, and the answer kept in the same commit.
+    Answered(Response),
+    /// Claimed: answer it with [`Ticket::finish`].
+    Later(Ticket<'a>),
+}
+
+impl<'a, F> InTx<'a, F>
+where
+    F: Fn(&Outcome) -> Option<(StatusCode, String)> + Send + Sync,
+{
+    pub fn new(
+        dash: &'a Dashboard,
+        caller: &Caller,
+        idem: String,
+        method_path: &str,
+        body: &[u8],
+        render: F,
+    ) -> Self {
+        InTx {
+            dash,
+            key_id: caller.key.id,
+            idem,
+            print: fingerprint(method_path, body),
+            now_ms: dash.now_ms(),
+            render,
+            kept: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// After the effect's commit: its answer, or the ticket that keeps it.
+    pub fn sealed(self) -> Sealed<'a> {
+        let kept = self.kept.into_inner().unwrap_or_else(|p| p.into_inner());
+        match kept {
+            Some((status, body)) => Sealed::Answered(rendered(status, body)),
+            None => Sealed::Later(Ticket {
+                dash: self.dash,
+                key_id: self.key_id,
+                idem: self.idem,
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl<F> Seal for InTx<'_, F>
+where
+    F: Fn(&Outcome) -> Option<(StatusCode, String)> + Send + Sync,
+{
+    async fn seal(&self, tx: &mut dyn StoreTx, outcome: &Outcome) -> Result<bool, StoreError> {
+        let answer = (self.render)(outcome);
+        let held = tx
+            .keep_answer(&KeptAnswer {
+                key_id: self.key_id,
+                idem: &self.idem,
+                fingerprint: &self.print,
+                now_ms: self.now_ms,
+                answer: answer.as_ref().map(|(s, b)| (s.as_u16(), b.as_str())),
+            })
+            .await?;
+        // A transaction retried after a conflict renders again: the last one counts.
+        *self.kept.lock().unwrap_or_else(|p| p.into_inner()) = answer.filter(|_| held);
+        Ok(held)
+    }
 }
 
 impl Ticket<'_> {

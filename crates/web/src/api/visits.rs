@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::extract::Segment;
-use super::idem::{self, Begun};
+use super::idem::{self, Begun, Sealed};
 use super::problem::{Problem, ProblemDoc};
 use super::{answer, body};
 use crate::Dashboard;
@@ -304,56 +304,113 @@ pub async fn push(
     let v: VisitIn = body(&bytes)?;
     let company = loyalty_core::engine::DESK_COMPANY;
     let event = event(&v, &caller, company, dash.now_ms())?;
-    let ticket = match idem::begin(&dash, &caller, idem, "POST /api/v1/visits", &bytes).await? {
-        Begun::Answered(r) => return Ok(r),
-        Begun::Run(t) => t,
-    };
+    const WHAT: &str = "POST /api/v1/visits";
     let partner = caller.partner.id;
+    // The claim and the answer go in the visit's own transaction; the rest of this is for the
+    // rare request that meets its key held, or is refused.
+    let seal = idem::InTx::new(&dash, &caller, idem.clone(), WHAT, &bytes, |o: &Outcome| {
+        quick_answer(&v, &event, o).and_then(Result::ok)
+    });
     let run = async {
         let conn = dash.desk_of(partner).await?;
-        let outcome = dash
+        let sealed = dash
             .engine
-            .apply_event_from(&conn, &CrmEvent::Visit(event.clone()), Source::Api)
+            .apply_visit_sealed(&conn, &event, Source::Api, &seal)
             .await?;
-        let label = match &outcome {
-            Outcome::Applied { .. } => "applied",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Stale => "stale",
-            Outcome::NoChange { .. } => "no_change",
-            _ => "ignored",
-        };
-        // Points moved for one client: the answer is in the outcome. Otherwise (nothing moved,
-        // or the record moved between clients) the record's row says whose it is now.
-        if let Outcome::Applied { postings } = &outcome
-            && let Some(last) = postings.last()
-            && postings.iter().all(|p| p.client_id == last.client_id)
-        {
-            return answer(
-                StatusCode::OK,
-                &VisitOut {
-                    id: v.id.clone(),
-                    status: v.status,
-                    outcome: Some(label.to_owned()),
-                    points: outcome.delta().0,
-                    client_id: Some(last.client_id.0),
-                    balance: Some(last.balance.0),
-                    paid_minor: event.paid_minor(),
-                    at_ms: event.visit_at_ms,
-                    master: event.staff_name.clone(),
-                },
-            );
-        }
-        let row = dash
-            .store
-            .visit(partner, conn.id, &event.record_id)
-            .await?
-            .ok_or_else(|| Problem::not_found("visit"))?;
-        answer(
-            StatusCode::OK,
-            &out(&dash, &v.id, &row, Some(label), outcome.delta().0).await?,
-        )
+        Ok::<_, Problem>((conn, sealed))
     };
-    Ok(ticket.finish(run.await).await)
+    match run.await {
+        Ok((conn, Some(outcome))) => match seal.sealed() {
+            Sealed::Answered(r) => Ok(r),
+            Sealed::Later(ticket) => {
+                let answer = full_answer(&dash, &conn, &v, &event, &outcome).await;
+                Ok(ticket.finish(answer).await)
+            }
+        },
+        Ok((conn, None)) => match idem::begin(&dash, &caller, idem, WHAT, &bytes).await? {
+            Begun::Answered(r) => Ok(r),
+            // The request that held the key let it go since: this one runs after all.
+            Begun::Run(ticket) => {
+                let answer = async {
+                    let outcome = dash
+                        .engine
+                        .apply_event_from(&conn, &CrmEvent::Visit(event.clone()), Source::Api)
+                        .await?;
+                    full_answer(&dash, &conn, &v, &event, &outcome).await
+                };
+                Ok(ticket.finish(answer.await).await)
+            }
+        },
+        Err(p) if p.status.is_server_error() || p.status == StatusCode::TOO_MANY_REQUESTS => Err(p),
+        // A refusal is this key's answer too, unless the key has another already.
+        Err(p) => match idem::begin(&dash, &caller, idem, WHAT, &bytes).await? {
+            Begun::Answered(r) => Ok(r),
+            Begun::Run(ticket) => Ok(ticket.finish(Err(p)).await),
+        },
+    }
+}
+
+/// What an outcome says of the visit's engine run.
+fn label(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Applied { .. } => "applied",
+        Outcome::Duplicate => "duplicate",
+        Outcome::Stale => "stale",
+        Outcome::NoChange { .. } => "no_change",
+        _ => "ignored",
+    }
+}
+
+/// The answer to a push when the outcome holds it: points moved for one client.
+fn quick_answer(
+    v: &VisitIn,
+    event: &VisitEvent,
+    outcome: &Outcome,
+) -> Option<Result<(StatusCode, String), Problem>> {
+    let Outcome::Applied { postings } = outcome else {
+        return None;
+    };
+    let last = postings.last()?;
+    if postings.iter().any(|p| p.client_id != last.client_id) {
+        return None;
+    }
+    Some(answer(
+        StatusCode::OK,
+        &VisitOut {
+            id: v.id.clone(),
+            status: v.status,
+            outcome: Some(label(outcome).to_owned()),
+            points: outcome.delta().0,
+            client_id: Some(last.client_id.0),
+            balance: Some(last.balance.0),
+            paid_minor: event.paid_minor(),
+            at_ms: event.visit_at_ms,
+            master: event.staff_name.clone(),
+        },
+    ))
+}
+
+/// The answer to a push: from the outcome, or (nothing moved, or the record moved between
+/// clients) from the record's row, which says whose it is now.
+async fn full_answer(
+    dash: &Dashboard,
+    conn: &loyalty_core::CrmConnection,
+    v: &VisitIn,
+    event: &VisitEvent,
+    outcome: &Outcome,
+) -> Result<(StatusCode, String), Problem> {
+    if let Some(quick) = quick_answer(v, event, outcome) {
+        return quick;
+    }
+    let row = dash
+        .store
+        .visit(conn.partner_id, conn.id, &event.record_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("visit"))?;
+    answer(
+        StatusCode::OK,
+        &out(dash, &v.id, &row, Some(label(outcome)), outcome.delta().0).await?,
+    )
 }
 
 /// Read a pushed visit as last applied.
