@@ -186,10 +186,14 @@ pub enum AuditAction {
     ApiKeyCreated,
     /// A partner API key revoked.
     ApiKeyRevoked,
+    /// One client's personal data exported on request (152-FZ).
+    ClientExported,
+    /// One client's personal data removed on request (152-FZ); the ledger stays.
+    ClientForgotten,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 18] = [
+    pub const ALL: [AuditAction; 20] = [
         AuditAction::ManualAccrual,
         AuditAction::ManualDebit,
         AuditAction::CodeUsed,
@@ -208,6 +212,8 @@ impl AuditAction {
         AuditAction::WebhooksRegistered,
         AuditAction::ApiKeyCreated,
         AuditAction::ApiKeyRevoked,
+        AuditAction::ClientExported,
+        AuditAction::ClientForgotten,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -230,6 +236,8 @@ impl AuditAction {
             AuditAction::WebhooksRegistered => "webhooks_registered",
             AuditAction::ApiKeyCreated => "api_key_created",
             AuditAction::ApiKeyRevoked => "api_key_revoked",
+            AuditAction::ClientExported => "client_exported",
+            AuditAction::ClientForgotten => "client_forgotten",
         }
     }
 

@@ -223,6 +223,17 @@ impl Phone {
         }
     }
 
+    /// The number a forgotten client keeps (152-FZ): `+999`, a country code never assigned, so
+    /// no number read from outside is ever one, then the client's id.
+    pub fn forgotten(client: i64) -> Phone {
+        Phone(format!("+999{:012}", client.rem_euclid(1_000_000_000_000)))
+    }
+
+    /// Whether this is a forgotten client's number.
+    pub fn is_forgotten(&self) -> bool {
+        self.0.starts_with("+999")
+    }
+
     /// Whether libphonenumber finds this number valid (a stored one may predate its rules).
     pub fn check(&self) -> Result<(), PhoneError> {
         read(&self.0, None).map(|_| ())

@@ -734,6 +734,25 @@ pub(crate) enum ClientCmd {
         #[arg(long)]
         unset: bool,
     },
+    /// Everything kept of the client with this phone, as JSON (152-FZ: her copy on request):
+    /// the card, CRM ids, Telegram link, balance, ledger, visits, redemptions, levels,
+    /// consents, referrals. Audited.
+    Export {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        phone: String,
+    },
+    /// Remove the client's personal data on request (152-FZ): phone, name, e-mail, birth date,
+    /// Telegram link and CRM ids, and the messages and texts that name her. Her points and
+    /// visits stay in the books under an anonymous id; a later visit for this phone starts a
+    /// new client. Audited; cannot be undone.
+    Forget {
+        #[arg(long)]
+        partner: i64,
+        #[arg(long)]
+        phone: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

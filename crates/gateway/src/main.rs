@@ -479,6 +479,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&out?, json, cli::client_text);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Client(ClientCmd::Export { partner, phone }) => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = cli::client_export(&store, partner, &phone, &actor, now).await;
+            store.close().await;
+            print(&out?, json, |v| {
+                serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client(ClientCmd::Forget { partner, phone }) => {
+            let store = open_migrated(&Config::resolve(overrides)?).await?;
+            let out = cli::client_forget(&store, partner, &phone, &actor, now).await;
+            store.close().await;
+            print(&out?, json, cli::forget_text);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Client(ClientCmd::Level {
             partner,
             phone,

@@ -62,12 +62,13 @@ async fn every_route_is_documented_and_every_operation_routed() {
             operations.push((method.clone(), path.clone()));
         }
     }
-    assert_eq!(operations.len(), 27);
+    assert_eq!(operations.len(), 29);
     for (method, path) in &operations {
         let url = format!("{}{}", api.base, filled(path));
         let req = match method.as_str() {
             "get" => api.http.get(&url),
             "post" => api.http.post(&url).body("{}"),
+            "delete" => api.http.delete(&url),
             other => panic!("{other} {path}"),
         };
         let r = req.bearer_auth(&w).send().await.unwrap();

@@ -51,6 +51,18 @@ impl Api {
         (status, r.json().await.unwrap_or(Value::Null), headers)
     }
 
+    pub async fn delete(&self, key: &str, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn post(
         &self,
         key: &str,

@@ -122,7 +122,10 @@ pub fn finish(api: &mut OpenApi) {
         .build()
         .into();
     for item in api.paths.paths.values_mut() {
-        for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+        for op in [&mut item.get, &mut item.post, &mut item.delete]
+            .into_iter()
+            .flatten()
+        {
             for (status, response) in &common {
                 op.responses
                     .responses
@@ -267,7 +270,7 @@ impl Reference {
         let mut ops = Vec::new();
         if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
             for (path, item) in paths {
-                for method in ["get", "post"] {
+                for method in ["get", "post", "delete"] {
                     if let Some(op) = item.get(method) {
                         ops.push(Op::of(method, path, op));
                     }

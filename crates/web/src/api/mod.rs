@@ -18,6 +18,7 @@ mod docs;
 mod extract;
 mod hooks;
 mod idem;
+mod privacy;
 mod problem;
 mod program;
 mod rewards;
@@ -43,7 +44,8 @@ use crate::Dashboard;
 fn parts() -> (Router<Arc<Dashboard>>, OpenApi) {
     let v1 = OpenApiRouter::new()
         .routes(routes!(clients::find, clients::create))
-        .routes(routes!(clients::one))
+        .routes(routes!(clients::one, privacy::forget))
+        .routes(routes!(privacy::export))
         .routes(routes!(clients::balance))
         .routes(routes!(clients::history))
         .routes(routes!(clients::points))
