@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 mod connections;
 pub mod crms;
+pub mod dbwatch;
 pub mod demo;
 pub mod engage;
 pub mod health;
@@ -102,6 +103,8 @@ pub struct StartOptions {
     pub hook_resolver: Option<Arc<dyn partner_hooks::HostResolver>>,
     /// How often the webhook sender looks for due deliveries (every second).
     pub hooks_every: Option<Duration>,
+    /// The database probe's pace (PostgreSQL; `dbwatch::Probe::default()` when not set).
+    pub db_probe: Option<dbwatch::Probe>,
 }
 
 /// A running gateway.
@@ -313,7 +316,20 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Gat
         Arc::clone(&inbox_wake),
         stopping.clone(),
     )));
+    let db = match sql.backend() {
+        loyalty_store::Backend::Postgres => {
+            let (watch, task) = dbwatch::spawn(
+                config.database_url.clone(),
+                options.db_probe.unwrap_or_default(),
+                stopping.clone(),
+            );
+            tasks.push(task);
+            watch
+        }
+        loyalty_store::Backend::Sqlite => dbwatch::DbWatch::always_up(),
+    };
     let app = Arc::new(App {
+        db,
         store: Arc::clone(&sql),
         engine: engine.clone(),
         connections,

@@ -34,6 +34,8 @@ const EXCERPT: usize = 4 * 1024;
 
 /// Everything a request handler needs.
 pub struct App {
+    /// Whether the database answers ([`crate::dbwatch`]).
+    pub db: crate::dbwatch::DbWatch,
     pub store: Arc<SqlStore>,
     pub engine: LoyaltyEngine,
     pub connections: Arc<Connections>,
@@ -80,7 +82,11 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    if app.store.is_migrated().await {
+    let migrated = !app.db.is_down()
+        && tokio::time::timeout(Duration::from_secs(1), app.store.is_migrated())
+            .await
+            .unwrap_or(false);
+    if migrated {
         axum::Json(json!({ "status": "ready" })).into_response()
     } else {
         error(
@@ -206,9 +212,41 @@ fn engine_refusal(e: &EngineError) -> Refusal {
 }
 
 /// `POST /webhooks/{crm}/{secret}`.
+/// The database is not answering: said at once, never left to the CRM's timeout.
+fn database_down() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "the database is not answering; send it again",
+    )
+}
+
+/// A CRM's webhook, answered 503 as soon as the database is found down — before it is
+/// read, or while it waits on the database.
 async fn crm_webhook(
     State(app): State<Arc<App>>,
     Path((crm, secret)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if app.db.is_down() {
+        app.metrics.delivery("unknown", "unavailable");
+        return database_down();
+    }
+    let watch = app.db.clone();
+    tokio::select! {
+        r = crm_delivery(Arc::clone(&app), crm, secret, headers, body) => r,
+        () = watch.went_down() => {
+            app.metrics.delivery("unknown", "unavailable");
+            database_down()
+        }
+    }
+}
+
+async fn crm_delivery(
+    app: Arc<App>,
+    crm: String,
+    secret: String,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
