@@ -82,10 +82,12 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    let migrated = !app.db.is_down()
-        && tokio::time::timeout(Duration::from_secs(1), app.store.is_migrated())
-            .await
-            .unwrap_or(false);
+    if let Some(why) = app.db.down() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why);
+    }
+    let migrated = tokio::time::timeout(Duration::from_secs(1), app.store.is_migrated())
+        .await
+        .unwrap_or(false);
     if migrated {
         axum::Json(json!({ "status": "ready" })).into_response()
     } else {
@@ -203,6 +205,11 @@ fn engine_refusal(e: &EngineError) -> Refusal {
             "crm_unavailable",
             format!("the record could not be fetched from the CRM: {e}"),
         ),
+        EngineError::Store(loyalty_core::StoreError::Unavailable(why)) => Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            format!("the delivery could not be stored ({why}); send it again"),
+        ),
         _ => Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "storage_unavailable",
@@ -212,12 +219,12 @@ fn engine_refusal(e: &EngineError) -> Refusal {
 }
 
 /// `POST /webhooks/{crm}/{secret}`.
-/// The database is not answering: said at once, never left to the CRM's timeout.
-fn database_down() -> Response {
+/// The database is down (`why`): said at once, never left to the CRM's timeout.
+fn database_down(why: &str) -> Response {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
         "storage_unavailable",
-        "the database is not answering; send it again",
+        format!("{why}; send it again"),
     )
 }
 
@@ -229,16 +236,16 @@ async fn crm_webhook(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if app.db.is_down() {
+    if let Some(why) = app.db.down() {
         app.metrics.delivery("unknown", "unavailable");
-        return database_down();
+        return database_down(&why);
     }
     let watch = app.db.clone();
     tokio::select! {
         r = crm_delivery(Arc::clone(&app), crm, secret, headers, body) => r,
-        () = watch.went_down() => {
+        why = watch.went_down() => {
             app.metrics.delivery("unknown", "unavailable");
-            database_down()
+            database_down(&why)
         }
     }
 }

@@ -10,27 +10,13 @@ mod common;
 
 use std::process::Command;
 
-use common::api::{Api, enterprise, key, tool};
+use common::api::{Api, enterprise, key, tool, unlimited};
 use common::browser::Browser;
 use common::web::{PASSWORD, salons};
 use loyalty_core::LedgerStore;
 use loyalty_core::audit::{AuditAction, AuditStore};
-use loyalty_gateway::StartOptions;
 use reqwest::StatusCode;
 use serde_json::Value;
-
-fn options() -> StartOptions {
-    StartOptions {
-        dashboard: Some(loyalty_web::Settings {
-            api_rate: loyalty_web::api::RateLimit {
-                per_second: 10_000.0,
-                burst: 10_000.0,
-            },
-            ..Default::default()
-        }),
-        ..StartOptions::default()
-    }
-}
 
 /// The path with its parameters filled in.
 fn filled(path: &str) -> String {
@@ -43,7 +29,7 @@ fn is_catch_all(body: &Value) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_is_documented_and_every_operation_routed() {
-    let s = salons(options()).await;
+    let s = salons(unlimited(10_000.0)).await;
     enterprise(&s, &[s.a]);
     let w = key(&s, s.a, "write");
     let api = Api::of(&s);
@@ -123,7 +109,7 @@ async fn every_route_is_documented_and_every_operation_routed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_nothing() {
     let st = tool("schemathesis");
-    let s = salons(options()).await;
+    let s = salons(unlimited(10_000.0)).await;
     enterprise(&s, &[s.a]);
     let w = key(&s, s.a, "write");
     let schema = format!("http://{}/api/v1/openapi.json", s.gateway.addr);
@@ -174,7 +160,7 @@ async fn schemathesis_finds_nothing() {
 /// reference page opens from the API page and lists the operations.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_made_and_revoked_on_the_dashboard() {
-    let s = salons(options()).await;
+    let s = salons(unlimited(10_000.0)).await;
     let base = format!("http://{}", s.gateway.addr);
     let api = Api::of(&s);
     let b = Browser::start("api_keys", false).await;

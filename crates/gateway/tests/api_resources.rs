@@ -8,29 +8,15 @@
 
 mod common;
 
-use common::api::{Api, enterprise, key};
+use common::api::{Api, enterprise, key, unlimited};
 use common::web::salons;
 use loyalty_core::{LedgerStore, PartnerId};
-use loyalty_gateway::StartOptions;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-fn generous() -> StartOptions {
-    StartOptions {
-        dashboard: Some(loyalty_web::Settings {
-            api_rate: loyalty_web::api::RateLimit {
-                per_second: 1_000.0,
-                burst: 1_000.0,
-            },
-            ..Default::default()
-        }),
-        ..StartOptions::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_history_and_idempotency() {
-    let s = salons(generous()).await;
+    let s = salons(unlimited(1_000.0)).await;
     enterprise(&s, &[s.a, s.b]);
     let (w, r, wb) = (
         key(&s, s.a, "write"),
@@ -238,7 +224,7 @@ async fn clients_history_and_idempotency() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn visits_pushed_through_the_engine() {
-    let s = salons(generous()).await;
+    let s = salons(unlimited(1_000.0)).await;
     enterprise(&s, &[s.a, s.b]);
     let (w, wb) = (key(&s, s.a, "write"), key(&s, s.b, "write"));
     let api = Api::of(&s);
@@ -416,7 +402,7 @@ async fn visits_pushed_through_the_engine() {
 /// the commit (a duplicate) and a kept refusal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_answers_once_per_key() {
-    let s = salons(generous()).await;
+    let s = salons(unlimited(1_000.0)).await;
     enterprise(&s, &[s.a, s.b]);
     let (w, wb) = (key(&s, s.a, "write"), key(&s, s.b, "write"));
     let api = Api::of(&s);
@@ -533,7 +519,7 @@ async fn a_push_answers_once_per_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewards_redemptions_codes_levels_referrals() {
-    let s = salons(generous()).await;
+    let s = salons(unlimited(1_000.0)).await;
     enterprise(&s, &[s.a, s.b]);
     let (w, wb) = (key(&s, s.a, "write"), key(&s, s.b, "write"));
     let api = Api::of(&s);

@@ -2,7 +2,8 @@
 //! the test that stops passing bytes, so queries neither fail nor answer — a CRM's webhook is
 //! answered 503 within a second (the one already waiting on the database too), never left to
 //! the CRM's timeout; `/readyz` fails; when the network comes back the gateway recovers by
-//! itself and takes webhooks again, points once.
+//! itself and takes webhooks again, points once. A database switched read-only is the same,
+//! the answer and `/readyz` naming the cause.
 
 mod common;
 
@@ -152,26 +153,7 @@ async fn the_database_unreachable_is_a_quick_503_and_the_gateway_recovers_by_its
         1,
     );
     assert_ne!(through_proxy, schema.url, "the URL names {upstream}");
-    let mut config = Config::resolve(Overrides {
-        database_url: Some(through_proxy),
-        listen: Some("127.0.0.1:0".into()),
-        ..Overrides::default()
-    })
-    .unwrap();
-    let gateway = start(
-        &config,
-        StartOptions {
-            migrate: true,
-            ..StartOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    config.listen = gateway.addr;
-    let partner = common::add_lotos(&gateway.store).await;
-    let conn = connect_yclients(&gateway.store, &config, partner, None).await;
-    let hook = live_hook(&gateway, &conn);
-    let base = format!("http://{}", gateway.addr);
+    let (gateway, partner, hook, base) = gateway_on(through_proxy).await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -238,4 +220,143 @@ async fn the_database_unreachable_is_a_quick_503_and_the_gateway_recovers_by_its
     );
     gateway.stop().await.unwrap();
     schema.drop().await;
+}
+
+/// The gateway on `url`, migrated, with Лотос on YCLIENTS: its webhook URL and its base URL.
+async fn gateway_on(url: String) -> (loyalty_gateway::Gateway, i64, String, String) {
+    let mut config = Config::resolve(Overrides {
+        database_url: Some(url),
+        listen: Some("127.0.0.1:0".into()),
+        ..Overrides::default()
+    })
+    .unwrap();
+    let gateway = start(
+        &config,
+        StartOptions {
+            migrate: true,
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    config.listen = gateway.addr;
+    let partner = common::add_lotos(&gateway.store).await;
+    let conn = connect_yclients(&gateway.store, &config, partner, None).await;
+    let hook = live_hook(&gateway, &conn);
+    let base = format!("http://{}", gateway.addr);
+    (gateway, partner, hook, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_database_is_a_503_that_names_it() {
+    use sqlx::Connection;
+    let schema = PgSchema::new().await;
+    // A role of the test's own: switching it read-only touches no other test's sessions.
+    let role = format!("lb_ro_{}", std::process::id());
+    let admin_url = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let mut admin = sqlx::AnyConnection::connect(&admin_url).await.unwrap();
+    let run = |sql: String| sqlx::query(sqlx::AssertSqlSafe(sql));
+    run(format!("DROP ROLE IF EXISTS {role}"))
+        .execute(&mut admin)
+        .await
+        .ok();
+    run(format!("CREATE ROLE {role} LOGIN SUPERUSER"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let url = schema
+        .url
+        .replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(url, schema.url);
+    let (gateway, partner, hook, base) = gateway_on(url).await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    assert_eq!(deliver(&http, &hook, 1).await.0, 200);
+
+    // Switched read-only (new sessions read-only, the old ones ended).
+    let switch = |on: bool| {
+        let setting = if on {
+            "SET default_transaction_read_only = on"
+        } else {
+            "RESET default_transaction_read_only"
+        };
+        (
+            format!("ALTER ROLE {role} {setting}"),
+            format!(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = '{role}'"
+            ),
+        )
+    };
+    let (alter, end) = switch(true);
+    run(alter).execute(&mut admin).await.unwrap();
+    run(end).execute(&mut admin).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = http.get(format!("{base}/readyz")).send().await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        // (Its sessions ended, it may first be found not answering.)
+        if status == 503 && body.contains("read-only") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never found read-only: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    let r = http
+        .post(&hook)
+        .header("content-type", "application/json")
+        .body(record(2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.text().await.unwrap().contains("read-only"));
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    // Writable again: taken again by itself.
+    let (alter, end) = switch(false);
+    run(alter).execute(&mut admin).await.unwrap();
+    run(end).execute(&mut admin).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, _) = deliver(&http, &hook, 3).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "webhooks never taken again: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let client = gateway
+        .store
+        .client_by_phone(
+            PartnerId(partner),
+            &Phone::parse_international(PHONE).unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        gateway
+            .store
+            .balance(PartnerId(partner), client.id)
+            .await
+            .unwrap(),
+        Points(200)
+    );
+    gateway.stop().await.unwrap();
+    schema.drop().await;
+    run(format!("DROP ROLE IF EXISTS {role}"))
+        .execute(&mut admin)
+        .await
+        .ok();
 }

@@ -7,14 +7,13 @@
 
 mod common;
 
-use common::api::{Api, enterprise, key};
+use common::api::{Api, enterprise, key, unlimited};
 use common::binary::stderr;
 use common::web::salons;
 use loyalty_core::audit::AuditStore;
 use loyalty_core::{ChatStore, ClientStore, LedgerStore, PartnerId, Phone, TelegramChat};
 use loyalty_engage::EngageStore;
 use loyalty_engage::store::ConsentKind;
-use loyalty_gateway::StartOptions;
 use loyalty_gateway::sample::{Record, record_webhook};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -23,19 +22,6 @@ const PHONE: &str = "+79167654321";
 const NAME: &str = "Зинаида Забвенная";
 const EMAIL: &str = "zina.forget@example.ru";
 const CHAT: i64 = 7_770_012_345;
-
-fn options() -> StartOptions {
-    StartOptions {
-        dashboard: Some(loyalty_web::Settings {
-            api_rate: loyalty_web::api::RateLimit {
-                per_second: 1_000.0,
-                burst: 1_000.0,
-            },
-            ..Default::default()
-        }),
-        ..StartOptions::default()
-    }
-}
 
 /// A YCLIENTS record of hers: came, 3 000 ₽.
 async fn crm_visit(hook: &str, record_id: u64) {
@@ -94,7 +80,7 @@ async fn found_anywhere(pool: &sqlx::AnyPool, needle: &str) -> Vec<(String, i64)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forgotten_client_is_nowhere_and_the_books_stand() {
-    let s = salons(options()).await;
+    let s = salons(unlimited(1_000.0)).await;
     enterprise(&s, &[s.a]);
     let (w, r) = (key(&s, s.a, "write"), key(&s, s.a, "read"));
     let api = Api::of(&s);

@@ -377,7 +377,14 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
                 .parse::<i32>()
                 .map(|c| matches!(c & 0xff, 5 | 6))
                 .unwrap_or(false);
-            if code == "40001" || code == "40P01" || sqlite_busy {
+            // The database takes no writes: read-only (PostgreSQL 25006, SQLite READONLY), or
+            // its disk is full (53100, SQLite FULL). Said so: an operator must act.
+            let sqlite_primary = code.parse::<i32>().map(|c| c & 0xff).unwrap_or(0);
+            if code == "25006" || sqlite_primary == 8 {
+                StoreError::Unavailable(format!("the database is read-only: {}", db.message()))
+            } else if code == "53100" || sqlite_primary == 13 {
+                StoreError::Unavailable(format!("the database's disk is full: {}", db.message()))
+            } else if code == "40001" || code == "40P01" || sqlite_busy {
                 StoreError::Retryable(db.message().to_owned())
             } else if db.is_unique_violation() {
                 StoreError::Duplicate(db.message().to_owned())

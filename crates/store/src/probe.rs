@@ -20,7 +20,8 @@ impl Prober {
         }
     }
 
-    /// `SELECT 1`, connecting first when needed; a failure forgets the connection.
+    /// Whether PostgreSQL answers and takes writes (`transaction_read_only`), connecting first
+    /// when needed; a failure forgets the connection.
     pub async fn ask(&mut self) -> Result<(), StoreError> {
         let conn = match &mut self.conn {
             Some(c) => c,
@@ -30,11 +31,20 @@ impl Prober {
                     .map_err(db_err)?,
             ),
         };
-        let asked = sqlx::query("SELECT 1").execute(conn).await.map(|_| ());
-        if asked.is_err() {
-            self.conn = None;
+        let asked: Result<String, _> =
+            sqlx::query_scalar("SELECT current_setting('transaction_read_only')")
+                .fetch_one(conn)
+                .await;
+        match asked {
+            Ok(read_only) if read_only == "on" => Err(StoreError::Unavailable(
+                "the database is read-only (transaction_read_only = on)".to_owned(),
+            )),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.conn = None;
+                Err(db_err(e))
+            }
         }
-        asked.map_err(db_err)
     }
 
     /// Forgets the connection: one that did not answer in time is not asked again.

@@ -7,6 +7,21 @@ use serde_json::Value;
 
 use super::web::Salons;
 
+/// Start options whose API allows `per_second` requests a second per key (and a burst as
+/// large): tests that make many requests are not limited.
+pub fn unlimited(per_second: f64) -> loyalty_gateway::StartOptions {
+    loyalty_gateway::StartOptions {
+        dashboard: Some(loyalty_web::Settings {
+            api_rate: loyalty_web::api::RateLimit {
+                per_second,
+                burst: per_second,
+            },
+            ..Default::default()
+        }),
+        ..loyalty_gateway::StartOptions::default()
+    }
+}
+
 pub struct Api {
     pub base: String,
     pub http: reqwest::Client,
