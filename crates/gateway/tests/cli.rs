@@ -1032,6 +1032,15 @@ fn the_demo_runs_a_yclients_salon_and_a_clinic_on_arnica() {
         serde_json::json!(["min_visits"])
     );
     assert_eq!(fourth["returned"]["points"], 425, "{fourth}");
+    // Then she asked for her data and to be forgotten.
+    assert_eq!(fourth["forgotten"]["exported_visits"], 2, "{fourth}");
+    assert!(
+        fourth["forgotten"]["phone"]
+            .as_str()
+            .unwrap()
+            .starts_with("+999"),
+        "{fourth}"
+    );
     let mut told: Vec<(String, bool)> = fourth["webhooks"]
         .as_array()
         .unwrap()

@@ -3,7 +3,8 @@
 //! that checks each signature), and its POS pushes the day's visit through `/api/v1/visits`;
 //! the receiver is told of the points, signed. Then the salon writes a rule of its own (a custom
 //! trigger: 300 points on every return visit), tries it on the past visit through the API, and
-//! the client's next visit fires it — the receiver told of that too.
+//! the client's next visit fires it — the receiver told of that too. Last, the client asks for
+//! her data and to be forgotten (152-FZ): exported and forgotten through the API.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -226,6 +227,30 @@ pub(super) async fn salon(
             if *verified { "checked" } else { "WRONG" }
         ));
     }
+    // Her data on request (152-FZ): her copy, then forgotten; her points stay in the books.
+    let client_id = returned["client_id"].as_i64().unwrap_or_default();
+    let export = json_of(
+        http.get(format!("{base}/clients/{client_id}/export"))
+            .bearer_auth(&key)
+            .send()
+            .await?,
+    )
+    .await?;
+    let forgotten = json_of(
+        http.delete(format!("{base}/clients/{client_id}"))
+            .bearer_auth(&key)
+            .send()
+            .await?,
+    )
+    .await?;
+    let count = |field: &str| export[field].as_array().map_or(0, Vec::len);
+    say(format!(
+        "21:10  Дарья asks for her data, then to be forgotten (152-FZ):\n      GET {base}/clients/{client_id}/export → her card, {} ledger entries, {} visits\n      DELETE {base}/clients/{client_id} → her phone now {}, name and Telegram gone; her {} points stay in the books",
+        count("ledger"),
+        count("visits"),
+        forgotten["phone"].as_str().unwrap_or_default(),
+        export["balance"],
+    ));
     server.abort();
     Ok(json!({
         "salon": "Прима",
@@ -234,6 +259,11 @@ pub(super) async fn salon(
         "replayed": replayed == "true",
         "preview": {"fires": preview["fires"], "failing": failed},
         "returned": returned,
+        "forgotten": {
+            "exported_visits": count("visits"),
+            "exported_ledger": count("ledger"),
+            "phone": forgotten["phone"],
+        },
         "webhooks": events
             .iter()
             .map(|(kind, id, verified)| json!({"type": kind, "webhook_id": id, "signature_checked": verified}))
