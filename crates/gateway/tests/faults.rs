@@ -134,6 +134,34 @@ async fn ready(http: &reqwest::Client, base: &str) -> (u16, Duration) {
     (r.status().as_u16(), started.elapsed())
 }
 
+/// Sends `record_id` until the gateway takes it (200), for up to 20 s.
+async fn taken_again(http: &reqwest::Client, hook: &str, record_id: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, _) = deliver(http, hook, record_id).await;
+        if status == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "webhooks never taken again: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The points of the client the records name.
+async fn her_points(gateway: &loyalty_gateway::Gateway, partner: i64) -> Points {
+    let store = &gateway.store;
+    let phone = Phone::parse_international(PHONE).unwrap();
+    let client = store
+        .client_by_phone(PartnerId(partner), &phone)
+        .await
+        .unwrap()
+        .unwrap();
+    store.balance(PartnerId(partner), client.id).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_unreachable_is_a_quick_503_and_the_gateway_recovers_by_itself() {
     let schema = PgSchema::new().await;
@@ -187,37 +215,10 @@ async fn the_database_unreachable_is_a_quick_503_and_the_gateway_recovers_by_its
         assert!(Instant::now() < deadline, "never ready again");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, _) = deliver(&http, &hook, 5).await;
-        if status == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "webhooks never taken again: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    taken_again(&http, &hook, 5).await;
     assert_eq!(deliver(&http, &hook, 1).await.0, 200, "a repeat");
-    let client = gateway
-        .store
-        .client_by_phone(
-            PartnerId(partner),
-            &Phone::parse_international(PHONE).unwrap(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
     // Records 1 and 5 (100 points each); 2–4 were refused, for the poller to bring.
-    assert_eq!(
-        gateway
-            .store
-            .balance(PartnerId(partner), client.id)
-            .await
-            .unwrap(),
-        Points(200)
-    );
+    assert_eq!(her_points(&gateway, partner).await, Points(200));
     gateway.stop().await.unwrap();
     schema.drop().await;
 }
@@ -324,35 +325,8 @@ async fn a_read_only_database_is_a_503_that_names_it() {
     let (alter, end) = switch(false);
     run(alter).execute(&mut admin).await.unwrap();
     run(end).execute(&mut admin).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, _) = deliver(&http, &hook, 3).await;
-        if status == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "webhooks never taken again: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let client = gateway
-        .store
-        .client_by_phone(
-            PartnerId(partner),
-            &Phone::parse_international(PHONE).unwrap(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        gateway
-            .store
-            .balance(PartnerId(partner), client.id)
-            .await
-            .unwrap(),
-        Points(200)
-    );
+    taken_again(&http, &hook, 3).await;
+    assert_eq!(her_points(&gateway, partner).await, Points(200));
     gateway.stop().await.unwrap();
     schema.drop().await;
     run(format!("DROP ROLE IF EXISTS {role}"))

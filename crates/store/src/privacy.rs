@@ -33,6 +33,25 @@ pub struct Forgotten {
 /// The most of a client's history an export holds per kind.
 const EXPORT_LIMIT: u32 = 100_000;
 
+/// Texts that may name a client by her number: scrubbed of it.
+const NUMBER_IN: [(&str, &str); 6] = [
+    ("audit_log", "detail"),
+    ("connection_incidents", "detail"),
+    ("import_jobs", "last_error"),
+    ("crm_inbox", "last_error"),
+    ("redemptions", "wb_last_error"),
+    ("engage_sends", "last_error"),
+];
+
+/// Where the bot wrote a client's chat id: her consents' channel, her keys, send errors.
+const CHAT_IN: [(&str, &str); 5] = [
+    ("consent_log", "channel"),
+    ("holds", "idempotency_key"),
+    ("redemptions", "idempotency_key"),
+    ("ledger_entries", "idempotency_key"),
+    ("engage_sends", "last_error"),
+];
+
 /// `column` contains the text bound at `$n`.
 fn contains(backend: Backend, column: &str, n: u8) -> String {
     match backend {
@@ -297,14 +316,18 @@ impl SqlStore {
                 partner.0,
                 needle
             );
-            for (table, column) in [
-                ("audit_log", "detail"),
-                ("connection_incidents", "detail"),
-                ("import_jobs", "last_error"),
-                ("crm_inbox", "last_error"),
-                ("redemptions", "wb_last_error"),
-                ("engage_sends", "last_error"),
-            ] {
+        }
+        // Texts that may hold her number, and keys and channels the bot wrote with her chat id.
+        let mark = format!("forgotten-{}", client.0);
+        let mut scrubs = vec![
+            (phone.as_str(), anonymous.as_str(), &NUMBER_IN[..]),
+            (digits.as_str(), anonymous.as_str(), &NUMBER_IN[..]),
+        ];
+        if let Some(chat) = &chat {
+            scrubs.push((chat.as_str(), mark.as_str(), &CHAT_IN[..]));
+        }
+        for (needle, with, columns) in scrubs {
+            for (table, column) in columns {
                 run!(
                     format!(
                         "UPDATE {table} SET {column} = replace({column}, $2, $3) \
@@ -313,29 +336,7 @@ impl SqlStore {
                     ),
                     partner.0,
                     needle,
-                    anonymous.as_str()
-                );
-            }
-        }
-        // The chat id in keys and channels the bot wrote for her.
-        if let Some(chat) = &chat {
-            let mark = format!("forgotten-{}", client.0);
-            for (table, column) in [
-                ("consent_log", "channel"),
-                ("holds", "idempotency_key"),
-                ("redemptions", "idempotency_key"),
-                ("ledger_entries", "idempotency_key"),
-                ("engage_sends", "last_error"),
-            ] {
-                run!(
-                    format!(
-                        "UPDATE {table} SET {column} = replace({column}, $2, $3) \
-                         WHERE partner_id = $1 AND {}",
-                        contains(b, column, 2)
-                    ),
-                    partner.0,
-                    chat.as_str(),
-                    mark.as_str()
+                    with
                 );
             }
         }
