@@ -207,6 +207,8 @@ async fn a_forgotten_client_is_nowhere_and_the_books_stand() {
     };
     let (status, _) = api.delete(&wb, &path).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = api.get(Some(&wb), &format!("{path}/export")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, done) = api.delete(&w, &path).await;
     assert_eq!(status, StatusCode::OK, "{done}");
     assert_eq!(done["client_id"], her.id.0);

@@ -12,8 +12,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::clients::own;
 use super::extract::Segment;
+use super::id_of;
 use super::problem::{Problem, ProblemDoc};
 use crate::Dashboard;
 
@@ -86,10 +86,11 @@ pub async fn export(
     caller: Caller,
     Segment(id): Segment,
 ) -> Result<Json<ClientExport>, Problem> {
-    let client = own(&dash, &caller, &id).await?;
+    // Another salon's client is not found by the store's read (scoped by the salon): 404.
+    let client = ClientId(id_of(&id, "client")?);
     let value = dash
         .store
-        .export_client(caller.partner.id, client.id, &caller.actor(), dash.now_ms())
+        .export_client(caller.partner.id, client, &caller.actor(), dash.now_ms())
         .await
         .map_err(gone)?;
     serde_json::from_value(value)
@@ -120,15 +121,10 @@ pub async fn forget(
     Segment(id): Segment,
 ) -> Result<Json<ForgetOut>, Problem> {
     caller.write()?;
-    let client = own(&dash, &caller, &id).await?;
+    let client = ClientId(id_of(&id, "client")?);
     let done = dash
         .store
-        .forget_client(
-            caller.partner.id,
-            ClientId(client.id.0),
-            &caller.actor(),
-            dash.now_ms(),
-        )
+        .forget_client(caller.partner.id, client, &caller.actor(), dash.now_ms())
         .await
         .map_err(gone)?;
     Ok(Json(ForgetOut {

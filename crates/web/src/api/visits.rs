@@ -350,17 +350,6 @@ pub async fn push(
     }
 }
 
-/// What an outcome says of the visit's engine run.
-fn label(outcome: &Outcome) -> &'static str {
-    match outcome {
-        Outcome::Applied { .. } => "applied",
-        Outcome::Duplicate => "duplicate",
-        Outcome::Stale => "stale",
-        Outcome::NoChange { .. } => "no_change",
-        _ => "ignored",
-    }
-}
-
 /// The answer to a push when the outcome holds it: points moved for one client.
 fn quick_answer(
     v: &VisitIn,
@@ -379,7 +368,7 @@ fn quick_answer(
         &VisitOut {
             id: v.id.clone(),
             status: v.status,
-            outcome: Some(label(outcome).to_owned()),
+            outcome: Some(outcome.label().to_owned()),
             points: outcome.delta().0,
             client_id: Some(last.client_id.0),
             balance: Some(last.balance.0),
@@ -409,7 +398,7 @@ async fn full_answer(
         .ok_or_else(|| Problem::not_found("visit"))?;
     answer(
         StatusCode::OK,
-        &out(dash, &v.id, &row, Some(label(outcome)), outcome.delta().0).await?,
+        &out(dash, &v.id, &row, Some(outcome.label()), outcome.delta().0).await?,
     )
 }
 
